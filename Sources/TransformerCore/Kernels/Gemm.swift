@@ -1,0 +1,299 @@
+/// A strided, read-only matrix operand: element (i, j) is at `base[i * rowStride + j * colStride]`.
+///
+/// Transposes are expressed by swapping the strides, so one GEMM serves forward (x·W),
+/// input gradients (dy·Wᵀ) and weight gradients (xᵀ·dy) without copying.
+public struct MatrixOperand {
+    /// First element.
+    public var base: UnsafePointer<Float>
+    /// Distance in floats between consecutive rows of the operand as used in the product.
+    public var rowStride: Int
+    /// Distance in floats between consecutive columns.
+    public var colStride: Int
+
+    /// A row-major matrix with `columns` floats per row.
+    public static func rowMajor(_ p: UnsafePointer<Float>, columns: Int) -> MatrixOperand {
+        MatrixOperand(base: p, rowStride: columns, colStride: 1)
+    }
+    /// The transpose of a row-major matrix that has `columns` floats per row.
+    public static func transposed(_ p: UnsafePointer<Float>, columns: Int) -> MatrixOperand {
+        MatrixOperand(base: p, rowStride: 1, colStride: columns)
+    }
+}
+
+/// Single-precision matrix multiplication, BLIS-style: B is packed in KC×NC blocks shared by
+/// the workers, each worker packs its own MC×KC block of A, and the 12×32 micro-kernel runs over
+/// the packed panels. Decode-sized products (a handful of rows) skip packing B, which would cost
+/// more than the product itself.
+///
+/// Not reentrant: it owns its packing buffers. The model code calls it from one thread.
+public enum Gemm {
+    static let kc = 256
+    static let mc = 96      // 8 micro-panels of 12 rows: A block = 96 KiB, resident in L2
+    static let nc = 4096    // B block = 256 × 4096 floats = 4 MiB, resident in L3
+    /// Below this many multiply-adds a product runs on one thread.
+    static let parallelThreshold = 1 << 20
+
+    nonisolated(unsafe) static var packedB = Scratch()
+    nonisolated(unsafe) static var packedA: [Scratch] = []
+    nonisolated(unsafe) static var edgeTiles: [Scratch] = []
+
+    /// C(m×n) = A(m×k)·B(k×n) [+ bias(n) broadcast over rows] [+ C if `accumulate`].
+    /// `ldc` is the row stride of C.
+    public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+                                c: UnsafeMutablePointer<Float>, ldc: Int,
+                                accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            for i in 0..<m where !accumulate {
+                for j in 0..<n { c[i * ldc + j] = bias?[j] ?? 0 }
+            }
+            return
+        }
+        let threads = m * n * k >= parallelThreshold ? Parallel.threadCount : 1
+        ensureWorkspaces(threads)
+        if m <= 2 * gemmMR {
+            if b.colStride == 1 {
+                smallMRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
+                                accumulate: accumulate, bias: bias, threads: threads)
+                return
+            }
+            if b.rowStride == 1 && m <= 8 {
+                smallMTransposedB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
+                                  accumulate: accumulate, bias: bias, threads: threads)
+                return
+            }
+        }
+        blocked(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate,
+                bias: bias, threads: threads)
+    }
+
+    static func ensureWorkspaces(_ threads: Int) {
+        while packedA.count < max(threads, Parallel.threadCount) {
+            packedA.append(Scratch())
+            edgeTiles.append(Scratch())
+        }
+    }
+
+    // MARK: - The blocked path
+
+    static func blocked(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+                        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                        bias: UnsafePointer<Float>?, threads: Int) {
+        let mBlocks = (m + mc - 1) / mc
+        var jc = 0
+        while jc < n {
+            let ncur = min(nc, n - jc)
+            let panels = (ncur + gemmNR - 1) / gemmNR
+            // Split columns too when there are too few row blocks to keep every worker busy.
+            let nParts = mBlocks >= 2 * threads ? 1 : min(panels, threads)
+            var pc = 0
+            while pc < k {
+                let kcur = min(kc, k - pc)
+                let bp = packedB.floats(panels * gemmNR * kcur)
+                Parallel.forEachTask(panels, threads: threads) { panel, _ in
+                    packB(b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
+                          into: bp + panel * gemmNR * kcur)
+                }
+                let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
+                let biasBase = bias.map { $0 + jc }
+                Parallel.forEachTask(mBlocks * nParts, threads: threads) { task, worker in
+                    let mb = task / nParts, part = task % nParts
+                    let i0 = mb * mc
+                    let mcur = min(mc, m - i0)
+                    let ap = packedA[worker].floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
+                    packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, into: ap)
+                    let tile = edgeTiles[worker].floats(gemmMR * gemmNR)
+                    let pLo = panels * part / nParts, pHi = panels * (part + 1) / nParts
+                    for panel in pLo..<pHi {
+                        let j = panel * gemmNR
+                        let nValid = min(gemmNR, ncur - j)
+                        var ir = 0
+                        while ir < mcur {
+                            let mValid = min(gemmMR, mcur - ir)
+                            let cTile = c + (i0 + ir) * ldc + jc + j
+                            if mValid == gemmMR && nValid == gemmNR {
+                                microKernel12x32(kcur, ap + ir * kcur, bp + panel * gemmNR * kcur, gemmNR,
+                                                 cTile, ldc, mode, biasBase.map { $0 + j })
+                            } else {
+                                microKernel12x32(kcur, ap + ir * kcur, bp + panel * gemmNR * kcur, gemmNR,
+                                                 tile, gemmNR, .overwrite, nil)
+                                storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j })
+                            }
+                            ir += gemmMR
+                        }
+                    }
+                }
+                pc += kcur
+            }
+            jc += ncur
+        }
+    }
+
+    /// Adds or stores the valid corner of a 12×32 tile.
+    @inline(__always)
+    static func storeEdge(_ tile: UnsafeMutablePointer<Float>, _ mValid: Int, _ nValid: Int,
+                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
+                          _ bias: UnsafePointer<Float>?) {
+        for i in 0..<mValid {
+            let t = tile + i * gemmNR, row = c + i * ldc
+            switch mode {
+            case .overwrite: for j in 0..<nValid { row[j] = t[j] }
+            case .accumulate: for j in 0..<nValid { row[j] += t[j] }
+            case .bias: for j in 0..<nValid { row[j] = t[j] + bias![j] }
+            }
+        }
+    }
+
+    /// Packs rows i0..<i0+mc, columns p0..<p0+kc of A into 12-row panels (12 floats per k),
+    /// zero-padding the last panel.
+    @inline(__always)
+    static func packA(_ a: MatrixOperand, i0: Int, mc: Int, p0: Int, kc: Int, into ap: UnsafeMutablePointer<Float>) {
+        let rs = a.rowStride, cs = a.colStride
+        var ir = 0
+        while ir < mc {
+            let panel = ap + ir * kc
+            let rows = min(gemmMR, mc - ir)
+            if cs == 1 {
+                for ii in 0..<rows {
+                    let src = a.base + (i0 + ir + ii) * rs + p0
+                    for p in 0..<kc { panel[p * gemmMR + ii] = src[p] }
+                }
+            } else {
+                for p in 0..<kc {
+                    let src = a.base + (p0 + p) * cs + (i0 + ir) * rs
+                    for ii in 0..<rows { panel[p * gemmMR + ii] = src[ii * rs] }
+                }
+            }
+            if rows < gemmMR {
+                for p in 0..<kc { for ii in rows..<gemmMR { panel[p * gemmMR + ii] = 0 } }
+            }
+            ir += gemmMR
+        }
+    }
+
+    /// Packs rows p0..<p0+kc, columns j0..<j0+nValid of B into one 32-column panel (32 floats
+    /// per k), zero-padding missing columns.
+    @inline(__always)
+    static func packB(_ b: MatrixOperand, p0: Int, kc: Int, j0: Int, nValid: Int, into bp: UnsafeMutablePointer<Float>) {
+        let rs = b.rowStride, cs = b.colStride
+        if cs == 1 && nValid == gemmNR {
+            typealias V = SIMD16<Float>
+            for p in 0..<kc {
+                let src = UnsafeRawPointer(b.base + (p0 + p) * rs + j0)
+                let dst = UnsafeMutableRawPointer(bp + p * gemmNR)
+                dst.storeBytes(of: src.loadUnaligned(as: V.self), as: V.self)
+                dst.storeBytes(of: src.loadUnaligned(fromByteOffset: 64, as: V.self), toByteOffset: 64, as: V.self)
+            }
+        } else if rs == 1 {
+            for jj in 0..<nValid {
+                let src = b.base + (j0 + jj) * cs + p0
+                for p in 0..<kc { bp[p * gemmNR + jj] = src[p] }
+            }
+            if nValid < gemmNR { for p in 0..<kc { for jj in nValid..<gemmNR { bp[p * gemmNR + jj] = 0 } } }
+        } else {
+            for p in 0..<kc {
+                let src = b.base + (p0 + p) * rs + j0 * cs
+                for jj in 0..<gemmNR { bp[p * gemmNR + jj] = jj < nValid ? src[jj * cs] : 0 }
+            }
+        }
+    }
+
+    // MARK: - Decode-sized products
+
+    /// Few rows, row-major B (k×n, e.g. a weight in [in, out] layout): the micro-kernel reads B
+    /// in place; only A (a dozen rows) is packed.
+    static func smallMRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                                bias: UnsafePointer<Float>?, threads: Int) {
+        let mPanels = (m + gemmMR - 1) / gemmMR
+        let ap = packedA[0].floats(mPanels * gemmMR * k)
+        packA(a, i0: 0, mc: m, p0: 0, kc: k, into: ap)
+        let fullPanels = n / gemmNR
+        let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
+        Parallel.forEachTask(threads, threads: threads) { part, worker in
+            let lo = fullPanels * part / threads, hi = fullPanels * (part + 1) / threads
+            let tile = edgeTiles[worker].floats(gemmMR * gemmNR)
+            for panel in lo..<hi {
+                let j = panel * gemmNR
+                for mp in 0..<mPanels {
+                    let i = mp * gemmMR
+                    let mValid = min(gemmMR, m - i)
+                    let bPanel = b.base + j
+                    if mValid == gemmMR {
+                        microKernel12x32(k, ap + i * k, bPanel, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
+                    } else {
+                        microKernel12x32(k, ap + i * k, bPanel, b.rowStride, tile, gemmNR, .overwrite, nil)
+                        storeEdge(tile, mValid, gemmNR, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
+                    }
+                }
+            }
+        }
+        // Leftover columns (n not a multiple of 32): a scalar loop over a few columns.
+        let j0 = fullPanels * gemmNR
+        if j0 < n {
+            for i in 0..<m {
+                for j in j0..<n {
+                    var s: Float = 0
+                    for p in 0..<k { s += a.base[i * a.rowStride + p * a.colStride] * b.base[p * b.rowStride + j] }
+                    let base: Float = accumulate ? c[i * ldc + j] : (bias?[j] ?? 0)
+                    c[i * ldc + j] = base + s
+                }
+            }
+        }
+    }
+
+    /// Few rows (≤ 8), B given as the transpose of a row-major matrix (n×k, e.g. the tied
+    /// embedding for the LM head): each output is a dot product of two contiguous rows, and
+    /// every row of the big matrix is read once.
+    static func smallMTransposedB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                                  bias: UnsafePointer<Float>?, threads: Int) {
+        // Gather A rows contiguously (m × k).
+        let ap = packedA[0].floats(m * k)
+        for i in 0..<m { for p in 0..<k { ap[i * k + p] = a.base[i * a.rowStride + p * a.colStride] } }
+        let ldb = b.colStride
+        let apc = UnsafePointer(ap)
+        Parallel.forEachTask(threads, threads: threads) { part, _ in
+            let lo = n * part / threads, hi = n * (part + 1) / threads
+            var j = lo
+            while j < hi {
+                let dots = dotRows8(apc, m: m, k: k, b.base + j * ldb)
+                for i in 0..<m {
+                    let base: Float = accumulate ? c[i * ldc + j] : (bias?[j] ?? 0)
+                    c[i * ldc + j] = base + dots[i]
+                }
+                j += 1
+            }
+        }
+    }
+
+    /// Dot products of one contiguous row `w` (length k) with up to 8 rows of `a` (m × k).
+    @inline(__always)
+    static func dotRows8(_ a: UnsafePointer<Float>, m: Int, k: Int, _ w: UnsafePointer<Float>) -> SIMD8<Float> {
+        typealias V = SIMD16<Float>
+        var acc = (V(), V(), V(), V(), V(), V(), V(), V())
+        let wr = UnsafeRawPointer(w)
+        var p = 0
+        while p + 16 <= k {
+            let wv = wr.loadUnaligned(fromByteOffset: p * 4, as: V.self)
+            let ar = UnsafeRawPointer(a + p)
+            let rb = k * 4
+            acc.0 = acc.0.addingProduct(ar.loadUnaligned(as: V.self), wv)
+            if m > 1 { acc.1 = acc.1.addingProduct(ar.loadUnaligned(fromByteOffset: rb, as: V.self), wv) }
+            if m > 2 { acc.2 = acc.2.addingProduct(ar.loadUnaligned(fromByteOffset: 2 * rb, as: V.self), wv) }
+            if m > 3 { acc.3 = acc.3.addingProduct(ar.loadUnaligned(fromByteOffset: 3 * rb, as: V.self), wv) }
+            if m > 4 { acc.4 = acc.4.addingProduct(ar.loadUnaligned(fromByteOffset: 4 * rb, as: V.self), wv) }
+            if m > 5 { acc.5 = acc.5.addingProduct(ar.loadUnaligned(fromByteOffset: 5 * rb, as: V.self), wv) }
+            if m > 6 { acc.6 = acc.6.addingProduct(ar.loadUnaligned(fromByteOffset: 6 * rb, as: V.self), wv) }
+            if m > 7 { acc.7 = acc.7.addingProduct(ar.loadUnaligned(fromByteOffset: 7 * rb, as: V.self), wv) }
+            p += 16
+        }
+        var out = SIMD8<Float>(acc.0.sum(), acc.1.sum(), acc.2.sum(), acc.3.sum(),
+                               acc.4.sum(), acc.5.sum(), acc.6.sum(), acc.7.sum())
+        while p < k {
+            for i in 0..<m { out[i] += a[i * k + p] * w[p] }
+            p += 1
+        }
+        return out
+    }
+}

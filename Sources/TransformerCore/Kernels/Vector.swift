@@ -1,0 +1,104 @@
+// Small SIMD helpers shared by the layer kernels. Each processes 16 floats per step and finishes
+// the remainder with scalars, so any length works.
+
+typealias F16 = SIMD16<Float>
+
+@inline(__always) func vload(_ p: UnsafePointer<Float>) -> F16 {
+    UnsafeRawPointer(p).loadUnaligned(as: F16.self)
+}
+@inline(__always) func vload(_ p: UnsafeMutablePointer<Float>) -> F16 {
+    UnsafeRawPointer(p).loadUnaligned(as: F16.self)
+}
+@inline(__always) func vstore(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
+}
+
+/// Σ a[i]·b[i] over n elements.
+@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc0 = F16(), acc1 = F16()
+    var i = 0
+    while i + 32 <= n {
+        acc0 = acc0.addingProduct(vload(a + i), vload(b + i))
+        acc1 = acc1.addingProduct(vload(a + i + 16), vload(b + i + 16))
+        i += 32
+    }
+    if i + 16 <= n { acc0 = acc0.addingProduct(vload(a + i), vload(b + i)); i += 16 }
+    var s = (acc0 + acc1).sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// y[i] += alpha·x[i] over n elements.
+@inline(__always) func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    let av = F16(repeating: alpha)
+    var i = 0
+    while i + 16 <= n { vstore(vload(y + i).addingProduct(av, vload(x + i)), y + i); i += 16 }
+    while i < n { y[i] += alpha * x[i]; i += 1 }
+}
+
+/// y[i] += x[i] over n elements.
+@inline(__always) func addInPlace(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 16 <= n { vstore(vload(y + i) + vload(x + i), y + i); i += 16 }
+    while i < n { y[i] += x[i]; i += 1 }
+}
+
+/// y[i] *= alpha over n elements.
+@inline(__always) func scaleInPlace(_ alpha: Float, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    let av = F16(repeating: alpha)
+    while i + 16 <= n { vstore(vload(y + i) * av, y + i); i += 16 }
+    while i < n { y[i] *= alpha; i += 1 }
+}
+
+/// Maximum of n ≥ 1 elements.
+@inline(__always) func maxElement(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m = -Float.infinity
+    var i = 0
+    if n >= 16 {
+        var mv = F16(repeating: -.infinity)
+        while i + 16 <= n { mv = pointwiseMax(mv, vload(x + i)); i += 16 }
+        m = mv.max()
+    }
+    while i < n { m = Swift.max(m, x[i]); i += 1 }
+    return m
+}
+
+/// A fast exp for SIMD16 lanes: range reduction to 2^k·e^r, |r| ≤ ln2/2, and a degree-6
+/// polynomial; relative error about 2e-7 for x in [-87, 88]. Inputs below -87 give 0.
+@inline(__always) func vexp(_ x: F16) -> F16 {
+    let log2e: Float = 1.442695040888963
+    let xc = pointwiseMin(pointwiseMax(x, F16(repeating: -87.3)), F16(repeating: 88.3))
+    let k = (xc * log2e).rounded(.toNearestOrEven)
+    // r = x - k·ln2, with ln2 split in two for accuracy
+    var r = xc.addingProduct(k, F16(repeating: -0.693145751953125))
+    r = r.addingProduct(k, F16(repeating: -1.428606765330187e-06))
+    var p = F16(repeating: 1.0 / 720.0)
+    p = F16(repeating: 1.0 / 120.0).addingProduct(p, r)
+    p = F16(repeating: 1.0 / 24.0).addingProduct(p, r)
+    p = F16(repeating: 1.0 / 6.0).addingProduct(p, r)
+    p = F16(repeating: 0.5).addingProduct(p, r)
+    p = F16(repeating: 1.0).addingProduct(p, r)
+    p = F16(repeating: 1.0).addingProduct(p, r)
+    let ki = SIMD16<Int32>(k, rounding: .towardZero)
+    let scale = unsafeBitCast((ki &+ 127) &<< 23, to: F16.self)
+    var result = p * scale
+    result.replace(with: 0, where: x .< -87.0)
+    return result
+}
+
+/// Writes exp(x[i] - shift) into y and returns their sum.
+@inline(__always) func expShiftSum(_ x: UnsafePointer<Float>, _ shift: Float, _ y: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    var acc = F16()
+    let sv = F16(repeating: shift)
+    var i = 0
+    while i + 16 <= n {
+        let e = vexp(vload(x + i) - sv)
+        vstore(e, y + i); acc += e; i += 16
+    }
+    var s = acc.sum()
+    while i < n { let e = expf(x[i] - shift); y[i] = e; s += e; i += 1 }
+    return s
+}
+
+import Foundation

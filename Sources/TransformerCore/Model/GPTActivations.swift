@@ -1,0 +1,73 @@
+/// Activations and backward-pass buffers for one (B, T) shape, allocated once and reused.
+///
+/// Everything the backward pass needs from the forward pass is kept here; `GPTModel.forward`
+/// overwrites it on each call. Allocate one per shape (and per model that runs concurrently).
+public final class GPTActivations {
+    /// Batch size and sequence length this set was allocated for.
+    public let batch: Int, length: Int
+    let config: GPTConfig
+    let n: Int
+
+    final class Block {
+        let ln1, ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3: FloatBuffer
+        init(n: Int, c: Int, b: Int, t: Int, nh: Int) {
+            ln1 = FloatBuffer(count: n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
+            qkv = FloatBuffer(count: n * 3 * c); atty = FloatBuffer(count: n * c)
+            att = FloatBuffer(count: b * nh * t * t); res2 = FloatBuffer(count: n * c)
+            ln2 = FloatBuffer(count: n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
+            fch = FloatBuffer(count: n * 4 * c); fchGelu = FloatBuffer(count: n * 4 * c); res3 = FloatBuffer(count: n * c)
+        }
+    }
+
+    let encoded: FloatBuffer
+    let blocks: [Block]
+    /// Final LayerNorm output (B, T, C): the hidden state the heads read.
+    public let lnf: FloatBuffer
+    let lnfMean, lnfRstd: FloatBuffer
+    /// Scalar-head output at every position (B, T), when the model has a scalar head.
+    public let values: FloatBuffer
+    private var logitsStorage: FloatBuffer?
+    private var dlogitsStorage: FloatBuffer?
+
+    // backward-pass buffers
+    let dres, dtmp, dqkv, dfch: FloatBuffer
+    let lnPartials = Scratch()
+
+    /// Allocates buffers for batches of `batch` × `length` tokens.
+    public init(config: GPTConfig, batch: Int, length: Int) {
+        self.config = config; self.batch = batch; self.length = length
+        let n = batch * length
+        self.n = n
+        let c = config.nEmbd
+        encoded = FloatBuffer(count: n * c)
+        blocks = (0..<config.nLayer).map { _ in Block(n: n, c: c, b: batch, t: length, nh: config.nHead) }
+        lnf = FloatBuffer(count: n * c); lnfMean = FloatBuffer(count: n); lnfRstd = FloatBuffer(count: n)
+        values = FloatBuffer(count: n)
+        dres = FloatBuffer(count: n * c); dtmp = FloatBuffer(count: n * c)
+        dqkv = FloatBuffer(count: n * 3 * c); dfch = FloatBuffer(count: n * 4 * c)
+    }
+
+    /// Logits (B, T, V), allocated on first use (scalar-head models never need them).
+    public var logits: FloatBuffer {
+        if let l = logitsStorage { return l }
+        let l = FloatBuffer(count: n * config.vocabSize); logitsStorage = l; return l
+    }
+
+    /// Gradient of the objective with respect to the logits (B, T, V), filled by a loss before
+    /// `GPTModel.backward`.
+    public var dlogits: FloatBuffer {
+        if let l = dlogitsStorage { return l }
+        let l = FloatBuffer(count: n * config.vocabSize); dlogitsStorage = l; return l
+    }
+
+    /// Floats held by this activation set (for memory reports).
+    public var floatCount: Int {
+        var total = encoded.count + lnf.count + lnfMean.count * 2 + values.count
+        total += dres.count + dtmp.count + dqkv.count + dfch.count
+        for b in blocks {
+            total += b.ln1.count * 6 + b.ln1Mean.count * 4 + b.qkv.count + b.att.count + b.fch.count * 2 - b.ln1.count
+        }
+        total += (logitsStorage?.count ?? 0) + (dlogitsStorage?.count ?? 0)
+        return total
+    }
+}

@@ -1,0 +1,82 @@
+/// A GPT-2 model: configuration, parameters in one contiguous buffer, and (when training) a
+/// gradient buffer with the same layout.
+public final class GPTModel {
+    /// Hyperparameters.
+    public let config: GPTConfig
+    /// Where each named tensor lives in `parameters` and `gradients`.
+    public let layout: ParameterLayout
+    /// All parameters, contiguous.
+    public let parameters: FloatBuffer
+    let p: ModelTensors
+    private var gradStorage: FloatBuffer?
+    var g: ModelTensors?
+
+    /// A model with all parameters zero; call `initializeGPT2(seed:)` or load weights.
+    public init(config: GPTConfig, scalarHead: Bool = false) {
+        if let problem = config.validationError() { preconditionFailure("GPTConfig: \(problem)") }
+        self.config = config
+        layout = ParameterLayout(config: config, scalarHead: scalarHead)
+        parameters = FloatBuffer(count: layout.count)
+        p = ModelTensors(parameters.pointer, layout, config)
+    }
+
+    /// Whether the model has a scalar head (reward or value model).
+    public var hasScalarHead: Bool { layout.hasScalarHead }
+
+    /// GPT-2 initialisation: weights N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)),
+    /// LayerNorm gains 1, biases 0; a scalar head N(0, 1/√(n_embd+1)) with zero bias.
+    public func initializeGPT2(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        let residualStd = 0.02 / Float(2 * config.nLayer).squareRoot()
+        for slot in layout.slots {
+            let t = parameters.pointer + slot.offset
+            let std: Float
+            if slot.name.hasSuffix("ln_1.weight") || slot.name.hasSuffix("ln_2.weight") || slot.name == "ln_f.weight" {
+                t.update(repeating: 1, count: slot.count); continue
+            } else if slot.name == "score.weight" {
+                std = 1 / Float(config.nEmbd + 1).squareRoot()
+            } else if !slot.decays {
+                t.update(repeating: 0, count: slot.count); continue
+            } else if slot.name.hasSuffix("c_proj.weight") {
+                std = residualStd
+            } else {
+                std = 0.02
+            }
+            for i in 0..<slot.count { t[i] = rng.normal() * std }
+        }
+    }
+
+    /// The parameter tensor called `name` (Hugging Face naming).
+    public func tensor(_ name: String) -> UnsafeMutableBufferPointer<Float> {
+        guard let slot = layout[name] else { preconditionFailure("no parameter named \(name)") }
+        return UnsafeMutableBufferPointer(start: parameters.pointer + slot.offset, count: slot.count)
+    }
+
+    /// Gradients, same layout as `parameters`; allocated (zeroed) on first access.
+    public var gradients: FloatBuffer {
+        if let gs = gradStorage { return gs }
+        let gs = FloatBuffer(count: layout.count)
+        gradStorage = gs
+        g = ModelTensors(gs.pointer, layout, config)
+        return gs
+    }
+
+    /// The gradient of the tensor called `name`.
+    public func gradient(_ name: String) -> UnsafeMutableBufferPointer<Float> {
+        guard let slot = layout[name] else { preconditionFailure("no parameter named \(name)") }
+        return UnsafeMutableBufferPointer(start: gradients.pointer + slot.offset, count: slot.count)
+    }
+
+    /// Sets every gradient to zero (gradients accumulate across `backward` calls).
+    public func zeroGradients() { gradients.zero() }
+
+    /// Copies parameters from another model of the same configuration. When this model has a
+    /// scalar head and `other` does not, the head is left as it is.
+    public func copyParameters(from other: GPTModel) {
+        precondition(other.config == config, "copyParameters: configurations differ")
+        for slot in layout.slots {
+            guard let src = other.layout[slot.name] else { continue }
+            (parameters.pointer + slot.offset).update(from: other.parameters.pointer + src.offset, count: slot.count)
+        }
+    }
+}

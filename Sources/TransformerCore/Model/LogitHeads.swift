@@ -1,0 +1,148 @@
+import Foundation
+
+/// Per-position quantities computed from the logits, and gradients of objectives built from them.
+///
+/// With z = logits/τ and p = softmax(z):
+/// - log p(y) = z_y − logsumexp(z)
+/// - H = logsumexp(z) − Σ p·z
+/// - ∂log p(y)/∂logits_j = (δ_jy − p_j)/τ
+/// - ∂H/∂logits_j = −p_j·(log p_j + H)/τ
+public enum LogitHeads {
+    nonisolated(unsafe) static var rowScratch: [Scratch] = []
+
+    static func scratch(_ worker: Int) -> Scratch {
+        while rowScratch.count <= worker { rowScratch.append(Scratch()) }
+        return rowScratch[worker]
+    }
+
+    /// Softmax of row/τ into `probs`; returns (logsumexp(z), Σ p·z).
+    @inline(__always)
+    static func softmaxRow(_ row: UnsafePointer<Float>, _ v: Int, _ invTemp: Float, _ probs: UnsafeMutablePointer<Float>) -> (Float, Float) {
+        let m = maxElement(row, v) * invTemp
+        var sum: Float = 0
+        var acc = F16()
+        let iv = F16(repeating: invTemp), mv = F16(repeating: m)
+        var j = 0
+        while j + 16 <= v {
+            let e = vexp(vload(row + j) * iv - mv)
+            vstore(e, probs + j); acc += e; j += 16
+        }
+        sum = acc.sum()
+        while j < v { let e = expf(row[j] * invTemp - m); probs[j] = e; sum += e; j += 1 }
+        let inv = 1 / sum
+        var pz = F16(); j = 0
+        while j + 16 <= v {
+            let pj = vload(probs + j) * inv
+            vstore(pj, probs + j); pz = pz.addingProduct(pj, vload(row + j)); j += 16
+        }
+        var pzs = pz.sum()
+        while j < v { probs[j] *= inv; pzs += probs[j] * row[j]; j += 1 }
+        return (m + logf(sum), pzs * invTemp)
+    }
+
+    static func forRows(_ n: Int, _ v: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
+        let threads = n * v >= (1 << 15) ? Parallel.threadCount : 1
+        for w in 0..<threads { _ = scratch(w) }
+        Parallel.forEachTask(threads, threads: threads) { part, worker in
+            let probs = rowScratch[worker].floats(v)
+            for i in (n * part / threads)..<(n * (part + 1) / threads) { body(i, probs) }
+        }
+    }
+
+    /// log p(target) under softmax(logits/τ) for each position; 0 where the target is negative
+    /// (ignored).
+    public static func targetLogProbs(_ acts: GPTActivations, targets: [Int32], temperature: Float = 1) -> [Float] {
+        let n = acts.batch * acts.length, v = acts.config.vocabSize
+        precondition(targets.count == n)
+        var out = [Float](repeating: 0, count: n)
+        let logits = acts.logits.pointer
+        out.withUnsafeMutableBufferPointer { o in
+            let o = o.baseAddress!
+            forRows(n, v) { i, probs in
+                let y = Int(targets[i])
+                guard y >= 0 else { return }
+                let (lse, _) = softmaxRow(logits + i * v, v, 1 / temperature, probs)
+                o[i] = logits[i * v + y] / temperature - lse
+            }
+        }
+        return out
+    }
+
+    /// Entropy of softmax(logits/τ) at every position.
+    public static func entropies(_ acts: GPTActivations, temperature: Float = 1) -> [Float] {
+        let n = acts.batch * acts.length, v = acts.config.vocabSize
+        var out = [Float](repeating: 0, count: n)
+        let logits = acts.logits.pointer
+        out.withUnsafeMutableBufferPointer { o in
+            let o = o.baseAddress!
+            forRows(n, v) { i, probs in
+                let (lse, pz) = softmaxRow(logits + i * v, v, 1 / temperature, probs)
+                o[i] = lse - pz
+            }
+        }
+        return out
+    }
+
+    /// Mean cross-entropy of the targets (negative targets are ignored). With `writeGradient`,
+    /// fills `acts.dlogits` with the gradient of that mean.
+    public static func crossEntropy(_ acts: GPTActivations, targets: [Int32], writeGradient: Bool) -> Float {
+        let count = targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
+        guard count > 0 else {
+            if writeGradient { acts.dlogits.zero() }
+            return 0
+        }
+        let scale = -1 / Float(count)
+        if writeGradient {
+            let dLogp = targets.map { $0 >= 0 ? scale : 0 }
+            let logp = logitGradient(acts, targets: targets, temperature: 1, dLogProb: dLogp, dEntropy: nil)
+            return -logp.reduce(0, +) / Float(count)
+        }
+        return -targetLogProbs(acts, targets: targets).reduce(0, +) / Float(count)
+    }
+
+    /// Writes `acts.dlogits` = Σ_positions dLogProb·∂log p(target)/∂logits + dEntropy·∂H/∂logits
+    /// under temperature τ; returns the target log-probabilities (0 for ignored targets).
+    /// Either gradient may be nil; a negative target contributes no log-probability term.
+    @discardableResult
+    public static func logitGradient(_ acts: GPTActivations, targets: [Int32], temperature: Float,
+                                     dLogProb: [Float]?, dEntropy: [Float]?) -> [Float] {
+        let n = acts.batch * acts.length, v = acts.config.vocabSize
+        precondition(targets.count == n && (dLogProb?.count ?? n) == n && (dEntropy?.count ?? n) == n)
+        let logits = acts.logits.pointer, dlogits = acts.dlogits.pointer
+        let invT = 1 / temperature
+        var out = [Float](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { o in
+            let o = o.baseAddress!
+            forRows(n, v) { i, probs in
+                let row = logits + i * v, drow = dlogits + i * v
+                let (lse, pz) = softmaxRow(row, v, invT, probs)
+                let y = Int(targets[i])
+                let gl: Float = y >= 0 ? (dLogProb?[i] ?? 0) : 0
+                let ge: Float = dEntropy?[i] ?? 0
+                if y >= 0 { o[i] = row[y] * invT - lse }
+                // d/dz_j = −gl·p_j − ge·p_j·(log p_j + H), with log p_j = z_j − lse
+                let h = lse - pz
+                let a = F16(repeating: -gl * invT), geT = F16(repeating: -ge * invT)
+                let shift = F16(repeating: h - lse), ivv = F16(repeating: invT)
+                var j = 0
+                if ge == 0 {
+                    while j + 16 <= v { vstore(a * vload(probs + j), drow + j); j += 16 }
+                } else {
+                    while j + 16 <= v {
+                        let pj = vload(probs + j)
+                        let logpPlusH = vload(row + j) * ivv + shift
+                        vstore(a * pj + geT * pj * logpPlusH, drow + j)
+                        j += 16
+                    }
+                }
+                while j < v {
+                    let pj = probs[j]
+                    drow[j] = -gl * invT * pj - ge * invT * pj * (row[j] * invT - lse + h)
+                    j += 1
+                }
+                if y >= 0 { drow[y] += gl * invT }
+            }
+        }
+        return out
+    }
+}

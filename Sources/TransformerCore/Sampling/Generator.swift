@@ -1,0 +1,184 @@
+/// Why a sequence stopped.
+public enum FinishReason: String, Codable, Sendable {
+    /// It produced the end-of-sequence token.
+    case eos
+    /// It reached the maximum number of new tokens.
+    case length
+}
+
+/// One generated continuation.
+public struct Generation: Equatable, Sendable {
+    /// The new tokens, ending with EOS when `finishReason == .eos`.
+    public var tokens: [Int32]
+    /// Log-probability of each new token under softmax(logits/temperature).
+    public var logProbs: [Float]
+    /// Why generation stopped.
+    public var finishReason: FinishReason
+}
+
+/// Batched incremental decoding with a KV cache: prompts of different lengths are left-padded,
+/// run through the model once (prefill), and then extended one token per step, each step costing
+/// one row per sequence instead of a full forward pass.
+public final class Generator {
+    /// The model sampled from.
+    public let model: GPTModel
+    private var state: DecodeState?
+
+    /// A generator for `model`.
+    public init(model: GPTModel) { self.model = model }
+
+    /// Samples up to `maxNewTokens` tokens after each prompt. A sequence stops at `eos` (when
+    /// given) or at the limit. `pad` fills the left padding (it is masked out, so any valid id
+    /// works). Prompts need at least one token, and prompt + new tokens must fit in n_ctx.
+    public func generate(prompts: [[Int32]], maxNewTokens: Int, settings: SamplingSettings,
+                         eos: Int32?, pad: Int32, rng: inout SeededRandom) -> [Generation] {
+        precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
+        let b = prompts.count, v = model.config.vocabSize
+        var results = (0..<b).map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) }
+        if maxNewTokens <= 0 { return results }
+        let sampler = Sampler(settings: settings, vocabSize: v)
+        let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens)
+        var positions = prompts.map { Int32($0.count) }
+        var done = [Bool](repeating: false, count: b)
+        var next = [Int32](repeating: pad, count: b)
+        let st = state!
+        for step in 0..<maxNewTokens {
+            for i in 0..<b where !done[i] {
+                let (tok, lp) = sampler.pick(st.logits.pointer + i * v, v, rng: &rng)
+                results[i].tokens.append(tok)
+                results[i].logProbs.append(lp)
+                next[i] = tok
+                if let eos, tok == eos { done[i] = true; results[i].finishReason = .eos }
+            }
+            if step == maxNewTokens - 1 || !done.contains(false) { break }
+            decode(cache, tokens: next, positions: positions)
+            for i in 0..<b { positions[i] += 1 }
+        }
+        return results
+    }
+
+    /// Runs the left-padded prompts through the model, fills a new cache with room for `extra`
+    /// more positions, and leaves the next-token logits of each prompt in `logits`.
+    @discardableResult
+    public func prefill(prompts: [[Int32]], pad: Int32, extra: Int) -> KVCache {
+        let cfg = model.config
+        let batch = TokenBatch(leftPadding: prompts, pad: pad)
+        let tp = batch.length, b = batch.batch, c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize
+        precondition(tp + extra <= cfg.nCtx, "prompt (\(tp)) + new tokens (\(extra)) exceed the context of \(cfg.nCtx)")
+        let cache = KVCache(config: cfg, batch: b, capacity: tp + extra)
+        let st = decodeState(b)
+        let acts = GPTActivations(config: cfg, batch: b, length: tp)
+        model.forward(batch, acts, computeLogits: false)
+        let cap = cache.capacity
+        for l in 0..<cfg.nLayer {
+            let qkv = acts.blocks[l].qkv.pointer, kc = cache.keys[l].pointer, vc = cache.values[l].pointer
+            for bi in 0..<b {
+                for t in 0..<tp {
+                    let row = qkv + (bi * tp + t) * 3 * c
+                    for h in 0..<nh {
+                        let k = row + c + h * hs, vv = row + 2 * c + h * hs
+                        let kBase = kc + (bi * nh + h) * hs * cap + t
+                        for d in 0..<hs { kBase[d * cap] = k[d] }
+                        (vc + ((bi * nh + h) * cap + t) * hs).update(from: vv, count: hs)
+                    }
+                }
+            }
+        }
+        for bi in 0..<b {
+            for t in 0..<tp { cache.mask[bi * cap + t] = batch.mask[bi * tp + t] }
+            (st.x.pointer + bi * c).update(from: acts.lnf.pointer + (bi * tp + tp - 1) * c, count: c)
+        }
+        cache.length = tp
+        lmHead(st.x.pointer, b)
+        return cache
+    }
+
+    /// Logits (B, V) left by the last `prefill` or `decode`.
+    public var logits: UnsafePointer<Float> { UnsafePointer(state!.logits.pointer) }
+
+    /// Feeds one token per sequence at the given positions, appends their keys and values to the
+    /// cache, and leaves the next-token logits in `logits`.
+    public func decode(_ cache: KVCache, tokens: [Int32], positions: [Int32]) {
+        let cfg = model.config, p = model.p
+        let b = cache.batch, c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize, cap = cache.capacity
+        precondition(tokens.count == b && positions.count == b && cache.length < cap, "decode: cache full or wrong batch")
+        let st = decodeState(b)
+        let cur = cache.length
+        for bi in 0..<b { cache.mask[bi * cap + cur] = 1 }
+        tokens.withUnsafeBufferPointer { tok in
+            positions.withUnsafeBufferPointer { pos in
+                encoderForward(st.x.pointer, tok.baseAddress!, pos.baseAddress!, p.wte, p.wpe, b, c)
+            }
+        }
+        let eps = cfg.layerNormEpsilon
+        let scale = 1 / Float(hs).squareRoot()
+        let x = st.x.pointer
+        for (l, w) in p.blocks.enumerated() {
+            layerNormForward(st.ln.pointer, st.mean.pointer, st.rstd.pointer, x, w.ln1w, w.ln1b, b, c, eps)
+            linear(st.qkv.pointer, st.ln.pointer, w.qkvw, w.qkvb, b, c, 3 * c)
+            let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
+            let qkv = st.qkv.pointer, atty = st.atty.pointer
+            cache.mask.withUnsafeBufferPointer { maskBuf in
+                let mask = maskBuf.baseAddress!
+                let threads = b * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
+                AttentionScratch.ensure(threads)
+                Parallel.forEachTask(b * nh, threads: threads) { task, worker in
+                    let bi = task / nh, h = task % nh
+                    let row = qkv + bi * 3 * c
+                    let q = row + h * hs, k = row + c + h * hs, vv = row + 2 * c + h * hs
+                    let kBase = kc + (bi * nh + h) * hs * cap, vBase = vc + (bi * nh + h) * cap * hs
+                    // append this token's key and value
+                    for d in 0..<hs { kBase[d * cap + cur] = k[d] }
+                    (vBase + cur * hs).update(from: vv, count: hs)
+                    // scores over cached positions, masked softmax, weighted sum of values
+                    let scores = AttentionScratch.get(worker).floats(cap)
+                    scores.update(repeating: 0, count: cur + 1)
+                    for d in 0..<hs { axpy(q[d] * scale, kBase + d * cap, scores, cur + 1) }
+                    maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
+                    let o = atty + bi * c + h * hs
+                    o.update(repeating: 0, count: hs)
+                    for s in 0...cur where scores[s] != 0 { axpy(scores[s], vBase + s * hs, o, hs) }
+                }
+            }
+            linear(st.tmp.pointer, atty, w.projw, w.projb, b, c, c)
+            addInPlace(st.tmp.pointer, x, b * c)
+            layerNormForward(st.ln.pointer, st.mean.pointer, st.rstd.pointer, x, w.ln2w, w.ln2b, b, c, eps)
+            linear(st.fch.pointer, st.ln.pointer, w.fcw, w.fcb, b, c, 4 * c)
+            geluForward(st.fch.pointer, st.fch.pointer, b * 4 * c)
+            linear(st.tmp.pointer, st.fch.pointer, w.fcprojw, w.fcprojb, b, 4 * c, c)
+            addInPlace(st.tmp.pointer, x, b * c)
+        }
+        cache.length = cur + 1
+        layerNormForward(st.ln.pointer, st.mean.pointer, st.rstd.pointer, x, p.lnfw, p.lnfb, b, c, eps)
+        lmHead(st.ln.pointer, b)
+    }
+
+    /// logits (B,V) = hidden (B,C) · wteᵀ
+    private func lmHead(_ hidden: UnsafeMutablePointer<Float>, _ b: Int) {
+        let cfg = model.config, st = state!
+        Gemm.multiply(m: b, n: cfg.vocabSize, k: cfg.nEmbd, a: .rowMajor(hidden, columns: cfg.nEmbd),
+                      b: .transposed(model.p.wte, columns: cfg.nEmbd), c: st.logits.pointer, ldc: cfg.vocabSize)
+    }
+
+    private func decodeState(_ b: Int) -> DecodeState {
+        if let s = state, s.batch == b { return s }
+        let s = DecodeState(config: model.config, batch: b)
+        state = s
+        return s
+    }
+}
+
+/// Per-step buffers for decoding a batch, allocated once per batch size.
+final class DecodeState {
+    let batch: Int
+    let x, ln, mean, rstd, qkv, atty, tmp, fch, logits: FloatBuffer
+    init(config: GPTConfig, batch: Int) {
+        self.batch = batch
+        let c = config.nEmbd
+        x = FloatBuffer(count: batch * c); ln = FloatBuffer(count: batch * c)
+        mean = FloatBuffer(count: batch); rstd = FloatBuffer(count: batch)
+        qkv = FloatBuffer(count: batch * 3 * c); atty = FloatBuffer(count: batch * c)
+        tmp = FloatBuffer(count: batch * c); fch = FloatBuffer(count: batch * 4 * c)
+        logits = FloatBuffer(count: batch * config.vocabSize)
+    }
+}

@@ -1,0 +1,25 @@
+/// Keys and values of every layer for a batch of sequences being decoded.
+///
+/// Keys are stored transposed per head, (B, NH, hs, maxT), so one query's scores are an axpy over
+/// positions; values are (B, NH, maxT, hs). `mask` marks real tokens (left padding is 0).
+public final class KVCache {
+    /// Batch size and capacity in positions.
+    public let batch: Int, capacity: Int
+    let keys: [FloatBuffer], values: [FloatBuffer]
+    /// 1 for positions that hold a real token, (B, capacity).
+    var mask: [UInt8]
+    /// Positions filled so far.
+    public internal(set) var length = 0
+
+    /// A cache for `batch` sequences of up to `capacity` positions.
+    public init(config: GPTConfig, batch: Int, capacity: Int) {
+        self.batch = batch; self.capacity = capacity
+        let size = batch * config.nEmbd * capacity
+        keys = (0..<config.nLayer).map { _ in FloatBuffer(count: size) }
+        values = (0..<config.nLayer).map { _ in FloatBuffer(count: size) }
+        mask = [UInt8](repeating: 0, count: batch * capacity)
+    }
+
+    /// Floats held (for memory reports).
+    public var floatCount: Int { keys.reduce(0) { $0 + $1.count } * 2 }
+}

@@ -1,0 +1,56 @@
+/// A fixed-size, 64-byte aligned array of `Float` that owns its memory.
+///
+/// Hot loops take `pointer` once and index it directly, so no Swift `Array` copy-on-write or
+/// bounds check stands in the way. The memory is zero-initialised.
+public final class FloatBuffer {
+    /// Start of the storage; valid for `count` elements for the lifetime of the buffer.
+    public let pointer: UnsafeMutablePointer<Float>
+    /// Number of elements.
+    public let count: Int
+
+    /// Allocates `count` zeroed floats.
+    public init(count: Int) {
+        precondition(count >= 0, "FloatBuffer: negative count")
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// Allocates a buffer holding a copy of `values`.
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { pointer.update(from: base, count: values.count) }
+        }
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// Sets every element to zero.
+    public func zero() { pointer.update(repeating: 0, count: count) }
+
+    /// A copy of the contents as a Swift array (for tests and I/O, not hot loops).
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// Element access (bounds-checked in debug builds).
+    public subscript(i: Int) -> Float {
+        get { assert(i >= 0 && i < count); return pointer[i] }
+        set { assert(i >= 0 && i < count); pointer[i] = newValue }
+    }
+}
+
+/// A growable scratch area that hands out aligned float storage and reallocates only when a
+/// request exceeds its capacity, so steady-state loops never allocate.
+public final class Scratch {
+    private var buffer = FloatBuffer(count: 0)
+
+    /// Creates an empty scratch area.
+    public init() {}
+
+    /// Storage for at least `count` floats; contents are unspecified.
+    public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if buffer.count < count { buffer = FloatBuffer(count: count) }
+        return buffer.pointer
+    }
+}

@@ -1,0 +1,50 @@
+import Dispatch
+import Foundation
+
+/// Work splitting across the machine's cores.
+///
+/// `DispatchQueue.concurrentPerform` keeps a pool of worker threads, so a call costs a few
+/// microseconds; callers only go parallel when the work is worth it.
+public enum Parallel {
+    /// Number of worker threads used by the kernels (defaults to the active core count,
+    /// overridable with the `RLHF_THREADS` environment variable).
+    nonisolated(unsafe) public static var threadCount: Int = {
+        if let s = ProcessInfo.processInfo.environment["RLHF_THREADS"], let n = Int(s), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Runs `body(i)` for every `i` in `0..<count`, statically split over the worker threads.
+    /// Work below `minWorkPerThread` units (in the caller's cost units) stays on this thread.
+    @inline(__always)
+    public static func forEach(_ count: Int, cost: Int = Int.max, minCostPerThread: Int = 0,
+                               _ body: (Int) -> Void) {
+        let threads = min(threadCount, count)
+        if threads <= 1 || cost < minCostPerThread * 2 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                var i = t
+                while i < count { body(i); i += threads }
+            }
+        }
+    }
+
+    /// Splits `0..<count` into one contiguous range per thread and runs `body(range)` on each.
+    @inline(__always)
+    public static func forRanges(_ count: Int, cost: Int = Int.max, minCostPerThread: Int = 0,
+                                 _ body: (Range<Int>) -> Void) {
+        let threads = min(threadCount, count)
+        if threads <= 1 || cost < minCostPerThread * 2 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                let lo = count * t / threads, hi = count * (t + 1) / threads
+                if lo < hi { body(lo..<hi) }
+            }
+        }
+    }
+}

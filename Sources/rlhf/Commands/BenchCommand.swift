@@ -1,0 +1,219 @@
+import Foundation
+import TransformerCore
+
+/// `rlhf bench`: measures the compute core on fixed shapes and configurations.
+enum BenchCommand: Command {
+    static let name = "bench"
+    static let summary = "Measure matmul, training and sampling speed of the compute core"
+    static let help = """
+    Usage: rlhf bench [--json] [--only matmul,train,generate] [--config S,M,L] [--repeat N] [--numpy]
+
+    Measures the compute core on this machine and prints one result per line.
+
+      matmul    GFLOPS of C = A·B (row-major, fp32) at the shapes 1024×768×2304, 1024×768×3072,
+                1024×3072×768, 2048×384×1536 and 8×768×50257 (M×K×N)
+      train     tokens/s of forward + backward + AdamW on random tokens
+                (S: batch 16×128, M: 8×256, L: 4×256)
+      generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
+                temperature 0.7, no early stop
+
+    Configurations: S (4 layers, 128 wide, vocab 512), M (6 layers, 384 wide, vocab 8192),
+    L (GPT-2 small: 12 layers, 768 wide, vocab 50257).
+
+    Options:
+      --json          one JSON object per line
+      --only LIST     which measurements to run (default: matmul,train,generate)
+      --config LIST   which model configurations (default: S,M,L)
+      --repeat N      timed repetitions per measurement (default: chosen per size)
+      --numpy         also time numpy's matmul (OpenBLAS) on the same shapes, in this run;
+                      needs python3 with numpy
+      --threads N     worker threads (default: all cores; also RLHF_THREADS)
+
+    The last line reports the peak resident memory of the process.
+    """
+
+    static let matmulShapes = [(1024, 768, 2304), (1024, 768, 3072), (1024, 3072, 768), (2048, 384, 1536), (8, 768, 50257)]
+
+    static func run(_ args: [String]) throws {
+        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads"], flags: ["--json", "--numpy"])
+        if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
+        let only = Set(a.list("--only") ?? ["matmul", "train", "generate"])
+        for w in only where !["matmul", "train", "generate"].contains(w) {
+            throw UsageError("unknown measurement '\(w)' (choose from matmul, train, generate)")
+        }
+        let configs = a.list("--config") ?? ["S", "M", "L"]
+        for c in configs where GPTConfig.preset(c) == nil { throw UsageError("unknown configuration '\(c)' (choose from S, M, L)") }
+        let repeatCount = try a.int("--repeat", range: 1...1000)
+        if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
+        let out = BenchOutput(json: a.flag("--json"))
+        out.header("threads \(Parallel.threadCount)")
+
+        if only.contains("matmul") {
+            for (m, k, n) in matmulShapes {
+                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount)
+                out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops)],
+                         text: "matmul  \(m)×\(k)×\(n)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(gflops)) GFLOPS")
+            }
+            if a.flag("--numpy") { try runNumpy(out) }
+        }
+        for name in configs {
+            let cfg = GPTConfig.preset(name)!
+            if only.contains("train") {
+                let (b, t) = trainShape(name)
+                let (tps, loss) = benchTrain(cfg, batch: b, length: t, repeats: repeatCount)
+                out.emit(["what": "train", "config": name.uppercased(), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
+                         text: "train    \(name.uppercased())  B×T \(b)×\(t)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+            }
+            if only.contains("generate") {
+                let tps = benchGenerate(cfg, repeats: repeatCount)
+                out.emit(["what": "generate", "config": name.uppercased(), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps)],
+                         text: "generate \(name.uppercased())  8×(16+64)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+            }
+        }
+        let rss = peakResidentBytes()
+        out.emit(["what": "memory", "peak_rss_mb": round2(Double(rss) / 1_048_576)],
+                 text: "peak resident memory        \(fmt(Double(rss) / 1_048_576)) MiB")
+    }
+
+    static func trainShape(_ name: String) -> (Int, Int) {
+        switch name.uppercased() { case "S": return (16, 128); case "M": return (8, 256); default: return (4, 256) }
+    }
+
+    // MARK: - Measurements
+
+    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?) -> Double {
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
+        var rng = SeededRandom(seed: 7)
+        for i in 0..<a.count { a[i] = rng.uniformFloat() - 0.5 }
+        for i in 0..<b.count { b[i] = rng.uniformFloat() - 0.5 }
+        let run = {
+            Gemm.multiply(m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k), b: .rowMajor(b.pointer, columns: n),
+                          c: c.pointer, ldc: n)
+        }
+        let seconds = timeBest(repeats: repeats, minimumTime: 0.3, run)
+        return 2.0 * Double(m) * Double(n) * Double(k) / seconds / 1e9
+    }
+
+    static func benchTrain(_ cfg: GPTConfig, batch: Int, length: Int, repeats: Int?) -> (Double, Float) {
+        let model = GPTModel(config: cfg)
+        model.initializeGPT2(seed: 1)
+        let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
+        let acts = GPTActivations(config: cfg, batch: batch, length: length)
+        var rng = SeededRandom(seed: 2)
+        let tokens = (0..<batch * length).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
+        let targets = (0..<batch * length).map { i in i % length == length - 1 ? Int32(-1) : tokens[i + 1] }
+        let tb = TokenBatch(tokens: tokens, batch: batch, length: length)
+        var loss: Float = 0
+        let step = {
+            model.forward(tb, acts)
+            loss = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+            model.zeroGradients()
+            model.backward(tb, acts, fromLogits: true)
+            clipGradientNorm(model.gradients, maxNorm: 1)
+            opt.update(params: model.parameters, grads: model.gradients, lr: 1e-4)
+        }
+        let seconds = timeBest(repeats: repeats, minimumTime: 1.0, step)
+        return (Double(batch * length) / seconds, loss)
+    }
+
+    static func benchGenerate(_ cfg: GPTConfig, repeats: Int?) -> Double {
+        let model = GPTModel(config: cfg)
+        model.initializeGPT2(seed: 3)
+        let gen = Generator(model: model)
+        var rng = SeededRandom(seed: 4)
+        let prompts = (0..<8).map { _ in (0..<16).map { _ in Int32(rng.int(below: cfg.vocabSize)) } }
+        let settings = SamplingSettings(temperature: 0.7)
+        let seconds = timeBest(repeats: repeats, minimumTime: 1.0) {
+            var r = SeededRandom(seed: 5)
+            _ = gen.generate(prompts: prompts, maxNewTokens: 64, settings: settings, eos: nil, pad: 0, rng: &r)
+        }
+        return Double(8 * 64) / seconds
+    }
+
+    /// Runs `body` once to warm up, then repeatedly; returns the best time of one run.
+    static func timeBest(repeats: Int?, minimumTime: Double, _ body: () -> Void) -> Double {
+        body()
+        var best = Double.infinity
+        var total = 0.0
+        var count = 0
+        while true {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body()
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            best = min(best, dt); total += dt; count += 1
+            if let repeats { if count >= repeats { break } } else if total >= minimumTime && count >= 3 { break }
+            if repeats == nil && count >= 50 { break }
+        }
+        return best
+    }
+
+    static func runNumpy(_ out: BenchOutput) throws {
+        let shapes = matmulShapes.map { "(\($0.0),\($0.1),\($0.2))" }.joined(separator: ",")
+        let script = """
+        import json, time, numpy as np
+        for m, k, n in [\(shapes)]:
+            rng = np.random.default_rng(7)
+            a = (rng.random((m, k), dtype=np.float32) - 0.5); b = (rng.random((k, n), dtype=np.float32) - 0.5)
+            a @ b
+            best, total, count = 1e9, 0.0, 0
+            while total < 0.3 or count < 3:
+                t0 = time.perf_counter(); a @ b; dt = time.perf_counter() - t0
+                best = min(best, dt); total += dt; count += 1
+            print(json.dumps({"m": m, "k": k, "n": n, "gflops": round(2 * m * n * k / best / 1e9, 2)}), flush=True)
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script]
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = String(Parallel.threadCount)
+        env["OMP_NUM_THREADS"] = String(Parallel.threadCount)
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { throw RuntimeError("could not start python3 for --numpy: \(error)") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw RuntimeError("python3 with numpy failed (is numpy installed?)") }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let m = obj["m"] as? Int, let k = obj["k"] as? Int, let n = obj["n"] as? Int,
+                  let g = obj["gflops"] as? Double else { continue }
+            out.emit(["what": "matmul", "impl": "numpy", "m": m, "k": k, "n": n, "gflops": g],
+                     text: "numpy   \(m)×\(k)×\(n)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(g)) GFLOPS")
+        }
+    }
+}
+
+/// Prints bench results as text or JSON lines.
+final class BenchOutput {
+    let json: Bool
+    init(json: Bool) { self.json = json }
+
+    func header(_ s: String) { if !json { print("rlhf bench (\(s))") } }
+
+    func emit(_ fields: [String: Any], text: String) {
+        if json {
+            let order = ["what", "impl", "config", "m", "k", "n", "B", "T", "batch", "prompt", "new"]
+            var keys = order.filter { fields[$0] != nil }
+            keys += fields.keys.filter { !order.contains($0) }.sorted()
+            let parts = keys.map { k -> String in
+                let v = fields[k]!
+                if let s = v as? String { return "\"\(k)\":\"\(s)\"" }
+                return "\"\(k)\":\(v)"
+            }
+            print("{" + parts.joined(separator: ",") + "}")
+        } else {
+            print(text)
+        }
+    }
+}
+
+func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
+func fmt(_ x: Double) -> String { String(format: x >= 100 ? "%.0f" : "%.2f", x) }
+
+/// Peak resident set size of this process, in bytes.
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}

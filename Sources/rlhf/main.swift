@@ -1,0 +1,54 @@
+import Foundation
+
+let commands: [any Command.Type] = [BenchCommand.self]
+
+let topHelp = """
+rlhf — an RLHF pipeline in Swift: generate, label, train a reward model, PPO, curves.
+
+Usage: rlhf <command> [options]
+       rlhf <command> --help
+
+Commands:
+\(commands.map { "  " + $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
+
+Exit status: 0 on success, 1 on failure, 2 on a usage error.
+"""
+
+func main() -> Int32 {
+    var args = Array(CommandLine.arguments.dropFirst())
+    guard let first = args.first else {
+        print(topHelp)
+        return 2
+    }
+    if first == "--help" || first == "-h" || first == "help" {
+        if first == "help", args.count > 1, let cmd = commands.first(where: { $0.name == args[1] }) {
+            print(cmd.help)
+        } else {
+            print(topHelp)
+        }
+        return 0
+    }
+    if first == "--version" { print("rlhf 0.1.0"); return 0 }
+    guard let command = commands.first(where: { $0.name == first }) else {
+        printError("rlhf: error: unknown command '\(first)'. Run 'rlhf --help' for the list of commands.")
+        return 2
+    }
+    args.removeFirst()
+    if args.contains("--help") || args.contains("-h") {
+        print(command.help)
+        return 0
+    }
+    do {
+        try command.run(args)
+        return 0
+    } catch let e as UsageError {
+        printError("rlhf \(command.name): error: \(e.description). See 'rlhf \(command.name) --help'.")
+        return 2
+    } catch {
+        printError("rlhf \(command.name): error: \(error)")
+        return 1
+    }
+}
+
+setvbuf(stdout, nil, _IOLBF, 0)
+exit(main())

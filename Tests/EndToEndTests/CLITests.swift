@@ -1,0 +1,73 @@
+import XCTest
+import Foundation
+
+/// Drives the built `rlhf` binary.
+final class CLITests: XCTestCase {
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    /// The `rlhf` executable built beside this test bundle.
+    static let binary: URL = {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [here, Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
+            let candidate = dir.appendingPathComponent("rlhf")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        fatalError("rlhf binary not found next to \(here.path)")
+    }()
+
+    func run(_ args: [String], env: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func testHelpListsCommands() throws {
+        let r = try run(["--help"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("bench"))
+        let b = try run(["bench", "--help"])
+        XCTAssertEqual(b.status, 0)
+        XCTAssertTrue(b.stdout.contains("--only"))
+        XCTAssertTrue(b.stdout.contains("8×768×50257"))
+    }
+
+    func testUsageErrorsExitWithStatus2OnOneLine() throws {
+        let unknown = try run(["frobnicate"])
+        XCTAssertEqual(unknown.status, 2)
+        XCTAssertTrue(unknown.stderr.contains("unknown command 'frobnicate'"))
+        let badOption = try run(["bench", "--confg", "S"])
+        XCTAssertEqual(badOption.status, 2)
+        XCTAssertTrue(badOption.stderr.contains("unknown option '--confg'"))
+        XCTAssertEqual(badOption.stderr.split(separator: "\n").count, 1)
+        let badConfig = try run(["bench", "--config", "XL"])
+        XCTAssertEqual(badConfig.status, 2)
+        let badValue = try run(["bench", "--repeat", "many"])
+        XCTAssertEqual(badValue.status, 2)
+        XCTAssertTrue(badValue.stderr.contains("--repeat expects an integer"))
+    }
+
+    func testBenchJSONLines() throws {
+        let r = try run(["bench", "--json", "--only", "train,generate", "--config", "S", "--repeat", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let objects = r.stdout.split(separator: "\n").map { line -> [String: Any] in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+        }
+        XCTAssertEqual(objects.map { $0["what"] as? String }, ["train", "generate", "memory"])
+        XCTAssertEqual(objects[0]["config"] as? String, "S")
+        XCTAssertEqual(objects[0]["B"] as? Int, 16)
+        XCTAssertEqual(objects[0]["T"] as? Int, 128)
+        XCTAssertGreaterThan(objects[0]["tokens_per_s"] as? Double ?? 0, 0)
+        // random tokens over a 512-word vocabulary: the loss starts near ln 512
+        XCTAssertEqual(objects[0]["loss"] as? Double ?? 0, log(512.0), accuracy: 0.3)
+        XCTAssertEqual(objects[1]["new"] as? Int, 64)
+        XCTAssertGreaterThan(objects[1]["tokens_per_s"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(objects[2]["peak_rss_mb"] as? Double ?? 0, 1)
+    }
+}

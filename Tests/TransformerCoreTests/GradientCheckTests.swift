@@ -1,0 +1,106 @@
+import XCTest
+@testable import TransformerCore
+
+/// Central finite differences against the analytic backward pass, for every parameter tensor.
+/// The config has odd sizes (head size 4, vocabulary 11) so every scalar remainder path runs.
+final class GradientCheckTests: XCTestCase {
+    let cfg = GPTConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)
+
+    /// A left-padded batch of two sequences (lengths 6 and 4) with next-token targets.
+    func batch() -> (TokenBatch, [Int32]) {
+        var rng = SeededRandom(seed: 11)
+        let seqs = [randomTokens(6, vocab: cfg.vocabSize, rng: &rng), randomTokens(4, vocab: cfg.vocabSize, rng: &rng)]
+        let b = TokenBatch(leftPadding: seqs, pad: 0)
+        var targets = [Int32](repeating: -1, count: b.tokens.count)
+        for i in 0..<(b.tokens.count - 1) where b.mask[i] == 1 && b.mask[i + 1] == 1 && (i + 1) % b.length != 0 {
+            targets[i] = b.tokens[i + 1]
+        }
+        return (b, targets)
+    }
+
+    /// Checks, for each tensor, a few elements: the largest analytic gradient and random others.
+    func checkTensors(_ model: GPTModel, objective: () -> Double, analytic: () -> Void, line: UInt = #line) {
+        analytic()
+        var rng = SeededRandom(seed: 5)
+        var checked = 0
+        for slot in model.layout.slots {
+            let grad = Array(model.gradient(slot.name))
+            var picks = [grad.indices.max { abs(grad[$0]) < abs(grad[$1]) }!]
+            for _ in 0..<3 { picks.append(rng.int(below: slot.count)) }
+            for i in picks {
+                let p = model.parameters.pointer + slot.offset + i
+                let saved = p.pointee
+                let h: Float = 1e-2
+                p.pointee = saved + h; let up = objective()
+                p.pointee = saved - h; let down = objective()
+                p.pointee = saved
+                let numeric = (up - down) / (2 * Double(h))
+                let a = Double(grad[i])
+                let err = abs(numeric - a)
+                XCTAssertLessThanOrEqual(err, 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
+                                         "\(slot.name)[\(i)]: analytic \(a), numeric \(numeric)", line: line)
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, model.layout.slots.count * 4)
+    }
+
+    func testLanguageModelLoss() {
+        let model = randomModel(cfg, seed: 3, scale: 10)
+        let (b, targets) = batch()
+        let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+        checkTensors(model, objective: {
+            model.forward(b, acts)
+            return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
+        }, analytic: {
+            model.forward(b, acts)
+            _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+            model.zeroGradients()
+            model.backward(b, acts, fromLogits: true)
+        })
+    }
+
+    func testScalarHeadAtLastToken() {
+        let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
+        let (b, _) = batch()
+        let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+        let weights: [Float] = [1.0, -0.7]
+        checkTensors(model, objective: {
+            model.forward(b, acts, computeLogits: false)
+            let r = model.lastTokenValues(b, acts)
+            return Double(r[0] * weights[0] + r[1] * weights[1])
+        }, analytic: {
+            model.forward(b, acts, computeLogits: false)
+            var dv = [Float](repeating: 0, count: b.tokens.count)
+            for i in 0..<b.batch { dv[i * b.length + b.lastRealIndex(i)] = weights[i] }
+            model.zeroGradients()
+            model.backward(b, acts, fromLogits: false, dValues: dv)
+        })
+    }
+
+    func testLogProbAndEntropyWithTemperature() {
+        let model = randomModel(cfg, seed: 6, scale: 10)
+        let (b, targets) = batch()
+        let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+        var rng = SeededRandom(seed: 8)
+        let cl = targets.map { $0 >= 0 ? rng.normal() : 0 }
+        let ce = b.mask.map { $0 == 1 ? rng.normal() : 0 }
+        let tau: Float = 0.7
+        checkTensors(model, objective: {
+            model.forward(b, acts)
+            let lp = LogitHeads.targetLogProbs(acts, targets: targets, temperature: tau)
+            let h = LogitHeads.entropies(acts, temperature: tau)
+            var total = 0.0
+            for i in 0..<lp.count {
+                let term: Float = cl[i] * lp[i] + ce[i] * h[i]
+                total += Double(term)
+            }
+            return total
+        }, analytic: {
+            model.forward(b, acts)
+            LogitHeads.logitGradient(acts, targets: targets, temperature: tau, dLogProb: cl, dEntropy: ce)
+            model.zeroGradients()
+            model.backward(b, acts, fromLogits: true)
+        })
+    }
+}
