@@ -51,6 +51,10 @@ public enum Gemm {
         }
         let threads = m * n * k >= parallelThreshold ? Parallel.threadCount : 1
         ensureWorkspaces(threads)
+        if m <= 8 && b.colStride == 1 && n >= decodeNR {
+            decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
+            return
+        }
         if m <= 2 * gemmMR {
             if b.colStride == 1 {
                 smallMRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
@@ -218,11 +222,10 @@ public enum Gemm {
                 for mp in 0..<mPanels {
                     let i = mp * gemmMR
                     let mValid = min(gemmMR, m - i)
-                    let bPanel = b.base + j
                     if mValid == gemmMR {
-                        microKernel12x32(k, ap + i * k, bPanel, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
+                        microKernel12x32(k, ap + i * k, b.base + j, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
                     } else {
-                        microKernel12x32(k, ap + i * k, bPanel, b.rowStride, tile, gemmNR, .overwrite, nil)
+                        microKernel12x32(k, ap + i * k, b.base + j, b.rowStride, tile, gemmNR, .overwrite, nil)
                         storeEdge(tile, mValid, gemmNR, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
                     }
                 }
@@ -239,6 +242,45 @@ public enum Gemm {
                     c[i * ldc + j] = base + s
                 }
             }
+        }
+    }
+
+    /// At most 8 rows, row-major B: the 8×48 decode kernel over 48-column panels read in place;
+    /// the last n mod 48 columns go through `smallMRowMajorB`.
+    static func decodeRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                                bias: UnsafePointer<Float>?, threads: Int) {
+        // Pack A as 8 floats per k, zero rows past m.
+        let ap = packedA[0].floats(8 * k)
+        for p in 0..<k {
+            for i in 0..<8 { ap[p * 8 + i] = i < m ? a.base[i * a.rowStride + p * a.colStride] : 0 }
+        }
+        let panels = n / decodeNR
+        let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
+        Parallel.forEachTask(threads, threads: threads) { part, worker in
+            let lo = panels * part / threads, hi = panels * (part + 1) / threads
+            let tile = edgeTiles[worker].floats(8 * decodeNR)
+            for panel in lo..<hi {
+                let j = panel * decodeNR
+                if m == 8 {
+                    microKernel8x48(k, ap, b.base + j, b.rowStride, c + j, ldc, mode, bias.map { $0 + j })
+                } else {
+                    microKernel8x48(k, ap, b.base + j, b.rowStride, tile, decodeNR, .overwrite, nil)
+                    for i in 0..<m {
+                        let t = tile + i * decodeNR, row = c + i * ldc + j
+                        switch mode {
+                        case .overwrite: for jj in 0..<decodeNR { row[jj] = t[jj] }
+                        case .accumulate: for jj in 0..<decodeNR { row[jj] += t[jj] }
+                        case .bias: for jj in 0..<decodeNR { row[jj] = t[jj] + bias![j + jj] }
+                        }
+                    }
+                }
+            }
+        }
+        let j0 = panels * decodeNR
+        if j0 < n {
+            smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: MatrixOperand(base: b.base + j0, rowStride: b.rowStride, colStride: 1),
+                            c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)
         }
     }
 

@@ -69,7 +69,11 @@ typealias F16 = SIMD16<Float>
 @inline(__always) func vexp(_ x: F16) -> F16 {
     let log2e: Float = 1.442695040888963
     let xc = pointwiseMin(pointwiseMax(x, F16(repeating: -87.3)), F16(repeating: 88.3))
-    let k = (xc * log2e).rounded(.toNearestOrEven)
+    // k = round(x·log2e) by adding 1.5·2²³: the integer lands in the low mantissa bits, which
+    // avoids Swift's generic float→int vector conversion (a slow per-lane library call).
+    let magic = F16(repeating: 12_582_912)
+    let t = magic.addingProduct(xc, F16(repeating: log2e))
+    let k = t - magic
     // r = x - k·ln2, with ln2 split in two for accuracy
     var r = xc.addingProduct(k, F16(repeating: -0.693145751953125))
     r = r.addingProduct(k, F16(repeating: -1.428606765330187e-06))
@@ -80,8 +84,8 @@ typealias F16 = SIMD16<Float>
     p = F16(repeating: 0.5).addingProduct(p, r)
     p = F16(repeating: 1.0).addingProduct(p, r)
     p = F16(repeating: 1.0).addingProduct(p, r)
-    let ki = SIMD16<Int32>(k, rounding: .towardZero)
-    let scale = unsafeBitCast((ki &+ 127) &<< 23, to: F16.self)
+    let bits = unsafeBitCast(t, to: SIMD16<UInt32>.self) &- 0x4B40_0000   // k as a 32-bit integer
+    let scale = unsafeBitCast((bits &+ 127) &<< 23, to: F16.self)          // 2^k
     var result = p * scale
     result.replace(with: 0, where: x .< -87.0)
     return result
