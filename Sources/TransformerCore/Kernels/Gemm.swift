@@ -290,52 +290,57 @@ public enum Gemm {
     static func smallMTransposedB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                   c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                   bias: UnsafePointer<Float>?, threads: Int) {
-        // Gather A rows contiguously (m × k).
-        let ap = packedA[0].floats(m * k)
-        for i in 0..<m { for p in 0..<k { ap[i * k + p] = a.base[i * a.rowStride + p * a.colStride] } }
+        // Gather A rows contiguously (8 × k, rows past m zero) so the kernel has no branches.
+        let ap = packedA[0].floats(8 * k)
+        for i in 0..<8 {
+            for p in 0..<k { ap[i * k + p] = i < m ? a.base[i * a.rowStride + p * a.colStride] : 0 }
+        }
         let ldb = b.colStride
         let apc = UnsafePointer(ap)
         Parallel.forEachTask(threads, threads: threads) { part, _ in
             let lo = n * part / threads, hi = n * (part + 1) / threads
             var j = lo
             while j < hi {
-                let dots = dotRows8(apc, m: m, k: k, b.base + j * ldb)
+                // two rows of B per pass: every load of A feeds two FMAs
+                let pair = j + 1 < hi
+                let (d0, d1) = dotRows8x2(apc, k: k, b.base + j * ldb, b.base + (pair ? j + 1 : j) * ldb)
                 for i in 0..<m {
-                    let base: Float = accumulate ? c[i * ldc + j] : (bias?[j] ?? 0)
-                    c[i * ldc + j] = base + dots[i]
+                    c[i * ldc + j] = (accumulate ? c[i * ldc + j] : (bias?[j] ?? 0)) + d0[i]
+                    if pair { c[i * ldc + j + 1] = (accumulate ? c[i * ldc + j + 1] : (bias?[j + 1] ?? 0)) + d1[i] }
                 }
-                j += 1
+                j += pair ? 2 : 1
             }
         }
     }
 
-    /// Dot products of one contiguous row `w` (length k) with up to 8 rows of `a` (m × k).
+    /// Dot products of two contiguous rows `w0`, `w1` (length k) with the 8 rows of `a` (8 × k).
     @inline(__always)
-    static func dotRows8(_ a: UnsafePointer<Float>, m: Int, k: Int, _ w: UnsafePointer<Float>) -> SIMD8<Float> {
+    static func dotRows8x2(_ a: UnsafePointer<Float>, k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>)
+        -> (SIMD8<Float>, SIMD8<Float>) {
         typealias V = SIMD16<Float>
-        var acc = (V(), V(), V(), V(), V(), V(), V(), V())
-        let wr = UnsafeRawPointer(w)
-        var p = 0
-        while p + 16 <= k {
-            let wv = wr.loadUnaligned(fromByteOffset: p * 4, as: V.self)
-            let ar = UnsafeRawPointer(a + p)
-            let rb = k * 4
-            acc.0 = acc.0.addingProduct(ar.loadUnaligned(as: V.self), wv)
-            if m > 1 { acc.1 = acc.1.addingProduct(ar.loadUnaligned(fromByteOffset: rb, as: V.self), wv) }
-            if m > 2 { acc.2 = acc.2.addingProduct(ar.loadUnaligned(fromByteOffset: 2 * rb, as: V.self), wv) }
-            if m > 3 { acc.3 = acc.3.addingProduct(ar.loadUnaligned(fromByteOffset: 3 * rb, as: V.self), wv) }
-            if m > 4 { acc.4 = acc.4.addingProduct(ar.loadUnaligned(fromByteOffset: 4 * rb, as: V.self), wv) }
-            if m > 5 { acc.5 = acc.5.addingProduct(ar.loadUnaligned(fromByteOffset: 5 * rb, as: V.self), wv) }
-            if m > 6 { acc.6 = acc.6.addingProduct(ar.loadUnaligned(fromByteOffset: 6 * rb, as: V.self), wv) }
-            if m > 7 { acc.7 = acc.7.addingProduct(ar.loadUnaligned(fromByteOffset: 7 * rb, as: V.self), wv) }
-            p += 16
+        var x0 = V(), x1 = V(), x2 = V(), x3 = V(), x4 = V(), x5 = V(), x6 = V(), x7 = V()
+        var y0 = V(), y1 = V(), y2 = V(), y3 = V(), y4 = V(), y5 = V(), y6 = V(), y7 = V()
+        let r0 = UnsafeRawPointer(w0), r1 = UnsafeRawPointer(w1), ar = UnsafeRawPointer(a)
+        let rb = k * 4
+        var off = 0
+        let end = (k / 16) * 64
+        while off < end {
+            let u = r0.loadUnaligned(fromByteOffset: off, as: V.self), v = r1.loadUnaligned(fromByteOffset: off, as: V.self)
+            var t = ar.loadUnaligned(fromByteOffset: off, as: V.self); x0 = x0.addingProduct(t, u); y0 = y0.addingProduct(t, v)
+            t = ar.loadUnaligned(fromByteOffset: off + rb, as: V.self); x1 = x1.addingProduct(t, u); y1 = y1.addingProduct(t, v)
+            t = ar.loadUnaligned(fromByteOffset: off + 2 * rb, as: V.self); x2 = x2.addingProduct(t, u); y2 = y2.addingProduct(t, v)
+            t = ar.loadUnaligned(fromByteOffset: off + 3 * rb, as: V.self); x3 = x3.addingProduct(t, u); y3 = y3.addingProduct(t, v)
+            t = ar.loadUnaligned(fromByteOffset: off + 4 * rb, as: V.self); x4 = x4.addingProduct(t, u); y4 = y4.addingProduct(t, v)
+            t = ar.loadUnaligned(fromByteOffset: off + 5 * rb, as: V.self); x5 = x5.addingProduct(t, u); y5 = y5.addingProduct(t, v)
+            t = ar.loadUnaligned(fromByteOffset: off + 6 * rb, as: V.self); x6 = x6.addingProduct(t, u); y6 = y6.addingProduct(t, v)
+            t = ar.loadUnaligned(fromByteOffset: off + 7 * rb, as: V.self); x7 = x7.addingProduct(t, u); y7 = y7.addingProduct(t, v)
+            off += 64
         }
-        var out = SIMD8<Float>(acc.0.sum(), acc.1.sum(), acc.2.sum(), acc.3.sum(),
-                               acc.4.sum(), acc.5.sum(), acc.6.sum(), acc.7.sum())
-        while p < k {
-            for i in 0..<m { out[i] += a[i * k + p] * w[p] }
-            p += 1
+        var d0 = SIMD8<Float>(x0.sum(), x1.sum(), x2.sum(), x3.sum(), x4.sum(), x5.sum(), x6.sum(), x7.sum())
+        var d1 = SIMD8<Float>(y0.sum(), y1.sum(), y2.sum(), y3.sum(), y4.sum(), y5.sum(), y6.sum(), y7.sum())
+        for p in (k / 16) * 16 ..< k {
+            for i in 0..<8 { d0[i] += a[i * k + p] * w0[p]; d1[i] += a[i * k + p] * w1[p] }
         }
-        return out
+        return (d0, d1)
     }
 }
