@@ -133,13 +133,13 @@ public enum Gemm {
         }
     }
 
-    /// Adds or stores the valid corner of a 12×32 tile.
+    /// Adds or stores the valid corner of a micro-tile whose rows are `tileStride` floats apart.
     @inline(__always)
     static func storeEdge(_ tile: UnsafeMutablePointer<Float>, _ mValid: Int, _ nValid: Int,
                           _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
-                          _ bias: UnsafePointer<Float>?) {
+                          _ bias: UnsafePointer<Float>?, tileStride: Int = gemmNR) {
         for i in 0..<mValid {
-            let t = tile + i * gemmNR, row = c + i * ldc
+            let t = tile + i * tileStride, row = c + i * ldc
             switch mode {
             case .overwrite: for j in 0..<nValid { row[j] = t[j] }
             case .accumulate: for j in 0..<nValid { row[j] += t[j] }
@@ -266,14 +266,7 @@ public enum Gemm {
                     microKernel8x48(k, ap, b.base + j, b.rowStride, c + j, ldc, mode, bias.map { $0 + j })
                 } else {
                     microKernel8x48(k, ap, b.base + j, b.rowStride, tile, decodeNR, .overwrite, nil)
-                    for i in 0..<m {
-                        let t = tile + i * decodeNR, row = c + i * ldc + j
-                        switch mode {
-                        case .overwrite: for jj in 0..<decodeNR { row[jj] = t[jj] }
-                        case .accumulate: for jj in 0..<decodeNR { row[jj] += t[jj] }
-                        case .bias: for jj in 0..<decodeNR { row[jj] = t[jj] + bias![j + jj] }
-                        }
-                    }
+                    storeEdge(tile, m, decodeNR, c + j, ldc, mode, bias.map { $0 + j }, tileStride: decodeNR)
                 }
             }
         }

@@ -14,7 +14,8 @@ public enum Parallel {
     }()
 
     /// Runs `body(i)` for every `i` in `0..<count`, statically split over the worker threads.
-    /// Work below `minWorkPerThread` units (in the caller's cost units) stays on this thread.
+    /// When `cost` (in the caller's units) is below twice `minCostPerThread`, it all runs on this
+    /// thread: waking a worker costs more than small work.
     @inline(__always)
     public static func forEach(_ count: Int, cost: Int = Int.max, minCostPerThread: Int = 0,
                                _ body: (Int) -> Void) {
