@@ -65,7 +65,9 @@ public final class GPTActivations {
         var total = encoded.count + lnf.count + lnfMean.count * 2 + values.count
         total += dres.count + dtmp.count + dqkv.count + dfch.count
         for b in blocks {
-            total += b.ln1.count * 6 + b.ln1Mean.count * 4 + b.qkv.count + b.att.count + b.fch.count * 2 - b.ln1.count
+            let nc = [b.ln1, b.atty, b.res2, b.ln2, b.res3].reduce(0) { $0 + $1.count }
+            let stats = [b.ln1Mean, b.ln1Rstd, b.ln2Mean, b.ln2Rstd].reduce(0) { $0 + $1.count }
+            total += nc + stats + b.qkv.count + b.att.count + b.fch.count + b.fchGelu.count
         }
         total += (logitsStorage?.count ?? 0) + (dlogitsStorage?.count ?? 0)
         return total
