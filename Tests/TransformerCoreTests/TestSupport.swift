@@ -28,3 +28,24 @@ func randomModel(_ cfg: GPTConfig, seed: UInt64, scalarHead: Bool = false, scale
 func randomTokens(_ n: Int, vocab: Int, rng: inout SeededRandom) -> [Int32] {
     (0..<n).map { _ in Int32(rng.int(below: vocab)) }
 }
+
+/// A fixture file or folder under Fixtures/.
+func fixtureURL(_ path: String) -> URL {
+    Bundle.module.resourceURL!.appendingPathComponent("Fixtures").appendingPathComponent(path)
+}
+
+/// Fixtures/hf/golden_hf.json, written by Fixtures/hf/make_hf_fixtures.py from Hugging Face's code.
+let hfGolden: [String: Any] = {
+    let data = try! Data(contentsOf: fixtureURL("hf/golden_hf.json"))
+    return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+}()
+
+/// A fresh empty temporary folder.
+func temporaryFolder(_ name: String = #function) -> URL {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("rlhf-tests-\(getpid())-\(name.filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))")
+    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func int32s(_ v: Any?) -> [Int32] { (v as! [NSNumber]).map { Int32($0.intValue) } }

@@ -1,0 +1,215 @@
+import Foundation
+
+/// What this project stores with a model besides its weights, in `config.json` under `rlhf_*`
+/// keys (Hugging Face keeps unknown keys, so they survive a round trip through transformers).
+public struct ModelAnnotations: Equatable, Sendable {
+    /// How a prompt is wrapped before it is fed to the model, with `{prompt}` where the prompt
+    /// goes (for example `Q: {prompt}\nA:`); nil means the raw prompt.
+    public var promptTemplate: String?
+    /// Reward normalisation: reward = gain · head + bias (reward models only).
+    public var rewardGain: Float?
+    /// See `rewardGain`.
+    public var rewardBias: Float?
+
+    /// Annotations.
+    public init(promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil) {
+        self.promptTemplate = promptTemplate; self.rewardGain = rewardGain; self.rewardBias = rewardBias
+    }
+
+    /// The text fed to the model for `prompt`.
+    public func format(prompt: String) -> String {
+        guard let t = promptTemplate else { return prompt }
+        return t.replacingOccurrences(of: "{prompt}", with: prompt)
+    }
+}
+
+/// A model with its tokenizer and annotations, as loaded from a folder.
+public final class PretrainedModel {
+    /// The network.
+    public let model: GPTModel
+    /// Its tokenizer.
+    public let tokenizer: Tokenizer
+    /// Prompt template and reward normalisation.
+    public var annotations: ModelAnnotations
+
+    /// Bundles a model with its tokenizer.
+    public init(model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init()) {
+        self.model = model; self.tokenizer = tokenizer; self.annotations = annotations
+    }
+}
+
+/// Hugging Face GPT-2 model folders: `config.json`, `model.safetensors` and tokenizer files.
+///
+/// Loading accepts tensor names with or without the `transformer.` prefix, Conv1D weights in
+/// their [in, out] layout (the core's own layout), and a tied `lm_head.weight` (absent, or equal
+/// to `wte`). It refuses what the core cannot compute exactly: another architecture or
+/// activation, an untied head, a non-default attention scaling, cross-attention.
+public enum ModelFolder {
+    /// File names inside a model folder.
+    public static let configFile = "config.json", weightsFile = "model.safetensors"
+
+    /// Reads and checks `config.json`.
+    public static func readConfig(_ folder: URL) throws -> (GPTConfig, ModelAnnotations) {
+        let url = folder.appendingPathComponent(configFile)
+        let what = url.path
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw FormatError("\(folder.path): no config.json; expected a Hugging Face GPT-2 model folder")
+        }
+        let c = try JSONText.object(JSONText.readFile(url, limit: 16 << 20), what)
+        if let t = c["model_type"] as? String, t != "gpt2" {
+            throw FormatError("\(what): model_type \(t) is not supported; only GPT-2 (model_type gpt2) is")
+        }
+        let known: Set<String> = ["GPT2LMHeadModel", "GPT2Model", "GPT2ForSequenceClassification", "GPT2ForTokenClassification"]
+        if let archs = c["architectures"] as? [String], let other = archs.first(where: { !known.contains($0) }) {
+            throw FormatError("\(what): architecture \(other) is not supported; only GPT-2 is")
+        }
+        let act = c["activation_function"] as? String ?? "gelu_new"
+        guard act == "gelu_new" || act == "gelu_pytorch_tanh" else {
+            throw FormatError("\(what): activation_function \(act) is not supported; the core implements GPT-2's tanh GELU (gelu_new)")
+        }
+        if JSONText.bool(c["tie_word_embeddings"]) == false {
+            throw FormatError("\(what): tie_word_embeddings is false; the core needs the LM head tied to wte")
+        }
+        if JSONText.bool(c["scale_attn_weights"]) == false { throw FormatError("\(what): scale_attn_weights false is not supported") }
+        if JSONText.bool(c["scale_attn_by_inverse_layer_idx"]) == true { throw FormatError("\(what): scale_attn_by_inverse_layer_idx is not supported") }
+        if JSONText.bool(c["add_cross_attention"]) == true { throw FormatError("\(what): cross-attention is not supported") }
+        func int(_ keys: String...) throws -> Int {
+            for k in keys { if let v = JSONText.int(c[k]) { return v } }
+            throw FormatError("\(what): missing integer \(keys[0])")
+        }
+        let config = GPTConfig(nLayer: try int("n_layer", "num_hidden_layers"), nHead: try int("n_head", "num_attention_heads"),
+                               nEmbd: try int("n_embd", "hidden_size"), nCtx: try int("n_positions", "n_ctx"),
+                               vocabSize: try int("vocab_size"),
+                               layerNormEpsilon: Float(JSONText.double(c["layer_norm_epsilon"]) ?? 1e-5))
+        if let problem = config.validationError() { throw FormatError("\(what): \(problem)") }
+        if let inner = JSONText.int(c["n_inner"]), inner != 4 * config.nEmbd {
+            throw FormatError("\(what): n_inner \(inner) is not supported; the core uses 4 × n_embd = \(4 * config.nEmbd)")
+        }
+        var notes = ModelAnnotations()
+        notes.promptTemplate = c["rlhf_prompt_template"] as? String
+        notes.rewardGain = JSONText.double(c["rlhf_reward_gain"]).map(Float.init)
+        notes.rewardBias = JSONText.double(c["rlhf_reward_bias"]).map(Float.init)
+        return (config, notes)
+    }
+
+    /// Loads a model folder: config, weights and tokenizer.
+    public static func load(_ folder: URL) throws -> PretrainedModel {
+        let (config, notes) = try readConfig(folder)
+        let model = try loadWeights(folder, config: config)
+        let tokenizer = try Tokenizer.load(folder: folder)
+        if tokenizer.count > config.vocabSize {
+            throw FormatError("\(folder.path): the tokenizer has \(tokenizer.count) tokens but the model's vocab_size is \(config.vocabSize)")
+        }
+        return PretrainedModel(model: model, tokenizer: tokenizer, annotations: notes)
+    }
+
+    /// Loads `model.safetensors` of `folder` into a new model of `config`; a `score.weight`
+    /// tensor makes it a scalar-head (reward or value) model.
+    public static func loadWeights(_ folder: URL, config: GPTConfig) throws -> GPTModel {
+        let url = folder.appendingPathComponent(weightsFile)
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: url.path) {
+            if fm.fileExists(atPath: folder.appendingPathComponent("model.safetensors.index.json").path) {
+                throw FormatError("\(folder.path): sharded safetensors weights are not supported; save the model as a single model.safetensors")
+            }
+            if fm.fileExists(atPath: folder.appendingPathComponent("pytorch_model.bin").path) {
+                throw FormatError("\(folder.path): only model.safetensors weights are supported, not pytorch_model.bin; re-save with save_pretrained(..., safe_serialization=True)")
+            }
+            throw FormatError("\(folder.path): no model.safetensors")
+        }
+        let file = try SafeTensorsFile(url: url)
+        let what = url.path
+        // Map file names to core names.
+        var byName: [String: String] = [:]
+        var extra: [String] = []
+        for n in file.names {
+            var core = n.hasPrefix("transformer.") ? String(n.dropFirst("transformer.".count)) : n
+            if core.hasSuffix(".attn.bias") || core.hasSuffix(".attn.masked_bias") || core == "lm_head.weight" { continue }
+            if core == "score.weight" || core == "score.bias" { core = n }
+            if byName[core] != nil { throw FormatError("\(what): tensor \(core) appears twice (with and without the transformer. prefix)") }
+            byName[core] = n
+        }
+        let scalar = byName["score.weight"] != nil
+        let model = GPTModel(config: config, scalarHead: scalar)
+        for slot in model.layout.slots {
+            guard let fileName = byName.removeValue(forKey: slot.name) else {
+                if slot.name == "score.bias" { continue }   // Hugging Face's score layer has no bias
+                throw FormatError("\(what): missing tensor \(slot.name)")
+            }
+            let e = file.entries[fileName]!
+            let expected = slot.name == "score.bias" ? [1] : slot.shape
+            guard e.shape == expected || (slot.name == "score.bias" && e.shape == []) else {
+                throw FormatError("\(what): tensor \(fileName) has shape \(e.shape), expected \(expected) for this config")
+            }
+            try file.read(fileName, into: model.tensor(slot.name))
+        }
+        extra = byName.values.sorted()
+        if !extra.isEmpty {
+            throw FormatError("\(what): unexpected tensors for a GPT-2 model: \(extra.prefix(5).joined(separator: ", "))\(extra.count > 5 ? ", …" : "")")
+        }
+        for prefix in ["", "transformer."] where file.entries[prefix + "lm_head.weight"] != nil {
+            let head = try file.floats(prefix + "lm_head.weight")
+            let wte = model.tensor("wte.weight")
+            guard head.count == wte.count, zip(head, wte).allSatisfy({ $0 == $1 }) else {
+                throw FormatError("\(what): lm_head.weight differs from wte.weight; untied output heads are not supported")
+            }
+        }
+        return model
+    }
+
+    /// Writes `model` with its tokenizer as a Hugging Face GPT-2 folder that
+    /// `GPT2LMHeadModel.from_pretrained` and `AutoTokenizer.from_pretrained` load. The folder is
+    /// built under a temporary name and renamed into place, replacing any folder there.
+    public static func save(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL) throws {
+        let fm = FileManager.default
+        let parent = folder.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        do {
+            try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp)
+            AtomicFile.syncDirectory(tmp)
+            var old: URL?
+            if fm.fileExists(atPath: folder.path) {
+                let o = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+                try fm.moveItem(at: folder, to: o)
+                old = o
+            }
+            try fm.moveItem(at: tmp, to: folder)
+            AtomicFile.syncDirectory(parent)
+            if let old { try? fm.removeItem(at: old) }
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+    }
+
+    /// Writes config.json, model.safetensors and the tokenizer files into an existing folder.
+    static func writeContents(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL) throws {
+        let c = model.config
+        precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
+        let eos = tokenizer.eosId.map(String.init) ?? "null"
+        var fields = [
+            "\"architectures\":[\"\(model.hasScalarHead ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel")\"]",
+            "\"model_type\":\"gpt2\"", "\"activation_function\":\"gelu_new\"",
+            "\"n_layer\":\(c.nLayer)", "\"n_head\":\(c.nHead)", "\"n_embd\":\(c.nEmbd)",
+            "\"n_positions\":\(c.nCtx)", "\"n_ctx\":\(c.nCtx)", "\"n_inner\":null", "\"vocab_size\":\(c.vocabSize)",
+            "\"layer_norm_epsilon\":\(Double(c.layerNormEpsilon))",
+            "\"resid_pdrop\":0.0", "\"embd_pdrop\":0.0", "\"attn_pdrop\":0.0", "\"summary_first_dropout\":0.0",
+            "\"initializer_range\":0.02", "\"scale_attn_weights\":true", "\"tie_word_embeddings\":true", "\"use_cache\":true",
+            "\"bos_token_id\":\(eos)", "\"eos_token_id\":\(eos)", "\"torch_dtype\":\"float32\"",
+        ]
+        if let pad = tokenizer.padId { fields.append("\"pad_token_id\":\(pad)") }
+        if model.hasScalarHead { fields.append("\"num_labels\":1") }
+        if let t = annotations.promptTemplate { fields.append("\"rlhf_prompt_template\":\(JSONText.quote(t))") }
+        if let g = annotations.rewardGain { fields.append("\"rlhf_reward_gain\":\(Double(g))") }
+        if let b = annotations.rewardBias { fields.append("\"rlhf_reward_bias\":\(Double(b))") }
+        try AtomicFile.write(Data(("{\n  " + fields.joined(separator: ",\n  ") + "\n}\n").utf8), to: folder.appendingPathComponent(configFile))
+        let tensors = model.layout.slots.map { slot -> SafeTensorsOutput in
+            let name = slot.name.hasPrefix("score.") ? slot.name : "transformer." + slot.name
+            return SafeTensorsOutput(name: name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)))
+        }
+        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent(weightsFile))
+        try tokenizer.save(to: folder, maxLength: c.nCtx)
+    }
+}

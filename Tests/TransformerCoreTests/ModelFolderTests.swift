@@ -1,0 +1,153 @@
+import XCTest
+import Foundation
+@testable import TransformerCore
+
+/// Hugging Face GPT-2 folders against transformers: logits and greedy continuations of a tiny
+/// random GPT-2 saved with `save_pretrained` (Fixtures/hf/make_hf_fixtures.py).
+final class ModelFolderTests: XCTestCase {
+    func logits(_ model: GPTModel, _ ids: [Int32]) -> [Float] {
+        let batch = TokenBatch(tokens: ids, batch: 1, length: ids.count)
+        let acts = GPTActivations(config: model.config, batch: 1, length: ids.count)
+        model.forward(batch, acts)
+        return Array(UnsafeBufferPointer(start: acts.logits.pointer, count: ids.count * model.config.vocabSize))
+    }
+
+    func testLogitsMatchTransformers() throws {
+        let m = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        XCTAssertEqual(m.model.config, GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 64, vocabSize: 700))
+        XCTAssertFalse(m.model.hasScalarHead)
+        for c in hfGolden["logits"] as! [[String: Any]] {
+            let ids = int32s(c["ids"])
+            let expected = (c["logits"] as! [[NSNumber]]).flatMap { $0.map(\.floatValue) }
+            XCTAssertLessThanOrEqual(maxAbsDiff(logits(m.model, ids), expected), 1e-4, "ids \(ids)")
+        }
+    }
+
+    func testGreedyContinuationsMatchTransformers() throws {
+        let m = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        let gen = Generator(model: m.model)
+        for c in hfGolden["greedy"] as! [[String: Any]] {
+            var rng = SeededRandom(seed: 1)
+            let prompt = int32s(c["prompt_ids"])
+            let out = gen.generate(prompts: [prompt], maxNewTokens: 20, settings: SamplingSettings(greedy: true),
+                                   eos: m.tokenizer.eosId, pad: 0, rng: &rng)
+            XCTAssertEqual(out[0].tokens, int32s(c["continuation"]), "prompt \(prompt)")
+        }
+    }
+
+    func testLegacyNamesTiedHeadAndMaskBuffersLoadTheSameWeights() throws {
+        let a = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        let b = try ModelFolder.load(fixtureURL("hf/tiny-gpt2-legacy"))
+        for slot in a.model.layout.slots {
+            XCTAssertEqual(Array(a.model.tensor(slot.name)), Array(b.model.tensor(slot.name)), slot.name)
+        }
+    }
+
+    func testExportThenReloadIsIdentical() throws {
+        let a = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        let dir = temporaryFolder().appendingPathComponent("export")
+        try ModelFolder.save(a.model, tokenizer: a.tokenizer, annotations: ModelAnnotations(promptTemplate: "Q: {prompt}\nA:"), to: dir)
+        let b = try ModelFolder.load(dir)
+        XCTAssertEqual(b.model.config, a.model.config)
+        for slot in a.model.layout.slots {
+            XCTAssertEqual(Array(a.model.tensor(slot.name)), Array(b.model.tensor(slot.name)), slot.name)
+        }
+        XCTAssertEqual(b.annotations.promptTemplate, "Q: {prompt}\nA:")
+        for c in hfGolden["tokenizer"] as! [[String: Any]] {
+            let t = c["text"] as! String
+            XCTAssertEqual(b.tokenizer.encode(t), a.tokenizer.encode(t))
+        }
+        // Saving again over an existing folder replaces it cleanly.
+        try ModelFolder.save(b.model, tokenizer: b.tokenizer, to: dir)
+        XCTAssertNil(try ModelFolder.load(dir).annotations.promptTemplate)
+        let siblings = try FileManager.default.contentsOfDirectory(atPath: dir.deletingLastPathComponent().path)
+        XCTAssertEqual(siblings, ["export"])
+    }
+
+    /// Fixtures/hf/export_check.json records what transformers saw when it loaded this very export
+    /// (`make_hf_fixtures.py --check-export`): the file hashes and its logits. The export must
+    /// still produce those bytes, and the core must compute those logits.
+    func testExportLoadsInTransformers() throws {
+        let a = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        let dir = temporaryFolder().appendingPathComponent("export")
+        try ModelFolder.save(a.model, tokenizer: a.tokenizer, to: dir)
+        if let keep = ProcessInfo.processInfo.environment["RLHF_KEEP_EXPORT"] {
+            try? FileManager.default.removeItem(atPath: keep)
+            try FileManager.default.copyItem(at: dir, to: URL(fileURLWithPath: keep))
+        }
+        let data = try Data(contentsOf: fixtureURL("hf/export_check.json"))
+        let check = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        for (file, sha) in check["sha256"] as! [String: String] {
+            XCTAssertEqual(try SHA256.hex(of: dir.appendingPathComponent(file)), sha, file)
+        }
+        XCTAssertTrue((check["tokenizer_class"] as? String ?? "").hasPrefix("GPT2Tokenizer"))
+        for c in check["cases"] as! [[String: Any]] {
+            XCTAssertEqual(Array(a.tokenizer.encode(c["text"] as! String).prefix(40)), int32s(c["ids"]), "the script keeps the first 40 ids")
+            let expected = (c["logits"] as! [[NSNumber]]).flatMap { $0.map(\.floatValue) }
+            XCTAssertLessThanOrEqual(maxAbsDiff(logits(a.model, int32s(c["ids"])), expected), 1e-4)
+        }
+    }
+
+    func testScalarHeadRoundTrip() throws {
+        let cfg = GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nCtx: 16, vocabSize: 300)
+        let model = randomModel(cfg, seed: 3, scalarHead: true)
+        let tok = try BPETrainer.train(corpus: "a b c", vocabSize: 258)
+        let dir = temporaryFolder().appendingPathComponent("rm")
+        try ModelFolder.save(model, tokenizer: tok, annotations: ModelAnnotations(rewardGain: 2.5, rewardBias: -0.25), to: dir)
+        let back = try ModelFolder.load(dir)
+        XCTAssertTrue(back.model.hasScalarHead)
+        XCTAssertEqual(Array(back.model.tensor("score.weight")), Array(model.tensor("score.weight")))
+        XCTAssertEqual(Array(back.model.tensor("score.bias")), Array(model.tensor("score.bias")))
+        XCTAssertEqual(back.annotations.rewardGain, 2.5); XCTAssertEqual(back.annotations.rewardBias, -0.25)
+    }
+
+    func testUnsupportedConfigurationsAreRefused() throws {
+        let src = fixtureURL("hf/tiny-gpt2")
+        let base = try JSONText.object(Data(contentsOf: src.appendingPathComponent("config.json")), "config")
+        let cases: [(String, Any, String)] = [
+            ("activation_function", "relu", "activation_function relu"),
+            ("tie_word_embeddings", false, "tie_word_embeddings"),
+            ("model_type", "llama", "model_type llama"),
+            ("architectures", ["LlamaForCausalLM"], "LlamaForCausalLM"),
+            ("n_inner", 100, "n_inner"),
+            ("scale_attn_by_inverse_layer_idx", true, "scale_attn_by_inverse_layer_idx"),
+            ("n_head", 3, "divisible"),
+        ]
+        for (key, value, needle) in cases {
+            let dir = temporaryFolder()
+            for f in try FileManager.default.contentsOfDirectory(atPath: src.path) {
+                try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dir.appendingPathComponent(f))
+            }
+            var cfg = base
+            cfg[key] = value
+            try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
+            XCTAssertThrowsError(try ModelFolder.load(dir), key) { e in XCTAssertTrue("\(e)".contains(needle), "\(key): \(e)") }
+        }
+    }
+
+    func testUntiedHeadAndMissingTensorsAreRefused() throws {
+        let a = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        let dir = temporaryFolder()
+        try FileManager.default.copyItem(at: fixtureURL("hf/tiny-gpt2/config.json"), to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(at: fixtureURL("hf/tiny-gpt2/tokenizer.json"), to: dir.appendingPathComponent("tokenizer.json"))
+        var head = Array(a.model.tensor("wte.weight"))
+        head[5] += 1
+        let weights = dir.appendingPathComponent("model.safetensors")
+        func write(dropping: String) throws {
+            let outs = a.model.layout.slots.filter { $0.name != dropping }
+                .map { SafeTensorsOutput(name: $0.name, shape: $0.shape, data: UnsafeBufferPointer(a.model.tensor($0.name))) }
+            try SafeTensorsWriter.write(outs, to: weights)
+        }
+        try head.withUnsafeBufferPointer { p in
+            var outs = a.model.layout.slots.map { SafeTensorsOutput(name: $0.name, shape: $0.shape, data: UnsafeBufferPointer(a.model.tensor($0.name))) }
+            outs.append(SafeTensorsOutput(name: "lm_head.weight", shape: [700, 32], data: p))
+            try SafeTensorsWriter.write(outs, to: weights)
+        }
+        XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("untied"), "\(e)") }
+        try write(dropping: "h.1.mlp.c_fc.bias")
+        XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("missing tensor h.1.mlp.c_fc.bias"), "\(e)") }
+        try FileManager.default.removeItem(at: weights)
+        try Data().write(to: dir.appendingPathComponent("pytorch_model.bin"))
+        XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("pytorch_model.bin"), "\(e)") }
+    }
+}

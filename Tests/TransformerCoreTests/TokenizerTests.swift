@@ -1,0 +1,123 @@
+import XCTest
+import Foundation
+@testable import TransformerCore
+
+/// Byte-level BPE against Hugging Face: the ids of Fixtures/hf/golden_hf.json were produced by
+/// both `tokenizers` and the slow GPT-2 tokenizer (OpenAI's original algorithm), which agreed.
+final class TokenizerTests: XCTestCase {
+    var cases: [[String: Any]] { (hfGolden["tokenizer"] as! [[String: Any]]) }
+
+    func testTokenizerJSONMatchesHuggingFace() throws {
+        let tok = try Tokenizer.load(tokenizerJSON: fixtureURL("hf/tokenizer/tokenizer.json"))
+        XCTAssertEqual(tok.count, 700)
+        for c in cases {
+            let text = c["text"] as! String
+            XCTAssertEqual(tok.encode(text), int32s(c["ids"]), "encoding \(text.debugDescription)")
+            XCTAssertEqual(tok.decode(int32s(c["ids"])), c["decoded"] as! String, "decoding \(text.debugDescription)")
+        }
+    }
+
+    func testVocabAndMergesMatchHuggingFace() throws {
+        let dir = fixtureURL("hf/tokenizer")
+        let tok = try Tokenizer.load(vocabJSON: dir.appendingPathComponent("vocab.json"), mergesTXT: dir.appendingPathComponent("merges.txt"))
+        for c in cases {
+            XCTAssertEqual(tok.encode(c["text"] as! String), int32s(c["ids"]), "encoding \((c["text"] as! String).debugDescription)")
+        }
+        XCTAssertEqual(tok.eosId, tok.id(of: "<|endoftext|>"))
+        XCTAssertNotNil(tok.padId)
+        XCTAssertNotEqual(tok.padId, tok.eosId)
+    }
+
+    func testRoundTripOnAnyText() throws {
+        let tok = try Tokenizer.load(folder: fixtureURL("hf/tokenizer"))
+        var rng = SeededRandom(seed: 5)
+        let pool: [Unicode.Scalar] = ["a", "Z", " ", "\n", "\t", "'", "s", "é", "\u{301}", "日", "😀", "\u{200D}", "1", "!", "\u{0}", "\u{1B}", "\u{A0}", "\u{3000}"]
+        for _ in 0..<300 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<rng.int(below: 40) { s.append(pool[rng.int(below: pool.count)]) }
+            let text = String(s)
+            XCTAssertEqual(tok.decode(tok.encode(text, allowSpecial: false)), text)
+        }
+    }
+
+    func testDecodingACutInsideACharacterDoesNotCrash() throws {
+        let tok = try Tokenizer.load(folder: fixtureURL("hf/tokenizer"))
+        let ids = tok.encode("😀日")
+        XCTAssertGreaterThan(ids.count, 1)
+        for cut in 1..<ids.count {
+            let partial = tok.decode(Array(ids[..<cut]))
+            XCTAssertTrue(partial.unicodeScalars.contains("\u{FFFD}") || partial == "😀", "cut \(cut): \(partial.debugDescription)")
+        }
+        XCTAssertEqual(tok.decode([Int32(tok.count + 5), -1]), "", "ids outside the vocabulary are skipped")
+    }
+
+    func testLongWhitespaceRun() throws {
+        let tok = try Tokenizer.load(folder: fixtureURL("hf/tokenizer"))
+        let text = "a" + String(repeating: " ", count: 20_000) + "b" + String(repeating: "\n", count: 5000)
+        let ids = tok.encode(text)
+        XCTAssertEqual(tok.decode(ids), text)
+        // The same as the pieces encoded separately: whitespace minus its last space, then " b".
+        let pieces = tok.encode("a") + tok.encode(String(repeating: " ", count: 19_999)) + tok.encode(" b") + tok.encode(String(repeating: "\n", count: 5000))
+        XCTAssertEqual(ids, pieces)
+    }
+
+    func testSpecialTokens() throws {
+        let tok = try Tokenizer.load(folder: fixtureURL("hf/tokenizer"))
+        let eos = tok.eosId!
+        XCTAssertEqual(tok.encode("hi<|endoftext|>"), tok.encode("hi") + [eos])
+        XCTAssertFalse(tok.encode("hi<|endoftext|>", allowSpecial: false).contains(eos))
+        XCTAssertEqual(tok.decode(tok.encode("x<|endoftext|>"), skipSpecial: true), "x")
+    }
+
+    func testRejectsOtherTokenizerTypes() throws {
+        let dir = temporaryFolder()
+        let url = dir.appendingPathComponent("tokenizer.json")
+        try Data(#"{"model":{"type":"WordPiece","vocab":{"a":0}},"pre_tokenizer":{"type":"BertPreTokenizer"}}"#.utf8).write(to: url)
+        XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) { e in
+            XCTAssertTrue("\(e)".contains("unsupported tokenizer type WordPiece"), "\(e)")
+            XCTAssertTrue("\(e)".contains(url.path), "\(e)")
+        }
+        try Data(#"{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Metaspace"}}"#.utf8).write(to: url)
+        XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) { e in XCTAssertTrue("\(e)".contains("Metaspace"), "\(e)") }
+        try Data(#"{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"ByteLevel"}}"#.utf8).write(to: url)
+        XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) { e in XCTAssertTrue("\(e)".contains("byte-level"), "\(e)") }
+        try Data("{not json".utf8).write(to: url)
+        XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) { e in XCTAssertTrue("\(e)".contains("invalid JSON"), "\(e)") }
+    }
+
+    func testTrainingIsDeterministicAndRoundTripsThroughFiles() throws {
+        var lines: [String] = []
+        var rng = SeededRandom(seed: 11)
+        let words = ["kind", "rude", "thanks", "help", "please", "answer", "question", "you", "the", "a", "日本", "😀", "don't", "I'm"]
+        for _ in 0..<2000 { lines.append((0..<8).map { _ in words[rng.int(below: words.count)] }.joined(separator: " ")) }
+        let corpus = lines.joined(separator: "\n") + "<|endoftext|>"
+        let a = try BPETrainer.train(corpus: corpus, vocabSize: 300)
+        let b = try BPETrainer.train(corpus: corpus, vocabSize: 300)
+        XCTAssertEqual(a.tokens, b.tokens)
+        XCTAssertEqual(a.count, 300)
+        XCTAssertEqual(a.eosId, 298); XCTAssertEqual(a.padId, 299)
+        XCTAssertEqual(a.encode("<|endoftext|>"), [298])
+        // Merges compress: frequent text takes well under one token per two bytes.
+        XCTAssertLessThan(a.encode(lines[0]).count * 2, lines[0].utf8.count)
+        let dir = temporaryFolder()
+        try a.save(to: dir, maxLength: 64)
+        let fromJSON = try Tokenizer.load(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
+        let fromPair = try Tokenizer.load(vocabJSON: dir.appendingPathComponent("vocab.json"), mergesTXT: dir.appendingPathComponent("merges.txt"))
+        for text in lines.prefix(50) + ["unseen wörds 😀 here", "<|endoftext|><|pad|>"] {
+            XCTAssertEqual(fromJSON.encode(text), a.encode(text))
+            XCTAssertEqual(fromPair.encode(text), a.encode(text))
+            XCTAssertEqual(a.decode(a.encode(text)), text)
+        }
+        XCTAssertEqual(fromJSON.padId, a.padId); XCTAssertEqual(fromPair.padId, a.padId)
+        XCTAssertThrowsError(try BPETrainer.train(corpus: corpus, vocabSize: 100))
+    }
+
+    func testTrainingMergesMostFrequentPairFirst() throws {
+        // Words: "ab" once, " ab" five times, " cd" three times. Pair counts: (a,b) 6, (Ġ,a) 5,
+        // (Ġ,c) 3, (c,d) 3. After ab: (Ġ,ab) 5. Then (Ġ,c) and (c,d) tie at 3, and the tie goes to
+        // the pair whose spelling sorts first: space (0x20) before "c".
+        let tok = try BPETrainer.train(corpus: "ab ab ab ab ab ab cd cd cd", vocabSize: 256 + 1 + 3, specialTokens: ["<|endoftext|>"])
+        XCTAssertEqual(tok.merges.map { tok.token($0.0) + tok.token($0.1) }, ["ab", "Ġab", "Ġc"])
+        XCTAssertEqual(tok.count, 260)
+    }
+}
