@@ -1,6 +1,8 @@
 import Foundation
 
-let commands: [any Command.Type] = [BenchCommand.self]
+let commands: [any Command.Type] = [
+    TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, BenchCommand.self,
+]
 
 let topHelp = """
 rlhf — an RLHF pipeline in Swift: generate, label, train a reward model, PPO, curves.

@@ -3,30 +3,7 @@ import Foundation
 
 /// Drives the built `rlhf` binary.
 final class CLITests: XCTestCase {
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
-
-    /// The `rlhf` executable built beside this test bundle.
-    static let binary: URL = {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for dir in [here, Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
-            let candidate = dir.appendingPathComponent("rlhf")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        fatalError("rlhf binary not found next to \(here.path)")
-    }()
-
-    func run(_ args: [String], env: [String: String] = [:]) throws -> Result {
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String], env: [String: String] = [:]) throws -> CLIResult { try runCLI(args, env: env) }
 
     func testHelpListsCommands() throws {
         let r = try run(["--help"])

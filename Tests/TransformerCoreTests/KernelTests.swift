@@ -60,3 +60,20 @@ final class SHA256Tests: XCTestCase {
         XCTAssertEqual(s.finalize().map { String(format: "%02x", $0) }.joined(), SHA256.hex(data))
     }
 }
+
+final class TerminalSafeTests: XCTestCase {
+    func testEscapesControlSequencesAndInvalidUTF8() {
+        XCTAssertEqual(TerminalSafe.escape("a\u{1B}[31mred\u{1B}]0;title\u{07}"), "a\\e[31mred\\e]0;title\\x07")
+        XCTAssertEqual(TerminalSafe.escape("x\ry\u{8}z\u{7F}"), "x\\ry\\x08z\\x7f")
+        XCTAssertEqual(TerminalSafe.escape("line\nnext\ttab"), "line\nnext\ttab")
+        XCTAssertEqual(TerminalSafe.escape("line\nnext", keepNewlines: false), "line\\nnext")
+        XCTAssertEqual(TerminalSafe.escape("back\\slash"), "back\\\\slash")
+        XCTAssertEqual(TerminalSafe.escape("\u{9B}2J \u{202E}evil"), "\\u{9B}2J \\u{202E}evil")
+        XCTAssertEqual(TerminalSafe.escape("日本 😀 é"), "日本 😀 é")
+        XCTAssertEqual(TerminalSafe.escape(bytes: [0x61, 0xFF, 0xC3, 0x28, 0xE6, 0x97]), "a\\xff\\xc3(\\xe6\\x97")
+        XCTAssertEqual(TerminalSafe.escape(bytes: [0xC0, 0x80, 0xED, 0xA0, 0x80]), "\\xc0\\x80\\xed\\xa0\\x80", "overlong and surrogate forms")
+        // Nothing below 0x20 except newline and tab ever survives.
+        let all = TerminalSafe.escape(bytes: (0..<256).map(UInt8.init))
+        XCTAssertFalse(all.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || (0x7F...0x9F).contains($0.value) })
+    }
+}

@@ -105,6 +105,11 @@ public final class Tokenizer: @unchecked Sendable {
         self.ignoreMerges = ignoreMerges
     }
 
+    /// Forgets the cached encodings of words (for measuring cold-cache speed).
+    public func clearCache() {
+        lock.lock(); cache.removeAll(); lock.unlock()
+    }
+
     /// Whether `id` is a special token.
     public func isSpecial(_ id: Int32) -> Bool { specialIds.contains(id) }
 

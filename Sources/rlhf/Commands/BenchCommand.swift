@@ -6,7 +6,7 @@ enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-    Usage: rlhf bench [--json] [--only matmul,train,generate] [--config S,M,L] [--repeat N] [--numpy]
+    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize] [--config S,M,L] [--repeat N] [--numpy]
 
     Measures the compute core on this machine and prints one result per line.
 
@@ -16,13 +16,16 @@ enum BenchCommand: Command {
                 (S: batch 16×128, M: 8×256, L: 4×256)
       generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
                 temperature 0.7, no early stop
+      tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
+                punctuation, some non-ASCII) with a fresh 8192-token tokenizer trained on 1 MB
+                of other text from the same generator; the word cache starts empty
 
     Configurations: S (4 layers, 128 wide, vocab 512), M (6 layers, 384 wide, vocab 8192),
     L (GPT-2 small: 12 layers, 768 wide, vocab 50257).
 
     Options:
       --json          one JSON object per line
-      --only LIST     which measurements to run (default: matmul,train,generate)
+      --only LIST     which measurements to run (default: matmul,train,generate,tokenize)
       --config LIST   which model configurations (default: S,M,L)
       --repeat N      timed repetitions per measurement (default: chosen per size)
       --numpy         also time numpy's matmul (OpenBLAS) on the same shapes, in this run;
@@ -37,9 +40,10 @@ enum BenchCommand: Command {
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads"], flags: ["--json", "--numpy"])
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let only = Set(a.list("--only") ?? ["matmul", "train", "generate"])
-        for w in only where !["matmul", "train", "generate"].contains(w) {
-            throw UsageError("unknown measurement '\(w)' (choose from matmul, train, generate)")
+        let kinds = ["matmul", "train", "generate", "tokenize"]
+        let only = Set(a.list("--only") ?? kinds)
+        for w in only where !kinds.contains(w) {
+            throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
         }
         let configs = a.list("--config") ?? ["S", "M", "L"]
         for c in configs where GPTConfig.preset(c) == nil { throw UsageError("unknown configuration '\(c)' (choose from S, M, L)") }
@@ -55,6 +59,11 @@ enum BenchCommand: Command {
                          text: "matmul  \(m)×\(k)×\(n)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(gflops)) GFLOPS")
             }
             if a.flag("--numpy") { try runNumpy(out) }
+        }
+        if only.contains("tokenize") {
+            let (mbps, tokens) = try benchTokenize(repeats: repeatCount)
+            out.emit(["what": "tokenize", "mb": 4, "vocab": 8192, "mb_per_s": round2(mbps), "bytes_per_token": round2(tokens)],
+                     text: "tokenize 4 MB, vocab 8192".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(mbps)) MB/s (\(fmt(tokens)) bytes/token)")
         }
         for name in configs {
             let cfg = GPTConfig.preset(name)!
@@ -128,6 +137,46 @@ enum BenchCommand: Command {
             _ = gen.generate(prompts: prompts, maxNewTokens: 64, settings: settings, eos: nil, pad: 0, rng: &r)
         }
         return Double(8 * 64) / seconds
+    }
+
+    static func benchTokenize(repeats: Int?) throws -> (Double, Double) {
+        let tok = try BPETrainer.train(corpus: syntheticText(bytes: 1 << 20, seed: 1), vocabSize: 8192)
+        let text = syntheticText(bytes: 4 << 20, seed: 2)
+        var count = 0
+        let seconds = timeBest(repeats: repeats, minimumTime: 1.0) {
+            tok.clearCache()
+            count = tok.encode(text).count
+        }
+        let bytes = Double(text.utf8.count)
+        return (bytes / seconds / 1e6, bytes / Double(max(count, 1)))
+    }
+
+    /// Deterministic text of about `bytes` bytes: words built from syllables, numbers,
+    /// punctuation, line breaks and some accented, CJK and emoji characters.
+    static func syntheticText(bytes: Int, seed: UInt64) -> String {
+        var rng = SeededRandom(seed: seed)
+        let syllables = ["the", "an", "re", "in", "er", "on", "at", "es", "or", "ti", "ing", "ly", "pro", "con", "ble", "ment",
+                         "ka", "mo", "su", "ve", "qui", "tha", "ské", "über", "日本", "語", "😀"]
+        let punct = [".", ",", "!", "?", ";", ":", "'s", "'ll", " -", "\"", "(", ")"]
+        var out = ""
+        out.reserveCapacity(bytes + 64)
+        while out.utf8.count < bytes {
+            let r = rng.int(below: 100)
+            if r < 78 {
+                var w = ""
+                for _ in 0..<(1 + rng.int(below: 3)) { w += syllables[rng.int(below: rng.int(below: 4) == 0 ? syllables.count : 16)] }
+                out += (rng.int(below: 10) == 0 ? w.capitalized : w) + " "
+            } else if r < 88 {
+                out += punct[rng.int(below: punct.count)] + " "
+            } else if r < 95 {
+                out += String(rng.int(below: 100_000)) + " "
+            } else if r < 98 {
+                out += "\n"
+            } else {
+                out += String(repeating: " ", count: 1 + rng.int(below: 8))
+            }
+        }
+        return out
     }
 
     /// Runs `body` once to warm up, then repeatedly; returns the best time of one run.

@@ -1,0 +1,41 @@
+import Foundation
+import TransformerCore
+
+/// `rlhf tokenize`: the token ids of a text under a model folder's tokenizer.
+enum TokenizeCommand: Command {
+    static let name = "tokenize"
+    static let summary = "Print the token ids of a text"
+    static let help = """
+    Usage: rlhf tokenize --model DIR (--text T | --file F) [--json]
+
+    Encodes the text with the byte-level BPE tokenizer of DIR (tokenizer.json, or vocab.json with
+    merges.txt; a model folder or a folder from 'rlhf tokenizer train'), exactly as GPT-2's
+    tokenizer does. Special tokens written in the text, such as <|endoftext|>, become their ids.
+
+    Options:
+      --model DIR   folder holding the tokenizer
+      --text T      the text
+      --file F      read the text from a UTF-8 file instead
+      --json        print {"ids": [...], "tokens": [...]}, tokens in the vocabulary's spelling
+    """
+
+    static func run(_ args: [String]) throws {
+        let a = try Arguments(args, options: ["--model", "--text", "--file"], flags: ["--json"])
+        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
+        guard let dir = a.string("--model") else { throw UsageError("--model DIR is required") }
+        let text: String
+        switch (a.string("--text"), a.string("--file")) {
+        case (let t?, nil): text = t
+        case (nil, let f?): text = try readUTF8File(f)
+        default: throw UsageError("give exactly one of --text and --file")
+        }
+        let tok = try Tokenizer.load(folder: URL(fileURLWithPath: dir))
+        let ids = tok.encode(text)
+        if a.flag("--json") {
+            print(jsonLine([("ids", "[" + ids.map(String.init).joined(separator: ",") + "]"),
+                            ("tokens", "[" + ids.map { JSONText.quote(tok.token($0)) }.joined(separator: ",") + "]")]))
+        } else {
+            print(ids.map(String.init).joined(separator: " "))
+        }
+    }
+}

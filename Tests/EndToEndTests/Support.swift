@@ -1,0 +1,41 @@
+import Foundation
+
+/// What one run of the binary did.
+struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
+
+/// The `rlhf` executable built beside this test bundle.
+let rlhfBinary: URL = {
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for dir in [here, Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
+        let candidate = dir.appendingPathComponent("rlhf")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    fatalError("rlhf binary not found next to \(here.path)")
+}()
+
+/// Runs `rlhf args…` to completion, capturing its output; `stdin` is fed to it when given.
+func runCLI(_ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdin: Data? = nil) throws -> CLIResult {
+    let p = Process()
+    p.executableURL = rlhfBinary
+    p.arguments = args
+    p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+    if let cwd { p.currentDirectoryURL = cwd }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    let input = Pipe()
+    p.standardInput = input
+    try p.run()
+    if let stdin { input.fileHandleForWriting.write(stdin) }
+    try? input.fileHandleForWriting.close()
+    // Read both pipes concurrently so a full stderr pipe cannot block the child.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errBox = Box()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    let errData = errBox.data
+    p.waitUntilExit()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+}
