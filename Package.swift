@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .executable(name: "rlhf", targets: ["rlhf"]),
         .library(name: "TransformerCore", targets: ["TransformerCore"]),
+        .library(name: "RunStore", targets: ["RunStore"]),
     ],
     targets: [
         .systemLibrary(
@@ -29,9 +30,18 @@ let package = Package(
             name: "TransformerCore",
             swiftSettings: kernelFlags
         ),
+        .target(
+            name: "RunStore",
+            dependencies: ["CSQLite"]
+        ),
+        .target(
+            name: "Generation",
+            dependencies: ["TransformerCore", "RunStore"],
+            swiftSettings: kernelFlags
+        ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore"],
+            dependencies: ["TransformerCore", "RunStore", "Generation"],
             swiftSettings: kernelFlags
         ),
         .testTarget(
@@ -41,8 +51,17 @@ let package = Package(
             swiftSettings: kernelFlags
         ),
         .testTarget(
+            name: "RunStoreTests",
+            dependencies: ["RunStore"]
+        ),
+        .testTarget(
+            name: "GenerationTests",
+            dependencies: ["Generation", "RunStore", "TransformerCore"],
+            swiftSettings: kernelFlags
+        ),
+        .testTarget(
             name: "EndToEndTests",
-            dependencies: ["rlhf"],
+            dependencies: ["rlhf", "RunStore"],
             swiftSettings: kernelFlags
         ),
     ],

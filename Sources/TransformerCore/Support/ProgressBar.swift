@@ -7,7 +7,7 @@ public final class ProgressBar {
     private let total: Int
     private let unit: String
     private let start = Date()
-    private var lastDraw = Date.distantPast
+    private var lastDraw = Date()
     private var done = 0
     private var extra = ""
     private let isTTY: Bool
@@ -24,7 +24,7 @@ public final class ProgressBar {
         done = n; extra = note
         let now = Date()
         let interval = isTTY ? 0.1 : 5.0
-        if now.timeIntervalSince(lastDraw) >= interval || (total > 0 && n >= total && !isTTY) {
+        if now.timeIntervalSince(lastDraw) >= interval {
             lastDraw = now
             draw(final: false)
         }

@@ -140,8 +140,8 @@ enum BenchCommand: Command {
     }
 
     static func benchTokenize(repeats: Int?) throws -> (Double, Double) {
-        let tok = try BPETrainer.train(corpus: syntheticText(bytes: 1 << 20, seed: 1), vocabSize: 8192)
-        let text = syntheticText(bytes: 4 << 20, seed: 2)
+        let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 20, seed: 1), vocabSize: 8192)
+        let text = SyntheticText.generate(bytes: 4 << 20, seed: 2)
         var count = 0
         let seconds = timeBest(repeats: repeats, minimumTime: 1.0) {
             tok.clearCache()
@@ -149,34 +149,6 @@ enum BenchCommand: Command {
         }
         let bytes = Double(text.utf8.count)
         return (bytes / seconds / 1e6, bytes / Double(max(count, 1)))
-    }
-
-    /// Deterministic text of about `bytes` bytes: words built from syllables, numbers,
-    /// punctuation, line breaks and some accented, CJK and emoji characters.
-    static func syntheticText(bytes: Int, seed: UInt64) -> String {
-        var rng = SeededRandom(seed: seed)
-        let syllables = ["the", "an", "re", "in", "er", "on", "at", "es", "or", "ti", "ing", "ly", "pro", "con", "ble", "ment",
-                         "ka", "mo", "su", "ve", "qui", "tha", "ské", "über", "日本", "語", "😀"]
-        let punct = [".", ",", "!", "?", ";", ":", "'s", "'ll", " -", "\"", "(", ")"]
-        var out = ""
-        out.reserveCapacity(bytes + 64)
-        while out.utf8.count < bytes {
-            let r = rng.int(below: 100)
-            if r < 78 {
-                var w = ""
-                for _ in 0..<(1 + rng.int(below: 3)) { w += syllables[rng.int(below: rng.int(below: 4) == 0 ? syllables.count : 16)] }
-                out += (rng.int(below: 10) == 0 ? w.capitalized : w) + " "
-            } else if r < 88 {
-                out += punct[rng.int(below: punct.count)] + " "
-            } else if r < 95 {
-                out += String(rng.int(below: 100_000)) + " "
-            } else if r < 98 {
-                out += "\n"
-            } else {
-                out += String(repeating: " ", count: 1 + rng.int(below: 8))
-            }
-        }
-        return out
     }
 
     /// Runs `body` once to warm up, then repeatedly; returns the best time of one run.

@@ -1,0 +1,127 @@
+import Foundation
+
+/// Reads prompt files for `rlhf prompts add`: JSONL (`{"prompt": "..."}` per line, other keys
+/// kept as metadata) or plain text with one prompt per line. Parsing is all or nothing: the first
+/// bad line is an error with its line number, and nothing is returned.
+public enum PromptFile {
+    /// How a file is read.
+    public enum Format: String, CaseIterable, Sendable {
+        case auto, jsonl, text
+    }
+
+    /// The largest prompt file accepted.
+    public static let maxBytes = 256 << 20
+
+    /// Parses the file at `url`.
+    public static func read(_ url: URL, format: Format = .auto) throws -> [NewPrompt] {
+        let name = url.path
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: name) else {
+            throw StoreError("\(name): no such file")
+        }
+        if let size = attrs[.size] as? Int, size > maxBytes { throw StoreError("\(name): \(size) bytes is over the \(maxBytes)-byte limit for a prompt file") }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw StoreError("\(name): cannot read (\(error.localizedDescription))") }
+        var f = format
+        if f == .auto {
+            let ext = url.pathExtension.lowercased()
+            if ext == "jsonl" || ext == "ndjson" || ext == "json" { f = .jsonl } else if ext == "txt" { f = .text } else {
+                let firstLine = data.split(separator: UInt8(ascii: "\n")).first { !$0.allSatisfy { $0 == 32 || $0 == 9 || $0 == 13 } }
+                f = firstLine?.first(where: { $0 != 32 && $0 != 9 }) == UInt8(ascii: "{") ? .jsonl : .text
+            }
+        }
+        return try parse(data, format: f, name: name)
+    }
+
+    /// Parses file contents (`name` is used in messages).
+    public static func parse(_ data: Data, format: Format, name: String) throws -> [NewPrompt] {
+        var out: [NewPrompt] = []
+        var lineNo = 0
+        let bytes = [UInt8](data)
+        var start = 0
+        // Skip a UTF-8 byte-order mark.
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 10 { end += 1 }
+            lineNo += 1
+            var slice = bytes[start..<end]
+            if slice.last == 13 { slice = slice.dropLast() }
+            start = end + 1
+            if end == bytes.count && slice.isEmpty { break }
+            guard let line = String(validatingUTF8Bytes: slice) else {
+                throw StoreError("\(name):\(lineNo): not valid UTF-8")
+            }
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            switch format {
+            case .text, .auto:
+                if line.contains("\0") { throw StoreError("\(name):\(lineNo): the line contains a NUL character") }
+                out.append(NewPrompt(text: line))
+            case .jsonl:
+                out.append(try jsonLine(line, name: name, lineNo: lineNo))
+            }
+        }
+        if out.isEmpty { throw StoreError("\(name): no prompts (the file is empty or has only blank lines)") }
+        return out
+    }
+
+    private static func jsonLine(_ line: String, name: String, lineNo: Int) throws -> NewPrompt {
+        let obj: Any
+        do {
+            guard !StrictJSON.hasTrailingComma(line) else { throw StoreError("trailing comma") }
+            obj = try JSONSerialization.jsonObject(with: Data(line.utf8))
+        } catch {
+            throw StoreError("\(name):\(lineNo): invalid JSON")
+        }
+        guard var dict = obj as? [String: Any] else { throw StoreError("\(name):\(lineNo): expected a JSON object like {\"prompt\": \"...\"}") }
+        guard let raw = dict.removeValue(forKey: "prompt") else { throw StoreError("\(name):\(lineNo): no \"prompt\" key") }
+        guard let text = raw as? String else { throw StoreError("\(name):\(lineNo): \"prompt\" must be a string") }
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw StoreError("\(name):\(lineNo): \"prompt\" is empty") }
+        if text.contains("\0") { throw StoreError("\(name):\(lineNo): \"prompt\" contains a NUL character") }
+        var metadata: String?
+        if !dict.isEmpty {
+            let d = try JSONSerialization.data(withJSONObject: dict, options: [.sortedKeys, .withoutEscapingSlashes])
+            metadata = String(decoding: d, as: UTF8.self)
+        }
+        return NewPrompt(text: text, metadata: metadata)
+    }
+}
+
+extension String {
+    /// The string, when `bytes` are valid UTF-8.
+    init?<C: Collection>(validatingUTF8Bytes bytes: C) where C.Element == UInt8 {
+        var it = bytes.makeIterator()
+        var decoder = UTF8()
+        var scalars = String.UnicodeScalarView()
+        while true {
+            switch decoder.decode(&it) {
+            case .scalarValue(let u): scalars.append(u)
+            case .emptyInput: self = String(scalars); return
+            case .error: return nil
+            }
+        }
+    }
+}
+
+/// What Foundation's JSON parser lets through that JSON forbids.
+public enum StrictJSON {
+    /// Whether `text` has a comma right before a closing `}` or `]` (outside strings), which
+    /// JSONSerialization accepts but JSON, and Python's json module, reject.
+    public static func hasTrailingComma(_ text: String) -> Bool {
+        var inString = false, escaped = false, lastSignificant: UInt8 = 0
+        for b in text.utf8 {
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "\""): inString = true; lastSignificant = b
+            case 32, 9, 10, 13: continue
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if lastSignificant == UInt8(ascii: ",") { return true }
+                lastSignificant = b
+            default: lastSignificant = b
+            }
+        }
+        return false
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import TransformerCore
+import RunStore
+
+/// `rlhf init`: creates a run with its base model registered as policy and reference.
+enum InitCommand: Command {
+    static let name = "init"
+    static let summary = "Create a run from a base model"
+    static let help = """
+    Usage: rlhf init [--run NAME] --base SOURCE [--force] [--seed S]
+
+    Creates runs/NAME/ (NAME defaults to 'default'; a path with a slash also works) holding
+    run.sqlite and checkpoints/. The base model is copied into checkpoints/base as a Hugging Face
+    GPT-2 folder (F16/BF16 weights become F32) and registered three times: as the base, as the
+    first policy and as the frozen reference.
+
+    SOURCE is one of:
+      DIR          a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files)
+                   or a checkpoint folder of this project
+      random:S     a randomly initialised model of a bench configuration (S, M or L), with a
+                   byte-level BPE tokenizer trained on generated text; for tests and trials
+
+    Options:
+      --run NAME    the run (default: default)
+      --base SOURCE the base model (required)
+      --force       replace an existing run of that name (its labels and checkpoints are deleted)
+      --seed S      initialisation seed for random:… sources (default 0)
+    """
+
+    static func run(_ args: [String]) throws {
+        let a = try Arguments(args, options: ["--run", "--base", "--seed"], flags: ["--force"])
+        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
+        guard let source = a.string("--base") else { throw UsageError("--base SOURCE is required (a model folder or random:S|M|L)") }
+        let seed = try a.int("--seed", default: 0, range: 0...Int.max)!
+        let folder = runFolder(a)
+        let fm = FileManager.default
+        let exists = fm.fileExists(atPath: folder.appendingPathComponent(RunStore.databaseName).path)
+        if exists && !a.flag("--force") {
+            throw RuntimeError("a run already exists at \(folder.path); choose another --run NAME, or pass --force to replace it (its labels and checkpoints will be deleted)")
+        }
+        if !exists, fm.fileExists(atPath: folder.path), let items = try? fm.contentsOfDirectory(atPath: folder.path), !items.isEmpty, !a.flag("--force") {
+            throw RuntimeError("\(folder.path) exists and is not empty but holds no run; choose another --run NAME or pass --force")
+        }
+        let base = try loadSource(source, seed: UInt64(seed))
+
+        // Build the run under a temporary name, then move it into place.
+        let parent = folder.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).init-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        do {
+            try fm.createDirectory(at: tmp.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+            try ModelFolder.save(base.model, tokenizer: base.tokenizer, annotations: base.annotations,
+                                 to: tmp.appendingPathComponent("checkpoints/base"))
+            try register(base, source: source, seed: seed, in: tmp)
+            if fm.fileExists(atPath: folder.path) {
+                let old = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())")
+                try fm.moveItem(at: folder, to: old)
+                try fm.moveItem(at: tmp, to: folder)
+                try? fm.removeItem(at: old)
+            } else {
+                try fm.moveItem(at: tmp, to: folder)
+            }
+            AtomicFile.syncDirectory(parent)
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+        let c = base.model.config
+        print("created run \(folder.path)")
+        print("  base model: \(source) — \(c.nLayer) layers, \(c.nEmbd) wide, \(c.nHead) heads, context \(c.nCtx), vocabulary \(base.tokenizer.count)/\(c.vocabSize)")
+        if let t = base.annotations.promptTemplate { print("  prompt template: \(JSONText.quote(t))") }
+        print("next: rlhf prompts add FILE --run \(a.string("--run") ?? "default")")
+    }
+
+    static func register(_ base: PretrainedModel, source: String, seed: Int, in folder: URL) throws {
+        let store = try RunStore(folder: folder, create: true)
+        let run = try store.beginStageRun(stage: "init", config: jsonLine([("base", JSONText.quote(source)), ("seed", "\(seed)")]), seed: Int64(seed))
+        let path = "checkpoints/base"
+        let sha = try SHA256.hex(of: folder.appendingPathComponent(path).appendingPathComponent(ModelFolder.weightsFile))
+        let config = String(decoding: try JSONEncoder().encode(base.model.config), as: UTF8.self)
+        let template = base.annotations.promptTemplate
+        let b = try store.registerModel(role: .base, path: path, sha256: sha, config: config, promptTemplate: template,
+                                        parentId: nil, stageRunId: run, note: source)
+        try store.registerModel(role: .policy, path: path, sha256: sha, config: config, promptTemplate: template, parentId: b.id, stageRunId: run)
+        try store.registerModel(role: .reference, path: path, sha256: sha, config: config, promptTemplate: template, parentId: b.id, stageRunId: run)
+        try store.finishStageRun(run, status: .succeeded)
+    }
+
+    /// A model folder, or random:S|M|L.
+    static func loadSource(_ source: String, seed: UInt64) throws -> PretrainedModel {
+        if source.hasPrefix("random:") {
+            let name = String(source.dropFirst("random:".count))
+            guard let cfg = GPTConfig.preset(name) else { throw UsageError("unknown configuration in '\(source)' (use random:S, random:M or random:L)") }
+            let model = GPTModel(config: cfg)
+            model.initializeGPT2(seed: seed)
+            let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096))
+            return PretrainedModel(model: model, tokenizer: tok)
+        }
+        let url = URL(fileURLWithPath: source)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+            throw RuntimeError("--base \(source): no such folder (expected a Hugging Face GPT-2 folder or random:S|M|L)")
+        }
+        return try ModelFolder.load(url)
+    }
+}

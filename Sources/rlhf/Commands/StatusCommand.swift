@@ -1,0 +1,79 @@
+import Foundation
+import TransformerCore
+import RunStore
+
+/// `rlhf status`: what a run holds.
+enum StatusCommand: Command {
+    static let name = "status"
+    static let summary = "Show what a run holds: prompts, completions, labels, models, stage runs"
+    static let help = """
+    Usage: rlhf status [--run NAME] [--json]
+
+    Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
+    comparisons, models by role, and stage runs by status; the current policy; the latest
+    reward-model validation accuracy and the latest PPO iteration's key metrics once those stages
+    have run. Stage runs whose process died are shown as interrupted.
+
+    Options:
+      --run NAME   the run (default: default)
+      --json       one JSON object
+    """
+
+    static let ppoKeys = ["objective/scores", "objective/kl", "objective/kl_coef", "objective/entropy", "policy/clipfrac"]
+
+    static func run(_ args: [String]) throws {
+        let a = try Arguments(args, options: ["--run"], flags: ["--json"])
+        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
+        let store = try openRun(a)
+        try store.markInterruptedRuns()
+        let c = try store.counts()
+        let policy = try store.latestModel(role: .policy)
+        let valAcc = try store.latestMetric(stage: "train-reward", name: "reward/val_accuracy")
+        var ppo: [(String, Int, Double)] = []
+        for k in ppoKeys { if let m = try store.latestMetric(stage: "ppo", name: k) { ppo.append((k, m.step, m.value)) } }
+        let lastRuns = try store.stageRuns().prefix(5)
+
+        if a.flag("--json") {
+            func obj(_ d: [String: Int]) -> String { "{" + d.sorted { $0.key < $1.key }.map { "\(JSONText.quote($0.key)):\($0.value)" }.joined(separator: ",") + "}" }
+            var prompts = c.promptsBySplit
+            for s in PromptSplit.allCases where prompts[s.rawValue] == nil { prompts[s.rawValue] = 0 }
+            var rankings = c.rankingsByStatus
+            rankings["total"] = c.rankings
+            print(jsonLine([
+                ("run", JSONText.quote(store.folder.path)),
+                ("schema_version", "\(store.schemaVersion)"),
+                ("prompts", obj(prompts)),
+                ("completions", "\(c.completions)"),
+                ("rankings", obj(rankings)),
+                ("comparisons", "\(c.comparisons)"),
+                ("models", obj(c.modelsByRole)),
+                ("stage_runs", obj(c.stageRunsByStatus)),
+                ("policy", policy.map { jsonLine([("id", "\($0.id)"), ("path", JSONText.quote($0.path)), ("sha256", JSONText.quote($0.sha256))]) } ?? "null"),
+                ("reward", valAcc.map { jsonLine([("val_accuracy", jsonNumber($0.value)), ("step", "\($0.step)")]) } ?? "null"),
+                ("ppo", ppo.isEmpty ? "null" : jsonLine([("iteration", "\(ppo.map(\.1).max()!)")] + ppo.map { ($0.0, jsonNumber($0.2)) })),
+            ]))
+            return
+        }
+        print("run \(store.folder.path) (schema \(store.schemaVersion))")
+        print("  prompts      \(c.promptsBySplit["train"] ?? 0) train, \(c.promptsBySplit["eval"] ?? 0) eval")
+        print("  completions  \(c.completions)")
+        print("  rankings     \(c.rankings)" + (c.rankings > 0 ? " (\(c.rankingsByStatus["ranked"] ?? 0) ranked, \(c.rankingsByStatus["skipped"] ?? 0) skipped, \(c.rankingsByStatus["flagged"] ?? 0) flagged)" : ""))
+        print("  comparisons  \(c.comparisons)")
+        print("  models       " + ModelRole.allCases.compactMap { r in c.modelsByRole[r.rawValue].map { "\($0) \(r.rawValue)" } }.joined(separator: ", "))
+        if let policy { print("  policy       #\(policy.id) \(policy.path)" + (policy.step.map { " (step \($0))" } ?? "")) }
+        print("  stage runs   " + StageStatus.allCases.compactMap { s in c.stageRunsByStatus[s.rawValue].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+        if let v = valAcc { print(String(format: "  reward model validation accuracy %.3f (epoch %d)", v.value, v.step)) }
+        if !ppo.isEmpty {
+            print("  PPO iteration \(ppo.map(\.1).max()!): " + ppo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))
+        }
+        if !lastRuns.isEmpty {
+            print("  recent stage runs:")
+            for r in lastRuns {
+                let when = Date(timeIntervalSince1970: r.startedAt)
+                let f = DateFormatter(); f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+                print("    #\(r.id) \(r.stage.padding(toLength: 12, withPad: " ", startingAt: 0)) \(r.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(f.string(from: when))"
+                      + (r.error.map { " — " + TerminalSafe.escape($0, keepNewlines: false) } ?? ""))
+            }
+        }
+    }
+}
