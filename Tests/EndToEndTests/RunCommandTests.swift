@@ -199,3 +199,27 @@ extension RunCommandTests {
         XCTAssertNotNil(first.metadata?.range(of: "\"topic\""))
     }
 }
+
+extension RunCommandTests {
+    func testCtrlCStopsAfterTheBatchInFlight() throws {
+        try rlhf("init", "--base", "random:S")
+        try rlhf("prompts", "add", write("many.jsonl", prompts(200)))
+        let p = Process()
+        p.executableURL = rlhfBinary
+        p.arguments = ["generate", "--batch", "4"]
+        p.currentDirectoryURL = cwd
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice; p.standardError = err
+        try p.run()
+        while ((try statusJSON()["completions"] as? Int) ?? 0) < 8 && p.isRunning { usleep(20_000) }
+        kill(p.processIdentifier, SIGINT)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 1, message)
+        XCTAssertTrue(message.contains("interrupted; the completions written so far are kept"), message)
+        let s = try statusJSON()
+        XCTAssertEqual((s["stage_runs"] as? [String: Int])?["interrupted"], 1)
+        XCTAssertEqual((s["completions"] as! Int) % 4, 0)
+        XCTAssertLessThan(s["completions"] as! Int, 800)
+    }
+}
