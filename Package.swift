@@ -39,9 +39,13 @@ let package = Package(
             dependencies: ["TransformerCore", "RunStore"],
             swiftSettings: kernelFlags
         ),
+        .target(
+            name: "Labeling",
+            dependencies: ["TransformerCore", "RunStore"]
+        ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation"],
+            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling"],
             swiftSettings: kernelFlags
         ),
         .testTarget(
@@ -58,6 +62,10 @@ let package = Package(
             name: "GenerationTests",
             dependencies: ["Generation", "RunStore", "TransformerCore"],
             swiftSettings: kernelFlags
+        ),
+        .testTarget(
+            name: "LabelingTests",
+            dependencies: ["Labeling", "RunStore", "TransformerCore"]
         ),
         .testTarget(
             name: "EndToEndTests",

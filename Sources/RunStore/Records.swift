@@ -53,20 +53,21 @@ public struct NewPrompt: Equatable, Sendable {
 /// A completion to store.
 public struct NewCompletion: Sendable {
     public var promptId: Int64
-    public var modelId: Int64
+    /// The model that wrote it; nil for imported text.
+    public var modelId: Int64?
     public var stageRunId: Int64
     public var text: String
     public var tokenIds: [Int32]
     /// "eos" or "length".
     public var finishReason: String
-    public var logprobSum: Double
+    public var logprobSum: Double?
     /// Sampling settings, as JSON.
     public var sampling: String
     public var iteration: Int?
     public var score: Double?
 
-    public init(promptId: Int64, modelId: Int64, stageRunId: Int64, text: String, tokenIds: [Int32], finishReason: String,
-                logprobSum: Double, sampling: String, iteration: Int? = nil, score: Double? = nil) {
+    public init(promptId: Int64, modelId: Int64?, stageRunId: Int64, text: String, tokenIds: [Int32], finishReason: String,
+                logprobSum: Double?, sampling: String, iteration: Int? = nil, score: Double? = nil) {
         self.promptId = promptId; self.modelId = modelId; self.stageRunId = stageRunId; self.text = text
         self.tokenIds = tokenIds; self.finishReason = finishReason; self.logprobSum = logprobSum
         self.sampling = sampling; self.iteration = iteration; self.score = score
@@ -77,12 +78,12 @@ public struct NewCompletion: Sendable {
 public struct CompletionRecord: Equatable, Sendable {
     public let id: Int64
     public let promptId: Int64
-    public let modelId: Int64
+    public let modelId: Int64?
     public let stageRunId: Int64
     public let text: String
     public let tokenIds: [Int32]
     public let finishReason: String
-    public let logprobSum: Double
+    public let logprobSum: Double?
     public let sampling: String
     public let iteration: Int?
     public let score: Double?

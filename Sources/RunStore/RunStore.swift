@@ -229,8 +229,8 @@ public final class RunStore {
                 try db.run("""
                     INSERT INTO completions (prompt_id, model_id, stage_run_id, text, token_ids, finish_reason, logprob_sum, sampling, iteration, score, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.int(c.promptId), .int(c.modelId), .int(c.stageRunId), .text(c.text), .blob(TokenBlob.encode(c.tokenIds)),
-                          .text(c.finishReason), .double(c.logprobSum), .text(c.sampling), c.iteration.map { .int(Int64($0)) } ?? .null,
+                    """, [.int(c.promptId), c.modelId.map { .int($0) } ?? .null, .int(c.stageRunId), .text(c.text), .blob(TokenBlob.encode(c.tokenIds)),
+                          .text(c.finishReason), c.logprobSum.map { .double($0) } ?? .null, .text(c.sampling), c.iteration.map { .int(Int64($0)) } ?? .null,
                           c.score.map { .double($0) } ?? .null, .double(t)])
             }
         }
@@ -247,14 +247,26 @@ public final class RunStore {
 
     private static let completionColumns = "id, prompt_id, model_id, stage_run_id, text, token_ids, finish_reason, logprob_sum, sampling, iteration, score"
     private func completionRecord(_ s: Statement) -> CompletionRecord {
-        CompletionRecord(id: s.int(0), promptId: s.int(1), modelId: s.int(2), stageRunId: s.int(3), text: s.text(4),
-                         tokenIds: TokenBlob.decode(s.blob(5)), finishReason: s.text(6), logprobSum: s.double(7), sampling: s.text(8),
+        CompletionRecord(id: s.int(0), promptId: s.int(1), modelId: s.optionalInt(2), stageRunId: s.int(3), text: s.text(4),
+                         tokenIds: TokenBlob.decode(s.blob(5)), finishReason: s.text(6), logprobSum: s.optionalDouble(7), sampling: s.text(8),
                          iteration: s.optionalInt(9).map(Int.init), score: s.optionalDouble(10))
     }
 
     /// Completions of a prompt (generated ones, not PPO samples), in id order.
     public func completions(promptId: Int64) throws -> [CompletionRecord] {
         try db.query("SELECT \(Self.completionColumns) FROM completions WHERE prompt_id = ? AND iteration IS NULL ORDER BY id", [.int(promptId)], completionRecord)
+    }
+
+    /// Completions by id (missing ids are absent from the result).
+    public func completions(ids: [Int64]) throws -> [Int64: CompletionRecord] {
+        var out: [Int64: CompletionRecord] = [:]
+        for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+            let marks = chunk.map { _ in "?" }.joined(separator: ",")
+            for c in try db.query("SELECT \(Self.completionColumns) FROM completions WHERE id IN (\(marks))", chunk.map { .int($0) }, completionRecord) {
+                out[c.id] = c
+            }
+        }
+        return out
     }
 
     /// Completions written by one stage run, in id order.

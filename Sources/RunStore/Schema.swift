@@ -67,12 +67,12 @@ public enum Schema {
     CREATE TABLE completions (
         id            INTEGER PRIMARY KEY,
         prompt_id     INTEGER NOT NULL REFERENCES prompts(id),
-        model_id      INTEGER NOT NULL REFERENCES models(id),
+        model_id      INTEGER REFERENCES models(id),   -- NULL for imported text
         stage_run_id  INTEGER NOT NULL REFERENCES stage_runs(id),
         text          TEXT NOT NULL,            -- without the prompt template, without EOS
-        token_ids     BLOB NOT NULL,            -- generated tokens, EOS included when present
+        token_ids     BLOB NOT NULL,            -- generated tokens, EOS included when present; empty when imported
         finish_reason TEXT NOT NULL CHECK (finish_reason IN ('eos', 'length')),
-        logprob_sum   REAL NOT NULL,
+        logprob_sum   REAL,                     -- NULL when unknown (imported)
         sampling      TEXT NOT NULL,            -- temperature, top-k, top-p, max tokens, seed
         iteration     INTEGER,                  -- PPO iteration for samples kept for inspection
         score         REAL,                     -- reward-model score, when scored
@@ -85,6 +85,7 @@ public enum Schema {
     CREATE TABLE rankings (
         id                INTEGER PRIMARY KEY,
         prompt_id         INTEGER NOT NULL REFERENCES prompts(id),
+        model_id          INTEGER REFERENCES models(id),   -- whose completions were ranked
         annotator         TEXT NOT NULL,
         shown_order       TEXT NOT NULL,        -- completion ids in the order shown, JSON
         ranks             TEXT,                 -- rank per shown completion (1 = best, ties equal), JSON

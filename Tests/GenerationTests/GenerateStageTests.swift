@@ -106,7 +106,7 @@ final class GenerateStageTests: XCTestCase {
         let body = c.finishReason == "eos" ? Array(c.tokenIds.dropLast()) : c.tokenIds
         XCTAssertEqual(c.text, m.tokenizer.decode(body))
         XCTAssertFalse(c.text.hasPrefix("Q:"))
-        XCTAssertEqual(Double(direct.logProbs.reduce(0, +)), c.logprobSum, accuracy: 1e-6)
+        XCTAssertEqual(Double(direct.logProbs.reduce(0, +)), c.logprobSum!, accuracy: 1e-6)
     }
 
     func testErrorsWithoutPromptsOrPolicyOrWithAChangedCheckpoint() throws {

@@ -1,0 +1,154 @@
+import Foundation
+import TransformerCore
+import RunStore
+
+/// The interactive `rlhf label` loop: shows one item at a time, turns keys into rankings, and
+/// stores each submit, skip or flag in its own transaction the moment it happens.
+public final class LabelApp {
+    let store: RunStore
+    let queue: LabelQueue
+    let guidelines: Guidelines
+    let title: String
+    private var tokenizers: [Int64: Tokenizer?] = [:]
+    private let sessionStart = Date()
+    /// Whether the run has nothing to label at all.
+    public var queueIsEmpty: Bool { queue.items.isEmpty }
+
+    /// Items submitted (not counting edits) in this session.
+    public private(set) var submitted = 0
+
+    public init(store: RunStore, annotator: String, order: DisplayOrder, guidelines: Guidelines, runName: String) throws {
+        self.store = store
+        queue = try LabelQueue(store: store, annotator: annotator, order: order)
+        self.guidelines = guidelines
+        title = "rlhf label · \(runName) · \(annotator)"
+    }
+
+    /// What is on screen.
+    struct Current {
+        var item: LabelItem
+        var shown: [Int64]
+        var prompt: String
+        var bytes: [[UInt8]]
+        var session: LabelSession
+        var editing: Int64?
+        var startedAt: Double
+    }
+
+    private func load(_ item: LabelItem, shown: [Int64], ranks: [Int]?, editing: Int64?) throws -> Current {
+        let records = try store.completions(ids: shown)
+        let ordered = shown.compactMap { records[$0] }
+        let prompt = try store.prompt(id: item.promptId)?.text ?? "(missing prompt)"
+        return Current(item: item, shown: shown, prompt: prompt, bytes: queue.displayBytes(ordered, tokenizers: &tokenizers),
+                       session: LabelSession(count: shown.count, ranks: ranks), editing: editing, startedAt: Date().timeIntervalSince1970)
+    }
+
+    private func progressText(pending: Int) -> String {
+        let total = queue.items.count
+        var s = "\(total - pending)/\(total) done"
+        let minutes = Date().timeIntervalSince(sessionStart) / 60
+        if submitted > 0 && minutes > 0 {
+            let rate = Double(submitted) / minutes
+            s += String(format: " · %.1f/min", rate)
+            if pending > 0 { s += " · ETA " + ProgressBar.duration(Double(pending) / rate * 60) }
+        }
+        return s
+    }
+
+    /// The ranking before `current` (or the latest one) that `u` reopens.
+    private func previousRanking(before current: Int64?) throws -> RankingRecord? {
+        let mine = try store.rankings(annotator: queue.annotator)
+        guard let current, let idx = mine.firstIndex(where: { $0.id == current }) else { return mine.last }
+        return idx > 0 ? mine[idx - 1] : nil
+    }
+
+    /// Runs until the user quits; returns the number of items submitted.
+    public func run(terminal: Terminal) throws -> Int {
+        var reopen: RankingRecord?
+        var carriedMessage: String?
+        while true {
+            let pending = try queue.pending()
+            var current: Current
+            if let r = reopen {
+                let item = LabelItem(promptId: r.ranking.promptId, modelId: r.ranking.modelId, completionIds: r.ranking.shownOrder.sorted())
+                current = try load(item, shown: r.ranking.shownOrder, ranks: r.ranking.status == .ranked ? r.ranking.ranks : nil, editing: r.id)
+                current.session.message = "editing your \(r.ranking.status == .ranked ? "ranking" : r.ranking.status.rawValue) of this item; Enter saves the change"
+            } else if let next = pending.first {
+                current = try load(next, shown: queue.shownOrder(next), ranks: nil, editing: nil)
+            } else {
+                if try waitWhenDone(terminal: terminal, pending: pending.count, reopen: &reopen) { return submitted }
+                continue
+            }
+            if let m = carriedMessage { current.session.message = m; carriedMessage = nil }
+            reopen = nil
+
+            // One item.
+            itemLoop: while true {
+                let (w, h) = terminal.size
+                let view = LabelView(title: title, progress: progressText(pending: pending.count), prompt: current.prompt,
+                                     completions: current.bytes, session: current.session, editing: current.editing != nil,
+                                     guidelines: guidelines.text, guidelinesSource: guidelines.source)
+                if w < 40 || h < 10 {
+                    terminal.draw(["Terminal too small (\(w)×\(h)); rlhf label needs at least 40×10.", "q quits."])
+                } else {
+                    let screen = LabelScreen.render(view, width: w, height: h)
+                    current.session.clampScroll(contentLines: screen.contentLines, page: screen.page)
+                    current.session.clampGuidelinesScroll(contentLines: screen.contentLines, page: screen.page)
+                    terminal.draw(LabelScreen.render(LabelView(title: view.title, progress: view.progress, prompt: view.prompt,
+                                                               completions: view.completions, session: current.session, editing: view.editing,
+                                                               guidelines: view.guidelines, guidelinesSource: view.guidelinesSource),
+                                                     width: w, height: h).lines)
+                }
+                var keys: [Key] = []
+                while keys.isEmpty {
+                    keys = terminal.readKeys(timeoutMs: 250)
+                    if terminal.takeResize() { terminal.clear(); break }
+                }
+                for key in keys {
+                    let page = max(1, terminal.size.height - 9)
+                    let action = current.session.handle(key, page: page)
+                    let now = Date().timeIntervalSince1970
+                    func store(_ status: RankingStatus, ranks: [Int]?, reason: String?) throws {
+                        try self.store.submitRanking(NewRanking(promptId: current.item.promptId, modelId: current.item.modelId,
+                                                                annotator: queue.annotator, shownOrder: current.shown, ranks: ranks,
+                                                                status: status, reason: reason, guidelineVersion: guidelines.version,
+                                                                source: "human", startedAt: current.startedAt, submittedAt: now),
+                                                     replacing: current.editing)
+                        if current.editing == nil { submitted += 1 }
+                        carriedMessage = current.editing != nil ? "change saved" : "saved: \(status == .ranked ? "ranked" : status.rawValue)"
+                    }
+                    switch action {
+                    case .none: continue
+                    case .submit(let ranks): try store(.ranked, ranks: ranks, reason: nil); break itemLoop
+                    case .skip: try store(.skipped, ranks: nil, reason: nil); break itemLoop
+                    case .flag(let reason): try store(.flagged, ranks: nil, reason: reason); break itemLoop
+                    case .quit: return submitted
+                    case .reopenPrevious:
+                        if let prev = try previousRanking(before: current.editing) {
+                            reopen = prev
+                            break itemLoop
+                        }
+                        current.session.message = current.editing == nil ? "nothing submitted yet to reopen" : "this is your first submitted item"
+                    }
+                }
+            }
+        }
+    }
+
+    /// The screen after the last item: `u` reopens, anything else quits. True means quit.
+    private func waitWhenDone(terminal: Terminal, pending: Int, reopen: inout RankingRecord?) throws -> Bool {
+        let (w, h) = terminal.size
+        var lines = ["\u{1B}[7m" + TextLayout.pad(title + " · " + progressText(pending: pending), max(20, w)) + "\u{1B}[0m", "",
+                     "  Every item is labeled. Thank you!", "",
+                     "  u  reopen your last item    q  quit"]
+        while lines.count < h { lines.append("") }
+        terminal.draw(Array(lines.prefix(h)))
+        while true {
+            for key in terminal.readKeys(timeoutMs: 250) {
+                if key == .char("u"), let last = try previousRanking(before: nil) { reopen = last; return false }
+                if key != .other { return true }
+            }
+            _ = terminal.takeResize()
+        }
+    }
+}

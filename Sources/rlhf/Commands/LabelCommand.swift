@@ -1,0 +1,104 @@
+import Foundation
+import TransformerCore
+import RunStore
+import Labeling
+
+/// `rlhf label`: rank completions by keyboard, or with a simulated labeler.
+enum LabelCommand: Command {
+    static let name = "label"
+    static let summary = "Rank completions in the terminal (or simulate a labeler)"
+    static var help: String {
+        """
+        Usage: rlhf label [--run NAME] [--annotator NAME] [--guidelines FILE] [--order random|fixed]
+               rlhf label --simulate lexicon|length [--noise P] [--seed S] [--annotator NAME]
+                          [--lexicon DIR] [--target-length N] [--run NAME]
+
+        A full-screen labeling tool. Each item is a train prompt with the completions one model
+        wrote for it (2 to 9), numbered in an order shuffled for each item and annotator
+        (--order fixed shows them in generation order). Press the number of the best completion,
+        then the next best, and so on; Enter submits. Every submit, skip or flag is saved at once
+        in its own transaction, so quitting or even kill -9 loses nothing submitted. Items you
+        already labeled are not shown again; other annotators may label the same items. Model text
+        is shown with control characters and escape sequences made visible, never executed.
+
+        Keys:
+        \(LabelScreen.keyHelp.map { "  " + $0.0.padding(toLength: 13, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n"))
+          Ctrl-S, Ctrl-Q and Ctrl-Z are bound to nothing.
+
+        Options:
+          --run NAME          the run (default: default)
+          --annotator NAME    who is labeling (default: $USER; with --simulate: sim-RULE)
+          --guidelines FILE   shown by g, and its hash stored with each label
+                              (default: labels/guidelines.md)
+          --order O           random (default) or fixed order of completions on screen
+
+        Simulated labelers rank every item the annotator has not labeled, through the same storage:
+          --simulate lexicon  more positive and fewer negative words (labels/lexicon/) is better
+          --simulate length   closer to --target-length words (default 30) is better
+          --noise P           swap each pair of adjacent places with probability P (default 0)
+          --seed S            seed for the noise (default 0)
+          --lexicon DIR       word lists positive.txt and negative.txt (default: labels/lexicon)
+        """
+    }
+
+    static func run(_ args: [String]) throws {
+        let a = try Arguments(args, options: ["--run", "--annotator", "--guidelines", "--order", "--simulate", "--noise", "--seed",
+                                              "--lexicon", "--target-length"], flags: [])
+        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
+        let orderName = a.string("--order") ?? "random"
+        guard let order = DisplayOrder(rawValue: orderName) else { throw UsageError("--order must be random or fixed, got '\(orderName)'") }
+        let guidelinesURL = URL(fileURLWithPath: a.string("--guidelines") ?? "labels/guidelines.md")
+        if let rule = a.string("--simulate") {
+            try simulate(a, ruleName: rule, order: order, guidelinesURL: guidelinesURL)
+            return
+        }
+        for o in ["--noise", "--seed", "--lexicon", "--target-length"] where a.string(o) != nil {
+            throw UsageError("\(o) only applies with --simulate")
+        }
+        let annotator = a.string("--annotator") ?? ProcessInfo.processInfo.environment["USER"] ?? "annotator"
+        guard !annotator.isEmpty else { throw UsageError("--annotator is empty") }
+        let guidelines = try Guidelines(url: guidelinesURL, required: a.string("--guidelines") != nil)
+        let store = try openRun(a)
+        let app = try LabelApp(store: store, annotator: annotator, order: order, guidelines: guidelines, runName: a.string("--run") ?? "default")
+        guard !app.queueIsEmpty else {
+            throw RuntimeError("nothing to label: the run has no train prompt with two or more completions; run 'rlhf generate' first")
+        }
+        let terminal = try Terminal()
+        let n: Int
+        do { n = try app.run(terminal: terminal) } catch { terminal.restore(); throw error }
+        terminal.restore()
+        print("labeled \(n) item\(n == 1 ? "" : "s") this session; everything submitted is saved in \(store.folder.path)")
+    }
+
+    static func simulate(_ a: Arguments, ruleName: String, order: DisplayOrder, guidelinesURL: URL) throws {
+        let rule: SimulationRule
+        switch ruleName {
+        case "lexicon": rule = .lexicon(try Lexicon(folder: URL(fileURLWithPath: a.string("--lexicon") ?? "labels/lexicon")))
+        case "length": rule = .length(target: try a.int("--target-length", default: 30, range: 1...100_000)!)
+        default: throw UsageError("--simulate must be lexicon or length, got '\(ruleName)'")
+        }
+        var noise = 0.0
+        if let s = a.string("--noise") {
+            guard let p = Double(s), p >= 0, p <= 1 else { throw UsageError("--noise expects a probability in [0, 1], got '\(s)'") }
+            noise = p
+        }
+        let seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
+        let annotator = a.string("--annotator") ?? "sim-\(rule.name)"
+        let store = try openRun(a)
+        let guidelines = try Guidelines(url: guidelinesURL, required: a.string("--guidelines") != nil)
+        let run = try store.beginStageRun(stage: "label", config: jsonLine([("simulate", JSONText.quote(rule.name)), ("noise", "\(noise)"),
+                                                                           ("seed", "\(seed)"), ("annotator", JSONText.quote(annotator)),
+                                                                           ("order", JSONText.quote(order.rawValue))]), seed: Int64(seed))
+        let progress = progressCallback("label", unit: "items")
+        do {
+            let n = try SimulatedLabeler.run(store: store, rule: rule, noise: noise, seed: seed, annotator: annotator, order: order,
+                                             guidelinesVersion: guidelines.version, progress: progress.update)
+            progress.bar()?.finish()
+            try store.finishStageRun(run, status: .succeeded)
+            print("\(annotator) ranked \(n) item\(n == 1 ? "" : "s") by the \(rule.name) rule (noise \(noise))")
+        } catch {
+            try? store.finishStageRun(run, status: .failed, error: "\(error)")
+            throw error
+        }
+    }
+}
