@@ -2,7 +2,7 @@ import Foundation
 
 let commands: [any Command.Type] = [
     InitCommand.self, PromptsCommand.self, GenerateCommand.self, LabelCommand.self, LabelsCommand.self, StatusCommand.self,
-    TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, BenchCommand.self,
+    TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, PretrainCommand.self, BenchCommand.self,
 ]
 
 let topHelp = """
