@@ -43,9 +43,14 @@ let package = Package(
             name: "Labeling",
             dependencies: ["TransformerCore", "RunStore"]
         ),
+        .target(
+            name: "RewardTraining",
+            dependencies: ["TransformerCore", "RunStore"],
+            swiftSettings: kernelFlags
+        ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling"],
+            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining"],
             swiftSettings: kernelFlags
         ),
         .testTarget(
@@ -66,6 +71,11 @@ let package = Package(
         .testTarget(
             name: "LabelingTests",
             dependencies: ["Labeling", "RunStore", "TransformerCore"]
+        ),
+        .testTarget(
+            name: "RewardTrainingTests",
+            dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling"],
+            swiftSettings: kernelFlags
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -311,6 +311,14 @@ public final class RunStore {
             """, [.text(stage), .text(name)]) { (Int($0.int(0)), $0.optionalDouble(1) ?? .nan) }.first
     }
 
+    /// The value of a metric at one step of the latest stage run of `stage` that logged it.
+    public func metric(stage: String, name: String, step: Int) throws -> Double? {
+        try db.query("""
+            SELECT m.value FROM metrics m JOIN stage_runs s ON s.id = m.stage_run_id
+            WHERE s.stage = ? AND m.name = ? AND m.step = ? ORDER BY m.stage_run_id DESC LIMIT 1
+            """, [.text(stage), .text(name), .int(Int64(step))]) { $0.optionalDouble(0) ?? .nan }.first
+    }
+
     // MARK: Status
 
     /// Counts of everything in the run.

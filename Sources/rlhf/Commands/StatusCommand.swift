@@ -28,7 +28,12 @@ enum StatusCommand: Command {
         try store.markInterruptedRuns()
         let c = try store.counts()
         let policy = try store.latestModel(role: .policy)
-        let valAcc = try store.latestMetric(stage: "train-reward", name: "reward/val_accuracy")
+        // The registered (best) epoch of the latest reward training, else its latest epoch.
+        var valAcc = try store.latestMetric(stage: "train-reward", name: "reward/val_accuracy")
+        if let best = try store.latestMetric(stage: "train-reward", name: "reward/best_epoch"), best.value.isFinite,
+           let v = try store.metric(stage: "train-reward", name: "reward/val_accuracy", step: Int(best.value)) {
+            valAcc = (Int(best.value), v)
+        }
         var ppo: [(String, Int, Double)] = []
         for k in ppoKeys { if let m = try store.latestMetric(stage: "ppo", name: k) { ppo.append((k, m.step, m.value)) } }
         let lastRuns = try store.stageRuns().prefix(5)
@@ -63,6 +68,7 @@ enum StatusCommand: Command {
         if let policy { print("  policy       #\(policy.id) \(policy.path)" + (policy.step.map { " (step \($0))" } ?? "")) }
         print("  stage runs   " + StageStatus.allCases.compactMap { s in c.stageRunsByStatus[s.rawValue].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
         if let v = valAcc { print(String(format: "  reward model validation accuracy %.3f (epoch %d)", v.value, v.step)) }
+        if let r = try store.latestModel(role: .reward) { print("  reward model #\(r.id) \(r.path)" + (r.note.map { " — \($0)" } ?? "")) }
         if !ppo.isEmpty {
             print("  PPO iteration \(ppo.map(\.1).max()!): " + ppo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))
         }

@@ -1,0 +1,72 @@
+/// Runs a scalar-head model (reward or value model) over lists of token sequences of different
+/// lengths, a micro-batch at a time, reading the head at each sequence's last token.
+///
+/// Sequences are right-padded into a fixed number of rows and a length rounded up to a multiple
+/// of 32, so only a few activation shapes are ever allocated; unused rows are pure padding.
+public final class ScalarHeadRunner {
+    /// The model (it must have a scalar head).
+    public let model: GPTModel
+    /// Sequences per forward pass.
+    public let rows: Int
+    private var activations: [Int: GPTActivations] = [:]
+
+    public init(model: GPTModel, rows: Int = 16) {
+        precondition(model.hasScalarHead, "ScalarHeadRunner needs a model with a scalar head")
+        self.model = model; self.rows = max(1, rows)
+    }
+
+    private func prepare(_ seqs: [[Int32]]) -> (TokenBatch, GPTActivations) {
+        precondition(!seqs.isEmpty && seqs.count <= rows, "1...\(rows) sequences per micro-batch")
+        precondition(seqs.allSatisfy { !$0.isEmpty && $0.count <= model.config.nCtx }, "sequences must be non-empty and fit n_ctx")
+        let longest = seqs.map(\.count).max()!
+        let t = min(model.config.nCtx, (longest + 31) / 32 * 32)
+        var padded = seqs
+        while padded.count < rows { padded.append([]) }
+        var batch = TokenBatch(rightPadding: padded, pad: 0)
+        if batch.length < t {   // widen to the bucket length with more padding
+            let extra = t - batch.length
+            var tokens: [Int32] = [], mask: [UInt8] = [], pos: [Int32] = []
+            for r in 0..<rows {
+                let row = r * batch.length
+                tokens += batch.tokens[row..<(row + batch.length)] + [Int32](repeating: 0, count: extra)
+                mask += batch.mask[row..<(row + batch.length)] + [UInt8](repeating: 0, count: extra)
+                pos += batch.positions[row..<(row + batch.length)] + [Int32](repeating: batch.positions[row + batch.length - 1], count: extra)
+            }
+            batch = TokenBatch(tokens: tokens, batch: rows, length: t)
+            batch.mask = mask; batch.positions = pos
+        }
+        if activations[t] == nil { activations[t] = GPTActivations(config: model.config, batch: rows, length: t) }
+        return (batch, activations[t]!)
+    }
+
+    /// Head values at the last token of each sequence.
+    public func scores(_ seqs: [[Int32]]) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(seqs.count)
+        var i = 0
+        while i < seqs.count {
+            let chunk = Array(seqs[i..<min(i + rows, seqs.count)])
+            let (batch, acts) = prepare(chunk)
+            model.forward(batch, acts, computeLogits: false)
+            out += model.lastTokenValues(batch, acts).prefix(chunk.count)
+            i += rows
+        }
+        return out
+    }
+
+    /// One forward and backward pass over at most `rows` sequences. `objective` receives the
+    /// scores and returns the gradient of the loss with respect to each; the parameter gradients
+    /// are accumulated into `model.gradients`. Returns the scores.
+    @discardableResult
+    public func accumulateGradients(_ seqs: [[Int32]], objective: ([Float]) -> [Float]) -> [Float] {
+        let (batch, acts) = prepare(seqs)
+        model.forward(batch, acts, computeLogits: false)
+        let scores = Array(model.lastTokenValues(batch, acts).prefix(seqs.count))
+        let d = objective(scores)
+        precondition(d.count == seqs.count, "one gradient per sequence")
+        var dValues = [Float](repeating: 0, count: rows * batch.length)
+        for (i, g) in d.enumerated() { dValues[i * batch.length + batch.lastRealIndex(i)] = g }
+        model.backward(batch, acts, fromLogits: false, dValues: dValues)
+        return scores
+    }
+}

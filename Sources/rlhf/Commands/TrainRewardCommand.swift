@@ -1,0 +1,78 @@
+import Foundation
+import TransformerCore
+import RunStore
+import RewardTraining
+
+/// `rlhf train-reward`: a reward model from the run's comparisons.
+enum TrainRewardCommand: Command {
+    static let name = "train-reward"
+    static let summary = "Train a reward model on the run's pairwise comparisons"
+    static let help = """
+    Usage: rlhf train-reward [--run NAME] [--epochs N] [--lr X] [--batch N] [--seed S] [--val-fraction F]
+                             [--margin M] [--init ID|DIR]
+
+    Trains a reward model as InstructGPT and lm-human-preferences do: the run's base model (or
+    --init: a model id of the run or a model folder) with a scalar head, drawn from
+    N(0, 1/sqrt(n_embd+1)) with a zero bias, read at the last token of prompt + completion (the
+    EOS token when there is one). The loss is Bradley–Terry, -log sigmoid(r_chosen - r_rejected
+    - margin), averaged over the C(K,2) pairs of a ranking, which stay together in one batch
+    element so every ranking weighs the same. Rankings are split into train and validation by
+    prompt (seeded); AdamW with linear learning-rate decay and gradient clipping.
+
+    After training, the epoch with the best validation accuracy is normalised with a gain and a
+    bias so that the base policy's completions of the train prompts score mean 0 and standard
+    deviation 1, saved under checkpoints/ and registered with role reward. Metrics per step
+    (reward/loss, reward/margin, reward/accuracy, lr) and per epoch (reward/val_loss,
+    reward/val_accuracy, reward/val_margin) go to the metrics table. Ctrl-C stops cleanly and
+    registers nothing; a rerun starts afresh.
+
+    Options:
+      --run NAME          the run (default: default)
+      --epochs N          passes over the training rankings (default 3)
+      --lr X              peak learning rate (default 5e-5)
+      --batch N           rankings per optimiser step (default 8)
+      --seed S            seed for the head, the split and the order (default 0)
+      --val-fraction F    fraction of prompts held out (default 0.1)
+      --margin M          subtracted inside the sigmoid (default 0)
+      --init ID|DIR       start from this model instead of the base
+    """
+
+    static func run(_ args: [String]) throws {
+        let a = try Arguments(args, options: ["--run", "--epochs", "--lr", "--batch", "--seed", "--val-fraction", "--margin", "--init"], flags: [])
+        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
+        var o = RewardOptions()
+        o.epochs = try a.int("--epochs", default: 3, range: 1...10_000)!
+        o.batch = try a.int("--batch", default: 8, range: 1...100_000)!
+        o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
+        o.learningRate = try float(a, "--lr", default: 5e-5, valid: { $0 > 0 && $0 < 1 })
+        o.validationFraction = Double(try float(a, "--val-fraction", default: 0.1, valid: { $0 > 0 && $0 < 1 }))
+        o.margin = try float(a, "--margin", default: 0, valid: { $0.isFinite })
+        o.initModel = a.string("--init")
+        let store = try openRun(a)
+        Interrupt.install()
+        var bar: ProgressBar?
+        let r = try RewardStage.run(store: store, options: o, progress: { step, total, loss in
+            if bar == nil { bar = ProgressBar("train-reward", total: total, unit: "steps") }
+            bar!.update(step, note: String(format: "loss %.4f", loss))
+        }, epochDone: { e in
+            bar?.finish()
+            bar = nil
+            printError(String(format: "epoch %d: train loss %.4f, validation loss %.4f, accuracy %.1f%%, margin %.3f",
+                              e.epoch, e.trainLoss, e.validationLoss, e.validationAccuracy * 100, e.validationMargin))
+        }, shouldStop: { Interrupt.requested })
+        bar?.finish()
+        print("trained on \(r.trainRankings) rankings (\(r.trainPairs) pairs), validated on \(r.validationRankings) (\(r.validationPairs) pairs, \(r.validationPrompts.count) prompts)")
+        if r.interrupted { throw RuntimeError("interrupted; no reward model was registered, and a rerun starts afresh") }
+        if let best = r.best, let m = r.model {
+            print(String(format: "best epoch %d: validation accuracy %.1f%%; normalised on %d samples (gain %.4g, bias %.4g)",
+                         best.epoch, best.validationAccuracy * 100, r.normalizationSamples, r.gain, r.bias))
+            print("registered reward model #\(m.id) at \(m.path)")
+        }
+    }
+
+    static func float(_ a: Arguments, _ name: String, default value: Float, valid: (Float) -> Bool) throws -> Float {
+        guard let s = a.string(name) else { return value }
+        guard let x = Float(s), valid(x) else { throw UsageError("\(name): invalid value '\(s)'") }
+        return x
+    }
+}
