@@ -48,9 +48,14 @@ let package = Package(
             dependencies: ["TransformerCore", "RunStore"],
             swiftSettings: kernelFlags
         ),
+        .target(
+            name: "PPO",
+            dependencies: ["TransformerCore", "RunStore"],
+            swiftSettings: kernelFlags
+        ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining"],
+            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO"],
             swiftSettings: kernelFlags
         ),
         .testTarget(
@@ -75,6 +80,12 @@ let package = Package(
         .testTarget(
             name: "RewardTrainingTests",
             dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling"],
+            swiftSettings: kernelFlags
+        ),
+        .testTarget(
+            name: "PPOTests",
+            dependencies: ["PPO", "RunStore", "TransformerCore"],
+            resources: [.copy("Fixtures")],
             swiftSettings: kernelFlags
         ),
         .testTarget(

@@ -94,6 +94,21 @@ public final class RunStore {
                    [.text(status.rawValue), .double(Date().timeIntervalSince1970), error.map { .text($0) } ?? .null, .int(id)])
     }
 
+    /// Takes over an unfinished stage run (to resume it): running again, owned by this process.
+    public func reopenStageRun(_ id: Int64) throws {
+        try db.run("UPDATE stage_runs SET status = 'running', finished_at = NULL, error = NULL, pid = ?, host = ? WHERE id = ?",
+                   [.int(Int64(getpid())), .text(Self.hostName), .int(id)])
+    }
+
+    /// Forgets what a stage run wrote after `step` (metrics past it, and samples of later
+    /// iterations), so that a resumed run rewrites them.
+    public func truncateStageRun(_ id: Int64, afterStep step: Int) throws {
+        try db.transaction {
+            try db.run("DELETE FROM metrics WHERE stage_run_id = ? AND step > ?", [.int(id), .int(Int64(step))])
+            try db.run("DELETE FROM completions WHERE stage_run_id = ? AND iteration > ?", [.int(id), .int(Int64(step))])
+        }
+    }
+
     /// Marks runs whose process on this host is gone (killed, crashed) as interrupted.
     @discardableResult
     public func markInterruptedRuns() throws -> Int {
@@ -267,6 +282,12 @@ public final class RunStore {
             }
         }
         return out
+    }
+
+    /// The samples a stage run kept per iteration (PPO), in iteration and id order.
+    public func samples(stageRunId: Int64) throws -> [CompletionRecord] {
+        try db.query("SELECT \(Self.completionColumns) FROM completions WHERE stage_run_id = ? AND iteration IS NOT NULL ORDER BY iteration, id",
+                     [.int(stageRunId)], completionRecord)
     }
 
     /// Completions written by one stage run, in id order.

@@ -1,0 +1,263 @@
+import Foundation
+import TransformerCore
+
+/// One PPO iteration's outputs.
+public struct IterationResult: Sendable {
+    /// Metric name → value, in the RLHF ecosystem's names.
+    public var metrics: [(String, Double)] = []
+    /// A few rollouts: (row, response tokens, score, finished).
+    public var samples: [(row: Int, response: [Int32], score: Float, finished: Bool)] = []
+    public func metric(_ name: String) -> Double? { metrics.first { $0.0 == name }?.1 }
+}
+
+/// PPO as in lm-human-preferences and "The N Implementation Details of RLHF with PPO": rollout
+/// with the policy, per-token KL penalty to a frozen reference, a scalar score at the last token,
+/// GAE, whitened advantages, and epochs × minibatches of clipped policy and value updates with an
+/// entropy bonus. Independent of the run database (PPOStage does the storage).
+public final class PPOTrainer {
+    public let policy: GPTModel, reference: GPTModel, value: GPTModel
+    public let settings: PPOSettings
+    public let eos: Int32, pad: Int32
+    /// KL coefficient β (adapted when a target KL is set).
+    public var beta: Float
+    /// Iterations done.
+    public var iteration = 0
+    /// The generator for prompts order, sampling and minibatch shuffles.
+    public var rng: SeededRandom
+    public let policyOptimizer: AdamW, valueOptimizer: AdamW
+    /// Scores (prompt, response) pairs; responses end with EOS when finished.
+    public let scorer: ([[Int32]], [[Int32]]) -> [Float]
+    private var policyActs: [Int: GPTActivations] = [:]
+    private var valueActs: [Int: GPTActivations] = [:]
+    private let generator: Generator
+
+    /// Total optimiser steps of the whole run (for the linear learning-rate decay).
+    public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
+
+    public init(policy: GPTModel, reference: GPTModel, value: GPTModel, eos: Int32, pad: Int32, settings: PPOSettings,
+                scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) {
+        precondition(value.hasScalarHead, "the value model needs a scalar head")
+        precondition(policy.config == reference.config, "policy and reference must share a configuration")
+        self.policy = policy; self.reference = reference; self.value = value
+        self.eos = eos; self.pad = pad; self.settings = settings; self.scorer = scorer
+        beta = settings.klCoef
+        rng = SeededRandom(seed: settings.seed)
+        policyOptimizer = AdamW(layout: policy.layout, config: AdamWConfig(learningRate: settings.learningRate, eps: settings.adamEps, weightDecay: 0))
+        valueOptimizer = AdamW(layout: value.layout, config: AdamWConfig(learningRate: settings.valueLearningRate ?? settings.learningRate,
+                                                                       eps: settings.adamEps, weightDecay: 0))
+        generator = Generator(model: policy)
+    }
+
+    /// Rows of token sequences: left-padded prompts of width P followed by responses of width R.
+    struct Layout {
+        let rows: Int, p: Int, r: Int
+        var t: Int { p + r }
+        var tokens: [Int32], mask: [UInt8], positions: [Int32]
+        let lengths: [Int]
+
+        init(prompts: [[Int32]], responses: [[Int32]], width r: Int, pad: Int32) {
+            rows = prompts.count; p = prompts.map(\.count).max()!; self.r = r
+            lengths = responses.map(\.count)
+            tokens = []; mask = []; positions = []
+            for (pr, resp) in zip(prompts, responses) {
+                let padCount = p - pr.count
+                tokens += [Int32](repeating: pad, count: padCount) + pr + resp + [Int32](repeating: pad, count: r - resp.count)
+                mask += [UInt8](repeating: 0, count: padCount) + [UInt8](repeating: 1, count: pr.count + resp.count) + [UInt8](repeating: 0, count: r - resp.count)
+                let last = Int32(pr.count + max(0, resp.count) - 1)
+                positions += [Int32](repeating: 0, count: padCount) + (0..<Int32(pr.count + resp.count)).map { $0 }
+                    + [Int32](repeating: last, count: r - resp.count)
+            }
+        }
+
+        /// A batch of some rows.
+        func batch(_ which: [Int]) -> TokenBatch {
+            var b = TokenBatch(tokens: which.flatMap { tokens[($0 * t)..<(($0 + 1) * t)] }, batch: which.count, length: t)
+            b.mask = which.flatMap { mask[($0 * t)..<(($0 + 1) * t)] }
+            b.positions = which.flatMap { positions[($0 * t)..<(($0 + 1) * t)] }
+            return b
+        }
+
+        /// Next-token targets for the response tokens of some rows (the logits at P+j−1 predict
+        /// response token j), −1 elsewhere.
+        func targets(_ which: [Int]) -> [Int32] {
+            var out = [Int32](repeating: -1, count: which.count * t)
+            for (k, row) in which.enumerated() {
+                for j in 0..<lengths[row] { out[k * t + p + j - 1] = tokens[row * t + p + j] }
+            }
+            return out
+        }
+
+        /// Gathers per-position values (k·t + P + j − 1) into (rows, R) response order.
+        func gather(_ x: [Float], _ which: [Int], into out: inout [Float]) {
+            for (k, row) in which.enumerated() {
+                for j in 0..<lengths[row] { out[row * r + j] = x[k * t + p + j - 1] }
+            }
+        }
+    }
+
+    private func acts(_ cache: inout [Int: GPTActivations], _ model: GPTModel, rows: Int, t: Int) -> GPTActivations {
+        let key = rows << 20 | t
+        if let a = cache[key] { return a }
+        let a = GPTActivations(config: model.config, batch: rows, length: t)
+        cache[key] = a
+        return a
+    }
+
+    private func policyForward(_ model: GPTModel, _ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
+        let b = layout.batch(rows)
+        let a = acts(&policyActs, model, rows: rows.count, t: layout.t)
+        model.forward(b, a)
+        return (a, b)
+    }
+
+    private func valueForward(_ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
+        let b = layout.batch(rows)
+        let a = acts(&valueActs, value, rows: rows.count, t: layout.t)
+        value.forward(b, a, computeLogits: false)
+        return (a, b)
+    }
+
+    /// The learning rate of optimiser step `update` (0-based): linear decay to 0.
+    func learningRate(_ peak: Float, update: Int) -> Float {
+        peak * max(0, 1 - Float(update) / Float(max(1, totalUpdates)))
+    }
+
+    /// One iteration on these prompts (token ids, already templated).
+    public func step(prompts: [[Int32]]) -> IterationResult {
+        let s = settings, r = s.responseLength, bsz = prompts.count
+        let mbRows = max(1, bsz / s.minibatches)
+        var result = IterationResult()
+        let t0 = Date()
+
+        // 1. Rollout.
+        let gens = generator.generate(prompts: prompts, maxNewTokens: r, settings: SamplingSettings(temperature: s.temperature),
+                                      eos: eos, pad: pad, rng: &rng)
+        let responses = gens.map(\.tokens)
+        let finished = gens.map { $0.finishReason == .eos }
+        let layout = Layout(prompts: prompts, responses: responses, width: r, pad: pad)
+        let lengths = layout.lengths
+        var logprobs = [Float](repeating: 0, count: bsz * r), refLogprobs = logprobs, values = logprobs, entropy = logprobs
+        for start in stride(from: 0, to: bsz, by: mbRows) {
+            let rows = Array(start..<min(start + mbRows, bsz))
+            let targets = layout.targets(rows)
+            let (ra, _) = policyForward(reference, layout, rows)
+            layout.gather(LogitHeads.targetLogProbs(ra, targets: targets, temperature: s.temperature), rows, into: &refLogprobs)
+            let (pa, _) = policyForward(policy, layout, rows)
+            layout.gather(LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature), rows, into: &logprobs)
+            layout.gather(LogitHeads.entropies(pa, temperature: s.temperature), rows, into: &entropy)
+            let (va, _) = valueForward(layout, rows)
+            layout.gather(Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * layout.t)), rows, into: &values)
+        }
+        var scores = scorer(prompts, responses)
+        if let penalty = s.missingEOSPenalty { for b in 0..<bsz where !finished[b] { scores[b] = penalty } }
+        let rolloutTime = Date().timeIntervalSince(t0)
+
+        // 2–3. Rewards per token, GAE, whitening.
+        var rewards = PPOMath.tokenRewards(logprobs: logprobs, refLogprobs: refLogprobs, scores: scores, lengths: lengths, width: r, beta: beta)
+        if s.whitenRewards { rewards = PPOMath.whiten(rewards, lengths: lengths, width: r, shiftMean: false) }
+        let (rawAdv, returns) = PPOMath.gae(rewards: rewards, values: values, lengths: lengths, width: r, gamma: s.gamma, lambda: s.lambda)
+        let advantages = PPOMath.whiten(rawAdv, lengths: lengths, width: r)
+        var klSum = 0.0, entSum = 0.0
+        for b in 0..<bsz {
+            for j in 0..<lengths[b] { klSum += Double(logprobs[b * r + j] - refLogprobs[b * r + j]); entSum += Double(entropy[b * r + j]) }
+        }
+        let meanKL = klSum / Double(bsz), meanScore = Double(scores.reduce(0, +)) / Double(bsz)
+
+        // 4. Update.
+        let t1 = Date()
+        var pgLoss = 0.0, vfLoss = 0.0, clipfrac = 0.0, vclipfrac = 0.0, approxkl = 0.0, ratioMean = 0.0, ratioMax = 0.0, updEntropy = 0.0
+        var updates = 0
+        var lastLR: Float = 0
+        for _ in 0..<s.ppoEpochs {
+            var order = Array(0..<bsz)
+            for k in stride(from: bsz - 1, to: 0, by: -1) { order.swapAt(k, rng.int(below: k + 1)) }
+            for mb in 0..<s.minibatches {
+                let rows = Array(order[(mb * mbRows)..<min((mb + 1) * mbRows, bsz)])
+                if rows.isEmpty { continue }
+                let t = layout.t
+                // Flat per-position arrays of this minibatch.
+                var old = [Float](repeating: 0, count: rows.count * t), adv = old, oldV = old, ret = old
+                var mask = [Bool](repeating: false, count: rows.count * t)
+                for (k, row) in rows.enumerated() {
+                    for j in 0..<lengths[row] {
+                        let i = k * t + layout.p + j - 1
+                        old[i] = logprobs[row * r + j]; adv[i] = advantages[row * r + j]
+                        oldV[i] = values[row * r + j]; ret[i] = returns[row * r + j]; mask[i] = true
+                    }
+                }
+                let targets = layout.targets(rows)
+                let globalUpdate = iteration * s.ppoEpochs * s.minibatches + updates
+                // Policy: clipped surrogate − c_ent·entropy.
+                let (pa, pb) = policyForward(policy, layout, rows)
+                let newLogprobs = LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature)
+                let ents = LogitHeads.entropies(pa, temperature: s.temperature)
+                let pl = PPOMath.policyLoss(newLogprobs: newLogprobs, oldLogprobs: old, advantages: adv, mask: mask, clip: s.clipRange)
+                let n = Float(mask.reduce(0) { $0 + ($1 ? 1 : 0) })
+                let dEnt = mask.map { $0 ? -s.entropyCoef / n : 0 }
+                LogitHeads.logitGradient(pa, targets: targets, temperature: s.temperature, dLogProb: pl.gradient, dEntropy: dEnt)
+                policy.zeroGradients()
+                policy.backward(pb, pa, fromLogits: true)
+                clipGradientNorm(policy.gradients, maxNorm: s.maxGradNorm)
+                lastLR = learningRate(s.learningRate, update: globalUpdate)
+                policyOptimizer.update(params: policy.parameters, grads: policy.gradients, lr: lastLR)
+                // Value: c_v · clipped value loss.
+                let (va, vb) = valueForward(layout, rows)
+                let newV = Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * t))
+                let vl = PPOMath.valueLoss(newValues: newV, oldValues: oldV, returns: ret, mask: mask, clip: s.clipRangeValue)
+                value.zeroGradients()
+                value.backward(vb, va, fromLogits: false, dValues: vl.gradient.map { $0 * s.valueCoef })
+                clipGradientNorm(value.gradients, maxNorm: s.maxGradNorm)
+                valueOptimizer.update(params: value.parameters, grads: value.gradients,
+                                      lr: learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
+
+                var entMean = 0.0
+                for i in 0..<mask.count where mask[i] { entMean += Double(ents[i]) }
+                entMean /= Double(max(1, n))
+                if updates == 0 {
+                    result.metrics.append(("policy/first_ratio_mean", pl.ratioMean))
+                    result.metrics.append(("policy/first_approxkl", pl.approxKL))
+                    result.metrics.append(("policy/first_clipfrac", pl.clipFraction))
+                }
+                pgLoss += pl.loss; vfLoss += vl.loss; clipfrac += pl.clipFraction; vclipfrac += vl.clipFraction
+                approxkl += pl.approxKL; ratioMean += pl.ratioMean; ratioMax = max(ratioMax, pl.ratioMax); updEntropy += entMean
+                updates += 1
+            }
+        }
+        let u = Double(max(1, updates))
+        let updateTime = Date().timeIntervalSince(t1)
+        let (vMean, _) = PPOMath.maskedMeanVariance(values, lengths: lengths, width: r)
+        let (retMean, _) = PPOMath.maskedMeanVariance(returns, lengths: lengths, width: r)
+        let total = pgLoss / u + Double(s.valueCoef) * vfLoss / u - Double(s.entropyCoef) * updEntropy / u
+        result.metrics += [
+            ("objective/kl", meanKL), ("objective/kl_coef", Double(beta)), ("objective/entropy", entSum / Double(bsz)),
+            ("objective/scores", meanScore), ("objective/rlhf_reward", meanScore - Double(beta) * meanKL),
+            ("policy/approxkl", approxkl / u), ("policy/clipfrac", clipfrac / u), ("policy/ratio_mean", ratioMean / u),
+            ("policy/ratio_max", ratioMax), ("loss/policy", pgLoss / u), ("loss/value", vfLoss / u), ("loss/entropy", updEntropy / u),
+            ("loss/total", total), ("val/clipfrac", vclipfrac / u),
+            ("val/explained_variance", PPOMath.explainedVariance(values: values, returns: returns, lengths: lengths, width: r)),
+            ("val/mean", vMean), ("returns/mean", retMean),
+            ("response/length_mean", Double(lengths.reduce(0, +)) / Double(bsz)),
+            ("response/eos_fraction", Double(finished.filter { $0 }.count) / Double(bsz)),
+            ("time/rollout_s", rolloutTime), ("time/update_s", updateTime), ("lr", Double(lastLR)),
+        ]
+        for b in 0..<min(s.samplesPerIteration, bsz) { result.samples.append((b, responses[b], scores[b], finished[b])) }
+
+        // Adaptive KL controller, after the iteration (as in lm-human-preferences).
+        if let target = s.targetKL {
+            beta = PPOMath.adaptiveKL(beta: beta, kl: meanKL, target: target, samples: bsz, horizon: s.klHorizon)
+        }
+        iteration += 1
+        return result
+    }
+
+    /// Whether every parameter of the trainable models is finite.
+    public func parametersAreFinite() -> Bool {
+        for m in [policy, value] {
+            let p = m.parameters.pointer
+            var acc: Float = 0
+            for i in 0..<m.layout.count { acc += p[i] * 0 }
+            if !acc.isFinite { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,93 @@
+import XCTest
+import Foundation
+import TransformerCore
+@testable import PPO
+
+final class PPOTrainerTests: XCTestCase {
+    let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 24)
+    let eos: Int32 = 0, pad: Int32 = 1, target: Int32 = 7
+
+    func trainer(_ s: PPOSettings, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) -> PPOTrainer {
+        let policy = GPTModel(config: cfg), reference = GPTModel(config: cfg), value = GPTModel(config: cfg, scalarHead: true)
+        policy.initializeGPT2(seed: 1)
+        for slot in policy.layout.slots where slot.decays { let t = policy.tensor(slot.name); for i in 0..<t.count { t[i] *= 5 } }
+        reference.copyParameters(from: policy)
+        value.copyParameters(from: policy)
+        return PPOTrainer(policy: policy, reference: reference, value: value, eos: eos, pad: pad, settings: s, scorer: scorer)
+    }
+
+    func prompts(_ n: Int, rng: inout SeededRandom) -> [[Int32]] {
+        (0..<n).map { _ in (0..<(2 + rng.int(below: 5))).map { _ in Int32(2 + rng.int(below: 20)) } }
+    }
+
+    /// The first minibatch of the first epoch sees the rollout's own policy: ratio 1, no KL, no clipping.
+    func testFirstMinibatchHasRatioOne() {
+        var s = PPOSettings()
+        s.batch = 8; s.minibatches = 2; s.ppoEpochs = 2; s.responseLength = 10; s.learningRate = 1e-3
+        let t = trainer(s) { _, rs in rs.map { Float($0.count) / 10 } }
+        var rng = SeededRandom(seed: 3)
+        let r = t.step(prompts: prompts(8, rng: &rng))
+        XCTAssertEqual(r.metric("policy/first_ratio_mean")!, 1, accuracy: 1e-6)
+        XCTAssertEqual(r.metric("policy/first_approxkl")!, 0, accuracy: 1e-7)
+        XCTAssertEqual(r.metric("policy/first_clipfrac"), 0)
+        XCTAssertEqual(r.metric("objective/kl")!, 0, accuracy: 1e-4, "policy and reference are the same model before the first update")
+        for name in ["objective/entropy", "objective/scores", "loss/policy", "loss/value", "val/explained_variance", "response/length_mean"] {
+            XCTAssertTrue(r.metric(name)?.isFinite ?? false, name)
+        }
+        XCTAssertEqual(t.iteration, 1)
+    }
+
+    func run(klCoef: Float) -> (scores: [Double], kls: [Double]) {
+        var s = PPOSettings()
+        s.batch = 32; s.minibatches = 4; s.responseLength = 12; s.learningRate = 2e-3; s.klCoef = klCoef; s.missingEOSPenalty = nil
+        s.iterations = 12; s.seed = 5
+        let t = trainer(s) { _, rs in rs.map { r in Float(r.filter { $0 == self.target }.count) } }
+        var rng = SeededRandom(seed: 9)
+        var scores: [Double] = [], kls: [Double] = []
+        for _ in 0..<s.iterations {
+            let r = t.step(prompts: prompts(32, rng: &rng))
+            scores.append(r.metric("objective/scores")!); kls.append(r.metric("objective/kl")!)
+            XCTAssertTrue(t.parametersAreFinite())
+        }
+        print("programmatic reward, β \(klCoef): scores \(scores.map { String(format: "%.2f", $0) }), KL \(kls.map { String(format: "%.2f", $0) })")
+        return (scores, kls)
+    }
+
+    /// With +1 per occurrence of one token as the score, the score rises within a few iterations
+    /// while the KL to the reference stays bounded, and the penalty is what bounds it.
+    func testProgrammaticRewardRisesWithBoundedKL() {
+        let penalised = run(klCoef: 0.3), free = run(klCoef: 0)
+        let first = penalised.scores.prefix(2).reduce(0, +) / 2, last = penalised.scores.suffix(3).reduce(0, +) / 3
+        XCTAssertGreaterThan(last, first + 1, "the score rises")
+        XCTAssertLessThan(penalised.kls.max()!, 12, "the KL stays bounded")
+        XCTAssertLessThan(penalised.kls.suffix(3).reduce(0, +), free.kls.suffix(3).reduce(0, +), "the KL penalty holds the policy nearer the reference")
+    }
+
+    func testAdaptiveControllerMovesBeta() {
+        var s = PPOSettings()
+        s.batch = 8; s.minibatches = 2; s.ppoEpochs = 1; s.responseLength = 8; s.targetKL = 1e-6; s.klHorizon = 100
+        let t = trainer(s) { _, rs in rs.map { _ in 0 } }
+        var rng = SeededRandom(seed: 1)
+        for _ in 0..<3 {
+            let before = t.beta
+            let r = t.step(prompts: prompts(8, rng: &rng))
+            XCTAssertEqual(r.metric("objective/kl_coef"), Double(before), "the iteration used the β it started with")
+            XCTAssertEqual(t.beta, PPOMath.adaptiveKL(beta: before, kl: r.metric("objective/kl")!, target: 1e-6, samples: 8, horizon: 100))
+            XCTAssertNotEqual(t.beta, before)
+        }
+    }
+}
+
+extension PPOTrainerTests {
+    /// A NaN score poisons the losses, which is what PPOStage checks before logging or saving.
+    func testNaNIsDetected() {
+        var s = PPOSettings()
+        s.batch = 4; s.minibatches = 1; s.ppoEpochs = 1; s.responseLength = 6; s.missingEOSPenalty = nil
+        let t = trainer(s) { _, rs in rs.map { _ in .nan } }
+        var rng = SeededRandom(seed: 2)
+        let r = t.step(prompts: prompts(4, rng: &rng))
+        XCTAssertFalse(r.metric("loss/total")!.isFinite && t.parametersAreFinite())
+        t.policy.tensor("wte.weight")[0] = .infinity
+        XCTAssertFalse(t.parametersAreFinite())
+    }
+}
