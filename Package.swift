@@ -53,9 +53,13 @@ let package = Package(
             dependencies: ["TransformerCore", "RunStore"],
             swiftSettings: kernelFlags
         ),
+        .target(
+            name: "Curves",
+            dependencies: ["TransformerCore", "RunStore"]
+        ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO"],
+            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "Curves"],
             swiftSettings: kernelFlags
         ),
         .testTarget(
@@ -87,6 +91,11 @@ let package = Package(
             dependencies: ["PPO", "RunStore", "TransformerCore"],
             resources: [.copy("Fixtures")],
             swiftSettings: kernelFlags
+        ),
+        .testTarget(
+            name: "CurvesTests",
+            dependencies: ["Curves", "RunStore"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -1,0 +1,58 @@
+import Foundation
+import RunStore
+
+/// One curve: a metric of one run.
+public struct Series: Equatable, Sendable {
+    /// The run it came from (its name, for the legend).
+    public var run: String
+    public var metric: String
+    /// (step, value) in step order; values may be NaN or infinite.
+    public var points: [(Double, Double)]
+
+    public init(run: String, metric: String, points: [(Double, Double)]) {
+        self.run = run; self.metric = metric; self.points = points
+    }
+
+    public static func == (a: Series, b: Series) -> Bool {
+        a.run == b.run && a.metric == b.metric && a.points.count == b.points.count
+            && zip(a.points, b.points).allSatisfy { $0.0 == $1.0 && ($0.1 == $1.1 || ($0.1.isNaN && $1.1.isNaN)) }
+    }
+
+    /// The finite points.
+    public var finite: [(Double, Double)] { points.filter { $0.0.isFinite && $0.1.isFinite } }
+    /// How many points are NaN or infinite.
+    public var nonFinite: Int { points.count - finite.count }
+
+    /// Exponential moving average (TensorBoard's smoothing): s ← α·s + (1 − α)·x over the finite
+    /// points; α = 0 leaves the series as it is.
+    public func smoothed(_ alpha: Double) -> Series {
+        var s: Double?
+        let pts = finite.map { (x, y) -> (Double, Double) in
+            s = s.map { alpha * $0 + (1 - alpha) * y } ?? y
+            return (x, s!)
+        }
+        return Series(run: run, metric: metric, points: pts)
+    }
+}
+
+/// The default metrics of each stage.
+public enum CurveDefaults {
+    public static let ppo = ["objective/scores", "objective/kl", "objective/entropy", "loss/value", "policy/clipfrac", "objective/kl_coef"]
+    public static let reward = ["reward/loss", "reward/val_accuracy", "reward/margin"]
+
+    /// The stage's name in the run database.
+    public static func stageName(_ stage: String) -> String { stage == "reward" ? "train-reward" : stage }
+}
+
+extension RunStore {
+    /// The latest stage run of `stage` that logged metrics, and its series for `metrics`.
+    public func series(stage: String, metrics names: [String], runName: String) throws -> (stageRunId: Int64?, series: [Series]) {
+        let runs = try stageRuns(stage: CurveDefaults.stageName(stage))
+        guard let run = try runs.first(where: { try !self.metrics(stageRunId: $0.id, names: nil).isEmpty }) ?? runs.first else {
+            return (nil, names.map { Series(run: runName, metric: $0, points: []) })
+        }
+        let pts = try self.metrics(stageRunId: run.id, names: names)
+        let grouped = Dictionary(grouping: pts, by: \.name)
+        return (run.id, names.map { m in Series(run: runName, metric: m, points: (grouped[m] ?? []).map { (Double($0.step), $0.value) }) })
+    }
+}
