@@ -87,7 +87,7 @@ public enum HTMLReport {
             h += "</tbody></table>"
         }
         h += "</section>\n"
-        h += "<section id=\"labels\"><h2>Labels</h2>\n" + table(["", ""], d.labels.map { [$0.0, $0.1] })
+        h += "<section id=\"labels\"><h2>Labels</h2>\n" + table(["figure", "value"], d.labels.map { [$0.0, $0.1] })
             + table(["annotator", "labels", "skipped", "flagged", "median s/item"], d.annotators) + "</section>\n"
         h += "<section id=\"reward\"><h2>Reward model</h2>\n" + table(["epoch", "validation loss", "validation accuracy", "validation margin"], d.rewardEpochs)
             + (d.rewardCharts.isEmpty ? "" : "<div class=\"chart\">\n\(d.rewardCharts)</div>") + "</section>\n"

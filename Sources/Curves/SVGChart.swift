@@ -52,7 +52,8 @@ public enum SVGChart {
             out += "<line x1=\"\(fmt(left))\" x2=\"\(fmt(left + pw))\" y1=\"\(fmt(sy(t)))\" y2=\"\(fmt(sy(t)))\" class=\"grid\"/>"
             out += "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(sy(t) + 4))\" text-anchor=\"end\" class=\"tick\">\(escape(Ticks.label(t)))</text>\n"
         }
-        for t in Ticks.nice(xlo, xhi, count: 6) {
+        let integralSteps = finite.allSatisfy { $0.0 == $0.0.rounded() }
+        for t in Ticks.nice(xlo, xhi, count: 6) where !integralSteps || t == t.rounded() {
             out += "<line x1=\"\(fmt(sx(t)))\" x2=\"\(fmt(sx(t)))\" y1=\"\(fmt(top))\" y2=\"\(fmt(top + ph))\" class=\"grid\"/>"
             out += "<text x=\"\(fmt(sx(t)))\" y=\"\(fmt(top + ph + 16))\" text-anchor=\"middle\" class=\"tick\">\(escape(Ticks.label(t)))</text>\n"
         }
