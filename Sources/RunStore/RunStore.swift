@@ -69,6 +69,11 @@ public final class RunStore {
         return version
     }
 
+    /// Sets a value of the `meta` table.
+    public func setMeta(_ key: String, _ value: String) throws {
+        try db.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
+    }
+
     /// A value of the `meta` table.
     public func meta(_ key: String) throws -> String? {
         try db.scalarText("SELECT value FROM meta WHERE key = ?", [.text(key)])

@@ -17,6 +17,8 @@ enum InitCommand: Command {
     SOURCE is one of:
       DIR          a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files)
                    or a checkpoint folder of this project
+      default      the built-in base model: pretrained from prompts/corpus.txt on first use
+                   (about a minute) and cached under runs/.base-cache/
       random:S     a randomly initialised model of a bench configuration (S, M or L), with a
                    byte-level BPE tokenizer trained on generated text; for tests and trials
 
@@ -89,6 +91,10 @@ enum InitCommand: Command {
 
     /// A model folder, or random:S|M|L.
     static func loadSource(_ source: String, seed: UInt64) throws -> PretrainedModel {
+        if source == "default" {
+            let (folder, _) = try DefaultBase.ensure(.full()) { printError($0) }
+            return try ModelFolder.load(folder)
+        }
         if source.hasPrefix("random:") {
             let name = String(source.dropFirst("random:".count))
             guard let cfg = GPTConfig.preset(name) else { throw UsageError("unknown configuration in '\(source)' (use random:S, random:M or random:L)") }
@@ -100,7 +106,7 @@ enum InitCommand: Command {
         let url = URL(fileURLWithPath: source)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-            throw RuntimeError("--base \(source): no such folder (expected a Hugging Face GPT-2 folder or random:S|M|L)")
+            throw RuntimeError("--base \(source): no such folder (expected a Hugging Face GPT-2 folder, default, or random:S|M|L)")
         }
         return try ModelFolder.load(url)
     }
