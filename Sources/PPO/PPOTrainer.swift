@@ -30,6 +30,15 @@ public final class PPOTrainer {
     private var policyActs: [Int: GPTActivations] = [:]
     private var valueActs: [Int: GPTActivations] = [:]
     private let generator: Generator
+    /// Seconds per phase of the last iteration (rollout and update), for `rlhf bench --only ppo`.
+    public private(set) var profile: [(String, Double)] = []
+    private var clock: [String: Double] = [:]
+    private func timed<T>(_ key: String, _ body: () -> T) -> T {
+        let t = Date()
+        let v = body()
+        clock[key, default: 0] += Date().timeIntervalSince(t)
+        return v
+    }
 
     /// Total optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
@@ -128,10 +137,13 @@ public final class PPOTrainer {
         let mbRows = max(1, bsz / s.minibatches)
         var result = IterationResult()
         let t0 = Date()
+        clock = [:]
 
         // 1. Rollout.
-        let gens = generator.generate(prompts: prompts, maxNewTokens: r, settings: SamplingSettings(temperature: s.temperature),
-                                      eos: eos, pad: pad, rng: &rng)
+        let gens = timed("generate") {
+            generator.generate(prompts: prompts, maxNewTokens: r, settings: SamplingSettings(temperature: s.temperature),
+                               eos: eos, pad: pad, rng: &rng)
+        }
         let responses = gens.map(\.tokens)
         let finished = gens.map { $0.finishReason == .eos }
         let layout = Layout(prompts: prompts, responses: responses, width: r, pad: pad)
@@ -140,15 +152,21 @@ public final class PPOTrainer {
         for start in stride(from: 0, to: bsz, by: mbRows) {
             let rows = Array(start..<min(start + mbRows, bsz))
             let targets = layout.targets(rows)
-            let (ra, _) = policyForward(reference, layout, rows)
-            layout.gather(LogitHeads.targetLogProbs(ra, targets: targets, temperature: s.temperature), rows, into: &refLogprobs)
-            let (pa, _) = policyForward(policy, layout, rows)
-            layout.gather(LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature), rows, into: &logprobs)
-            layout.gather(LogitHeads.entropies(pa, temperature: s.temperature), rows, into: &entropy)
-            let (va, _) = valueForward(layout, rows)
-            layout.gather(Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * layout.t)), rows, into: &values)
+            timed("reference") {
+                let (ra, _) = policyForward(reference, layout, rows)
+                layout.gather(LogitHeads.targetLogProbs(ra, targets: targets, temperature: s.temperature), rows, into: &refLogprobs)
+            }
+            timed("policy logprobs") {
+                let (pa, _) = policyForward(policy, layout, rows)
+                layout.gather(LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature), rows, into: &logprobs)
+                layout.gather(LogitHeads.entropies(pa, temperature: s.temperature), rows, into: &entropy)
+            }
+            timed("value") {
+                let (va, _) = valueForward(layout, rows)
+                layout.gather(Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * layout.t)), rows, into: &values)
+            }
         }
-        var scores = scorer(prompts, responses)
+        var scores = timed("reward") { scorer(prompts, responses) }
         if let penalty = s.missingEOSPenalty { for b in 0..<bsz where !finished[b] { scores[b] = penalty } }
         let rolloutTime = Date().timeIntervalSince(t0)
 
@@ -188,27 +206,36 @@ public final class PPOTrainer {
                 let targets = layout.targets(rows)
                 let globalUpdate = iteration * s.ppoEpochs * s.minibatches + updates
                 // Policy: clipped surrogate − c_ent·entropy.
-                let (pa, pb) = policyForward(policy, layout, rows)
-                let newLogprobs = LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature)
-                let ents = LogitHeads.entropies(pa, temperature: s.temperature)
+                let (pa, pb) = timed("update forward") { policyForward(policy, layout, rows) }
+                let (newLogprobs, ents) = timed("update forward") {
+                    (LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature), LogitHeads.entropies(pa, temperature: s.temperature))
+                }
                 let pl = PPOMath.policyLoss(newLogprobs: newLogprobs, oldLogprobs: old, advantages: adv, mask: mask, clip: s.clipRange)
                 let n = Float(mask.reduce(0) { $0 + ($1 ? 1 : 0) })
                 let dEnt = mask.map { $0 ? -s.entropyCoef / n : 0 }
-                LogitHeads.logitGradient(pa, targets: targets, temperature: s.temperature, dLogProb: pl.gradient, dEntropy: dEnt)
-                policy.zeroGradients()
-                policy.backward(pb, pa, fromLogits: true)
-                clipGradientNorm(policy.gradients, maxNorm: s.maxGradNorm)
+                timed("update backward") {
+                    LogitHeads.logitGradient(pa, targets: targets, temperature: s.temperature, dLogProb: pl.gradient, dEntropy: dEnt)
+                    policy.zeroGradients()
+                    policy.backward(pb, pa, fromLogits: true)
+                }
                 lastLR = learningRate(s.learningRate, update: globalUpdate)
-                policyOptimizer.update(params: policy.parameters, grads: policy.gradients, lr: lastLR)
+                timed("update optimizer") {
+                    clipGradientNorm(policy.gradients, maxNorm: s.maxGradNorm)
+                    policyOptimizer.update(params: policy.parameters, grads: policy.gradients, lr: lastLR)
+                }
                 // Value: c_v · clipped value loss.
-                let (va, vb) = valueForward(layout, rows)
+                let (va, vb) = timed("update forward") { valueForward(layout, rows) }
                 let newV = Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * t))
                 let vl = PPOMath.valueLoss(newValues: newV, oldValues: oldV, returns: ret, mask: mask, clip: s.clipRangeValue)
-                value.zeroGradients()
-                value.backward(vb, va, fromLogits: false, dValues: vl.gradient.map { $0 * s.valueCoef })
-                clipGradientNorm(value.gradients, maxNorm: s.maxGradNorm)
-                valueOptimizer.update(params: value.parameters, grads: value.gradients,
-                                      lr: learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
+                timed("update backward") {
+                    value.zeroGradients()
+                    value.backward(vb, va, fromLogits: false, dValues: vl.gradient.map { $0 * s.valueCoef })
+                }
+                timed("update optimizer") {
+                    clipGradientNorm(value.gradients, maxNorm: s.maxGradNorm)
+                    valueOptimizer.update(params: value.parameters, grads: value.gradients,
+                                          lr: learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
+                }
 
                 var entMean = 0.0
                 for i in 0..<mask.count where mask[i] { entMean += Double(ents[i]) }
@@ -225,6 +252,8 @@ public final class PPOTrainer {
         }
         let u = Double(max(1, updates))
         let updateTime = Date().timeIntervalSince(t1)
+        profile = ["generate", "reference", "reward", "value", "policy logprobs", "update forward", "update backward", "update optimizer"].map { ($0, clock[$0] ?? 0) }
+        profile.append(("update other", updateTime - ["update forward", "update backward", "update optimizer"].reduce(0) { $0 + (clock[$1] ?? 0) }))
         let (vMean, _) = PPOMath.maskedMeanVariance(values, lengths: lengths, width: r)
         let (retMean, _) = PPOMath.maskedMeanVariance(returns, lengths: lengths, width: r)
         let total = pgLoss / u + Double(s.valueCoef) * vfLoss / u - Double(s.entropyCoef) * updEntropy / u

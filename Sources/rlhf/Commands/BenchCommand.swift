@@ -1,12 +1,13 @@
 import Foundation
 import TransformerCore
+import PPO
 
 /// `rlhf bench`: measures the compute core on fixed shapes and configurations.
 enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize] [--config S,M,L] [--repeat N] [--numpy]
+    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo] [--config S,M,L] [--repeat N] [--numpy]
 
     Measures the compute core on this machine and prints one result per line.
 
@@ -16,6 +17,10 @@ enum BenchCommand: Command {
                 (S: batch 16×128, M: 8×256, L: 4×256)
       generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
                 temperature 0.7, no early stop
+      ppo       one PPO iteration on config S (random models): 64 prompts, 48 response tokens,
+                4 epochs × 4 minibatches, after one warm-up iteration; seconds in rollout
+                generation, reference, reward and value scoring, and the update's forward,
+                backward and optimizer (not part of the default set)
       tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
                 punctuation, some non-ASCII) with a fresh 8192-token tokenizer trained on 1 MB
                 of other text from the same generator; the word cache starts empty
@@ -40,8 +45,8 @@ enum BenchCommand: Command {
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads"], flags: ["--json", "--numpy"])
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let kinds = ["matmul", "train", "generate", "tokenize"]
-        let only = Set(a.list("--only") ?? kinds)
+        let kinds = ["matmul", "train", "generate", "tokenize", "ppo"]
+        let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
         for w in only where !kinds.contains(w) {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
         }
@@ -59,6 +64,15 @@ enum BenchCommand: Command {
                          text: "matmul  \(m)×\(k)×\(n)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(gflops)) GFLOPS")
             }
             if a.flag("--numpy") { try runNumpy(out) }
+        }
+        if only.contains("ppo") {
+            let (phases, total) = benchPPO()
+            for (name, secs) in phases {
+                out.emit(["what": "ppo", "phase": name, "seconds": round3(secs)],
+                         text: "ppo      \(name)".padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f s", secs))
+            }
+            out.emit(["what": "ppo", "phase": "total", "seconds": round3(total)],
+                     text: "ppo      iteration total".padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
         }
         if only.contains("tokenize") {
             let (mbps, tokens) = try benchTokenize(repeats: repeatCount)
@@ -139,6 +153,25 @@ enum BenchCommand: Command {
         return Double(8 * 64) / seconds
     }
 
+    /// One PPO iteration on config S after a warm-up: (phase, seconds) and the total.
+    static func benchPPO() -> ([(String, Double)], Double) {
+        let cfg = GPTConfig.preset("S")!
+        func model(_ seed: UInt64, scalar: Bool) -> GPTModel { let m = GPTModel(config: cfg, scalarHead: scalar); m.initializeGPT2(seed: seed); return m }
+        let policy = model(1, scalar: false), reference = model(1, scalar: false), value = model(2, scalar: true), reward = model(3, scalar: true)
+        var s = PPOSettings()
+        s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 2
+        let rm = ScalarHeadRunner(model: reward, rows: 16)
+        let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: s) { ps, rs in
+            rm.scores(zip(ps, rs).map { $0 + $1 })
+        }
+        var rng = SeededRandom(seed: 7)
+        let prompts = (0..<64).map { _ in (0..<(8 + rng.int(below: 17))).map { _ in Int32(2 + rng.int(below: cfg.vocabSize - 2)) } }
+        _ = trainer.step(prompts: prompts)
+        let t = Date()
+        _ = trainer.step(prompts: prompts)
+        return (trainer.profile, Date().timeIntervalSince(t))
+    }
+
     static func benchTokenize(repeats: Int?) throws -> (Double, Double) {
         let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 20, seed: 1), vocabSize: 8192)
         let text = SyntheticText.generate(bytes: 4 << 20, seed: 2)
@@ -214,7 +247,7 @@ final class BenchOutput {
 
     func emit(_ fields: [String: Any], text: String) {
         if json {
-            let order = ["what", "impl", "config", "m", "k", "n", "B", "T", "batch", "prompt", "new"]
+            let order = ["what", "impl", "phase", "config", "m", "k", "n", "B", "T", "batch", "prompt", "new"]
             var keys = order.filter { fields[$0] != nil }
             keys += fields.keys.filter { !order.contains($0) }.sorted()
             let parts = keys.map { k -> String in
@@ -230,6 +263,7 @@ final class BenchOutput {
 }
 
 func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
+func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 func fmt(_ x: Double) -> String { String(format: x >= 100 ? "%.0f" : "%.2f", x) }
 
 /// Peak resident set size of this process, in bytes.
