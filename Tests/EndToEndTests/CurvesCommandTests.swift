@@ -6,23 +6,10 @@ import FoundationXML
 @testable import RunStore
 
 /// `rlhf curves` (terminal, SVG, --follow), `rlhf report` and `rlhf metrics export` through the binary.
-final class CurvesCommandTests: XCTestCase {
-    var dir: URL!
+final class CurvesCommandTests: ScratchFolderTestCase {
     var run: String { dir.appendingPathComponent("run").path }
 
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-curves-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
 
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
-
-    @discardableResult
-    func rlhf(_ args: [String], env: [String: String] = [:], expect status: Int32 = 0) throws -> CLIResult {
-        let r = try runCLI(args, env: env, cwd: dir)
-        XCTAssertEqual(r.status, status, "rlhf \(args.joined(separator: " ")): \(r.stderr)")
-        return r
-    }
 
     func testCurvesReportAndExport() throws {
         try rlhf(["init", "--run", run, "--base", "random:S"])

@@ -3,24 +3,11 @@ import Foundation
 @testable import RunStore
 
 /// `rlhf label` in a real pseudo-terminal, and the simulated labelers and label files through the binary.
-final class LabelCommandTests: XCTestCase {
-    var dir: URL!
+final class LabelCommandTests: ScratchFolderTestCase {
     var runPath: String { dir.appendingPathComponent("run").path }
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-label-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
 
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
-
-    @discardableResult
-    func rlhf(_ args: [String], expect status: Int32 = 0) throws -> CLIResult {
-        let r = try runCLI(args, cwd: dir)
-        XCTAssertEqual(r.status, status, "rlhf \(args.joined(separator: " ")): \(r.stderr)")
-        return r
-    }
 
     func makeRun(prompts: [String], perPrompt: Int = 3) throws {
         try rlhf(["init", "--run", runPath, "--base", "random:S"])

@@ -4,22 +4,9 @@ import Foundation
 
 /// `rlhf ppo` through the binary: a run, and a run killed with SIGKILL and resumed, whose metrics
 /// must equal the uninterrupted run's.
-final class PPOCommandTests: XCTestCase {
-    var dir: URL!
+final class PPOCommandTests: ScratchFolderTestCase {
 
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-ppo-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
 
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
-
-    @discardableResult
-    func rlhf(_ args: [String], expect status: Int32 = 0) throws -> CLIResult {
-        let r = try runCLI(args, cwd: dir)
-        XCTAssertEqual(r.status, status, "rlhf \(args.joined(separator: " ")): \(r.stderr)")
-        return r
-    }
 
     func path(_ run: String) -> String { dir.appendingPathComponent(run).path }
 

@@ -3,23 +3,10 @@ import Foundation
 @testable import RunStore
 
 /// `rlhf train-reward`, `rlhf reward score` and `status` through the binary, on imported pairs.
-final class RewardCommandTests: XCTestCase {
-    var dir: URL!
+final class RewardCommandTests: ScratchFolderTestCase {
     var run: String { dir.appendingPathComponent("run").path }
 
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-rm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
 
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
-
-    @discardableResult
-    func rlhf(_ args: [String], expect status: Int32 = 0) throws -> CLIResult {
-        let r = try runCLI(args, cwd: dir)
-        XCTAssertEqual(r.status, status, "rlhf \(args.joined(separator: " ")): \(r.stderr)")
-        return r
-    }
 
     func pairsFile(_ n: Int) throws -> String {
         let lines = (0..<n).map { i in

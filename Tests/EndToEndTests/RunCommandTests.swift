@@ -4,21 +4,12 @@ import Foundation
 
 /// `rlhf init`, `prompts add`, `generate` and `status` through the built binary, in a scratch
 /// working directory (runs/ is created there).
-final class RunCommandTests: XCTestCase {
-    var cwd: URL!
-
-    override func setUp() {
-        cwd = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try! FileManager.default.createDirectory(at: cwd, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(at: cwd) }
+final class RunCommandTests: ScratchFolderTestCase {
+    var cwd: URL! { dir }
 
     @discardableResult
-    func rlhf(_ args: String..., expect status: Int32 = 0) throws -> CLIResult {
-        let r = try runCLI(args, cwd: cwd)
-        XCTAssertEqual(r.status, status, "rlhf \(args.joined(separator: " ")): \(r.stderr)")
-        return r
+    func rlhf(_ args: String..., expect status: Int32 = 0, line: UInt = #line) throws -> CLIResult {
+        try rlhf(args, expect: status, line: line)
     }
 
     func write(_ name: String, _ text: String) -> String {

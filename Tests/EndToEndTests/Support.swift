@@ -39,3 +39,26 @@ func runCLI(_ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdi
     p.waitUntilExit()
     return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
 }
+
+import XCTest
+
+/// A test case with a scratch folder (the working directory of the binary) removed afterwards.
+class ScratchFolderTestCase: XCTestCase {
+    var dir: URL!
+
+    override func setUp() {
+        dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("rlhf-e2e-\(String(describing: type(of: self)))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    /// Runs the binary in the scratch folder and checks its exit status.
+    @discardableResult
+    func rlhf(_ args: [String], env: [String: String] = [:], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult {
+        let r = try runCLI(args, env: env, cwd: dir)
+        XCTAssertEqual(r.status, status, "rlhf \(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
+        return r
+    }
+}

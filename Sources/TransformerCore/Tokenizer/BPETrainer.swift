@@ -41,13 +41,13 @@ public enum BPETrainer {
                 pairWords[k, default: []].append(Int32(w))
             }
         }
-        var heap = PairHeap()
-        for (k, c) in pairCount { heap.push(count: c, key: k, spelling: spelling) }
+        var heap = BinaryHeap<PairCount>()
+        for (k, c) in pairCount.sorted(by: { $0.key < $1.key }) { heap.push(PairCount(count: c, key: k), by: PairCount.before(spelling)) }
 
         var merges: [(Int32, Int32)] = []
         let planned = vocabSize - specialTokens.count - 256
         var stamp = [Int](repeating: -1, count: words.count)
-        while merges.count < planned, let top = heap.pop(spelling: spelling) {
+        while merges.count < planned, let top = heap.pop(by: PairCount.before(spelling)) {
             guard pairCount[top.key] == top.count else { continue }     // stale entry
             guard top.count >= 2 else { break }
             let a = Int32(truncatingIfNeeded: top.key >> 32), b = Int32(truncatingIfNeeded: top.key & 0xFFFF_FFFF)
@@ -81,7 +81,7 @@ public enum BPETrainer {
             pairWords[top.key] = nil
             for k in touched {
                 let c = pairCount[k] ?? 0
-                if c > 0 { heap.push(count: c, key: k, spelling: spelling) } else { pairCount[k] = nil }
+                if c > 0 { heap.push(PairCount(count: c, key: k), by: PairCount.before(spelling)) } else { pairCount[k] = nil }
             }
             progress?(merges.count, planned)
         }
@@ -96,43 +96,18 @@ public enum BPETrainer {
     }
 }
 
-/// A max-heap of pair counts; ties go to the pair whose (left, right) spelling sorts first.
-struct PairHeap {
-    struct Entry { var count: Int; var key: UInt64 }
-    private var items: [Entry] = []
+/// A pair and its count in the trainer's heap.
+struct PairCount {
+    var count: Int
+    var key: UInt64
 
-    private static func before(_ x: Entry, _ y: Entry, _ sp: [[UInt8]]) -> Bool {
-        if x.count != y.count { return x.count > y.count }
-        let xa = sp[Int(x.key >> 32)], ya = sp[Int(y.key >> 32)]
-        if xa != ya { return xa.lexicographicallyPrecedes(ya) }
-        return sp[Int(x.key & 0xFFFF_FFFF)].lexicographicallyPrecedes(sp[Int(y.key & 0xFFFF_FFFF)])
-    }
-
-    mutating func push(count: Int, key: UInt64, spelling sp: [[UInt8]]) {
-        items.append(Entry(count: count, key: key))
-        var c = items.count - 1
-        while c > 0 {
-            let p = (c - 1) / 2
-            if !Self.before(items[c], items[p], sp) { break }
-            items.swapAt(c, p); c = p
+    /// Higher counts first; ties go to the pair whose (left, right) spelling sorts first.
+    static func before(_ sp: [[UInt8]]) -> (PairCount, PairCount) -> Bool {
+        { x, y in
+            if x.count != y.count { return x.count > y.count }
+            let xa = sp[Int(x.key >> 32)], ya = sp[Int(y.key >> 32)]
+            if xa != ya { return xa.lexicographicallyPrecedes(ya) }
+            return sp[Int(x.key & 0xFFFF_FFFF)].lexicographicallyPrecedes(sp[Int(y.key & 0xFFFF_FFFF)])
         }
-    }
-
-    mutating func pop(spelling sp: [[UInt8]]) -> Entry? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var p = 0
-            while true {
-                let l = 2 * p + 1, r = l + 1
-                var m = p
-                if l < items.count && Self.before(items[l], items[m], sp) { m = l }
-                if r < items.count && Self.before(items[r], items[m], sp) { m = r }
-                if m == p { break }
-                items.swapAt(p, m); p = m
-            }
-        }
-        return top
     }
 }

@@ -150,14 +150,14 @@ public final class Tokenizer: @unchecked Sendable {
         var next = Array(1...n)          // n means none
         var prev = Array(-1..<(n - 1))
         var alive = [Bool](repeating: true, count: n)
-        var heap = MergeHeap()
+        var heap = BinaryHeap<MergeCandidate>()
         func push(_ i: Int) {
             let j = next[i]
             guard j < n, let m = mergeTable[UInt64(UInt32(sym[i])) << 32 | UInt64(UInt32(sym[j]))] else { return }
-            heap.push(.init(rank: m.rank, pos: Int32(i), left: sym[i], right: sym[j]))
+            heap.push(MergeCandidate(rank: m.rank, pos: Int32(i), left: sym[i], right: sym[j]), by: MergeCandidate.before)
         }
         for i in 0..<(n - 1) { push(i) }
-        while let top = heap.pop() {
+        while let top = heap.pop(by: MergeCandidate.before) {
             let i = Int(top.pos)
             guard alive[i], sym[i] == top.left else { continue }
             let j = next[i]
@@ -206,40 +206,8 @@ public final class Tokenizer: @unchecked Sendable {
     public func id(of token: String) -> Int32? { vocab[token] }
 }
 
-/// A binary min-heap of candidate merges ordered by (rank, position).
-struct MergeHeap {
-    struct Entry { var rank: Int32; var pos: Int32; var left: Int32; var right: Int32 }
-    private var items: [Entry] = []
-
-    @inline(__always) private static func less(_ a: Entry, _ b: Entry) -> Bool {
-        a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos
-    }
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var c = items.count - 1
-        while c > 0 {
-            let p = (c - 1) / 2
-            if !Self.less(items[c], items[p]) { break }
-            items.swapAt(c, p); c = p
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var p = 0
-            while true {
-                let l = 2 * p + 1, r = l + 1
-                var m = p
-                if l < items.count && Self.less(items[l], items[m]) { m = l }
-                if r < items.count && Self.less(items[r], items[m]) { m = r }
-                if m == p { break }
-                items.swapAt(p, m); p = m
-            }
-        }
-        return top
-    }
+/// A candidate merge in `Tokenizer.bpe`: ordered by (rank, position).
+struct MergeCandidate {
+    var rank: Int32, pos: Int32, left: Int32, right: Int32
+    static func before(_ a: MergeCandidate, _ b: MergeCandidate) -> Bool { a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos }
 }
