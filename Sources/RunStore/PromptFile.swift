@@ -48,7 +48,7 @@ public enum PromptFile {
             if slice.last == 13 { slice = slice.dropLast() }
             start = end + 1
             if end == bytes.count && slice.isEmpty { break }
-            guard let line = String(validatingUTF8Bytes: slice) else {
+            guard let line = String(validating: slice, as: UTF8.self) else {
                 throw StoreError("\(name):\(lineNo): not valid UTF-8")
             }
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
@@ -83,22 +83,6 @@ public enum PromptFile {
             metadata = String(decoding: d, as: UTF8.self)
         }
         return NewPrompt(text: text, metadata: metadata)
-    }
-}
-
-extension String {
-    /// The string, when `bytes` are valid UTF-8.
-    init?<C: Collection>(validatingUTF8Bytes bytes: C) where C.Element == UInt8 {
-        var it = bytes.makeIterator()
-        var decoder = UTF8()
-        var scalars = String.UnicodeScalarView()
-        while true {
-            switch decoder.decode(&it) {
-            case .scalarValue(let u): scalars.append(u)
-            case .emptyInput: self = String(scalars); return
-            case .error: return nil
-            }
-        }
     }
 }
 
