@@ -170,18 +170,21 @@ enum DemoCommand: Command {
             print(String(format: "   mean KL to the reference  %.2f (target %.1f)", e.kl, target))
             print(String(format: "   reward model accuracy     %.1f%% on held-out prompts", valAcc * 100))
             print("   finished in \(ProgressBar.duration(seconds))")
-            print("""
-
-            Now the human path, with your own rankings instead of the lexicon's:
-              rlhf init --run mine --base default
-              rlhf prompts add prompts/train.jsonl --run mine
-              rlhf generate --run mine
-              rlhf label --run mine                      # rank by keyboard; ? shows the keys
-              rlhf train-reward --run mine
-              rlhf ppo --run mine --lr 1e-4 --target-kl 6
-              rlhf curves --run mine,\(runName)            # yours beside the demo's
-              rlhf report --run \(runName)                  # this run, as a web page
-            """)
+            let steps: [(String, String)] = [
+                ("rlhf init --run mine --base default", ""),
+                ("rlhf prompts add prompts/train.jsonl --run mine", ""),
+                ("rlhf generate --run mine", ""),
+                ("rlhf label --run mine", "rank by keyboard; ? shows the keys"),
+                ("rlhf train-reward --run mine", ""),
+                ("rlhf ppo --run mine --lr 1e-4 --target-kl 6", ""),
+                ("rlhf curves --run mine,\(runName)", "yours beside the demo's"),
+                ("rlhf report --run \(runName)", "this run, as a web page"),
+            ]
+            let width = steps.map(\.0.count).max()! + 3
+            print("\nNow the human path, with your own rankings instead of the lexicon's:")
+            for (command, note) in steps {
+                print("  " + (note.isEmpty ? command : command.padding(toLength: width, withPad: " ", startingAt: 0) + "# " + note))
+            }
         }
     }
 
