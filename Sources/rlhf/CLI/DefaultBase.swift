@@ -20,7 +20,7 @@ enum DefaultBase {
     static func corpus() throws -> Data {
         let url = URL(fileURLWithPath: corpusPath)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw RuntimeError("\(corpusPath) not found; run this from the project's folder (the one with Package.swift), or build a base with 'rlhf pretrain' and pass it with --base DIR")
+            throw RuntimeError("\(corpusPath) not found; run this from the project's folder (the one with Package.swift and prompts/)")
         }
         return try JSONText.readFile(url)
     }
