@@ -121,3 +121,17 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.count, 260)
     }
 }
+
+extension TokenizerTests {
+    func testAddPrefixSpaceAsHuggingFace() throws {
+        let base = try Tokenizer.load(folder: fixtureURL("hf/tokenizer"))
+        var vocab: [String: Int] = [:]
+        for (i, t) in base.tokens.enumerated() { vocab[t] = i }
+        let merges = base.merges.map { (base.token($0.0), base.token($0.1)) }
+        let special = base.specialTokens.mapValues { Int($0) }
+        let prefixed = try Tokenizer(vocab: vocab, merges: merges, special: special, addPrefixSpace: true)
+        XCTAssertEqual(prefixed.encode("Hello world"), base.encode(" Hello world"))
+        XCTAssertEqual(prefixed.encode(" Hello"), base.encode(" Hello"), "no second space")
+        XCTAssertEqual(prefixed.encode("\nHello"), base.encode(" \nHello"), "only a leading space counts")
+    }
+}

@@ -25,7 +25,7 @@ public final class Tokenizer: @unchecked Sendable {
     public let eosId: Int32?
     /// The padding token, when the vocabulary has one distinct from EOS.
     public let padId: Int32?
-    /// Whether a space is put in front of text that does not start with whitespace.
+    /// Whether a space is put in front of text that does not start with a space.
     public let addPrefixSpace: Bool
     /// Whether a piece that is itself in the vocabulary skips the merges (tokenizers' `ignore_merges`).
     public let ignoreMerges: Bool
@@ -119,9 +119,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// Hugging Face tokenizers, unless `allowSpecial` is false.
     public func encode(_ text: String, allowSpecial: Bool = true) -> [Int32] {
         var bytes = Array(text.utf8)
-        if addPrefixSpace, let first = text.unicodeScalars.first, !first.properties.isWhitespace {
-            bytes.insert(32, at: 0)
-        }
+        // Hugging Face's ByteLevel adds the space unless the text already starts with one.
+        if addPrefixSpace, bytes.first != 32 { bytes.insert(32, at: 0) }
         var out: [Int32] = []
         out.reserveCapacity(bytes.count / 3 + 4)
         lock.lock()
