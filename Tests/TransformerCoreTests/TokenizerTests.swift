@@ -133,5 +133,6 @@ extension TokenizerTests {
         XCTAssertEqual(prefixed.encode("Hello world"), base.encode(" Hello world"))
         XCTAssertEqual(prefixed.encode(" Hello"), base.encode(" Hello"), "no second space")
         XCTAssertEqual(prefixed.encode("\nHello"), base.encode(" \nHello"), "only a leading space counts")
+        XCTAssertEqual(prefixed.encode(""), [], "empty text stays empty (checked against tokenizers ByteLevel)")
     }
 }

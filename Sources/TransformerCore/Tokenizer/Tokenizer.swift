@@ -120,7 +120,7 @@ public final class Tokenizer: @unchecked Sendable {
     public func encode(_ text: String, allowSpecial: Bool = true) -> [Int32] {
         var bytes = Array(text.utf8)
         // Hugging Face's ByteLevel adds the space unless the text already starts with one.
-        if addPrefixSpace, bytes.first != 32 { bytes.insert(32, at: 0) }
+        if addPrefixSpace, let first = bytes.first, first != 32 { bytes.insert(32, at: 0) }
         var out: [Int32] = []
         out.reserveCapacity(bytes.count / 3 + 4)
         lock.lock()
