@@ -92,12 +92,11 @@ public final class LabelApp {
                     terminal.draw(["Terminal too small (\(w)×\(h)); rlhf label needs at least 40×10.", "q quits."])
                 } else {
                     let screen = LabelScreen.render(view, width: w, height: h)
+                    terminal.draw(screen.lines)
+                    // The screen never scrolls past the content; keep the stored position there too,
+                    // so that k scrolls back at once after j was pressed too often.
                     current.session.clampScroll(contentLines: screen.contentLines, page: screen.page)
                     current.session.clampGuidelinesScroll(contentLines: screen.contentLines, page: screen.page)
-                    terminal.draw(LabelScreen.render(LabelView(title: view.title, progress: view.progress, prompt: view.prompt,
-                                                               completions: view.completions, session: current.session, editing: view.editing,
-                                                               guidelines: view.guidelines, guidelinesSource: view.guidelinesSource),
-                                                     width: w, height: h).lines)
                 }
                 var keys: [Key] = []
                 while keys.isEmpty {
