@@ -48,7 +48,7 @@ extension RunStore {
     /// The latest stage run of `stage` that logged metrics, and its series for `metrics`.
     public func series(stage: String, metrics names: [String], runName: String) throws -> (stageRunId: Int64?, series: [Series]) {
         let runs = try stageRuns(stage: CurveDefaults.stageName(stage))
-        guard let run = try runs.first(where: { try !self.metrics(stageRunId: $0.id, names: nil).isEmpty }) ?? runs.first else {
+        guard let run = try runs.first(where: { try hasMetrics(stageRunId: $0.id) }) ?? runs.first else {
             return (nil, names.map { Series(run: runName, metric: $0, points: []) })
         }
         let pts = try self.metrics(stageRunId: run.id, names: names)

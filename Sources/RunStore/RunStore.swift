@@ -329,6 +329,18 @@ public final class RunStore {
         }
     }
 
+    /// How many points the named metrics have, over all stage runs (a cheap change detector).
+    public func metricCount(names: [String]) throws -> Int {
+        guard !names.isEmpty else { return 0 }
+        let marks = names.map { _ in "?" }.joined(separator: ",")
+        return Int(try db.scalarInt("SELECT count(*) FROM metrics WHERE name IN (\(marks))", names.map { .text($0) }) ?? 0)
+    }
+
+    /// Whether a stage run logged any metric.
+    public func hasMetrics(stageRunId: Int64) throws -> Bool {
+        try db.scalarInt("SELECT EXISTS (SELECT 1 FROM metrics WHERE stage_run_id = ?)", [.int(stageRunId)]) == 1
+    }
+
     /// The latest value of a metric over every stage run of `stage`, with its step.
     public func latestMetric(stage: String, name: String) throws -> (step: Int, value: Double)? {
         try db.query("""

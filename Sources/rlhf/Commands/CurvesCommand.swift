@@ -70,13 +70,14 @@ enum CurvesCommand: Command {
             let lines = CurvesView.render(panels, width: width, panelHeight: height, style: style, smooth: smooth)
             if a.flag("--follow") && tty { FileHandle.standardOutput.write(Data("\u{1B}[H\u{1B}[2J".utf8)) }
             print(lines.joined(separator: "\n"))
-            return panels.reduce(0) { $0 + $1.series.reduce(0) { $0 + $1.points.count } }
+            return try runs.reduce(0) { n, r in n + (try r.store.metricCount(names: metrics)) }
         }
         var seen = try draw()
         guard a.flag("--follow") else { return }
         while true {
             sleep(1)
-            let now = try runs.reduce(0) { n, r in n + (try r.store.metrics(names: metrics).count) }
+            // A count query per run tells whether anything landed since the last draw.
+            let now = try runs.reduce(0) { n, r in n + (try r.store.metricCount(names: metrics)) }
             if now != seen { seen = try draw() }
         }
     }
