@@ -37,7 +37,7 @@ public struct LabelQueue {
         guard order == .random else { return item.completionIds }
         var rng = SeededRandom(seed: Self.seed(annotator, item.promptId, item.modelId))
         var ids = item.completionIds
-        for i in stride(from: ids.count - 1, to: 0, by: -1) { ids.swapAt(i, rng.int(below: i + 1)) }
+        rng.shuffle(&ids)
         return ids
     }
 

@@ -188,7 +188,7 @@ public final class PPOTrainer {
         var lastLR: Float = 0
         for _ in 0..<s.ppoEpochs {
             var order = Array(0..<bsz)
-            for k in stride(from: bsz - 1, to: 0, by: -1) { order.swapAt(k, rng.int(below: k + 1)) }
+            rng.shuffle(&order)
             for mb in 0..<s.minibatches {
                 let rows = Array(order[(mb * mbRows)..<min((mb + 1) * mbRows, bsz)])
                 if rows.isEmpty { continue }

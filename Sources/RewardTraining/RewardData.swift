@@ -71,7 +71,7 @@ public enum RewardData {
     public static func split(_ examples: [RankingExample], fraction: Double, seed: UInt64) -> (train: [RankingExample], validation: [RankingExample]) {
         var prompts = Array(Set(examples.map(\.promptId))).sorted()
         var rng = SeededRandom(seed: seed ^ 0x5B17)
-        for k in stride(from: prompts.count - 1, to: 0, by: -1) { prompts.swapAt(k, rng.int(below: k + 1)) }
+        rng.shuffle(&prompts)
         let nVal = min(prompts.count - 1, max(1, Int((Double(prompts.count) * fraction).rounded())))
         let val = Set(prompts.prefix(max(0, nVal)))
         return (examples.filter { !val.contains($0.promptId) }, examples.filter { val.contains($0.promptId) })

@@ -109,7 +109,7 @@ public enum RewardStage {
             var step = 0
             epochs: for epoch in 1...o.epochs {
                 var order = train
-                for k in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(k, rng.int(below: k + 1)) }
+                rng.shuffle(&order)
                 var epochLoss = 0.0
                 for s in stride(from: 0, to: order.count, by: o.batch) {
                     if shouldStop() { report.interrupted = true; break epochs }

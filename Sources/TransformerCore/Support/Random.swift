@@ -56,6 +56,11 @@ public struct SeededRandom: RandomNumberGenerator, Equatable, Codable, Sendable 
         return Int(next() % UInt64(bound))
     }
 
+    /// Shuffles `items` in place (Fisher–Yates, from the last element down), reproducibly.
+    public mutating func shuffle<T>(_ items: inout [T]) {
+        for k in stride(from: items.count - 1, to: 0, by: -1) { items.swapAt(k, int(below: k + 1)) }
+    }
+
     @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
 

@@ -40,7 +40,7 @@ public final class LanguageModelTrainer {
         self.settings = s
         var rng = SeededRandom(seed: settings.seed ^ 0x5EED)
         var order = Array(documents.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(below: i + 1)) }
+        rng.shuffle(&order)
         let nVal = max(1, Int((Double(documents.count) * settings.validationFraction).rounded()))
         validation = order.prefix(nVal).map { documents[$0] }
         train = order.dropFirst(nVal).map { documents[$0] }
