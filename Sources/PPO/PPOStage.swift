@@ -9,7 +9,6 @@ public struct PPOReport: Sendable {
     public var iterationsDone = 0
     public var interrupted = false
     public var lastPolicy: ModelRecord?
-    public var history: [[String: Double]] = []
 }
 
 /// Events for the console.
@@ -137,7 +136,6 @@ public enum PPOStage {
                                          logprobSum: nil, sampling: "{\"temperature\":\(s.temperature)}", iteration: it, score: Double(smp.score))
                 })
                 events?(.iteration(it, result))
-                report.history.append(Dictionary(result.metrics, uniquingKeysWith: { a, _ in a }))
                 report.iterationsDone += 1
                 let kl = result.metric("objective/kl") ?? 0
                 if kl < -1 { events?(.warning(String(format: "iteration %d: the KL estimate is negative (%.3f); the policy may be drifting into regions the reference finds likelier, check the learning rate", it, kl))) }

@@ -295,11 +295,6 @@ public final class RunStore {
                      [.int(stageRunId)], completionRecord)
     }
 
-    /// Completions written by one stage run, in id order.
-    public func completions(stageRunId: Int64) throws -> [CompletionRecord] {
-        try db.query("SELECT \(Self.completionColumns) FROM completions WHERE stage_run_id = ? ORDER BY id", [.int(stageRunId)], completionRecord)
-    }
-
     // MARK: Metrics
 
     /// Writes metric values for one step in one transaction (a rewrite of a step replaces it).

@@ -37,12 +37,6 @@ public enum AtomicFile {
         let dfd = open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
-
-    /// Flushes one existing file's contents to disk.
-    public static func syncFile(_ url: URL) {
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-    }
 }
 
 /// Sequential writes to an open file descriptor, retrying short writes.
