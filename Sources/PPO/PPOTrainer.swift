@@ -158,8 +158,9 @@ public final class PPOTrainer {
             }
             timed("policy logprobs") {
                 let (pa, _) = policyForward(policy, layout, rows)
-                layout.gather(LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature), rows, into: &logprobs)
-                layout.gather(LogitHeads.entropies(pa, temperature: s.temperature), rows, into: &entropy)
+                let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
+                layout.gather(lp, rows, into: &logprobs)
+                layout.gather(ent, rows, into: &entropy)
             }
             timed("value") {
                 let (va, _) = valueForward(layout, rows)
@@ -208,7 +209,7 @@ public final class PPOTrainer {
                 // Policy: clipped surrogate − c_ent·entropy.
                 let (pa, pb) = timed("update forward") { policyForward(policy, layout, rows) }
                 let (newLogprobs, ents) = timed("update forward") {
-                    (LogitHeads.targetLogProbs(pa, targets: targets, temperature: s.temperature), LogitHeads.entropies(pa, temperature: s.temperature))
+                    LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
                 }
                 let pl = PPOMath.policyLoss(newLogprobs: newLogprobs, oldLogprobs: old, advantages: adv, mask: mask, clip: s.clipRange)
                 let n = Float(mask.reduce(0) { $0 + ($1 ? 1 : 0) })

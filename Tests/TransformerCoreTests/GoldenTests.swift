@@ -104,6 +104,10 @@ final class GoldenTests: XCTestCase {
         let ent = LogitHeads.entropies(acts, temperature: tau)
         let real = (0..<ent.count).filter { batch.mask[$0] == 1 }
         XCTAssertLessThanOrEqual(maxAbsDiff(real.map { ent[$0] }, real.map { g.floats("entropy")[$0] }), 1e-4)
+        // The one-pass form gives the same numbers as the two separate passes.
+        let both = LogitHeads.targetLogProbsAndEntropies(acts, targets: targets, temperature: tau)
+        XCTAssertEqual(both.logProbs, logp)
+        XCTAssertEqual(both.entropies, ent)
         let logp2 = LogitHeads.logitGradient(acts, targets: targets, temperature: tau,
                                              dLogProb: g.floats("coef_logp"), dEntropy: g.floats("coef_ent"))
         XCTAssertLessThanOrEqual(maxAbsDiff(logp2, logp), 1e-6)

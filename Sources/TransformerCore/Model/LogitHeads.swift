@@ -83,6 +83,26 @@ public enum LogitHeads {
         return out
     }
 
+    /// `targetLogProbs` and `entropies` from one softmax pass over each row.
+    public static func targetLogProbsAndEntropies(_ acts: GPTActivations, targets: [Int32], temperature: Float = 1) -> (logProbs: [Float], entropies: [Float]) {
+        let n = acts.batch * acts.length, v = acts.config.vocabSize
+        precondition(targets.count == n)
+        var lp = [Float](repeating: 0, count: n), ent = [Float](repeating: 0, count: n)
+        let logits = acts.logits.pointer
+        lp.withUnsafeMutableBufferPointer { l in
+            ent.withUnsafeMutableBufferPointer { e in
+                let l = l.baseAddress!, e = e.baseAddress!
+                forRows(n, v) { i, probs in
+                    let (lse, pz) = softmaxRow(logits + i * v, v, 1 / temperature, probs)
+                    e[i] = lse - pz
+                    let y = Int(targets[i])
+                    if y >= 0 { l[i] = logits[i * v + y] / temperature - lse }
+                }
+            }
+        }
+        return (lp, ent)
+    }
+
     /// Mean cross-entropy of the targets (negative targets are ignored). With `writeGradient`,
     /// fills `acts.dlogits` with the gradient of that mean.
     public static func crossEntropy(_ acts: GPTActivations, targets: [Int32], writeGradient: Bool) -> Float {
