@@ -33,6 +33,8 @@ enum BenchCommand: Command {
       --only LIST     which measurements to run (default: matmul,train,generate,tokenize)
       --config LIST   which model configurations (default: S,M,L)
       --repeat N      timed repetitions per measurement (default: chosen per size)
+      --shapes LIST   matmul shapes instead of the defaults, as M×K×N (or MxKxN), comma-separated
+      --cold          matmul with B read from memory, not cache (rotating copies of B, 256 MiB)
       --numpy         also time numpy's matmul (OpenBLAS) on the same shapes, in this run;
                       needs python3 with numpy
       --threads N     worker threads (default: all cores; also RLHF_THREADS)
@@ -43,7 +45,7 @@ enum BenchCommand: Command {
     static let matmulShapes = [(1024, 768, 2304), (1024, 768, 3072), (1024, 3072, 768), (2048, 384, 1536), (8, 768, 50257)]
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads"], flags: ["--json", "--numpy"])
+        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes"], flags: ["--json", "--numpy", "--cold"])
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
         let kinds = ["matmul", "train", "generate", "tokenize", "ppo"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
@@ -57,13 +59,17 @@ enum BenchCommand: Command {
         let out = BenchOutput(json: a.flag("--json"))
         out.header("threads \(Parallel.threadCount)")
 
+        let shapes = try a.list("--shapes").map(parseShapes) ?? matmulShapes
+        let cold = a.flag("--cold")
         if only.contains("matmul") {
-            for (m, k, n) in matmulShapes {
-                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount)
-                out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops)],
-                         text: "matmul  \(m)×\(k)×\(n)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(gflops)) GFLOPS")
+            for (m, k, n) in shapes {
+                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold)
+                let gbps = gflops / Double(2 * m) * 4     // bytes of B streamed per second, in GB/s
+                out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold, "b_gb_per_s": round2(gbps)],
+                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")".padding(toLength: 28, withPad: " ", startingAt: 0)
+                            + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
             }
-            if a.flag("--numpy") { try runNumpy(out) }
+            if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
         }
         if only.contains("ppo") {
             let (phases, total) = benchPPO()
@@ -98,18 +104,37 @@ enum BenchCommand: Command {
                  text: "peak resident memory        \(fmt(Double(rss) / 1_048_576)) MiB")
     }
 
+    /// Parses `M×K×N` (or `MxKxN`) items of `--shapes`.
+    static func parseShapes(_ items: [String]) throws -> [(Int, Int, Int)] {
+        try items.map { item in
+            let parts = item.split(whereSeparator: { $0 == "x" || $0 == "×" || $0 == "X" }).map { Int($0) }
+            guard parts.count == 3, let m = parts[0], let k = parts[1], let n = parts[2], m > 0, k > 0, n > 0,
+                  m * k + k * n + m * n <= 1 << 28 else {
+                throw UsageError("--shapes: '\(item)' is not M×K×N with positive sizes (at most 2^28 floats in all)")
+            }
+            return (m, k, n)
+        }
+    }
+
     static func trainShape(_ name: String) -> (Int, Int) {
         switch name.uppercased() { case "S": return (16, 128); case "M": return (8, 256); default: return (4, 256) }
     }
 
     // MARK: - Measurements
 
-    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?) -> Double {
-        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
+    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false) -> Double {
+        // Cold: rotate through copies of B that together exceed the last-level cache many times
+        // over, so B comes from memory as a model's weights do when decoding.
+        let copies = cold ? max(1, (256 << 20) / (k * n * 4)) : 1
+        let a = FloatBuffer(count: m * k), c = FloatBuffer(count: m * n)
+        let bs = (0..<copies).map { _ in FloatBuffer(count: k * n) }
         var rng = SeededRandom(seed: 7)
         for i in 0..<a.count { a[i] = rng.uniformFloat() - 0.5 }
-        for i in 0..<b.count { b[i] = rng.uniformFloat() - 0.5 }
+        for b in bs { for i in 0..<b.count { b[i] = rng.uniformFloat() - 0.5 } }
+        var which = 0
         let run = {
+            let b = bs[which]
+            which = (which + 1) % copies
             Gemm.multiply(m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k), b: .rowMajor(b.pointer, columns: n),
                           c: c.pointer, ldc: n)
         }
@@ -201,7 +226,7 @@ enum BenchCommand: Command {
         return best
     }
 
-    static func runNumpy(_ out: BenchOutput) throws {
+    static func runNumpy(_ out: BenchOutput, shapes matmulShapes: [(Int, Int, Int)]) throws {
         let shapes = matmulShapes.map { "(\($0.0),\($0.1),\($0.2))" }.joined(separator: ",")
         let script = """
         import json, time, numpy as np
