@@ -4,8 +4,8 @@ import Foundation
 //
 // Query t of sequence b may attend to key s when s ≤ t and s is a real token (mask 1). A padding
 // query attends only to itself, so its row stays finite; real queries never see padding.
-// Per (b, h) the keys are first transposed to (hs, T) so scores for one query are an axpy over
-// key positions: no horizontal sums in the inner loop.
+// Per (b, h) the operands are packed once (keys transposed to (hs, T), values to (T, hs)), and the
+// products run through a 4-row register tile with no horizontal sums in the inner loop.
 
 /// Per-worker scratch for the attention kernels.
 final class AttentionScratch {
@@ -30,62 +30,168 @@ final class AttentionScratch {
     if t + 1 < tMax { (row + t + 1).update(repeating: 0, count: tMax - t - 1) }
 }
 
+/// Rounds up to a whole number of 16-float vectors.
+@inline(__always) func roundUp16(_ n: Int) -> Int { (n + 15) & ~15 }
+
+/// A small register-tiled product for attention: for r < rows (1…4),
+/// out[r·ldo + j] = Σ_{p<k} a[r·lda + p] · b[p·ldb + j] for j < 16·chunks.
+/// B is read 16 columns at a time, so each of its k rows needs 16·chunks readable floats.
+/// Rows of A past `rows` are not read; rows of `out` past `rows` are not written.
+@inline(__always)
+func attentionTile(_ a: UnsafePointer<Float>, _ lda: Int, rows: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                   k: Int, chunks: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int) {
+    let a0 = a, a1 = a + min(1, rows - 1) * lda, a2 = a + min(2, rows - 1) * lda, a3 = a + min(3, rows - 1) * lda
+    let rowBytes = ldb * 4
+    var j = 0
+    while j + 2 <= chunks {
+        var c00 = F16(), c01 = F16(), c10 = F16(), c11 = F16(), c20 = F16(), c21 = F16(), c30 = F16(), c31 = F16()
+        var bp = UnsafeRawPointer(b + j * 16)
+        for p in 0..<k {
+            let b0 = bp.loadUnaligned(as: F16.self), b1 = bp.loadUnaligned(fromByteOffset: 64, as: F16.self)
+            var x = F16(repeating: a0[p]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = F16(repeating: a1[p]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = F16(repeating: a2[p]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = F16(repeating: a3[p]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            bp += rowBytes
+        }
+        let o = out + j * 16
+        vstore(c00, o); vstore(c01, o + 16)
+        if rows > 1 { vstore(c10, o + ldo); vstore(c11, o + ldo + 16) }
+        if rows > 2 { vstore(c20, o + 2 * ldo); vstore(c21, o + 2 * ldo + 16) }
+        if rows > 3 { vstore(c30, o + 3 * ldo); vstore(c31, o + 3 * ldo + 16) }
+        j += 2
+    }
+    if j < chunks {
+        var c0 = F16(), c1 = F16(), c2 = F16(), c3 = F16()
+        var bp = UnsafeRawPointer(b + j * 16)
+        for p in 0..<k {
+            let b0 = bp.loadUnaligned(as: F16.self)
+            c0 = c0.addingProduct(F16(repeating: a0[p]), b0); c1 = c1.addingProduct(F16(repeating: a1[p]), b0)
+            c2 = c2.addingProduct(F16(repeating: a2[p]), b0); c3 = c3.addingProduct(F16(repeating: a3[p]), b0)
+            bp += rowBytes
+        }
+        let o = out + j * 16
+        vstore(c0, o)
+        if rows > 1 { vstore(c1, o + ldo) }
+        if rows > 2 { vstore(c2, o + 2 * ldo) }
+        if rows > 3 { vstore(c3, o + 3 * ldo) }
+    }
+}
+
+/// Copies `rows` rows of `cols` floats (source rows `lds` apart) into rows `ldd` apart, filling
+/// columns cols..<ldd with zeros.
+@inline(__always)
+func packRowsPadded(_ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: Int,
+                    _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+    for r in 0..<rows {
+        (dst + r * ldd).update(from: src + r * lds, count: cols)
+        if ldd > cols { (dst + r * ldd + cols).update(repeating: 0, count: ldd - cols) }
+    }
+}
+
+/// dst[j·ldd + i] = src[i·lds + j] for i < rows, j < cols, and zeros in dst columns rows..<ldd.
+@inline(__always)
+func transposePadded(_ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: Int,
+                     _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+    for j in 0..<cols {
+        let d = dst + j * ldd
+        for i in 0..<rows { d[i] = src[i * lds + j] }
+        if ldd > rows { (d + rows).update(repeating: 0, count: ldd - rows) }
+    }
+}
+
+/// The threads worth using for attention over `b·nh` heads of length `t`.
+@inline(__always) func attentionThreads(_ b: Int, _ t: Int, _ hs: Int) -> Int {
+    b * t * t * hs >= (1 << 15) ? Parallel.threadCount : 1
+}
+
 /// out (B,T,C), att (B,NH,T,T) ← qkv (B,T,3C), mask (B,T).
+///
+/// Per (b, h), four query rows at a time: scores = q·Kᵀ with Kᵀ packed (hs, T), the masked
+/// softmax, then out = P·V with V packed (T, hs) — both products register-tiled, and each
+/// block only goes as far as the last key its rows may see.
 func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>,
                       _ mask: UnsafePointer<UInt8>, _ b: Int, _ t: Int, _ c: Int, _ nh: Int) {
     let hs = c / nh, c3 = 3 * c
     let scale = 1 / Float(hs).squareRoot()
+    let tp = roundUp16(t), hp = roundUp16(hs)
     AttentionScratch.ensure(Parallel.threadCount)
-    Parallel.forEachTask(b * nh, threads: b * t * t * hs >= (1 << 15) ? Parallel.threadCount : 1) { task, worker in
+    Parallel.forEachTask(b * nh, threads: attentionThreads(b, t, hs)) { task, worker in
         let bi = task / nh, h = task % nh
-        let kt = AttentionScratch.get(worker).floats(hs * t)
+        let kt = AttentionScratch.get(worker).floats(hs * tp + t * hp + 4 * tp + 4 * hp)
+        let vv = kt + hs * tp, sc = vv + t * hp, ot = sc + 4 * tp
         let base = qkv + bi * t * c3
         let m = mask + bi * t
-        for s in 0..<t { let k = base + s * c3 + c + h * hs; for d in 0..<hs { kt[d * t + s] = k[d] } }
-        for ti in 0..<t {
-            let q = base + ti * c3 + h * hs
-            let row = att + ((bi * nh + h) * t + ti) * t
-            row.update(repeating: 0, count: ti + 1)
-            for d in 0..<hs { axpy(q[d] * scale, kt + d * t, row, ti + 1) }
-            maskedSoftmaxRow(row, m, ti, t)
-            let o = out + (bi * t + ti) * c + h * hs
-            o.update(repeating: 0, count: hs)
-            for s in 0...ti where row[s] != 0 { axpy(row[s], base + s * c3 + 2 * c + h * hs, o, hs) }
+        transposePadded(base + c + h * hs, c3, rows: t, cols: hs, kt, tp)
+        packRowsPadded(base + 2 * c + h * hs, c3, rows: t, cols: hs, vv, hp)
+        var t0 = 0
+        while t0 < t {
+            let rows = min(4, t - t0), keys = t0 + rows
+            attentionTile(base + t0 * c3 + h * hs, c3, rows: rows, kt, tp, k: hs, chunks: (keys + 15) / 16, sc, tp)
+            for r in 0..<rows {
+                let ti = t0 + r
+                let row = att + ((bi * nh + h) * t + ti) * t
+                for s in 0...ti { row[s] = sc[r * tp + s] * scale }
+                maskedSoftmaxRow(row, m, ti, t)
+            }
+            attentionTile(att + ((bi * nh + h) * t + t0) * t, t, rows: rows, vv, hp, k: keys, chunks: hp / 16, ot, hp)
+            for r in 0..<rows { (out + (bi * t + t0 + r) * c + h * hs).update(from: ot + r * hp, count: hs) }
+            t0 += rows
         }
     }
 }
 
 /// dqkv (B,T,3C) ← gradients through attention given dout (B,T,C); dqkv is overwritten.
+///
+/// Per (b, h): dP = dO·Vᵀ and the softmax backward give dS (T×T, scale folded in) four rows at a
+/// time, with dQ = dS·K; then dK = dSᵀ·Q and dV = Pᵀ·dO from the transposed matrices, each row
+/// block starting at its own index since both transposes are upper-triangular.
 func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ qkv: UnsafePointer<Float>,
                        _ att: UnsafePointer<Float>, _ b: Int, _ t: Int, _ c: Int, _ nh: Int) {
     let hs = c / nh, c3 = 3 * c
     let scale = 1 / Float(hs).squareRoot()
-    dqkv.update(repeating: 0, count: b * t * c3)
+    let tp = roundUp16(t), hp = roundUp16(hs)
     AttentionScratch.ensure(Parallel.threadCount)
-    Parallel.forEachTask(b * nh, threads: b * t * t * hs >= (1 << 15) ? Parallel.threadCount : 1) { task, worker in
+    Parallel.forEachTask(b * nh, threads: attentionThreads(b, t, hs)) { task, worker in
         let bi = task / nh, h = task % nh
-        let scratch = AttentionScratch.get(worker).floats(hs * t + t)
-        let vt = scratch, datt = scratch + hs * t
+        let qq = AttentionScratch.get(worker).floats(3 * t * hp + hs * tp + 3 * t * t + 4 * tp + 4 * hp)
+        let kk = qq + t * hp, dOp = kk + t * hp, vt = dOp + t * hp
+        let ds = vt + hs * tp, dsT = ds + t * t, pT = dsT + t * t, dp = pT + t * t, tmp = dp + 4 * tp
         let base = qkv + bi * t * c3, dbase = dqkv + bi * t * c3
-        for s in 0..<t { let v = base + s * c3 + 2 * c + h * hs; for d in 0..<hs { vt[d * t + s] = v[d] } }
-        for ti in 0..<t {
-            let row = att + ((bi * nh + h) * t + ti) * t
-            let dO = dout + (bi * t + ti) * c + h * hs
-            // datt[s] = dout_t · v_s
-            datt.update(repeating: 0, count: ti + 1)
-            for d in 0..<hs { axpy(dO[d], vt + d * t, datt, ti + 1) }
-            // softmax backward: dpre = att ⊙ (datt − Σ att·datt)
-            let sum = dot(row, datt, ti + 1)
-            let q = base + ti * c3 + h * hs
-            let dq = dbase + ti * c3 + h * hs
-            for s in 0...ti {
-                let p = row[s]
-                if p == 0 { continue }
-                let dpre = p * (datt[s] - sum) * scale
-                axpy(p, dO, dbase + s * c3 + 2 * c + h * hs, hs)       // dv_s += att·dout_t
-                axpy(dpre, base + s * c3 + c + h * hs, dq, hs)         // dq_t += dpre·k_s
-                axpy(dpre, q, dbase + s * c3 + c + h * hs, hs)         // dk_s += dpre·q_t
+        let dO = dout + bi * t * c + h * hs
+        let p = att + (bi * nh + h) * t * t
+        packRowsPadded(base + h * hs, c3, rows: t, cols: hs, qq, hp)
+        packRowsPadded(base + c + h * hs, c3, rows: t, cols: hs, kk, hp)
+        packRowsPadded(dO, c, rows: t, cols: hs, dOp, hp)
+        transposePadded(base + 2 * c + h * hs, c3, rows: t, cols: hs, vt, tp)
+        var t0 = 0
+        while t0 < t {
+            let rows = min(4, t - t0), keys = t0 + rows
+            // dP = dO·Vᵀ for these rows, then dS = P ⊙ (dP − Σ P·dP) · scale
+            attentionTile(dO + t0 * c, c, rows: rows, vt, tp, k: hs, chunks: (keys + 15) / 16, dp, tp)
+            for r in 0..<rows {
+                let ti = t0 + r
+                let pr = p + ti * t, dsr = ds + ti * t, dpr = dp + r * tp
+                let sum = dot(pr, dpr, ti + 1)
+                for s in 0...ti { dsr[s] = pr[s] * (dpr[s] - sum) * scale }
+                if ti + 1 < t { (dsr + ti + 1).update(repeating: 0, count: t - ti - 1) }
             }
+            // dQ = dS·K
+            attentionTile(ds + t0 * t, t, rows: rows, kk, hp, k: keys, chunks: hp / 16, tmp, hp)
+            for r in 0..<rows { (dbase + (t0 + r) * c3 + h * hs).update(from: tmp + r * hp, count: hs) }
+            t0 += rows
+        }
+        transposePadded(ds, t, rows: t, cols: t, dsT, t)
+        transposePadded(p, t, rows: t, cols: t, pT, t)
+        var s0 = 0
+        while s0 < t {
+            // row s of dSᵀ and Pᵀ is zero before column s, so the sums start at s0
+            let rows = min(4, t - s0), k = t - s0
+            attentionTile(dsT + s0 * t + s0, t, rows: rows, qq + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp)
+            for r in 0..<rows { (dbase + (s0 + r) * c3 + c + h * hs).update(from: tmp + r * hp, count: hs) }
+            attentionTile(pT + s0 * t + s0, t, rows: rows, dOp + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp)
+            for r in 0..<rows { (dbase + (s0 + r) * c3 + 2 * c + h * hs).update(from: tmp + r * hp, count: hs) }
+            s0 += rows
         }
     }
 }
