@@ -1,4 +1,3 @@
-import Dispatch
 
 extension Parallel {
     /// Runs `tasks` work items over `threads` workers; `body(task, worker)` gets the index of the
@@ -10,11 +9,9 @@ extension Parallel {
             for i in 0..<tasks { body(i, 0) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                var i = w
-                while i < tasks { body(i, w); i += workers }
-            }
+        run(workers) { w in
+            var i = w
+            while i < tasks { body(i, w); i += workers }
         }
     }
 }

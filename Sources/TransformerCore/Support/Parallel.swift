@@ -1,10 +1,10 @@
-import Dispatch
 import Foundation
 
 /// Work splitting across the machine's cores.
 ///
-/// `DispatchQueue.concurrentPerform` keeps a pool of worker threads, so a call costs a few
-/// microseconds; callers only go parallel when the work is worth it.
+/// Regions run on a persistent `WorkerPool` whose helpers spin briefly between regions, so a call
+/// costs well under a microsecond when the regions come back to back; callers still only go
+/// parallel when the work is worth it.
 public enum Parallel {
     /// Number of worker threads used by the kernels (defaults to the active core count,
     /// overridable with the `RLHF_THREADS` environment variable).
@@ -12,6 +12,18 @@ public enum Parallel {
         if let s = ProcessInfo.processInfo.environment["RLHF_THREADS"], let n = Int(s), n > 0 { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
+
+    /// The helper threads, started on first use: one per thread of `threadCount` beyond the
+    /// first, but no more threads than cores, since idle helpers spin for a moment (more workers
+    /// than threads take turns).
+    static let pool = WorkerPool(helpers: max(1, min(threadCount, ProcessInfo.processInfo.activeProcessorCount)) - 1)
+
+    /// Runs `body(w)` for w in 0..<workers on the pool, worker 0 on the calling thread.
+    @inline(__always)
+    static func run(_ workers: Int, _ body: (Int) -> Void) {
+        if workers <= 1 { for w in 0..<workers { body(w) }; return }
+        pool.run(workers, body)
+    }
 
     /// Runs `body(i)` for every `i` in `0..<count`, statically split over the worker threads.
     /// When `cost` (in the caller's units) is below twice `minCostPerThread`, it all runs on this
@@ -24,11 +36,9 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
-                var i = t
-                while i < count { body(i); i += threads }
-            }
+        run(threads) { t in
+            var i = t
+            while i < count { body(i); i += threads }
         }
     }
 
@@ -41,11 +51,9 @@ public enum Parallel {
             if count > 0 { body(0..<count) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
-                let lo = count * t / threads, hi = count * (t + 1) / threads
-                if lo < hi { body(lo..<hi) }
-            }
+        run(threads) { t in
+            let lo = count * t / threads, hi = count * (t + 1) / threads
+            if lo < hi { body(lo..<hi) }
         }
     }
 }
