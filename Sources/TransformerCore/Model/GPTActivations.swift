@@ -33,18 +33,32 @@ public final class GPTActivations {
     let dres, dtmp, dqkv, dfch: FloatBuffer
     let lnPartials = Scratch()
 
+    /// True when the set can only run forward passes (see `init(config:batch:length:inferenceOnly:)`).
+    public let inferenceOnly: Bool
+
     /// Allocates buffers for batches of `batch` × `length` tokens.
-    public init(config: GPTConfig, batch: Int, length: Int) {
-        self.config = config; self.batch = batch; self.length = length
+    ///
+    /// With `inferenceOnly`, every layer shares one set of layer buffers and there are no
+    /// backward buffers: the forward pass gives the same outputs (hidden states, logits, values)
+    /// from about 1/n_layer of the memory, but `GPTModel.backward` cannot use the set.
+    public init(config: GPTConfig, batch: Int, length: Int, inferenceOnly: Bool = false) {
+        self.config = config; self.batch = batch; self.length = length; self.inferenceOnly = inferenceOnly
         let n = batch * length
         self.n = n
         let c = config.nEmbd
         encoded = FloatBuffer(count: n * c)
-        blocks = (0..<config.nLayer).map { _ in Block(n: n, c: c, b: batch, t: length, nh: config.nHead) }
+        if inferenceOnly {
+            let shared = Block(n: n, c: c, b: batch, t: length, nh: config.nHead)
+            blocks = Array(repeating: shared, count: config.nLayer)
+        } else {
+            blocks = (0..<config.nLayer).map { _ in Block(n: n, c: c, b: batch, t: length, nh: config.nHead) }
+        }
         lnf = FloatBuffer(count: n * c); lnfMean = FloatBuffer(count: n); lnfRstd = FloatBuffer(count: n)
         values = FloatBuffer(count: n)
-        dres = FloatBuffer(count: n * c); dtmp = FloatBuffer(count: n * c)
-        dqkv = FloatBuffer(count: n * 3 * c); dfch = FloatBuffer(count: n * 4 * c)
+        dtmp = FloatBuffer(count: n * c)
+        let backwardCount = inferenceOnly ? 0 : n * c
+        dres = FloatBuffer(count: backwardCount)
+        dqkv = FloatBuffer(count: backwardCount * 3); dfch = FloatBuffer(count: backwardCount * 4)
     }
 
     /// Logits (B, T, V), allocated on first use (scalar-head models never need them).
@@ -64,7 +78,7 @@ public final class GPTActivations {
     public var floatCount: Int {
         var total = encoded.count + lnf.count + lnfMean.count * 2 + values.count
         total += dres.count + dtmp.count + dqkv.count + dfch.count
-        for b in blocks {
+        for b in inferenceOnly ? Array(blocks.prefix(1)) : blocks {
             let nc = [b.ln1, b.atty, b.res2, b.ln2, b.res3].reduce(0) { $0 + $1.count }
             let stats = [b.ln1Mean, b.ln1Rstd, b.ln2Mean, b.ln2Rstd].reduce(0) { $0 + $1.count }
             total += nc + stats + b.qkv.count + b.att.count + b.fch.count + b.fchGelu.count

@@ -4,6 +4,7 @@ extension GPTModel {
     /// every position (`dValues`, (B, T); zero where a position does not contribute).
     /// `acts` must hold the forward pass of this `batch`.
     public func backward(_ batch: TokenBatch, _ acts: GPTActivations, fromLogits: Bool, dValues: [Float]? = nil) {
+        precondition(!acts.inferenceOnly, "backward needs activations allocated without inferenceOnly")
         _ = gradients
         let g = self.g!
         let n = acts.n, c = config.nEmbd, v = config.vocabSize

@@ -2,6 +2,13 @@ extension GPTModel {
     /// Runs the model on `batch`, filling `acts` (hidden states, and logits and/or scalar-head
     /// values as asked). Tokens must be in `0..<vocabSize` and positions in `0..<nCtx`.
     public func forward(_ batch: TokenBatch, _ acts: GPTActivations, computeLogits: Bool = true) {
+        forward(batch, acts, computeLogits: computeLogits, afterLayer: nil)
+    }
+
+    /// `forward`, calling `afterLayer(l, qkv)` once layer l is done, while its (B, T, 3C)
+    /// query/key/value projections are still in place (inference-only sets reuse them).
+    func forward(_ batch: TokenBatch, _ acts: GPTActivations, computeLogits: Bool,
+                 afterLayer: ((Int, UnsafePointer<Float>) -> Void)?) {
         precondition(acts.batch == batch.batch && acts.length == batch.length, "activations allocated for another shape")
         precondition(batch.length <= config.nCtx, "sequence length \(batch.length) exceeds n_ctx \(config.nCtx)")
         let n = acts.n, c = config.nEmbd, eps = config.layerNormEpsilon
@@ -31,6 +38,7 @@ extension GPTModel {
                 linear(acts.dtmp.pointer, a.fchGelu.pointer, w.fcprojw, w.fcprojb, n, 4 * c, c)
                 residualForward(a.res3.pointer, a.res2.pointer, acts.dtmp.pointer, n * c)
                 residual = UnsafePointer(a.res3.pointer)
+                afterLayer?(l, a.qkv.pointer)
             }
             // final LayerNorm, then the heads
             layerNormForward(acts.lnf.pointer, acts.lnfMean.pointer, acts.lnfRstd.pointer, residual, p.lnfw, p.lnfb, n, c, eps)

@@ -23,6 +23,10 @@ public final class Generator {
     /// The model sampled from.
     public let model: GPTModel
     private var state: DecodeState?
+    /// Buffers kept between `generate` calls, so a loop of calls (a PPO run) allocates nothing
+    /// after the first: the prefill activations of the last shape, and the last cache.
+    private var prefillActs: GPTActivations?
+    private var spareCache: KVCache?
 
     /// A generator for `model`.
     public init(model: GPTModel) { self.model = model }
@@ -37,7 +41,7 @@ public final class Generator {
         var results = (0..<b).map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) }
         if maxNewTokens <= 0 { return results }
         let sampler = Sampler(settings: settings, vocabSize: v)
-        let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens)
+        let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens, reuse: true)
         var positions = prompts.map { Int32($0.count) }
         var done = [Bool](repeating: false, count: b)
         var next = [Int32](repeating: pad, count: b)
@@ -61,17 +65,37 @@ public final class Generator {
     /// more positions, and leaves the next-token logits of each prompt in `logits`.
     @discardableResult
     public func prefill(prompts: [[Int32]], pad: Int32, extra: Int) -> KVCache {
+        prefill(prompts: prompts, pad: pad, extra: extra, reuse: false)
+    }
+
+    /// `prefill`; with `reuse`, into the generator's own cache (and activations) when they are
+    /// big enough, which the next `reuse` call overwrites.
+    func prefill(prompts: [[Int32]], pad: Int32, extra: Int, reuse: Bool) -> KVCache {
         let cfg = model.config
         let batch = TokenBatch(leftPadding: prompts, pad: pad)
         let tp = batch.length, b = batch.batch, c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize
         precondition(tp + extra <= cfg.nCtx, "prompt (\(tp)) + new tokens (\(extra)) exceed the context of \(cfg.nCtx)")
-        let cache = KVCache(config: cfg, batch: b, capacity: tp + extra)
+        let cache: KVCache
+        if reuse, let spare = spareCache, spare.batch == b, spare.capacity >= tp + extra {
+            cache = spare
+        } else {
+            spareCache = nil        // free the old one before allocating
+            cache = KVCache(config: cfg, batch: b, capacity: tp + extra)
+            if reuse { spareCache = cache }
+        }
+        cache.length = 0
         let st = decodeState(b)
-        let acts = GPTActivations(config: cfg, batch: b, length: tp)
-        model.forward(batch, acts, computeLogits: false)
+        let acts: GPTActivations
+        if reuse, let a = prefillActs, a.batch == b, a.length == tp {
+            acts = a
+        } else {
+            prefillActs = nil
+            acts = GPTActivations(config: cfg, batch: b, length: tp, inferenceOnly: true)
+            if reuse { prefillActs = acts }
+        }
         let cap = cache.capacity
-        for l in 0..<cfg.nLayer {
-            let qkv = acts.blocks[l].qkv.pointer, kc = cache.keys[l].pointer, vc = cache.values[l].pointer
+        model.forward(batch, acts, computeLogits: false) { l, qkv in
+            let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
             for bi in 0..<b {
                 for t in 0..<tp {
                     let row = qkv + (bi * tp + t) * 3 * c
