@@ -158,9 +158,13 @@ public enum Gemm {
             let panel = ap + ir * kc
             let rows = min(gemmMR, mc - ir)
             if cs == 1 {
-                for ii in 0..<rows {
-                    let src = a.base + (i0 + ir + ii) * rs + p0
-                    for p in 0..<kc { panel[p * gemmMR + ii] = src[p] }
+                // Row-major A: walk the panel's rows side by side, writing 12 contiguous floats per
+                // k. (Row by row, the compiler turns the strided writes into slow scatters.)
+                gatherRows(a.base + (i0 + ir) * rs + p0, rs, rows: rows, width: gemmMR, kc: kc, panel)
+            } else if rs == 1 {
+                // Transposed A: each k already holds the panel's rows contiguously.
+                for p in 0..<kc {
+                    (panel + p * gemmMR).update(from: a.base + (p0 + p) * cs + i0 + ir, count: rows)
                 }
             } else {
                 for p in 0..<kc {
@@ -172,6 +176,29 @@ public enum Gemm {
                 for p in 0..<kc { for ii in rows..<gemmMR { panel[p * gemmMR + ii] = 0 } }
             }
             ir += gemmMR
+        }
+    }
+
+    /// dst[p·width + i] = src[i·stride + p] for i < rows (≤ width), p < kc: `rows` source rows
+    /// read side by side, so reads stay sequential per row and writes are contiguous.
+    @inline(__always)
+    static func gatherRows(_ src: UnsafePointer<Float>, _ stride: Int, rows: Int, width: Int, kc: Int,
+                           _ dst: UnsafeMutablePointer<Float>) {
+        var i = 0
+        // Four rows per pass keeps four read streams and the loop free of per-element branches.
+        while i + 4 <= rows {
+            let r0 = src + i * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride
+            var d = dst + i
+            for p in 0..<kc {
+                d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p]; d[3] = r3[p]
+                d += width
+            }
+            i += 4
+        }
+        while i < rows {
+            let r = src + i * stride
+            for p in 0..<kc { dst[p * width + i] = r[p] }
+            i += 1
         }
     }
 
@@ -189,10 +216,7 @@ public enum Gemm {
                 dst.storeBytes(of: src.loadUnaligned(fromByteOffset: 64, as: V.self), toByteOffset: 64, as: V.self)
             }
         } else if rs == 1 {
-            for jj in 0..<nValid {
-                let src = b.base + (j0 + jj) * cs + p0
-                for p in 0..<kc { bp[p * gemmNR + jj] = src[p] }
-            }
+            gatherRows(b.base + j0 * cs + p0, cs, rows: nValid, width: gemmNR, kc: kc, bp)
             if nValid < gemmNR { for p in 0..<kc { for jj in nValid..<gemmNR { bp[p * gemmNR + jj] = 0 } } }
         } else {
             for p in 0..<kc {
