@@ -100,6 +100,45 @@ func transposePadded(_ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: I
     }
 }
 
+/// Probabilities of query row `ti` from its raw scores: softmax over keys s ≤ ti of
+/// scores[s]·scale + allow[s], where allow is 0 for a real key and −∞ for padding (the query's
+/// own position is always allowed). `scores` has room for whole 16-float vectors past ti and is
+/// used as scratch. Writes row[0..<t], zero after ti.
+@inline(__always)
+func attentionSoftmaxRow(_ scores: UnsafeMutablePointer<Float>, _ allow: UnsafePointer<Float>, _ ti: Int, _ scale: Float,
+                         _ row: UnsafeMutablePointer<Float>, _ t: Int) {
+    let chunks = ti / 16 + 1
+    let sv = F16(repeating: scale)
+    let ninf = F16(repeating: -.infinity)
+    var mv = ninf
+    for j in 0..<chunks {
+        var x = vload(scores + 16 * j) * sv + vload(allow + 16 * j)
+        if j == chunks - 1 {
+            // the chunk holding the query: keys after it are masked, its own key never is
+            var lane = F16()
+            for l in 0..<16 { lane[l] = Float(16 * j + l) }
+            let me = F16(repeating: Float(ti))
+            x.replace(with: scores[ti] * scale, where: lane .== me)
+            x.replace(with: ninf, where: lane .> me)
+        }
+        vstore(x, scores + 16 * j)
+        mv = pointwiseMax(mv, x)
+    }
+    let m = F16(repeating: mv.max())
+    var acc = F16()
+    for j in 0..<chunks {
+        let e = vexp(vload(scores + 16 * j) - m)
+        vstore(e, scores + 16 * j); acc += e
+    }
+    let inv = F16(repeating: 1 / acc.sum())
+    var j = 0
+    while j < chunks && 16 * j + 16 <= t { vstore(vload(scores + 16 * j) * inv, row + 16 * j); j += 1 }
+    var s = 16 * j
+    let invS = inv[0]
+    while s < min(16 * chunks, t) { row[s] = scores[s] * invS; s += 1 }
+    if s < t { (row + s).update(repeating: 0, count: t - s) }
+}
+
 /// The threads worth using for attention over `b·nh` heads of length `t`.
 @inline(__always) func attentionThreads(_ b: Int, _ t: Int, _ hs: Int) -> Int {
     b * t * t * hs >= (1 << 15) ? Parallel.threadCount : 1
@@ -118,10 +157,11 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
     AttentionScratch.ensure(Parallel.threadCount)
     Parallel.forEachTask(b * nh, threads: attentionThreads(b, t, hs)) { task, worker in
         let bi = task / nh, h = task % nh
-        let kt = AttentionScratch.get(worker).floats(hs * tp + t * hp + 4 * tp + 4 * hp)
-        let vv = kt + hs * tp, sc = vv + t * hp, ot = sc + 4 * tp
+        let kt = AttentionScratch.get(worker).floats(hs * tp + t * hp + 4 * tp + 4 * hp + tp)
+        let vv = kt + hs * tp, sc = vv + t * hp, ot = sc + 4 * tp, allow = ot + 4 * hp
         let base = qkv + bi * t * c3
         let m = mask + bi * t
+        for s in 0..<tp { allow[s] = s < t && m[s] != 0 ? 0 : -.infinity }
         transposePadded(base + c + h * hs, c3, rows: t, cols: hs, kt, tp)
         packRowsPadded(base + 2 * c + h * hs, c3, rows: t, cols: hs, vv, hp)
         var t0 = 0
@@ -129,10 +169,7 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
             let rows = min(4, t - t0), keys = t0 + rows
             attentionTile(base + t0 * c3 + h * hs, c3, rows: rows, kt, tp, k: hs, chunks: (keys + 15) / 16, sc, tp)
             for r in 0..<rows {
-                let ti = t0 + r
-                let row = att + ((bi * nh + h) * t + ti) * t
-                for s in 0...ti { row[s] = sc[r * tp + s] * scale }
-                maskedSoftmaxRow(row, m, ti, t)
+                attentionSoftmaxRow(sc + r * tp, allow, t0 + r, scale, att + ((bi * nh + h) * t + t0 + r) * t, t)
             }
             attentionTile(att + ((bi * nh + h) * t + t0) * t, t, rows: rows, vv, hp, k: keys, chunks: hp / 16, ot, hp)
             for r in 0..<rows { (out + (bi * t + t0 + r) * c + h * hs).update(from: ot + r * hp, count: hs) }
