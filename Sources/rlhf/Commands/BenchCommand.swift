@@ -18,7 +18,7 @@ enum BenchCommand: Command {
       generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
                 temperature 0.7, no early stop
       ppo       one PPO iteration on config S (random models): 64 prompts, 48 response tokens,
-                4 epochs × 4 minibatches, after one warm-up iteration; seconds in rollout
+                4 epochs × 4 minibatches, best of 3 iterations after a warm-up; seconds in rollout
                 generation, reference, reward and value scoring, and the update's forward,
                 backward and optimizer (not part of the default set)
       tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
@@ -184,7 +184,7 @@ enum BenchCommand: Command {
         func model(_ seed: UInt64, scalar: Bool) -> GPTModel { let m = GPTModel(config: cfg, scalarHead: scalar); m.initializeGPT2(seed: seed); return m }
         let policy = model(1, scalar: false), reference = model(1, scalar: false), value = model(2, scalar: true), reward = model(3, scalar: true)
         var s = PPOSettings()
-        s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 2
+        s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
         let rm = ScalarHeadRunner(model: reward, rows: 16)
         let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: s) { ps, rs in
             rm.scores(zip(ps, rs).map { $0 + $1 })
@@ -192,9 +192,15 @@ enum BenchCommand: Command {
         var rng = SeededRandom(seed: 7)
         let prompts = (0..<64).map { _ in (0..<(8 + rng.int(below: 17))).map { _ in Int32(2 + rng.int(below: cfg.vocabSize - 2)) } }
         _ = trainer.step(prompts: prompts)
-        let t = Date()
-        _ = trainer.step(prompts: prompts)
-        return (trainer.profile, Date().timeIntervalSince(t))
+        // The best of three timed iterations, as the other measurements take the best run.
+        var best: ([(String, Double)], Double) = ([], .infinity)
+        for _ in 0..<3 {
+            let t = Date()
+            _ = trainer.step(prompts: prompts)
+            let total = Date().timeIntervalSince(t)
+            if total < best.1 { best = (trainer.profile, total) }
+        }
+        return best
     }
 
     static func benchTokenize(repeats: Int?) throws -> (Double, Double) {
