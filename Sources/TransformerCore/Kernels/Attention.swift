@@ -109,35 +109,38 @@ func attentionSoftmaxRow(_ scores: UnsafeMutablePointer<Float>, _ allow: UnsafeP
                          _ row: UnsafeMutablePointer<Float>, _ t: Int) {
     let chunks = ti / 16 + 1
     let sv = F16(repeating: scale)
-    let ninf = F16(repeating: -.infinity)
-    var mv = ninf
+    let own = scores[ti] * scale
+    var mv = F16(repeating: -.infinity)
     for j in 0..<chunks {
         var x = vload(scores + 16 * j) * sv + vload(allow + 16 * j)
-        if j == chunks - 1 {
-            // the chunk holding the query: keys after it are masked, its own key never is
-            var lane = F16()
-            for l in 0..<16 { lane[l] = Float(16 * j + l) }
-            let me = F16(repeating: Float(ti))
-            x.replace(with: scores[ti] * scale, where: lane .== me)
-            x.replace(with: ninf, where: lane .> me)
-        }
+        // the chunk holding the query: keys after it are masked
+        if j == chunks - 1 { x += vload(causalChunkMask + 16 * (ti & 15)) }
         vstore(x, scores + 16 * j)
-        mv = pointwiseMax(mv, x)
+        mv = vmax(mv, x)
     }
-    let m = F16(repeating: mv.max())
+    scores[ti] = own                        // a query always sees itself, even a padding one
+    let m = F16(repeating: Swift.max(hmax(mv), own))
     var acc = F16()
     for j in 0..<chunks {
         let e = vexp(vload(scores + 16 * j) - m)
         vstore(e, scores + 16 * j); acc += e
     }
-    let inv = F16(repeating: 1 / acc.sum())
+    let inv = 1 / acc.sum()
+    let iv = F16(repeating: inv)
     var j = 0
-    while j < chunks && 16 * j + 16 <= t { vstore(vload(scores + 16 * j) * inv, row + 16 * j); j += 1 }
+    while j < chunks && 16 * j + 16 <= t { vstore(vload(scores + 16 * j) * iv, row + 16 * j); j += 1 }
     var s = 16 * j
-    let invS = inv[0]
-    while s < min(16 * chunks, t) { row[s] = scores[s] * invS; s += 1 }
+    while s < Swift.min(16 * chunks, t) { row[s] = scores[s] * inv; s += 1 }
     if s < t { (row + s).update(repeating: 0, count: t - s) }
 }
+
+/// Row k (16 floats) is 0 in lanes ≤ k and −∞ after: the causal mask of the chunk that holds
+/// query k (mod 16).
+let causalChunkMask: UnsafePointer<Float> = {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: 256)
+    for k in 0..<16 { for l in 0..<16 { p[k * 16 + l] = l <= k ? 0 : -.infinity } }
+    return UnsafePointer(p)
+}()
 
 /// The threads worth using for attention over `b·nh` heads of length `t`.
 @inline(__always) func attentionThreads(_ b: Int, _ t: Int, _ hs: Int) -> Int {

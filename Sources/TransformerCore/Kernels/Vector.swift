@@ -51,14 +51,26 @@ typealias F16 = SIMD16<Float>
     while i < n { y[i] *= alpha; i += 1 }
 }
 
+/// Lane-wise maximum for inputs without NaN. (The standard `pointwiseMax` follows IEEE
+/// maximum's NaN rules, which the compiler often lowers to a scalar loop.)
+@inline(__always) func vmax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: a .< b) }
+
+/// Largest lane of a vector without NaN, by halving.
+@inline(__always) func hmax(_ v: F16) -> Float {
+    let a = v.lowHalf.replacing(with: v.highHalf, where: v.lowHalf .< v.highHalf)
+    let b = a.lowHalf.replacing(with: a.highHalf, where: a.lowHalf .< a.highHalf)
+    let c = b.lowHalf.replacing(with: b.highHalf, where: b.lowHalf .< b.highHalf)
+    return c[0] < c[1] ? c[1] : c[0]
+}
+
 /// Maximum of n ≥ 1 elements.
 @inline(__always) func maxElement(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var m = -Float.infinity
     var i = 0
     if n >= 16 {
         var mv = F16(repeating: -.infinity)
-        while i + 16 <= n { mv = pointwiseMax(mv, vload(x + i)); i += 16 }
-        m = mv.max()
+        while i + 16 <= n { mv = vmax(mv, vload(x + i)); i += 16 }
+        m = hmax(mv)
     }
     while i < n { m = Swift.max(m, x[i]); i += 1 }
     return m
