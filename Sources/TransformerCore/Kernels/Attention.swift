@@ -84,7 +84,7 @@ func attentionTile(_ a: UnsafePointer<Float>, _ lda: Int, rows: Int, _ b: Unsafe
 func packRowsPadded(_ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: Int,
                     _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
     for r in 0..<rows {
-        (dst + r * ldd).update(from: src + r * lds, count: cols)
+        copyFloats(dst + r * ldd, src + r * lds, cols)
         if ldd > cols { (dst + r * ldd + cols).update(repeating: 0, count: ldd - cols) }
     }
 }
@@ -175,7 +175,7 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
                 attentionSoftmaxRow(sc + r * tp, allow, t0 + r, scale, att + ((bi * nh + h) * t + t0 + r) * t, t)
             }
             attentionTile(att + ((bi * nh + h) * t + t0) * t, t, rows: rows, vv, hp, k: keys, chunks: hp / 16, ot, hp)
-            for r in 0..<rows { (out + (bi * t + t0 + r) * c + h * hs).update(from: ot + r * hp, count: hs) }
+            for r in 0..<rows { copyFloats(out + (bi * t + t0 + r) * c + h * hs, ot + r * hp, hs) }
             t0 += rows
         }
     }
@@ -218,7 +218,7 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
             }
             // dQ = dS·K
             attentionTile(ds + t0 * t, t, rows: rows, kk, hp, k: keys, chunks: hp / 16, tmp, hp)
-            for r in 0..<rows { (dbase + (t0 + r) * c3 + h * hs).update(from: tmp + r * hp, count: hs) }
+            for r in 0..<rows { copyFloats(dbase + (t0 + r) * c3 + h * hs, tmp + r * hp, hs) }
             t0 += rows
         }
         transposePadded(ds, t, rows: t, cols: t, dsT, t)
@@ -228,10 +228,11 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
             // row s of dSᵀ and Pᵀ is zero before column s, so the sums start at s0
             let rows = min(4, t - s0), k = t - s0
             attentionTile(dsT + s0 * t + s0, t, rows: rows, qq + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp)
-            for r in 0..<rows { (dbase + (s0 + r) * c3 + c + h * hs).update(from: tmp + r * hp, count: hs) }
+            for r in 0..<rows { copyFloats(dbase + (s0 + r) * c3 + c + h * hs, tmp + r * hp, hs) }
             attentionTile(pT + s0 * t + s0, t, rows: rows, dOp + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp)
-            for r in 0..<rows { (dbase + (s0 + r) * c3 + 2 * c + h * hs).update(from: tmp + r * hp, count: hs) }
+            for r in 0..<rows { copyFloats(dbase + (s0 + r) * c3 + 2 * c + h * hs, tmp + r * hp, hs) }
             s0 += rows
         }
     }
 }
+

@@ -164,7 +164,7 @@ public enum Gemm {
             } else if rs == 1 {
                 // Transposed A: each k already holds the panel's rows contiguously.
                 for p in 0..<kc {
-                    (panel + p * gemmMR).update(from: a.base + (p0 + p) * cs + i0 + ir, count: rows)
+                    copyFloats(panel + p * gemmMR, a.base + (p0 + p) * cs + i0 + ir, rows)
                 }
             } else {
                 for p in 0..<kc {

@@ -13,6 +13,22 @@ typealias F16 = SIMD16<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
 }
 
+/// Copies n floats with inline vector moves: for the short runs (a head's 32–64 floats, a
+/// 12-float panel row) that a memmove call would cost more than the copy.
+@inline(__always) func copyFloats(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 16 <= n { vstore(vload(src + i), dst + i); i += 16 }
+    if i + 8 <= n {
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+        i += 8
+    }
+    if i + 4 <= n {
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+        i += 4
+    }
+    while i < n { dst[i] = src[i]; i += 1 }
+}
+
 /// Σ a[i]·b[i] over n elements.
 @inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc0 = F16(), acc1 = F16()

@@ -103,7 +103,7 @@ public final class Generator {
                         let k = row + c + h * hs, vv = row + 2 * c + h * hs
                         let kBase = kc + (bi * nh + h) * hs * cap + t
                         for d in 0..<hs { kBase[d * cap] = k[d] }
-                        (vc + ((bi * nh + h) * cap + t) * hs).update(from: vv, count: hs)
+                        copyFloats(vc + ((bi * nh + h) * cap + t) * hs, vv, hs)
                     }
                 }
             }
@@ -153,7 +153,7 @@ public final class Generator {
                     let kBase = kc + (bi * nh + h) * hs * cap, vBase = vc + (bi * nh + h) * cap * hs
                     // append this token's key and value
                     for d in 0..<hs { kBase[d * cap + cur] = k[d] }
-                    (vBase + cur * hs).update(from: vv, count: hs)
+                    copyFloats(vBase + cur * hs, vv, hs)
                     // scores over cached positions, masked softmax, weighted sum of values
                     let scores = AttentionScratch.get(worker).floats(cap)
                     scores.update(repeating: 0, count: cur + 1)
