@@ -39,13 +39,15 @@ final class GemmTests: XCTestCase {
         // Edge sizes around the 12×32 tile, the 96-row block and the 256-deep K block,
         // the decode paths (m ≤ 8 and m ≤ 24) and the blocked path.
         let shapes = [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
-                      (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64)]
+                      (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
+                      (4, 200, 30), (2, 300, 17), (4, 96, 5)]
         for (m, n, k) in shapes {
             for transA in [false, true] { for transB in [false, true] {
                 check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)
             } }
             check(m: m, n: n, k: k, transA: false, transB: false, accumulate: true, bias: false)
             check(m: m, n: n, k: k, transA: false, transB: true, accumulate: false, bias: true)
+            check(m: m, n: n, k: k, transA: false, transB: false, accumulate: false, bias: true)
             check(m: m, n: n, k: k, transA: true, transB: false, accumulate: true, bias: false)
         }
     }

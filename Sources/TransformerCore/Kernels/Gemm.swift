@@ -25,7 +25,9 @@ public struct MatrixOperand {
 /// the packed panels. Decode-sized products (a handful of rows) skip packing B, which would cost
 /// more than the product itself.
 ///
-/// Not reentrant: it owns its packing buffers. The model code calls it from one thread.
+/// Not reentrant: it owns its packing buffers. The model code calls it from one thread, except
+/// that code running on several pool workers at once may call it single-threaded with its own
+/// `workspace` index each (the batch-split decoder does).
 public enum Gemm {
     static let kc = 256
     static let mc = 96      // 8 micro-panels of 12 rows: A block = 96 KiB, resident in L2
@@ -33,7 +35,7 @@ public enum Gemm {
     /// Below this many multiply-adds a product runs on one thread.
     static let parallelThreshold = 1 << 20
 
-    nonisolated(unsafe) static var packedB = Scratch()
+    nonisolated(unsafe) static var packedB: [Scratch] = []
     nonisolated(unsafe) static var packedA: [Scratch] = []
     nonisolated(unsafe) static var edgeTiles: [Scratch] = []
 
@@ -42,6 +44,14 @@ public enum Gemm {
     public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
+        multiply(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, workspace: nil)
+    }
+
+    /// `multiply`; with a `workspace` index, on the calling thread alone, using packing buffers
+    /// that no other workspace index shares. Workspaces must be set up first (`ensureWorkspaces`).
+    static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+                         c: UnsafeMutablePointer<Float>, ldc: Int,
+                         accumulate: Bool, bias: UnsafePointer<Float>?, workspace: Int?) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             for i in 0..<m where !accumulate {
@@ -49,31 +59,34 @@ public enum Gemm {
             }
             return
         }
-        let threads = m * n * k >= parallelThreshold ? Parallel.threadCount : 1
-        ensureWorkspaces(threads)
-        if m <= 8 && b.colStride == 1 && n >= decodeNR {
-            decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
+        let threads = workspace == nil && m * n * k >= parallelThreshold ? Parallel.threadCount : 1
+        let ws = workspace ?? 0
+        if workspace == nil { ensureWorkspaces(threads) }
+        if m <= 8 && b.colStride == 1 && n >= (m <= 4 ? decodeNR4 : decodeNR) {
+            decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads, ws: ws)
             return
         }
         if m <= 2 * gemmMR {
             if b.colStride == 1 {
                 smallMRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
-                                accumulate: accumulate, bias: bias, threads: threads)
+                                accumulate: accumulate, bias: bias, threads: threads, ws: ws)
                 return
             }
             if b.rowStride == 1 && m <= 8 {
                 smallMTransposedB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
-                                  accumulate: accumulate, bias: bias, threads: threads)
+                                  accumulate: accumulate, bias: bias, threads: threads, ws: ws)
                 return
             }
         }
         blocked(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate,
-                bias: bias, threads: threads)
+                bias: bias, threads: threads, ws: ws)
     }
 
-    static func ensureWorkspaces(_ threads: Int) {
-        while packedA.count < max(threads, Parallel.threadCount) {
+    /// Makes sure buffers exist for `count` workers (or workspaces), and for every pool thread.
+    static func ensureWorkspaces(_ count: Int) {
+        while packedA.count < max(count, Parallel.threadCount) {
             packedA.append(Scratch())
+            packedB.append(Scratch())
             edgeTiles.append(Scratch())
         }
     }
@@ -82,7 +95,7 @@ public enum Gemm {
 
     static func blocked(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                        bias: UnsafePointer<Float>?, threads: Int) {
+                        bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
         let mBlocks = (m + mc - 1) / mc
         var jc = 0
         while jc < n {
@@ -93,7 +106,7 @@ public enum Gemm {
             var pc = 0
             while pc < k {
                 let kcur = min(kc, k - pc)
-                let bp = packedB.floats(panels * gemmNR * kcur)
+                let bp = packedB[ws].floats(panels * gemmNR * kcur)
                 Parallel.forEachTask(panels, threads: threads) { panel, _ in
                     packB(b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
                           into: bp + panel * gemmNR * kcur)
@@ -104,9 +117,9 @@ public enum Gemm {
                     let mb = task / nParts, part = task % nParts
                     let i0 = mb * mc
                     let mcur = min(mc, m - i0)
-                    let ap = packedA[worker].floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
+                    let ap = packedA[ws + worker].floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
                     packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, into: ap)
-                    let tile = edgeTiles[worker].floats(gemmMR * gemmNR)
+                    let tile = edgeTiles[ws + worker].floats(gemmMR * gemmNR)
                     let pLo = panels * part / nParts, pHi = panels * (part + 1) / nParts
                     for panel in pLo..<pHi {
                         let j = panel * gemmNR
@@ -232,15 +245,15 @@ public enum Gemm {
     /// in place; only A (a dozen rows) is packed.
     static func smallMRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                bias: UnsafePointer<Float>?, threads: Int) {
+                                bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
         let mPanels = (m + gemmMR - 1) / gemmMR
-        let ap = packedA[0].floats(mPanels * gemmMR * k)
+        let ap = packedA[ws].floats(mPanels * gemmMR * k)
         packA(a, i0: 0, mc: m, p0: 0, kc: k, into: ap)
         let fullPanels = n / gemmNR
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = fullPanels * part / threads, hi = fullPanels * (part + 1) / threads
-            let tile = edgeTiles[worker].floats(gemmMR * gemmNR)
+            let tile = edgeTiles[ws + worker].floats(gemmMR * gemmNR)
             for panel in lo..<hi {
                 let j = panel * gemmNR
                 for mp in 0..<mPanels {
@@ -269,35 +282,38 @@ public enum Gemm {
         }
     }
 
-    /// At most 8 rows, row-major B: the 8×48 decode kernel over 48-column panels read in place;
-    /// the last n mod 48 columns go through `smallMRowMajorB`.
+    /// At most 8 rows, row-major B: the 8×48 decode kernel (or, for at most 4 rows, the 4×96
+    /// one) over panels read in place; the last columns go through `smallMRowMajorB`.
     static func decodeRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                bias: UnsafePointer<Float>?, threads: Int) {
-        // Pack A as 8 floats per k, zero rows past m.
-        let ap = packedA[0].floats(8 * k)
+                                bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
+        let rowsPerK = m <= 4 ? 4 : 8
+        let width = m <= 4 ? decodeNR4 : decodeNR
+        // Pack A as 4 or 8 floats per k, zero rows past m.
+        let ap = packedA[ws].floats(rowsPerK * k)
         for p in 0..<k {
-            for i in 0..<8 { ap[p * 8 + i] = i < m ? a.base[i * a.rowStride + p * a.colStride] : 0 }
+            for i in 0..<rowsPerK { ap[p * rowsPerK + i] = i < m ? a.base[i * a.rowStride + p * a.colStride] : 0 }
         }
-        let panels = n / decodeNR
+        let panels = n / width
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = panels * part / threads, hi = panels * (part + 1) / threads
-            let tile = edgeTiles[worker].floats(8 * decodeNR)
+            let tile = edgeTiles[ws + worker].floats(8 * decodeNR)
             for panel in lo..<hi {
-                let j = panel * decodeNR
-                if m == 8 {
-                    microKernel8x48(k, ap, b.base + j, b.rowStride, c + j, ldc, mode, bias.map { $0 + j })
+                let j = panel * width
+                let kernel = rowsPerK == 4 ? microKernel4x96 : microKernel8x48
+                if m == rowsPerK {
+                    kernel(k, ap, b.base + j, b.rowStride, c + j, ldc, mode, bias.map { $0 + j })
                 } else {
-                    microKernel8x48(k, ap, b.base + j, b.rowStride, tile, decodeNR, .overwrite, nil)
-                    storeEdge(tile, m, decodeNR, c + j, ldc, mode, bias.map { $0 + j }, tileStride: decodeNR)
+                    kernel(k, ap, b.base + j, b.rowStride, tile, width, .overwrite, nil)
+                    storeEdge(tile, m, width, c + j, ldc, mode, bias.map { $0 + j }, tileStride: width)
                 }
             }
         }
-        let j0 = panels * decodeNR
+        let j0 = panels * width
         if j0 < n {
             smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: MatrixOperand(base: b.base + j0, rowStride: b.rowStride, colStride: 1),
-                            c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)
+                            c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1, ws: ws)
         }
     }
 
@@ -306,9 +322,9 @@ public enum Gemm {
     /// every row of the big matrix is read once.
     static func smallMTransposedB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                   c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                  bias: UnsafePointer<Float>?, threads: Int) {
+                                  bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
         // Gather A rows contiguously (8 × k, rows past m zero) so the kernel has no branches.
-        let ap = packedA[0].floats(8 * k)
+        let ap = packedA[ws].floats(8 * k)
         for i in 0..<8 {
             for p in 0..<k { ap[i * k + p] = i < m ? a.base[i * a.rowStride + p * a.colStride] : 0 }
         }

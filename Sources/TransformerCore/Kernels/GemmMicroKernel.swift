@@ -229,3 +229,55 @@ func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Fl
     cr.storeBytes(of: c71, toByteOffset: 7 * ldc * 4 + 64, as: V.self)
     cr.storeBytes(of: c72, toByteOffset: 7 * ldc * 4 + 128, as: V.self)
 }
+
+/// Columns of C per 4-row decode micro-tile (six SIMD16 vectors).
+let decodeNR4 = 96
+
+/// Decode variant for at most 4 rows (a batch split between cores leaves 4 rows or fewer per
+/// core): C[0..<4, 0..<96] (=|+=) A·B with B read in place (`ldb` floats between k rows), so no
+/// FMA is spent on the zero rows an 8-row tile would carry. `a` holds 4 floats per k.
+@inline(never)
+func microKernel4x96(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
+                     _ bias: UnsafePointer<Float>?) {
+    typealias V = SIMD16<Float>
+    let cr = UnsafeMutableRawPointer(c)
+    var c00 = V(), c01 = V(), c02 = V(), c03 = V(), c04 = V(), c05 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V(), c20 = V(), c21 = V(), c22 = V(), c23 = V(), c24 = V(), c25 = V(), c30 = V(), c31 = V(), c32 = V(), c33 = V(), c34 = V(), c35 = V()
+    var ap = a
+    var bp = UnsafeRawPointer(b)
+    let bstride = ldb * 4
+    var p = 0
+    while p < kc {
+        let b0 = bp.loadUnaligned(fromByteOffset: 0, as: V.self); let b1 = bp.loadUnaligned(fromByteOffset: 64, as: V.self); let b2 = bp.loadUnaligned(fromByteOffset: 128, as: V.self); let b3 = bp.loadUnaligned(fromByteOffset: 192, as: V.self); let b4 = bp.loadUnaligned(fromByteOffset: 256, as: V.self); let b5 = bp.loadUnaligned(fromByteOffset: 320, as: V.self)
+        let a0 = V(repeating: ap[0])
+        c00 = c00.addingProduct(a0, b0); c01 = c01.addingProduct(a0, b1); c02 = c02.addingProduct(a0, b2); c03 = c03.addingProduct(a0, b3); c04 = c04.addingProduct(a0, b4); c05 = c05.addingProduct(a0, b5)
+        let a1 = V(repeating: ap[1])
+        c10 = c10.addingProduct(a1, b0); c11 = c11.addingProduct(a1, b1); c12 = c12.addingProduct(a1, b2); c13 = c13.addingProduct(a1, b3); c14 = c14.addingProduct(a1, b4); c15 = c15.addingProduct(a1, b5)
+        let a2 = V(repeating: ap[2])
+        c20 = c20.addingProduct(a2, b0); c21 = c21.addingProduct(a2, b1); c22 = c22.addingProduct(a2, b2); c23 = c23.addingProduct(a2, b3); c24 = c24.addingProduct(a2, b4); c25 = c25.addingProduct(a2, b5)
+        let a3 = V(repeating: ap[3])
+        c30 = c30.addingProduct(a3, b0); c31 = c31.addingProduct(a3, b1); c32 = c32.addingProduct(a3, b2); c33 = c33.addingProduct(a3, b3); c34 = c34.addingProduct(a3, b4); c35 = c35.addingProduct(a3, b5)
+        ap += 4
+        bp += bstride
+        p += 1
+    }
+    switch mode {
+    case .overwrite: break
+    case .bias:
+        let br = UnsafeRawPointer(bias!)
+        let x0 = br.loadUnaligned(fromByteOffset: 0, as: V.self); let x1 = br.loadUnaligned(fromByteOffset: 64, as: V.self); let x2 = br.loadUnaligned(fromByteOffset: 128, as: V.self); let x3 = br.loadUnaligned(fromByteOffset: 192, as: V.self); let x4 = br.loadUnaligned(fromByteOffset: 256, as: V.self); let x5 = br.loadUnaligned(fromByteOffset: 320, as: V.self)
+        c00 += x0; c01 += x1; c02 += x2; c03 += x3; c04 += x4; c05 += x5
+        c10 += x0; c11 += x1; c12 += x2; c13 += x3; c14 += x4; c15 += x5
+        c20 += x0; c21 += x1; c22 += x2; c23 += x3; c24 += x4; c25 += x5
+        c30 += x0; c31 += x1; c32 += x2; c33 += x3; c34 += x4; c35 += x5
+    case .accumulate:
+        c00 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 0, as: V.self); c01 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 64, as: V.self); c02 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 128, as: V.self); c03 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 192, as: V.self); c04 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 256, as: V.self); c05 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 320, as: V.self)
+        c10 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 0, as: V.self); c11 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 64, as: V.self); c12 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 128, as: V.self); c13 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 192, as: V.self); c14 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 256, as: V.self); c15 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 320, as: V.self)
+        c20 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 0, as: V.self); c21 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 64, as: V.self); c22 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 128, as: V.self); c23 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 192, as: V.self); c24 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 256, as: V.self); c25 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 320, as: V.self)
+        c30 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 0, as: V.self); c31 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 64, as: V.self); c32 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 128, as: V.self); c33 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 192, as: V.self); c34 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 256, as: V.self); c35 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 320, as: V.self)
+    }
+    cr.storeBytes(of: c00, toByteOffset: 0 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c01, toByteOffset: 0 * ldc * 4 + 64, as: V.self); cr.storeBytes(of: c02, toByteOffset: 0 * ldc * 4 + 128, as: V.self); cr.storeBytes(of: c03, toByteOffset: 0 * ldc * 4 + 192, as: V.self); cr.storeBytes(of: c04, toByteOffset: 0 * ldc * 4 + 256, as: V.self); cr.storeBytes(of: c05, toByteOffset: 0 * ldc * 4 + 320, as: V.self)
+    cr.storeBytes(of: c10, toByteOffset: 1 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c11, toByteOffset: 1 * ldc * 4 + 64, as: V.self); cr.storeBytes(of: c12, toByteOffset: 1 * ldc * 4 + 128, as: V.self); cr.storeBytes(of: c13, toByteOffset: 1 * ldc * 4 + 192, as: V.self); cr.storeBytes(of: c14, toByteOffset: 1 * ldc * 4 + 256, as: V.self); cr.storeBytes(of: c15, toByteOffset: 1 * ldc * 4 + 320, as: V.self)
+    cr.storeBytes(of: c20, toByteOffset: 2 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c21, toByteOffset: 2 * ldc * 4 + 64, as: V.self); cr.storeBytes(of: c22, toByteOffset: 2 * ldc * 4 + 128, as: V.self); cr.storeBytes(of: c23, toByteOffset: 2 * ldc * 4 + 192, as: V.self); cr.storeBytes(of: c24, toByteOffset: 2 * ldc * 4 + 256, as: V.self); cr.storeBytes(of: c25, toByteOffset: 2 * ldc * 4 + 320, as: V.self)
+    cr.storeBytes(of: c30, toByteOffset: 3 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c31, toByteOffset: 3 * ldc * 4 + 64, as: V.self); cr.storeBytes(of: c32, toByteOffset: 3 * ldc * 4 + 128, as: V.self); cr.storeBytes(of: c33, toByteOffset: 3 * ldc * 4 + 192, as: V.self); cr.storeBytes(of: c34, toByteOffset: 3 * ldc * 4 + 256, as: V.self); cr.storeBytes(of: c35, toByteOffset: 3 * ldc * 4 + 320, as: V.self)
+}

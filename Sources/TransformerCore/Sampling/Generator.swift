@@ -120,11 +120,17 @@ public final class Generator {
     /// Logits (B, V) left by the last `prefill` or `decode`.
     public var logits: UnsafePointer<Float> { UnsafePointer(state!.logits.pointer) }
 
+    /// Models up to this many bytes of weights decode with the batch split between the cores,
+    /// each running whole steps for its rows: the weights stay in cache, so the cores need not
+    /// meet after every product. Larger models split each product instead, so that every core
+    /// streams only its share of the weights from memory.
+    static let batchSplitBytes = 16 << 20
+
     /// Feeds one token per sequence at the given positions, appends their keys and values to the
     /// cache, and leaves the next-token logits in `logits`.
     public func decode(_ cache: KVCache, tokens: [Int32], positions: [Int32]) {
         let cfg = model.config, p = model.p
-        let b = cache.batch, c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize, cap = cache.capacity
+        let b = cache.batch, c = cfg.nEmbd, cap = cache.capacity
         precondition(tokens.count == b && positions.count == b && cache.length < cap, "decode: cache full or wrong batch")
         let st = decodeState(b)
         let cur = cache.length
@@ -134,47 +140,82 @@ public final class Generator {
                 encoderForward(st.x.pointer, tok.baseAddress!, pos.baseAddress!, p.wte, p.wpe, b, c)
             }
         }
+        let parts = min(b, Parallel.threadCount)
+        if parts > 1 && model.layout.count * 4 <= Self.batchSplitBytes {
+            Gemm.ensureWorkspaces(parts)
+            AttentionScratch.ensure(parts)
+            Parallel.run(parts) { w in
+                decodeRows(cache, st, (b * w / parts)..<(b * (w + 1) / parts), workspace: w)
+            }
+        } else {
+            decodeRows(cache, st, 0..<b, workspace: nil)
+        }
+        cache.length = cur + 1
+    }
+
+    /// One decoding step for rows `rows` of the batch, from their embeddings in `st.x` to their
+    /// logits. With a `workspace`, everything runs on this thread with that workspace's buffers
+    /// (another thread runs other rows); without, each product and the attention use the pool.
+    private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>, workspace: Int?) {
+        let cfg = model.config, p = model.p
+        let c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize, cap = cache.capacity, v = cfg.vocabSize
+        let r0 = rows.lowerBound, nb = rows.count
+        if nb == 0 { return }
+        let cur = cache.length
         let eps = cfg.layerNormEpsilon
         let scale = 1 / Float(hs).squareRoot()
-        let x = st.x.pointer
+        let x = st.x.pointer + r0 * c, ln = st.ln.pointer + r0 * c
+        let mean = st.mean.pointer + r0, rstd = st.rstd.pointer + r0
+        let qkv = st.qkv.pointer + r0 * 3 * c, atty = st.atty.pointer + r0 * c
+        let tmp = st.tmp.pointer + r0 * c, fch = st.fch.pointer + r0 * 4 * c
+        func lin(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                 _ bias: UnsafePointer<Float>?, _ k: Int, _ n: Int) {
+            Gemm.multiply(m: nb, n: n, k: k, a: .rowMajor(inp, columns: k), b: .rowMajor(w, columns: n),
+                          c: out, ldc: n, accumulate: false, bias: bias, workspace: workspace)
+        }
         for (l, w) in p.blocks.enumerated() {
-            layerNormForward(st.ln.pointer, st.mean.pointer, st.rstd.pointer, x, w.ln1w, w.ln1b, b, c, eps)
-            linear(st.qkv.pointer, st.ln.pointer, w.qkvw, w.qkvb, b, c, 3 * c)
+            layerNormForward(ln, mean, rstd, x, w.ln1w, w.ln1b, nb, c, eps)
+            lin(qkv, ln, w.qkvw, w.qkvb, c, 3 * c)
             let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
-            let qkv = st.qkv.pointer, atty = st.atty.pointer
             cache.mask.withUnsafeBufferPointer { maskBuf in
                 let mask = maskBuf.baseAddress!
-                let threads = b * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
-                AttentionScratch.ensure(threads)
-                Parallel.forEachTask(b * nh, threads: threads) { task, worker in
-                    let bi = task / nh, h = task % nh
-                    let row = qkv + bi * 3 * c
+                let head = { (task: Int, scratch: Int) in
+                    let i = task / nh, h = task % nh, bi = r0 + i
+                    let row = qkv + i * 3 * c
                     let q = row + h * hs, k = row + c + h * hs, vv = row + 2 * c + h * hs
                     let kBase = kc + (bi * nh + h) * hs * cap, vBase = vc + (bi * nh + h) * cap * hs
                     // append this token's key and value
                     for d in 0..<hs { kBase[d * cap + cur] = k[d] }
                     copyFloats(vBase + cur * hs, vv, hs)
                     // scores over cached positions, masked softmax, weighted sum of values
-                    let scores = AttentionScratch.get(worker).floats(cap)
+                    let scores = AttentionScratch.get(scratch).floats(cap)
                     scores.update(repeating: 0, count: cur + 1)
                     for d in 0..<hs { axpy(q[d] * scale, kBase + d * cap, scores, cur + 1) }
                     maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
-                    let o = atty + bi * c + h * hs
+                    let o = atty + i * c + h * hs
                     o.update(repeating: 0, count: hs)
                     for s in 0...cur where scores[s] != 0 { axpy(scores[s], vBase + s * hs, o, hs) }
                 }
+                if let workspace {
+                    for task in 0..<nb * nh { head(task, workspace) }
+                } else {
+                    let threads = nb * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
+                    AttentionScratch.ensure(threads)
+                    Parallel.forEachTask(nb * nh, threads: threads) { task, worker in head(task, worker) }
+                }
             }
-            linear(st.tmp.pointer, atty, w.projw, w.projb, b, c, c)
-            addInPlace(st.tmp.pointer, x, b * c)
-            layerNormForward(st.ln.pointer, st.mean.pointer, st.rstd.pointer, x, w.ln2w, w.ln2b, b, c, eps)
-            linear(st.fch.pointer, st.ln.pointer, w.fcw, w.fcb, b, c, 4 * c)
-            geluForward(st.fch.pointer, st.fch.pointer, b * 4 * c)
-            linear(st.tmp.pointer, st.fch.pointer, w.fcprojw, w.fcprojb, b, 4 * c, c)
-            addInPlace(st.tmp.pointer, x, b * c)
+            lin(tmp, atty, w.projw, w.projb, c, c)
+            addInPlace(tmp, x, nb * c)
+            layerNormForward(ln, mean, rstd, x, w.ln2w, w.ln2b, nb, c, eps)
+            lin(fch, ln, w.fcw, w.fcb, c, 4 * c)
+            geluForward(fch, fch, nb * 4 * c)
+            lin(tmp, fch, w.fcprojw, w.fcprojb, 4 * c, c)
+            addInPlace(tmp, x, nb * c)
         }
-        cache.length = cur + 1
-        layerNormForward(st.ln.pointer, st.mean.pointer, st.rstd.pointer, x, p.lnfw, p.lnfb, b, c, eps)
-        lmHead(st.ln.pointer, b)
+        layerNormForward(ln, mean, rstd, x, p.lnfw, p.lnfb, nb, c, eps)
+        // logits = hidden · wteᵀ
+        Gemm.multiply(m: nb, n: v, k: c, a: .rowMajor(ln, columns: c), b: .transposed(p.wte, columns: c),
+                      c: st.logits.pointer + r0 * v, ldc: v, accumulate: false, bias: nil, workspace: workspace)
     }
 
     /// logits (B,V) = hidden (B,C) · wteᵀ
