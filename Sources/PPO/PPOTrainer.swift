@@ -40,6 +40,16 @@ public final class PPOTrainer {
         return v
     }
 
+    /// Whether the policy and value updates of a minibatch run at once, one per core: when both
+    /// models are small enough that their kernels' per-product synchronisation would dominate
+    /// (the same bound as the batch-split decoder), and there are two cores to use.
+    var isolateUpdates: Bool {
+        isolateUpdatesOverride
+            ?? (Parallel.threadCount >= 2 && max(policy.layout.count, value.layout.count) * 4 <= Generator.batchSplitBytes)
+    }
+    /// Forces `isolateUpdates` on or off (tests compare the two).
+    var isolateUpdatesOverride: Bool?
+
     /// Total optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
 
@@ -206,37 +216,70 @@ public final class PPOTrainer {
                 }
                 let targets = layout.targets(rows)
                 let globalUpdate = iteration * s.ppoEpochs * s.minibatches + updates
-                // Policy: clipped surrogate − c_ent·entropy.
-                let (pa, pb) = timed("update forward") { policyForward(policy, layout, rows) }
-                let (newLogprobs, ents) = timed("update forward") {
-                    LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
+                // The two models' updates are independent: for small models they run at once,
+                // one per core (each with single-threaded kernels), which beats splitting every
+                // small product between the cores. Each part keeps its own phase clock.
+                var policyClock: [String: Double] = [:], valueClock: [String: Double] = [:]
+                func partTimed<T>(_ c: inout [String: Double], _ key: String, _ body: () -> T) -> T {
+                    let t = Date()
+                    let v = body()
+                    c[key, default: 0] += Date().timeIntervalSince(t)
+                    return v
                 }
-                let pl = PPOMath.policyLoss(newLogprobs: newLogprobs, oldLogprobs: old, advantages: adv, mask: mask, clip: s.clipRange)
-                let n = Float(mask.reduce(0) { $0 + ($1 ? 1 : 0) })
-                let dEnt = mask.map { $0 ? -s.entropyCoef / n : 0 }
-                timed("update backward") {
-                    LogitHeads.logitGradient(pa, targets: targets, temperature: s.temperature, dLogProb: pl.gradient, dEntropy: dEnt)
-                    policy.zeroGradients()
-                    policy.backward(pb, pa, fromLogits: true)
+                var policyLoss: PPOMath.PolicyLoss?, valueLoss: (loss: Double, gradient: [Float], clipFraction: Double)?
+                var ents: [Float] = [], n: Float = 0
+                let policyPart = {
+                    // Policy: clipped surrogate − c_ent·entropy.
+                    let (pa, pb) = partTimed(&policyClock, "update forward") { self.policyForward(self.policy, layout, rows) }
+                    let (newLogprobs, e) = partTimed(&policyClock, "update forward") {
+                        LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
+                    }
+                    ents = e
+                    let loss = PPOMath.policyLoss(newLogprobs: newLogprobs, oldLogprobs: old, advantages: adv, mask: mask, clip: s.clipRange)
+                    policyLoss = loss
+                    n = Float(mask.reduce(0) { $0 + ($1 ? 1 : 0) })
+                    let dEnt = mask.map { $0 ? -s.entropyCoef / n : 0 }
+                    partTimed(&policyClock, "update backward") {
+                        LogitHeads.logitGradient(pa, targets: targets, temperature: s.temperature, dLogProb: loss.gradient, dEntropy: dEnt)
+                        self.policy.zeroGradients()
+                        self.policy.backward(pb, pa, fromLogits: true)
+                    }
+                    partTimed(&policyClock, "update optimizer") {
+                        clipGradientNorm(self.policy.gradients, maxNorm: s.maxGradNorm)
+                        self.policyOptimizer.update(params: self.policy.parameters, grads: self.policy.gradients,
+                                                    lr: self.learningRate(s.learningRate, update: globalUpdate))
+                    }
                 }
+                let valuePart = {
+                    // Value: c_v · clipped value loss.
+                    let (va, vb) = partTimed(&valueClock, "update forward") { self.valueForward(layout, rows) }
+                    let newV = Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * t))
+                    let loss = PPOMath.valueLoss(newValues: newV, oldValues: oldV, returns: ret, mask: mask, clip: s.clipRangeValue)
+                    valueLoss = loss
+                    partTimed(&valueClock, "update backward") {
+                        self.value.zeroGradients()
+                        self.value.backward(vb, va, fromLogits: false, dValues: loss.gradient.map { $0 * s.valueCoef })
+                    }
+                    partTimed(&valueClock, "update optimizer") {
+                        clipGradientNorm(self.value.gradients, maxNorm: s.maxGradNorm)
+                        self.valueOptimizer.update(params: self.value.parameters, grads: self.value.gradients,
+                                                   lr: self.learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
+                    }
+                }
+                let partsStart = Date()
+                if isolateUpdates {
+                    Parallel.isolated(2) { w in if w == 0 { policyPart() } else { valuePart() } }
+                } else {
+                    policyPart()
+                    valuePart()
+                }
+                let partsWall = Date().timeIntervalSince(partsStart)
+                // Phases share the wall time in proportion to the core time each took.
+                let core = policyClock.merging(valueClock, uniquingKeysWith: +)
+                let coreTotal = core.values.reduce(0, +)
+                for (k, v) in core { clock[k, default: 0] += coreTotal > 0 ? partsWall * v / coreTotal : 0 }
                 lastLR = learningRate(s.learningRate, update: globalUpdate)
-                timed("update optimizer") {
-                    clipGradientNorm(policy.gradients, maxNorm: s.maxGradNorm)
-                    policyOptimizer.update(params: policy.parameters, grads: policy.gradients, lr: lastLR)
-                }
-                // Value: c_v · clipped value loss.
-                let (va, vb) = timed("update forward") { valueForward(layout, rows) }
-                let newV = Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * t))
-                let vl = PPOMath.valueLoss(newValues: newV, oldValues: oldV, returns: ret, mask: mask, clip: s.clipRangeValue)
-                timed("update backward") {
-                    value.zeroGradients()
-                    value.backward(vb, va, fromLogits: false, dValues: vl.gradient.map { $0 * s.valueCoef })
-                }
-                timed("update optimizer") {
-                    clipGradientNorm(value.gradients, maxNorm: s.maxGradNorm)
-                    valueOptimizer.update(params: value.parameters, grads: value.gradients,
-                                          lr: learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
-                }
+                let (pl, vl) = (policyLoss!, valueLoss!)
 
                 var entMean = 0.0
                 for i in 0..<mask.count where mask[i] { entMean += Double(ents[i]) }

@@ -8,14 +8,7 @@ import Foundation
 // products run through a 4-row register tile with no horizontal sums in the inner loop.
 
 /// Per-worker scratch for the attention kernels.
-final class AttentionScratch {
-    nonisolated(unsafe) static var perWorker: [Scratch] = []
-    static func get(_ worker: Int) -> Scratch {
-        while perWorker.count <= worker { perWorker.append(Scratch()) }
-        return perWorker[worker]
-    }
-    static func ensure(_ workers: Int) { _ = get(max(0, workers - 1)) }
-}
+let attentionScratch = ScratchSet()
 
 @inline(__always) func keyAllowed(_ mask: UnsafePointer<UInt8>, _ s: Int, _ t: Int) -> Bool {
     s == t || mask[s] != 0
@@ -157,10 +150,9 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
     let hs = c / nh, c3 = 3 * c
     let scale = 1 / Float(hs).squareRoot()
     let tp = roundUp16(t), hp = roundUp16(hs)
-    AttentionScratch.ensure(Parallel.threadCount)
     Parallel.forEachTask(b * nh, threads: attentionThreads(b, t, hs)) { task, worker in
         let bi = task / nh, h = task % nh
-        let kt = AttentionScratch.get(worker).floats(hs * tp + t * hp + 4 * tp + 4 * hp + tp)
+        let kt = attentionScratch(worker).floats(hs * tp + t * hp + 4 * tp + 4 * hp + tp)
         let vv = kt + hs * tp, sc = vv + t * hp, ot = sc + 4 * tp, allow = ot + 4 * hp
         let base = qkv + bi * t * c3
         let m = mask + bi * t
@@ -191,10 +183,9 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
     let hs = c / nh, c3 = 3 * c
     let scale = 1 / Float(hs).squareRoot()
     let tp = roundUp16(t), hp = roundUp16(hs)
-    AttentionScratch.ensure(Parallel.threadCount)
     Parallel.forEachTask(b * nh, threads: attentionThreads(b, t, hs)) { task, worker in
         let bi = task / nh, h = task % nh
-        let qq = AttentionScratch.get(worker).floats(3 * t * hp + hs * tp + 3 * t * t + 4 * tp + 4 * hp)
+        let qq = attentionScratch(worker).floats(3 * t * hp + hs * tp + 3 * t * t + 4 * tp + 4 * hp)
         let kk = qq + t * hp, dOp = kk + t * hp, vt = dOp + t * hp
         let ds = vt + hs * tp, dsT = ds + t * t, pT = dsT + t * t, dp = pT + t * t, tmp = dp + 4 * tp
         let base = qkv + bi * t * c3, dbase = dqkv + bi * t * c3

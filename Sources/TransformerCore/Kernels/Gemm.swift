@@ -25,9 +25,8 @@ public struct MatrixOperand {
 /// the packed panels. Decode-sized products (a handful of rows) skip packing B, which would cost
 /// more than the product itself.
 ///
-/// Not reentrant: it owns its packing buffers. The model code calls it from one thread, except
-/// that code running on several pool workers at once may call it single-threaded with its own
-/// `workspace` index each (the batch-split decoder does).
+/// Its packing buffers are per worker and per `Parallel.isolated` part, so products may run in
+/// the parts of an isolated region at once, but not on two threads otherwise.
 public enum Gemm {
     static let kc = 256
     static let mc = 96      // 8 micro-panels of 12 rows: A block = 96 KiB, resident in L2
@@ -35,23 +34,15 @@ public enum Gemm {
     /// Below this many multiply-adds a product runs on one thread.
     static let parallelThreshold = 1 << 20
 
-    nonisolated(unsafe) static var packedB: [Scratch] = []
-    nonisolated(unsafe) static var packedA: [Scratch] = []
-    nonisolated(unsafe) static var edgeTiles: [Scratch] = []
+    static let packedB = ScratchSet()
+    static let packedA = ScratchSet()
+    static let edgeTiles = ScratchSet()
 
     /// C(m×n) = A(m×k)·B(k×n) [+ bias(n) broadcast over rows] [+ C if `accumulate`].
     /// `ldc` is the row stride of C.
     public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
-        multiply(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, workspace: nil)
-    }
-
-    /// `multiply`; with a `workspace` index, on the calling thread alone, using packing buffers
-    /// that no other workspace index shares. Workspaces must be set up first (`ensureWorkspaces`).
-    static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
-                         c: UnsafeMutablePointer<Float>, ldc: Int,
-                         accumulate: Bool, bias: UnsafePointer<Float>?, workspace: Int?) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             for i in 0..<m where !accumulate {
@@ -59,43 +50,34 @@ public enum Gemm {
             }
             return
         }
-        let threads = workspace == nil && m * n * k >= parallelThreshold ? Parallel.threadCount : 1
-        let ws = workspace ?? 0
-        if workspace == nil { ensureWorkspaces(threads) }
+        // Inside an isolated part the product runs on its thread alone; splitting it into tasks
+        // would only pack A once per task for nothing.
+        let threads = !Parallel.insideIsolatedPart && m * n * k >= parallelThreshold ? Parallel.threadCount : 1
         if m <= 8 && b.colStride == 1 && n >= (m <= 4 ? decodeNR4 : decodeNR) {
-            decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads, ws: ws)
+            decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
             return
         }
         if m <= 2 * gemmMR {
             if b.colStride == 1 {
                 smallMRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
-                                accumulate: accumulate, bias: bias, threads: threads, ws: ws)
+                                accumulate: accumulate, bias: bias, threads: threads)
                 return
             }
             if b.rowStride == 1 && m <= 8 {
                 smallMTransposedB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
-                                  accumulate: accumulate, bias: bias, threads: threads, ws: ws)
+                                  accumulate: accumulate, bias: bias, threads: threads)
                 return
             }
         }
         blocked(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate,
-                bias: bias, threads: threads, ws: ws)
-    }
-
-    /// Makes sure buffers exist for `count` workers (or workspaces), and for every pool thread.
-    static func ensureWorkspaces(_ count: Int) {
-        while packedA.count < max(count, Parallel.threadCount) {
-            packedA.append(Scratch())
-            packedB.append(Scratch())
-            edgeTiles.append(Scratch())
-        }
+                bias: bias, threads: threads)
     }
 
     // MARK: - The blocked path
 
     static func blocked(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                        bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
+                        bias: UnsafePointer<Float>?, threads: Int) {
         let mBlocks = (m + mc - 1) / mc
         var jc = 0
         while jc < n {
@@ -106,7 +88,7 @@ public enum Gemm {
             var pc = 0
             while pc < k {
                 let kcur = min(kc, k - pc)
-                let bp = packedB[ws].floats(panels * gemmNR * kcur)
+                let bp = packedB(0).floats(panels * gemmNR * kcur)
                 Parallel.forEachTask(panels, threads: threads) { panel, _ in
                     packB(b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
                           into: bp + panel * gemmNR * kcur)
@@ -117,9 +99,17 @@ public enum Gemm {
                     let mb = task / nParts, part = task % nParts
                     let i0 = mb * mc
                     let mcur = min(mc, m - i0)
-                    let ap = packedA[ws + worker].floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
-                    packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, into: ap)
-                    let tile = edgeTiles[ws + worker].floats(gemmMR * gemmNR)
+                    let ap = packedA(worker).floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
+                    // A transposed (each k's rows contiguous) is read in place, panels of 12 rows
+                    // `colStride` apart per k; only a last partial panel is packed.
+                    let aInPlace = a.rowStride == 1
+                    let fullRows = mcur / gemmMR * gemmMR
+                    if !aInPlace {
+                        packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, into: ap)
+                    } else if fullRows < mcur {
+                        packA(a, i0: i0 + fullRows, mc: mcur - fullRows, p0: pc, kc: kcur, into: ap + fullRows * kcur)
+                    }
+                    let tile = edgeTiles(worker).floats(gemmMR * gemmNR)
                     let pLo = panels * part / nParts, pHi = panels * (part + 1) / nParts
                     for panel in pLo..<pHi {
                         let j = panel * gemmNR
@@ -128,12 +118,15 @@ public enum Gemm {
                         while ir < mcur {
                             let mValid = min(gemmMR, mcur - ir)
                             let cTile = c + (i0 + ir) * ldc + jc + j
+                            let inPlace = aInPlace && ir < fullRows
+                            let aPanel = inPlace ? a.base + pc * a.colStride + i0 + ir : UnsafePointer(ap + ir * kcur)
+                            let lda = inPlace ? a.colStride : gemmMR
                             if mValid == gemmMR && nValid == gemmNR {
-                                microKernel12x32(kcur, ap + ir * kcur, bp + panel * gemmNR * kcur, gemmNR,
-                                                 cTile, ldc, mode, biasBase.map { $0 + j })
+                                microKernel12x32(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
+                                                 cTile, ldc, mode, biasBase.map { $0 + j }, lda: lda)
                             } else {
-                                microKernel12x32(kcur, ap + ir * kcur, bp + panel * gemmNR * kcur, gemmNR,
-                                                 tile, gemmNR, .overwrite, nil)
+                                microKernel12x32(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
+                                                 tile, gemmNR, .overwrite, nil, lda: lda)
                                 storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j })
                             }
                             ir += gemmMR
@@ -245,15 +238,15 @@ public enum Gemm {
     /// in place; only A (a dozen rows) is packed.
     static func smallMRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
+                                bias: UnsafePointer<Float>?, threads: Int) {
         let mPanels = (m + gemmMR - 1) / gemmMR
-        let ap = packedA[ws].floats(mPanels * gemmMR * k)
+        let ap = packedA(0).floats(mPanels * gemmMR * k)
         packA(a, i0: 0, mc: m, p0: 0, kc: k, into: ap)
         let fullPanels = n / gemmNR
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = fullPanels * part / threads, hi = fullPanels * (part + 1) / threads
-            let tile = edgeTiles[ws + worker].floats(gemmMR * gemmNR)
+            let tile = edgeTiles(worker).floats(gemmMR * gemmNR)
             for panel in lo..<hi {
                 let j = panel * gemmNR
                 for mp in 0..<mPanels {
@@ -286,11 +279,11 @@ public enum Gemm {
     /// one) over panels read in place; the last columns go through `smallMRowMajorB`.
     static func decodeRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
+                                bias: UnsafePointer<Float>?, threads: Int) {
         let rowsPerK = m <= 4 ? 4 : 8
         let width = m <= 4 ? decodeNR4 : decodeNR
         // Pack A as 4 or 8 floats per k, zero rows past m.
-        let ap = packedA[ws].floats(rowsPerK * k)
+        let ap = packedA(0).floats(rowsPerK * k)
         for p in 0..<k {
             for i in 0..<rowsPerK { ap[p * rowsPerK + i] = i < m ? a.base[i * a.rowStride + p * a.colStride] : 0 }
         }
@@ -298,7 +291,7 @@ public enum Gemm {
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = panels * part / threads, hi = panels * (part + 1) / threads
-            let tile = edgeTiles[ws + worker].floats(8 * decodeNR)
+            let tile = edgeTiles(worker).floats(8 * decodeNR)
             for panel in lo..<hi {
                 let j = panel * width
                 let kernel = rowsPerK == 4 ? microKernel4x96 : microKernel8x48
@@ -313,7 +306,7 @@ public enum Gemm {
         let j0 = panels * width
         if j0 < n {
             smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: MatrixOperand(base: b.base + j0, rowStride: b.rowStride, colStride: 1),
-                            c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1, ws: ws)
+                            c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)
         }
     }
 
@@ -322,9 +315,9 @@ public enum Gemm {
     /// every row of the big matrix is read once.
     static func smallMTransposedB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                   c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                  bias: UnsafePointer<Float>?, threads: Int, ws: Int) {
+                                  bias: UnsafePointer<Float>?, threads: Int) {
         // Gather A rows contiguously (8 × k, rows past m zero) so the kernel has no branches.
-        let ap = packedA[ws].floats(8 * k)
+        let ap = packedA(0).floats(8 * k)
         for i in 0..<8 {
             for p in 0..<k { ap[i * k + p] = i < m ? a.base[i * a.rowStride + p * a.colStride] : 0 }
         }

@@ -10,13 +10,14 @@ let gemmNR = 32
 /// How the micro-kernel combines its product with C.
 enum TileMode { case overwrite, accumulate, bias }
 
-/// C[0..<12, 0..<32] (=|+=) A·B over `kc` steps. `a` is a packed A panel (12 floats per k),
-/// `b` a B panel with `ldb` floats between k rows (32 when packed). In `.bias` mode the tile
+/// C[0..<12, 0..<32] (=|+=) A·B over `kc` steps. `a` holds the 12 rows' values of each k
+/// contiguously, `lda` floats apart (12 for a packed panel; a transposed operand can be read in
+/// place), `b` a B panel with `ldb` floats between k rows (32 when packed). In `.bias` mode the tile
 /// starts from `bias[0..<32]` broadcast down the rows.
 @inline(never)
 func microKernel12x32(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
-                      _ bias: UnsafePointer<Float>?) {
+                      _ bias: UnsafePointer<Float>?, lda: Int = gemmMR) {
     typealias V = SIMD16<Float>
     let cr = UnsafeMutableRawPointer(c)
     var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V(), c80 = V(), c81 = V(), c90 = V(), c91 = V(), c100 = V(), c101 = V(), c110 = V(), c111 = V()
@@ -51,7 +52,7 @@ func microKernel12x32(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<F
         c100 = c100.addingProduct(a10, b0); c101 = c101.addingProduct(a10, b1)
         let a11 = V(repeating: ap[11])
         c110 = c110.addingProduct(a11, b0); c111 = c111.addingProduct(a11, b1)
-        ap += 12
+        ap += lda
         bp += bstride
         p += 1
     }

@@ -8,12 +8,7 @@ import Foundation
 /// - ∂log p(y)/∂logits_j = (δ_jy − p_j)/τ
 /// - ∂H/∂logits_j = −p_j·(log p_j + H)/τ
 public enum LogitHeads {
-    nonisolated(unsafe) static var rowScratch: [Scratch] = []
-
-    static func scratch(_ worker: Int) -> Scratch {
-        while rowScratch.count <= worker { rowScratch.append(Scratch()) }
-        return rowScratch[worker]
-    }
+    static let rowScratch = ScratchSet()
 
     /// Softmax of row/τ into `probs`; returns (logsumexp(z), Σ p·z).
     @inline(__always)
@@ -42,9 +37,8 @@ public enum LogitHeads {
 
     static func forRows(_ n: Int, _ v: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
         let threads = n * v >= (1 << 15) ? Parallel.threadCount : 1
-        for w in 0..<threads { _ = scratch(w) }
         Parallel.forEachTask(threads, threads: threads) { part, worker in
-            let probs = rowScratch[worker].floats(v)
+            let probs = rowScratch(worker).floats(v)
             for i in (n * part / threads)..<(n * (part + 1) / threads) { body(i, probs) }
         }
     }

@@ -124,7 +124,7 @@ public final class Generator {
     /// each running whole steps for its rows: the weights stay in cache, so the cores need not
     /// meet after every product. Larger models split each product instead, so that every core
     /// streams only its share of the weights from memory.
-    static let batchSplitBytes = 16 << 20
+    public static let batchSplitBytes = 16 << 20
 
     /// Feeds one token per sequence at the given positions, appends their keys and values to the
     /// cache, and leaves the next-token logits in `logits`.
@@ -142,21 +142,16 @@ public final class Generator {
         }
         let parts = min(b, Parallel.threadCount)
         if parts > 1 && model.layout.count * 4 <= Self.batchSplitBytes {
-            Gemm.ensureWorkspaces(parts)
-            AttentionScratch.ensure(parts)
-            Parallel.run(parts) { w in
-                decodeRows(cache, st, (b * w / parts)..<(b * (w + 1) / parts), workspace: w)
-            }
+            Parallel.isolated(parts) { w in decodeRows(cache, st, (b * w / parts)..<(b * (w + 1) / parts)) }
         } else {
-            decodeRows(cache, st, 0..<b, workspace: nil)
+            decodeRows(cache, st, 0..<b)
         }
         cache.length = cur + 1
     }
 
     /// One decoding step for rows `rows` of the batch, from their embeddings in `st.x` to their
-    /// logits. With a `workspace`, everything runs on this thread with that workspace's buffers
-    /// (another thread runs other rows); without, each product and the attention use the pool.
-    private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>, workspace: Int?) {
+    /// logits. (In an isolated part, the kernels run on this thread alone.)
+    private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>) {
         let cfg = model.config, p = model.p
         let c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize, cap = cache.capacity, v = cfg.vocabSize
         let r0 = rows.lowerBound, nb = rows.count
@@ -171,7 +166,7 @@ public final class Generator {
         func lin(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                  _ bias: UnsafePointer<Float>?, _ k: Int, _ n: Int) {
             Gemm.multiply(m: nb, n: n, k: k, a: .rowMajor(inp, columns: k), b: .rowMajor(w, columns: n),
-                          c: out, ldc: n, accumulate: false, bias: bias, workspace: workspace)
+                          c: out, ldc: n, bias: bias)
         }
         for (l, w) in p.blocks.enumerated() {
             layerNormForward(ln, mean, rstd, x, w.ln1w, w.ln1b, nb, c, eps)
@@ -179,7 +174,8 @@ public final class Generator {
             let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
             cache.mask.withUnsafeBufferPointer { maskBuf in
                 let mask = maskBuf.baseAddress!
-                let head = { (task: Int, scratch: Int) in
+                let threads = nb * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
+                Parallel.forEachTask(nb * nh, threads: threads) { task, worker in
                     let i = task / nh, h = task % nh, bi = r0 + i
                     let row = qkv + i * 3 * c
                     let q = row + h * hs, k = row + c + h * hs, vv = row + 2 * c + h * hs
@@ -188,20 +184,13 @@ public final class Generator {
                     for d in 0..<hs { kBase[d * cap + cur] = k[d] }
                     copyFloats(vBase + cur * hs, vv, hs)
                     // scores over cached positions, masked softmax, weighted sum of values
-                    let scores = AttentionScratch.get(scratch).floats(cap)
+                    let scores = attentionScratch(worker).floats(cap)
                     scores.update(repeating: 0, count: cur + 1)
                     for d in 0..<hs { axpy(q[d] * scale, kBase + d * cap, scores, cur + 1) }
                     maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
                     let o = atty + i * c + h * hs
                     o.update(repeating: 0, count: hs)
                     for s in 0...cur where scores[s] != 0 { axpy(scores[s], vBase + s * hs, o, hs) }
-                }
-                if let workspace {
-                    for task in 0..<nb * nh { head(task, workspace) }
-                } else {
-                    let threads = nb * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
-                    AttentionScratch.ensure(threads)
-                    Parallel.forEachTask(nb * nh, threads: threads) { task, worker in head(task, worker) }
                 }
             }
             lin(tmp, atty, w.projw, w.projb, c, c)
@@ -215,7 +204,7 @@ public final class Generator {
         layerNormForward(ln, mean, rstd, x, p.lnfw, p.lnfb, nb, c, eps)
         // logits = hidden · wteᵀ
         Gemm.multiply(m: nb, n: v, k: c, a: .rowMajor(ln, columns: c), b: .transposed(p.wte, columns: c),
-                      c: st.logits.pointer + r0 * v, ldc: v, accumulate: false, bias: nil, workspace: workspace)
+                      c: st.logits.pointer + r0 * v, ldc: v)
     }
 
     /// logits (B,V) = hidden (B,C) · wteᵀ

@@ -57,3 +57,53 @@ public enum Parallel {
         }
     }
 }
+
+extension Parallel {
+    /// Thread-specific offset of the scratch slots a thread's kernels use (stored + 1, so an
+    /// unset key reads as 0).
+    private static let scratchBaseKey: pthread_key_t = {
+        var key = pthread_key_t()
+        // (not inside precondition: -Ounchecked builds do not evaluate its condition)
+        let status = pthread_key_create(&key, nil)
+        if status != 0 { fatalError("pthread_key_create failed (\(status))") }
+        return key
+    }()
+
+    /// First scratch slot of the calling thread: 0, except inside `isolated`, where part w's
+    /// kernels (and the regions they start, which then run on that thread alone) use slots
+    /// w·threadCount ..< (w+1)·threadCount.
+    @inline(__always) static var scratchBase: Int {
+        max(0, Int(bitPattern: pthread_getspecific(scratchBaseKey)) - 1)
+    }
+
+    /// Whether the calling thread is running a part of `isolated`.
+    @inline(__always) static var insideIsolatedPart: Bool { pthread_getspecific(scratchBaseKey) != nil }
+
+    /// Runs `body(0)`, …, `body(parts − 1)` at the same time, one per pool thread, each with
+    /// scratch slots of its own, so each part may run whole kernels sequences (a model's forward
+    /// and backward) without meeting the others. Everything inside runs single-threaded.
+    public static func isolated(_ parts: Int, _ body: (Int) -> Void) {
+        precondition(parts * threadCount <= ScratchSet.slots, "isolated: \(parts) parts need more scratch slots")
+        run(parts) { w in
+            let saved = pthread_getspecific(scratchBaseKey)
+            pthread_setspecific(scratchBaseKey, UnsafeRawPointer(bitPattern: w * threadCount + 1))
+            body(w)
+            pthread_setspecific(scratchBaseKey, saved)
+        }
+    }
+}
+
+/// Scratch areas of one kind, one per worker of a region, for the calling thread (see
+/// `Parallel.scratchBase`). All slots exist from the start, so threads never grow the set.
+final class ScratchSet: @unchecked Sendable {
+    /// Enough for every worker of every part when the work is split into `threadCount` parts.
+    static let slots = max(4, Parallel.threadCount * Parallel.threadCount)
+    private let areas = (0..<ScratchSet.slots).map { _ in Scratch() }
+
+    /// The scratch of `worker` in the current region.
+    @inline(__always) func callAsFunction(_ worker: Int) -> Scratch {
+        let i = Parallel.scratchBase + worker
+        precondition(i < areas.count, "scratch slot \(i) past \(areas.count) (threadCount raised after first use?)")
+        return areas[i]
+    }
+}
