@@ -28,7 +28,10 @@ public final class PPOTrainer {
     /// Scores (prompt, response) pairs; responses end with EOS when finished.
     public let scorer: ([[Int32]], [[Int32]]) -> [Float]
     private var policyActs: [Int: GPTActivations] = [:]
+    private var referenceActs: [Int: GPTActivations] = [:]
     private var valueActs: [Int: GPTActivations] = [:]
+    /// Value-model activations for the rollout part that runs beside the one using `valueActs`.
+    private var valueActs2: [Int: GPTActivations] = [:]
     private let generator: Generator
     /// Seconds per phase of the last iteration (rollout and update), for `rlhf bench --only ppo`.
     public private(set) var profile: [(String, Double)] = []
@@ -124,14 +127,15 @@ public final class PPOTrainer {
 
     private func policyForward(_ model: GPTModel, _ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
         let b = layout.batch(rows)
-        let a = acts(&policyActs, model, rows: rows.count, t: layout.t)
+        let a = model === reference ? acts(&referenceActs, model, rows: rows.count, t: layout.t)
+                                    : acts(&policyActs, model, rows: rows.count, t: layout.t)
         model.forward(b, a)
         return (a, b)
     }
 
-    private func valueForward(_ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
+    private func valueForward(_ layout: Layout, _ rows: [Int], secondSet: Bool = false) -> (GPTActivations, TokenBatch) {
         let b = layout.batch(rows)
-        let a = acts(&valueActs, value, rows: rows.count, t: layout.t)
+        let a = secondSet ? acts(&valueActs2, value, rows: rows.count, t: layout.t) : acts(&valueActs, value, rows: rows.count, t: layout.t)
         value.forward(b, a, computeLogits: false)
         return (a, b)
     }
@@ -159,24 +163,60 @@ public final class PPOTrainer {
         let layout = Layout(prompts: prompts, responses: responses, width: r, pad: pad)
         let lengths = layout.lengths
         var logprobs = [Float](repeating: 0, count: bsz * r), refLogprobs = logprobs, values = logprobs, entropy = logprobs
-        for start in stride(from: 0, to: bsz, by: mbRows) {
-            let rows = Array(start..<min(start + mbRows, bsz))
-            let targets = layout.targets(rows)
-            timed("reference") {
-                let (ra, _) = policyForward(reference, layout, rows)
-                layout.gather(LogitHeads.targetLogProbs(ra, targets: targets, temperature: s.temperature), rows, into: &refLogprobs)
+        // Reference, policy and value passes over the rollout's minibatches. For small models
+        // they run as two isolated parts, one per core: the reference passes and half the value
+        // passes on one, the policy passes and the other half on the other.
+        let starts = Array(stride(from: 0, to: bsz, by: mbRows))
+        var clock0: [String: Double] = [:], clock1: [String: Double] = [:], values0 = values, values1 = values
+        let scorePart = { (part: Int, parts: Int) in
+            var clock: [String: Double] = [:], vals = values
+            func time(_ key: String, _ body: () -> Void) {
+                let t = Date(); body(); clock[key, default: 0] += Date().timeIntervalSince(t)
             }
-            timed("policy logprobs") {
-                let (pa, _) = policyForward(policy, layout, rows)
-                let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
-                layout.gather(lp, rows, into: &logprobs)
-                layout.gather(ent, rows, into: &entropy)
+            for (i, start) in starts.enumerated() {
+                let rows = Array(start..<min(start + mbRows, bsz))
+                let targets = layout.targets(rows)
+                if parts == 1 || part == 0 {
+                    time("reference") {
+                        let (ra, _) = self.policyForward(self.reference, layout, rows)
+                        layout.gather(LogitHeads.targetLogProbs(ra, targets: targets, temperature: s.temperature), rows, into: &refLogprobs)
+                    }
+                }
+                if parts == 1 || part == 1 {
+                    time("policy logprobs") {
+                        let (pa, _) = self.policyForward(self.policy, layout, rows)
+                        let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
+                        layout.gather(lp, rows, into: &logprobs)
+                        layout.gather(ent, rows, into: &entropy)
+                    }
+                }
+                if parts == 1 || i % 2 == part {
+                    time("value") {
+                        let (va, _) = self.valueForward(layout, rows, secondSet: part == 1)
+                        layout.gather(Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * layout.t)), rows, into: &vals)
+                    }
+                }
             }
-            timed("value") {
-                let (va, _) = valueForward(layout, rows)
-                layout.gather(Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * layout.t)), rows, into: &values)
-            }
+            return (clock, vals)
         }
+        let scoringStart = Date()
+        if isolateUpdates {
+            // Each part writes only its own arrays (reference / policy ones, and its own copy of
+            // the values, merged below).
+            Parallel.isolated(2) { w in
+                if w == 0 { (clock0, values0) = scorePart(0, 2) } else { (clock1, values1) = scorePart(1, 2) }
+            }
+            for (i, start) in starts.enumerated() {
+                let src = i % 2 == 0 ? values0 : values1
+                for row in start..<min(start + mbRows, bsz) { for j in 0..<r { values[row * r + j] = src[row * r + j] } }
+            }
+        } else {
+            (clock0, values) = scorePart(0, 1)
+        }
+        let scoringWall = Date().timeIntervalSince(scoringStart)
+        let scoringCore = clock0.merging(clock1, uniquingKeysWith: +)
+        let scoringCoreTotal = scoringCore.values.reduce(0, +)
+        for (k, v) in scoringCore { clock[k, default: 0] += scoringCoreTotal > 0 ? scoringWall * v / scoringCoreTotal : 0 }
         var scores = timed("reward") { scorer(prompts, responses) }
         if let penalty = s.missingEOSPenalty { for b in 0..<bsz where !finished[b] { scores[b] = penalty } }
         let rolloutTime = Date().timeIntervalSince(t0)
