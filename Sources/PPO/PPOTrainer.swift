@@ -53,6 +53,23 @@ public final class PPOTrainer {
     /// Forces `isolateUpdates` on or off (tests compare the two).
     var isolateUpdatesOverride: Bool?
 
+    /// Bytes of what the trainer keeps alive, by kind: the three models it holds (the reward
+    /// model belongs to the scorer), gradients and AdamW moments of the two that train, and
+    /// activations (the forward/backward sets of each model and the generator's cache and
+    /// buffers). For `rlhf bench --only ppo-memory`.
+    public var memoryBreakdown: [(String, Int)] {
+        let acts = [policyActs, referenceActs, valueActs, valueActs2].reduce(0) { sum, cache in
+            sum + cache.values.reduce(0) { $0 + $1.floatCount }
+        }
+        return [
+            ("policy, reference, value parameters", 4 * (2 * policy.layout.count + value.layout.count)),
+            ("gradients (policy, value)", 4 * (policy.gradients.count + value.gradients.count)),
+            ("AdamW moments (policy, value)", 4 * (policyOptimizer.m.count + policyOptimizer.v.count + valueOptimizer.m.count + valueOptimizer.v.count)),
+            ("activations (policy, reference, value)", 4 * acts),
+            ("generation (KV cache, buffers)", 4 * generator.heldFloatCount),
+        ]
+    }
+
     /// Total optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
 
@@ -117,17 +134,19 @@ public final class PPOTrainer {
         }
     }
 
-    private func acts(_ cache: inout [Int: GPTActivations], _ model: GPTModel, rows: Int, t: Int) -> GPTActivations {
+    private func acts(_ cache: inout [Int: GPTActivations], _ model: GPTModel, rows: Int, t: Int,
+                      inferenceOnly: Bool = false) -> GPTActivations {
         let key = rows << 20 | t
         if let a = cache[key] { return a }
-        let a = GPTActivations(config: model.config, batch: rows, length: t)
+        let a = GPTActivations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
         cache[key] = a
         return a
     }
 
     private func policyForward(_ model: GPTModel, _ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
         let b = layout.batch(rows)
-        let a = model === reference ? acts(&referenceActs, model, rows: rows.count, t: layout.t)
+        // the reference only ever runs forward
+        let a = model === reference ? acts(&referenceActs, model, rows: rows.count, t: layout.t, inferenceOnly: true)
                                     : acts(&policyActs, model, rows: rows.count, t: layout.t)
         model.forward(b, a)
         return (a, b)
@@ -135,7 +154,8 @@ public final class PPOTrainer {
 
     private func valueForward(_ layout: Layout, _ rows: [Int], secondSet: Bool = false) -> (GPTActivations, TokenBatch) {
         let b = layout.batch(rows)
-        let a = secondSet ? acts(&valueActs2, value, rows: rows.count, t: layout.t) : acts(&valueActs, value, rows: rows.count, t: layout.t)
+        let a = secondSet ? acts(&valueActs2, value, rows: rows.count, t: layout.t, inferenceOnly: true)   // rollout only
+                          : acts(&valueActs, value, rows: rows.count, t: layout.t)
         value.forward(b, a, computeLogits: false)
         return (a, b)
     }

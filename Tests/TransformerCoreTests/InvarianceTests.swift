@@ -5,6 +5,43 @@ import XCTest
 final class InvarianceTests: XCTestCase {
     let cfg = GPTConfig(nLayer: 3, nHead: 4, nEmbd: 64, nCtx: 40, vocabSize: 97)
 
+    /// Forward-only activation sets (one layer's buffers shared by every layer) give exactly the
+    /// logits and scalar-head values of the full sets.
+    func testInferenceOnlyActivationsMatchFull() {
+        let model = GPTModel(config: cfg, scalarHead: true)
+        model.initializeGPT2(seed: 31)
+        var rng = SeededRandom(seed: 32)
+        let batch = TokenBatch(leftPadding: [randomTokens(11, vocab: cfg.vocabSize, rng: &rng), randomTokens(6, vocab: cfg.vocabSize, rng: &rng)], pad: 3)
+        let full = GPTActivations(config: cfg, batch: batch.batch, length: batch.length)
+        let lean = GPTActivations(config: cfg, batch: batch.batch, length: batch.length, inferenceOnly: true)
+        model.forward(batch, full)
+        model.forward(batch, lean)
+        XCTAssertEqual(full.logits.array, lean.logits.array)
+        XCTAssertEqual(full.values.array, lean.values.array)
+        XCTAssertLessThan(lean.floatCount, full.floatCount / 2)
+    }
+
+    /// A generator reuses its cache and prefill buffers between calls: calls with other prompts
+    /// in between (longer ones, whose bigger cache the next call reuses with stale contents, and
+    /// another batch size) leave no trace in the next call's samples.
+    func testGeneratorReuseLeavesNoTrace() {
+        let model = randomModel(cfg, seed: 23, scale: 3)
+        var rng = SeededRandom(seed: 24)
+        let a = [randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng)]
+        let b = (0..<2).map { _ in randomTokens(9, vocab: cfg.vocabSize, rng: &rng) }
+        let settings = SamplingSettings(temperature: 0.9)
+        func run(_ gen: Generator, _ prompts: [[Int32]], steps: Int) -> [Generation] {
+            var r = SeededRandom(seed: 25)
+            return gen.generate(prompts: prompts, maxNewTokens: steps, settings: settings, eos: nil, pad: 0, rng: &r)
+        }
+        let reused = Generator(model: model)
+        let first = run(reused, a, steps: 8)
+        _ = run(reused, a + a, steps: 4)
+        _ = run(reused, b, steps: 20)
+        XCTAssertEqual(run(reused, a, steps: 8), first)     // reuses b's cache
+        XCTAssertEqual(run(Generator(model: model), a, steps: 8), first)
+    }
+
     func testKVCacheMatchesFullForward() {
         let model = randomModel(cfg, seed: 21, scale: 5)
         var rng = SeededRandom(seed: 22)

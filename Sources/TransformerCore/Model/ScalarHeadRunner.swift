@@ -9,13 +9,20 @@ public final class ScalarHeadRunner {
     /// Sequences per forward pass.
     public let rows: Int
     private var activations: [Int: GPTActivations] = [:]
+    /// Forward-only activation sets for `scores` (one layer's buffers each).
+    private var inferenceActivations: [Int: GPTActivations] = [:]
+
+    /// Floats held by the activation sets allocated so far.
+    public var activationFloatCount: Int {
+        (Array(activations.values) + Array(inferenceActivations.values)).reduce(0) { $0 + $1.floatCount }
+    }
 
     public init(model: GPTModel, rows: Int = 16) {
         precondition(model.hasScalarHead, "ScalarHeadRunner needs a model with a scalar head")
         self.model = model; self.rows = max(1, rows)
     }
 
-    private func prepare(_ seqs: [[Int32]]) -> (TokenBatch, GPTActivations) {
+    private func prepare(_ seqs: [[Int32]], inferenceOnly: Bool = false) -> (TokenBatch, GPTActivations) {
         precondition(!seqs.isEmpty && seqs.count <= rows, "1...\(rows) sequences per micro-batch")
         precondition(seqs.allSatisfy { !$0.isEmpty && $0.count <= model.config.nCtx }, "sequences must be non-empty and fit n_ctx")
         let longest = seqs.map(\.count).max()!
@@ -35,6 +42,12 @@ public final class ScalarHeadRunner {
             batch = TokenBatch(tokens: tokens, batch: rows, length: t)
             batch.mask = mask; batch.positions = pos
         }
+        if inferenceOnly {
+            if inferenceActivations[t] == nil {
+                inferenceActivations[t] = GPTActivations(config: model.config, batch: rows, length: t, inferenceOnly: true)
+            }
+            return (batch, inferenceActivations[t]!)
+        }
         if activations[t] == nil { activations[t] = GPTActivations(config: model.config, batch: rows, length: t) }
         return (batch, activations[t]!)
     }
@@ -46,7 +59,7 @@ public final class ScalarHeadRunner {
         var i = 0
         while i < seqs.count {
             let chunk = Array(seqs[i..<min(i + rows, seqs.count)])
-            let (batch, acts) = prepare(chunk)
+            let (batch, acts) = prepare(chunk, inferenceOnly: true)
             model.forward(batch, acts, computeLogits: false)
             out += model.lastTokenValues(batch, acts).prefix(chunk.count)
             i += rows

@@ -117,6 +117,11 @@ public final class Generator {
         return cache
     }
 
+    /// Floats held between calls: the kept cache, prefill activations and per-step buffers.
+    public var heldFloatCount: Int {
+        (spareCache?.floatCount ?? 0) + (prefillActs?.floatCount ?? 0) + (state?.floatCount ?? 0)
+    }
+
     /// Logits (B, V) left by the last `prefill` or `decode`.
     public var logits: UnsafePointer<Float> { UnsafePointer(state!.logits.pointer) }
 
@@ -235,4 +240,5 @@ final class DecodeState {
         tmp = FloatBuffer(count: batch * c); fch = FloatBuffer(count: batch * 4 * c)
         logits = FloatBuffer(count: batch * config.vocabSize)
     }
+    var floatCount: Int { [x, ln, mean, rstd, qkv, atty, tmp, fch, logits].reduce(0) { $0 + $1.count } }
 }

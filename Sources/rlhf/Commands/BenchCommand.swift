@@ -47,7 +47,7 @@ enum BenchCommand: Command {
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes"], flags: ["--json", "--numpy", "--cold"])
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let kinds = ["matmul", "train", "generate", "tokenize", "ppo"]
+        let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
         for w in only where !kinds.contains(w) {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
@@ -70,6 +70,13 @@ enum BenchCommand: Command {
                             + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
             }
             if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
+        }
+        if only.contains("ppo-memory") {
+            // First, before other measurements leave freed memory behind in the heap.
+            for (name, bytes) in try benchPPOMemory() {
+                out.emit(["what": "ppo-memory", "part": name, "mb": round2(Double(bytes) / 1_048_576)],
+                         text: "ppo L    \(name)".padding(toLength: 50, withPad: " ", startingAt: 0) + "\(fmt(Double(bytes) / 1_048_576)) MiB")
+            }
         }
         if only.contains("ppo") {
             let (phases, total) = benchPPO()
@@ -201,6 +208,56 @@ enum BenchCommand: Command {
             if total < best.1 { best = (trainer.profile, total) }
         }
         return best
+    }
+
+    /// One PPO iteration on config L (16 prompts, 32 response tokens, 1 epoch × 2 minibatches)
+    /// with random models: the bytes of each kind of live tensor, their total, the process's
+    /// resident memory before the models existed, and the peak resident memory of the iteration.
+    static func benchPPOMemory() throws -> [(String, Int)] {
+        guard resetPeakResident() else {
+            throw RuntimeError("ppo-memory needs /proc/self/clear_refs to reset the peak resident memory")
+        }
+        let baseline = procStatusBytes("VmRSS")
+        let cfg = GPTConfig.preset("L")!
+        let policy = GPTModel(config: cfg), reference = GPTModel(config: cfg)
+        let value = GPTModel(config: cfg, scalarHead: true), reward = GPTModel(config: cfg, scalarHead: true)
+        policy.initializeGPT2(seed: 1)
+        reference.copyParameters(from: policy)
+        value.copyParameters(from: policy)
+        reward.copyParameters(from: policy)
+        var s = PPOSettings()
+        s.batch = 16; s.responseLength = 32; s.ppoEpochs = 1; s.minibatches = 2; s.iterations = 1
+        let rm = ScalarHeadRunner(model: reward, rows: 8)
+        let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: s) { ps, rs in
+            rm.scores(zip(ps, rs).map { $0 + $1 })
+        }
+        var rng = SeededRandom(seed: 7)
+        let prompts = (0..<16).map { _ in (0..<(16 + rng.int(below: 9))).map { _ in Int32(2 + rng.int(below: cfg.vocabSize - 2)) } }
+        _ = trainer.step(prompts: prompts)
+        let peak = procStatusBytes("VmHWM")
+        var parts = trainer.memoryBreakdown
+        parts.insert(("reward model parameters", 4 * reward.layout.count), at: 1)
+        parts.append(("reward model activations", 4 * rm.activationFloatCount))
+        let live = parts.reduce(0) { $0 + $1.1 }
+        return parts + [("live tensors, total", live), ("process before the models (code, runtime)", baseline),
+                        ("peak resident memory of the iteration", peak)]
+    }
+
+    /// Resets the kernel's peak-RSS mark of this process (Linux: "5" to /proc/self/clear_refs).
+    static func resetPeakResident() -> Bool {
+        guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+        defer { try? h.close() }
+        return (try? h.write(contentsOf: Data("5".utf8))) != nil
+    }
+
+    /// A "kB" field of /proc/self/status, in bytes (0 when unreadable).
+    static func procStatusBytes(_ field: String) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+            let digits = line.split(separator: " ").compactMap { Int($0) }
+            return (digits.first ?? 0) * 1024
+        }
+        return 0
     }
 
     static func benchTokenize(repeats: Int?) throws -> (Double, Double) {
