@@ -78,7 +78,12 @@ public enum Gemm {
     static func blocked(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                         bias: UnsafePointer<Float>?, threads: Int) {
-        let mBlocks = (m + mc - 1) / mc
+        // Row blocks of at most mc rows, in whole 12-row panels, and as many blocks as a
+        // multiple of the worker count, so that no worker gets a block more than another
+        // (1024 rows: 12 blocks of 84–96 rows instead of 10 of 96 and one of 64).
+        let mPanels = (m + gemmMR - 1) / gemmMR
+        var mBlocks = (mPanels + mc / gemmMR - 1) / (mc / gemmMR)
+        if threads > 1 { mBlocks = min(mPanels, (mBlocks + threads - 1) / threads * threads) }
         var jc = 0
         while jc < n {
             let ncur = min(nc, n - jc)
@@ -97,8 +102,8 @@ public enum Gemm {
                 let biasBase = bias.map { $0 + jc }
                 Parallel.forEachTask(mBlocks * nParts, threads: threads) { task, worker in
                     let mb = task / nParts, part = task % nParts
-                    let i0 = mb * mc
-                    let mcur = min(mc, m - i0)
+                    let i0 = mPanels * mb / mBlocks * gemmMR
+                    let mcur = min(mPanels * (mb + 1) / mBlocks * gemmMR, m) - i0
                     let ap = packedA(worker).floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
                     // A transposed (each k's rows contiguous) is read in place, panels of 12 rows
                     // `colStride` apart per k; only a last partial panel is packed.
