@@ -30,8 +30,6 @@ public final class PPOTrainer {
     private var policyActs: [Int: GPTActivations] = [:]
     private var referenceActs: [Int: GPTActivations] = [:]
     private var valueActs: [Int: GPTActivations] = [:]
-    /// Value-model activations for the rollout part that runs beside the one using `valueActs`.
-    private var valueActs2: [Int: GPTActivations] = [:]
     private let generator: Generator
     /// Seconds per phase of the last iteration (rollout and update), for `rlhf bench --only ppo`.
     public private(set) var profile: [(String, Double)] = []
@@ -58,7 +56,7 @@ public final class PPOTrainer {
     /// activations (the forward/backward sets of each model and the generator's cache and
     /// buffers). For `rlhf bench --only ppo-memory`.
     public var memoryBreakdown: [(String, Int)] {
-        let acts = [policyActs, referenceActs, valueActs, valueActs2].reduce(0) { sum, cache in
+        let acts = [policyActs, referenceActs, valueActs].reduce(0) { sum, cache in
             sum + cache.values.reduce(0) { $0 + $1.floatCount }
         }
         return [
@@ -152,10 +150,9 @@ public final class PPOTrainer {
         return (a, b)
     }
 
-    private func valueForward(_ layout: Layout, _ rows: [Int], secondSet: Bool = false) -> (GPTActivations, TokenBatch) {
+    private func valueForward(_ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
         let b = layout.batch(rows)
-        let a = secondSet ? acts(&valueActs2, value, rows: rows.count, t: layout.t, inferenceOnly: true)   // rollout only
-                          : acts(&valueActs, value, rows: rows.count, t: layout.t)
+        let a = acts(&valueActs, value, rows: rows.count, t: layout.t)
         value.forward(b, a, computeLogits: false)
         return (a, b)
     }
@@ -183,61 +180,58 @@ public final class PPOTrainer {
         let layout = Layout(prompts: prompts, responses: responses, width: r, pad: pad)
         let lengths = layout.lengths
         var logprobs = [Float](repeating: 0, count: bsz * r), refLogprobs = logprobs, values = logprobs, entropy = logprobs
-        // Reference, policy and value passes over the rollout's minibatches. For small models
-        // they run as two isolated parts, one per core: the reference passes and half the value
-        // passes on one, the policy passes and the other half on the other.
+        // Reference, policy and value passes over the rollout's minibatches, and the reward. For
+        // small models they run as two isolated parts, one per core: the reference passes and the
+        // reward on one, the policy and value passes on the other. (The scorer may therefore run
+        // on a pool thread; it is never called twice at once.)
         let starts = Array(stride(from: 0, to: bsz, by: mbRows))
-        var clock0: [String: Double] = [:], clock1: [String: Double] = [:], values0 = values, values1 = values
-        let scorePart = { (part: Int, parts: Int) in
-            var clock: [String: Double] = [:], vals = values
-            func time(_ key: String, _ body: () -> Void) {
-                let t = Date(); body(); clock[key, default: 0] += Date().timeIntervalSince(t)
-            }
-            for (i, start) in starts.enumerated() {
+        var scores: [Float] = []
+        let referencePart = { (time: (String, () -> Void) -> Void) in
+            for start in starts {
                 let rows = Array(start..<min(start + mbRows, bsz))
-                let targets = layout.targets(rows)
-                if parts == 1 || part == 0 {
-                    time("reference") {
-                        let (ra, _) = self.policyForward(self.reference, layout, rows)
-                        layout.gather(LogitHeads.targetLogProbs(ra, targets: targets, temperature: s.temperature), rows, into: &refLogprobs)
-                    }
-                }
-                if parts == 1 || part == 1 {
-                    time("policy logprobs") {
-                        let (pa, _) = self.policyForward(self.policy, layout, rows)
-                        let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
-                        layout.gather(lp, rows, into: &logprobs)
-                        layout.gather(ent, rows, into: &entropy)
-                    }
-                }
-                if parts == 1 || i % 2 == part {
-                    time("value") {
-                        let (va, _) = self.valueForward(layout, rows, secondSet: part == 1)
-                        layout.gather(Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * layout.t)), rows, into: &vals)
-                    }
+                time("reference") {
+                    let (ra, _) = self.policyForward(self.reference, layout, rows)
+                    layout.gather(LogitHeads.targetLogProbs(ra, targets: layout.targets(rows), temperature: s.temperature),
+                                  rows, into: &refLogprobs)
                 }
             }
-            return (clock, vals)
+            time("reward") { scores = self.scorer(prompts, responses) }
         }
+        let policyPart = { (time: (String, () -> Void) -> Void) in
+            for start in starts {
+                let rows = Array(start..<min(start + mbRows, bsz))
+                time("policy logprobs") {
+                    let (pa, _) = self.policyForward(self.policy, layout, rows)
+                    let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(pa, targets: layout.targets(rows), temperature: s.temperature)
+                    layout.gather(lp, rows, into: &logprobs)
+                    layout.gather(ent, rows, into: &entropy)
+                }
+                time("value") {
+                    let (va, _) = self.valueForward(layout, rows)
+                    layout.gather(Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * layout.t)), rows, into: &values)
+                }
+            }
+        }
+        var clock0: [String: Double] = [:], clock1: [String: Double] = [:]
         let scoringStart = Date()
         if isolateUpdates {
-            // Each part writes only its own arrays (reference / policy ones, and its own copy of
-            // the values, merged below).
+            // Each part writes only its own arrays and clock.
             Parallel.isolated(2) { w in
-                if w == 0 { (clock0, values0) = scorePart(0, 2) } else { (clock1, values1) = scorePart(1, 2) }
-            }
-            for (i, start) in starts.enumerated() {
-                let src = i % 2 == 0 ? values0 : values1
-                for row in start..<min(start + mbRows, bsz) { for j in 0..<r { values[row * r + j] = src[row * r + j] } }
+                if w == 0 {
+                    referencePart { key, body in let t = Date(); body(); clock0[key, default: 0] += Date().timeIntervalSince(t) }
+                } else {
+                    policyPart { key, body in let t = Date(); body(); clock1[key, default: 0] += Date().timeIntervalSince(t) }
+                }
             }
         } else {
-            (clock0, values) = scorePart(0, 1)
+            let time = { (key: String, body: () -> Void) in let t = Date(); body(); clock0[key, default: 0] += Date().timeIntervalSince(t) }
+            referencePart(time)
+            policyPart(time)
         }
         let scoringWall = Date().timeIntervalSince(scoringStart)
         let scoringCore = clock0.merging(clock1, uniquingKeysWith: +)
         let scoringCoreTotal = scoringCore.values.reduce(0, +)
         for (k, v) in scoringCore { clock[k, default: 0] += scoringCoreTotal > 0 ? scoringWall * v / scoringCoreTotal : 0 }
-        var scores = timed("reward") { scorer(prompts, responses) }
         if let penalty = s.missingEOSPenalty { for b in 0..<bsz where !finished[b] { scores[b] = penalty } }
         let rolloutTime = Date().timeIntervalSince(t0)
 
