@@ -125,118 +125,12 @@ func microKernel12x32(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<F
     cr.storeBytes(of: c111, toByteOffset: 11 * ldc * 4 + 64, as: V.self)
 }
 
-/// Columns of C per decode micro-tile (three SIMD16 vectors).
-let decodeNR = 48
-
-/// Decode-sized variant: C[0..<8, 0..<48] (=|+=) A·B, for products with at most 8 rows (one row
-/// per sequence being sampled). Reading 48 contiguous floats of each B row, and wasting no
-/// rows, matters because these products stream weights from memory. `a` holds 8 floats per k.
-@inline(never)
-func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
-                    _ bias: UnsafePointer<Float>?) {
-    typealias V = SIMD16<Float>
-    let cr = UnsafeMutableRawPointer(c)
-    var c00 = V(), c01 = V(), c02 = V(), c10 = V(), c11 = V(), c12 = V(), c20 = V(), c21 = V(), c22 = V(), c30 = V(), c31 = V(), c32 = V(), c40 = V(), c41 = V(), c42 = V(), c50 = V(), c51 = V(), c52 = V(), c60 = V(), c61 = V(), c62 = V(), c70 = V(), c71 = V(), c72 = V()
-    var ap = a
-    var bp = UnsafeRawPointer(b)
-    let bstride = ldb * 4
-    var p = 0
-    while p < kc {
-        let b0 = bp.loadUnaligned(fromByteOffset: 0, as: V.self)
-        let b1 = bp.loadUnaligned(fromByteOffset: 64, as: V.self)
-        let b2 = bp.loadUnaligned(fromByteOffset: 128, as: V.self)
-        let a0 = V(repeating: ap[0])
-        c00 = c00.addingProduct(a0, b0); c01 = c01.addingProduct(a0, b1); c02 = c02.addingProduct(a0, b2)
-        let a1 = V(repeating: ap[1])
-        c10 = c10.addingProduct(a1, b0); c11 = c11.addingProduct(a1, b1); c12 = c12.addingProduct(a1, b2)
-        let a2 = V(repeating: ap[2])
-        c20 = c20.addingProduct(a2, b0); c21 = c21.addingProduct(a2, b1); c22 = c22.addingProduct(a2, b2)
-        let a3 = V(repeating: ap[3])
-        c30 = c30.addingProduct(a3, b0); c31 = c31.addingProduct(a3, b1); c32 = c32.addingProduct(a3, b2)
-        let a4 = V(repeating: ap[4])
-        c40 = c40.addingProduct(a4, b0); c41 = c41.addingProduct(a4, b1); c42 = c42.addingProduct(a4, b2)
-        let a5 = V(repeating: ap[5])
-        c50 = c50.addingProduct(a5, b0); c51 = c51.addingProduct(a5, b1); c52 = c52.addingProduct(a5, b2)
-        let a6 = V(repeating: ap[6])
-        c60 = c60.addingProduct(a6, b0); c61 = c61.addingProduct(a6, b1); c62 = c62.addingProduct(a6, b2)
-        let a7 = V(repeating: ap[7])
-        c70 = c70.addingProduct(a7, b0); c71 = c71.addingProduct(a7, b1); c72 = c72.addingProduct(a7, b2)
-        ap += 8
-        bp += bstride
-        p += 1
-    }
-    switch mode {
-    case .overwrite: break
-    case .bias:
-        let br = UnsafeRawPointer(bias!)
-        let x0 = br.loadUnaligned(fromByteOffset: 0, as: V.self), x1 = br.loadUnaligned(fromByteOffset: 64, as: V.self), x2 = br.loadUnaligned(fromByteOffset: 128, as: V.self)
-        c00 += x0; c01 += x1; c02 += x2
-        c10 += x0; c11 += x1; c12 += x2
-        c20 += x0; c21 += x1; c22 += x2
-        c30 += x0; c31 += x1; c32 += x2
-        c40 += x0; c41 += x1; c42 += x2
-        c50 += x0; c51 += x1; c52 += x2
-        c60 += x0; c61 += x1; c62 += x2
-        c70 += x0; c71 += x1; c72 += x2
-    case .accumulate:
-        c00 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 0, as: V.self)
-        c01 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 64, as: V.self)
-        c02 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 128, as: V.self)
-        c10 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 0, as: V.self)
-        c11 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 64, as: V.self)
-        c12 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 128, as: V.self)
-        c20 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 0, as: V.self)
-        c21 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 64, as: V.self)
-        c22 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 128, as: V.self)
-        c30 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 0, as: V.self)
-        c31 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 64, as: V.self)
-        c32 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 128, as: V.self)
-        c40 += cr.loadUnaligned(fromByteOffset: 4 * ldc * 4 + 0, as: V.self)
-        c41 += cr.loadUnaligned(fromByteOffset: 4 * ldc * 4 + 64, as: V.self)
-        c42 += cr.loadUnaligned(fromByteOffset: 4 * ldc * 4 + 128, as: V.self)
-        c50 += cr.loadUnaligned(fromByteOffset: 5 * ldc * 4 + 0, as: V.self)
-        c51 += cr.loadUnaligned(fromByteOffset: 5 * ldc * 4 + 64, as: V.self)
-        c52 += cr.loadUnaligned(fromByteOffset: 5 * ldc * 4 + 128, as: V.self)
-        c60 += cr.loadUnaligned(fromByteOffset: 6 * ldc * 4 + 0, as: V.self)
-        c61 += cr.loadUnaligned(fromByteOffset: 6 * ldc * 4 + 64, as: V.self)
-        c62 += cr.loadUnaligned(fromByteOffset: 6 * ldc * 4 + 128, as: V.self)
-        c70 += cr.loadUnaligned(fromByteOffset: 7 * ldc * 4 + 0, as: V.self)
-        c71 += cr.loadUnaligned(fromByteOffset: 7 * ldc * 4 + 64, as: V.self)
-        c72 += cr.loadUnaligned(fromByteOffset: 7 * ldc * 4 + 128, as: V.self)
-    }
-    cr.storeBytes(of: c00, toByteOffset: 0 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c01, toByteOffset: 0 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c02, toByteOffset: 0 * ldc * 4 + 128, as: V.self)
-    cr.storeBytes(of: c10, toByteOffset: 1 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c11, toByteOffset: 1 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c12, toByteOffset: 1 * ldc * 4 + 128, as: V.self)
-    cr.storeBytes(of: c20, toByteOffset: 2 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c21, toByteOffset: 2 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c22, toByteOffset: 2 * ldc * 4 + 128, as: V.self)
-    cr.storeBytes(of: c30, toByteOffset: 3 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c31, toByteOffset: 3 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c32, toByteOffset: 3 * ldc * 4 + 128, as: V.self)
-    cr.storeBytes(of: c40, toByteOffset: 4 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c41, toByteOffset: 4 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c42, toByteOffset: 4 * ldc * 4 + 128, as: V.self)
-    cr.storeBytes(of: c50, toByteOffset: 5 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c51, toByteOffset: 5 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c52, toByteOffset: 5 * ldc * 4 + 128, as: V.self)
-    cr.storeBytes(of: c60, toByteOffset: 6 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c61, toByteOffset: 6 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c62, toByteOffset: 6 * ldc * 4 + 128, as: V.self)
-    cr.storeBytes(of: c70, toByteOffset: 7 * ldc * 4 + 0, as: V.self)
-    cr.storeBytes(of: c71, toByteOffset: 7 * ldc * 4 + 64, as: V.self)
-    cr.storeBytes(of: c72, toByteOffset: 7 * ldc * 4 + 128, as: V.self)
-}
-
 /// Columns of C per 4-row decode micro-tile (six SIMD16 vectors).
 let decodeNR4 = 96
 
-/// Decode variant for at most 4 rows (a batch split between cores leaves 4 rows or fewer per
-/// core): C[0..<4, 0..<96] (=|+=) A·B with B read in place (`ldb` floats between k rows), so no
-/// FMA is spent on the zero rows an 8-row tile would carry. `a` holds 4 floats per k.
+/// Decode-sized variant: C[0..<4, 0..<96] (=|+=) A·B with B read in place (`ldb` floats between
+/// k rows), for products with a handful of rows (one per sequence being sampled), which stream
+/// the weights from memory: 384 contiguous bytes of each B row per tile. `a` holds 4 floats per k.
 @inline(never)
 func microKernel4x96(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
