@@ -192,12 +192,8 @@ enum BenchCommand: Command {
         let policy = model(1, scalar: false), reference = model(1, scalar: false), value = model(2, scalar: true), reward = model(3, scalar: true)
         var s = PPOSettings()
         s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
-        let rm = ScalarHeadRunner(model: reward, rows: 16)
-        let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: s) { ps, rs in
-            rm.scores(zip(ps, rs).map { $0 + $1 })
-        }
-        var rng = SeededRandom(seed: 7)
-        let prompts = (0..<64).map { _ in (0..<(8 + rng.int(below: 17))).map { _ in Int32(2 + rng.int(below: cfg.vocabSize - 2)) } }
+        let (trainer, _, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
+                                             settings: s, rewardRows: 16, promptLengths: 8...24)
         _ = trainer.step(prompts: prompts)
         // The best of three timed iterations, as the other measurements take the best run.
         var best: ([(String, Double)], Double) = ([], .infinity)
@@ -208,6 +204,22 @@ enum BenchCommand: Command {
             if total < best.1 { best = (trainer.profile, total) }
         }
         return best
+    }
+
+    /// A PPO trainer over the given models (EOS 0, PAD 1), rewarded by `reward` through a
+    /// runner, and `settings.batch` random prompts with lengths in `promptLengths`.
+    static func ppoSetup(policy: GPTModel, reference: GPTModel, value: GPTModel, reward: GPTModel, settings: PPOSettings,
+                         rewardRows: Int, promptLengths: ClosedRange<Int>) -> (PPOTrainer, ScalarHeadRunner, [[Int32]]) {
+        let rm = ScalarHeadRunner(model: reward, rows: rewardRows)
+        let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: settings) { ps, rs in
+            rm.scores(zip(ps, rs).map { $0 + $1 })
+        }
+        var rng = SeededRandom(seed: 7)
+        let vocab = policy.config.vocabSize
+        let prompts = (0..<settings.batch).map { _ in
+            (0..<(promptLengths.lowerBound + rng.int(below: promptLengths.count))).map { _ in Int32(2 + rng.int(below: vocab - 2)) }
+        }
+        return (trainer, rm, prompts)
     }
 
     /// One PPO iteration on config L (16 prompts, 32 response tokens, 1 epoch × 2 minibatches)
@@ -227,12 +239,8 @@ enum BenchCommand: Command {
         reward.copyParameters(from: policy)
         var s = PPOSettings()
         s.batch = 16; s.responseLength = 32; s.ppoEpochs = 1; s.minibatches = 2; s.iterations = 1
-        let rm = ScalarHeadRunner(model: reward, rows: 8)
-        let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: s) { ps, rs in
-            rm.scores(zip(ps, rs).map { $0 + $1 })
-        }
-        var rng = SeededRandom(seed: 7)
-        let prompts = (0..<16).map { _ in (0..<(16 + rng.int(below: 9))).map { _ in Int32(2 + rng.int(below: cfg.vocabSize - 2)) } }
+        let (trainer, rm, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
+                                              settings: s, rewardRows: 8, promptLengths: 16...24)
         _ = trainer.step(prompts: prompts)
         let peak = procStatusBytes("VmHWM")
         var parts = trainer.memoryBreakdown
