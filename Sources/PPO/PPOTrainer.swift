@@ -34,11 +34,14 @@ public final class PPOTrainer {
     /// Seconds per phase of the last iteration (rollout and update), for `rlhf bench --only ppo`.
     public private(set) var profile: [(String, Double)] = []
     private var clock: [String: Double] = [:]
-    private func timed<T>(_ key: String, _ body: () -> T) -> T {
-        let t = Date()
-        let v = body()
-        clock[key, default: 0] += Date().timeIntervalSince(t)
-        return v
+    private func timed<T>(_ key: String, _ body: () -> T) -> T { addTime(&clock, key, body) }
+
+    /// Adds `wall` seconds to `clock`, shared between the phases in proportion to the core time
+    /// each took in `parts` (the clocks of parts that ran at once).
+    private func distribute(_ wall: Double, over parts: [String: Double]...) {
+        let core = parts.reduce(into: [String: Double]()) { $0.merge($1, uniquingKeysWith: +) }
+        let total = core.values.reduce(0, +)
+        for (k, v) in core { clock[k, default: 0] += total > 0 ? wall * v / total : 0 }
     }
 
     /// Whether the policy and value updates of a minibatch run at once, one per core: when both
@@ -218,20 +221,17 @@ public final class PPOTrainer {
             // Each part writes only its own arrays and clock.
             Parallel.isolated(2) { w in
                 if w == 0 {
-                    referencePart { key, body in let t = Date(); body(); clock0[key, default: 0] += Date().timeIntervalSince(t) }
+                    referencePart { key, body in addTime(&clock0, key, body) }
                 } else {
-                    policyPart { key, body in let t = Date(); body(); clock1[key, default: 0] += Date().timeIntervalSince(t) }
+                    policyPart { key, body in addTime(&clock1, key, body) }
                 }
             }
         } else {
-            let time = { (key: String, body: () -> Void) in let t = Date(); body(); clock0[key, default: 0] += Date().timeIntervalSince(t) }
+            let time = { (key: String, body: () -> Void) in addTime(&clock0, key, body) }
             referencePart(time)
             policyPart(time)
         }
-        let scoringWall = Date().timeIntervalSince(scoringStart)
-        let scoringCore = clock0.merging(clock1, uniquingKeysWith: +)
-        let scoringCoreTotal = scoringCore.values.reduce(0, +)
-        for (k, v) in scoringCore { clock[k, default: 0] += scoringCoreTotal > 0 ? scoringWall * v / scoringCoreTotal : 0 }
+        distribute(Date().timeIntervalSince(scoringStart), over: clock0, clock1)
         if let penalty = s.missingEOSPenalty { for b in 0..<bsz where !finished[b] { scores[b] = penalty } }
         let rolloutTime = Date().timeIntervalSince(t0)
 
@@ -274,18 +274,12 @@ public final class PPOTrainer {
                 // one per core (each with single-threaded kernels), which beats splitting every
                 // small product between the cores. Each part keeps its own phase clock.
                 var policyClock: [String: Double] = [:], valueClock: [String: Double] = [:]
-                func partTimed<T>(_ c: inout [String: Double], _ key: String, _ body: () -> T) -> T {
-                    let t = Date()
-                    let v = body()
-                    c[key, default: 0] += Date().timeIntervalSince(t)
-                    return v
-                }
                 var policyLoss: PPOMath.PolicyLoss?, valueLoss: (loss: Double, gradient: [Float], clipFraction: Double)?
                 var ents: [Float] = [], n: Float = 0
                 let policyPart = {
                     // Policy: clipped surrogate − c_ent·entropy.
-                    let (pa, pb) = partTimed(&policyClock, "update forward") { self.policyForward(self.policy, layout, rows) }
-                    let (newLogprobs, e) = partTimed(&policyClock, "update forward") {
+                    let (pa, pb) = addTime(&policyClock, "update forward") { self.policyForward(self.policy, layout, rows) }
+                    let (newLogprobs, e) = addTime(&policyClock, "update forward") {
                         LogitHeads.targetLogProbsAndEntropies(pa, targets: targets, temperature: s.temperature)
                     }
                     ents = e
@@ -293,12 +287,12 @@ public final class PPOTrainer {
                     policyLoss = loss
                     n = Float(mask.reduce(0) { $0 + ($1 ? 1 : 0) })
                     let dEnt = mask.map { $0 ? -s.entropyCoef / n : 0 }
-                    partTimed(&policyClock, "update backward") {
+                    addTime(&policyClock, "update backward") {
                         LogitHeads.logitGradient(pa, targets: targets, temperature: s.temperature, dLogProb: loss.gradient, dEntropy: dEnt)
                         self.policy.zeroGradients()
                         self.policy.backward(pb, pa, fromLogits: true)
                     }
-                    partTimed(&policyClock, "update optimizer") {
+                    addTime(&policyClock, "update optimizer") {
                         clipGradientNorm(self.policy.gradients, maxNorm: s.maxGradNorm)
                         self.policyOptimizer.update(params: self.policy.parameters, grads: self.policy.gradients,
                                                     lr: self.learningRate(s.learningRate, update: globalUpdate))
@@ -306,15 +300,15 @@ public final class PPOTrainer {
                 }
                 let valuePart = {
                     // Value: c_v · clipped value loss.
-                    let (va, vb) = partTimed(&valueClock, "update forward") { self.valueForward(layout, rows) }
+                    let (va, vb) = addTime(&valueClock, "update forward") { self.valueForward(layout, rows) }
                     let newV = Array(UnsafeBufferPointer(start: va.values.pointer, count: rows.count * t))
                     let loss = PPOMath.valueLoss(newValues: newV, oldValues: oldV, returns: ret, mask: mask, clip: s.clipRangeValue)
                     valueLoss = loss
-                    partTimed(&valueClock, "update backward") {
+                    addTime(&valueClock, "update backward") {
                         self.value.zeroGradients()
                         self.value.backward(vb, va, fromLogits: false, dValues: loss.gradient.map { $0 * s.valueCoef })
                     }
-                    partTimed(&valueClock, "update optimizer") {
+                    addTime(&valueClock, "update optimizer") {
                         clipGradientNorm(self.value.gradients, maxNorm: s.maxGradNorm)
                         self.valueOptimizer.update(params: self.value.parameters, grads: self.value.gradients,
                                                    lr: self.learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
@@ -327,11 +321,7 @@ public final class PPOTrainer {
                     policyPart()
                     valuePart()
                 }
-                let partsWall = Date().timeIntervalSince(partsStart)
-                // Phases share the wall time in proportion to the core time each took.
-                let core = policyClock.merging(valueClock, uniquingKeysWith: +)
-                let coreTotal = core.values.reduce(0, +)
-                for (k, v) in core { clock[k, default: 0] += coreTotal > 0 ? partsWall * v / coreTotal : 0 }
+                distribute(Date().timeIntervalSince(partsStart), over: policyClock, valueClock)
                 lastLR = learningRate(s.learningRate, update: globalUpdate)
                 let (pl, vl) = (policyLoss!, valueLoss!)
 
@@ -387,4 +377,12 @@ public final class PPOTrainer {
         }
         return true
     }
+}
+
+/// Runs `body`, adding the seconds it took to `clock[key]`.
+private func addTime<T>(_ clock: inout [String: Double], _ key: String, _ body: () -> T) -> T {
+    let t = Date()
+    let v = body()
+    clock[key, default: 0] += Date().timeIntervalSince(t)
+    return v
 }

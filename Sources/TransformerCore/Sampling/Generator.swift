@@ -113,7 +113,7 @@ public final class Generator {
             (st.x.pointer + bi * c).update(from: acts.lnf.pointer + (bi * tp + tp - 1) * c, count: c)
         }
         cache.length = tp
-        lmHead(st.x.pointer, b)
+        lmHead(st.x.pointer, 0..<b)
         return cache
     }
 
@@ -158,7 +158,7 @@ public final class Generator {
     /// logits. (In an isolated part, the kernels run on this thread alone.)
     private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>) {
         let cfg = model.config, p = model.p
-        let c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize, cap = cache.capacity, v = cfg.vocabSize
+        let c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize, cap = cache.capacity
         let r0 = rows.lowerBound, nb = rows.count
         if nb == 0 { return }
         let cur = cache.length
@@ -207,16 +207,15 @@ public final class Generator {
             addInPlace(tmp, x, nb * c)
         }
         layerNormForward(ln, mean, rstd, x, p.lnfw, p.lnfb, nb, c, eps)
-        // logits = hidden · wteᵀ
-        Gemm.multiply(m: nb, n: v, k: c, a: .rowMajor(ln, columns: c), b: .transposed(p.wte, columns: c),
-                      c: st.logits.pointer + r0 * v, ldc: v)
+        lmHead(ln, rows)
     }
 
-    /// logits (B,V) = hidden (B,C) · wteᵀ
-    private func lmHead(_ hidden: UnsafeMutablePointer<Float>, _ b: Int) {
+    /// logits[rows] (·, V) = hidden (rows.count, C) · wteᵀ
+    private func lmHead(_ hidden: UnsafeMutablePointer<Float>, _ rows: Range<Int>) {
         let cfg = model.config, st = state!
-        Gemm.multiply(m: b, n: cfg.vocabSize, k: cfg.nEmbd, a: .rowMajor(hidden, columns: cfg.nEmbd),
-                      b: .transposed(model.p.wte, columns: cfg.nEmbd), c: st.logits.pointer, ldc: cfg.vocabSize)
+        Gemm.multiply(m: rows.count, n: cfg.vocabSize, k: cfg.nEmbd, a: .rowMajor(hidden, columns: cfg.nEmbd),
+                      b: .transposed(model.p.wte, columns: cfg.nEmbd), c: st.logits.pointer + rows.lowerBound * cfg.vocabSize,
+                      ldc: cfg.vocabSize)
     }
 
     private func decodeState(_ b: Int) -> DecodeState {
