@@ -40,7 +40,8 @@ final class GemmTests: XCTestCase {
         // the decode paths (m ≤ 8 and m ≤ 24) and the blocked path.
         let shapes = [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
                       (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
-                      (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513)]
+                      (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
+                      (4, 160, 40), (7, 140, 700), (8, 130, 20)]
         for (m, n, k) in shapes {
             for transA in [false, true] { for transB in [false, true] {
                 check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)

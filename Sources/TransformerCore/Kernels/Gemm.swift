@@ -283,8 +283,8 @@ public enum Gemm {
     /// At most 8 rows, row-major B: the 4×96 decode kernel over 96-column panels read in place,
     /// once for rows 0–3 and, with more rows, again for rows 4–7 while the panel is still in
     /// L2. Reading 384 contiguous bytes of each B row per panel streams weights from memory
-    /// about a third faster than the 192 of an 8×48 tile. The last n mod 96 columns go through
-    /// `smallMRowMajorB`.
+    /// about a third faster than the 192 of an 8×48 tile. The last n mod 96 columns go through a
+    /// 4×32 kernel the same way, and what is left (under 32 columns) through `smallMRowMajorB`.
     static func decodeRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                 bias: UnsafePointer<Float>?, threads: Int) {
@@ -297,34 +297,40 @@ public enum Gemm {
                 for i in 0..<4 { let r = 4 * h + i; pack[p * 4 + i] = r < m ? a.base[r * a.rowStride + p * a.colStride] : 0 }
             }
         }
-        let panels = n / decodeNR4
+        let panels = n / decodeNR4, narrow = (n - panels * decodeNR4) / gemmNR
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
+        // One panel of `width` columns at column j: k in blocks whose slice of the panel (512
+        // rows × 384 bytes) stays in L2 for the second half's pass; a half with fewer than 4
+        // rows sums into the tile.
+        func sweep(_ j: Int, _ width: Int, _ tile: UnsafeMutablePointer<Float>) {
+            let kernel = width == decodeNR4 ? microKernel4x96 : microKernel4x32
+            var p0 = 0
+            while p0 < k {
+                let kcur = min(512, k - p0)
+                for h in 0..<halves {
+                    let full = m - 4 * h >= 4
+                    let first: TileMode = full ? mode : .overwrite
+                    kernel(kcur, ap + h * 4 * k + p0 * 4, b.base + p0 * b.rowStride + j, b.rowStride,
+                           full ? c + 4 * h * ldc + j : tile, full ? ldc : width,
+                           p0 == 0 ? first : .accumulate, full && p0 == 0 ? bias.map { $0 + j } : nil)
+                }
+                p0 += kcur
+            }
+            let rows = m - 4 * (halves - 1)
+            if rows < 4 {
+                storeEdge(tile, rows, width, c + 4 * (halves - 1) * ldc + j, ldc, mode, bias.map { $0 + j }, tileStride: width)
+            }
+        }
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = panels * part / threads, hi = panels * (part + 1) / threads
             let tile = edgeTiles(worker).floats(4 * decodeNR4)
-            for panel in lo..<hi {
-                let j = panel * decodeNR4
-                // k in blocks whose slice of the panel (512 rows × 384 bytes) stays in L2 for the
-                // second half's pass; a half with fewer than 4 rows sums into the tile.
-                var p0 = 0
-                while p0 < k {
-                    let kcur = min(512, k - p0)
-                    for h in 0..<halves {
-                        let full = m - 4 * h >= 4
-                        let first: TileMode = full ? mode : .overwrite
-                        microKernel4x96(kcur, ap + h * 4 * k + p0 * 4, b.base + p0 * b.rowStride + j, b.rowStride,
-                                        full ? c + 4 * h * ldc + j : tile, full ? ldc : decodeNR4,
-                                        p0 == 0 ? first : .accumulate, full && p0 == 0 ? bias.map { $0 + j } : nil)
-                    }
-                    p0 += kcur
-                }
-                let rows = m - 4 * (halves - 1)
-                if rows < 4 {
-                    storeEdge(tile, rows, decodeNR4, c + 4 * (halves - 1) * ldc + j, ldc, mode, bias.map { $0 + j }, tileStride: decodeNR4)
-                }
+            for panel in lo..<hi { sweep(panel * decodeNR4, decodeNR4, tile) }
+            // the 32-column panels after the last 96-column one, on the last worker
+            if part == threads - 1 {
+                for q in 0..<narrow { sweep(panels * decodeNR4 + q * gemmNR, gemmNR, tile) }
             }
         }
-        let j0 = panels * decodeNR4
+        let j0 = panels * decodeNR4 + narrow * gemmNR
         if j0 < n {
             smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: MatrixOperand(base: b.base + j0, rowStride: b.rowStride, colStride: 1),
                             c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)

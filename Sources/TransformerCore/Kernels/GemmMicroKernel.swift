@@ -176,3 +176,50 @@ func microKernel4x96(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Fl
     cr.storeBytes(of: c20, toByteOffset: 2 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c21, toByteOffset: 2 * ldc * 4 + 64, as: V.self); cr.storeBytes(of: c22, toByteOffset: 2 * ldc * 4 + 128, as: V.self); cr.storeBytes(of: c23, toByteOffset: 2 * ldc * 4 + 192, as: V.self); cr.storeBytes(of: c24, toByteOffset: 2 * ldc * 4 + 256, as: V.self); cr.storeBytes(of: c25, toByteOffset: 2 * ldc * 4 + 320, as: V.self)
     cr.storeBytes(of: c30, toByteOffset: 3 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c31, toByteOffset: 3 * ldc * 4 + 64, as: V.self); cr.storeBytes(of: c32, toByteOffset: 3 * ldc * 4 + 128, as: V.self); cr.storeBytes(of: c33, toByteOffset: 3 * ldc * 4 + 192, as: V.self); cr.storeBytes(of: c34, toByteOffset: 3 * ldc * 4 + 256, as: V.self); cr.storeBytes(of: c35, toByteOffset: 3 * ldc * 4 + 320, as: V.self)
 }
+
+/// The 4-row decode kernel's narrow sibling for the last n mod 96 columns: C[0..<4, 0..<32].
+@inline(never)
+func microKernel4x32(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
+                     _ bias: UnsafePointer<Float>?) {
+    typealias V = SIMD16<Float>
+    let cr = UnsafeMutableRawPointer(c)
+    var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+    var ap = a
+    var bp = UnsafeRawPointer(b)
+    let bstride = ldb * 4
+    var p = 0
+    while p < kc {
+        let b0 = bp.loadUnaligned(fromByteOffset: 0, as: V.self); let b1 = bp.loadUnaligned(fromByteOffset: 64, as: V.self)
+        let a0 = V(repeating: ap[0])
+        c00 = c00.addingProduct(a0, b0); c01 = c01.addingProduct(a0, b1)
+        let a1 = V(repeating: ap[1])
+        c10 = c10.addingProduct(a1, b0); c11 = c11.addingProduct(a1, b1)
+        let a2 = V(repeating: ap[2])
+        c20 = c20.addingProduct(a2, b0); c21 = c21.addingProduct(a2, b1)
+        let a3 = V(repeating: ap[3])
+        c30 = c30.addingProduct(a3, b0); c31 = c31.addingProduct(a3, b1)
+        ap += 4
+        bp += bstride
+        p += 1
+    }
+    switch mode {
+    case .overwrite: break
+    case .bias:
+        let br = UnsafeRawPointer(bias!)
+        let x0 = br.loadUnaligned(fromByteOffset: 0, as: V.self); let x1 = br.loadUnaligned(fromByteOffset: 64, as: V.self)
+        c00 += x0; c01 += x1
+        c10 += x0; c11 += x1
+        c20 += x0; c21 += x1
+        c30 += x0; c31 += x1
+    case .accumulate:
+        c00 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 0, as: V.self); c01 += cr.loadUnaligned(fromByteOffset: 0 * ldc * 4 + 64, as: V.self)
+        c10 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 0, as: V.self); c11 += cr.loadUnaligned(fromByteOffset: 1 * ldc * 4 + 64, as: V.self)
+        c20 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 0, as: V.self); c21 += cr.loadUnaligned(fromByteOffset: 2 * ldc * 4 + 64, as: V.self)
+        c30 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 0, as: V.self); c31 += cr.loadUnaligned(fromByteOffset: 3 * ldc * 4 + 64, as: V.self)
+    }
+    cr.storeBytes(of: c00, toByteOffset: 0 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c01, toByteOffset: 0 * ldc * 4 + 64, as: V.self)
+    cr.storeBytes(of: c10, toByteOffset: 1 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c11, toByteOffset: 1 * ldc * 4 + 64, as: V.self)
+    cr.storeBytes(of: c20, toByteOffset: 2 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c21, toByteOffset: 2 * ldc * 4 + 64, as: V.self)
+    cr.storeBytes(of: c30, toByteOffset: 3 * ldc * 4 + 0, as: V.self); cr.storeBytes(of: c31, toByteOffset: 3 * ldc * 4 + 64, as: V.self)
+}
