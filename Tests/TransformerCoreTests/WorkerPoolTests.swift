@@ -40,4 +40,23 @@ final class WorkerPoolTests: XCTestCase {
         group.wait()
         XCTAssertEqual(failures.load(ordering: .relaxed), 0)
     }
+
+    /// Isolated parts get scratch slots of their own; a part that starts isolated parts itself
+    /// runs them on its own slots, never on those of the part running beside it.
+    func testNestedIsolatedPartsKeepTheirSlots() {
+        var outer = [Int](repeating: -1, count: 2), inner = [[Int]](repeating: [-1, -1], count: 2)
+        outer.withUnsafeMutableBufferPointer { o in
+            inner.withUnsafeMutableBufferPointer { i in
+                Parallel.isolated(2) { w in
+                    o[w] = Parallel.scratchBase
+                    var seen = [-1, -1]
+                    Parallel.isolated(2) { v in seen[v] = Parallel.scratchBase }
+                    i[w] = seen
+                }
+            }
+        }
+        XCTAssertEqual(Set(outer).count, 2, "the two parts use different slots")
+        for w in 0..<2 { XCTAssertEqual(inner[w], [outer[w], outer[w]]) }
+        XCTAssertEqual(Parallel.scratchBase, 0, "the base is restored after the region")
+    }
 }

@@ -82,7 +82,13 @@ extension Parallel {
     /// Runs `body(0)`, …, `body(parts − 1)` at the same time, one per pool thread, each with
     /// scratch slots of its own, so each part may run whole kernels sequences (a model's forward
     /// and backward) without meeting the others. Everything inside runs single-threaded.
+    /// Called from inside a part, the parts run one after another on that part's own slots
+    /// (re-basing them could land on the slots of a part running beside it).
     public static func isolated(_ parts: Int, _ body: (Int) -> Void) {
+        if insideIsolatedPart {
+            for w in 0..<parts { body(w) }
+            return
+        }
         precondition(parts * threadCount <= ScratchSet.slots, "isolated: \(parts) parts need more scratch slots")
         run(parts) { w in
             let saved = pthread_getspecific(scratchBaseKey)
