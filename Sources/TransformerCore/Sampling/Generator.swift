@@ -168,14 +168,9 @@ public final class Generator {
         let mean = st.mean.pointer + r0, rstd = st.rstd.pointer + r0
         let qkv = st.qkv.pointer + r0 * 3 * c, atty = st.atty.pointer + r0 * c
         let tmp = st.tmp.pointer + r0 * c, fch = st.fch.pointer + r0 * 4 * c
-        func lin(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                 _ bias: UnsafePointer<Float>?, _ k: Int, _ n: Int) {
-            Gemm.multiply(m: nb, n: n, k: k, a: .rowMajor(inp, columns: k), b: .rowMajor(w, columns: n),
-                          c: out, ldc: n, bias: bias)
-        }
         for (l, w) in p.blocks.enumerated() {
             layerNormForward(ln, mean, rstd, x, w.ln1w, w.ln1b, nb, c, eps)
-            lin(qkv, ln, w.qkvw, w.qkvb, c, 3 * c)
+            linear(qkv, ln, w.qkvw, w.qkvb, nb, c, 3 * c)
             let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
             cache.mask.withUnsafeBufferPointer { maskBuf in
                 let mask = maskBuf.baseAddress!
@@ -198,12 +193,12 @@ public final class Generator {
                     for s in 0...cur where scores[s] != 0 { axpy(scores[s], vBase + s * hs, o, hs) }
                 }
             }
-            lin(tmp, atty, w.projw, w.projb, c, c)
+            linear(tmp, atty, w.projw, w.projb, nb, c, c)
             addInPlace(tmp, x, nb * c)
             layerNormForward(ln, mean, rstd, x, w.ln2w, w.ln2b, nb, c, eps)
-            lin(fch, ln, w.fcw, w.fcb, c, 4 * c)
+            linear(fch, ln, w.fcw, w.fcb, nb, c, 4 * c)
             geluForward(fch, fch, nb * 4 * c)
-            lin(tmp, fch, w.fcprojw, w.fcprojb, 4 * c, c)
+            linear(tmp, fch, w.fcprojw, w.fcprojb, nb, 4 * c, c)
             addInPlace(tmp, x, nb * c)
         }
         layerNormForward(ln, mean, rstd, x, p.lnfw, p.lnfb, nb, c, eps)

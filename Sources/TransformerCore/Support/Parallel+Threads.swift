@@ -1,4 +1,3 @@
-
 extension Parallel {
     /// Runs `tasks` work items over `threads` workers; `body(task, worker)` gets the index of the
     /// worker running it, so each worker can own a scratch buffer.
