@@ -44,15 +44,17 @@ public final class PPOTrainer {
         for (k, v) in core { clock[k, default: 0] += total > 0 ? wall * v / total : 0 }
     }
 
-    /// Whether the policy and value updates of a minibatch run at once, one per core: when both
-    /// models are small enough that their kernels' per-product synchronisation would dominate
-    /// (the same bound as the batch-split decoder), and there are two cores to use.
-    var isolateUpdates: Bool {
-        isolateUpdatesOverride
+    /// Whether the models' passes run as isolated parts, one per core (the rollout's reference
+    /// and reward beside its policy and value passes; each minibatch's policy update beside its
+    /// value update): when the models are small enough that their kernels' per-product
+    /// synchronisation would dominate (the same bound as the batch-split decoder), and there are
+    /// two cores to use.
+    var isolateModelPasses: Bool {
+        isolateModelPassesOverride
             ?? (Parallel.threadCount >= 2 && max(policy.layout.count, value.layout.count) * 4 <= Generator.batchSplitBytes)
     }
-    /// Forces `isolateUpdates` on or off (tests compare the two).
-    var isolateUpdatesOverride: Bool?
+    /// Forces `isolateModelPasses` on or off (tests compare the two).
+    var isolateModelPassesOverride: Bool?
 
     /// Bytes of what the trainer keeps alive, by kind: the three models it holds (the reward
     /// model belongs to the scorer), gradients and AdamW moments of the two that train, and
@@ -217,7 +219,7 @@ public final class PPOTrainer {
         }
         var clock0: [String: Double] = [:], clock1: [String: Double] = [:]
         let scoringStart = Date()
-        if isolateUpdates {
+        if isolateModelPasses {
             // Each part writes only its own arrays and clock.
             Parallel.isolated(2) { w in
                 if w == 0 {
@@ -315,7 +317,7 @@ public final class PPOTrainer {
                     }
                 }
                 let partsStart = Date()
-                if isolateUpdates {
+                if isolateModelPasses {
                     Parallel.isolated(2) { w in if w == 0 { policyPart() } else { valuePart() } }
                 } else {
                     policyPart()

@@ -20,15 +20,16 @@ final class PPOTrainerTests: XCTestCase {
         (0..<n).map { _ in (0..<(2 + rng.int(below: 5))).map { _ in Int32(2 + rng.int(below: 20)) } }
     }
 
-    /// Running the policy and value updates at once, one per core, changes nothing: after two
-    /// iterations both models' parameters are bit-for-bit those of running them one after another.
+    /// Running the models' passes at once, one per core (rollout and updates), changes nothing:
+    /// after two iterations both models' parameters are bit-for-bit those of running them one
+    /// after another.
     func testConcurrentModelUpdatesMatchSequential() {
         var s = PPOSettings()
         s.batch = 8; s.minibatches = 2; s.ppoEpochs = 2; s.responseLength = 10; s.learningRate = 1e-3; s.iterations = 2
         var results: [([Float], [Float])] = []
         for isolate in [false, true] {
             let t = trainer(s) { _, rs in rs.map { Float($0.filter { $0 == self.target }.count) } }
-            t.isolateUpdatesOverride = isolate
+            t.isolateModelPassesOverride = isolate
             var rng = SeededRandom(seed: 3)
             let ps = prompts(8, rng: &rng)
             for _ in 0..<2 { _ = t.step(prompts: ps) }
