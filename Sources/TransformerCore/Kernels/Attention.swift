@@ -27,12 +27,13 @@ let attentionScratch = ScratchSet()
 @inline(__always) func roundUp16(_ n: Int) -> Int { (n + 15) & ~15 }
 
 /// A small register-tiled product for attention: for r < rows (1…4),
-/// out[r·ldo + j] = Σ_{p<k} a[r·lda + p] · b[p·ldb + j] for j < 16·chunks.
+/// out[r·ldo + j] = Σ_{p<k} a[r·lda + p·aStep] · b[p·ldb + j] for j < 16·chunks.
 /// B is read 16 columns at a time, so each of its k rows needs 16·chunks readable floats.
-/// Rows of A past `rows` are not read; rows of `out` past `rows` are not written.
+/// Rows of A past `rows` are not read; rows of `out` past `rows` are not written. With
+/// `lda` 1 and `aStep` the row length, A is read as the transpose of a row-major matrix.
 @inline(__always)
 func attentionTile(_ a: UnsafePointer<Float>, _ lda: Int, rows: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                   k: Int, chunks: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int) {
+                   k: Int, chunks: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, aStep: Int = 1) {
     let a0 = a, a1 = a + min(1, rows - 1) * lda, a2 = a + min(2, rows - 1) * lda, a3 = a + min(3, rows - 1) * lda
     let rowBytes = ldb * 4
     var j = 0
@@ -41,10 +42,10 @@ func attentionTile(_ a: UnsafePointer<Float>, _ lda: Int, rows: Int, _ b: Unsafe
         var bp = UnsafeRawPointer(b + j * 16)
         for p in 0..<k {
             let b0 = bp.loadUnaligned(as: F16.self), b1 = bp.loadUnaligned(fromByteOffset: 64, as: F16.self)
-            var x = F16(repeating: a0[p]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = F16(repeating: a1[p]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = F16(repeating: a2[p]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = F16(repeating: a3[p]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            var x = F16(repeating: a0[p * aStep]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = F16(repeating: a1[p * aStep]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = F16(repeating: a2[p * aStep]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = F16(repeating: a3[p * aStep]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
             bp += rowBytes
         }
         let o = out + j * 16
@@ -59,8 +60,8 @@ func attentionTile(_ a: UnsafePointer<Float>, _ lda: Int, rows: Int, _ b: Unsafe
         var bp = UnsafeRawPointer(b + j * 16)
         for p in 0..<k {
             let b0 = bp.loadUnaligned(as: F16.self)
-            c0 = c0.addingProduct(F16(repeating: a0[p]), b0); c1 = c1.addingProduct(F16(repeating: a1[p]), b0)
-            c2 = c2.addingProduct(F16(repeating: a2[p]), b0); c3 = c3.addingProduct(F16(repeating: a3[p]), b0)
+            c0 = c0.addingProduct(F16(repeating: a0[p * aStep]), b0); c1 = c1.addingProduct(F16(repeating: a1[p * aStep]), b0)
+            c2 = c2.addingProduct(F16(repeating: a2[p * aStep]), b0); c3 = c3.addingProduct(F16(repeating: a3[p * aStep]), b0)
             bp += rowBytes
         }
         let o = out + j * 16
@@ -118,7 +119,7 @@ func attentionSoftmaxRow(_ scores: UnsafeMutablePointer<Float>, _ allow: UnsafeP
         let e = vexp(vload(scores + 16 * j) - m)
         vstore(e, scores + 16 * j); acc += e
     }
-    let inv = 1 / acc.sum()
+    let inv = 1 / hsum(acc)
     let iv = F16(repeating: inv)
     var j = 0
     while j < chunks && 16 * j + 16 <= t { vstore(vload(scores + 16 * j) * iv, row + 16 * j); j += 1 }
@@ -176,8 +177,8 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
 /// dqkv (B,T,3C) ← gradients through attention given dout (B,T,C); dqkv is overwritten.
 ///
 /// Per (b, h): dP = dO·Vᵀ and the softmax backward give dS (T×T, scale folded in) four rows at a
-/// time, with dQ = dS·K; then dK = dSᵀ·Q and dV = Pᵀ·dO from the transposed matrices, each row
-/// block starting at its own index since both transposes are upper-triangular.
+/// time, with dQ = dS·K; then dK = dSᵀ·Q and dV = Pᵀ·dO with dS and P read column-wise in
+/// place, each row block starting at its own index since both transposes are upper-triangular.
 func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ qkv: UnsafePointer<Float>,
                        _ att: UnsafePointer<Float>, _ b: Int, _ t: Int, _ c: Int, _ nh: Int) {
     let hs = c / nh, c3 = 3 * c
@@ -185,9 +186,9 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
     let tp = roundUp16(t), hp = roundUp16(hs)
     Parallel.forEachTask(b * nh, threads: attentionThreads(b, t, hs)) { task, worker in
         let bi = task / nh, h = task % nh
-        let qq = attentionScratch(worker).floats(3 * t * hp + hs * tp + 3 * t * t + 4 * tp + 4 * hp)
+        let qq = attentionScratch(worker).floats(3 * t * hp + hs * tp + t * t + 4 * tp + 4 * hp)
         let kk = qq + t * hp, dOp = kk + t * hp, vt = dOp + t * hp
-        let ds = vt + hs * tp, dsT = ds + t * t, pT = dsT + t * t, dp = pT + t * t, tmp = dp + 4 * tp
+        let ds = vt + hs * tp, dp = ds + t * t, tmp = dp + 4 * tp
         let base = qkv + bi * t * c3, dbase = dqkv + bi * t * c3
         let dO = dout + bi * t * c + h * hs
         let p = att + (bi * nh + h) * t * t
@@ -212,15 +213,14 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
             for r in 0..<rows { copyFloats(dbase + (t0 + r) * c3 + h * hs, tmp + r * hp, hs) }
             t0 += rows
         }
-        transposePadded(ds, t, rows: t, cols: t, dsT, t)
-        transposePadded(p, t, rows: t, cols: t, pT, t)
         var s0 = 0
         while s0 < t {
-            // row s of dSᵀ and Pᵀ is zero before column s, so the sums start at s0
+            // dS and P read as their transposes in place (row s of the transpose is column s,
+            // zero above the diagonal), so each sum starts at query s0
             let rows = min(4, t - s0), k = t - s0
-            attentionTile(dsT + s0 * t + s0, t, rows: rows, qq + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp)
+            attentionTile(ds + s0 * t + s0, 1, rows: rows, qq + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp, aStep: t)
             for r in 0..<rows { copyFloats(dbase + (s0 + r) * c3 + c + h * hs, tmp + r * hp, hs) }
-            attentionTile(pT + s0 * t + s0, t, rows: rows, dOp + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp)
+            attentionTile(p + s0 * t + s0, 1, rows: rows, dOp + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp, aStep: t)
             for r in 0..<rows { copyFloats(dbase + (s0 + r) * c3 + 2 * c + h * hs, tmp + r * hp, hs) }
             s0 += rows
         }
