@@ -70,4 +70,26 @@ final class AttentionKernelTests: XCTestCase {
             for i in 0..<dqkv.count { XCTAssertEqual(Double(dqkv[i]), ref[i], accuracy: 2e-5, "dqkv[\(i)] at T=\(t)") }
         }
     }
+
+    /// The decoding step's register-blocked scores and weighted values give the very bits of the
+    /// `axpy` loops they replaced (so sampled tokens did not change), at lengths and head sizes
+    /// with scalar tails and with zero probabilities skipped.
+    func testDecodeAttentionMatchesAxpyLoopsBitForBit() {
+        var rng = SeededRandom(seed: 5)
+        for (n, hs, ld) in [(1, 16, 8), (23, 40, 40), (48, 64, 70), (37, 7, 50)] {
+            let q = (0..<hs).map { _ in rng.uniformFloat() * 2 - 1 }
+            let keys = (0..<hs * ld).map { _ in rng.uniformFloat() * 4 - 2 }
+            let values = (0..<n * hs).map { _ in rng.uniformFloat() * 4 - 2 }
+            let p = (0..<n).map { i in i % 5 == 2 ? 0 : rng.uniformFloat() }
+            let scale = 1 / Float(hs).squareRoot()
+            var want = [Float](repeating: 0, count: n), got = [Float](repeating: 0, count: n)
+            for d in 0..<hs { axpy(q[d] * scale, keys.withUnsafeBufferPointer { $0.baseAddress! } + d * ld, &want, n) }
+            decodeScores(q, scale, keys, ld, hs, n, &got)
+            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "scores, n \(n), hs \(hs)")
+            var wantO = [Float](repeating: 0, count: hs), gotO = [Float](repeating: 0, count: hs)
+            for s in 0..<n where p[s] != 0 { axpy(p[s], values.withUnsafeBufferPointer { $0.baseAddress! } + s * hs, &wantO, hs) }
+            decodeWeightedValues(p, n, values, hs, &gotO)
+            XCTAssertEqual(gotO.map(\.bitPattern), wantO.map(\.bitPattern), "values, n \(n), hs \(hs)")
+        }
+    }
 }

@@ -21,6 +21,17 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(extremes[0], 0); XCTAssertEqual(extremes[1], 0); XCTAssertEqual(extremes[7], 0)
         XCTAssertEqual(extremes[3], 1)
         XCTAssertTrue(extremes[5].isFinite && extremes[6].isFinite, "large inputs saturate instead of overflowing to inf/NaN")
+        XCTAssertTrue(vexp(F16(repeating: .nan))[0].isNaN, "a NaN is passed on, not clamped into a finite value")
+    }
+
+    func testLaneSumAddsInLaneOrderLikeTheStandardSum() {
+        // Bit for bit: a different order would change sampled tokens and every trajectory after.
+        var rng = SeededRandom(seed: 11)
+        for _ in 0..<200 {
+            // mixed magnitudes, so that a different order of additions rounds differently
+            let v = (0..<16).map { _ in F16((0..<16).map { _ in (rng.uniformFloat() - 0.5) * powf(10, Float(rng.int(below: 7)) - 3) }) }
+            for i in 0..<16 { XCTAssertEqual(hsum(v[i]).bitPattern, v[i].sum().bitPattern, "vector \(i)") }
+        }
     }
 
     func testTanhAndSoftmaxRow() {

@@ -195,14 +195,30 @@ public enum Gemm {
     @inline(__always)
     static func gatherRows(_ src: UnsafePointer<Float>, _ stride: Int, rows: Int, width: Int, kc: Int,
                            _ dst: UnsafeMutablePointer<Float>) {
+        typealias V4 = SIMD4<Float>
         var i = 0
-        // Four rows per pass keeps four read streams and the loop free of per-element branches.
+        // Four rows per pass keeps four read streams and the loop free of per-element branches;
+        // four steps at a time, as a 4×4 transpose in registers (four loads, four stores).
         while i + 4 <= rows {
-            let r0 = src + i * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride
-            var d = dst + i
-            for p in 0..<kc {
-                d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p]; d[3] = r3[p]
-                d += width
+            let r0 = UnsafeRawPointer(src + i * stride), r1 = r0 + stride * 4, r2 = r1 + stride * 4, r3 = r2 + stride * 4
+            let d = UnsafeMutableRawPointer(dst + i)
+            var p = 0
+            while p + 4 <= kc {
+                let o = p * 4
+                let x0 = r0.loadUnaligned(fromByteOffset: o, as: V4.self), x1 = r1.loadUnaligned(fromByteOffset: o, as: V4.self)
+                let x2 = r2.loadUnaligned(fromByteOffset: o, as: V4.self), x3 = r3.loadUnaligned(fromByteOffset: o, as: V4.self)
+                let w = width * 4 * p
+                d.storeBytes(of: V4(x0[0], x1[0], x2[0], x3[0]), toByteOffset: w, as: V4.self)
+                d.storeBytes(of: V4(x0[1], x1[1], x2[1], x3[1]), toByteOffset: w + width * 4, as: V4.self)
+                d.storeBytes(of: V4(x0[2], x1[2], x2[2], x3[2]), toByteOffset: w + width * 8, as: V4.self)
+                d.storeBytes(of: V4(x0[3], x1[3], x2[3], x3[3]), toByteOffset: w + width * 12, as: V4.self)
+                p += 4
+            }
+            let r = (src + i * stride, src + (i + 1) * stride, src + (i + 2) * stride, src + (i + 3) * stride)
+            while p < kc {
+                let q = dst + i + p * width
+                q[0] = r.0[p]; q[1] = r.1[p]; q[2] = r.2[p]; q[3] = r.3[p]
+                p += 1
             }
             i += 4
         }
@@ -389,8 +405,8 @@ public enum Gemm {
             t = ar.loadUnaligned(fromByteOffset: off + 7 * rb, as: V.self); x7 = x7.addingProduct(t, u); y7 = y7.addingProduct(t, v)
             off += 64
         }
-        var d0 = SIMD8<Float>(x0.sum(), x1.sum(), x2.sum(), x3.sum(), x4.sum(), x5.sum(), x6.sum(), x7.sum())
-        var d1 = SIMD8<Float>(y0.sum(), y1.sum(), y2.sum(), y3.sum(), y4.sum(), y5.sum(), y6.sum(), y7.sum())
+        var d0 = SIMD8<Float>(hsum(x0), hsum(x1), hsum(x2), hsum(x3), hsum(x4), hsum(x5), hsum(x6), hsum(x7))
+        var d1 = SIMD8<Float>(hsum(y0), hsum(y1), hsum(y2), hsum(y3), hsum(y4), hsum(y5), hsum(y6), hsum(y7))
         for p in (k / 16) * 16 ..< k {
             for i in 0..<8 { d0[i] += a[i * k + p] * w0[p]; d1[i] += a[i * k + p] * w1[p] }
         }

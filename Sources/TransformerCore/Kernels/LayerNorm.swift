@@ -9,13 +9,13 @@ func layerNormForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutableP
             let x = inp + i * c, o = out + i * c
             var s = F16(), j = 0
             while j + 16 <= c { s += vload(x + j); j += 16 }
-            var sum = s.sum()
+            var sum = hsum(s)
             while j < c { sum += x[j]; j += 1 }
             let m = sum / Float(c)
             let mv = F16(repeating: m)
             var v = F16(); j = 0
             while j + 16 <= c { let d = vload(x + j) - mv; v = v.addingProduct(d, d); j += 16 }
-            var vs = v.sum()
+            var vs = hsum(v)
             while j < c { let d = x[j] - m; vs += d * d; j += 1 }
             let r = 1 / (vs / Float(c) + eps).squareRoot()
             let rv = F16(repeating: r)
@@ -49,7 +49,7 @@ func layerNormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dw: UnsafeMutableP
                 let dn = vload(w + j) * vload(d + j)
                 a1 += dn; a2 = a2.addingProduct(dn, xh); j += 16
             }
-            var s1 = a1.sum(), s2 = a2.sum()
+            var s1 = hsum(a1), s2 = hsum(a2)
             let m = mean[i], r = rstd[i]
             while j < c { let xh = (x[j] - m) * r; let dn = w[j] * d[j]; s1 += dn; s2 += dn * xh; j += 1 }
             s1 /= Float(c); s2 /= Float(c)

@@ -39,7 +39,7 @@ typealias F16 = SIMD16<Float>
         i += 32
     }
     if i + 16 <= n { acc0 = acc0.addingProduct(vload(a + i), vload(b + i)); i += 16 }
-    var s = (acc0 + acc1).sum()
+    var s = hsum(acc0 + acc1)
     while i < n { s += a[i] * b[i]; i += 1 }
     return s
 }
@@ -79,6 +79,15 @@ typealias F16 = SIMD16<Float>
     return c[0] < c[1] ? c[1] : c[0]
 }
 
+/// Sum of a vector's lanes in lane order, as the standard `sum()` adds them, but inline: the
+/// compiler often leaves `sum()` as an out-of-line call that passes the vector in four pieces.
+@_transparent func hsum(_ v: F16) -> Float {
+    var s = v[0]
+    s += v[1]; s += v[2]; s += v[3]; s += v[4]; s += v[5]; s += v[6]; s += v[7]
+    s += v[8]; s += v[9]; s += v[10]; s += v[11]; s += v[12]; s += v[13]; s += v[14]; s += v[15]
+    return s
+}
+
 /// Maximum of n ≥ 1 elements.
 @inline(__always) func maxElement(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var m = -Float.infinity
@@ -94,9 +103,11 @@ typealias F16 = SIMD16<Float>
 
 /// A fast exp for SIMD16 lanes: range reduction to 2^k·e^r, |r| ≤ ln2/2, and a degree-6
 /// polynomial; relative error about 2e-7 for x in [-87, 88]. Inputs below -87 give 0.
-@inline(__always) func vexp(_ x: F16) -> F16 {
+@_transparent func vexp(_ x: F16) -> F16 {
     let log2e: Float = 1.442695040888963
-    let xc = pointwiseMin(pointwiseMax(x, F16(repeating: -87.3)), F16(repeating: 88.3))
+    // clamped with selects (NaN stays NaN), not pointwiseMin/Max, which lower to lane shuffles
+    let lo = F16(repeating: -87.3), hi = F16(repeating: 88.3)
+    let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
     // k = round(x·log2e) by adding 1.5·2²³: the integer lands in the low mantissa bits, which
     // avoids Swift's generic float→int vector conversion (a slow per-lane library call).
     let magic = F16(repeating: 12_582_912)
@@ -128,7 +139,7 @@ typealias F16 = SIMD16<Float>
         let e = vexp(vload(x + i) - sv)
         vstore(e, y + i); acc += e; i += 16
     }
-    var s = acc.sum()
+    var s = hsum(acc)
     while i < n { let e = expf(x[i] - shift); y[i] = e; s += e; i += 1 }
     return s
 }

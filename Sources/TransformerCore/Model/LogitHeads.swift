@@ -22,7 +22,7 @@ public enum LogitHeads {
             let e = vexp(vload(row + j) * iv - mv)
             vstore(e, probs + j); acc += e; j += 16
         }
-        sum = acc.sum()
+        sum = hsum(acc)
         while j < v { let e = expf(row[j] * invTemp - m); probs[j] = e; sum += e; j += 1 }
         let inv = 1 / sum
         var pz = F16(); j = 0
@@ -30,7 +30,7 @@ public enum LogitHeads {
             let pj = vload(probs + j) * inv
             vstore(pj, probs + j); pz = pz.addingProduct(pj, vload(row + j)); j += 16
         }
-        var pzs = pz.sum()
+        var pzs = hsum(pz)
         while j < v { probs[j] *= inv; pzs += probs[j] * row[j]; j += 1 }
         return (m + logf(sum), pzs * invTemp)
     }
