@@ -159,7 +159,9 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
         let m = mask + bi * t
         for s in 0..<tp { allow[s] = s < t && m[s] != 0 ? 0 : -.infinity }
         transposePadded(base + c + h * hs, c3, rows: t, cols: hs, kt, tp)
-        packRowsPadded(base + 2 * c + h * hs, c3, rows: t, cols: hs, vv, hp)
+        // With whole 16-float vectors per head row, V is read in place.
+        let (vRows, ldv) = hs == hp ? (base + 2 * c + h * hs, c3) : (UnsafePointer(vv), hp)
+        if hs != hp { packRowsPadded(base + 2 * c + h * hs, c3, rows: t, cols: hs, vv, hp) }
         var t0 = 0
         while t0 < t {
             let rows = min(4, t - t0), keys = t0 + rows
@@ -167,7 +169,7 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
             for r in 0..<rows {
                 attentionSoftmaxRow(sc + r * tp, allow, t0 + r, scale, att + ((bi * nh + h) * t + t0 + r) * t, t)
             }
-            attentionTile(att + ((bi * nh + h) * t + t0) * t, t, rows: rows, vv, hp, k: keys, chunks: hp / 16, ot, hp)
+            attentionTile(att + ((bi * nh + h) * t + t0) * t, t, rows: rows, vRows, ldv, k: keys, chunks: hp / 16, ot, hp)
             for r in 0..<rows { copyFloats(out + (bi * t + t0 + r) * c + h * hs, ot + r * hp, hs) }
             t0 += rows
         }
@@ -192,9 +194,16 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
         let base = qkv + bi * t * c3, dbase = dqkv + bi * t * c3
         let dO = dout + bi * t * c + h * hs
         let p = att + (bi * nh + h) * t * t
-        packRowsPadded(base + h * hs, c3, rows: t, cols: hs, qq, hp)
-        packRowsPadded(base + c + h * hs, c3, rows: t, cols: hs, kk, hp)
-        packRowsPadded(dO, c, rows: t, cols: hs, dOp, hp)
+        // Q, K and dO are read in place when a head row is whole 16-float vectors.
+        let inPlace = hs == hp
+        let (qRows, ldq) = inPlace ? (base + h * hs, c3) : (UnsafePointer(qq), hp)
+        let (kRows, ldk) = inPlace ? (base + c + h * hs, c3) : (UnsafePointer(kk), hp)
+        let (dORows, lddO) = inPlace ? (dO, c) : (UnsafePointer(dOp), hp)
+        if !inPlace {
+            packRowsPadded(base + h * hs, c3, rows: t, cols: hs, qq, hp)
+            packRowsPadded(base + c + h * hs, c3, rows: t, cols: hs, kk, hp)
+            packRowsPadded(dO, c, rows: t, cols: hs, dOp, hp)
+        }
         transposePadded(base + 2 * c + h * hs, c3, rows: t, cols: hs, vt, tp)
         var t0 = 0
         while t0 < t {
@@ -209,7 +218,7 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
                 if ti + 1 < t { (dsr + ti + 1).update(repeating: 0, count: t - ti - 1) }
             }
             // dQ = dS·K
-            attentionTile(ds + t0 * t, t, rows: rows, kk, hp, k: keys, chunks: hp / 16, tmp, hp)
+            attentionTile(ds + t0 * t, t, rows: rows, kRows, ldk, k: keys, chunks: hp / 16, tmp, hp)
             for r in 0..<rows { copyFloats(dbase + (t0 + r) * c3 + h * hs, tmp + r * hp, hs) }
             t0 += rows
         }
@@ -218,9 +227,9 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
             // dS and P read as their transposes in place (row s of the transpose is column s,
             // zero above the diagonal), so each sum starts at query s0
             let rows = min(4, t - s0), k = t - s0
-            attentionTile(ds + s0 * t + s0, 1, rows: rows, qq + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp, aStep: t)
+            attentionTile(ds + s0 * t + s0, 1, rows: rows, qRows + s0 * ldq, ldq, k: k, chunks: hp / 16, tmp, hp, aStep: t)
             for r in 0..<rows { copyFloats(dbase + (s0 + r) * c3 + c + h * hs, tmp + r * hp, hs) }
-            attentionTile(p + s0 * t + s0, 1, rows: rows, dOp + s0 * hp, hp, k: k, chunks: hp / 16, tmp, hp, aStep: t)
+            attentionTile(p + s0 * t + s0, 1, rows: rows, dORows + s0 * lddO, lddO, k: k, chunks: hp / 16, tmp, hp, aStep: t)
             for r in 0..<rows { copyFloats(dbase + (s0 + r) * c3 + 2 * c + h * hs, tmp + r * hp, hs) }
             s0 += rows
         }
