@@ -214,8 +214,13 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointe
                 let ti = t0 + r
                 let pr = p + ti * t, dsr = ds + ti * t, dpr = dp + r * tp
                 let sum = dot(pr, dpr, ti + 1)
-                for s in 0...ti { dsr[s] = pr[s] * (dpr[s] - sum) * scale }
-                if ti + 1 < t { (dsr + ti + 1).update(repeating: 0, count: t - ti - 1) }
+                // elementwise, so vector and scalar lanes round alike; zero up to the end of the
+                // 4-row block, the last column the transposed reads below can reach in this row
+                let sv = F16(repeating: sum), scv = F16(repeating: scale)
+                var s = 0
+                while s + 16 <= ti + 1 { vstore(vload(pr + s) * (vload(dpr + s) - sv) * scv, dsr + s); s += 16 }
+                while s <= ti { dsr[s] = pr[s] * (dpr[s] - sum) * scale; s += 1 }
+                while s < min(t, t0 + 4) { dsr[s] = 0; s += 1 }
             }
             // dQ = dS·K
             attentionTile(ds + t0 * t, t, rows: rows, kRows, ldk, k: keys, chunks: hp / 16, tmp, hp)
