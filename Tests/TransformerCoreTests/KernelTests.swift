@@ -24,6 +24,20 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(vexp(F16(repeating: .nan))[0].isNaN, "a NaN is passed on, not clamped into a finite value")
     }
 
+    func testHugePageBuffersAreZeroedAlignedAndUsable() {
+        for count in [0, 5, (2 << 20) / 4 - 1, 3 << 20] {
+            let b = FloatBuffer(count: count, hugePages: true)
+            XCTAssertEqual(b.count, count)
+            if count * 4 >= 2 << 20 {
+                XCTAssertEqual(Int(bitPattern: b.pointer) % (2 << 20), 0, "a buffer of a huge page or more starts on one")
+            } else {
+                XCTAssertEqual(Int(bitPattern: b.pointer) % 64, 0)
+            }
+            XCTAssertTrue(UnsafeBufferPointer(start: b.pointer, count: count).allSatisfy { $0 == 0 })
+            if count > 0 { b[count - 1] = 7; XCTAssertEqual(b.array.last, 7) }
+        }
+    }
+
     func testLaneSumAddsInLaneOrderLikeTheStandardSum() {
         // Bit for bit: a different order would change sampled tokens and every trajectory after.
         var rng = SeededRandom(seed: 11)

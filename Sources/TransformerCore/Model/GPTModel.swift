@@ -16,7 +16,7 @@ public final class GPTModel {
         if let problem = config.validationError() { preconditionFailure("GPTConfig: \(problem)") }
         self.config = config
         layout = ParameterLayout(config: config, scalarHead: scalarHead)
-        parameters = FloatBuffer(count: layout.count)
+        parameters = FloatBuffer(count: layout.count, hugePages: true)
         p = ModelTensors(parameters.pointer, layout, config)
     }
 
@@ -55,7 +55,7 @@ public final class GPTModel {
     /// Gradients, same layout as `parameters`; allocated (zeroed) on first access.
     public var gradients: FloatBuffer {
         if let gs = gradStorage { return gs }
-        let gs = FloatBuffer(count: layout.count)
+        let gs = FloatBuffer(count: layout.count, hugePages: true)
         gradStorage = gs
         g = ModelTensors(gs.pointer, layout, config)
         return gs

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A fixed-size, 64-byte aligned array of `Float` that owns its memory.
 ///
 /// Hot loops take `pointer` once and index it directly, so no Swift `Array` copy-on-write or
@@ -8,12 +12,32 @@ public final class FloatBuffer {
     /// Number of elements.
     public let count: Int
 
-    /// Allocates `count` zeroed floats.
-    public init(count: Int) {
+    /// Whether the storage came from `posix_memalign` (freed with `free`).
+    private let alignedByHand: Bool
+
+    /// Allocates `count` zeroed floats. With `hugePages`, storage of at least one huge page is
+    /// aligned to 2 MiB and the kernel is asked to back it with huge pages (`MADV_HUGEPAGE`), so
+    /// that streaming it (a model's weights, read in full for every decoded token) crosses no
+    /// 4 KiB page boundaries, where hardware prefetching stops and TLB misses accumulate.
+    public init(count: Int, hugePages: Bool = false) {
         precondition(count >= 0, "FloatBuffer: negative count")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        let bytes = max(count, 1) * 4
+        let huge = 2 << 20
+        var raw: UnsafeMutableRawPointer?
+        #if os(Linux)
+        if hugePages && bytes >= huge {
+            let rounded = (bytes + huge - 1) / huge * huge
+            if posix_memalign(&raw, huge, rounded) == 0, let r = raw {
+                _ = madvise(r, rounded, MADV_HUGEPAGE)   // advice only: 4 KiB pages still work
+            } else {
+                raw = nil
+            }
+        }
+        #endif
+        alignedByHand = raw != nil
+        let storage = raw ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        pointer = storage.bindMemory(to: Float.self, capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
@@ -25,7 +49,9 @@ public final class FloatBuffer {
         }
     }
 
-    deinit { pointer.deallocate() }
+    deinit {
+        if alignedByHand { free(pointer) } else { pointer.deallocate() }
+    }
 
     /// Sets every element to zero.
     public func zero() { pointer.update(repeating: 0, count: count) }

@@ -33,8 +33,8 @@ public final class AdamW {
     /// An optimiser for the parameters laid out by `layout`.
     public init(layout: ParameterLayout, config: AdamWConfig) {
         self.config = config
-        m = FloatBuffer(count: layout.count)
-        v = FloatBuffer(count: layout.count)
+        m = FloatBuffer(count: layout.count, hugePages: true)
+        v = FloatBuffer(count: layout.count, hugePages: true)
         ranges = layout.slots.map { ($0.offset, $0.count, $0.decays) }
     }
 
