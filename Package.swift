@@ -1,16 +1,23 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
-// The compute kernels are written with explicit SIMD16<Float> vectors. Swift only lowers them to
-// AVX-512 (zmm registers, vfmadd231ps) when the target CPU has it; for a generic x86-64 target
-// every vector FMA becomes a sequence of 128-bit ops or calls to fmaf. znver5 is the CI and
-// development machine (AMD Zen 5); `-Ounchecked` removes overflow traps from index arithmetic in
-// the hot loops. Checked once in the emitted assembly of `microKernel12x32`: the inner loop is
-// vbroadcastss + vfmadd231ps on zmm registers.
-let kernelFlags: [SwiftSetting] = [
-    .unsafeFlags(["-target-cpu", "znver5"]),
-    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-]
+// The hot loops live in KernelBodies as generic bodies and are compiled once per instruction set
+// in the kernel targets below; only those targets get CPU flags, and TransformerCore picks one
+// at run time (see Sources/TransformerCore/Kernels/KernelPaths.swift). Nothing else is compiled for
+// a particular CPU, so one x86-64 build runs on any x86-64 CPU: AVX-512 kernels where the CPU has
+// AVX-512 (x86-64-v4), AVX2 where it has AVX2 and FMA (x86-64-v3), the portable ones elsewhere.
+// `-Ounchecked` removes overflow traps from index arithmetic in the hot loops.
+let unchecked: SwiftSetting = .unsafeFlags(["-Ounchecked"], .when(configuration: .release))
+
+/// Flags for one instruction-set target: x86 flags only when building on x86-64 (on arm64 those
+/// targets compile to nothing).
+func isaFlags(_ level: String) -> [SwiftSetting] {
+    #if arch(x86_64)
+    return [.unsafeFlags(["-Xcc", "-march=\(level)"]), unchecked]
+    #else
+    return [unchecked]
+    #endif
+}
 
 let package = Package(
     name: "rlhf",
@@ -26,9 +33,15 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .target(name: "CPUFeatures"),
+        .target(name: "KernelBodies", swiftSettings: [unchecked]),
+        .target(name: "KernelsAVX512", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v4")),
+        .target(name: "KernelsAVX2", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v3")),
+        .target(name: "KernelsPortable", dependencies: ["KernelBodies"], swiftSettings: [unchecked]),
         .target(
             name: "TransformerCore",
-            swiftSettings: kernelFlags
+            dependencies: ["CPUFeatures", "KernelBodies", "KernelsAVX512", "KernelsAVX2", "KernelsPortable"],
+            swiftSettings: [unchecked]
         ),
         .target(
             name: "RunStore",
@@ -36,8 +49,7 @@ let package = Package(
         ),
         .target(
             name: "Generation",
-            dependencies: ["TransformerCore", "RunStore"],
-            swiftSettings: kernelFlags
+            dependencies: ["TransformerCore", "RunStore"]
         ),
         .target(
             name: "Labeling",
@@ -45,13 +57,11 @@ let package = Package(
         ),
         .target(
             name: "RewardTraining",
-            dependencies: ["TransformerCore", "RunStore"],
-            swiftSettings: kernelFlags
+            dependencies: ["TransformerCore", "RunStore"]
         ),
         .target(
             name: "PPO",
-            dependencies: ["TransformerCore", "RunStore"],
-            swiftSettings: kernelFlags
+            dependencies: ["TransformerCore", "RunStore"]
         ),
         .target(
             name: "Curves",
@@ -59,14 +69,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "Curves"],
-            swiftSettings: kernelFlags
+            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "Curves"]
         ),
         .testTarget(
             name: "TransformerCoreTests",
             dependencies: ["TransformerCore"],
-            resources: [.copy("Fixtures")],
-            swiftSettings: kernelFlags
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "RunStoreTests",
@@ -74,8 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GenerationTests",
-            dependencies: ["Generation", "RunStore", "TransformerCore"],
-            swiftSettings: kernelFlags
+            dependencies: ["Generation", "RunStore", "TransformerCore"]
         ),
         .testTarget(
             name: "LabelingTests",
@@ -83,14 +90,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RewardTrainingTests",
-            dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling"],
-            swiftSettings: kernelFlags
+            dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling"]
         ),
         .testTarget(
             name: "PPOTests",
             dependencies: ["PPO", "RunStore", "TransformerCore"],
-            resources: [.copy("Fixtures")],
-            swiftSettings: kernelFlags
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "CurvesTests",
@@ -99,8 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["rlhf", "RunStore"],
-            swiftSettings: kernelFlags
+            dependencies: ["rlhf", "RunStore"]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -1,4 +1,5 @@
 import Foundation
+import TransformerCore
 
 let commands: [any Command.Type] = [
     DemoCommand.self, InitCommand.self, PromptsCommand.self, GenerateCommand.self, LabelCommand.self, LabelsCommand.self, TrainRewardCommand.self, RewardCommand.self, PPOCommand.self, ExportCommand.self, CurvesCommand.self, ReportCommand.self, MetricsCommand.self, StatusCommand.self,
@@ -37,6 +38,11 @@ func main() -> Int32 {
         return 2
     }
     args.removeFirst()
+    // A forced kernel path the CPU lacks is a usage error, said before any work starts.
+    do { _ = try Kernels.requestedPath() } catch {
+        printError("rlhf: error: \(error)")
+        return 2
+    }
     if args.contains("--help") || args.contains("-h") {
         print(command.help)
         return 0

@@ -4,7 +4,7 @@ import XCTest
 /// The register-tiled attention kernels against a direct float64 evaluation of the formulas, at
 /// shapes the golden fixtures do not reach: several 16-key chunks, head sizes that are not a
 /// multiple of 16, a length that leaves a partial 4-row block, and left padding.
-final class AttentionKernelTests: XCTestCase {
+final class AttentionKernelTests: EveryPathTestCase {
     /// Reference forward: att[b,h,t,s] = softmax over allowed s of q_t·k_s/√hs; out = Σ att·v.
     func referenceForward(_ qkv: [Float], _ mask: [UInt8], b: Int, t: Int, c: Int, nh: Int) -> (out: [Double], att: [Double]) {
         let hs = c / nh, c3 = 3 * c
@@ -29,45 +29,47 @@ final class AttentionKernelTests: XCTestCase {
     }
 
     func testForwardAndBackwardAgainstDirectFormulas() {
-        for (b, t, c, nh) in [(2, 37, 40, 2), (1, 21, 64, 2), (3, 5, 24, 3)] {
-            let hs = c / nh, c3 = 3 * c
-            var rng = SeededRandom(seed: UInt64(t * 100 + c))
-            let qkv = (0..<b * t * c3).map { _ in rng.uniformFloat() * 2 - 1 }
-            var mask = [UInt8](repeating: 1, count: b * t)
-            for bi in 1..<max(b, 1) { for s in 0..<min(3 * bi, t - 1) { mask[bi * t + s] = 0 } }   // left padding
-            let dout = (0..<b * t * c).map { _ in rng.uniformFloat() * 2 - 1 }
-            var out = [Float](repeating: .nan, count: b * t * c), att = [Float](repeating: .nan, count: b * nh * t * t)
-            var dqkv = [Float](repeating: .nan, count: b * t * c3)
-            attentionForward(&out, &att, qkv, mask, b, t, c, nh)
-            attentionBackward(&dqkv, dout, qkv, att, b, t, c, nh)
+        forEachPath {
+            for (b, t, c, nh) in [(2, 37, 40, 2), (1, 21, 64, 2), (3, 5, 24, 3)] {
+                let hs = c / nh, c3 = 3 * c
+                var rng = SeededRandom(seed: UInt64(t * 100 + c))
+                let qkv = (0..<b * t * c3).map { _ in rng.uniformFloat() * 2 - 1 }
+                var mask = [UInt8](repeating: 1, count: b * t)
+                for bi in 1..<max(b, 1) { for s in 0..<min(3 * bi, t - 1) { mask[bi * t + s] = 0 } }   // left padding
+                let dout = (0..<b * t * c).map { _ in rng.uniformFloat() * 2 - 1 }
+                var out = [Float](repeating: .nan, count: b * t * c), att = [Float](repeating: .nan, count: b * nh * t * t)
+                var dqkv = [Float](repeating: .nan, count: b * t * c3)
+                attentionForward(&out, &att, qkv, mask, b, t, c, nh)
+                attentionBackward(&dqkv, dout, qkv, att, b, t, c, nh)
 
-            let (refOut, refAtt) = referenceForward(qkv, mask, b: b, t: t, c: c, nh: nh)
-            for i in 0..<out.count { XCTAssertEqual(Double(out[i]), refOut[i], accuracy: 1e-5, "out[\(i)] at T=\(t)") }
-            for i in 0..<att.count { XCTAssertEqual(Double(att[i]), refAtt[i], accuracy: 1e-6, "att[\(i)] at T=\(t)") }
+                let (refOut, refAtt) = referenceForward(qkv, mask, b: b, t: t, c: c, nh: nh)
+                for i in 0..<out.count { XCTAssertEqual(Double(out[i]), refOut[i], accuracy: 1e-5, "out[\(i)] at T=\(t)") }
+                for i in 0..<att.count { XCTAssertEqual(Double(att[i]), refAtt[i], accuracy: 1e-6, "att[\(i)] at T=\(t)") }
 
-            // Reference backward of L = Σ dout·out, written from the definitions.
-            var ref = [Double](repeating: 0, count: b * t * c3)
-            let scale = 1 / Double(hs).squareRoot()
-            for bi in 0..<b { for h in 0..<nh { for ti in 0..<t {
-                let p = (0..<t).map { refAtt[((bi * nh + h) * t + ti) * t + $0] }
-                let dO = (0..<hs).map { Double(dout[(bi * t + ti) * c + h * hs + $0]) }
-                var dp = [Double](repeating: 0, count: t)
-                for s in 0..<t {
-                    for k in 0..<hs {
-                        dp[s] += dO[k] * Double(qkv[(bi * t + s) * c3 + 2 * c + h * hs + k])
-                        ref[(bi * t + s) * c3 + 2 * c + h * hs + k] += p[s] * dO[k]          // dV
+                // Reference backward of L = Σ dout·out, written from the definitions.
+                var ref = [Double](repeating: 0, count: b * t * c3)
+                let scale = 1 / Double(hs).squareRoot()
+                for bi in 0..<b { for h in 0..<nh { for ti in 0..<t {
+                    let p = (0..<t).map { refAtt[((bi * nh + h) * t + ti) * t + $0] }
+                    let dO = (0..<hs).map { Double(dout[(bi * t + ti) * c + h * hs + $0]) }
+                    var dp = [Double](repeating: 0, count: t)
+                    for s in 0..<t {
+                        for k in 0..<hs {
+                            dp[s] += dO[k] * Double(qkv[(bi * t + s) * c3 + 2 * c + h * hs + k])
+                            ref[(bi * t + s) * c3 + 2 * c + h * hs + k] += p[s] * dO[k]          // dV
+                        }
                     }
-                }
-                let inner = zip(p, dp).map(*).reduce(0, +)
-                for s in 0..<t where p[s] != 0 {
-                    let ds = p[s] * (dp[s] - inner) * scale
-                    for k in 0..<hs {
-                        ref[(bi * t + ti) * c3 + h * hs + k] += ds * Double(qkv[(bi * t + s) * c3 + c + h * hs + k])   // dQ
-                        ref[(bi * t + s) * c3 + c + h * hs + k] += ds * Double(qkv[(bi * t + ti) * c3 + h * hs + k])    // dK
+                    let inner = zip(p, dp).map(*).reduce(0, +)
+                    for s in 0..<t where p[s] != 0 {
+                        let ds = p[s] * (dp[s] - inner) * scale
+                        for k in 0..<hs {
+                            ref[(bi * t + ti) * c3 + h * hs + k] += ds * Double(qkv[(bi * t + s) * c3 + c + h * hs + k])   // dQ
+                            ref[(bi * t + s) * c3 + c + h * hs + k] += ds * Double(qkv[(bi * t + ti) * c3 + h * hs + k])    // dK
+                        }
                     }
-                }
-            }}}
-            for i in 0..<dqkv.count { XCTAssertEqual(Double(dqkv[i]), ref[i], accuracy: 2e-5, "dqkv[\(i)] at T=\(t)") }
+                }}}
+                for i in 0..<dqkv.count { XCTAssertEqual(Double(dqkv[i]), ref[i], accuracy: 2e-5, "dqkv[\(i)] at T=\(t)") }
+            }
         }
     }
 
@@ -75,21 +77,23 @@ final class AttentionKernelTests: XCTestCase {
     /// `axpy` loops they replaced (so sampled tokens did not change), at lengths and head sizes
     /// with scalar tails and with zero probabilities skipped.
     func testDecodeAttentionMatchesAxpyLoopsBitForBit() {
-        var rng = SeededRandom(seed: 5)
-        for (n, hs, ld) in [(1, 16, 8), (23, 40, 40), (48, 64, 70), (37, 7, 50)] {
-            let q = (0..<hs).map { _ in rng.uniformFloat() * 2 - 1 }
-            let keys = (0..<hs * ld).map { _ in rng.uniformFloat() * 4 - 2 }
-            let values = (0..<n * hs).map { _ in rng.uniformFloat() * 4 - 2 }
-            let p = (0..<n).map { i in i % 5 == 2 ? 0 : rng.uniformFloat() }
-            let scale = 1 / Float(hs).squareRoot()
-            var want = [Float](repeating: 0, count: n), got = [Float](repeating: 0, count: n)
-            for d in 0..<hs { axpy(q[d] * scale, keys.withUnsafeBufferPointer { $0.baseAddress! } + d * ld, &want, n) }
-            decodeScores(q, scale, keys, ld, hs, n, &got)
-            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "scores, n \(n), hs \(hs)")
-            var wantO = [Float](repeating: 0, count: hs), gotO = [Float](repeating: 0, count: hs)
-            for s in 0..<n where p[s] != 0 { axpy(p[s], values.withUnsafeBufferPointer { $0.baseAddress! } + s * hs, &wantO, hs) }
-            decodeWeightedValues(p, n, values, hs, &gotO)
-            XCTAssertEqual(gotO.map(\.bitPattern), wantO.map(\.bitPattern), "values, n \(n), hs \(hs)")
+        forEachPath {
+            var rng = SeededRandom(seed: 5)
+            for (n, hs, ld) in [(1, 16, 8), (23, 40, 40), (48, 64, 70), (37, 7, 50)] {
+                let q = (0..<hs).map { _ in rng.uniformFloat() * 2 - 1 }
+                let keys = (0..<hs * ld).map { _ in rng.uniformFloat() * 4 - 2 }
+                let values = (0..<n * hs).map { _ in rng.uniformFloat() * 4 - 2 }
+                let p = (0..<n).map { i in i % 5 == 2 ? 0 : rng.uniformFloat() }
+                let scale = 1 / Float(hs).squareRoot()
+                var want = [Float](repeating: 0, count: n), got = [Float](repeating: 0, count: n)
+                for d in 0..<hs { axpy(q[d] * scale, keys.withUnsafeBufferPointer { $0.baseAddress! } + d * ld, &want, n) }
+                Kernels.active.decodeScores(q, scale, keys, ld, hs, n, &got)
+                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "scores, n \(n), hs \(hs)")
+                var wantO = [Float](repeating: 0, count: hs), gotO = [Float](repeating: 0, count: hs)
+                for s in 0..<n where p[s] != 0 { axpy(p[s], values.withUnsafeBufferPointer { $0.baseAddress! } + s * hs, &wantO, hs) }
+                Kernels.active.decodeWeightedValues(p, n, values, hs, &gotO)
+                XCTAssertEqual(gotO.map(\.bitPattern), wantO.map(\.bitPattern), "values, n \(n), hs \(hs)")
+            }
         }
     }
 }

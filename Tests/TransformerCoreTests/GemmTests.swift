@@ -1,7 +1,7 @@
 import XCTest
 @testable import TransformerCore
 
-final class GemmTests: XCTestCase {
+final class GemmTests: EveryPathTestCase {
     /// Reference product in Double.
     func naive(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand) -> [Double] {
         var c = [Double](repeating: 0, count: m * n)
@@ -36,26 +36,32 @@ final class GemmTests: XCTestCase {
     }
 
     func testShapesAndTransposes() {
-        // Edge sizes around the 12×32 tile, the 96-row block and the 256-deep K block,
-        // the decode paths (m ≤ 8 and m ≤ 24) and the blocked path.
-        let shapes = [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
-                      (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
-                      (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
-                      (4, 160, 40), (7, 140, 700), (8, 130, 20)]
-        for (m, n, k) in shapes {
-            for transA in [false, true] { for transB in [false, true] {
-                check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)
-            } }
-            check(m: m, n: n, k: k, transA: false, transB: false, accumulate: true, bias: false)
-            check(m: m, n: n, k: k, transA: false, transB: true, accumulate: false, bias: true)
-            check(m: m, n: n, k: k, transA: false, transB: false, accumulate: false, bias: true)
-            check(m: m, n: n, k: k, transA: true, transB: false, accumulate: true, bias: false)
+        forEachPath {
+            // Edge sizes around the 12×32 AVX-512 tile, the 96-row block and the 256-deep K block,
+            // the decode paths (m ≤ 8 and m ≤ 24) and the blocked path.
+            let shapes = [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
+                          (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
+                          (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
+                          (4, 160, 40), (7, 140, 700), (8, 130, 20),
+                          // and around the AVX2 and SSE tiles (6×16, 6×8, 4×24 decode, 4×8)
+                          (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12)]
+            for (m, n, k) in shapes {
+                for transA in [false, true] { for transB in [false, true] {
+                    check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)
+                } }
+                check(m: m, n: n, k: k, transA: false, transB: false, accumulate: true, bias: false)
+                check(m: m, n: n, k: k, transA: false, transB: true, accumulate: false, bias: true)
+                check(m: m, n: n, k: k, transA: false, transB: false, accumulate: false, bias: true)
+                check(m: m, n: n, k: k, transA: true, transB: false, accumulate: true, bias: false)
+            }
         }
     }
 
     func testLargeParallelProduct() {
-        // Big enough to go parallel and to span several K and N blocks.
-        check(m: 300, n: 4200, k: 600, transA: false, transB: false, accumulate: false, bias: true)
-        check(m: 8, n: 5000, k: 96, transA: false, transB: true, accumulate: false, bias: false)
+        forEachPath {
+            // Big enough to go parallel and to span several K and N blocks.
+            check(m: 300, n: 4200, k: 600, transA: false, transB: false, accumulate: false, bias: true)
+            check(m: 8, n: 5000, k: 96, transA: false, transB: true, accumulate: false, bias: false)
+        }
     }
 }

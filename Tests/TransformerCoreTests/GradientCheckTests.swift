@@ -3,7 +3,7 @@ import XCTest
 
 /// Central finite differences against the analytic backward pass, for every parameter tensor.
 /// The config has odd sizes (head size 4, vocabulary 11) so every scalar remainder path runs.
-final class GradientCheckTests: XCTestCase {
+final class GradientCheckTests: EveryPathTestCase {
     let cfg = GPTConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)
 
     /// A left-padded batch of two sequences (lengths 6 and 4) with next-token targets.
@@ -46,61 +46,67 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testLanguageModelLoss() {
-        let model = randomModel(cfg, seed: 3, scale: 10)
-        let (b, targets) = batch()
-        let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
-        checkTensors(model, objective: {
-            model.forward(b, acts)
-            return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
-        }, analytic: {
-            model.forward(b, acts)
-            _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-            model.zeroGradients()
-            model.backward(b, acts, fromLogits: true)
-        })
+        forEachPath {
+            let model = randomModel(cfg, seed: 3, scale: 10)
+            let (b, targets) = batch()
+            let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+            checkTensors(model, objective: {
+                model.forward(b, acts)
+                return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
+            }, analytic: {
+                model.forward(b, acts)
+                _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+                model.zeroGradients()
+                model.backward(b, acts, fromLogits: true)
+            })
+        }
     }
 
     func testScalarHeadAtLastToken() {
-        let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
-        let (b, _) = batch()
-        let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
-        let weights: [Float] = [1.0, -0.7]
-        checkTensors(model, objective: {
-            model.forward(b, acts, computeLogits: false)
-            let r = model.lastTokenValues(b, acts)
-            return Double(r[0] * weights[0] + r[1] * weights[1])
-        }, analytic: {
-            model.forward(b, acts, computeLogits: false)
-            var dv = [Float](repeating: 0, count: b.tokens.count)
-            for i in 0..<b.batch { dv[i * b.length + b.lastRealIndex(i)] = weights[i] }
-            model.zeroGradients()
-            model.backward(b, acts, fromLogits: false, dValues: dv)
-        })
+        forEachPath {
+            let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
+            let (b, _) = batch()
+            let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+            let weights: [Float] = [1.0, -0.7]
+            checkTensors(model, objective: {
+                model.forward(b, acts, computeLogits: false)
+                let r = model.lastTokenValues(b, acts)
+                return Double(r[0] * weights[0] + r[1] * weights[1])
+            }, analytic: {
+                model.forward(b, acts, computeLogits: false)
+                var dv = [Float](repeating: 0, count: b.tokens.count)
+                for i in 0..<b.batch { dv[i * b.length + b.lastRealIndex(i)] = weights[i] }
+                model.zeroGradients()
+                model.backward(b, acts, fromLogits: false, dValues: dv)
+            })
+        }
     }
 
     func testLogProbAndEntropyWithTemperature() {
-        let model = randomModel(cfg, seed: 6, scale: 10)
-        let (b, targets) = batch()
-        let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
-        var rng = SeededRandom(seed: 8)
-        let cl = targets.map { $0 >= 0 ? rng.normal() : 0 }
-        let ce = b.mask.map { $0 == 1 ? rng.normal() : 0 }
-        let tau: Float = 0.7
-        checkTensors(model, objective: {
-            model.forward(b, acts)
-            let lp = LogitHeads.targetLogProbs(acts, targets: targets, temperature: tau)
-            let h = LogitHeads.entropies(acts, temperature: tau)
-            var total = 0.0
-            for i in 0..<lp.count {
-                let term: Float = cl[i] * lp[i] + ce[i] * h[i]
-                total += Double(term)
-            }
-            return total
-        }, analytic: {
-            model.forward(b, acts)
-            LogitHeads.logitGradient(acts, targets: targets, temperature: tau, dLogProb: cl, dEntropy: ce)
-            model.zeroGradients()
-            model.backward(b, acts, fromLogits: true)
-        })
+        forEachPath {
+            let model = randomModel(cfg, seed: 6, scale: 10)
+            let (b, targets) = batch()
+            let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+            var rng = SeededRandom(seed: 8)
+            let cl = targets.map { $0 >= 0 ? rng.normal() : 0 }
+            let ce = b.mask.map { $0 == 1 ? rng.normal() : 0 }
+            let tau: Float = 0.7
+            checkTensors(model, objective: {
+                model.forward(b, acts)
+                let lp = LogitHeads.targetLogProbs(acts, targets: targets, temperature: tau)
+                let h = LogitHeads.entropies(acts, temperature: tau)
+                var total = 0.0
+                for i in 0..<lp.count {
+                    let term: Float = cl[i] * lp[i] + ce[i] * h[i]
+                    total += Double(term)
+                }
+                return total
+            }, analytic: {
+                model.forward(b, acts)
+                LogitHeads.logitGradient(acts, targets: targets, temperature: tau, dLogProb: cl, dEntropy: ce)
+                model.zeroGradients()
+                model.backward(b, acts, fromLogits: true)
+            })
+        }
     }
 }

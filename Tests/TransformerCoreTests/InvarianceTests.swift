@@ -2,98 +2,106 @@ import XCTest
 @testable import TransformerCore
 
 /// KV-cache decoding equals the full forward pass; left padding does not change real positions.
-final class InvarianceTests: XCTestCase {
+final class InvarianceTests: EveryPathTestCase {
     let cfg = GPTConfig(nLayer: 3, nHead: 4, nEmbd: 64, nCtx: 40, vocabSize: 97)
 
     /// Forward-only activation sets (one layer's buffers shared by every layer) give exactly the
     /// logits and scalar-head values of the full sets.
     func testInferenceOnlyActivationsMatchFull() {
-        let model = GPTModel(config: cfg, scalarHead: true)
-        model.initializeGPT2(seed: 31)
-        var rng = SeededRandom(seed: 32)
-        let batch = TokenBatch(leftPadding: [randomTokens(11, vocab: cfg.vocabSize, rng: &rng), randomTokens(6, vocab: cfg.vocabSize, rng: &rng)], pad: 3)
-        let full = GPTActivations(config: cfg, batch: batch.batch, length: batch.length)
-        let lean = GPTActivations(config: cfg, batch: batch.batch, length: batch.length, inferenceOnly: true)
-        model.forward(batch, full)
-        model.forward(batch, lean)
-        XCTAssertEqual(full.logits.array, lean.logits.array)
-        XCTAssertEqual(full.values.array, lean.values.array)
-        XCTAssertLessThan(lean.floatCount, full.floatCount / 2)
+        forEachPath {
+            let model = GPTModel(config: cfg, scalarHead: true)
+            model.initializeGPT2(seed: 31)
+            var rng = SeededRandom(seed: 32)
+            let batch = TokenBatch(leftPadding: [randomTokens(11, vocab: cfg.vocabSize, rng: &rng), randomTokens(6, vocab: cfg.vocabSize, rng: &rng)], pad: 3)
+            let full = GPTActivations(config: cfg, batch: batch.batch, length: batch.length)
+            let lean = GPTActivations(config: cfg, batch: batch.batch, length: batch.length, inferenceOnly: true)
+            model.forward(batch, full)
+            model.forward(batch, lean)
+            XCTAssertEqual(full.logits.array, lean.logits.array)
+            XCTAssertEqual(full.values.array, lean.values.array)
+            XCTAssertLessThan(lean.floatCount, full.floatCount / 2)
+        }
     }
 
     /// A generator reuses its cache and prefill buffers between calls: calls with other prompts
     /// in between (longer ones, whose bigger cache the next call reuses with stale contents, and
     /// another batch size) leave no trace in the next call's samples.
     func testGeneratorReuseLeavesNoTrace() {
-        let model = randomModel(cfg, seed: 23, scale: 3)
-        var rng = SeededRandom(seed: 24)
-        let a = [randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng)]
-        let b = (0..<2).map { _ in randomTokens(9, vocab: cfg.vocabSize, rng: &rng) }
-        let settings = SamplingSettings(temperature: 0.9)
-        func run(_ gen: Generator, _ prompts: [[Int32]], steps: Int) -> [Generation] {
-            var r = SeededRandom(seed: 25)
-            return gen.generate(prompts: prompts, maxNewTokens: steps, settings: settings, eos: nil, pad: 0, rng: &r)
+        forEachPath {
+            let model = randomModel(cfg, seed: 23, scale: 3)
+            var rng = SeededRandom(seed: 24)
+            let a = [randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng)]
+            let b = (0..<2).map { _ in randomTokens(9, vocab: cfg.vocabSize, rng: &rng) }
+            let settings = SamplingSettings(temperature: 0.9)
+            func run(_ gen: Generator, _ prompts: [[Int32]], steps: Int) -> [Generation] {
+                var r = SeededRandom(seed: 25)
+                return gen.generate(prompts: prompts, maxNewTokens: steps, settings: settings, eos: nil, pad: 0, rng: &r)
+            }
+            let reused = Generator(model: model)
+            let first = run(reused, a, steps: 8)
+            _ = run(reused, a + a, steps: 4)
+            _ = run(reused, b, steps: 20)
+            XCTAssertEqual(run(reused, a, steps: 8), first)     // reuses b's cache
+            XCTAssertEqual(run(Generator(model: model), a, steps: 8), first)
         }
-        let reused = Generator(model: model)
-        let first = run(reused, a, steps: 8)
-        _ = run(reused, a + a, steps: 4)
-        _ = run(reused, b, steps: 20)
-        XCTAssertEqual(run(reused, a, steps: 8), first)     // reuses b's cache
-        XCTAssertEqual(run(Generator(model: model), a, steps: 8), first)
     }
 
     func testKVCacheMatchesFullForward() {
-        let model = randomModel(cfg, seed: 21, scale: 5)
-        var rng = SeededRandom(seed: 22)
-        let prompts = [randomTokens(7, vocab: cfg.vocabSize, rng: &rng), randomTokens(3, vocab: cfg.vocabSize, rng: &rng),
-                       randomTokens(12, vocab: cfg.vocabSize, rng: &rng), randomTokens(1, vocab: cfg.vocabSize, rng: &rng)]
-        let steps = 9
-        let fed = (0..<prompts.count).map { _ in randomTokens(steps, vocab: cfg.vocabSize, rng: &rng) }
-        let gen = Generator(model: model)
-        let cache = gen.prefill(prompts: prompts, pad: 5, extra: steps)
-        var cachedLogits: [[Float]] = [Array(UnsafeBufferPointer(start: gen.logits, count: prompts.count * cfg.vocabSize))]
-        for s in 0..<steps {
-            gen.decode(cache, tokens: fed.map { $0[s] }, positions: prompts.map { Int32($0.count + s) })
-            cachedLogits.append(Array(UnsafeBufferPointer(start: gen.logits, count: prompts.count * cfg.vocabSize)))
-        }
-        // Full forward over prompt + fed tokens, left-padded the same way.
-        let full = TokenBatch(leftPadding: zip(prompts, fed).map { $0 + $1 }, pad: 5)
-        let acts = GPTActivations(config: cfg, batch: full.batch, length: full.length)
-        model.forward(full, acts)
-        let v = cfg.vocabSize, tp = prompts.map(\.count).max()!
-        var worst: Float = 0
-        for b in 0..<prompts.count {
-            let pad = tp - prompts[b].count
-            for s in 0...steps {
-                // logits after the prompt plus s fed tokens sit at row (pad + len + s − 1)
-                let t = pad + prompts[b].count + s - 1
-                let fullRow = Array(UnsafeBufferPointer(start: acts.logits.pointer + (b * full.length + t) * v, count: v))
-                let cachedRow = Array(cachedLogits[s][b * v..<(b + 1) * v])
-                worst = max(worst, maxAbsDiff(fullRow, cachedRow))
+        forEachPath {
+            let model = randomModel(cfg, seed: 21, scale: 5)
+            var rng = SeededRandom(seed: 22)
+            let prompts = [randomTokens(7, vocab: cfg.vocabSize, rng: &rng), randomTokens(3, vocab: cfg.vocabSize, rng: &rng),
+                           randomTokens(12, vocab: cfg.vocabSize, rng: &rng), randomTokens(1, vocab: cfg.vocabSize, rng: &rng)]
+            let steps = 9
+            let fed = (0..<prompts.count).map { _ in randomTokens(steps, vocab: cfg.vocabSize, rng: &rng) }
+            let gen = Generator(model: model)
+            let cache = gen.prefill(prompts: prompts, pad: 5, extra: steps)
+            var cachedLogits: [[Float]] = [Array(UnsafeBufferPointer(start: gen.logits, count: prompts.count * cfg.vocabSize))]
+            for s in 0..<steps {
+                gen.decode(cache, tokens: fed.map { $0[s] }, positions: prompts.map { Int32($0.count + s) })
+                cachedLogits.append(Array(UnsafeBufferPointer(start: gen.logits, count: prompts.count * cfg.vocabSize)))
             }
+            // Full forward over prompt + fed tokens, left-padded the same way.
+            let full = TokenBatch(leftPadding: zip(prompts, fed).map { $0 + $1 }, pad: 5)
+            let acts = GPTActivations(config: cfg, batch: full.batch, length: full.length)
+            model.forward(full, acts)
+            let v = cfg.vocabSize, tp = prompts.map(\.count).max()!
+            var worst: Float = 0
+            for b in 0..<prompts.count {
+                let pad = tp - prompts[b].count
+                for s in 0...steps {
+                    // logits after the prompt plus s fed tokens sit at row (pad + len + s − 1)
+                    let t = pad + prompts[b].count + s - 1
+                    let fullRow = Array(UnsafeBufferPointer(start: acts.logits.pointer + (b * full.length + t) * v, count: v))
+                    let cachedRow = Array(cachedLogits[s][b * v..<(b + 1) * v])
+                    worst = max(worst, maxAbsDiff(fullRow, cachedRow))
+                }
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "KV-cache logits vs full forward")
         }
-        XCTAssertLessThanOrEqual(worst, 1e-4, "KV-cache logits vs full forward")
     }
 
     func testLeftPaddingDoesNotChangeLogits() {
-        let model = randomModel(cfg, seed: 31, scalarHead: true, scale: 5)
-        var rng = SeededRandom(seed: 32)
-        let short = randomTokens(6, vocab: cfg.vocabSize, rng: &rng), long = randomTokens(15, vocab: cfg.vocabSize, rng: &rng)
-        let alone = TokenBatch(tokens: short, batch: 1, length: short.count)
-        let a1 = GPTActivations(config: cfg, batch: 1, length: short.count)
-        model.forward(alone, a1)
-        let padded = TokenBatch(leftPadding: [long, short], pad: 3)
-        let a2 = GPTActivations(config: cfg, batch: 2, length: padded.length)
-        model.forward(padded, a2)
-        let v = cfg.vocabSize, off = padded.length - short.count
-        let reference = Array(UnsafeBufferPointer(start: a1.logits.pointer, count: short.count * v))
-        let inBatch = Array(UnsafeBufferPointer(start: a2.logits.pointer + (padded.length + off) * v, count: short.count * v))
-        XCTAssertLessThanOrEqual(maxAbsDiff(reference, inBatch), 1e-5)
-        XCTAssertEqual(model.lastTokenValues(padded, a2)[1], a1.values[short.count - 1], accuracy: 1e-5)
-        // Right padding reads the reward at the last real token too.
-        let right = TokenBatch(rightPadding: [long, short], pad: 3)
-        let a3 = GPTActivations(config: cfg, batch: 2, length: right.length)
-        model.forward(right, a3, computeLogits: false)
-        XCTAssertEqual(model.lastTokenValues(right, a3)[1], a1.values[short.count - 1], accuracy: 1e-5)
+        forEachPath {
+            let model = randomModel(cfg, seed: 31, scalarHead: true, scale: 5)
+            var rng = SeededRandom(seed: 32)
+            let short = randomTokens(6, vocab: cfg.vocabSize, rng: &rng), long = randomTokens(15, vocab: cfg.vocabSize, rng: &rng)
+            let alone = TokenBatch(tokens: short, batch: 1, length: short.count)
+            let a1 = GPTActivations(config: cfg, batch: 1, length: short.count)
+            model.forward(alone, a1)
+            let padded = TokenBatch(leftPadding: [long, short], pad: 3)
+            let a2 = GPTActivations(config: cfg, batch: 2, length: padded.length)
+            model.forward(padded, a2)
+            let v = cfg.vocabSize, off = padded.length - short.count
+            let reference = Array(UnsafeBufferPointer(start: a1.logits.pointer, count: short.count * v))
+            let inBatch = Array(UnsafeBufferPointer(start: a2.logits.pointer + (padded.length + off) * v, count: short.count * v))
+            XCTAssertLessThanOrEqual(maxAbsDiff(reference, inBatch), 1e-5)
+            XCTAssertEqual(model.lastTokenValues(padded, a2)[1], a1.values[short.count - 1], accuracy: 1e-5)
+            // Right padding reads the reward at the last real token too.
+            let right = TokenBatch(rightPadding: [long, short], pad: 3)
+            let a3 = GPTActivations(config: cfg, batch: 2, length: right.length)
+            model.forward(right, a3, computeLogits: false)
+            XCTAssertEqual(model.lastTokenValues(right, a3)[1], a1.values[short.count - 1], accuracy: 1e-5)
+        }
     }
 }

@@ -2,26 +2,35 @@ import XCTest
 import Foundation
 @testable import TransformerCore
 
-final class KernelTests: XCTestCase {
+final class KernelTests: EveryPathTestCase {
+    /// exp of 16 floats through the active path's vector exp.
+    func vexp(_ x: [Float]) -> [Float] {
+        var v = x
+        v.withUnsafeMutableBufferPointer { Kernels.active.exp16($0.baseAddress!) }
+        return v
+    }
+
     func testVectorExpAgainstFoundation() {
-        // Relative error over the whole useful range, including the clamps at both ends.
-        var worst: Double = 0
-        var x: Float = -87
-        while x < 88 {
-            let lanes = F16((0..<16).map { x + Float($0) * 0.0137 })
-            let got = vexp(lanes)
-            for i in 0..<16 {
-                let want = Foundation.exp(Double(lanes[i]))
-                worst = max(worst, abs(Double(got[i]) - want) / want)
+        forEachPath {
+            // Relative error over the whole useful range, including the clamps at both ends.
+            var worst: Double = 0
+            var x: Float = -87
+            while x < 88 {
+                let lanes = (0..<16).map { x + Float($0) * 0.0137 }
+                let got = vexp(lanes)
+                for i in 0..<16 {
+                    let want = Foundation.exp(Double(lanes[i]))
+                    worst = max(worst, abs(Double(got[i]) - want) / want)
+                }
+                x += 0.21
             }
-            x += 0.21
+            XCTAssertLessThan(worst, 5e-7)
+            let extremes = vexp([-1000, -90, -87.5, 0, 1, 89, 1000, -.infinity, 0, 0, 0, 0, 0, 0, 0, 0])
+            XCTAssertEqual(extremes[0], 0); XCTAssertEqual(extremes[1], 0); XCTAssertEqual(extremes[7], 0)
+            XCTAssertEqual(extremes[3], 1)
+            XCTAssertTrue(extremes[5].isFinite && extremes[6].isFinite, "large inputs saturate instead of overflowing to inf/NaN")
+            XCTAssertTrue(vexp([Float](repeating: .nan, count: 16))[0].isNaN, "a NaN is passed on, not clamped into a finite value")
         }
-        XCTAssertLessThan(worst, 5e-7)
-        let extremes = vexp(F16([-1000, -90, -87.5, 0, 1, 89, 1000, -.infinity, 0, 0, 0, 0, 0, 0, 0, 0]))
-        XCTAssertEqual(extremes[0], 0); XCTAssertEqual(extremes[1], 0); XCTAssertEqual(extremes[7], 0)
-        XCTAssertEqual(extremes[3], 1)
-        XCTAssertTrue(extremes[5].isFinite && extremes[6].isFinite, "large inputs saturate instead of overflowing to inf/NaN")
-        XCTAssertTrue(vexp(F16(repeating: .nan))[0].isNaN, "a NaN is passed on, not clamped into a finite value")
     }
 
     func testHugePageBuffersAreZeroedAlignedAndUsable() {
@@ -38,31 +47,46 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func testLaneSumAddsInLaneOrderLikeTheStandardSum() {
-        // Bit for bit: a different order would change sampled tokens and every trajectory after.
-        var rng = SeededRandom(seed: 11)
-        for _ in 0..<200 {
-            // mixed magnitudes, so that a different order of additions rounds differently
-            let v = (0..<16).map { _ in F16((0..<16).map { _ in (rng.uniformFloat() - 0.5) * powf(10, Float(rng.int(below: 7)) - 3) }) }
-            for i in 0..<16 { XCTAssertEqual(hsum(v[i]).bitPattern, v[i].sum().bitPattern, "vector \(i)") }
+    func testVectorHelpersAgainstScalarLoops() {
+        forEachPath {
+            // Lengths around every lane count (4, 8, 16) and the two-vector unroll of dot.
+            var rng = SeededRandom(seed: 12)
+            let k = Kernels.active
+            for n in [1, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 47, 100] {
+                let x = (0..<n).map { _ in rng.uniformFloat() * 4 - 2 }, y = (0..<n).map { _ in rng.uniformFloat() * 4 - 2 }
+                let dotRef = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                XCTAssertEqual(Double(k.dot(x, y, n)), dotRef, accuracy: 1e-5, "dot n \(n)")
+                XCTAssertEqual(k.maxElement(x, n), x.max()!, "max n \(n)")
+                var e = [Float](repeating: 0, count: n)
+                let sum = k.expShiftSum(x, 0.5, &e, n)
+                for i in 0..<n { XCTAssertEqual(e[i], expf(x[i] - 0.5), accuracy: 1e-6 * max(1, e[i])) }
+                XCTAssertEqual(Double(sum), x.reduce(0.0) { $0 + Foundation.exp(Double($1) - 0.5) }, accuracy: 1e-5)
+                var z = y
+                k.axpy(0.75, x, &z, n)
+                for i in 0..<n { XCTAssertEqual(z[i], y[i] + 0.75 * x[i], accuracy: 1e-6) }
+                XCTAssertEqual(k.sumOfSquares(x, n), x.reduce(0.0) { $0 + Double($1) * Double($1) }, accuracy: 1e-9)
+            }
         }
     }
 
     func testTanhAndSoftmaxRow() {
-        for u: Float in [-30, -3, -0.5, 0, 0.25, 2, 40] {
-            XCTAssertEqual(vtanh(F16(repeating: u))[0], tanhf(u), accuracy: 2e-6)
+        forEachPath {
+            var us: [Float] = [-30, -3, -0.5, 0, 0.25, 2, 40, -1e-3, 1e-3, 7, -7, 0.9, -0.9, 15, -15, 3.5]
+            let inputs = us
+            us.withUnsafeMutableBufferPointer { Kernels.active.tanh16($0.baseAddress!) }
+            for (u, got) in zip(inputs, us) { XCTAssertEqual(got, tanhf(u), accuracy: 2e-6, "tanh \(u)") }
+            // Masked softmax: disallowed keys get probability 0; the rest sums to 1.
+            var row: [Float] = [0.5, 2, -1, 3, 9, 9]
+            let mask: [UInt8] = [1, 0, 1, 1, 1, 1]
+            row.withUnsafeMutableBufferPointer { r in
+                mask.withUnsafeBufferPointer { m in maskedSoftmaxRow(r.baseAddress!, m.baseAddress!, 3, 6) }
+            }
+            XCTAssertEqual(row[1], 0)
+            XCTAssertEqual(row[4], 0); XCTAssertEqual(row[5], 0)
+            let z = exp(0.5) + exp(-1) + exp(3)
+            XCTAssertEqual(row[3], Float(exp(3) / z), accuracy: 1e-6)
+            XCTAssertEqual(row[0] + row[2] + row[3], 1, accuracy: 1e-6)
         }
-        // Masked softmax: disallowed keys get probability 0; the rest sums to 1.
-        var row: [Float] = [0.5, 2, -1, 3, 9, 9]
-        let mask: [UInt8] = [1, 0, 1, 1, 1, 1]
-        row.withUnsafeMutableBufferPointer { r in
-            mask.withUnsafeBufferPointer { m in maskedSoftmaxRow(r.baseAddress!, m.baseAddress!, 3, 6) }
-        }
-        XCTAssertEqual(row[1], 0)
-        XCTAssertEqual(row[4], 0); XCTAssertEqual(row[5], 0)
-        let z = exp(0.5) + exp(-1) + exp(3)
-        XCTAssertEqual(row[3], Float(exp(3) / z), accuracy: 1e-6)
-        XCTAssertEqual(row[0] + row[2] + row[3], 1, accuracy: 1e-6)
     }
 }
 

@@ -1,7 +1,7 @@
 import XCTest
 @testable import TransformerCore
 
-final class SamplingTests: XCTestCase {
+final class SamplingTests: EveryPathTestCase {
     let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 61)
 
     func prompts(_ rng: inout SeededRandom) -> [[Int32]] {
@@ -10,95 +10,103 @@ final class SamplingTests: XCTestCase {
     }
 
     func testGreedyIsArgmaxOfFullForward() {
-        let model = randomModel(cfg, seed: 41, scale: 8)
-        var rng = SeededRandom(seed: 42)
-        let ps = prompts(&rng)
-        var r = SeededRandom(seed: 1)
-        let out = Generator(model: model).generate(prompts: ps, maxNewTokens: 10, settings: SamplingSettings(greedy: true),
-                                                   eos: nil, pad: 0, rng: &r)
-        for (p, g) in zip(ps, out) {
-            XCTAssertEqual(g.tokens.count, 10)
-            XCTAssertEqual(g.finishReason, .length)
-            // Re-derive each token as the argmax of a full forward over the sequence so far.
-            var seq = p
-            for (i, tok) in g.tokens.enumerated() {
-                let acts = GPTActivations(config: cfg, batch: 1, length: seq.count)
-                model.forward(TokenBatch(tokens: seq, batch: 1, length: seq.count), acts)
-                let row = Array(UnsafeBufferPointer(start: acts.logits.pointer + (seq.count - 1) * cfg.vocabSize, count: cfg.vocabSize))
-                let argmax = row.indices.max { row[$0] < row[$1] }!
-                XCTAssertEqual(Int(tok), argmax, "step \(i)")
-                // reported log-probability is log softmax at temperature 1
-                let m = row.max()!
-                let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
-                XCTAssertEqual(g.logProbs[i], row[argmax] - lse, accuracy: 1e-4)
-                seq.append(tok)
+        forEachPath {
+            let model = randomModel(cfg, seed: 41, scale: 8)
+            var rng = SeededRandom(seed: 42)
+            let ps = prompts(&rng)
+            var r = SeededRandom(seed: 1)
+            let out = Generator(model: model).generate(prompts: ps, maxNewTokens: 10, settings: SamplingSettings(greedy: true),
+                                                       eos: nil, pad: 0, rng: &r)
+            for (p, g) in zip(ps, out) {
+                XCTAssertEqual(g.tokens.count, 10)
+                XCTAssertEqual(g.finishReason, .length)
+                // Re-derive each token as the argmax of a full forward over the sequence so far.
+                var seq = p
+                for (i, tok) in g.tokens.enumerated() {
+                    let acts = GPTActivations(config: cfg, batch: 1, length: seq.count)
+                    model.forward(TokenBatch(tokens: seq, batch: 1, length: seq.count), acts)
+                    let row = Array(UnsafeBufferPointer(start: acts.logits.pointer + (seq.count - 1) * cfg.vocabSize, count: cfg.vocabSize))
+                    let argmax = row.indices.max { row[$0] < row[$1] }!
+                    XCTAssertEqual(Int(tok), argmax, "step \(i)")
+                    // reported log-probability is log softmax at temperature 1
+                    let m = row.max()!
+                    let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+                    XCTAssertEqual(g.logProbs[i], row[argmax] - lse, accuracy: 1e-4)
+                    seq.append(tok)
+                }
             }
         }
     }
 
     func testSameSeedSameTokensAndEosStops() {
-        let model = randomModel(cfg, seed: 43, scale: 3)
-        var rng = SeededRandom(seed: 44)
-        let ps = prompts(&rng)
-        let settings = SamplingSettings(temperature: 0.9, topK: 20, topP: 0.95)
-        func run(_ seed: UInt64, eos: Int32?) -> [Generation] {
-            var r = SeededRandom(seed: seed)
-            return Generator(model: model).generate(prompts: ps, maxNewTokens: 30, settings: settings, eos: eos, pad: 0, rng: &r)
+        forEachPath {
+            let model = randomModel(cfg, seed: 43, scale: 3)
+            var rng = SeededRandom(seed: 44)
+            let ps = prompts(&rng)
+            let settings = SamplingSettings(temperature: 0.9, topK: 20, topP: 0.95)
+            func run(_ seed: UInt64, eos: Int32?) -> [Generation] {
+                var r = SeededRandom(seed: seed)
+                return Generator(model: model).generate(prompts: ps, maxNewTokens: 30, settings: settings, eos: eos, pad: 0, rng: &r)
+            }
+            let a = run(7, eos: nil), b = run(7, eos: nil), c = run(8, eos: nil)
+            XCTAssertEqual(a, b)
+            XCTAssertNotEqual(a.map(\.tokens), c.map(\.tokens))
+            // Pick as EOS a token that the first sequence samples; it must stop right there.
+            let eos = a[0].tokens[3]
+            let firstHit = a[0].tokens.firstIndex(of: eos)!
+            let stopped = run(7, eos: eos)
+            XCTAssertEqual(stopped[0].finishReason, .eos)
+            XCTAssertEqual(stopped[0].tokens, Array(a[0].tokens[...firstHit]))
+            for g in stopped { XCTAssertTrue(g.finishReason == .eos ? g.tokens.last == eos : g.tokens.count == 30) }
         }
-        let a = run(7, eos: nil), b = run(7, eos: nil), c = run(8, eos: nil)
-        XCTAssertEqual(a, b)
-        XCTAssertNotEqual(a.map(\.tokens), c.map(\.tokens))
-        // Pick as EOS a token that the first sequence samples; it must stop right there.
-        let eos = a[0].tokens[3]
-        let firstHit = a[0].tokens.firstIndex(of: eos)!
-        let stopped = run(7, eos: eos)
-        XCTAssertEqual(stopped[0].finishReason, .eos)
-        XCTAssertEqual(stopped[0].tokens, Array(a[0].tokens[...firstHit]))
-        for g in stopped { XCTAssertTrue(g.finishReason == .eos ? g.tokens.last == eos : g.tokens.count == 30) }
     }
 
     func testTopKAndTopPStayInsideTheirSets() {
-        var rng = SeededRandom(seed: 50)
-        let v = 40
-        let logits = (0..<v).map { _ in rng.normal() * 2 }
-        let sortedIdx = logits.indices.sorted { logits[$0] > logits[$1] }
-        let topK = Set(sortedIdx.prefix(5))
-        let kSampler = Sampler(settings: SamplingSettings(temperature: 1.5, topK: 5), vocabSize: v)
-        // nucleus at p = 0.6 under temperature 1
-        let m = logits.max()!
-        let probs = logits.map { exp($0 - m) }, z = probs.reduce(0, +)
-        var cum: Float = 0, nucleus = Set<Int>()
-        for i in sortedIdx { nucleus.insert(i); cum += probs[i] / z; if cum >= 0.6 { break } }
-        let pSampler = Sampler(settings: SamplingSettings(temperature: 1, topP: 0.6), vocabSize: v)
-        var seenK = Set<Int>(), seenP = Set<Int>()
-        logits.withUnsafeBufferPointer { lp in
-            for _ in 0..<2000 {
-                seenK.insert(Int(kSampler.pick(lp.baseAddress!, v, rng: &rng).token))
-                seenP.insert(Int(pSampler.pick(lp.baseAddress!, v, rng: &rng).token))
+        forEachPath {
+            var rng = SeededRandom(seed: 50)
+            let v = 40
+            let logits = (0..<v).map { _ in rng.normal() * 2 }
+            let sortedIdx = logits.indices.sorted { logits[$0] > logits[$1] }
+            let topK = Set(sortedIdx.prefix(5))
+            let kSampler = Sampler(settings: SamplingSettings(temperature: 1.5, topK: 5), vocabSize: v)
+            // nucleus at p = 0.6 under temperature 1
+            let m = logits.max()!
+            let probs = logits.map { exp($0 - m) }, z = probs.reduce(0, +)
+            var cum: Float = 0, nucleus = Set<Int>()
+            for i in sortedIdx { nucleus.insert(i); cum += probs[i] / z; if cum >= 0.6 { break } }
+            let pSampler = Sampler(settings: SamplingSettings(temperature: 1, topP: 0.6), vocabSize: v)
+            var seenK = Set<Int>(), seenP = Set<Int>()
+            logits.withUnsafeBufferPointer { lp in
+                for _ in 0..<2000 {
+                    seenK.insert(Int(kSampler.pick(lp.baseAddress!, v, rng: &rng).token))
+                    seenP.insert(Int(pSampler.pick(lp.baseAddress!, v, rng: &rng).token))
+                }
             }
+            XCTAssertTrue(seenK.isSubset(of: topK), "top-k sampled \(seenK.subtracting(topK))")
+            XCTAssertEqual(seenK.count, 5, "all of the top 5 should appear in 2000 draws at temperature 1.5")
+            XCTAssertTrue(seenP.isSubset(of: nucleus))
+            XCTAssertGreaterThan(seenP.count, 0)
         }
-        XCTAssertTrue(seenK.isSubset(of: topK), "top-k sampled \(seenK.subtracting(topK))")
-        XCTAssertEqual(seenK.count, 5, "all of the top 5 should appear in 2000 draws at temperature 1.5")
-        XCTAssertTrue(seenP.isSubset(of: nucleus))
-        XCTAssertGreaterThan(seenP.count, 0)
     }
 
     func testSamplingFrequenciesFollowTheDistribution() {
-        // Plain sampling at temperature 0.5 from fixed logits: empirical frequencies within 3%.
-        let logits: [Float] = [1.0, 0.0, -1.0, 0.5]
-        let tau: Float = 0.5
-        let e = logits.map { exp($0 / tau) }, z = e.reduce(0, +)
-        let sampler = Sampler(settings: SamplingSettings(temperature: tau), vocabSize: 4)
-        var rng = SeededRandom(seed: 60)
-        var counts = [Int](repeating: 0, count: 4)
-        let n = 20000
-        logits.withUnsafeBufferPointer { lp in
-            for _ in 0..<n {
-                let (t, lpv) = sampler.pick(lp.baseAddress!, 4, rng: &rng)
-                counts[Int(t)] += 1
-                XCTAssertEqual(lpv, log(e[Int(t)] / z), accuracy: 1e-5)
+        forEachPath {
+            // Plain sampling at temperature 0.5 from fixed logits: empirical frequencies within 3%.
+            let logits: [Float] = [1.0, 0.0, -1.0, 0.5]
+            let tau: Float = 0.5
+            let e = logits.map { exp($0 / tau) }, z = e.reduce(0, +)
+            let sampler = Sampler(settings: SamplingSettings(temperature: tau), vocabSize: 4)
+            var rng = SeededRandom(seed: 60)
+            var counts = [Int](repeating: 0, count: 4)
+            let n = 20000
+            logits.withUnsafeBufferPointer { lp in
+                for _ in 0..<n {
+                    let (t, lpv) = sampler.pick(lp.baseAddress!, 4, rng: &rng)
+                    counts[Int(t)] += 1
+                    XCTAssertEqual(lpv, log(e[Int(t)] / z), accuracy: 1e-5)
+                }
             }
+            for i in 0..<4 { XCTAssertEqual(Double(counts[i]) / Double(n), Double(e[i] / z), accuracy: 0.03) }
         }
-        for i in 0..<4 { XCTAssertEqual(Double(counts[i]) / Double(n), Double(e[i] / z), accuracy: 0.03) }
     }
 }

@@ -49,3 +49,24 @@ func temporaryFolder(_ name: String = #function) -> URL {
 }
 
 func int32s(_ v: Any?) -> [Int32] { (v as! [NSNumber]).map { Int32($0.intValue) } }
+
+/// A test case whose tests run their checks once on each kernel path this CPU supports
+/// (AVX-512, AVX2 and portable on an AVX-512 machine) through `forEachPath`, with the path named
+/// in each failure.
+class EveryPathTestCase: XCTestCase {
+    private var pathUnderTest: KernelPath?
+
+    /// Runs `body` under each available path's kernels in turn.
+    func forEachPath(_ body: () throws -> Void) rethrows {
+        for path in Kernels.available {
+            pathUnderTest = path
+            defer { pathUnderTest = nil }
+            try Kernels.using(path) { try body() }
+        }
+    }
+
+    override func recordFailure(withDescription description: String, inFile filePath: String, atLine lineNumber: Int, expected: Bool) {
+        let tag = pathUnderTest.map { "[\($0.rawValue) kernels] " } ?? ""
+        super.recordFailure(withDescription: tag + description, inFile: filePath, atLine: lineNumber, expected: expected)
+    }
+}

@@ -1,7 +1,7 @@
 import XCTest
 @testable import TransformerCore
 
-final class TrainingTests: XCTestCase {
+final class TrainingTests: EveryPathTestCase {
     func testSchedules() {
         let lin = LearningRateSchedule(kind: .linear, peak: 1, warmupSteps: 10, totalSteps: 110, minimum: 0)
         XCTAssertEqual(lin.rate(at: 0), 0.1, accuracy: 1e-6)     // warmup: (step+1)/warmup
@@ -17,51 +17,57 @@ final class TrainingTests: XCTestCase {
     }
 
     func testGradientClipping() {
-        let g = FloatBuffer([3, 4] + [Float](repeating: 0, count: 30))
-        XCTAssertEqual(clipGradientNorm(g, maxNorm: 10), 5, accuracy: 1e-6)   // below the bound: unchanged
-        XCTAssertEqual(g[0], 3)
-        XCTAssertEqual(clipGradientNorm(g, maxNorm: 1), 5, accuracy: 1e-6)
-        XCTAssertEqual((g[0] * g[0] + g[1] * g[1]).squareRoot(), 1, accuracy: 1e-5)
-        XCTAssertEqual(g[0] / g[1], 0.75, accuracy: 1e-6)
+        forEachPath {
+            let g = FloatBuffer([3, 4] + [Float](repeating: 0, count: 30))
+            XCTAssertEqual(clipGradientNorm(g, maxNorm: 10), 5, accuracy: 1e-6)   // below the bound: unchanged
+            XCTAssertEqual(g[0], 3)
+            XCTAssertEqual(clipGradientNorm(g, maxNorm: 1), 5, accuracy: 1e-6)
+            XCTAssertEqual((g[0] * g[0] + g[1] * g[1]).squareRoot(), 1, accuracy: 1e-5)
+            XCTAssertEqual(g[0] / g[1], 0.75, accuracy: 1e-6)
+        }
     }
 
     func testWeightDecaySkipsBiasesAndLayerNorm() {
-        let cfg = GPTConfig(nLayer: 1, nHead: 1, nEmbd: 16, nCtx: 4, vocabSize: 8)
-        let model = randomModel(cfg, seed: 1)
-        for name in ["h.0.ln_1.weight", "h.0.attn.c_attn.bias"] { let t = model.tensor(name); for i in 0..<t.count { t[i] = 1 } }
-        let before = model.parameters.array
-        model.zeroGradients()
-        let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 0.1, weightDecay: 0.5))
-        opt.update(params: model.parameters, grads: model.gradients, lr: 0.1)
-        // zero gradients: only decay moves parameters, and only matrices
-        XCTAssertEqual(Array(model.tensor("h.0.ln_1.weight")), [Float](repeating: 1, count: 16))
-        XCTAssertEqual(Array(model.tensor("h.0.attn.c_attn.bias")), [Float](repeating: 1, count: 48))
-        let slot = model.layout["h.0.mlp.c_fc.weight"]!
-        XCTAssertEqual(model.tensor("h.0.mlp.c_fc.weight")[3], before[slot.offset + 3] * (1 - 0.05), accuracy: 1e-7)
+        forEachPath {
+            let cfg = GPTConfig(nLayer: 1, nHead: 1, nEmbd: 16, nCtx: 4, vocabSize: 8)
+            let model = randomModel(cfg, seed: 1)
+            for name in ["h.0.ln_1.weight", "h.0.attn.c_attn.bias"] { let t = model.tensor(name); for i in 0..<t.count { t[i] = 1 } }
+            let before = model.parameters.array
+            model.zeroGradients()
+            let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 0.1, weightDecay: 0.5))
+            opt.update(params: model.parameters, grads: model.gradients, lr: 0.1)
+            // zero gradients: only decay moves parameters, and only matrices
+            XCTAssertEqual(Array(model.tensor("h.0.ln_1.weight")), [Float](repeating: 1, count: 16))
+            XCTAssertEqual(Array(model.tensor("h.0.attn.c_attn.bias")), [Float](repeating: 1, count: 48))
+            let slot = model.layout["h.0.mlp.c_fc.weight"]!
+            XCTAssertEqual(model.tensor("h.0.mlp.c_fc.weight")[3], before[slot.offset + 3] * (1 - 0.05), accuracy: 1e-7)
+        }
     }
 
     func testTrainingReducesLossOnAFixedBatch() {
-        let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 16, vocabSize: 29)
-        let model = randomModel(cfg, seed: 2)
-        var rng = SeededRandom(seed: 3)
-        let tokens = randomTokens(4 * 16, vocab: cfg.vocabSize, rng: &rng)
-        let b = TokenBatch(tokens: tokens, batch: 4, length: 16)
-        let targets = (0..<tokens.count).map { $0 % 16 == 15 ? Int32(-1) : tokens[$0 + 1] }
-        let acts = GPTActivations(config: cfg, batch: 4, length: 16)
-        let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 3e-3))
-        var first: Float = 0, last: Float = 0
-        for step in 0..<60 {
-            model.forward(b, acts)
-            let loss = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-            if step == 0 { first = loss }
-            last = loss
-            model.zeroGradients()
-            model.backward(b, acts, fromLogits: true)
-            clipGradientNorm(model.gradients, maxNorm: 1)
-            opt.update(params: model.parameters, grads: model.gradients, lr: 3e-3)
+        forEachPath {
+            let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 16, vocabSize: 29)
+            let model = randomModel(cfg, seed: 2)
+            var rng = SeededRandom(seed: 3)
+            let tokens = randomTokens(4 * 16, vocab: cfg.vocabSize, rng: &rng)
+            let b = TokenBatch(tokens: tokens, batch: 4, length: 16)
+            let targets = (0..<tokens.count).map { $0 % 16 == 15 ? Int32(-1) : tokens[$0 + 1] }
+            let acts = GPTActivations(config: cfg, batch: 4, length: 16)
+            let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 3e-3))
+            var first: Float = 0, last: Float = 0
+            for step in 0..<60 {
+                model.forward(b, acts)
+                let loss = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+                if step == 0 { first = loss }
+                last = loss
+                model.zeroGradients()
+                model.backward(b, acts, fromLogits: true)
+                clipGradientNorm(model.gradients, maxNorm: 1)
+                opt.update(params: model.parameters, grads: model.gradients, lr: 3e-3)
+            }
+            XCTAssertEqual(Double(first), log(29.0), accuracy: 0.2)   // near uniform at init
+            XCTAssertLessThan(last, first * 0.5, "memorising one batch should halve the loss")
         }
-        XCTAssertEqual(Double(first), log(29.0), accuracy: 0.2)   // near uniform at init
-        XCTAssertLessThan(last, first * 0.5, "memorising one batch should halve the loss")
     }
 
     func testRandomIsSeededAndNormal() {

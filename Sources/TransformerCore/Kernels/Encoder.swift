@@ -3,11 +3,9 @@
 /// out (N,C) = wte[tokens] + wpe[positions]
 func encoderForward(_ out: UnsafeMutablePointer<Float>, _ tokens: UnsafePointer<Int32>, _ positions: UnsafePointer<Int32>,
                     _ wte: UnsafePointer<Float>, _ wpe: UnsafePointer<Float>, _ n: Int, _ c: Int) {
+    let k = Kernels.active
     for i in 0..<n {
-        let o = out + i * c, t = wte + Int(tokens[i]) * c, p = wpe + Int(positions[i]) * c
-        var j = 0
-        while j + 16 <= c { vstore(vload(t + j) + vload(p + j), o + j); j += 16 }
-        while j < c { o[j] = t[j] + p[j]; j += 1 }
+        k.add(out + i * c, wte + Int(tokens[i]) * c, wpe + Int(positions[i]) * c, c)
     }
 }
 

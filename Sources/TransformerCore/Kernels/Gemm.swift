@@ -1,3 +1,5 @@
+import KernelBodies
+
 /// A strided, read-only matrix operand: element (i, j) is at `base[i * rowStride + j * colStride]`.
 ///
 /// Transposes are expressed by swapping the strides, so one GEMM serves forward (x·W),
@@ -21,15 +23,15 @@ public struct MatrixOperand {
 }
 
 /// Single-precision matrix multiplication, BLIS-style: B is packed in KC×NC blocks shared by
-/// the workers, each worker packs its own MC×KC block of A, and the 12×32 micro-kernel runs over
-/// the packed panels. Decode-sized products (a handful of rows) skip packing B, which would cost
+/// the workers, each worker packs its own MC×KC block of A, and the active path's micro-kernel
+/// (12×32 on AVX-512, 6×16 on AVX2) runs over the packed panels. Decode-sized products (a handful of rows) skip packing B, which would cost
 /// more than the product itself.
 ///
 /// Its packing buffers are per worker and per `Parallel.isolated` part, so products may run in
 /// the parts of an isolated region at once, but not on two threads otherwise.
 public enum Gemm {
     static let kc = 256
-    static let mc = 96      // 8 micro-panels of 12 rows: A block = 96 KiB, resident in L2
+    static let mc = 96      // 8 panels of 12 rows or 16 of 6: A block = 96 KiB, resident in L2
     static let nc = 4096    // B block = 256 × 4096 floats = 4 MiB, resident in L3
     /// Below this many multiply-adds a product runs on one thread.
     static let parallelThreshold = 1 << 20
@@ -53,11 +55,13 @@ public enum Gemm {
         // Inside an isolated part the product runs on its thread alone; splitting it into tasks
         // would only pack A once per task for nothing.
         let threads = !Parallel.insideIsolatedPart && m * n * k >= parallelThreshold ? Parallel.threadCount : 1
-        if m <= 8 && b.colStride == 1 && n >= decodeNR4 {
+        let kern = Kernels.active
+        let gemmMR = kern.gemmMR
+        if m <= 8 && b.colStride == 1 && n >= kern.decodeNR {
             decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
             return
         }
-        if m <= 2 * gemmMR {
+        if m <= 2 * max(gemmMR, 6) {
             if b.colStride == 1 {
                 smallMRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
                                 accumulate: accumulate, bias: bias, threads: threads)
@@ -78,7 +82,9 @@ public enum Gemm {
     static func blocked(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                         bias: UnsafePointer<Float>?, threads: Int) {
-        // Row blocks of at most mc rows, in whole 12-row panels, and as many blocks as a
+        let kern = Kernels.active
+        let gemmMR = kern.gemmMR, gemmNR = kern.gemmNR
+        // Row blocks of at most mc rows, in whole panels of gemmMR rows, and as many blocks as a
         // multiple of the worker count, so that no worker gets a block more than another
         // (1024 rows: 12 blocks of 84–96 rows instead of 10 of 96 and one of 64).
         let mPanels = (m + gemmMR - 1) / gemmMR
@@ -96,7 +102,7 @@ public enum Gemm {
                 let bp = packedB(0).floats(panels * gemmNR * kcur)
                 Parallel.forEachTask(panels, threads: threads) { panel, _ in
                     packB(b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
-                          into: bp + panel * gemmNR * kcur)
+                          width: gemmNR, into: bp + panel * gemmNR * kcur)
                 }
                 let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
                 let biasBase = bias.map { $0 + jc }
@@ -105,14 +111,14 @@ public enum Gemm {
                     let i0 = mPanels * mb / mBlocks * gemmMR
                     let mcur = min(mPanels * (mb + 1) / mBlocks * gemmMR, m) - i0
                     let ap = packedA(worker).floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
-                    // A transposed (each k's rows contiguous) is read in place, panels of 12 rows
+                    // A transposed (each k's rows contiguous) is read in place, panels of gemmMR rows
                     // `colStride` apart per k; only a last partial panel is packed.
                     let aInPlace = a.rowStride == 1
                     let fullRows = mcur / gemmMR * gemmMR
                     if !aInPlace {
-                        packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, into: ap)
+                        packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, width: gemmMR, into: ap)
                     } else if fullRows < mcur {
-                        packA(a, i0: i0 + fullRows, mc: mcur - fullRows, p0: pc, kc: kcur, into: ap + fullRows * kcur)
+                        packA(a, i0: i0 + fullRows, mc: mcur - fullRows, p0: pc, kc: kcur, width: gemmMR, into: ap + fullRows * kcur)
                     }
                     let tile = edgeTiles(worker).floats(gemmMR * gemmNR)
                     let pLo = panels * part / nParts, pHi = panels * (part + 1) / nParts
@@ -127,12 +133,12 @@ public enum Gemm {
                             let aPanel = inPlace ? a.base + pc * a.colStride + i0 + ir : UnsafePointer(ap + ir * kcur)
                             let lda = inPlace ? a.colStride : gemmMR
                             if mValid == gemmMR && nValid == gemmNR {
-                                microKernel12x32(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
-                                                 cTile, ldc, mode, biasBase.map { $0 + j }, lda: lda)
+                                kern.gemmTile(kcur, aPanel, lda, bp + panel * gemmNR * kcur, gemmNR,
+                                              cTile, ldc, mode, biasBase.map { $0 + j })
                             } else {
-                                microKernel12x32(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
-                                                 tile, gemmNR, .overwrite, nil, lda: lda)
-                                storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j })
+                                kern.gemmTile(kcur, aPanel, lda, bp + panel * gemmNR * kcur, gemmNR,
+                                              tile, gemmNR, .overwrite, nil)
+                                storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j }, tileStride: gemmNR)
                             }
                             ir += gemmMR
                         }
@@ -148,7 +154,7 @@ public enum Gemm {
     @inline(__always)
     static func storeEdge(_ tile: UnsafeMutablePointer<Float>, _ mValid: Int, _ nValid: Int,
                           _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
-                          _ bias: UnsafePointer<Float>?, tileStride: Int = gemmNR) {
+                          _ bias: UnsafePointer<Float>?, tileStride: Int) {
         for i in 0..<mValid {
             let t = tile + i * tileStride, row = c + i * ldc
             switch mode {
@@ -159,18 +165,18 @@ public enum Gemm {
         }
     }
 
-    /// Packs rows i0..<i0+mc, columns p0..<p0+kc of A into 12-row panels (12 floats per k),
-    /// zero-padding the last panel.
+    /// Packs rows i0..<i0+mc, columns p0..<p0+kc of A into panels of `width` rows (`width` floats
+    /// per k), zero-padding the last panel.
     @inline(__always)
-    static func packA(_ a: MatrixOperand, i0: Int, mc: Int, p0: Int, kc: Int, into ap: UnsafeMutablePointer<Float>) {
+    static func packA(_ a: MatrixOperand, i0: Int, mc: Int, p0: Int, kc: Int, width gemmMR: Int, into ap: UnsafeMutablePointer<Float>) {
         let rs = a.rowStride, cs = a.colStride
         var ir = 0
         while ir < mc {
             let panel = ap + ir * kc
             let rows = min(gemmMR, mc - ir)
             if cs == 1 {
-                // Row-major A: walk the panel's rows side by side, writing 12 contiguous floats per
-                // k. (Row by row, the compiler turns the strided writes into slow scatters.)
+                // Row-major A: walk the panel's rows side by side, writing a panel's floats per k
+                // contiguously. (Row by row, the compiler turns the strided writes into slow scatters.)
                 gatherRows(a.base + (i0 + ir) * rs + p0, rs, rows: rows, width: gemmMR, kc: kc, panel)
             } else if rs == 1 {
                 // Transposed A: each k already holds the panel's rows contiguously.
@@ -229,19 +235,13 @@ public enum Gemm {
         }
     }
 
-    /// Packs rows p0..<p0+kc, columns j0..<j0+nValid of B into one 32-column panel (32 floats
-    /// per k), zero-padding missing columns.
+    /// Packs rows p0..<p0+kc, columns j0..<j0+nValid of B into one panel of `width` columns
+    /// (`width` floats per k), zero-padding missing columns.
     @inline(__always)
-    static func packB(_ b: MatrixOperand, p0: Int, kc: Int, j0: Int, nValid: Int, into bp: UnsafeMutablePointer<Float>) {
+    static func packB(_ b: MatrixOperand, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
         let rs = b.rowStride, cs = b.colStride
         if cs == 1 && nValid == gemmNR {
-            typealias V = SIMD16<Float>
-            for p in 0..<kc {
-                let src = UnsafeRawPointer(b.base + (p0 + p) * rs + j0)
-                let dst = UnsafeMutableRawPointer(bp + p * gemmNR)
-                dst.storeBytes(of: src.loadUnaligned(as: V.self), as: V.self)
-                dst.storeBytes(of: src.loadUnaligned(fromByteOffset: 64, as: V.self), toByteOffset: 64, as: V.self)
-            }
+            for p in 0..<kc { copyFloats(bp + p * gemmNR, b.base + (p0 + p) * rs + j0, gemmNR) }
         } else if rs == 1 {
             gatherRows(b.base + j0 * cs + p0, cs, rows: nValid, width: gemmNR, kc: kc, bp)
             if nValid < gemmNR { for p in 0..<kc { for jj in nValid..<gemmNR { bp[p * gemmNR + jj] = 0 } } }
@@ -260,9 +260,11 @@ public enum Gemm {
     static func smallMRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                 bias: UnsafePointer<Float>?, threads: Int) {
+        let kern = Kernels.active
+        let gemmMR = kern.gemmMR, gemmNR = kern.gemmNR
         let mPanels = (m + gemmMR - 1) / gemmMR
         let ap = packedA(0).floats(mPanels * gemmMR * k)
-        packA(a, i0: 0, mc: m, p0: 0, kc: k, into: ap)
+        packA(a, i0: 0, mc: m, p0: 0, kc: k, width: gemmMR, into: ap)
         let fullPanels = n / gemmNR
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
         Parallel.forEachTask(threads, threads: threads) { part, worker in
@@ -274,15 +276,15 @@ public enum Gemm {
                     let i = mp * gemmMR
                     let mValid = min(gemmMR, m - i)
                     if mValid == gemmMR {
-                        microKernel12x32(k, ap + i * k, b.base + j, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
+                        kern.gemmTile(k, ap + i * k, gemmMR, b.base + j, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
                     } else {
-                        microKernel12x32(k, ap + i * k, b.base + j, b.rowStride, tile, gemmNR, .overwrite, nil)
-                        storeEdge(tile, mValid, gemmNR, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
+                        kern.gemmTile(k, ap + i * k, gemmMR, b.base + j, b.rowStride, tile, gemmNR, .overwrite, nil)
+                        storeEdge(tile, mValid, gemmNR, c + i * ldc + j, ldc, mode, bias.map { $0 + j }, tileStride: gemmNR)
                     }
                 }
             }
         }
-        // Leftover columns (n not a multiple of 32): a scalar loop over a few columns.
+        // Leftover columns (n not a multiple of gemmNR): a scalar loop over a few columns.
         let j0 = fullPanels * gemmNR
         if j0 < n {
             for i in 0..<m {
@@ -296,14 +298,17 @@ public enum Gemm {
         }
     }
 
-    /// At most 8 rows, row-major B: the 4×96 decode kernel over 96-column panels read in place,
-    /// once for rows 0–3 and, with more rows, again for rows 4–7 while the panel is still in
-    /// L2. Reading 384 contiguous bytes of each B row per panel streams weights from memory
-    /// about a third faster than the 192 of an 8×48 tile. The last n mod 96 columns go through a
-    /// 4×32 kernel the same way, and what is left (under 32 columns) through `smallMRowMajorB`.
+    /// At most 8 rows, row-major B: the 4-row decode kernel over panels of `decodeNR` columns
+    /// (96 on AVX-512, 24 on AVX2) read in place, once for rows 0–3 and, with more rows, again
+    /// for rows 4–7 while the panel is still in L2. On AVX-512, reading 384 contiguous bytes of
+    /// each B row per panel streams weights from memory about a third faster than the 192 of an
+    /// 8×48 tile. The last n mod decodeNR columns go through the 4-row GEMM tile the same way,
+    /// and what is left (under gemmNR columns) through `smallMRowMajorB`.
     static func decodeRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                 bias: UnsafePointer<Float>?, threads: Int) {
+        let kern = Kernels.active
+        let gemmNR = kern.gemmNR, decodeNR = kern.decodeNR
         let halves = m <= 4 ? 1 : 2
         // Pack A as 4 floats per k per half, zero rows past m.
         let ap = packedA(0).floats(8 * k)
@@ -313,20 +318,20 @@ public enum Gemm {
                 for i in 0..<4 { let r = 4 * h + i; pack[p * 4 + i] = r < m ? a.base[r * a.rowStride + p * a.colStride] : 0 }
             }
         }
-        let panels = n / decodeNR4, narrow = (n - panels * decodeNR4) / gemmNR
+        let panels = n / decodeNR, narrow = (n - panels * decodeNR) / gemmNR
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
         // One panel of `width` columns at column j: k in blocks whose slice of the panel (512
-        // rows × 384 bytes) stays in L2 for the second half's pass; a half with fewer than 4
+        // rows × at most 384 bytes) stays in L2 for the second half's pass; a half with fewer than 4
         // rows sums into the tile.
         func sweep(_ j: Int, _ width: Int, _ tile: UnsafeMutablePointer<Float>) {
-            let kernel = width == decodeNR4 ? microKernel4x96 : microKernel4x32
+            let kernel = width == decodeNR ? kern.decodeTile : kern.gemmTile4
             var p0 = 0
             while p0 < k {
                 let kcur = min(512, k - p0)
                 for h in 0..<halves {
                     let full = m - 4 * h >= 4
                     let first: TileMode = full ? mode : .overwrite
-                    kernel(kcur, ap + h * 4 * k + p0 * 4, b.base + p0 * b.rowStride + j, b.rowStride,
+                    kernel(kcur, ap + h * 4 * k + p0 * 4, 4, b.base + p0 * b.rowStride + j, b.rowStride,
                            full ? c + 4 * h * ldc + j : tile, full ? ldc : width,
                            p0 == 0 ? first : .accumulate, full && p0 == 0 ? bias.map { $0 + j } : nil)
                 }
@@ -339,14 +344,14 @@ public enum Gemm {
         }
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = panels * part / threads, hi = panels * (part + 1) / threads
-            let tile = edgeTiles(worker).floats(4 * decodeNR4)
-            for panel in lo..<hi { sweep(panel * decodeNR4, decodeNR4, tile) }
-            // the 32-column panels after the last 96-column one, on the last worker
+            let tile = edgeTiles(worker).floats(4 * decodeNR)
+            for panel in lo..<hi { sweep(panel * decodeNR, decodeNR, tile) }
+            // the gemmNR-column panels after the last decodeNR-column one, on the last worker
             if part == threads - 1 {
-                for q in 0..<narrow { sweep(panels * decodeNR4 + q * gemmNR, gemmNR, tile) }
+                for q in 0..<narrow { sweep(panels * decodeNR + q * gemmNR, gemmNR, tile) }
             }
         }
-        let j0 = panels * decodeNR4 + narrow * gemmNR
+        let j0 = panels * decodeNR + narrow * gemmNR
         if j0 < n {
             smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: MatrixOperand(base: b.base + j0, rowStride: b.rowStride, colStride: 1),
                             c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)
@@ -366,50 +371,21 @@ public enum Gemm {
         }
         let ldb = b.colStride
         let apc = UnsafePointer(ap)
-        Parallel.forEachTask(threads, threads: threads) { part, _ in
+        let kern = Kernels.active
+        Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = n * part / threads, hi = n * (part + 1) / threads
+            let d = edgeTiles(worker).floats(16)
             var j = lo
             while j < hi {
                 // two rows of B per pass: every load of A feeds two FMAs
                 let pair = j + 1 < hi
-                let (d0, d1) = dotRows8x2(apc, k: k, b.base + j * ldb, b.base + (pair ? j + 1 : j) * ldb)
+                kern.dotRows8x2(apc, k, b.base + j * ldb, b.base + (pair ? j + 1 : j) * ldb, d)
                 for i in 0..<m {
-                    c[i * ldc + j] = (accumulate ? c[i * ldc + j] : (bias?[j] ?? 0)) + d0[i]
-                    if pair { c[i * ldc + j + 1] = (accumulate ? c[i * ldc + j + 1] : (bias?[j + 1] ?? 0)) + d1[i] }
+                    c[i * ldc + j] = (accumulate ? c[i * ldc + j] : (bias?[j] ?? 0)) + d[i]
+                    if pair { c[i * ldc + j + 1] = (accumulate ? c[i * ldc + j + 1] : (bias?[j + 1] ?? 0)) + d[8 + i] }
                 }
                 j += pair ? 2 : 1
             }
         }
-    }
-
-    /// Dot products of two contiguous rows `w0`, `w1` (length k) with the 8 rows of `a` (8 × k).
-    @inline(__always)
-    static func dotRows8x2(_ a: UnsafePointer<Float>, k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>)
-        -> (SIMD8<Float>, SIMD8<Float>) {
-        typealias V = SIMD16<Float>
-        var x0 = V(), x1 = V(), x2 = V(), x3 = V(), x4 = V(), x5 = V(), x6 = V(), x7 = V()
-        var y0 = V(), y1 = V(), y2 = V(), y3 = V(), y4 = V(), y5 = V(), y6 = V(), y7 = V()
-        let r0 = UnsafeRawPointer(w0), r1 = UnsafeRawPointer(w1), ar = UnsafeRawPointer(a)
-        let rb = k * 4
-        var off = 0
-        let end = (k / 16) * 64
-        while off < end {
-            let u = r0.loadUnaligned(fromByteOffset: off, as: V.self), v = r1.loadUnaligned(fromByteOffset: off, as: V.self)
-            var t = ar.loadUnaligned(fromByteOffset: off, as: V.self); x0 = x0.addingProduct(t, u); y0 = y0.addingProduct(t, v)
-            t = ar.loadUnaligned(fromByteOffset: off + rb, as: V.self); x1 = x1.addingProduct(t, u); y1 = y1.addingProduct(t, v)
-            t = ar.loadUnaligned(fromByteOffset: off + 2 * rb, as: V.self); x2 = x2.addingProduct(t, u); y2 = y2.addingProduct(t, v)
-            t = ar.loadUnaligned(fromByteOffset: off + 3 * rb, as: V.self); x3 = x3.addingProduct(t, u); y3 = y3.addingProduct(t, v)
-            t = ar.loadUnaligned(fromByteOffset: off + 4 * rb, as: V.self); x4 = x4.addingProduct(t, u); y4 = y4.addingProduct(t, v)
-            t = ar.loadUnaligned(fromByteOffset: off + 5 * rb, as: V.self); x5 = x5.addingProduct(t, u); y5 = y5.addingProduct(t, v)
-            t = ar.loadUnaligned(fromByteOffset: off + 6 * rb, as: V.self); x6 = x6.addingProduct(t, u); y6 = y6.addingProduct(t, v)
-            t = ar.loadUnaligned(fromByteOffset: off + 7 * rb, as: V.self); x7 = x7.addingProduct(t, u); y7 = y7.addingProduct(t, v)
-            off += 64
-        }
-        var d0 = SIMD8<Float>(hsum(x0), hsum(x1), hsum(x2), hsum(x3), hsum(x4), hsum(x5), hsum(x6), hsum(x7))
-        var d1 = SIMD8<Float>(hsum(y0), hsum(y1), hsum(y2), hsum(y3), hsum(y4), hsum(y5), hsum(y6), hsum(y7))
-        for p in (k / 16) * 16 ..< k {
-            for i in 0..<8 { d0[i] += a[i * k + p] * w0[p]; d1[i] += a[i * k + p] * w1[p] }
-        }
-        return (d0, d1)
     }
 }

@@ -13,26 +13,7 @@ public enum LogitHeads {
     /// Softmax of row/τ into `probs`; returns (logsumexp(z), Σ p·z).
     @inline(__always)
     static func softmaxRow(_ row: UnsafePointer<Float>, _ v: Int, _ invTemp: Float, _ probs: UnsafeMutablePointer<Float>) -> (Float, Float) {
-        let m = maxElement(row, v) * invTemp
-        var sum: Float = 0
-        var acc = F16()
-        let iv = F16(repeating: invTemp), mv = F16(repeating: m)
-        var j = 0
-        while j + 16 <= v {
-            let e = vexp(vload(row + j) * iv - mv)
-            vstore(e, probs + j); acc += e; j += 16
-        }
-        sum = hsum(acc)
-        while j < v { let e = expf(row[j] * invTemp - m); probs[j] = e; sum += e; j += 1 }
-        let inv = 1 / sum
-        var pz = F16(); j = 0
-        while j + 16 <= v {
-            let pj = vload(probs + j) * inv
-            vstore(pj, probs + j); pz = pz.addingProduct(pj, vload(row + j)); j += 16
-        }
-        var pzs = hsum(pz)
-        while j < v { probs[j] *= inv; pzs += probs[j] * row[j]; j += 1 }
-        return (m + logf(sum), pzs * invTemp)
+        Kernels.active.softmaxRow(row, v, invTemp, probs)
     }
 
     static func forRows(_ n: Int, _ v: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
@@ -136,24 +117,7 @@ public enum LogitHeads {
                 if y >= 0 { o[i] = row[y] * invT - lse }
                 // d/dz_j = −gl·p_j − ge·p_j·(log p_j + H), with log p_j = z_j − lse
                 let h = lse - pz
-                let a = F16(repeating: -gl * invT), geT = F16(repeating: -ge * invT)
-                let shift = F16(repeating: h - lse), ivv = F16(repeating: invT)
-                var j = 0
-                if ge == 0 {
-                    while j + 16 <= v { vstore(a * vload(probs + j), drow + j); j += 16 }
-                } else {
-                    while j + 16 <= v {
-                        let pj = vload(probs + j)
-                        let logpPlusH = vload(row + j) * ivv + shift
-                        vstore(a * pj + geT * pj * logpPlusH, drow + j)
-                        j += 16
-                    }
-                }
-                while j < v {
-                    let pj = probs[j]
-                    drow[j] = -gl * invT * pj - ge * invT * pj * (row[j] * invT - lse + h)
-                    j += 1
-                }
+                Kernels.active.logitGradientRow(row, probs, drow, v, invT, lse, h, gl, ge)
                 if y >= 0 { drow[y] += gl * invT }
             }
         }

@@ -168,6 +168,7 @@ public final class Generator {
         let mean = st.mean.pointer + r0, rstd = st.rstd.pointer + r0
         let qkv = st.qkv.pointer + r0 * 3 * c, atty = st.atty.pointer + r0 * c
         let tmp = st.tmp.pointer + r0 * c, fch = st.fch.pointer + r0 * 4 * c
+        let kern = Kernels.active
         for (l, w) in p.blocks.enumerated() {
             layerNormForward(ln, mean, rstd, x, w.ln1w, w.ln1b, nb, c, eps)
             linear(qkv, ln, w.qkvw, w.qkvb, nb, c, 3 * c)
@@ -185,9 +186,9 @@ public final class Generator {
                     copyFloats(vBase + cur * hs, vv, hs)
                     // scores over cached positions, masked softmax, weighted sum of values
                     let scores = attentionScratch(worker).floats(cap)
-                    decodeScores(q, scale, kBase, cap, hs, cur + 1, scores)
+                    kern.decodeScores(q, scale, kBase, cap, hs, cur + 1, scores)
                     maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
-                    decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * c + h * hs)
+                    kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * c + h * hs)
                 }
             }
             linear(tmp, atty, w.projw, w.projb, nb, c, c)
@@ -232,47 +233,4 @@ final class DecodeState {
         logits = FloatBuffer(count: batch * config.vocabSize)
     }
     var floatCount: Int { [x, ln, mean, rstd, qkv, atty, tmp, fch, logits].reduce(0) { $0 + $1.count } }
-}
-
-/// scores[s] = Σ_d (q[d]·scale)·keys[d·ld + s] for s < n, keys stored transposed (one row of
-/// `ld` positions per head dimension). Each 16-wide block of scores stays in a register across
-/// the head dimensions; the sums are formed in the same order, with the same roundings, as
-/// `hs` successive `axpy` calls into zeros would form them.
-@inline(__always)
-func decodeScores(_ q: UnsafePointer<Float>, _ scale: Float, _ keys: UnsafePointer<Float>, _ ld: Int, _ hs: Int,
-                  _ n: Int, _ scores: UnsafeMutablePointer<Float>) {
-    var s = 0
-    while s + 16 <= n {
-        var acc = F16()
-        for d in 0..<hs { acc = acc.addingProduct(F16(repeating: q[d] * scale), vload(keys + d * ld + s)) }
-        vstore(acc, scores + s)
-        s += 16
-    }
-    while s < n {
-        var x: Float = 0
-        for d in 0..<hs { x += q[d] * scale * keys[d * ld + s] }
-        scores[s] = x
-        s += 1
-    }
-}
-
-/// out[j] = Σ_s p[s]·values[s·hs + j] for j < hs over the positions with p[s] ≠ 0, in order of
-/// s: 16 output columns at a time held in a register, with the same order and roundings as one
-/// `axpy` per position into zeros.
-@inline(__always)
-func decodeWeightedValues(_ p: UnsafePointer<Float>, _ n: Int, _ values: UnsafePointer<Float>, _ hs: Int,
-                          _ out: UnsafeMutablePointer<Float>) {
-    var j = 0
-    while j + 16 <= hs {
-        var acc = F16()
-        for s in 0..<n where p[s] != 0 { acc = acc.addingProduct(F16(repeating: p[s]), vload(values + s * hs + j)) }
-        vstore(acc, out + j)
-        j += 16
-    }
-    while j < hs {
-        var x: Float = 0
-        for s in 0..<n where p[s] != 0 { x += p[s] * values[s * hs + j] }
-        out[j] = x
-        j += 1
-    }
 }

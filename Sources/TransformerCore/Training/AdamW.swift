@@ -49,32 +49,11 @@ public final class AdamW {
         let pp = params.pointer, gp = grads.pointer, mp = m.pointer, vp = v.pointer
         let wd = config.weightDecay
         let total = ranges.reduce(0) { $0 + $1.count }
+        let kern = Kernels.active
         Parallel.forEach(ranges.count, cost: total, minCostPerThread: 1 << 16) { r in
             let (off, count, decays) = ranges[r]
             let decay = decays ? lr * wd : 0
-            let b1v = F16(repeating: b1), b2v = F16(repeating: b2)
-            let ob1 = F16(repeating: 1 - b1), ob2 = F16(repeating: 1 - b2)
-            let lrc = F16(repeating: lr / bc1), ibc2 = F16(repeating: 1 / bc2), epsv = F16(repeating: eps)
-            let keep = F16(repeating: 1 - decay)
-            var i = off
-            let end = off + count
-            while i + 16 <= end {
-                let g = vload(gp + i)
-                let mi = b1v * vload(mp + i) + ob1 * g
-                let vi = b2v * vload(vp + i) + ob2 * g * g
-                vstore(mi, mp + i); vstore(vi, vp + i)
-                let denom = (vi * ibc2).squareRoot() + epsv
-                vstore(vload(pp + i) * keep - lrc * mi / denom, pp + i)
-                i += 16
-            }
-            while i < end {
-                let g = gp[i]
-                mp[i] = b1 * mp[i] + (1 - b1) * g
-                vp[i] = b2 * vp[i] + (1 - b2) * g * g
-                let denom = (vp[i] / bc2).squareRoot() + eps
-                pp[i] = pp[i] * (1 - decay) - (lr / bc1) * mp[i] / denom
-                i += 1
-            }
+            kern.adamw(pp + off, gp + off, mp + off, vp + off, count, b1, b2, lr / bc1, bc2, eps, 1 - decay)
         }
     }
 }
@@ -84,13 +63,7 @@ public final class AdamW {
 @discardableResult
 public func clipGradientNorm(_ grads: FloatBuffer, maxNorm: Float) -> Float {
     let p = grads.pointer
-    var acc = SIMD16<Double>()
-    var i = 0
-    while i + 16 <= grads.count {
-        let x = SIMD16<Double>(vload(p + i)); acc = acc.addingProduct(x, x); i += 16
-    }
-    var sum = acc.sum()
-    while i < grads.count { sum += Double(p[i]) * Double(p[i]); i += 1 }
+    let sum = Kernels.active.sumOfSquares(p, grads.count)
     let norm = Float(sum.squareRoot())
     if norm.isFinite && norm > maxNorm {
         scaleInPlace(maxNorm / (norm + 1e-6), p, grads.count)

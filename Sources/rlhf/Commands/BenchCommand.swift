@@ -57,7 +57,7 @@ enum BenchCommand: Command {
         let repeatCount = try a.int("--repeat", range: 1...1000)
         if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
         let out = BenchOutput(json: a.flag("--json"))
-        out.header("threads \(Parallel.threadCount)")
+        out.header("kernels \(Kernels.activePath.rawValue), threads \(Parallel.threadCount)")
 
         let shapes = try a.list("--shapes").map(parseShapes) ?? matmulShapes
         let cold = a.flag("--cold")
@@ -343,7 +343,9 @@ final class BenchOutput {
 
     func emit(_ fields: [String: Any], text: String) {
         if json {
-            let order = ["what", "impl", "phase", "config", "m", "k", "n", "B", "T", "batch", "prompt", "new"]
+            var fields = fields
+            if fields["isa"] == nil { fields["isa"] = Kernels.activePath.rawValue }
+            let order = ["what", "isa", "impl", "phase", "config", "m", "k", "n", "B", "T", "batch", "prompt", "new"]
             var keys = order.filter { fields[$0] != nil }
             keys += fields.keys.filter { !order.contains($0) }.sorted()
             let parts = keys.map { k -> String in

@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One instruction set's vector types and tile shapes. A kernel target defines one conforming
+/// type and builds its `KernelTable` from the generic bodies in `Body`, which its own compiler
+/// flags then turn into that instruction set's code.
+///
+/// The conforming type must be declared in the kernel target itself: every specialisation of a
+/// body is then named after it, so two targets never emit a function under the same name (the
+/// linker would keep one copy, and a CPU lacking the other's instructions would run it).
+public protocol KernelISA {
+    /// The float vector the kernels work in: 16 lanes on AVX-512, 8 on AVX2, 4 on SSE and NEON.
+    associatedtype V: SIMD where V.Scalar == Float
+    /// Unsigned integers with V's lane count (exp's bit manipulation).
+    associatedtype U: SIMD where U.Scalar == UInt32
+    /// Doubles with V's lane count (the gradient norm's sum of squares).
+    associatedtype D: SIMD where D.Scalar == Double
+    /// Name of the path, as `RLHF_ISA` spells it.
+    static var name: String { get }
+    /// Whether the target has fused multiply-add. Without it `addingProduct` is a call to `fmaf`
+    /// per lane, so the bodies multiply and add instead.
+    static var fused: Bool { get }
+    /// Rows of the GEMM micro-tile (4, 6, 8 or 12); it is two vectors wide.
+    static var gemmMR: Int { get }
+    /// Vectors per row of the 4-row decode tile (2, 3, 4 or 6).
+    static var decodeVectors: Int { get }
+}
+
+/// How a micro-kernel combines its product with C.
+public enum TileMode { case overwrite, accumulate, bias }
+
+/// Row k (16 floats) is 0 in lanes ≤ k and −∞ after: the causal mask of the vector that holds
+/// query k (mod the lane count). A path with fewer lanes reads the first lanes of row k.
+public let causalChunkMask: UnsafePointer<Float> = {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: 256)
+    for k in 0..<16 { for l in 0..<16 { p[k * 16 + l] = l <= k ? 0 : -.infinity } }
+    return UnsafePointer(p)
+}()
+
+/// The generic kernel bodies, specialised per instruction set by the kernel targets. Every
+/// member is inlined into the entry points that a target builds, so no body is ever emitted as a
+/// function of its own that two targets could share.
+public enum Body<I: KernelISA> {
+    public typealias V = I.V
+
+    /// Lanes per vector.
+    @inlinable @inline(__always) public static var lanes: Int { V.scalarCount }
+    /// Bytes per vector.
+    @inlinable @inline(__always) public static var vbytes: Int { V.scalarCount * 4 }
+
+    @inlinable @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> V {
+        UnsafeRawPointer(p).loadUnaligned(as: V.self)
+    }
+    @inlinable @inline(__always) public static func load(_ p: UnsafeMutablePointer<Float>) -> V {
+        UnsafeRawPointer(p).loadUnaligned(as: V.self)
+    }
+    @inlinable @inline(__always) public static func load(_ p: UnsafeRawPointer, _ byteOffset: Int) -> V {
+        p.loadUnaligned(fromByteOffset: byteOffset, as: V.self)
+    }
+    @inlinable @inline(__always) public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
+    @inlinable @inline(__always) public static func store(_ v: V, _ p: UnsafeMutableRawPointer, _ byteOffset: Int) {
+        p.storeBytes(of: v, toByteOffset: byteOffset, as: V.self)
+    }
+    @inlinable @inline(__always) public static func splat(_ x: Float) -> V { V(repeating: x) }
+
+    /// acc + a·b: one fused multiply-add per lane where the target has FMA.
+    @inlinable @inline(__always) public static func madd(_ acc: V, _ a: V, _ b: V) -> V {
+        I.fused ? acc.addingProduct(a, b) : acc + a * b
+    }
+
+    /// Sum of the lanes in lane order.
+    @inlinable @inline(__always) public static func hsum(_ v: V) -> Float {
+        var s = v[0]
+        for i in 1..<V.scalarCount { s += v[i] }
+        return s
+    }
+
+    /// Lane-wise maximum for inputs without NaN (a select, which every target lowers to one
+    /// instruction; the standard `pointwiseMax` follows IEEE maximum's NaN rules).
+    @inlinable @inline(__always) public static func vmax(_ a: V, _ b: V) -> V { a.replacing(with: b, where: a .< b) }
+
+    /// Largest lane of a vector without NaN.
+    @inlinable @inline(__always) public static func hmax(_ v: V) -> Float {
+        var m = v[0]
+        for i in 1..<V.scalarCount where m < v[i] { m = v[i] }
+        return m
+    }
+
+    /// exp per lane: range reduction to 2^k·e^r, |r| ≤ ln2/2, and a degree-6 polynomial;
+    /// relative error about 2e-7 for x in [-87, 88]. Inputs below -87 give 0, NaN stays NaN.
+    @inlinable @inline(__always) public static func exp(_ x: V) -> V {
+        let log2e: Float = 1.442695040888963
+        // clamped with selects (NaN stays NaN)
+        let lo = splat(-87.3), hi = splat(88.3)
+        let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
+        // k = round(x·log2e) by adding 1.5·2²³: the integer lands in the low mantissa bits,
+        // which avoids a float→int vector conversion
+        let magic = splat(12_582_912)
+        let t = madd(magic, xc, splat(log2e))
+        let k = t - magic
+        // r = x - k·ln2, with ln2 split in two for accuracy
+        var r = madd(xc, k, splat(-0.693145751953125))
+        r = madd(r, k, splat(-1.428606765330187e-06))
+        var p = splat(1.0 / 720.0)
+        p = madd(splat(1.0 / 120.0), p, r)
+        p = madd(splat(1.0 / 24.0), p, r)
+        p = madd(splat(1.0 / 6.0), p, r)
+        p = madd(splat(0.5), p, r)
+        p = madd(splat(1.0), p, r)
+        p = madd(splat(1.0), p, r)
+        let bits = unsafeBitCast(t, to: I.U.self) &- I.U(repeating: 0x4B40_0000)   // k as an integer
+        let scale = unsafeBitCast((bits &+ I.U(repeating: 127)) &<< I.U(repeating: 23), to: V.self) // 2^k
+        var result = p * scale
+        result.replace(with: 0, where: x .< splat(-87.0))
+        return result
+    }
+
+    /// tanh per lane through exp: tanh(u) = 1 − 2/(e^{2u} + 1); saturates cleanly.
+    @inlinable @inline(__always) public static func tanh(_ u: V) -> V {
+        let e = exp(2 * u)
+        return 1 - 2 / (e + 1)
+    }
+}

@@ -1,0 +1,18 @@
+#if arch(x86_64)
+import KernelBodies
+
+/// AVX-512 (x86-64-v4): 16-float zmm vectors, a 12 × 32 GEMM tile in 24 of the 32 registers and
+/// a 4 × 96 decode tile.
+public enum AVX512: KernelISA {
+    public typealias V = SIMD16<Float>
+    public typealias U = SIMD16<UInt32>
+    public typealias D = SIMD16<Double>
+    public static var name: String { "avx512" }
+    public static var fused: Bool { true }
+    public static var gemmMR: Int { 12 }
+    public static var decodeVectors: Int { 6 }
+}
+
+/// The AVX-512 kernels. Use them only where the CPU reports x86-64-v4.
+public let avx512Kernels = KernelTable.make(AVX512.self)
+#endif

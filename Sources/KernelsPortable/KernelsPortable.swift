@@ -1,0 +1,26 @@
+import KernelBodies
+
+/// The portable path: 4-float vectors, which every 64-bit CPU Swift runs on has (SSE2 on x86-64,
+/// NEON on arm64), with no instruction beyond the target's baseline.
+///
+/// On arm64 the 32 q registers hold a 12 × 8 GEMM tile (24 accumulators) and a 4 × 24 decode
+/// tile, and NEON has fused multiply-add; on x86-64 the 16 xmm registers of SSE2 hold a 6 × 8
+/// tile and a 4 × 8 decode tile, multiplying and adding separately.
+public enum Portable: KernelISA {
+    public typealias V = SIMD4<Float>
+    public typealias U = SIMD4<UInt32>
+    public typealias D = SIMD4<Double>
+    public static var name: String { "portable" }
+    #if arch(arm64)
+    public static var fused: Bool { true }
+    public static var gemmMR: Int { 12 }
+    public static var decodeVectors: Int { 6 }
+    #else
+    public static var fused: Bool { false }
+    public static var gemmMR: Int { 6 }
+    public static var decodeVectors: Int { 2 }
+    #endif
+}
+
+/// The portable kernels, usable on any CPU.
+public let portableKernels = KernelTable.make(Portable.self)

@@ -1,0 +1,113 @@
+import Foundation
+import CPUFeatures
+import KernelBodies
+#if arch(x86_64)
+import KernelsAVX512
+import KernelsAVX2
+#endif
+import KernelsPortable
+
+/// An instruction-set path of the kernels.
+public enum KernelPath: String, CaseIterable, Sendable {
+    /// AVX-512 (x86-64-v4: AVX-512 F, BW, CD, DQ and VL).
+    case avx512
+    /// AVX2 with FMA (x86-64-v3).
+    case avx2
+    /// 4-float vectors and no instruction beyond the CPU family's baseline: SSE2 on x86-64, NEON
+    /// on arm64.
+    case portable
+
+    /// What a CPU needs for this path, in the words of an error message.
+    public var requirement: String {
+        switch self {
+        case .avx512: return "AVX-512 (x86-64-v4: AVX-512 F, BW, CD, DQ and VL)"
+        case .avx2: return "AVX2 and FMA (x86-64-v3)"
+        case .portable: return "nothing beyond the CPU family's baseline"
+        }
+    }
+}
+
+/// A forced path the CPU cannot run, or a path name that does not exist.
+public struct KernelPathError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Which kernels run: the best path the CPU supports, or the one `RLHF_ISA` names.
+///
+/// Every kernel call goes through `Kernels.active`, one table of entry points compiled for one
+/// instruction set. Nothing else in the program is compiled for a particular CPU, so no
+/// instruction the CPU lacks is ever executed.
+public enum Kernels {
+    /// The x86-64 level the CPU and operating system support (0 on other architectures).
+    public static let x86Level = Int(rlhf_x86_level())
+
+    /// Whether this CPU can run `path`.
+    public static func supports(_ path: KernelPath) -> Bool {
+        #if arch(x86_64)
+        switch path {
+        case .avx512: return x86Level >= 4
+        case .avx2: return x86Level >= 3
+        case .portable: return true
+        }
+        #else
+        return path == .portable
+        #endif
+    }
+
+    /// The paths this CPU can run, fastest first.
+    public static var available: [KernelPath] { KernelPath.allCases.filter(supports) }
+
+    /// The kernel table of a path this CPU supports.
+    public static func table(_ path: KernelPath) -> KernelTable {
+        precondition(supports(path), "the \(path.rawValue) kernels need \(path.requirement), which this CPU lacks")
+        #if arch(x86_64)
+        switch path {
+        case .avx512: return avx512Kernels
+        case .avx2: return avx2Kernels
+        case .portable: return portableKernels
+        }
+        #else
+        return portableKernels
+        #endif
+    }
+
+    /// The path `RLHF_ISA` asks for (nil when unset or empty), checked against the CPU.
+    public static func requestedPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> KernelPath? {
+        guard let raw = environment["RLHF_ISA"]?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
+        guard let path = KernelPath(rawValue: raw) else {
+            throw KernelPathError(description: "RLHF_ISA=\(raw) is not a kernel path; use avx512, avx2 or portable (or leave it unset for the best this CPU supports)")
+        }
+        guard supports(path) else {
+            let best = available.first ?? .portable
+            throw KernelPathError(description: "RLHF_ISA=\(raw): this CPU lacks \(path.requirement); it supports \(available.map(\.rawValue).joined(separator: ", ")) (the default would be \(best.rawValue))")
+        }
+        return path
+    }
+
+    /// The path in use at start: `RLHF_ISA`'s when set, otherwise the best the CPU supports.
+    /// An unusable `RLHF_ISA` stops the program with its message (the `rlhf` command checks it
+    /// first, to exit with a usage error instead).
+    public static let startPath: KernelPath = {
+        do {
+            return try requestedPath() ?? available.first ?? .portable
+        } catch {
+            FileHandle.standardError.write(Data("rlhf: error: \(error)\n".utf8))
+            exit(2)
+        }
+    }()
+
+    /// The kernels every call goes through.
+    nonisolated(unsafe) public static var active: KernelTable = table(startPath)
+
+    /// The path of `active`.
+    public static var activePath: KernelPath { KernelPath(rawValue: active.name) ?? .portable }
+
+    /// Runs `body` with `path`'s kernels, then restores the previous ones. For tests and
+    /// benchmarks; not for use while other threads run kernels.
+    public static func using<T>(_ path: KernelPath, _ body: () throws -> T) rethrows -> T {
+        let saved = active
+        active = table(path)
+        defer { active = saved }
+        return try body()
+    }
+}

@@ -1,0 +1,99 @@
+import XCTest
+import Foundation
+
+/// The kernel path as a user meets it: `RLHF_ISA`, `rlhf bench`'s first line and JSON, and a
+/// check of the built binary that no code outside the per-instruction-set kernel targets uses an
+/// instruction beyond x86-64's baseline.
+final class KernelPathCommandTests: ScratchFolderTestCase {
+    /// The paths this machine can run, as `Kernels.available` would say, read from /proc/cpuinfo.
+    var supportedPaths: [String] {
+        #if arch(x86_64)
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set((info.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " ").map(String.init))
+        var paths: [String] = []
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "avx2", "fma"]) { paths.append("avx512") }
+        if flags.isSuperset(of: ["avx2", "fma", "bmi2", "f16c", "movbe"]) { paths.append("avx2") }
+        return paths + ["portable"]
+        #else
+        return ["portable"]
+        #endif
+    }
+
+    func testBenchNamesThePathOnItsFirstLineAndInEveryJSONLine() throws {
+        for path in supportedPaths {
+            let text = try rlhf(["bench", "--only", "matmul", "--shapes", "16x16x16"], env: ["RLHF_ISA": path])
+            XCTAssertTrue(text.stdout.split(separator: "\n").first?.hasPrefix("rlhf bench (kernels \(path),") == true, text.stdout)
+            let json = try rlhf(["bench", "--only", "matmul", "--shapes", "16x16x16,7x9x5", "--json"], env: ["RLHF_ISA": path])
+            let lines = json.stdout.split(separator: "\n")
+            XCTAssertEqual(lines.count, 3)
+            for line in lines {
+                let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                XCTAssertEqual(obj?["isa"] as? String, path, String(line))
+            }
+        }
+        // Without RLHF_ISA the best path is used.
+        let best = try rlhf(["bench", "--only", "matmul", "--shapes", "4x4x4"], env: ["RLHF_ISA": ""])
+        XCTAssertTrue(best.stdout.hasPrefix("rlhf bench (kernels \(supportedPaths[0]),"), best.stdout)
+    }
+
+    func testAnUnknownOrUnsupportedPathIsAUsageError() throws {
+        let r = try rlhf(["status"], env: ["RLHF_ISA": "avx1024"], expect: 2)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("RLHF_ISA=avx1024") && r.stderr.contains("avx512, avx2 or portable"), r.stderr)
+        for path in ["avx512", "avx2"] where !supportedPaths.contains(path) {
+            let r = try rlhf(["bench", "--only", "matmul", "--shapes", "4x4x4"], env: ["RLHF_ISA": path], expect: 2)
+            XCTAssertTrue(r.stderr.contains("this CPU lacks"), r.stderr)
+        }
+    }
+
+    /// Every function in the binary that holds a VEX or EVEX instruction (AVX, AVX2, FMA,
+    /// AVX-512) or a BMI/LZCNT/MOVBE one must belong to the AVX2 or AVX-512 kernel target, whose
+    /// specialisations carry its name. Anything else would run on a CPU without those
+    /// instructions: a shared generic specialisation that the linker took from a kernel target,
+    /// or CPU flags on a target that must have none.
+    func testNoCodeOutsideTheKernelTargetsNeedsMoreThanTheBaseline() throws {
+        #if arch(x86_64)
+        let objdump = ["/usr/bin/objdump", "/usr/local/bin/objdump"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let objdump else { throw XCTSkip("objdump (binutils) is not installed") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: objdump)
+        p.arguments = ["-d", "--no-show-raw-insn", rlhfBinary.path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let beyondBaseline: Set<Substring> = ["andn", "bextr", "blsi", "blsmsk", "blsr", "bzhi", "lzcnt", "movbe", "mulx", "pdep", "pext", "rorx", "sarx", "shlx", "shrx"]
+        var function: Substring = ""
+        var kernelFunctions = 0
+        var offenders: [String: String] = [:]
+        var functionsSeen = 0
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            if line.hasSuffix(">:"), let open = line.firstIndex(of: "<") {
+                function = line[line.index(after: open)..<line.index(line.endIndex, offsetBy: -2)]
+                functionsSeen += 1
+                continue
+            }
+            // "  addr:\tmnemonic operands"
+            guard let tab = line.firstIndex(of: "\t") else { continue }
+            let instruction = line[line.index(after: tab)...]
+            let mnemonic = instruction.prefix { $0 != " " }
+            let vex = mnemonic.hasPrefix("v") && mnemonic != "verr" && mnemonic != "verw"
+            guard vex || beyondBaseline.contains(mnemonic) else { continue }
+            if function.contains("11KernelsAVX2") || function.contains("13KernelsAVX512") {
+                kernelFunctions += 1
+                continue
+            }
+            if offenders[String(function)] == nil { offenders[String(function)] = String(instruction) }
+        }
+        XCTAssertGreaterThan(functionsSeen, 1000, "objdump printed the binary's functions")
+        XCTAssertGreaterThan(kernelFunctions, 100, "the kernel targets' vector code was found")
+        XCTAssertTrue(offenders.isEmpty, "functions outside the kernel targets with instructions beyond x86-64: "
+                      + offenders.prefix(10).map { "\($0.key): \($0.value)" }.joined(separator: "; "))
+        #else
+        throw XCTSkip("the instruction check is for x86-64 binaries")
+        #endif
+    }
+}
