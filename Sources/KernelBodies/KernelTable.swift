@@ -3,7 +3,7 @@
 /// A kernel target builds its table with `KernelTable.make(_:)`, which specialises every body for
 /// the target's `KernelISA` inside that target, so its compiler flags apply. The closures capture
 /// nothing; each is one non-generic function of the target.
-public struct KernelTable: @unchecked Sendable {
+public final class KernelTable: @unchecked Sendable {
     public typealias Tile = (_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                              _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?) -> Void
 

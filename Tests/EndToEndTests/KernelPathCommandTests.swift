@@ -97,3 +97,48 @@ final class KernelPathCommandTests: ScratchFolderTestCase {
         #endif
     }
 }
+
+/// The binary on CPUs this machine is not: under QEMU's user-mode emulation of a Haswell (AVX2
+/// and FMA, no AVX-512) and of a Nehalem (SSE4.2, no AVX), it picks the AVX2 and the portable
+/// path, computes, and refuses a forced path the emulated CPU lacks. An instruction from a
+/// higher set anywhere on the way would end it with SIGILL. Needs `qemu-x86_64` (Debian's
+/// qemu-user, which .ci/run installs); the test is skipped without it.
+final class EmulatedCPUTests: ScratchFolderTestCase {
+    func emulate(_ cpu: String, _ args: [String], env: [String: String] = [:]) throws -> CLIResult {
+        let qemu = ["/usr/bin/qemu-x86_64", "/usr/local/bin/qemu-x86_64"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let qemu else { throw XCTSkip("qemu-x86_64 (Debian package qemu-user) is not installed") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: qemu)
+        p.arguments = ["-cpu", cpu, rlhfBinary.path] + args
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        p.currentDirectoryURL = dir
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func testRunsOnCPUsWithoutAVX512OrWithoutAVX() throws {
+        #if arch(x86_64)
+        // GEMM tiles, edges and the decode kernels, then a whole KV-cache sampling run of config S
+        // (LayerNorm, attention, GELU, softmax, sampling).
+        let work = ["bench", "--only", "matmul,generate", "--config", "S", "--repeat", "1", "--shapes", "64x64x64,8x128x500,100x70x90"]
+        for (cpu, path) in [("Haswell-v4", "avx2"), ("Nehalem", "portable")] {
+            let r = try emulate(cpu, work, env: ["RLHF_ISA": ""])
+            XCTAssertEqual(r.status, 0, "\(cpu): \(r.stderr)")
+            XCTAssertTrue(r.stdout.hasPrefix("rlhf bench (kernels \(path),"), "\(cpu): \(r.stdout)")
+            XCTAssertTrue(r.stdout.contains("generate S"), "\(cpu): \(r.stdout)")
+        }
+        let refused = try emulate("Haswell-v4", ["status"], env: ["RLHF_ISA": "avx512"])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains("this CPU lacks AVX-512"), refused.stderr)
+        let noAVX2 = try emulate("Nehalem", ["status"], env: ["RLHF_ISA": "avx2"])
+        XCTAssertEqual(noAVX2.status, 2)
+        XCTAssertTrue(noAVX2.stderr.contains("this CPU lacks AVX2"), noAVX2.stderr)
+        #else
+        throw XCTSkip("x86-64 emulation check")
+        #endif
+    }
+}

@@ -39,7 +39,10 @@ final class BundledPromptsTests: XCTestCase {
 
     func options() -> RewardOptions {
         var o = RewardOptions()
-        o.epochs = 3; o.learningRate = 1e-4
+        // At 1e-4 three epochs left the model still climbing, and where it stopped (87–92% on
+        // clean labels) depended on the kernel path's summation order, through every stage
+        // upstream; at 3e-4 it settles at 93–94% on the AVX-512, AVX2 and portable paths alike.
+        o.epochs = 3; o.learningRate = 3e-4
         return o
     }
 
