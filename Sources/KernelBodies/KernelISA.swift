@@ -27,6 +27,17 @@ public protocol KernelISA {
     static var gemmMR: Int { get }
     /// Vectors per row of the 4-row decode tile (2, 3, 4 or 6).
     static var decodeVectors: Int { get }
+
+    // Comparisons and selects, which each target writes on its concrete vector type: through
+    // the generic `SIMD` protocol they compile to a loop over the lanes.
+
+    /// Lane-wise maximum for inputs without NaN (a select; the standard `pointwiseMax` follows
+    /// IEEE maximum's NaN rules).
+    static func vmax(_ a: V, _ b: V) -> V
+    /// x clamped to [lo, hi] with selects; a NaN lane stays NaN.
+    static func clamp(_ x: V, _ lo: V, _ hi: V) -> V
+    /// x with 0 in the lanes where probe < bound.
+    static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V
 }
 
 /// How a micro-kernel combines its product with C.
@@ -41,51 +52,51 @@ public let causalChunkMask: UnsafePointer<Float> = {
 }()
 
 /// The generic kernel bodies, specialised per instruction set by the kernel targets. Every
-/// member is inlined into the entry points that a target builds, so no body is ever emitted as a
-/// function of its own that two targets could share.
+/// member is inlined into the entry points that a target builds (the small helpers below are
+/// `@_transparent`, which inlines even where the optimiser would not), so no body is ever
+/// emitted as a function of its own that two targets could share.
 public enum Body<I: KernelISA> {
     public typealias V = I.V
 
     /// Lanes per vector.
-    @inlinable @inline(__always) public static var lanes: Int { V.scalarCount }
+    @_transparent public static var lanes: Int { V.scalarCount }
     /// Bytes per vector.
-    @inlinable @inline(__always) public static var vbytes: Int { V.scalarCount * 4 }
+    @_transparent public static var vbytes: Int { V.scalarCount * 4 }
 
-    @inlinable @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> V {
+    @_transparent public static func load(_ p: UnsafePointer<Float>) -> V {
         UnsafeRawPointer(p).loadUnaligned(as: V.self)
     }
-    @inlinable @inline(__always) public static func load(_ p: UnsafeMutablePointer<Float>) -> V {
+    @_transparent public static func load(_ p: UnsafeMutablePointer<Float>) -> V {
         UnsafeRawPointer(p).loadUnaligned(as: V.self)
     }
-    @inlinable @inline(__always) public static func load(_ p: UnsafeRawPointer, _ byteOffset: Int) -> V {
+    @_transparent public static func load(_ p: UnsafeRawPointer, _ byteOffset: Int) -> V {
         p.loadUnaligned(fromByteOffset: byteOffset, as: V.self)
     }
-    @inlinable @inline(__always) public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+    @_transparent public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
-    @inlinable @inline(__always) public static func store(_ v: V, _ p: UnsafeMutableRawPointer, _ byteOffset: Int) {
+    @_transparent public static func store(_ v: V, _ p: UnsafeMutableRawPointer, _ byteOffset: Int) {
         p.storeBytes(of: v, toByteOffset: byteOffset, as: V.self)
     }
-    @inlinable @inline(__always) public static func splat(_ x: Float) -> V { V(repeating: x) }
+    @_transparent public static func splat(_ x: Float) -> V { V(repeating: x) }
 
     /// acc + a·b: one fused multiply-add per lane where the target has FMA.
-    @inlinable @inline(__always) public static func madd(_ acc: V, _ a: V, _ b: V) -> V {
+    @_transparent public static func madd(_ acc: V, _ a: V, _ b: V) -> V {
         I.fused ? acc.addingProduct(a, b) : acc + a * b
     }
 
     /// Sum of the lanes in lane order.
-    @inlinable @inline(__always) public static func hsum(_ v: V) -> Float {
+    @_transparent public static func hsum(_ v: V) -> Float {
         var s = v[0]
         for i in 1..<V.scalarCount { s += v[i] }
         return s
     }
 
-    /// Lane-wise maximum for inputs without NaN (a select, which every target lowers to one
-    /// instruction; the standard `pointwiseMax` follows IEEE maximum's NaN rules).
-    @inlinable @inline(__always) public static func vmax(_ a: V, _ b: V) -> V { a.replacing(with: b, where: a .< b) }
+    /// Lane-wise maximum for inputs without NaN.
+    @_transparent public static func vmax(_ a: V, _ b: V) -> V { I.vmax(a, b) }
 
     /// Largest lane of a vector without NaN.
-    @inlinable @inline(__always) public static func hmax(_ v: V) -> Float {
+    @_transparent public static func hmax(_ v: V) -> Float {
         var m = v[0]
         for i in 1..<V.scalarCount where m < v[i] { m = v[i] }
         return m
@@ -93,11 +104,10 @@ public enum Body<I: KernelISA> {
 
     /// exp per lane: range reduction to 2^k·e^r, |r| ≤ ln2/2, and a degree-6 polynomial;
     /// relative error about 2e-7 for x in [-87, 88]. Inputs below -87 give 0, NaN stays NaN.
-    @inlinable @inline(__always) public static func exp(_ x: V) -> V {
+    @_transparent public static func exp(_ x: V) -> V {
         let log2e: Float = 1.442695040888963
         // clamped with selects (NaN stays NaN)
-        let lo = splat(-87.3), hi = splat(88.3)
-        let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
+        let xc = I.clamp(x, splat(-87.3), splat(88.3))
         // k = round(x·log2e) by adding 1.5·2²³: the integer lands in the low mantissa bits,
         // which avoids a float→int vector conversion
         let magic = splat(12_582_912)
@@ -115,13 +125,11 @@ public enum Body<I: KernelISA> {
         p = madd(splat(1.0), p, r)
         let bits = unsafeBitCast(t, to: I.U.self) &- I.U(repeating: 0x4B40_0000)   // k as an integer
         let scale = unsafeBitCast((bits &+ I.U(repeating: 127)) &<< I.U(repeating: 23), to: V.self) // 2^k
-        var result = p * scale
-        result.replace(with: 0, where: x .< splat(-87.0))
-        return result
+        return I.zeroWhereLess(p * scale, x, splat(-87.0))
     }
 
     /// tanh per lane through exp: tanh(u) = 1 − 2/(e^{2u} + 1); saturates cleanly.
-    @inlinable @inline(__always) public static func tanh(_ u: V) -> V {
+    @_transparent public static func tanh(_ u: V) -> V {
         let e = exp(2 * u)
         return 1 - 2 / (e + 1)
     }

@@ -6,8 +6,6 @@ import Darwin
 
 // Per-row and elementwise bodies: LayerNorm, GELU, the softmax rows of the logit heads, AdamW.
 
-@usableFromInline let geluScale: Float = 0.7978845608028654 // sqrt(2/π)
-
 extension Body {
     /// LayerNorm of rows lo..<hi: out (N,C) = (inp − mean)·rstd·w + b; saves mean and rstd.
     @inlinable @inline(__always)
@@ -81,6 +79,7 @@ extension Body {
     @inlinable @inline(__always)
     public static func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ lo: Int, _ hi: Int) {
         let l = lanes
+        let geluScale: Float = 0.7978845608028654 // sqrt(2/π); a local, since a global costs a lazy-init check per use
         var i = lo
         while i + l <= hi {
             let x = load(inp + i)
@@ -100,6 +99,7 @@ extension Body {
     public static func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
                                     _ lo: Int, _ hi: Int) {
         let l = lanes
+        let geluScale: Float = 0.7978845608028654 // sqrt(2/π)
         var i = lo
         while i + l <= hi {
             let x = load(inp + i)

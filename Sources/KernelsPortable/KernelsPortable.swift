@@ -20,6 +20,14 @@ public enum Portable: KernelISA {
     public static var gemmMR: Int { 6 }
     public static var decodeVectors: Int { 2 }
     #endif
+
+    @inline(__always) public static func vmax(_ a: V, _ b: V) -> V { a.replacing(with: b, where: a .< b) }
+    @inline(__always) public static func clamp(_ x: V, _ lo: V, _ hi: V) -> V {
+        x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
+    }
+    @inline(__always) public static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V {
+        x.replacing(with: 0, where: probe .< bound)
+    }
 }
 
 /// The portable kernels, usable on any CPU.

@@ -13,11 +13,13 @@ let rlhfBinary: URL = {
     fatalError("rlhf binary not found next to \(here.path)")
 }()
 
-/// Runs `rlhf args…` to completion, capturing its output; `stdin` is fed to it when given.
-func runCLI(_ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdin: Data? = nil) throws -> CLIResult {
+/// Runs `rlhf args…` to completion, capturing its output; `stdin` is fed to it when given. With
+/// a `launcher` (a program and its arguments, such as an emulator), runs `launcher rlhf args…`.
+func runCLI(_ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdin: Data? = nil,
+            launcher: [String] = []) throws -> CLIResult {
     let p = Process()
-    p.executableURL = rlhfBinary
-    p.arguments = args
+    p.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? rlhfBinary
+    p.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [rlhfBinary.path] + args
     p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
     if let cwd { p.currentDirectoryURL = cwd }
     let out = Pipe(), err = Pipe()
