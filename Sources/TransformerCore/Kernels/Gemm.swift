@@ -24,8 +24,8 @@ public struct MatrixOperand {
 
 /// Single-precision matrix multiplication, BLIS-style: B is packed in KC×NC blocks shared by
 /// the workers, each worker packs its own MC×KC block of A, and the active path's micro-kernel
-/// (12×32 on AVX-512, 6×16 on AVX2) runs over the packed panels. Decode-sized products (a handful of rows) skip packing B, which would cost
-/// more than the product itself.
+/// (12×32 on AVX-512, 6×16 on AVX2) runs over the packed panels. Decode-sized products (a
+/// handful of rows) skip packing B, which would cost more than the product itself.
 ///
 /// Its packing buffers are per worker and per `Parallel.isolated` part, so products may run in
 /// the parts of an isolated region at once, but not on two threads otherwise.
@@ -61,6 +61,7 @@ public enum Gemm {
             decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
             return
         }
+        // Two row panels or fewer (at least 12 rows): B read in place rather than packed.
         if m <= 2 * max(gemmMR, 6) {
             if b.colStride == 1 {
                 smallMRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
