@@ -175,10 +175,25 @@ extension Body {
     }
 
     /// Dot products of two contiguous rows `w0`, `w1` (length k) with the 8 rows of `a` (8 × k):
-    /// out[i] = a_i·w0, out[8 + i] = a_i·w1. Every load of A feeds two FMAs.
+    /// out[i] = a_i·w0, out[8 + i] = a_i·w1. Every load of A feeds two FMAs. With 32 vector
+    /// registers (a 12-row GEMM tile) all 16 sums are held at once; with 16, the rows go in two
+    /// halves of four, reading `w0` and `w1` again from L1.
     @inlinable @inline(__always)
     public static func dotRows8x2(_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>,
                                   _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        if I.gemmMR >= 12 {
+            dotRows(8, a, k, w0, w1, out)
+        } else {
+            dotRows(4, a, k, w0, w1, out)
+            dotRows(4, a + 4 * k, k, w0, w1, out + 4)
+        }
+    }
+
+    /// out[i] = a_i·w0 and out[8 + i] = a_i·w1 for the first `rows` (4 or 8, a constant) rows of
+    /// `a` (k floats apart).
+    @inlinable @inline(__always)
+    public static func dotRows(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>,
+                               _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
         let vb = vbytes, l = lanes
         var x0 = V(), x1 = V(), x2 = V(), x3 = V(), x4 = V(), x5 = V(), x6 = V(), x7 = V()
         var y0 = V(), y1 = V(), y2 = V(), y3 = V(), y4 = V(), y5 = V(), y6 = V(), y7 = V()
@@ -188,20 +203,26 @@ extension Body {
         let end = (k / l) * vb
         while off < end {
             let u = load(r0, off), v = load(r1, off)
-            let t0 = load(ar, off + 0 * rb); x0 = madd(x0, t0, u); y0 = madd(y0, t0, v)
-            let t1 = load(ar, off + 1 * rb); x1 = madd(x1, t1, u); y1 = madd(y1, t1, v)
+            let t0 = load(ar, off); x0 = madd(x0, t0, u); y0 = madd(y0, t0, v)
+            let t1 = load(ar, off + rb); x1 = madd(x1, t1, u); y1 = madd(y1, t1, v)
             let t2 = load(ar, off + 2 * rb); x2 = madd(x2, t2, u); y2 = madd(y2, t2, v)
             let t3 = load(ar, off + 3 * rb); x3 = madd(x3, t3, u); y3 = madd(y3, t3, v)
-            let t4 = load(ar, off + 4 * rb); x4 = madd(x4, t4, u); y4 = madd(y4, t4, v)
-            let t5 = load(ar, off + 5 * rb); x5 = madd(x5, t5, u); y5 = madd(y5, t5, v)
-            let t6 = load(ar, off + 6 * rb); x6 = madd(x6, t6, u); y6 = madd(y6, t6, v)
-            let t7 = load(ar, off + 7 * rb); x7 = madd(x7, t7, u); y7 = madd(y7, t7, v)
+            if rows > 4 {
+                let t4 = load(ar, off + 4 * rb); x4 = madd(x4, t4, u); y4 = madd(y4, t4, v)
+                let t5 = load(ar, off + 5 * rb); x5 = madd(x5, t5, u); y5 = madd(y5, t5, v)
+                let t6 = load(ar, off + 6 * rb); x6 = madd(x6, t6, u); y6 = madd(y6, t6, v)
+                let t7 = load(ar, off + 7 * rb); x7 = madd(x7, t7, u); y7 = madd(y7, t7, v)
+            }
             off += vb
         }
-        out[0] = hsum(x0); out[1] = hsum(x1); out[2] = hsum(x2); out[3] = hsum(x3); out[4] = hsum(x4); out[5] = hsum(x5); out[6] = hsum(x6); out[7] = hsum(x7)
-        out[8] = hsum(y0); out[9] = hsum(y1); out[10] = hsum(y2); out[11] = hsum(y3); out[12] = hsum(y4); out[13] = hsum(y5); out[14] = hsum(y6); out[15] = hsum(y7)
+        out[0] = hsum(x0); out[1] = hsum(x1); out[2] = hsum(x2); out[3] = hsum(x3)
+        out[8] = hsum(y0); out[9] = hsum(y1); out[10] = hsum(y2); out[11] = hsum(y3)
+        if rows > 4 {
+            out[4] = hsum(x4); out[5] = hsum(x5); out[6] = hsum(x6); out[7] = hsum(x7)
+            out[12] = hsum(y4); out[13] = hsum(y5); out[14] = hsum(y6); out[15] = hsum(y7)
+        }
         for p in (k / l) * l ..< k {
-            for i in 0..<8 { out[i] += a[i * k + p] * w0[p]; out[8 + i] += a[i * k + p] * w1[p] }
+            for i in 0..<rows { out[i] += a[i * k + p] * w0[p]; out[8 + i] += a[i * k + p] * w1[p] }
         }
     }
 }

@@ -44,7 +44,9 @@ final class GemmTests: EveryPathTestCase {
                           (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
                           (4, 160, 40), (7, 140, 700), (8, 130, 20),
                           // and around the AVX2 and SSE tiles (6×16, 6×8, 4×24 decode, 4×8)
-                          (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12)]
+                          (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12),
+                      // decode panels chosen to leave whole narrow panels (AVX2: 128 = 4×24 + 2×16)
+                      (8, 128, 40), (5, 56, 9), (3, 200, 33)]
             for (m, n, k) in shapes {
                 for transA in [false, true] { for transB in [false, true] {
                     check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)

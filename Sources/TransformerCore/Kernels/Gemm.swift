@@ -319,7 +319,11 @@ public enum Gemm {
                 for i in 0..<4 { let r = 4 * h + i; pack[p * 4 + i] = r < m ? a.base[r * a.rowStride + p * a.colStride] : 0 }
             }
         }
-        let panels = n / decodeNR, narrow = (n - panels * decodeNR) / gemmNR
+        // One decode panel fewer when that leaves whole gemmNR-column panels instead of a
+        // remainder for the scalar loop (AVX2: 128 columns = 4×24 + 2×16, not 5×24 + 8).
+        var panels = n / decodeNR
+        if (n - panels * decodeNR) % gemmNR != 0 && panels > 0 && (n - (panels - 1) * decodeNR) % gemmNR == 0 { panels -= 1 }
+        let narrow = (n - panels * decodeNR) / gemmNR
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
         // One panel of `width` columns at column j: k in blocks whose slice of the panel (512
         // rows × at most 384 bytes) stays in L2 for the second half's pass; a half with fewer than 4
