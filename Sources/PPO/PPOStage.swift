@@ -172,9 +172,7 @@ public enum PPOStage {
         var files: [String: String] = [:]
         for (name, opt) in [("policy", trainer.policyOptimizer), ("value", trainer.valueOptimizer)] {
             let url = stateDir.appendingPathComponent("\(name)-optimizer-\(it).safetensors")
-            try SafeTensorsWriter.write([SafeTensorsOutput(name: "m", shape: [opt.m.count], data: UnsafeBufferPointer(start: opt.m.pointer, count: opt.m.count)),
-                                         SafeTensorsOutput(name: "v", shape: [opt.v.count], data: UnsafeBufferPointer(start: opt.v.pointer, count: opt.v.count))],
-                                        metadata: ["step": String(opt.step)], to: url)
+            try opt.saveState(to: url)
             files[name] = url.path
         }
         let cfg = String(decoding: try JSONEncoder().encode(trainer.policy.config), as: UTF8.self)
@@ -217,13 +215,7 @@ public enum PPOStage {
             t.beta = Float(bitPattern: beta)
             t.rng = rng
             for (path, sha, opt) in [(policyOptimizer, policyOptimizerSHA, t.policyOptimizer), (valueOptimizer, valueOptimizerSHA, t.valueOptimizer)] {
-                let url = URL(fileURLWithPath: path)
-                guard try SHA256.hex(of: url) == sha else { throw StoreError("\(path): the optimiser state changed since it was saved") }
-                let f = try SafeTensorsFile(url: url)
-                try f.read("m", into: UnsafeMutableBufferPointer(start: opt.m.pointer, count: opt.m.count))
-                try f.read("v", into: UnsafeMutableBufferPointer(start: opt.v.pointer, count: opt.v.count))
-                guard let step = f.metadata["step"].flatMap(Int.init) else { throw StoreError("\(path): no optimiser step") }
-                opt.restore(step: step)
+                try opt.loadState(from: URL(fileURLWithPath: path), sha256: sha)
             }
         }
     }

@@ -12,10 +12,8 @@ public struct RankingExample: Equatable, Sendable {
     /// (chosen, rejected) as indices into `sequences`.
     public let pairs: [Pair]
 
-    public struct Pair: Equatable, Sendable {
-        public let chosen: Int, rejected: Int
-        public init(chosen: Int, rejected: Int) { self.chosen = chosen; self.rejected = rejected }
-    }
+    /// One chosen/rejected pair, as indices.
+    public typealias Pair = ComparisonGroup.Pair
 
     public init(rankingId: Int64, promptId: Int64, completionIds: [Int64], sequences: [[Int32]], pairs: [Pair]) {
         self.rankingId = rankingId; self.promptId = promptId; self.completionIds = completionIds
@@ -42,38 +40,24 @@ public enum RewardData {
     /// One example per current ranking that has at least one pair (ties give none).
     public static func examples(store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int,
                                 useStoredTokens: Bool) throws -> [RankingExample] {
-        let comps = try store.comparisons()
-        let completions = try store.completions(ids: Array(Set(comps.flatMap { [$0.chosenId, $0.rejectedId] })))
+        let groups = try store.comparisonGroups()
+        let completions = try store.completions(ids: Array(Set(groups.flatMap(\.completionIds))))
         var prompts: [Int64: String] = [:]
-        var out: [RankingExample] = []
-        var i = 0
-        while i < comps.count {
-            var j = i
-            while j < comps.count && comps[j].rankingId == comps[i].rankingId { j += 1 }
-            let group = comps[i..<j]
-            i = j
-            var ids: [Int64] = []
-            for c in group { for id in [c.chosenId, c.rejectedId] where !ids.contains(id) { ids.append(id) } }
-            let promptId = group.first!.promptId
-            if prompts[promptId] == nil { prompts[promptId] = try store.prompt(id: promptId)?.text ?? "" }
-            let seqs = ids.map { id in
-                sequence(prompt: prompts[promptId]!, completion: completions[id]!, tokenizer: tokenizer, annotations: annotations,
+        return try groups.map { g in
+            if prompts[g.promptId] == nil { prompts[g.promptId] = try store.prompt(id: g.promptId)?.text ?? "" }
+            let seqs = g.completionIds.map { id in
+                sequence(prompt: prompts[g.promptId]!, completion: completions[id]!, tokenizer: tokenizer, annotations: annotations,
                          nCtx: nCtx, useStoredTokens: useStoredTokens)
             }
-            let pairs = group.map { RankingExample.Pair(chosen: ids.firstIndex(of: $0.chosenId)!, rejected: ids.firstIndex(of: $0.rejectedId)!) }
-            out.append(RankingExample(rankingId: group.first!.rankingId, promptId: promptId, completionIds: ids, sequences: seqs, pairs: pairs))
+            return RankingExample(rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds, sequences: seqs, pairs: g.pairs)
         }
-        return out
     }
 
-    /// Splits by prompt, seeded: about `fraction` of the distinct prompts (at least one) go to
-    /// validation with all their rankings. No prompt is on both sides.
+    /// Splits by prompt (`PreferenceSplit`, the split DPO uses too): about `fraction` of the
+    /// distinct prompts (at least one) go to validation with all their rankings. No prompt is on
+    /// both sides.
     public static func split(_ examples: [RankingExample], fraction: Double, seed: UInt64) -> (train: [RankingExample], validation: [RankingExample]) {
-        var prompts = Array(Set(examples.map(\.promptId))).sorted()
-        var rng = SeededRandom(seed: seed ^ 0x5B17)
-        rng.shuffle(&prompts)
-        let nVal = min(prompts.count - 1, max(1, Int((Double(prompts.count) * fraction).rounded())))
-        let val = Set(prompts.prefix(max(0, nVal)))
+        let val = PreferenceSplit.validationPrompts(Set(examples.map(\.promptId)), fraction: fraction, seed: seed)
         return (examples.filter { !val.contains($0.promptId) }, examples.filter { val.contains($0.promptId) })
     }
 }

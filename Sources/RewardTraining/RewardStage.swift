@@ -93,7 +93,7 @@ public enum RewardStage {
             model.tensor("score.bias")[0] = 0
         }
 
-        cleanStaleTemporaries(store.folder.appendingPathComponent("checkpoints"))
+        ModelFolder.removeStaleTemporaries(in: store.folder.appendingPathComponent("checkpoints"))
         let runId = try store.beginStageRun(stage: "train-reward", config: o.json, seed: Int64(bitPattern: o.seed))
         var report = RewardReport(stageRunId: runId)
         report.trainRankings = train.count; report.validationRankings = val.count
@@ -255,13 +255,5 @@ public enum RewardStage {
         if let spec { return (nil, URL(fileURLWithPath: spec)) }
         guard let b = try store.latestModel(role: .base) else { throw StoreError("the run has no base model; create it with 'rlhf init'") }
         return (b, try store.verifiedFolder(b, sha256: SHA256.hex(of:)))
-    }
-
-    /// Removes folders a killed save left under temporary names.
-    static func cleanStaleTemporaries(_ dir: URL) {
-        guard let items = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return }
-        for name in items where name.hasPrefix(".") && (name.contains(".tmp-") || name.contains(".old-")) {
-            try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
-        }
     }
 }

@@ -50,6 +50,26 @@ public struct ComparisonRecord: Equatable, Sendable {
     public let rankGap: Int
 }
 
+/// The pairs one ranking implies, over the completions it compared.
+public struct ComparisonGroup: Equatable, Sendable {
+    public let rankingId: Int64
+    public let promptId: Int64
+    /// The completions that appear in a pair, in order of first appearance.
+    public let completionIds: [Int64]
+    /// (chosen, rejected) as indices into `completionIds`.
+    public let pairs: [Pair]
+
+    /// One chosen/rejected pair, as indices.
+    public struct Pair: Equatable, Sendable {
+        public let chosen: Int, rejected: Int
+        public init(chosen: Int, rejected: Int) { self.chosen = chosen; self.rejected = rejected }
+    }
+
+    public init(rankingId: Int64, promptId: Int64, completionIds: [Int64], pairs: [Pair]) {
+        self.rankingId = rankingId; self.promptId = promptId; self.completionIds = completionIds; self.pairs = pairs
+    }
+}
+
 /// An item to label: a prompt with the completions one model wrote for it (2 to 9).
 public struct LabelItem: Equatable, Sendable {
     public let promptId: Int64
@@ -136,6 +156,26 @@ extension RunStore {
             SELECT c.ranking_id, r.prompt_id, c.chosen_id, c.rejected_id, c.rank_gap FROM comparisons c
             JOIN rankings r ON r.id = c.ranking_id WHERE r.replaced_by IS NULL ORDER BY c.ranking_id, c.id
             """) { ComparisonRecord(rankingId: $0.int(0), promptId: $0.int(1), chosenId: $0.int(2), rejectedId: $0.int(3), rankGap: Int($0.int(4))) }
+    }
+
+    /// The comparisons of current rankings, one group per ranking that implies at least one pair
+    /// (ties imply none), in ranking id order. Train-reward and DPO read their data from here, so
+    /// both see the same rankings, completions and pairs.
+    public func comparisonGroups() throws -> [ComparisonGroup] {
+        let comps = try comparisons()
+        var out: [ComparisonGroup] = []
+        var i = 0
+        while i < comps.count {
+            var j = i
+            while j < comps.count && comps[j].rankingId == comps[i].rankingId { j += 1 }
+            let group = comps[i..<j]
+            var ids: [Int64] = []
+            for c in group { for id in [c.chosenId, c.rejectedId] where !ids.contains(id) { ids.append(id) } }
+            let pairs = group.map { ComparisonGroup.Pair(chosen: ids.firstIndex(of: $0.chosenId)!, rejected: ids.firstIndex(of: $0.rejectedId)!) }
+            out.append(ComparisonGroup(rankingId: group.first!.rankingId, promptId: group.first!.promptId, completionIds: ids, pairs: pairs))
+            i = j
+        }
+        return out
     }
 
     /// Items to label: for each prompt of `split` (nil: both), the completions each model wrote

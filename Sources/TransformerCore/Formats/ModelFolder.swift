@@ -184,6 +184,14 @@ public enum ModelFolder {
         }
     }
 
+    /// Removes, from a folder of checkpoints, what a killed `save` left under temporary names.
+    public static func removeStaleTemporaries(in dir: URL) {
+        guard let items = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return }
+        for name in items where name.hasPrefix(".") && (name.contains(".tmp-") || name.contains(".old-")) {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
+        }
+    }
+
     /// Writes config.json, model.safetensors and the tokenizer files into an existing folder.
     static func writeContents(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL) throws {
         let c = model.config

@@ -41,6 +41,27 @@ public final class AdamW {
     /// Restores the step count (with the moments, for resuming).
     public func restore(step: Int) { self.step = step }
 
+    /// Writes the moments and the step count to a safetensors file (tensors `m` and `v`, the step
+    /// in the metadata), atomically.
+    public func saveState(to url: URL) throws {
+        try SafeTensorsWriter.write([SafeTensorsOutput(name: "m", shape: [m.count], data: UnsafeBufferPointer(start: m.pointer, count: m.count)),
+                                     SafeTensorsOutput(name: "v", shape: [v.count], data: UnsafeBufferPointer(start: v.pointer, count: v.count))],
+                                    metadata: ["step": String(step)], to: url)
+    }
+
+    /// Reads what `saveState` wrote, after checking the file's SHA-256 against `sha256`.
+    public func loadState(from url: URL, sha256: String) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw FormatError("\(url.path): the optimiser state to resume from is missing")
+        }
+        guard try SHA256.hex(of: url) == sha256 else { throw FormatError("\(url.path): the optimiser state changed since it was saved") }
+        let f = try SafeTensorsFile(url: url)
+        try f.read("m", into: UnsafeMutableBufferPointer(start: m.pointer, count: m.count))
+        try f.read("v", into: UnsafeMutableBufferPointer(start: v.pointer, count: v.count))
+        guard let s = f.metadata["step"].flatMap(Int.init) else { throw FormatError("\(url.path): no optimiser step in the metadata") }
+        step = s
+    }
+
     /// Applies one update to `params` from `grads` with learning rate `lr` (a schedule's value).
     public func update(params: FloatBuffer, grads: FloatBuffer, lr: Float) {
         step += 1
