@@ -64,12 +64,16 @@ let package = Package(
             dependencies: ["TransformerCore", "RunStore"]
         ),
         .target(
+            name: "DPO",
+            dependencies: ["TransformerCore", "RunStore"]
+        ),
+        .target(
             name: "Curves",
             dependencies: ["TransformerCore", "RunStore"]
         ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "Curves"]
+            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Curves"]
         ),
         .testTarget(
             name: "TransformerCoreTests",
@@ -95,6 +99,11 @@ let package = Package(
         .testTarget(
             name: "PPOTests",
             dependencies: ["PPO", "RunStore", "TransformerCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "DPOTests",
+            dependencies: ["DPO", "RunStore", "TransformerCore", "RewardTraining"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -1,0 +1,273 @@
+import Foundation
+import TransformerCore
+import RunStore
+
+/// Options of `rlhf dpo`.
+public struct DPOOptions: Codable, Equatable, Sendable {
+    public var objective = DPOObjective()
+    public var epochs = 3
+    public var learningRate: Float = 1e-5
+    /// Rankings per optimiser step.
+    public var batch = 8
+    /// Sequences per forward pass.
+    public var microBatch = 16
+    public var seed: UInt64 = 0
+    /// The share of prompts held out, as train-reward holds them out (same seed, same split).
+    public var validationFraction = 0.1
+    public var maxGradNorm: Float = 1
+    public var weightDecay: Float = 0
+    /// Optimiser steps between checkpoints (each epoch's end is saved too).
+    public var saveEvery = 50
+    /// The model to train (nil: the run's latest policy).
+    public var policyModel: Int64?
+    /// The frozen reference (nil: the run's reference, else its base).
+    public var referenceModel: Int64?
+
+    public init() {}
+
+    /// Why these options cannot train, or nil.
+    public var validationError: String? {
+        if let e = objective.validationError { return e }
+        if !(validationFraction > 0 && validationFraction < 1) { return "--val-fraction must be between 0 and 1 (exclusive)" }
+        if !(learningRate > 0) || !learningRate.isFinite { return "--lr must be a positive number" }
+        return nil
+    }
+}
+
+/// Progress of a DPO run, for the console.
+public enum DPOEvent {
+    case started(stageRunId: Int64, resumedAt: Int, totalSteps: Int, train: Int, validation: Int, pairs: Int)
+    case reference(done: Int, total: Int)
+    case step(Int, DPOStats, lr: Float)
+    case epoch(Int, DPOStats)
+    case saved(step: Int, policy: ModelRecord)
+}
+
+/// What a `rlhf dpo` run did.
+public struct DPOReport: Sendable {
+    public var stageRunId: Int64 = 0
+    public var firstStep = 0, stepsDone = 0, totalSteps = 0
+    public var trainRankings = 0, validationRankings = 0
+    public var trainPrompts: Set<Int64> = [], validationPrompts: Set<Int64> = []
+    /// Validation figures after each epoch (of this process; a resumed run reports its own).
+    public var epochs: [(epoch: Int, stats: DPOStats)] = []
+    public var interrupted = false
+    public var lastPolicy: ModelRecord?
+    /// Seconds spent on the reference pass and on training.
+    public var referenceSeconds = 0.0, trainSeconds = 0.0
+}
+
+/// `rlhf dpo` on a run: direct preference optimisation of the policy on the run's comparisons,
+/// against a frozen reference whose log-probabilities are computed once and stored in the stage
+/// run. Checkpoints (with the optimiser moments) every `saveEvery` steps, at each epoch's end and
+/// on a stop request; `resume` continues the latest unfinished DPO run from its last checkpoint
+/// with the same metrics as an uninterrupted run.
+public enum DPOStage {
+    struct Config: Codable {
+        var options: DPOOptions
+        var policyModelId: Int64
+        var referenceModelId: Int64
+    }
+
+    /// What `--resume` needs, stored after each checkpoint.
+    struct SavedState: Codable {
+        var step: Int
+        var policyModelId: Int64
+        var optimizer: String
+        var optimizerSHA: String
+    }
+
+    public static func run(store: RunStore, options: DPOOptions, resume: Bool, events: ((DPOEvent) -> Void)? = nil,
+                           shouldStop: () -> Bool = { false }) throws -> DPOReport {
+        if let problem = options.validationError { throw StoreError(problem) }
+        try store.markInterruptedRuns()
+        var config: Config
+        var runId: Int64 = 0
+        var saved: SavedState?
+        if resume {
+            guard let last = try store.stageRuns(stage: "dpo").first else { throw StoreError("there is no DPO run to resume; start one with 'rlhf dpo'") }
+            guard last.status != .succeeded else { throw StoreError("the latest DPO run (#\(last.id)) finished; start a new one with 'rlhf dpo'") }
+            guard last.status != .running else { throw StoreError("DPO run #\(last.id) is still running in another process") }
+            config = try JSONDecoder().decode(Config.self, from: Data(last.config.utf8))
+            runId = last.id
+            if let json = try store.stageState(runId, "resume") { saved = try JSONDecoder().decode(SavedState.self, from: Data(json.utf8)) }
+        } else {
+            let policyId: Int64
+            if let id = options.policyModel {
+                guard let m = try store.model(id: id) else { throw StoreError("--policy \(id): the run has no model #\(id)") }
+                policyId = m.id
+            } else {
+                guard let p = try store.latestModel(role: .policy) else { throw StoreError("the run has no policy; create it with 'rlhf init'") }
+                policyId = p.id
+            }
+            let refId: Int64
+            if let id = options.referenceModel {
+                guard let m = try store.model(id: id) else { throw StoreError("--reference \(id): the run has no model #\(id)") }
+                refId = m.id
+            } else {
+                guard let r = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else { throw StoreError("the run has no reference or base model") }
+                refId = r.id
+            }
+            config = Config(options: options, policyModelId: policyId, referenceModelId: refId)
+        }
+        let o = config.options
+
+        func load(_ id: Int64) throws -> (ModelRecord, PretrainedModel) {
+            guard let rec = try store.model(id: id) else { throw StoreError("model #\(id) is not in the run") }
+            let m = try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)))
+            guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model with a scalar head, not a language model") }
+            return (rec, m)
+        }
+        let (startRec, start) = try load(saved?.policyModelId ?? config.policyModelId)
+        let (_, reference) = try load(config.referenceModelId)
+        guard start.model.config == reference.model.config, start.tokenizer.tokens == reference.tokenizer.tokens else {
+            throw StoreError("the policy (#\(config.policyModelId)) and the reference (#\(config.referenceModelId)) differ in configuration or tokenizer")
+        }
+        let tok = start.tokenizer, notes = start.annotations
+        let policy = start.model
+
+        // Data: the same rankings and prompt split as train-reward.
+        guard try !store.comparisons().isEmpty else {
+            throw StoreError("the run has no comparisons yet; rank completions with 'rlhf label' (or 'rlhf label --simulate lexicon'), or import pairs with 'rlhf labels import'")
+        }
+        let all = try DPOData.examples(store: store, tokenizer: tok, annotations: notes, nCtx: policy.config.nCtx)
+        let promptIds = Set(all.map(\.promptId))
+        guard promptIds.count >= 2 else {
+            throw StoreError("the comparisons cover \(promptIds.count) prompt; a validation split by prompt needs at least 2 (label more items)")
+        }
+        let valPrompts = PreferenceSplit.validationPrompts(promptIds, fraction: o.validationFraction, seed: o.seed)
+        let usable = all.filter { !$0.prompt.isEmpty }
+        let train = usable.filter { !valPrompts.contains($0.promptId) }, val = usable.filter { valPrompts.contains($0.promptId) }
+        guard !train.isEmpty else { throw StoreError("no training rankings are left after the validation split") }
+        let stepsPerEpoch = (train.count + o.batch - 1) / o.batch, totalSteps = stepsPerEpoch * o.epochs
+
+        ModelFolder.removeStaleTemporaries(in: store.folder.appendingPathComponent("checkpoints"))
+        if runId == 0 {
+            runId = try store.beginStageRun(stage: "dpo", config: String(decoding: try JSONEncoder().encode(config), as: UTF8.self),
+                                            seed: Int64(bitPattern: o.seed))
+        } else {
+            try store.reopenStageRun(runId)
+            try store.truncateStageRun(runId, afterStep: saved?.step ?? 0)
+        }
+        var report = DPOReport(stageRunId: runId, firstStep: saved?.step ?? 0, totalSteps: totalSteps)
+        report.trainRankings = train.count; report.validationRankings = val.count
+        report.trainPrompts = Set(train.map(\.promptId)); report.validationPrompts = Set(val.map(\.promptId))
+        events?(.started(stageRunId: runId, resumedAt: saved?.step ?? 0, totalSteps: totalSteps, train: train.count, validation: val.count,
+                         pairs: usable.reduce(0) { $0 + $1.pairs.count }))
+        do {
+            let trainer = DPOTrainer(policy: policy, objective: o.objective, rows: o.microBatch, pad: tok.padId ?? tok.eosId ?? 0)
+            // Reference log-probabilities: computed once, stored in the stage run.
+            let t0 = Date()
+            let refTable = try referenceLogProbs(store: store, runId: runId, trainer: trainer, reference: reference.model,
+                                                 examples: train + val, events: events)
+            report.referenceSeconds = Date().timeIntervalSince(t0)
+            func refs(_ exs: [PreferenceExample]) -> [[Double]] { exs.map { $0.completionIds.map { refTable[$0]! } } }
+
+            let opt = AdamW(layout: policy.layout, config: AdamWConfig(learningRate: o.learningRate, weightDecay: o.weightDecay))
+            if let s = saved { try opt.loadState(from: URL(fileURLWithPath: s.optimizer), sha256: s.optimizerSHA) }
+            let schedule = LearningRateSchedule(kind: .linear, peak: o.learningRate, totalSteps: totalSteps)
+            var current = startRec, savedStep = saved?.step ?? 0
+            func checkpoint(_ step: Int) throws {
+                current = try save(store: store, runId: runId, step: step, policy: policy, optimizer: opt, tokenizer: tok, notes: notes,
+                                   parent: current, previous: saved)
+                saved = try JSONDecoder().decode(SavedState.self, from: Data(try store.stageState(runId, "resume")!.utf8))
+                savedStep = step
+                report.lastPolicy = current
+                events?(.saved(step: step, policy: current))
+            }
+            let t1 = Date()
+            var step = savedStep
+            run: while step < totalSteps {
+                let epoch = step / stepsPerEpoch
+                // Each epoch's order comes from the seed and the epoch alone, so a resumed run
+                // sees the same batches.
+                var order = train
+                var rng = SeededRandom(seed: o.seed &+ 0xD90 &+ UInt64(epoch))
+                rng.shuffle(&order)
+                for s in (step - epoch * stepsPerEpoch)..<stepsPerEpoch {
+                    if shouldStop() {
+                        report.interrupted = true
+                        break run
+                    }
+                    let batch = Array(order[(s * o.batch)..<min((s + 1) * o.batch, order.count)])
+                    let stats = trainer.accumulateGradients(batch, reference: refs(batch))
+                    guard stats.loss.isFinite else {
+                        throw StoreError("the loss became \(stats.loss) at step \(step + 1); the last checkpoint is intact (lower --lr)")
+                    }
+                    let norm = clipGradientNorm(policy.gradients, maxNorm: o.maxGradNorm)
+                    let lr = schedule.rate(at: step)
+                    opt.update(params: policy.parameters, grads: policy.gradients, lr: lr)
+                    step += 1
+                    report.stepsDone += 1
+                    try store.logMetrics(stageRunId: runId, step: step, stats.metrics() + [("grad_norm", Double(norm)), ("lr", Double(lr)),
+                                                                                          ("epoch", Double(step) / Double(stepsPerEpoch))])
+                    events?(.step(step, stats, lr: lr))
+                    let epochEnd = step % stepsPerEpoch == 0
+                    if epochEnd {
+                        let v = trainer.evaluate(val, reference: refs(val))
+                        try store.logMetrics(stageRunId: runId, step: step, v.metrics(prefix: "eval_"))
+                        report.epochs.append((step / stepsPerEpoch, v))
+                        events?(.epoch(step / stepsPerEpoch, v))
+                    }
+                    if epochEnd || step % o.saveEvery == 0 { try checkpoint(step) }
+                }
+            }
+            report.trainSeconds = Date().timeIntervalSince(t1)
+            if report.interrupted {
+                if step > savedStep { try checkpoint(step) }
+                try store.finishStageRun(runId, status: .interrupted, error: "stopped on request at step \(step); resume with 'rlhf dpo --resume'")
+            } else {
+                if step > savedStep { try checkpoint(step) }
+                try store.finishStageRun(runId, status: .succeeded)
+            }
+        } catch {
+            try? store.finishStageRun(runId, status: .failed, error: "\(error)")
+            throw error
+        }
+        return report
+    }
+
+    /// The reference's summed log-probability of every completion in `examples`, by completion
+    /// id: read from the stage run when an earlier (interrupted) process stored them, else
+    /// computed and stored.
+    static func referenceLogProbs(store: RunStore, runId: Int64, trainer: DPOTrainer, reference: GPTModel,
+                                  examples: [PreferenceExample], events: ((DPOEvent) -> Void)?) throws -> [Int64: Double] {
+        if let json = try store.stageState(runId, "reference_logprobs") {
+            let stored = try JSONDecoder().decode([String: Double].self, from: Data(json.utf8))
+            var table: [Int64: Double] = [:]
+            for (k, v) in stored { if let id = Int64(k) { table[id] = v } }
+            if examples.allSatisfy({ $0.completionIds.allSatisfy { table[$0] != nil } }) { return table }
+        }
+        var done = 0
+        let sums = trainer.logProbSums(reference, examples) { n in
+            done += n
+            events?(.reference(done: done, total: examples.count))
+        }
+        var table: [Int64: Double] = [:]
+        for (ex, s) in zip(examples, sums) { for (id, v) in zip(ex.completionIds, s) { table[id] = v } }
+        let json = String(decoding: try JSONEncoder().encode(Dictionary(uniqueKeysWithValues: table.map { (String($0.key), $0.value) })), as: UTF8.self)
+        try store.setStageState(runId, "reference_logprobs", json)
+        return table
+    }
+
+    /// Saves the policy as a registered checkpoint and the optimiser moments beside it, then
+    /// records both as the point to resume from (and removes the previous moments file).
+    static func save(store: RunStore, runId: Int64, step: Int, policy: GPTModel, optimizer opt: AdamW, tokenizer: Tokenizer,
+                     notes: ModelAnnotations, parent: ModelRecord, previous: SavedState?) throws -> ModelRecord {
+        let path = "checkpoints/dpo-policy-\(runId)-\(step)"
+        let folder = store.folder.appendingPathComponent(path)
+        try ModelFolder.save(policy, tokenizer: tokenizer, annotations: ModelAnnotations(promptTemplate: notes.promptTemplate), to: folder)
+        let stateDir = store.folder.appendingPathComponent("checkpoints/dpo-state-\(runId)")
+        try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
+        let url = stateDir.appendingPathComponent("optimizer-\(step).safetensors")
+        try opt.saveState(to: url)
+        let cfg = String(decoding: try JSONEncoder().encode(policy.config), as: UTF8.self)
+        let rec = try store.registerModel(role: .policy, path: path, sha256: try SHA256.hex(of: folder.appendingPathComponent(ModelFolder.weightsFile)),
+                                          config: cfg, promptTemplate: notes.promptTemplate, parentId: parent.id, stageRunId: runId, step: step,
+                                          note: "DPO step \(step)")
+        let state = SavedState(step: step, policyModelId: rec.id, optimizer: url.path, optimizerSHA: try SHA256.hex(of: url))
+        try store.setStageState(runId, "resume", String(decoding: try JSONEncoder().encode(state), as: UTF8.self))
+        if let old = previous?.optimizer, old != url.path { try? FileManager.default.removeItem(atPath: old) }
+        return rec
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import TransformerCore
+
+/// DPO's compute: summed completion log-probabilities of whole rankings, the loss over their
+/// pairs, and its gradient back through the policy. Independent of the run database (DPOStage
+/// does the storage).
+///
+/// A forward pass holds whole rankings, up to `rows` sequences, laid out as generation lays them
+/// out (`PromptResponseBatch`); each completion is scored once however many pairs it is in.
+public final class DPOTrainer {
+    public let policy: GPTModel
+    public let objective: DPOObjective
+    /// Sequences per forward pass (a ranking larger than this gets a pass of its own).
+    public let rows: Int
+    let pad: Int32
+    /// Activation sets by shape (policy and reference share a configuration).
+    private var activations: [Int: GPTActivations] = [:]
+
+    public init(policy: GPTModel, objective: DPOObjective, rows: Int = 16, pad: Int32) {
+        self.policy = policy; self.objective = objective; self.rows = max(1, rows); self.pad = pad
+    }
+
+    /// Groups of whole rankings per forward pass: at most `rows` sequences (unless one ranking
+    /// alone has more), and a row length (longest prompt + longest response) within n_ctx.
+    func passes(_ examples: [PreferenceExample], nCtx: Int) -> [[PreferenceExample]] {
+        var out: [[PreferenceExample]] = [], cur: [PreferenceExample] = []
+        var n = 0, p = 0, r = 0
+        for ex in examples {
+            let ep = ex.prompt.count, er = ex.responses.map(\.count).max() ?? 0
+            if !cur.isEmpty && (n + ex.responses.count > rows || max(p, ep) + max(r, er) > nCtx) {
+                out.append(cur); cur = []; n = 0; p = 0; r = 0
+            }
+            cur.append(ex); n += ex.responses.count; p = max(p, ep); r = max(r, er)
+        }
+        if !cur.isEmpty { out.append(cur) }
+        return out
+    }
+
+    /// One pass's layout: the response width is rounded up so that rows are a multiple of 8
+    /// tokens long (fewer activation shapes), within n_ctx.
+    func layout(_ group: [PreferenceExample], nCtx: Int) -> PromptResponseBatch {
+        let prompts = group.flatMap { ex in Array(repeating: ex.prompt, count: ex.responses.count) }
+        let responses = group.flatMap(\.responses)
+        let p = prompts.map(\.count).max()!, r = max(1, responses.map(\.count).max()!)
+        let width = max(r, min(nCtx - p, (p + r + 7) / 8 * 8 - p))
+        return PromptResponseBatch(prompts: prompts, responses: responses, width: width, pad: pad)
+    }
+
+    private func acts(_ model: GPTModel, rows: Int, t: Int, inferenceOnly: Bool) -> GPTActivations {
+        let key = rows << 21 | t << 1 | (inferenceOnly ? 1 : 0)
+        if let a = activations[key] { return a }
+        if activations.count >= 8 { activations.removeAll() }
+        let a = GPTActivations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
+        activations[key] = a
+        return a
+    }
+
+    /// Per-position target log-probabilities summed over each row's response.
+    static func rowSums(_ lp: [Float], _ layout: PromptResponseBatch) -> [Double] {
+        (0..<layout.rows).map { k in
+            var s = 0.0
+            for j in 0..<layout.lengths[k] { s += Double(lp[k * layout.t + layout.p + j - 1]) }
+            return s
+        }
+    }
+
+    /// The summed log-probability of each completion of each example under `model` (the policy
+    /// or the reference), in example order.
+    public func logProbSums(_ model: GPTModel, _ examples: [PreferenceExample], progress: ((Int) -> Void)? = nil) -> [[Double]] {
+        var out: [[Double]] = []
+        out.reserveCapacity(examples.count)
+        for group in passes(examples, nCtx: model.config.nCtx) {
+            let layout = layout(group, nCtx: model.config.nCtx)
+            let all = Array(0..<layout.rows)
+            let a = acts(model, rows: layout.rows, t: layout.t, inferenceOnly: true)
+            model.forward(layout.batch(all), a)
+            var sums = Self.rowSums(LogitHeads.targetLogProbs(a, targets: layout.targets(all)), layout)[...]
+            for ex in group {
+                out.append(Array(sums.prefix(ex.responses.count)))
+                sums = sums.dropFirst(ex.responses.count)
+            }
+            progress?(group.count)
+        }
+        return out
+    }
+
+    /// Forward and backward over one optimiser step's rankings: zeroes the policy's gradients and
+    /// accumulates the gradient of the step's loss (the mean over its rankings of each ranking's
+    /// mean pair loss). `reference[i]` holds the reference log-probabilities of `batch[i]`.
+    public func accumulateGradients(_ batch: [PreferenceExample], reference: [[Double]]) -> DPOStats {
+        precondition(batch.count == reference.count, "one reference row per example")
+        policy.zeroGradients()
+        var stats = DPOStats()
+        let weight = 1 / Double(batch.count)
+        var offset = 0
+        for group in passes(batch, nCtx: policy.config.nCtx) {
+            let layout = layout(group, nCtx: policy.config.nCtx)
+            let all = Array(0..<layout.rows)
+            let targets = layout.targets(all)
+            let tb = layout.batch(all)
+            let a = acts(policy, rows: layout.rows, t: layout.t, inferenceOnly: false)
+            policy.forward(tb, a)
+            let sums = Self.rowSums(LogitHeads.targetLogProbs(a, targets: targets), layout)
+            // d loss / d (summed log-probability) of each row, spread over its response tokens.
+            var dLogProb = [Float](repeating: 0, count: layout.rows * layout.t)
+            var row = 0
+            for (i, ex) in group.enumerated() {
+                let k = ex.responses.count
+                let (s, g) = objective.ranking(policy: Array(sums[row..<(row + k)]), reference: reference[offset + i],
+                                               pairs: ex.pairTuples, weight: weight)
+                stats.merge(s)
+                for (c, d) in g.enumerated() {
+                    let r = row + c
+                    for j in 0..<layout.lengths[r] { dLogProb[r * layout.t + layout.p + j - 1] = Float(d) }
+                }
+                row += k
+            }
+            offset += group.count
+            LogitHeads.logitGradient(a, targets: targets, temperature: 1, dLogProb: dLogProb, dEntropy: nil)
+            policy.backward(tb, a, fromLogits: true)
+        }
+        return stats
+    }
+
+    /// The figures of the policy on some rankings (no gradients).
+    public func evaluate(_ examples: [PreferenceExample], reference: [[Double]]) -> DPOStats {
+        var stats = DPOStats()
+        for (i, (ex, lp)) in zip(examples, logProbSums(policy, examples)).enumerated() {
+            stats.merge(objective.ranking(policy: lp, reference: reference[i], pairs: ex.pairTuples).stats)
+        }
+        return stats
+    }
+}

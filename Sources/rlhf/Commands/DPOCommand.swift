@@ -1,0 +1,140 @@
+import Foundation
+import TransformerCore
+import RunStore
+import DPO
+
+/// `rlhf dpo`: direct preference optimisation of the policy on the run's comparisons.
+enum DPOCommand: Command {
+    static let name = "dpo"
+    static let summary = "Fine-tune the policy with DPO directly on the run's comparisons"
+    static let help = """
+    Usage: rlhf dpo [--run NAME] [--beta X] [--loss sigmoid|ipo|hinge] [--epochs N] [--lr X] [--resume] [options]
+
+    Direct preference optimisation (Rafailov et al. 2023): trains the policy on the chosen and
+    rejected completions of the run's rankings, with no reward model, value model or sampling.
+    For each pair, h = (log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l)), where
+    log π(y) is summed over the completion's tokens (EOS included when it ended with one) after
+    the prompt, templated as generation templates it. The losses:
+      sigmoid  −(1−ε)·log σ(β·h) − ε·log σ(−β·h)   (ε = --label-smoothing; cDPO when ε > 0)
+      ipo      (h − 1/(2β))²
+      hinge    max(0, 1 − β·h)
+    The C(K,2) pairs of a ranking are averaged, so every ranking counts the same, as in
+    train-reward; the same prompts are held out for validation as train-reward holds out (same
+    --seed and --val-fraction). Batches are laid out as generation lays them out (left-padded
+    prompts). The reference's log-probabilities are computed once, before training, and stored in
+    the stage run. AdamW with linear learning-rate decay and gradient clipping.
+
+    Metrics, in TRL's names, per step: loss, rewards/chosen, rewards/rejected,
+    rewards/accuracies, rewards/margins, logps/chosen, logps/rejected (rewards are β·(log π −
+    log π_ref)), grad_norm, lr, epoch; on the validation prompts after every epoch, the same with
+    an eval_ prefix (eval_loss, eval_rewards/accuracies, …). See them with
+    'rlhf curves --stage dpo'.
+
+    Checkpoints are registered as the run's policy (parent: the model trained from) every
+    --save-every steps, at each epoch's end and when Ctrl-C stops the run, with the optimiser
+    moments; 'rlhf dpo --resume' continues an interrupted run (Ctrl-C, kill -9) from its last
+    checkpoint with the same metrics as an uninterrupted run.
+
+    Options (defaults in brackets):
+      --run NAME            the run [default]
+      --beta X              β [0.1]
+      --loss KIND           sigmoid, ipo or hinge [sigmoid]
+      --label-smoothing X   ε in [0, 0.5), sigmoid loss only [0]
+      --epochs N            passes over the training rankings [3]
+      --lr X                peak learning rate [1e-5]
+      --batch N             rankings per optimiser step [8]
+      --micro-batch N       sequences per forward pass [16]
+      --max-grad-norm X     gradient clipping [1]
+      --weight-decay X      AdamW weight decay [0]
+      --val-fraction F      share of prompts held out [0.1]
+      --seed S              seed of the split and the order [0]
+      --save-every N        steps between checkpoints [50]
+      --policy ID           the model to train [the run's latest policy]
+      --reference ID        the frozen reference [the run's reference, i.e. its base]
+      --resume              continue the latest unfinished DPO run with its settings
+      --json                print the closing figures as one JSON object
+    """
+
+    static func run(_ args: [String]) throws {
+        let valued = ["--run", "--beta", "--loss", "--label-smoothing", "--epochs", "--lr", "--batch", "--micro-batch", "--max-grad-norm",
+                      "--weight-decay", "--val-fraction", "--seed", "--save-every", "--policy", "--reference"]
+        let a = try Arguments(args, options: Set(valued), flags: ["--resume", "--json"])
+        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
+        let o = try options(a)
+        if a.flag("--resume") && args.contains(where: { valued.contains($0) && $0 != "--run" }) {
+            printError("note: --resume continues with the settings the run was started with; other options are ignored")
+        }
+        let store = try openRun(a)
+        Interrupt.install()
+        let json = a.flag("--json")
+        let say: (String) -> Void = json ? { printError($0) } : { print($0) }
+        var refBar: ProgressBar?, bar: ProgressBar?
+        var total = 0
+        let r = try DPOStage.run(store: store, options: o, resume: a.flag("--resume"), events: { e in
+            switch e {
+            case .started(let id, let at, let steps, let train, let val, let pairs):
+                total = steps
+                say(at > 0 ? "resuming DPO run #\(id) after step \(at) of \(steps)"
+                           : "DPO run #\(id): \(train) training rankings, \(val) validation rankings, \(pairs) pairs; \(steps) steps")
+            case .reference(let done, let n):
+                if refBar == nil { refBar = ProgressBar("reference log-probs", total: n, unit: "rankings") }
+                refBar!.update(done)
+                if done == n { refBar!.finish() }
+            case .step(let step, let s, _):
+                if bar == nil { bar = ProgressBar("dpo", total: total, unit: "steps") }
+                bar!.update(step, note: String(format: "loss %.4f  accuracy %.2f  margin %.3f", s.loss, s.accuracy, s.margin))
+            case .epoch(let n, let v):
+                bar?.finish(); bar = nil
+                printError(String(format: "epoch %d: validation loss %.4f, accuracy %.1f%%, margin %.3f, rewards chosen %.3f rejected %.3f",
+                                  n, v.loss, v.accuracy * 100, v.margin, v.rewardsChosen, v.rewardsRejected))
+            case .saved(let step, let p):
+                if bar == nil { printError("saved policy #\(p.id) at \(p.path) (step \(step))") }
+            }
+        }, shouldStop: { Interrupt.requested })
+        bar?.finish()
+        if r.interrupted { throw RuntimeError("interrupted after step \(r.firstStep + r.stepsDone); continue with 'rlhf dpo --resume'") }
+        let last = r.epochs.last?.stats
+        if json {
+            var fields: [(String, String)] = [("stage_run", "\(r.stageRunId)"), ("steps", "\(r.firstStep + r.stepsDone)"),
+                                              ("policy", r.lastPolicy.map { "\($0.id)" } ?? "null"),
+                                              ("reference_seconds", jsonNumber(r.referenceSeconds)), ("train_seconds", jsonNumber(r.trainSeconds))]
+            if let last { fields += last.metrics(prefix: "eval_").map { ($0.0, jsonNumber($0.1)) } }
+            print(jsonLine(fields))
+        } else {
+            print("DPO finished: \(r.firstStep + r.stepsDone) steps; the policy is #\(r.lastPolicy.map { "\($0.id) at \($0.path)" } ?? "unchanged")")
+            if let last {
+                print(String(format: "validation: accuracy %.1f%%, margin %.3f, loss %.4f", last.accuracy * 100, last.margin, last.loss))
+            }
+        }
+    }
+
+    /// The options of the command line.
+    static func options(_ a: Arguments) throws -> DPOOptions {
+        var o = DPOOptions()
+        func double(_ name: String, _ value: Double) throws -> Double {
+            guard let s = a.string(name) else { return value }
+            guard let x = Double(s), x.isFinite else { throw UsageError("\(name) expects a number, got '\(s)'") }
+            return x
+        }
+        o.objective.beta = try double("--beta", o.objective.beta)
+        if let k = a.string("--loss") {
+            guard let kind = DPOLossKind(rawValue: k) else { throw UsageError("--loss must be sigmoid, ipo or hinge, got '\(k)'") }
+            o.objective.kind = kind
+        }
+        o.objective.labelSmoothing = try double("--label-smoothing", o.objective.labelSmoothing)
+        o.epochs = try a.int("--epochs", default: o.epochs, range: 1...10_000)!
+        o.learningRate = Float(try double("--lr", Double(o.learningRate)))
+        o.batch = try a.int("--batch", default: o.batch, range: 1...100_000)!
+        o.microBatch = try a.int("--micro-batch", default: o.microBatch, range: 1...4096)!
+        o.maxGradNorm = Float(try double("--max-grad-norm", Double(o.maxGradNorm)))
+        o.weightDecay = Float(try double("--weight-decay", Double(o.weightDecay)))
+        o.validationFraction = try double("--val-fraction", o.validationFraction)
+        o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
+        o.saveEvery = try a.int("--save-every", default: o.saveEvery, range: 1...1_000_000)!
+        if let p = a.string("--policy") { guard let id = Int64(p) else { throw UsageError("--policy expects a model id, got '\(p)'") }; o.policyModel = id }
+        if let p = a.string("--reference") { guard let id = Int64(p) else { throw UsageError("--reference expects a model id, got '\(p)'") }; o.referenceModel = id }
+        if let problem = o.validationError { throw UsageError(problem) }
+        if !(o.maxGradNorm > 0) { throw UsageError("--max-grad-norm must be positive") }
+        return o
+    }
+}
