@@ -68,12 +68,16 @@ let package = Package(
             dependencies: ["TransformerCore", "RunStore"]
         ),
         .target(
+            name: "Compare",
+            dependencies: ["TransformerCore", "RunStore"]
+        ),
+        .target(
             name: "Curves",
             dependencies: ["TransformerCore", "RunStore"]
         ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Curves"]
+            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare", "Curves"]
         ),
         .testTarget(
             name: "TransformerCoreTests",
@@ -105,6 +109,10 @@ let package = Package(
             name: "DPOTests",
             dependencies: ["DPO", "RunStore", "TransformerCore", "RewardTraining"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CompareTests",
+            dependencies: ["Compare", "RunStore", "TransformerCore"]
         ),
         .testTarget(
             name: "CurvesTests",

@@ -2,7 +2,7 @@ import Foundation
 import TransformerCore
 
 let commands: [any Command.Type] = [
-    DemoCommand.self, InitCommand.self, PromptsCommand.self, GenerateCommand.self, LabelCommand.self, LabelsCommand.self, TrainRewardCommand.self, RewardCommand.self, PPOCommand.self, DPOCommand.self, ExportCommand.self, CurvesCommand.self, ReportCommand.self, MetricsCommand.self, StatusCommand.self,
+    DemoCommand.self, InitCommand.self, PromptsCommand.self, GenerateCommand.self, LabelCommand.self, LabelsCommand.self, TrainRewardCommand.self, RewardCommand.self, PPOCommand.self, DPOCommand.self, CompareCommand.self, ExportCommand.self, CurvesCommand.self, ReportCommand.self, MetricsCommand.self, StatusCommand.self,
     TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, PretrainCommand.self, BenchCommand.self,
 ]
 

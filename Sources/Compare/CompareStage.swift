@@ -1,0 +1,73 @@
+import Foundation
+import TransformerCore
+import RunStore
+
+/// Options of `rlhf compare`.
+public struct CompareOptions: Codable, Equatable, Sendable {
+    public var a: Int64 = 0, b: Int64 = 0
+    public var judge = "reward"
+    public var perPrompt = 4
+    public var maxNewTokens = 48
+    public var temperature: Float = 0.7
+    public var seed: UInt64 = 2024
+    /// The prompts sampled: the run's eval split.
+    public var split = "eval"
+    public init() {}
+}
+
+/// What `rlhf compare` found.
+public struct CompareReport: Sendable {
+    public var stageRunId: Int64 = 0
+    public var prompts = 0
+    public var tally = Tally()
+    public var meanA = 0.0, meanB = 0.0
+}
+
+/// `rlhf compare`: both policies sample the eval prompts (same seed, same settings), a judge
+/// scores each completion, and the i-th sample of A meets the i-th of B on the same prompt.
+/// Recorded as a stage run with its figures as metrics (compare/wins, …).
+public enum CompareStage {
+    public static func run(store: RunStore, options o: CompareOptions, judge: Judge,
+                           progress: ((String, Int, Int) -> Void)? = nil) throws -> CompareReport {
+        guard o.a != o.b else { throw StoreError("--a and --b are the same model (#\(o.a)); compare two different models") }
+        let split = PromptSplit(rawValue: o.split) ?? .eval
+        let prompts = try store.prompts(split: split)
+        guard !prompts.isEmpty else { throw StoreError("the run has no \(split.rawValue) prompts; add some with 'rlhf prompts add FILE --split \(split.rawValue)'") }
+        func load(_ id: Int64) throws -> PretrainedModel {
+            guard let rec = try store.model(id: id) else { throw StoreError("the run has no model #\(id); 'rlhf status' lists them") }
+            let m = try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)))
+            guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model, not a policy") }
+            return m
+        }
+        let ma = try load(o.a), mb = try load(o.b)
+        let runId = try store.beginStageRun(stage: "compare", config: String(decoding: try JSONEncoder().encode(o), as: UTF8.self),
+                                            seed: Int64(bitPattern: o.seed))
+        do {
+            let settings = SamplingSettings(temperature: o.temperature)
+            let sa = HeadToHead.sample(ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+                progress?("sample A", $0, $1)
+            }
+            let sb = HeadToHead.sample(mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+                progress?("sample B", $0, $1)
+            }
+            // A prompt one model cannot fit is skipped by both.
+            let common = Set(sa.map(\.promptId)).intersection(sb.map(\.promptId))
+            let pa = sa.filter { common.contains($0.promptId) }, pb = sb.filter { common.contains($0.promptId) }
+            guard !pa.isEmpty else { throw StoreError("no \(split.rawValue) prompt fits both models' context with --max-new-tokens \(o.maxNewTokens)") }
+            let xa = judge.scores(pa), xb = judge.scores(pb)
+            var r = CompareReport(stageRunId: runId, prompts: common.count, tally: HeadToHead.tally(xa, xb))
+            r.meanA = xa.reduce(0, +) / Double(xa.count); r.meanB = xb.reduce(0, +) / Double(xb.count)
+            let ci = r.tally.interval
+            try store.logMetrics(stageRunId: runId, step: 0, [
+                ("compare/wins", Double(r.tally.wins)), ("compare/losses", Double(r.tally.losses)), ("compare/ties", Double(r.tally.ties)),
+                ("compare/preferred_a", r.tally.preferred), ("compare/ci_low", ci.low), ("compare/ci_high", ci.high),
+                ("compare/score_a", r.meanA), ("compare/score_b", r.meanB),
+            ])
+            try store.finishStageRun(runId, status: .succeeded)
+            return r
+        } catch {
+            try? store.finishStageRun(runId, status: .failed, error: "\(error)")
+            throw error
+        }
+    }
+}
