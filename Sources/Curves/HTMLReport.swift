@@ -31,6 +31,9 @@ public struct ReportData: Sendable {
     public var rewardEpochs: [[String]]
     public var rewardCharts: String
     public var ppoCharts: String
+    /// Validation figures of the latest DPO run, one row per epoch, and its curves.
+    public var dpoEpochs: [[String]] = []
+    public var dpoCharts: String = ""
     public var samples: [Sample]
 
     public init(runName: String, generatedAt: Date = Date(), counts: [(String, String)] = [], models: [ModelRow] = [], stages: [StageRow] = [],
@@ -92,6 +95,10 @@ public enum HTMLReport {
         h += "<section id=\"reward\"><h2>Reward model</h2>\n" + table(["epoch", "validation loss", "validation accuracy", "validation margin"], d.rewardEpochs)
             + (d.rewardCharts.isEmpty ? "" : "<div class=\"chart\">\n\(d.rewardCharts)</div>") + "</section>\n"
         h += "<section id=\"ppo\"><h2>PPO</h2>\n" + (d.ppoCharts.isEmpty ? "<p class=\"none\">no PPO run yet</p>" : "<div class=\"chart\">\n\(d.ppoCharts)</div>") + "</section>\n"
+        if !d.dpoCharts.isEmpty || !d.dpoEpochs.isEmpty {
+            h += "<section id=\"dpo\"><h2>DPO</h2>\n" + table(["epoch", "step", "eval loss", "eval accuracy", "eval margin", "eval chosen", "eval rejected"], d.dpoEpochs)
+                + (d.dpoCharts.isEmpty ? "" : "<div class=\"chart\">\n\(d.dpoCharts)</div>") + "</section>\n"
+        }
         h += "<section id=\"samples\"><h2>Sample completions per PPO iteration</h2>\n"
         if d.samples.isEmpty { h += "<p class=\"none\">none yet</p>" }
         var lastIteration = -1

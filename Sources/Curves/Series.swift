@@ -39,6 +39,16 @@ public struct Series: Equatable, Sendable {
 public enum CurveDefaults {
     public static let ppo = ["objective/scores", "objective/kl", "objective/entropy", "loss/value", "policy/clipfrac", "objective/kl_coef"]
     public static let reward = ["reward/loss", "reward/val_accuracy", "reward/margin"]
+    public static let dpo = ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_rewards/accuracies"]
+
+    /// The default metrics of a stage (ppo, reward or dpo).
+    public static func metrics(stage: String) -> [String] {
+        switch stage {
+        case "ppo": return ppo
+        case "dpo": return dpo
+        default: return reward
+        }
+    }
 
     /// The stage's name in the run database.
     public static func stageName(_ stage: String) -> String { stage == "reward" ? "train-reward" : stage }

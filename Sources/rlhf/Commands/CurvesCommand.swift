@@ -8,7 +8,7 @@ enum CurvesCommand: Command {
     static let name = "curves"
     static let summary = "Plot a run's curves in the terminal (or --svg FILE)"
     static let help = """
-    Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|reward] [--metrics LIST] [--smooth ALPHA]
+    Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|reward|dpo] [--metrics LIST] [--smooth ALPHA]
                        [--follow] [--svg FILE] [--width N] [--height N]
 
     One panel per metric, with braille line charts (ASCII when the locale is not UTF-8), axis
@@ -16,13 +16,15 @@ enum CurvesCommand: Command {
     colour, with a legend; colour is off with NO_COLOR or when stdout is not a terminal. NaN and
     infinite values are skipped (and counted); a metric with no data says so.
 
-    Defaults: --stage ppo when the run has PPO metrics, else reward. PPO metrics:
-    objective/scores, objective/kl, objective/entropy, loss/value, policy/clipfrac,
-    objective/kl_coef. Reward metrics: reward/loss, reward/val_accuracy, reward/margin.
+    Defaults: --stage ppo when the run has a PPO run, else dpo when it has a DPO run, else
+    reward. PPO metrics: objective/scores, objective/kl, objective/entropy, loss/value,
+    policy/clipfrac, objective/kl_coef. Reward metrics: reward/loss, reward/val_accuracy,
+    reward/margin. DPO metrics: loss, rewards/accuracies, rewards/margins, rewards/chosen,
+    rewards/rejected, eval_rewards/accuracies (validation, at each epoch's end).
 
     Options:
       --run LIST       run names or paths, comma-separated (default: default)
-      --stage S        ppo or reward
+      --stage S        ppo, reward or dpo
       --metrics LIST   comma-separated metric names
       --smooth ALPHA   draw an exponential moving average (0 ≤ α < 1) over the raw series
       --follow         redraw as new points land while another process writes the run
@@ -39,11 +41,12 @@ enum CurvesCommand: Command {
         guard !names.isEmpty else { throw UsageError("--run needs at least one name") }
         let runs = try names.map { (name: $0, store: try RunStore(folder: RunStore.folder(forRun: $0))) }
         var stage = a.string("--stage")
-        if let s = stage, s != "ppo" && s != "reward" { throw UsageError("--stage must be ppo or reward, got '\(s)'") }
+        if let s = stage, !["ppo", "reward", "dpo"].contains(s) { throw UsageError("--stage must be ppo, reward or dpo, got '\(s)'") }
         if stage == nil {
-            stage = try runs.contains { try !$0.store.stageRuns(stage: "ppo").isEmpty } ? "ppo" : "reward"
+            func has(_ s: String) throws -> Bool { try runs.contains { try !$0.store.stageRuns(stage: s).isEmpty } }
+            stage = try has("ppo") ? "ppo" : try has("dpo") ? "dpo" : "reward"
         }
-        let metrics = a.list("--metrics") ?? (stage == "ppo" ? CurveDefaults.ppo : CurveDefaults.reward)
+        let metrics = a.list("--metrics") ?? CurveDefaults.metrics(stage: stage!)
         var smooth: Double?
         if let s = a.string("--smooth") {
             guard let x = Double(s), x >= 0, x < 1 else { throw UsageError("--smooth expects a number in [0, 1), got '\(s)'") }

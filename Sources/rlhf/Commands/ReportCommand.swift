@@ -13,8 +13,9 @@ enum ReportCommand: Command {
 
     One HTML page with no external assets: the run summary (counts), the models and their
     lineage, the stage runs with their configs, label counts and agreement, the reward model's
-    accuracy per epoch with its curves, the PPO curves, and a few sample completions with their
-    scores for each PPO iteration. Default output: runs/NAME/report.html.
+    accuracy per epoch with its curves, the PPO curves, the DPO validation figures per epoch
+    with its curves, and a few sample completions with their scores for each PPO iteration.
+    Default output: runs/NAME/report.html.
     """
 
     static func run(_ args: [String]) throws {
@@ -55,6 +56,19 @@ enum ReportCommand: Command {
             }
             let panels = try CurvesView.load(runs: [(runName, store)], stage: "reward", metrics: CurveDefaults.reward)
             d.rewardCharts = SVGChart.document(title: "reward model", panels: panels)
+        }
+        if let did = try store.series(stage: "dpo", metrics: ["loss"], runName: runName).stageRunId {
+            let names = ["eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "eval_rewards/chosen", "eval_rewards/rejected", "epoch"]
+            let byStep = Dictionary(grouping: try store.metrics(stageRunId: did, names: names), by: \.step)
+            d.dpoEpochs = byStep.keys.sorted().compactMap { step in
+                let v = Dictionary(byStep[step]!.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+                guard let loss = v["eval_loss"] else { return nil }
+                return [String(format: "%.0f", v["epoch"] ?? .nan), "\(step)", String(format: "%.4f", loss),
+                        String(format: "%.1f%%", (v["eval_rewards/accuracies"] ?? .nan) * 100), String(format: "%.3f", v["eval_rewards/margins"] ?? .nan),
+                        String(format: "%.3f", v["eval_rewards/chosen"] ?? .nan), String(format: "%.3f", v["eval_rewards/rejected"] ?? .nan)]
+            }
+            let panels = try CurvesView.load(runs: [(runName, store)], stage: "dpo", metrics: CurveDefaults.dpo)
+            d.dpoCharts = SVGChart.document(title: "DPO", panels: panels)
         }
         if let pid = try store.series(stage: "ppo", metrics: ["objective/scores"], runName: runName).stageRunId {
             let panels = try CurvesView.load(runs: [(runName, store)], stage: "ppo", metrics: CurveDefaults.ppo)
