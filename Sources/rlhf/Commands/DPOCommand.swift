@@ -49,7 +49,8 @@ enum DPOCommand: Command {
       --val-fraction F      share of prompts held out [0.1]
       --seed S              seed of the split and the order [0]
       --save-every N        steps between checkpoints [50]
-      --policy ID           the model to train [the run's latest policy]
+      --policy ID|base      the model to train; base: the run's base model, to run DPO
+                            beside PPO from the same start [the run's latest policy]
       --reference ID        the frozen reference [the run's reference, i.e. its base]
       --resume              continue the latest unfinished DPO run with its settings
       --json                print the closing figures as one JSON object
@@ -60,11 +61,15 @@ enum DPOCommand: Command {
                       "--weight-decay", "--val-fraction", "--seed", "--save-every", "--policy", "--reference"]
         let a = try Arguments(args, options: Set(valued), flags: ["--resume", "--json"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        let o = try options(a)
+        var o = try options(a)
         if a.flag("--resume") && args.contains(where: { valued.contains($0) && $0 != "--run" }) {
             printError("note: --resume continues with the settings the run was started with; other options are ignored")
         }
         let store = try openRun(a)
+        if a.string("--policy") == "base" {
+            guard let b = try store.latestModel(role: .base) else { throw RuntimeError("the run has no base model") }
+            o.policyModel = b.id
+        }
         Interrupt.install()
         let json = a.flag("--json")
         let say: (String) -> Void = json ? { printError($0) } : { print($0) }
@@ -131,7 +136,10 @@ enum DPOCommand: Command {
         o.validationFraction = try double("--val-fraction", o.validationFraction)
         o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
         o.saveEvery = try a.int("--save-every", default: o.saveEvery, range: 1...1_000_000)!
-        if let p = a.string("--policy") { guard let id = Int64(p) else { throw UsageError("--policy expects a model id, got '\(p)'") }; o.policyModel = id }
+        if let p = a.string("--policy"), p != "base" {
+            guard let id = Int64(p) else { throw UsageError("--policy expects a model id or 'base', got '\(p)'") }
+            o.policyModel = id
+        }
         if let p = a.string("--reference") { guard let id = Int64(p) else { throw UsageError("--reference expects a model id, got '\(p)'") }; o.referenceModel = id }
         if let problem = o.validationError { throw UsageError(problem) }
         if !(o.maxGradNorm > 0) { throw UsageError("--max-grad-norm must be positive") }

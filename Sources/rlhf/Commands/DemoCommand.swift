@@ -5,6 +5,8 @@ import Generation
 import Labeling
 import RewardTraining
 import PPO
+import DPO
+import Compare
 import Curves
 
 /// `rlhf demo`: the whole loop on the built-in default, with a measured result.
@@ -12,7 +14,7 @@ enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Run the whole RLHF loop on the built-in base model and prompts"
     static let help = """
-    Usage: rlhf demo [--run NAME] [--quick] [--json] [--force]
+    Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--json] [--force]
 
     Runs every stage with a simulated labeler in place of a person, and measures the result:
       1. base model: pretrained from prompts/corpus.txt on first use, then cached
@@ -22,11 +24,14 @@ enum DemoCommand: Command {
       5. simulated labeling: the lexicon labeler (labels/lexicon) with a little noise (0.05)
       6. train-reward
       7. PPO
-      8. the curves, in the terminal
-      9. an HTML report
+      8. with --dpo: DPO from the base policy on the same labels (3 epochs, the PPO learning rate)
+      9. the curves, in the terminal
+     10. an HTML report
     Then, on the eval prompts, it compares samples of the base policy with samples of the final
     policy: the mean lexicon score, how often the lexicon labeler (noise 0) prefers the final
-    policy's completion, the mean KL to the reference, and the reward model's accuracy.
+    policy's completion, the mean KL to the reference, and the reward model's accuracy. With
+    --dpo it does the same for the DPO policy and puts both rows side by side, with PPO and DPO
+    head to head under the lexicon labeler.
 
     Run it from the project's folder. --quick uses a smaller base model and fewer iterations
     (about a minute); without it, a few minutes on 2 cores. An earlier demo run of the same name
@@ -35,6 +40,7 @@ enum DemoCommand: Command {
     Options:
       --run NAME   the run (default: demo)
       --quick      the short version
+      --dpo        also run DPO beside PPO, and compare them
       --json       print the closing figures as one JSON object (progress still goes to stderr)
       --force      replace a run of that name even if a demo did not create it
     """
@@ -44,6 +50,7 @@ enum DemoCommand: Command {
         var rewardEpochs: Int
         var perPrompt: Int
         var ppo: PPOSettings
+        var dpo: DPOOptions
         static func make(quick: Bool) -> Plan {
             var p = PPOSettings()
             p.iterations = quick ? 8 : 24
@@ -54,20 +61,27 @@ enum DemoCommand: Command {
             p.klHorizon = 10_000
             p.saveEvery = quick ? 8 : 12
             p.seed = 1
-            return Plan(base: quick ? .quick() : .full(), rewardEpochs: 3, perPrompt: 6, ppo: p)
+            // DPO as train-reward and PPO are set: the reward model's epochs and seed (so the
+            // same prompts are held out), PPO's learning rate, and DPO's usual β.
+            var d = DPOOptions()
+            d.epochs = 3; d.learningRate = p.learningRate; d.seed = 1
+            return Plan(base: quick ? .quick() : .full(), rewardEpochs: 3, perPrompt: 6, ppo: p, dpo: d)
         }
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run"], flags: ["--quick", "--json", "--force"])
+        let a = try Arguments(args, options: ["--run"], flags: ["--quick", "--json", "--force", "--dpo"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        let quick = a.flag("--quick"), json = a.flag("--json")
+        let quick = a.flag("--quick"), json = a.flag("--json"), withDPO = a.flag("--dpo")
         let runName = a.string("--run") ?? "demo"
         let plan = Plan.make(quick: quick)
         let say: (String) -> Void = json ? { printError($0) } : { print($0) }
         let start = Date()
         var stageStart = start
-        func header(_ n: Int, _ title: String) {
+        var stageNumber = 0
+        func header(_ title: String) {
+            stageNumber += 1
+            let n = stageNumber
             if n > 1 { say(String(format: "   (%.1fs)", Date().timeIntervalSince(stageStart))) }
             stageStart = Date()
             say("\n== \(n). \(title)")
@@ -75,10 +89,10 @@ enum DemoCommand: Command {
         _ = try DefaultBase.corpus()
         Interrupt.install()
 
-        header(1, "Base model")
+        header("Base model")
         let (baseFolder, _) = try DefaultBase.ensure(plan.base) { say("   " + $0) }
 
-        header(2, "Init")
+        header("Init")
         let folder = RunStore.folder(forRun: runName)
         if FileManager.default.fileExists(atPath: folder.appendingPathComponent(RunStore.databaseName).path) && !a.flag("--force") {
             let old = try RunStore(folder: folder)
@@ -92,13 +106,13 @@ enum DemoCommand: Command {
         try store.setMeta("demo", "1")
         say("   run \(folder.path); base model registered as base, policy and reference")
 
-        header(3, "Bundled prompts")
+        header("Bundled prompts")
         for (file, split) in [("prompts/train.jsonl", PromptSplit.train), ("prompts/eval.jsonl", .eval)] {
             let r = try store.addPrompts(try PromptFile.read(URL(fileURLWithPath: file)), split: split, source: URL(fileURLWithPath: file).lastPathComponent)
             say("   \(r.imported) \(split.rawValue) prompts from \(file)")
         }
 
-        header(4, "Generate")
+        header("Generate")
         let gen = progressCallback("   generate", unit: "completions")
         var g = GenerateOptions()
         g.seed = 1
@@ -108,7 +122,7 @@ enum DemoCommand: Command {
         try stopIfInterrupted()
         say("   \(gr.completions) completions (\(plan.perPrompt) per train prompt, up to 48 tokens, temperature 0.7)")
 
-        header(5, "Simulated labeling (lexicon, noise \(labelNoise))")
+        header("Simulated labeling (lexicon, noise \(labelNoise))")
         let lexicon = try Lexicon(folder: URL(fileURLWithPath: "labels/lexicon"))
         let lab = progressCallback("   label", unit: "items")
         let labeled = try SimulatedLabeler.run(store: store, rule: .lexicon(lexicon), noise: labelNoise, seed: 1, annotator: "sim-lexicon",
@@ -116,7 +130,7 @@ enum DemoCommand: Command {
         lab.bar()?.finish()
         say("   \(labeled) items ranked, \(try store.counts().comparisons) comparisons")
 
-        header(6, "Train the reward model")
+        header("Train the reward model")
         var ro = RewardOptions()
         ro.epochs = plan.rewardEpochs; ro.learningRate = 1e-4; ro.seed = 1
         var rbar: ProgressBar?
@@ -129,7 +143,7 @@ enum DemoCommand: Command {
         let valAcc = rr.best?.validationAccuracy ?? .nan
         say(String(format: "   validation accuracy %.1f%% (best of %d epochs)", valAcc * 100, rr.epochs.count))
 
-        header(7, "PPO (\(plan.ppo.iterations) iterations of \(plan.ppo.batch) prompts)")
+        header("PPO (\(plan.ppo.iterations) iterations of \(plan.ppo.batch) prompts)")
         let pr = try PPOStage.run(store: store, settings: plan.ppo, resume: false, events: { e in
             if case .iteration(let it, let res) = e {
                 func m(_ k: String) -> Double { res.metric(k) ?? .nan }
@@ -139,36 +153,91 @@ enum DemoCommand: Command {
             }
         }, shouldStop: { Interrupt.requested })
         try stopIfInterrupted()
-        _ = pr
+        guard let ppoPolicy = pr.lastPolicy else { throw RuntimeError("PPO registered no policy") }
+        let ppoSeconds = Date().timeIntervalSince(stageStart)
 
-        header(8, "Curves")
+        var dpoRun: (report: DPOReport, seconds: Double)?
+        if withDPO {
+            header("DPO from the base policy (\(plan.dpo.epochs) epochs, β \(plan.dpo.objective.beta), learning rate \(plan.dpo.learningRate))")
+            var d = plan.dpo
+            d.policyModel = try store.models().first { $0.role == .policy }?.id
+            var bar: ProgressBar?, total = 0
+            let r = try DPOStage.run(store: store, options: d, resume: false, events: { e in
+                switch e {
+                case .started(_, _, let steps, let train, let val, let pairs):
+                    total = steps
+                    say("   \(train) training rankings, \(val) held out (the reward model's split), \(pairs) pairs")
+                case .step(let step, let st, _):
+                    if bar == nil { bar = ProgressBar("   dpo", total: total, unit: "steps") }
+                    bar!.update(step, note: String(format: "loss %.4f", st.loss))
+                case .epoch(let n, let v):
+                    bar?.finish(); bar = nil
+                    say(String(format: "   epoch %d: validation accuracy %.1f%%, margin %.3f", n, v.accuracy * 100, v.margin))
+                default: break
+                }
+            }, shouldStop: { Interrupt.requested })
+            try stopIfInterrupted()
+            dpoRun = (r, Date().timeIntervalSince(stageStart))
+        }
+
+        header("Curves")
         let panels = try CurvesView.load(runs: [(runName, store)], stage: "ppo", metrics: ["objective/scores", "objective/kl", "objective/entropy"])
         let style = TerminalChart.Style.detect(isTTY: isatty(json ? 2 : 1) == 1)
         for line in CurvesView.render(panels, width: 78, panelHeight: 8, style: style, smooth: nil) { say(line) }
 
-        header(9, "Report")
+        header("Report")
         let reportURL = store.folder.appendingPathComponent("report.html")
         try AtomicFile.write(Data(HTMLReport.render(try ReportCommand.gather(store: store, runName: runName)).utf8), to: reportURL)
         say("   \(reportURL.path)")
 
         say(String(format: "   (%.1fs)", Date().timeIntervalSince(stageStart)))
-        let e = try evaluate(store: store, lexicon: lexicon, settings: plan.ppo)
+        let dpoPolicy = dpoRun?.report.lastPolicy
+        let ev = try evaluate(store: store, lexicon: lexicon, settings: plan.ppo, policies: [ppoPolicy.id] + (dpoPolicy.map { [$0.id] } ?? []))
+        let e = ev.results[0]
         let seconds = Date().timeIntervalSince(start)
         let target = plan.ppo.targetKL ?? 0
         if json {
-            print(jsonLine([("run", JSONText.quote(store.folder.path)), ("quick", quick ? "true" : "false"), ("seconds", jsonNumber(seconds.rounded())),
-                            ("eval_prompts", "\(e.prompts)"), ("samples_per_prompt", "\(e.perPrompt)"),
-                            ("lexicon_base", jsonNumber(e.baseScore)), ("lexicon_final", jsonNumber(e.finalScore)),
-                            ("preferred_final", jsonNumber(e.winRate)), ("wins", "\(e.wins)"), ("losses", "\(e.losses)"), ("ties", "\(e.ties)"),
+            var fields: [(String, String)] = [("run", JSONText.quote(store.folder.path)), ("quick", quick ? "true" : "false"), ("seconds", jsonNumber(seconds.rounded())),
+                            ("eval_prompts", "\(ev.prompts)"), ("samples_per_prompt", "\(ev.perPrompt)"),
+                            ("lexicon_base", jsonNumber(ev.baseScore)), ("lexicon_final", jsonNumber(e.score)),
+                            ("preferred_final", jsonNumber(e.vsBase.preferred)), ("wins", "\(e.vsBase.wins)"), ("losses", "\(e.vsBase.losses)"), ("ties", "\(e.vsBase.ties)"),
                             ("kl", jsonNumber(e.kl)), ("target_kl", jsonNumber(target)), ("reward_val_accuracy", jsonNumber(valAcc)),
-                            ("report", JSONText.quote(reportURL.path))]))
+                            ("report", JSONText.quote(reportURL.path))]
+            if let (r, secs) = dpoRun, ev.results.count > 1 {
+                let dr = ev.results[1], h2h = HeadToHead.tally(dr.lexicon, e.lexicon), ci = h2h.interval
+                fields += [("ppo_seconds", jsonNumber(ppoSeconds.rounded())), ("dpo_seconds", jsonNumber(secs.rounded())),
+                           ("dpo_lexicon_final", jsonNumber(dr.score)), ("dpo_preferred_final", jsonNumber(dr.vsBase.preferred)),
+                           ("dpo_kl", jsonNumber(dr.kl)), ("dpo_val_accuracy", jsonNumber(r.epochs.last?.stats.accuracy ?? .nan)),
+                           ("dpo_vs_ppo_wins", "\(h2h.wins)"), ("dpo_vs_ppo_losses", "\(h2h.losses)"), ("dpo_vs_ppo_ties", "\(h2h.ties)"),
+                           ("dpo_vs_ppo_preferred", jsonNumber(h2h.preferred)), ("dpo_vs_ppo_ci_low", jsonNumber(ci.low)),
+                           ("dpo_vs_ppo_ci_high", jsonNumber(ci.high))]
+            }
+            print(jsonLine(fields))
         } else {
-            print("\n== Result, on the \(e.prompts) eval prompts (\(e.perPrompt) samples each from the base and the final policy)")
-            print(String(format: "   mean lexicon score        base %.2f → final %.2f", e.baseScore, e.finalScore))
-            print(String(format: "   lexicon labeler prefers   the final policy in %.0f%% of head-to-head pairs (%d wins, %d losses, %d ties)",
-                         e.winRate * 100, e.wins, e.losses, e.ties))
-            print(String(format: "   mean KL to the reference  %.2f (target %.1f)", e.kl, target))
-            print(String(format: "   reward model accuracy     %.1f%% on held-out prompts", valAcc * 100))
+            if let (r, secs) = dpoRun, ev.results.count > 1 {
+                let dr = ev.results[1], h2h = HeadToHead.tally(dr.lexicon, e.lexicon), ci = h2h.interval
+                func row(_ label: String, _ a: String, _ b: String, _ note: String = "") {
+                    print("   " + label.padding(toLength: 30, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 8 - a.count)) + a
+                          + String(repeating: " ", count: max(0, 10 - b.count)) + b + (note.isEmpty ? "" : "   " + note))
+                }
+                func pct(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+                print("\n== Result, on the \(ev.prompts) eval prompts (\(ev.perPrompt) samples each from the base and each final policy)")
+                row("", "PPO", "DPO")
+                row(String(format: "mean lexicon score (base %.2f)", ev.baseScore), String(format: "%.2f", e.score), String(format: "%.2f", dr.score))
+                row("preferred to the base", pct(e.vsBase.preferred), pct(dr.vsBase.preferred), "lexicon labeler, pairs it decides")
+                row("mean KL to the reference", String(format: "%.2f", e.kl), String(format: "%.2f", dr.kl), String(format: "PPO's target %.1f", target))
+                row("validation accuracy", pct(valAcc), pct(r.epochs.last?.stats.accuracy ?? .nan), "reward model; DPO's implicit reward")
+                row("time", String(format: "%.1fs", ppoSeconds), String(format: "%.1fs", secs))
+                print(String(format: "   head to head: the lexicon labeler prefers DPO's completion in %.0f%% of decided pairs (95%% interval %.0f–%.0f%%; %d wins, %d losses, %d ties)",
+                             h2h.preferred * 100, ci.low * 100, ci.high * 100, h2h.wins, h2h.losses, h2h.ties))
+            } else {
+                print("\n== Result, on the \(ev.prompts) eval prompts (\(ev.perPrompt) samples each from the base and the final policy)")
+                print(String(format: "   mean lexicon score        base %.2f → final %.2f", ev.baseScore, e.score))
+                print(String(format: "   lexicon labeler prefers   the final policy in %.0f%% of head-to-head pairs (%d wins, %d losses, %d ties)",
+                             e.vsBase.preferred * 100, e.vsBase.wins, e.vsBase.losses, e.vsBase.ties))
+                print(String(format: "   mean KL to the reference  %.2f (target %.1f)", e.kl, target))
+                print(String(format: "   reward model accuracy     %.1f%% on held-out prompts", valAcc * 100))
+            }
             print("   finished in \(ProgressBar.duration(seconds))")
             let steps: [(String, String)] = [
                 ("rlhf init --run mine --base default", ""),
@@ -177,6 +246,8 @@ enum DemoCommand: Command {
                 ("rlhf label --run mine", "rank by keyboard; ? shows the keys"),
                 ("rlhf train-reward --run mine", ""),
                 ("rlhf ppo --run mine --lr 1e-4 --target-kl 6", ""),
+                ("rlhf dpo --run mine --policy base --lr 1e-4", "or DPO on the same labels"),
+                ("rlhf compare --run mine --a ID --b ID --judge reward", "two policies head to head (ids: rlhf status)"),
                 ("rlhf curves --run mine,\(runName)", "yours beside the demo's"),
                 ("rlhf report --run \(runName)", "this run, as a web page"),
             ]
@@ -205,56 +276,44 @@ enum DemoCommand: Command {
         try body()
     }
 
-    struct Evaluation {
-        var prompts = 0, perPrompt = 0
-        var baseScore = 0.0, finalScore = 0.0
-        var wins = 0, losses = 0, ties = 0
+    /// One final policy on the eval prompts.
+    struct PolicyResult {
+        var score = 0.0
+        /// Against the base policy's samples, as the lexicon labeler (noise 0) judges.
+        var vsBase = Tally()
         var kl = 0.0
-        var winRate: Double { wins + losses > 0 ? Double(wins) / Double(wins + losses) : 0 }
+        /// The lexicon score of each sample.
+        var lexicon: [Double] = []
     }
 
-    /// Base policy against final policy on the eval prompts.
-    static func evaluate(store: RunStore, lexicon: Lexicon, settings: PPOSettings) throws -> Evaluation {
-        let models = try store.models()
-        guard let baseRec = models.first(where: { $0.role == .policy }), let finalRec = try store.latestModel(role: .policy),
-              let refRec = try store.latestModel(role: .reference) else { throw RuntimeError("the demo run lost its models") }
-        let base = try ModelFolder.load(store.verifiedFolder(baseRec, sha256: SHA256.hex(of:)))
-        let final = try ModelFolder.load(store.verifiedFolder(finalRec, sha256: SHA256.hex(of:)))
-        let ref = try ModelFolder.load(store.verifiedFolder(refRec, sha256: SHA256.hex(of:)))
-        let tok = final.tokenizer, eos = tok.eosId!
+    /// The base policy against each of `policies` on the eval prompts: every model samples the
+    /// same prompts with the same seed, so the i-th samples pair up.
+    static func evaluate(store: RunStore, lexicon: Lexicon, settings: PPOSettings, policies: [Int64])
+        throws -> (prompts: Int, perPrompt: Int, baseScore: Double, results: [PolicyResult]) {
+        guard let baseRec = try store.models().first(where: { $0.role == .policy }), let refRec = try store.latestModel(role: .reference) else {
+            throw RuntimeError("the demo run lost its models")
+        }
+        func load(_ rec: ModelRecord) throws -> PretrainedModel { try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:))) }
+        let ref = try load(refRec)
         let perPrompt = 4
-        let prompts = try store.prompts(split: .eval).map { tok.encode(final.annotations.format(prompt: $0.text), allowSpecial: false) }
-        let inputs = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
-        let sampling = SamplingSettings(temperature: settings.temperature)
-        func sample(_ m: GPTModel) -> [Generation] {
-            var rng = SeededRandom(seed: 2024)
-            var out: [Generation] = []
-            for start in stride(from: 0, to: inputs.count, by: 64) {
-                out += Generator(model: m).generate(prompts: Array(inputs[start..<min(start + 64, inputs.count)]), maxNewTokens: settings.responseLength,
-                                                    settings: sampling, eos: eos, pad: tok.padId ?? eos, rng: &rng)
-            }
-            return out
+        let prompts = try store.prompts(split: .eval)
+        func sample(_ m: PretrainedModel) -> [Sample] {
+            HeadToHead.sample(m, prompts: prompts, perPrompt: perPrompt, maxNewTokens: settings.responseLength,
+                              settings: SamplingSettings(temperature: settings.temperature), seed: 2024)
         }
-        let b = sample(base.model), f = sample(final.model)
-        func text(_ g: Generation) -> String { tok.decode(g.finishReason == .eos ? Array(g.tokens.dropLast()) : g.tokens) }
-        var e = Evaluation(prompts: prompts.count, perPrompt: perPrompt)
-        let bs = b.map { lexicon.score(text($0)) }, fs = f.map { lexicon.score(text($0)) }
-        e.baseScore = Double(bs.reduce(0, +)) / Double(bs.count)
-        e.finalScore = Double(fs.reduce(0, +)) / Double(fs.count)
-        for (x, y) in zip(fs, bs) { if x > y { e.wins += 1 } else if x < y { e.losses += 1 } else { e.ties += 1 } }
-        // KL: Σ_t (log p_final − log p_ref) over each final sample, at the sampling temperature.
-        let refModel = ref.model
-        var klSum = 0.0
-        for (i, g) in f.enumerated() where !g.tokens.isEmpty {
-            let seq = inputs[i] + g.tokens
-            let acts = GPTActivations(config: refModel.config, batch: 1, length: seq.count)
-            refModel.forward(TokenBatch(tokens: seq, batch: 1, length: seq.count), acts)
-            var targets = [Int32](repeating: -1, count: seq.count)
-            for j in 0..<g.tokens.count { targets[inputs[i].count + j - 1] = g.tokens[j] }
-            let lp = LogitHeads.targetLogProbs(acts, targets: targets, temperature: settings.temperature)
-            for j in 0..<g.tokens.count { klSum += Double(g.logProbs[j] - lp[inputs[i].count + j - 1]) }
+        func mean(_ x: [Double]) -> Double { x.reduce(0, +) / Double(max(1, x.count)) }
+        let base = sample(try load(baseRec)).map { Double(lexicon.score($0.text)) }
+        let results = try policies.map { id -> PolicyResult in
+            guard let rec = try store.model(id: id) else { throw RuntimeError("the demo run lost model #\(id)") }
+            let samples = sample(try load(rec))
+            var r = PolicyResult()
+            r.lexicon = samples.map { Double(lexicon.score($0.text)) }
+            r.score = mean(r.lexicon)
+            r.vsBase = HeadToHead.tally(r.lexicon, base)
+            // KL: Σ_t (log p_final − log p_ref) over each final sample, at the sampling temperature.
+            r.kl = HeadToHead.meanKL(samples, reference: ref.model, temperature: settings.temperature)
+            return r
         }
-        e.kl = klSum / Double(f.count)
-        return e
+        return (prompts.count, perPrompt, mean(base), results)
     }
 }
