@@ -1,13 +1,15 @@
 import Foundation
 import TransformerCore
 import PPO
+import DPO
+import RunStore
 
 /// `rlhf bench`: measures the compute core on fixed shapes and configurations.
 enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo] [--config S,M,L] [--repeat N] [--numpy]
+    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,dpo] [--config S,M,L] [--repeat N] [--numpy]
 
     Measures the compute core on this machine and prints one result per line.
 
@@ -21,6 +23,11 @@ enum BenchCommand: Command {
                 4 epochs × 4 minibatches, best of 3 iterations after a warm-up; seconds in rollout
                 generation, reference, reward and value scoring, and the update's forward,
                 backward and optimizer (not part of the default set)
+      dpo       one DPO epoch on config S (random models) over comparisons shaped like the quick
+                demo's: 360 training rankings of 6 completions (15 pairs each), prompts of 8–24
+                tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
+                (once per run, over the 400 rankings), the epoch's 45 steps, and the validation
+                pass over 40 rankings (not part of the default set)
       tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
                 punctuation, some non-ASCII) with a fresh 8192-token tokenizer trained on 1 MB
                 of other text from the same generator; the word cache starts empty
@@ -47,7 +54,7 @@ enum BenchCommand: Command {
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes"], flags: ["--json", "--numpy", "--cold"])
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory"]
+        let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
         for w in only where !kinds.contains(w) {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
@@ -86,6 +93,13 @@ enum BenchCommand: Command {
             }
             out.emit(["what": "ppo", "phase": "total", "seconds": round3(total)],
                      text: "ppo      iteration total".padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
+        }
+        if only.contains("dpo") {
+            for (name, secs, count) in benchDPO() {
+                out.emit(["what": "dpo", "phase": name, "seconds": round3(secs), "rankings": count],
+                         text: "dpo      \(name)".padding(toLength: 28, withPad: " ", startingAt: 0)
+                            + String(format: "%.3f s (%@ rankings/s)", secs, fmt(Double(count) / secs)))
+            }
         }
         if only.contains("tokenize") {
             let (mbps, tokens) = try benchTokenize(repeats: repeatCount)
@@ -204,6 +218,44 @@ enum BenchCommand: Command {
             if total < best.1 { best = (trainer.profile, total) }
         }
         return best
+    }
+
+    /// One DPO epoch on config S with random models, over rankings shaped like the quick demo's:
+    /// (phase, seconds, rankings) for the reference pass, the epoch and the validation pass.
+    static func benchDPO() -> [(String, Double, Int)] {
+        let cfg = GPTConfig.preset("S")!
+        let policy = GPTModel(config: cfg), reference = GPTModel(config: cfg)
+        policy.initializeGPT2(seed: 1)
+        reference.copyParameters(from: policy)
+        var rng = SeededRandom(seed: 7)
+        func tokens(_ range: ClosedRange<Int>) -> [Int32] {
+            (0..<(range.lowerBound + rng.int(below: range.count))).map { _ in Int32(2 + rng.int(below: cfg.vocabSize - 2)) }
+        }
+        var pairs: [ComparisonGroup.Pair] = []
+        for i in 0..<6 { for j in (i + 1)..<6 { pairs.append(.init(chosen: i, rejected: j)) } }
+        let examples = (0..<400).map { i in
+            PreferenceExample(rankingId: Int64(i), promptId: Int64(i), completionIds: (0..<6).map { Int64(6 * i + $0) },
+                              prompt: tokens(8...24), responses: (0..<6).map { _ in tokens(8...48) }, pairs: pairs)
+        }
+        let train = Array(examples.prefix(360)), val = Array(examples.suffix(40))
+        let trainer = DPOTrainer(policy: policy, objective: DPOObjective(), rows: 16, pad: 1)
+        let opt = AdamW(layout: policy.layout, config: AdamWConfig(learningRate: 1e-5, weightDecay: 0))
+        var t = Date()
+        let ref = trainer.logProbSums(reference, examples)
+        let refSeconds = Date().timeIntervalSince(t)
+        t = Date()
+        for start in stride(from: 0, to: train.count, by: 8) {
+            let range = start..<min(start + 8, train.count)
+            _ = trainer.accumulateGradients(Array(train[range]), reference: Array(ref[range]))
+            clipGradientNorm(policy.gradients, maxNorm: 1)
+            opt.update(params: policy.parameters, grads: policy.gradients, lr: 1e-5)
+        }
+        let epochSeconds = Date().timeIntervalSince(t)
+        t = Date()
+        _ = trainer.evaluate(val, reference: Array(ref.suffix(40)))
+        let valSeconds = Date().timeIntervalSince(t)
+        return [("reference pass", refSeconds, examples.count), ("epoch (45 steps)", epochSeconds, train.count),
+                ("validation pass", valSeconds, val.count)]
     }
 
     /// A PPO trainer over the given models (EOS 0, PAD 1), rewarded by `reward` through a
