@@ -1,17 +1,17 @@
 import XCTest
 import Foundation
 
-/// `rlhf demo --quick` from the project's folder, with thresholds suited to the short version
-/// (the full demo's figures are in the README), and `rlhf export` of the aligned policy.
+/// `rlhf demo --quick --dpo` from the project's folder, with thresholds suited to the short
+/// version (the full demo's figures are in the README), and `rlhf export` of the aligned policy.
 final class DemoCommandTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func testQuickDemoShowsAlignment() throws {
         let run = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-demo-\(getpid())")
         defer { try? FileManager.default.removeItem(at: run) }
-        let r = try runCLI(["demo", "--quick", "--json", "--run", run.path], cwd: Self.repo)
+        let r = try runCLI(["demo", "--quick", "--dpo", "--json", "--run", run.path], cwd: Self.repo)
         XCTAssertEqual(r.status, 0, r.stderr)
-        for stage in ["1. Base model", "2. Init", "3. Bundled prompts", "4. Generate", "5. Simulated labeling", "6. Train the reward model", "7. PPO", "8. Curves", "9. Report"] {
+        for stage in ["1. Base model", "2. Init", "3. Bundled prompts", "4. Generate", "5. Simulated labeling", "6. Train the reward model", "7. PPO", "8. DPO", "9. Curves", "10. Report"] {
             XCTAssertTrue(r.stderr.contains("== \(stage)"), stage)
         }
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
@@ -22,6 +22,12 @@ final class DemoCommandTests: XCTestCase {
         XCTAssertLessThan(d("kl"), 2 * d("target_kl"), "the KL stays below twice the target")
         XCTAssertGreaterThanOrEqual(d("reward_val_accuracy"), 0.8, "the quick reward model (smaller base) learns the preference")
         XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("report.html").path))
+        // DPO on the same simulated lexicon labels raises the lexicon score of eval completions,
+        // and its implicit reward ranks the held-out pairs.
+        XCTAssertGreaterThan(d("dpo_lexicon_final"), d("lexicon_base"), "DPO raises the mean lexicon score")
+        XCTAssertGreaterThanOrEqual(d("dpo_val_accuracy"), 0.8, "rewards/accuracies on the validation prompts")
+        XCTAssertEqual((j["dpo_vs_ppo_wins"] as? Int ?? 0) + (j["dpo_vs_ppo_losses"] as? Int ?? 0) + (j["dpo_vs_ppo_ties"] as? Int ?? 0), 480)
+        XCTAssertTrue(try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8).contains("<section id=\"dpo\">"))
 
         let out = run.appendingPathComponent("exported")
         let e = try runCLI(["export", "--run", run.path, "-o", out.path], cwd: Self.repo)
