@@ -7,14 +7,19 @@ import TransformerCore
 ///
 /// A forward pass holds whole rankings, up to `rows` sequences, laid out as generation lays them
 /// out (`PromptResponseBatch`); each completion is scored once however many pairs it is in.
+/// Rankings of similar length share a pass (the order within a step does not change its
+/// gradient, only the rounding of its sum).
 public final class DPOTrainer {
     public let policy: GPTModel
     public let objective: DPOObjective
     /// Sequences per forward pass (a ranking larger than this gets a pass of its own).
     public let rows: Int
     let pad: Int32
-    /// Activation sets by shape (policy and reference share a configuration).
+    /// Activation sets by shape (policy and reference share a configuration), kept while they
+    /// fit `activationBudget` floats.
     private var activations: [Int: GPTActivations] = [:]
+    /// Floats of activations kept between passes: 256 Mi (1 GiB), or more when one set is larger.
+    let activationBudget = 1 << 28
 
     public init(policy: GPTModel, objective: DPOObjective, rows: Int = 16, pad: Int32) {
         self.policy = policy; self.objective = objective; self.rows = max(1, rows); self.pad = pad
@@ -49,10 +54,17 @@ public final class DPOTrainer {
     private func acts(_ model: GPTModel, rows: Int, t: Int, inferenceOnly: Bool) -> GPTActivations {
         let key = rows << 21 | t << 1 | (inferenceOnly ? 1 : 0)
         if let a = activations[key] { return a }
-        if activations.count >= 8 { activations.removeAll() }
         let a = GPTActivations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
+        if activations.values.reduce(a.floatCount, { $0 + $1.floatCount }) > activationBudget { activations.removeAll() }
         activations[key] = a
         return a
+    }
+
+    /// Indices of `examples` from the longest row (prompt + longest response) to the shortest,
+    /// ties in the given order: passes over similar lengths carry less padding.
+    static func byLength(_ examples: [PreferenceExample]) -> [Int] {
+        let len = examples.map { $0.prompt.count + ($0.responses.map(\.count).max() ?? 0) }
+        return examples.indices.sorted { len[$0] != len[$1] ? len[$0] > len[$1] : $0 < $1 }
     }
 
     /// Per-position target log-probabilities summed over each row's response.
@@ -67,17 +79,19 @@ public final class DPOTrainer {
     /// The summed log-probability of each completion of each example under `model` (the policy
     /// or the reference), in example order.
     public func logProbSums(_ model: GPTModel, _ examples: [PreferenceExample], progress: ((Int) -> Void)? = nil) -> [[Double]] {
-        var out: [[Double]] = []
-        out.reserveCapacity(examples.count)
-        for group in passes(examples, nCtx: model.config.nCtx) {
+        let order = Self.byLength(examples)
+        var out = [[Double]](repeating: [], count: examples.count)
+        var next = 0
+        for group in passes(order.map { examples[$0] }, nCtx: model.config.nCtx) {
             let layout = layout(group, nCtx: model.config.nCtx)
             let all = Array(0..<layout.rows)
             let a = acts(model, rows: layout.rows, t: layout.t, inferenceOnly: true)
             model.forward(layout.batch(all), a)
             var sums = Self.rowSums(LogitHeads.targetLogProbs(a, targets: layout.targets(all)), layout)[...]
             for ex in group {
-                out.append(Array(sums.prefix(ex.responses.count)))
+                out[order[next]] = Array(sums.prefix(ex.responses.count))
                 sums = sums.dropFirst(ex.responses.count)
+                next += 1
             }
             progress?(group.count)
         }
@@ -92,8 +106,9 @@ public final class DPOTrainer {
         policy.zeroGradients()
         var stats = DPOStats()
         let weight = 1 / Double(batch.count)
-        var offset = 0
-        for group in passes(batch, nCtx: policy.config.nCtx) {
+        let order = Self.byLength(batch)
+        var next = 0
+        for group in passes(order.map { batch[$0] }, nCtx: policy.config.nCtx) {
             let layout = layout(group, nCtx: policy.config.nCtx)
             let all = Array(0..<layout.rows)
             let targets = layout.targets(all)
@@ -104,9 +119,9 @@ public final class DPOTrainer {
             // d loss / d (summed log-probability) of each row, spread over its response tokens.
             var dLogProb = [Float](repeating: 0, count: layout.rows * layout.t)
             var row = 0
-            for (i, ex) in group.enumerated() {
+            for ex in group {
                 let k = ex.responses.count
-                let (s, g) = objective.ranking(policy: Array(sums[row..<(row + k)]), reference: reference[offset + i],
+                let (s, g) = objective.ranking(policy: Array(sums[row..<(row + k)]), reference: reference[order[next]],
                                                pairs: ex.pairTuples, weight: weight)
                 stats.merge(s)
                 for (c, d) in g.enumerated() {
@@ -114,8 +129,8 @@ public final class DPOTrainer {
                     for j in 0..<layout.lengths[r] { dLogProb[r * layout.t + layout.p + j - 1] = Float(d) }
                 }
                 row += k
+                next += 1
             }
-            offset += group.count
             LogitHeads.logitGradient(a, targets: targets, temperature: 1, dLogProb: dLogProb, dEntropy: nil)
             policy.backward(tb, a, fromLogits: true)
         }

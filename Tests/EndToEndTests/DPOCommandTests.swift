@@ -57,6 +57,10 @@ final class DPOCommandTests: ScratchFolderTestCase {
         let again = try rlhf(["dpo", "--run", path("b"), "--resume"], expect: 1)
         XCTAssertTrue(again.stderr.contains("finished"), again.stderr)
 
+        // status shows the last validation figures.
+        let st = try JSONSerialization.jsonObject(with: Data(try rlhf(["status", "--run", path("b"), "--json"]).stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((st["dpo"] as? [String: Any])?["step"] as? Int, 42)
+        XCTAssertEqual((st["dpo"] as? [String: Any])?["eval_rewards/accuracies"] as? Double, b["eval_rewards/accuracies@42"])
         // The curves of the run, and the comparison of the trained policy with the base.
         let curves = try rlhf(["curves", "--run", path("a"), "--stage", "dpo", "--width", "80"])
         XCTAssertTrue(curves.stdout.contains("rewards/accuracies") && curves.stdout.contains("eval_rewards/accuracies"), curves.stdout)

@@ -11,8 +11,9 @@ enum StatusCommand: Command {
 
     Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
     comparisons, models by role, and stage runs by status; the current policy; the latest
-    reward-model validation accuracy and the latest PPO iteration's key metrics once those stages
-    have run. Stage runs whose process died are shown as interrupted.
+    reward-model validation accuracy, the latest PPO iteration's key metrics and the latest DPO
+    validation figures once those stages have run. Stage runs whose process died are shown as
+    interrupted.
 
     Options:
       --run NAME   the run (default: default)
@@ -20,6 +21,7 @@ enum StatusCommand: Command {
     """
 
     static let ppoKeys = ["objective/scores", "objective/kl", "objective/kl_coef", "objective/entropy", "policy/clipfrac"]
+    static let dpoKeys = ["eval_rewards/accuracies", "eval_rewards/margins", "eval_loss"]
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--run"], flags: ["--json"])
@@ -36,6 +38,8 @@ enum StatusCommand: Command {
         }
         var ppo: [(String, Int, Double)] = []
         for k in ppoKeys { if let m = try store.latestMetric(stage: "ppo", name: k) { ppo.append((k, m.step, m.value)) } }
+        var dpo: [(String, Int, Double)] = []
+        for k in dpoKeys { if let m = try store.latestMetric(stage: "dpo", name: k) { dpo.append((k, m.step, m.value)) } }
         let lastRuns = try store.stageRuns().prefix(5)
 
         if a.flag("--json") {
@@ -56,6 +60,7 @@ enum StatusCommand: Command {
                 ("policy", policy.map { jsonLine([("id", "\($0.id)"), ("path", JSONText.quote($0.path)), ("sha256", JSONText.quote($0.sha256))]) } ?? "null"),
                 ("reward", valAcc.map { jsonLine([("val_accuracy", jsonNumber($0.value)), ("step", "\($0.step)")]) } ?? "null"),
                 ("ppo", ppo.isEmpty ? "null" : jsonLine([("iteration", "\(ppo.map(\.1).max()!)")] + ppo.map { ($0.0, jsonNumber($0.2)) })),
+                ("dpo", dpo.isEmpty ? "null" : jsonLine([("step", "\(dpo.map(\.1).max()!)")] + dpo.map { ($0.0, jsonNumber($0.2)) })),
             ]))
             return
         }
@@ -71,6 +76,9 @@ enum StatusCommand: Command {
         if let r = try store.latestModel(role: .reward) { print("  reward model #\(r.id) \(r.path)" + (r.note.map { " — \($0)" } ?? "")) }
         if !ppo.isEmpty {
             print("  PPO iteration \(ppo.map(\.1).max()!): " + ppo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))
+        }
+        if !dpo.isEmpty {
+            print("  DPO validation at step \(dpo.map(\.1).max()!): " + dpo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))
         }
         if !lastRuns.isEmpty {
             print("  recent stage runs:")
