@@ -85,9 +85,7 @@ public enum DPOStage {
         var runId: Int64 = 0
         var saved: SavedState?
         if resume {
-            guard let last = try store.stageRuns(stage: "dpo").first else { throw StoreError("there is no DPO run to resume; start one with 'rlhf dpo'") }
-            guard last.status != .succeeded else { throw StoreError("the latest DPO run (#\(last.id)) finished; start a new one with 'rlhf dpo'") }
-            guard last.status != .running else { throw StoreError("DPO run #\(last.id) is still running in another process") }
+            let last = try store.stageRunToResume("dpo", label: "DPO", command: "rlhf dpo")
             config = try JSONDecoder().decode(Config.self, from: Data(last.config.utf8))
             runId = last.id
             if let json = try store.stageState(runId, "resume") { saved = try JSONDecoder().decode(SavedState.self, from: Data(json.utf8)) }

@@ -38,9 +38,7 @@ public enum PPOStage {
         var runId: Int64
         var saved: SavedState?
         if resume {
-            guard let last = try store.stageRuns(stage: "ppo").first else { throw StoreError("there is no PPO run to resume; start one with 'rlhf ppo'") }
-            guard last.status != .succeeded else { throw StoreError("the latest PPO run (#\(last.id)) finished; start a new one with 'rlhf ppo'") }
-            guard last.status != .running else { throw StoreError("PPO run #\(last.id) is still running in another process") }
+            let last = try store.stageRunToResume("ppo", label: "PPO", command: "rlhf ppo")
             config = try JSONDecoder().decode(Config.self, from: Data(last.config.utf8))
             runId = last.id
             saved = try SavedState.load(store: store, stageRunId: runId)

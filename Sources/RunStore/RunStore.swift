@@ -105,6 +105,17 @@ public final class RunStore {
                    [.int(Int64(getpid())), .text(Self.hostName), .int(id)])
     }
 
+    /// The latest run of `stage`, to resume it: refused with a message saying what to do when
+    /// there is none, when it finished, or when another process is running it. `label` names the
+    /// stage in messages ("PPO") and `command` is how a new run starts ("rlhf ppo").
+    public func stageRunToResume(_ stage: String, label: String, command: String) throws -> StageRunRecord {
+        try markInterruptedRuns()
+        guard let last = try stageRuns(stage: stage).first else { throw StoreError("there is no \(label) run to resume; start one with '\(command)'") }
+        guard last.status != .succeeded else { throw StoreError("the latest \(label) run (#\(last.id)) finished; start a new one with '\(command)'") }
+        guard last.status != .running else { throw StoreError("\(label) run #\(last.id) is still running in another process") }
+        return last
+    }
+
     /// Forgets what a stage run wrote after `step` (metrics past it, and samples of later
     /// iterations), so that a resumed run rewrites them.
     public func truncateStageRun(_ id: Int64, afterStep step: Int) throws {

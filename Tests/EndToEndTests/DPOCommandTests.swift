@@ -32,16 +32,9 @@ final class DPOCommandTests: ScratchFolderTestCase {
         let whole = try rlhf(["dpo", "--run", path("a")] + args)
         XCTAssertTrue(whole.stdout.contains("DPO finished: 42 steps"), whole.stdout)
 
-        let p = Process()
-        p.executableURL = rlhfBinary
-        p.arguments = ["dpo", "--run", path("b")] + args
-        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-        try p.run()
         let store = try RunStore(folder: URL(fileURLWithPath: path("b")))
-        while try p.isRunning && store.metrics(names: ["loss"]).map(\.step).max() ?? 0 < 9 { usleep(2_000) }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the run must be killed mid-way")
+        XCTAssertEqual(try killWhenLogged(["dpo", "--run", path("b")] + args, store: store, metric: "loss", step: 9), .uncaughtSignal,
+                       "the run must be killed mid-way")
         let resumed = try rlhf(["dpo", "--run", path("b"), "--resume"])
         XCTAssertTrue(resumed.stdout.contains("resuming DPO run"), resumed.stdout)
         XCTAssertTrue(resumed.stdout.contains("DPO finished: 42 steps"), resumed.stdout)

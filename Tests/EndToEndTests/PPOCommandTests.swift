@@ -32,16 +32,9 @@ final class PPOCommandTests: ScratchFolderTestCase {
         let whole = try rlhf(["ppo", "--run", path("a")] + args)
         XCTAssertTrue(whole.stdout.contains("PPO finished: 10 iterations"), whole.stdout)
 
-        let p = Process()
-        p.executableURL = rlhfBinary
-        p.arguments = ["ppo", "--run", path("b")] + args
-        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-        try p.run()
         let store = try RunStore(folder: URL(fileURLWithPath: path("b")))
-        while try p.isRunning && store.metrics(names: ["objective/kl"]).map(\.step).max() ?? 0 < 5 { usleep(10_000) }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the run must be killed mid-way")
+        XCTAssertEqual(try killWhenLogged(["ppo", "--run", path("b")] + args, store: store, metric: "objective/kl", step: 5), .uncaughtSignal,
+                       "the run must be killed mid-way")
         let resumed = try rlhf(["ppo", "--run", path("b"), "--resume"])
         XCTAssertTrue(resumed.stdout.contains("resuming PPO run"), resumed.stdout)
         XCTAssertTrue(resumed.stdout.contains("PPO finished"), resumed.stdout)

@@ -1,4 +1,5 @@
 import Foundation
+import RunStore
 
 /// What one run of the binary did.
 struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
@@ -40,6 +41,21 @@ func runCLI(_ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdi
     let errData = errBox.data
     p.waitUntilExit()
     return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Starts `rlhf args…`, waits until `store` holds a point of `metric` at step `step` or later,
+/// and kills the process with SIGKILL; returns how it ended (`.uncaughtSignal` when it was still
+/// running, as a test of resuming needs).
+func killWhenLogged(_ args: [String], store: RunStore, metric: String, step: Int) throws -> Process.TerminationReason {
+    let p = Process()
+    p.executableURL = rlhfBinary
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+    try p.run()
+    while try p.isRunning && store.metrics(names: [metric]).map(\.step).max() ?? 0 < step { usleep(2_000) }
+    kill(p.processIdentifier, SIGKILL)
+    p.waitUntilExit()
+    return p.terminationReason
 }
 
 import XCTest
