@@ -7,7 +7,7 @@ let commands: [any Command.Type] = [
 ]
 
 let topHelp = """
-rlhf — an RLHF pipeline in Swift: generate, label, train a reward model, PPO, curves.
+rlhf — an RLHF pipeline in Swift: generate, label, train a reward model, PPO or DPO, compare, curves.
 
 Usage: rlhf <command> [options]
        rlhf <command> --help
