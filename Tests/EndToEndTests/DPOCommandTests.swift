@@ -68,6 +68,30 @@ final class DPOCommandTests: ScratchFolderTestCase {
         XCTAssertEqual(try sa.stageRuns(stage: "compare").first?.status, .succeeded)
     }
 
+    func testCtrlCSavesTheStepReached() throws {
+        try makeRun("i")
+        let p = Process()
+        p.executableURL = rlhfBinary
+        p.arguments = ["dpo", "--run", path("i"), "--epochs", "20", "--batch", "4", "--save-every", "1000"]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice; p.standardError = err
+        try p.run()
+        let store = try RunStore(folder: URL(fileURLWithPath: path("i")))
+        while try p.isRunning && store.metrics(names: ["loss"]).map(\.step).max() ?? 0 < 3 { usleep(2_000) }
+        kill(p.processIdentifier, SIGINT)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 1, message)
+        XCTAssertTrue(message.contains("continue with 'rlhf dpo --resume'"), message)
+        let run = try XCTUnwrap(store.stageRuns(stage: "dpo").first)
+        XCTAssertEqual(run.status, .interrupted)
+        // The checkpoint of the step it stopped at is registered, and nothing logged is past it.
+        let last = try XCTUnwrap(store.metrics(stageRunId: run.id, names: ["loss"]).map(\.step).max())
+        XCTAssertLessThan(last, 140, "stopped well before the end")
+        XCTAssertEqual(try store.latestModel(role: .policy)?.step, last)
+        XCTAssertEqual(try store.latestModel(role: .policy)?.stageRunId, run.id)
+    }
+
     func testDPOAndCompareErrors() throws {
         try rlhf(["init", "--run", path("c"), "--base", "random:S"])
         let none = try rlhf(["dpo", "--run", path("c")], expect: 1)
