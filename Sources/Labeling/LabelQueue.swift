@@ -57,7 +57,7 @@ public struct LabelQueue {
         records.map { c in
             guard let m = c.modelId, !c.tokenIds.isEmpty else { return Array(c.text.utf8) }
             if tokenizers[m] == nil {
-                let tok: Tokenizer? = (try? store.model(id: m)).flatMap { $0 }.flatMap { try? Tokenizer.load(folder: store.checkpointFolder($0)) }
+                let tok: Tokenizer? = (try? store.model(id: m)).flatMap { $0 }.flatMap { try? Tokenizer.load(folder: try store.checkpointFolder($0)) }
                 tokenizers[m] = .some(tok)
             }
             guard let tok = tokenizers[m] ?? nil else { return Array(c.text.utf8) }

@@ -203,19 +203,49 @@ public final class RunStore {
         try db.query("SELECT \(Self.modelColumns) FROM models ORDER BY id", [], modelRecord)
     }
 
-    /// The folder of a checkpoint path as registered (relative to the run folder, or absolute).
-    public func checkpointFolder(_ m: ModelRecord) -> URL {
-        m.path.hasPrefix("/") ? URL(fileURLWithPath: m.path) : folder.appendingPathComponent(m.path)
+    /// The folder of a registered checkpoint: its path is relative to the run folder and must
+    /// stay inside it. A run folder may come from someone else, so a path that is absolute, goes
+    /// up through `..`, or reaches outside through a symbolic link is refused, not followed.
+    public func checkpointFolder(_ m: ModelRecord) throws -> URL {
+        let outside = "the \(m.role.rawValue) model #\(m.id) is registered at '\(m.path)', which leads outside the run folder; checkpoints must live under \(folder.path) (this run database may come from an untrusted source)"
+        guard !m.path.isEmpty, !m.path.hasPrefix("/"), !m.path.split(separator: "/").contains("..") else { throw StoreError(outside) }
+        let dir = folder.appendingPathComponent(m.path)
+        guard Self.isInside(dir, folder) else { throw StoreError(outside) }
+        return dir
     }
 
-    /// The folder of a registered checkpoint, after checking that its weights are there and
-    /// unchanged since registration. `sha256` hashes a file (the compute core provides it;
-    /// this module depends on SQLite only).
+    /// Whether `url`, with every symbolic link resolved, is `root` or below it (a path that
+    /// does not exist yet is judged by its nearest existing ancestor).
+    static func isInside(_ url: URL, _ root: URL) -> Bool {
+        func real(_ u: URL) -> String? {
+            var u = u.standardizedFileURL
+            var rest: [String] = []
+            while true {
+                if let p = realpath(u.path, nil) {
+                    defer { free(p) }
+                    return ([String(cString: p)] + rest.reversed()).joined(separator: "/")
+                }
+                if u.path == "/" { return nil }
+                rest.append(u.lastPathComponent)
+                u = u.deletingLastPathComponent()
+            }
+        }
+        guard let r = real(root), let p = real(url) else { return false }
+        return p == r || p.hasPrefix(r.hasSuffix("/") ? r : r + "/")
+    }
+
+    /// The folder of a registered checkpoint, after checking that it is inside the run folder
+    /// (as are the files in it, symbolic links resolved) and that its weights are there and
+    /// unchanged since registration. `sha256` hashes a file (the compute core provides it; this
+    /// module depends on SQLite only).
     public func verifiedFolder(_ m: ModelRecord, sha256: (URL) throws -> String) throws -> URL {
-        let dir = checkpointFolder(m)
+        let dir = try checkpointFolder(m)
         let weights = dir.appendingPathComponent("model.safetensors")
         guard FileManager.default.fileExists(atPath: weights.path) else {
             throw StoreError("the \(m.role.rawValue) model #\(m.id) is registered at \(dir.path), but \(weights.lastPathComponent) is missing there; restore the file or re-create the run")
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where !Self.isInside(dir.appendingPathComponent(name), folder) {
+            throw StoreError("the \(m.role.rawValue) model #\(m.id) has \(name) linking outside the run folder; refusing to read it (this run database may come from an untrusted source)")
         }
         let sha = try sha256(weights)
         guard sha == m.sha256 else {

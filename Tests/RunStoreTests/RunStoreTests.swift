@@ -162,6 +162,32 @@ final class RunStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash)) { e in XCTAssertTrue("\(e)".contains("is missing"), "\(e)") }
     }
 
+    func testCheckpointPathsLeadingOutsideTheRunAreRefused() throws {
+        let dir = tempRun(), elsewhere = tempRun("elsewhere")
+        defer { try? FileManager.default.removeItem(at: dir); try? FileManager.default.removeItem(at: elsewhere) }
+        let store = try RunStore(folder: dir, create: true)
+        try Data("weights".utf8).write(to: elsewhere.appendingPathComponent("model.safetensors"))
+        let fakeHash: (URL) throws -> String = { url in String((try Data(contentsOf: url)).count) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        // A folder that is a symbolic link to elsewhere, and a folder whose weights are one.
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("checkpoints/linked"), withDestinationURL: elsewhere)
+        let inner = dir.appendingPathComponent("checkpoints/inner")
+        try FileManager.default.createDirectory(at: inner, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: inner.appendingPathComponent("model.safetensors"),
+                                                   withDestinationURL: elsewhere.appendingPathComponent("model.safetensors"))
+        for path in [elsewhere.path, "../" + elsewhere.lastPathComponent, "checkpoints/../../" + elsewhere.lastPathComponent, "checkpoints/linked", "checkpoints/inner", ""] {
+            let m = try store.registerModel(role: .policy, path: path, sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+            XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash), path) { e in XCTAssertTrue("\(e)".contains("outside the run folder"), "\(path): \(e)") }
+        }
+        // A link that stays inside the run is fine.
+        let real = dir.appendingPathComponent("checkpoints/real")
+        try FileManager.default.createDirectory(at: real, withIntermediateDirectories: true)
+        try Data("weights".utf8).write(to: real.appendingPathComponent("model.safetensors"))
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("checkpoints/alias"), withDestinationURL: real)
+        let ok = try store.registerModel(role: .policy, path: "checkpoints/alias", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+        XCTAssertNoThrow(try store.verifiedFolder(ok, sha256: fakeHash))
+    }
+
     func testRunsOfDeadProcessesAreMarkedInterrupted() throws {
         let store = try RunStore(folder: tempRun(), create: true)
         let p = Process()
