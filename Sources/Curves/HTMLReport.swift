@@ -47,7 +47,7 @@ public struct ReportData: Sendable {
 
 /// One self-contained HTML page (inline CSS and SVG, no scripts, no external assets).
 public enum HTMLReport {
-    /// The sections, by id, in page order.
+    /// The sections every report has, by id, in page order (a run with DPO also gets "dpo", after "ppo").
     public static let sections = ["summary", "models", "stages", "labels", "reward", "ppo", "samples"]
 
     public static func render(_ d: ReportData) -> String {
