@@ -125,10 +125,10 @@ public enum DPOStage {
         let policy = start.model
 
         // Data: the same rankings and prompt split as train-reward.
-        guard try !store.comparisons().isEmpty else {
+        let all = try DPOData.examples(store: store, tokenizer: tok, annotations: notes, nCtx: policy.config.nCtx)
+        guard !all.isEmpty else {
             throw StoreError("the run has no comparisons yet; rank completions with 'rlhf label' (or 'rlhf label --simulate lexicon'), or import pairs with 'rlhf labels import'")
         }
-        let all = try DPOData.examples(store: store, tokenizer: tok, annotations: notes, nCtx: policy.config.nCtx)
         let promptIds = Set(all.map(\.promptId))
         guard promptIds.count >= 2 else {
             throw StoreError("the comparisons cover \(promptIds.count) prompt; a validation split by prompt needs at least 2 (label more items)")
@@ -166,9 +166,8 @@ public enum DPOStage {
             let schedule = LearningRateSchedule(kind: .linear, peak: o.learningRate, totalSteps: totalSteps)
             var current = startRec, savedStep = saved?.step ?? 0
             func checkpoint(_ step: Int) throws {
-                current = try save(store: store, runId: runId, step: step, policy: policy, optimizer: opt, tokenizer: tok, notes: notes,
-                                   parent: current, previous: saved)
-                saved = try JSONDecoder().decode(SavedState.self, from: Data(try store.stageState(runId, "resume")!.utf8))
+                (current, saved) = try save(store: store, runId: runId, step: step, policy: policy, optimizer: opt, tokenizer: tok, notes: notes,
+                                            parent: current, previous: saved)
                 savedStep = step
                 report.lastPolicy = current
                 events?(.saved(step: step, policy: current))
@@ -211,13 +210,10 @@ public enum DPOStage {
                 }
             }
             report.trainSeconds = Date().timeIntervalSince(t1)
-            if report.interrupted {
-                if step > savedStep { try checkpoint(step) }
-                try store.finishStageRun(runId, status: .interrupted, error: "stopped on request at step \(step); resume with 'rlhf dpo --resume'")
-            } else {
-                if step > savedStep { try checkpoint(step) }
-                try store.finishStageRun(runId, status: .succeeded)
-            }
+            // What a stop request left unsaved is saved, so a resume loses nothing.
+            if step > savedStep { try checkpoint(step) }
+            try store.finishStageRun(runId, status: report.interrupted ? .interrupted : .succeeded,
+                                     error: report.interrupted ? "stopped on request at step \(step); resume with 'rlhf dpo --resume'" : nil)
         } catch {
             try? store.finishStageRun(runId, status: .failed, error: "\(error)")
             throw error
@@ -250,8 +246,9 @@ public enum DPOStage {
 
     /// Saves the policy as a registered checkpoint and the optimiser moments beside it, then
     /// records both as the point to resume from (and removes the previous moments file).
+    /// Returns the new policy's record and the resume state.
     static func save(store: RunStore, runId: Int64, step: Int, policy: GPTModel, optimizer opt: AdamW, tokenizer: Tokenizer,
-                     notes: ModelAnnotations, parent: ModelRecord, previous: SavedState?) throws -> ModelRecord {
+                     notes: ModelAnnotations, parent: ModelRecord, previous: SavedState?) throws -> (ModelRecord, SavedState) {
         let path = "checkpoints/dpo-policy-\(runId)-\(step)"
         let folder = store.folder.appendingPathComponent(path)
         try ModelFolder.save(policy, tokenizer: tokenizer, annotations: ModelAnnotations(promptTemplate: notes.promptTemplate), to: folder)
@@ -266,6 +263,6 @@ public enum DPOStage {
         let state = SavedState(step: step, policyModelId: rec.id, optimizer: url.path, optimizerSHA: try SHA256.hex(of: url))
         try store.setStageState(runId, "resume", String(decoding: try JSONEncoder().encode(state), as: UTF8.self))
         if let old = previous?.optimizer, old != url.path { try? FileManager.default.removeItem(atPath: old) }
-        return rec
+        return (rec, state)
     }
 }
