@@ -26,6 +26,8 @@ let package = Package(
         .executable(name: "rlhf", targets: ["rlhf"]),
         .library(name: "TransformerCore", targets: ["TransformerCore"]),
         .library(name: "RunStore", targets: ["RunStore"]),
+        // For the libFuzzer harness in Tests/Fuzz (a package of its own).
+        .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
     ],
     targets: [
         .systemLibrary(
@@ -79,6 +81,12 @@ let package = Package(
             name: "rlhf",
             dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare", "Curves"]
         ),
+        // The parsers' fuzz targets; run by the fuzz harness and by FuzzSmokeTests.
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["TransformerCore", "RunStore", "Labeling"],
+            path: "Tests/Fuzz/Targets"
+        ),
         .testTarget(
             name: "TransformerCoreTests",
             dependencies: ["TransformerCore"],
@@ -118,6 +126,11 @@ let package = Package(
             name: "CurvesTests",
             dependencies: ["Curves", "RunStore"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "FuzzSmokeTests",
+            dependencies: ["FuzzTargets"],
+            path: "Tests/Fuzz/Smoke"
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -130,8 +130,12 @@ public enum ModelFolder {
             byName[core] = n
         }
         let scalar = byName["score.weight"] != nil
-        let model = GPTModel(config: config, scalarHead: scalar)
-        for slot in model.layout.slots {
+        // Every tensor the config declares is matched against the file before the model is
+        // allocated: the file's sizes were checked against its length, so a config declaring a
+        // huge model fails here instead of allocating it.
+        let layout = ParameterLayout(config: config, scalarHead: scalar)
+        var sources: [(slot: String, file: String)] = []
+        for slot in layout.slots {
             guard let fileName = byName.removeValue(forKey: slot.name) else {
                 if slot.name == "score.bias" { continue }   // Hugging Face's score layer has no bias
                 throw FormatError("\(what): missing tensor \(slot.name)")
@@ -141,12 +145,14 @@ public enum ModelFolder {
             guard e.shape == expected || (slot.name == "score.bias" && e.shape == []) else {
                 throw FormatError("\(what): tensor \(fileName) has shape \(e.shape), expected \(expected) for this config")
             }
-            try file.read(fileName, into: model.tensor(slot.name))
+            sources.append((slot.name, fileName))
         }
         extra = byName.values.sorted()
         if !extra.isEmpty {
             throw FormatError("\(what): unexpected tensors for a GPT-2 model: \(extra.prefix(5).joined(separator: ", "))\(extra.count > 5 ? ", …" : "")")
         }
+        let model = GPTModel(config: config, scalarHead: scalar)
+        for (slot, fileName) in sources { try file.read(fileName, into: model.tensor(slot)) }
         for prefix in ["", "transformer."] where file.entries[prefix + "lm_head.weight"] != nil {
             let head = try file.floats(prefix + "lm_head.weight")
             let wte = model.tensor("wte.weight")

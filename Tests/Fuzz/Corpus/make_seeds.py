@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets (Tests/Fuzz/Corpus/TARGET/*). Standard library only.
+
+Each seed is a small valid input (so the fuzzer starts deep inside each parser) or a near miss.
+Run it from anywhere: python3 Tests/Fuzz/Corpus/make_seeds.py
+"""
+import json, os, struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def safetensors(tensors, metadata=None):
+    """tensors: list of (name, dtype, shape, raw bytes)."""
+    header, off, blob = {}, 0, b""
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        blob += raw
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + blob
+
+
+def f32(values):
+    return struct.pack("<%df" % len(values), *values)
+
+
+# safetensors
+put("safetensors", "f32.safetensors", safetensors([("a", "F32", [2, 3], f32([1, 2, 3, 4, 5, 6])), ("b", "F32", [], f32([7]))], {"format": "pt"}))
+put("safetensors", "half.safetensors", safetensors([("h", "F16", [4], struct.pack("<4H", 0x3C00, 0xC000, 0x7C00, 0x0001)),
+                                                    ("bf", "BF16", [2, 2], struct.pack("<4H", 0x3F80, 0x4000, 0x7FC0, 0x8000))]))
+put("safetensors", "mixed.safetensors", safetensors([("i", "I64", [2], struct.pack("<2q", 1, -1)), ("e", "F32", [0, 5], b""),
+                                                     ("u", "U8", [3], b"\x01\x02\x03")]))
+put("safetensors", "empty.safetensors", safetensors([]))
+put("safetensors", "gap.safetensors", struct.pack("<Q", 60) + b'{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}    ' + b"\0" * 8)
+
+# config.json: the harness loads it with the weights of a 1-layer, 2-head, width-8, context-16,
+# 258-token model.
+tiny = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 1, "n_head": 2, "n_embd": 8,
+        "n_positions": 16, "vocab_size": 258, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"}
+put("config", "tiny.json", json.dumps(tiny, indent=2))
+put("config", "hf-names.json", json.dumps({"num_hidden_layers": 1, "num_attention_heads": 2, "hidden_size": 8, "n_ctx": 16,
+                                           "vocab_size": 258, "rlhf_prompt_template": "Q: {prompt}\nA:", "rlhf_reward_gain": 1.5}))
+put("config", "huge.json", json.dumps(dict(tiny, n_embd=65536, vocab_size=1 << 24, n_layer=1024)))
+put("config", "llama.json", json.dumps({"model_type": "llama", "hidden_size": 8}))
+
+# tokenizer.json and vocab.json + merges.txt: GPT-2's byte alphabet and a few merges.
+def byte_alphabet():
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+alpha = byte_alphabet()
+vocab = {alpha[b]: i for i, b in enumerate(range(256))}
+merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("l", "l"), ("e", "ll"), ("Ġ", "w")]
+for a, b in merges:
+    vocab.setdefault(a + b, len(vocab))
+vocab["<|endoftext|>"] = len(vocab)
+tok = {"version": "1.0", "truncation": None, "padding": None,
+       "added_tokens": [{"id": vocab["<|endoftext|>"], "content": "<|endoftext|>", "single_word": False, "lstrip": False,
+                         "rstrip": False, "normalized": True, "special": True}],
+       "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+       "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+       "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+       "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                 "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": [a + " " + b for a, b in merges]}}
+put("tokenizer-json", "gpt2-style.json", json.dumps(tok, ensure_ascii=False))
+tok2 = json.loads(json.dumps(tok))
+tok2["model"]["merges"] = [[a, b] for a, b in merges]
+tok2["model"]["ignore_merges"] = True
+tok2["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [dict(tok["pre_tokenizer"], add_prefix_space=True)]}
+put("tokenizer-json", "pair-merges.json", json.dumps(tok2, ensure_ascii=False))
+put("tokenizer-json", "metaspace.json", json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": True},
+                                                    "pre_tokenizer": {"type": "Metaspace"}}))
+merges_txt = "#version: 0.2\n" + "".join(a + " " + b + "\n" for a, b in merges)
+put("vocab-merges", "gpt2-style", json.dumps(vocab, ensure_ascii=False).encode() + b"\0" + merges_txt.encode())
+put("vocab-merges", "crlf", json.dumps({"a": 0, "b": 1, "ab": 2}).encode() + b"\0" + b"a b\r\n")
+
+# prompt files
+put("prompts", "plain.txt", "Write a haiku about the sea.\nExplain RLHF in one sentence.\n\n  \nWhat is 2+2?\n")
+put("prompts", "prompts.jsonl", '{"prompt": "Tell me a story", "topic": "fiction", "n": 3}\n{"prompt": "Caf\\u00e9 \\ud83d\\ude00", "tags": ["a", null]}\n')
+put("prompts", "bom-crlf.jsonl", b"\xef\xbb\xbf" + b'{"prompt": "one"}\r\n{"prompt": "two"}\r\n')
+put("prompts", "bad.jsonl", '{"prompt": "ok"}\n{"prompt": 3}\n{"text": "no prompt key"}\n')
+
+# TRL preference pairs
+put("trl-pairs", "pairs.jsonl", '{"prompt": "Q1", "chosen": " good", "rejected": " bad"}\n{"prompt": "Q2", "chosen": "x", "rejected": "y", "score": 1}\n')
+put("trl-pairs", "conversational.jsonl", '{"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "a"}], "rejected": []}\n')
+put("trl-pairs", "trailing-comma.jsonl", '{"prompt": "Q", "chosen": "a", "rejected": "b",}\n')
