@@ -107,20 +107,30 @@ public final class LabelApp {
                     let page = max(1, terminal.size.height - 9)
                     let action = current.session.handle(key, page: page)
                     let now = Date().timeIntervalSince1970
-                    func store(_ status: RankingStatus, ranks: [Int]?, reason: String?) throws {
-                        try self.store.submitRanking(NewRanking(promptId: current.item.promptId, modelId: current.item.modelId,
-                                                                annotator: queue.annotator, shownOrder: current.shown, ranks: ranks,
-                                                                status: status, reason: reason, guidelineVersion: guidelines.version,
-                                                                source: "human", startedAt: current.startedAt, submittedAt: now),
-                                                     replacing: current.editing)
+                    /// Stores the answer; on a failed write (a full disk, say) the answer stays on
+                    /// screen with the error, and Enter tries again.
+                    func save(_ status: RankingStatus, ranks: [Int]?, reason: String?) -> Bool {
+                        do {
+                            try self.store.submitRanking(NewRanking(promptId: current.item.promptId, modelId: current.item.modelId,
+                                                                    annotator: queue.annotator, shownOrder: current.shown, ranks: ranks,
+                                                                    status: status, reason: reason, guidelineVersion: guidelines.version,
+                                                                    source: "human", startedAt: current.startedAt, submittedAt: now),
+                                                         replacing: current.editing)
+                        } catch {
+                            if let reason { current.session.mode = .flagReason(reason) }
+                            let again = status == .skipped ? "s" : "Enter"
+                            current.session.message = "NOT SAVED: \(error). Your answer is kept: \(again) tries again, q quits."
+                            return false
+                        }
                         if current.editing == nil { submitted += 1 }
                         carriedMessage = current.editing != nil ? "change saved" : "saved: \(status == .ranked ? "ranked" : status.rawValue)"
+                        return true
                     }
                     switch action {
                     case .none: continue
-                    case .submit(let ranks): try store(.ranked, ranks: ranks, reason: nil); break itemLoop
-                    case .skip: try store(.skipped, ranks: nil, reason: nil); break itemLoop
-                    case .flag(let reason): try store(.flagged, ranks: nil, reason: reason); break itemLoop
+                    case .submit(let ranks): if save(.ranked, ranks: ranks, reason: nil) { break itemLoop }
+                    case .skip: if save(.skipped, ranks: nil, reason: nil) { break itemLoop }
+                    case .flag(let reason): if save(.flagged, ranks: nil, reason: reason) { break itemLoop }
                     case .quit: return submitted
                     case .reopenPrevious:
                         if let prev = try previousRanking(before: current.editing) {

@@ -32,7 +32,7 @@ public struct LabelSession: Equatable, Sendable {
     }
 
     public private(set) var builder: RankingBuilder
-    public private(set) var mode: Mode = .ranking
+    public internal(set) var mode: Mode = .ranking
     /// First line shown of the scrolling area (completions, or guidelines).
     public private(set) var scroll = 0
     public private(set) var guidelinesScroll = 0

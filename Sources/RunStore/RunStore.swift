@@ -199,6 +199,11 @@ public final class RunStore {
     }
 
     /// Every registered model, oldest first.
+    /// SQLite's `PRAGMA integrity_check`: `["ok"]` for a sound database, else its findings.
+    public func integrityCheck() throws -> [String] {
+        try db.query("PRAGMA integrity_check") { $0.text(0) }
+    }
+
     public func models() throws -> [ModelRecord] {
         try db.query("SELECT \(Self.modelColumns) FROM models ORDER BY id", [], modelRecord)
     }

@@ -59,18 +59,26 @@ final class Connection {
         if rc != SQLITE_OK {
             let msg = err.map { String(cString: $0) } ?? errorMessage
             sqlite3_free(err)
-            throw Self.error(rc, msg, path)
+            throw Self.error(rc, msg, path, systemErrno: sqlite3_system_errno(handle))
         }
     }
 
-    static func error(_ rc: Int32, _ msg: String, _ path: String) -> StoreError {
+    /// Extended SQLite codes of a failed write: SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _SHMSIZE.
+    static let writeFailures: Set<Int32> = [10 | 3 << 8, 10 | 4 << 8, 10 | 6 << 8, 10 | 19 << 8]
+
+    static func error(_ rc: Int32, _ msg: String, _ path: String, systemErrno: Int32 = 0) -> StoreError {
+        // SQLite rolls back the statement's transaction on a failed write; say so, and why.
+        let rolledBack = "this change was rolled back and everything committed before it is intact; free space (or lift the limit) and rerun"
         switch rc & 0xFF {
+        case SQLITE_IOERR where Self.writeFailures.contains(rc):
+            let why = systemErrno != 0 ? String(cString: strerror(systemErrno)) : "is the disk full, or a file-size limit reached?"
+            return StoreError("\(path): a write to the database failed (\(why)); \(rolledBack)")
+        case SQLITE_FULL: return StoreError("\(path): the disk is full (\(msg)); \(rolledBack)")
         case SQLITE_NOTADB: return StoreError("\(path) is not an SQLite database (or is corrupt)")
         case SQLITE_CORRUPT: return StoreError("\(path): the database is corrupt (\(msg))")
         case SQLITE_BUSY, SQLITE_LOCKED: return StoreError("\(path): the database stayed locked by another process for too long (\(msg))")
         case SQLITE_READONLY: return StoreError("\(path): the database is read-only (\(msg))")
-        case SQLITE_FULL: return StoreError("\(path): the disk is full (\(msg))")
-        default: return StoreError("\(path): database error: \(msg)")
+        default: return StoreError("\(path): database error: \(msg)" + (systemErrno != 0 && rc & 0xFF == SQLITE_IOERR ? " (\(String(cString: strerror(systemErrno))))" : ""))
         }
     }
 
@@ -78,7 +86,7 @@ final class Connection {
     func prepare(_ sql: String, _ params: [SQLValue] = []) throws -> Statement {
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, nil)
-        guard rc == SQLITE_OK, let stmt else { throw Self.error(rc, errorMessage, path) }
+        guard rc == SQLITE_OK, let stmt else { throw Self.error(rc, errorMessage, path, systemErrno: sqlite3_system_errno(handle)) }
         let s = Statement(stmt, self)
         try s.bind(params)
         return s
@@ -143,7 +151,7 @@ final class Statement {
             case .blob(let v): rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), transient) }
             case .null: rc = sqlite3_bind_null(stmt, idx)
             }
-            guard rc == SQLITE_OK else { throw Connection.error(rc, conn.errorMessage, conn.path) }
+            guard rc == SQLITE_OK else { throw Connection.error(rc, conn.errorMessage, conn.path, systemErrno: sqlite3_system_errno(conn.handle)) }
         }
     }
 
@@ -152,7 +160,7 @@ final class Statement {
         let rc = sqlite3_step(stmt)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
-        throw Connection.error(rc, conn.errorMessage, conn.path)
+        throw Connection.error(rc, conn.errorMessage, conn.path, systemErrno: sqlite3_system_errno(conn.handle))
     }
 
     func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }

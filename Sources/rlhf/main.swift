@@ -60,4 +60,7 @@ func main() -> Int32 {
 }
 
 setvbuf(stdout, nil, _IOLBF, 0)
+// Past a file-size limit (`ulimit -f`) a write fails with EFBIG and the command stops with its
+// error, cleaning up, instead of being killed by SIGXFSZ half-way through writing a file.
+signal(SIGXFSZ, SIG_IGN)
 exit(main())

@@ -83,6 +83,43 @@ final class LabelCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(rankings.allSatisfy { $0.ranking.guidelineVersion?.count == 16 })
     }
 
+    /// A ranking whose write fails (here: the process's file-size limit is lowered to one byte
+    /// after start-up, so SQLite cannot grow its log) stays on screen with the error; once the
+    /// write can succeed again, Enter saves it. Nothing is stored twice or lost.
+    func testFailedSaveKeepsTheAnswerAndEnterRetries() throws {
+        try makeRun(prompts: ["first item", "second item"])
+        let p = try label()
+        XCTAssertTrue(p.waitFor("first item"), p.text)
+        // glibc's prlimit(2) wrapper, which Swift's Glibc module does not import.
+        typealias Prlimit = @convention(c) (pid_t, Int32, UnsafePointer<rlimit>?, UnsafeMutablePointer<rlimit>?) -> Int32
+        let prlimit = unsafeBitCast(try XCTUnwrap(dlsym(nil, "prlimit")), to: Prlimit.self)
+        func setFileSizeLimit(_ bytes: rlim_t) {
+            var lim = rlimit(rlim_cur: bytes, rlim_max: rlim_t.max)
+            XCTAssertEqual(prlimit(p.pid, Int32(RLIMIT_FSIZE.rawValue), &lim, nil), 0, String(cString: strerror(errno)))
+        }
+        setFileSizeLimit(1)
+        p.markOutput()
+        p.send("213\r")
+        XCTAssertTrue(p.waitFor("NOT SAVED"), p.text)
+        let store = try RunStore(folder: URL(fileURLWithPath: runPath))
+        XCTAssertEqual(try store.rankings(annotator: "tester").count, 0)
+        p.markOutput()
+        p.send("\r")                              // still failing: still kept
+        XCTAssertTrue(p.waitFor("NOT SAVED"), p.text)
+        XCTAssertFalse(p.waitFor("second item", timeout: 1), "the failed item stays on screen")
+        XCTAssertEqual(try store.rankings(annotator: "tester").count, 0)
+
+        setFileSizeLimit(rlim_t.max)
+        p.markOutput()
+        p.send("\r")
+        XCTAssertTrue(p.waitFor("second item"), p.text)
+        let saved = try store.rankings(annotator: "tester")
+        XCTAssertEqual(saved.map { $0.ranking.ranks ?? [] }, [[2, 1, 3]], "saved once, as ranked before the failure")
+        p.send("q")
+        XCTAssertEqual(p.wait(), 0)
+        try rlhf(["status", "--run", runPath, "--check"])
+    }
+
     func testResizeRedrawsAndSignalsRestoreTheTerminal() throws {
         try makeRun(prompts: ["only item"])
         let p = try label()

@@ -186,7 +186,9 @@ public enum ModelFolder {
             if let old { try? fm.removeItem(at: old) }
         } catch {
             try? fm.removeItem(at: tmp)
-            throw error
+            // Name the folder being written, not its temporary name.
+            let what = String(describing: error).replacingOccurrences(of: tmp.path, with: folder.path)
+            throw FormatError("\(what); \(fm.fileExists(atPath: folder.path) ? "the folder there was left as it was" : "nothing was written")")
         }
     }
 

@@ -7,7 +7,7 @@ enum StatusCommand: Command {
     static let name = "status"
     static let summary = "Show what a run holds: prompts, completions, labels, models, stage runs"
     static let help = """
-    Usage: rlhf status [--run NAME] [--json]
+    Usage: rlhf status [--run NAME] [--json] [--check]
 
     Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
     comparisons, models by role, and stage runs by status; the current policy; the latest
@@ -15,19 +15,25 @@ enum StatusCommand: Command {
     validation figures once those stages have run. Stage runs whose process died are shown as
     interrupted.
 
+    --check verifies the run instead: SQLite's integrity check of run.sqlite, and every
+    registered checkpoint (inside the run folder, its model.safetensors present, with the SHA-256
+    it was registered with). It prints one line per problem and exits 1 if there is any.
+
     Options:
       --run NAME   the run (default: default)
       --json       one JSON object
+      --check      verify the database and every registered checkpoint
     """
 
     static let ppoKeys = ["objective/scores", "objective/kl", "objective/kl_coef", "objective/entropy", "policy/clipfrac"]
     static let dpoKeys = ["eval_rewards/accuracies", "eval_rewards/margins", "eval_loss"]
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run"], flags: ["--json"])
+        let a = try Arguments(args, options: ["--run"], flags: ["--json", "--check"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         let store = try openRun(a)
         try store.markInterruptedRuns()
+        if a.flag("--check") { return try check(store, json: a.flag("--json")) }
         let c = try store.counts()
         let policy = try store.latestModel(role: .policy)
         // The registered (best) epoch of the latest reward training, else its latest epoch.
@@ -89,5 +95,31 @@ enum StatusCommand: Command {
                       + (r.error.map { " — " + TerminalSafe.escape($0, keepNewlines: false) } ?? ""))
             }
         }
+    }
+
+    private static func live(_ n: Int) -> String { n == 0 ? "" : "; \(n) stage run\(n == 1 ? " is" : "s are") still running" }
+
+    /// `--check`: the database's integrity and every registered checkpoint's.
+    static func check(_ store: RunStore, json: Bool) throws {
+        var problems: [String] = []
+        let integrity = try store.integrityCheck()
+        if integrity != ["ok"] { problems += integrity.prefix(20).map { "run.sqlite: \($0)" } }
+        let models = try store.models()
+        for m in models {
+            do { _ = try store.verifiedFolder(m, sha256: SHA256.hex(of:)) } catch { problems.append("\(error)") }
+        }
+        let running = try store.stageRuns().filter { $0.status == .running }
+        if json {
+            print(jsonLine([("ok", problems.isEmpty ? "true" : "false"), ("integrity", JSONText.quote(integrity.first ?? "")),
+                            ("checkpoints", "\(models.count)"), ("running_stage_runs", "\(running.count)"),
+                            ("problems", "[" + problems.map(JSONText.quote).joined(separator: ",") + "]")]))
+        } else {
+            for p in problems { print("problem: " + TerminalSafe.escape(p, keepNewlines: false)) }
+            let live = live(running.count)
+            if problems.isEmpty {
+                print("check ok: database integrity ok, \(models.count) registered checkpoint\(models.count == 1 ? "" : "s") verified\(live)")
+            }
+        }
+        if !problems.isEmpty { throw RuntimeError("the run failed its check: \(problems.count) problem\(problems.count == 1 ? "" : "s")\(live(running.count))") }
     }
 }
