@@ -51,6 +51,14 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.decode([Int32(tok.count + 5), -1]), "", "ids outside the vocabulary are skipped")
     }
 
+    /// A vocabulary declaring a huge id is refused before a table of that size is allocated
+    /// (a few bytes declaring {"a": 16777215} used to size a table of 16.8 million entries).
+    func testHugeTokenIdIsRefusedBeforeAllocation() throws {
+        XCTAssertThrowsError(try Tokenizer(vocab: ["a": 16_777_215, "b": 0], merges: [], special: [:])) { e in
+            XCTAssertTrue("\(e)".contains("ids must run from 0 to 1 without gaps"), "\(e)")
+        }
+    }
+
     func testLongWhitespaceRun() throws {
         let tok = try Tokenizer.load(folder: fixtureURL("hf/tokenizer"))
         let text = "a" + String(repeating: " ", count: 20_000) + "b" + String(repeating: "\n", count: 5000)

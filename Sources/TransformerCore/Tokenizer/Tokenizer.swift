@@ -55,6 +55,10 @@ public final class Tokenizer: @unchecked Sendable {
         guard let maxId = all.values.max(), maxId < 1 << 24, all.values.min()! >= 0 else {
             throw FormatError("the vocabulary is empty or has ids outside 0..<16777216")
         }
+        // Ids run 0..<count without gaps, so a larger id is refused before the table is sized by it.
+        guard maxId < all.count else {
+            throw FormatError("the vocabulary has \(all.count) tokens but an id of \(maxId); ids must run from 0 to \(all.count - 1) without gaps")
+        }
         var tokens = [String?](repeating: nil, count: maxId + 1)
         for (s, id) in all {
             if let other = tokens[id], other != s { throw FormatError("id \(id) is given to both \(JSONText.quote(other)) and \(JSONText.quote(s))") }
