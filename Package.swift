@@ -106,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RewardTrainingTests",
-            dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling"]
+            dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling", "DPO"]
         ),
         .testTarget(
             name: "PPOTests",

@@ -34,9 +34,9 @@ public enum DPOData {
             if prompts[g.promptId] == nil {
                 prompts[g.promptId] = tokenizer.encode(annotations.format(prompt: try store.prompt(id: g.promptId)?.text ?? ""), allowSpecial: false)
             }
-            let responses = g.completionIds.map { id -> [Int32] in
+            let responses = try g.completionIds.map { id -> [Int32] in
                 let c = completions[id]!
-                if !c.tokenIds.isEmpty { return c.tokenIds }
+                if !c.tokenIds.isEmpty { try tokenizer.checkStored(c.tokenIds, "completion #\(c.id)"); return c.tokenIds }
                 var body = tokenizer.encode(c.text, allowSpecial: false)
                 if c.finishReason == "eos", let eos = tokenizer.eosId { body.append(eos) }
                 return body

@@ -27,8 +27,9 @@ public enum RewardData {
     /// by the completion's own tokens (re-encoded from its text, with EOS, when it has none, as
     /// imported pairs do). Longer than `nCtx`: the start of the prompt is dropped.
     public static func sequence(prompt: String, completion: CompletionRecord, tokenizer: Tokenizer,
-                                annotations: ModelAnnotations, nCtx: Int, useStoredTokens: Bool) -> [Int32] {
+                                annotations: ModelAnnotations, nCtx: Int, useStoredTokens: Bool) throws -> [Int32] {
         var body = completion.tokenIds
+        if !body.isEmpty && useStoredTokens { try tokenizer.checkStored(body, "completion #\(completion.id)") }
         if body.isEmpty || !useStoredTokens {
             body = tokenizer.encode(completion.text, allowSpecial: false)
             if completion.finishReason == "eos", let eos = tokenizer.eosId { body.append(eos) }
@@ -45,8 +46,8 @@ public enum RewardData {
         var prompts: [Int64: String] = [:]
         return try groups.map { g in
             if prompts[g.promptId] == nil { prompts[g.promptId] = try store.prompt(id: g.promptId)?.text ?? "" }
-            let seqs = g.completionIds.map { id in
-                sequence(prompt: prompts[g.promptId]!, completion: completions[id]!, tokenizer: tokenizer, annotations: annotations,
+            let seqs = try g.completionIds.map { id in
+                try sequence(prompt: prompts[g.promptId]!, completion: completions[id]!, tokenizer: tokenizer, annotations: annotations,
                          nCtx: nCtx, useStoredTokens: useStoredTokens)
             }
             return RankingExample(rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds, sequences: seqs, pairs: g.pairs)

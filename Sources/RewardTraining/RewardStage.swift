@@ -237,7 +237,7 @@ public enum RewardStage {
         if let p = firstPolicy {
             for prompt in try store.prompts(split: .train) {
                 for c in try store.completions(promptId: prompt.id) where c.modelId == p.id {
-                    seqs.append(RewardData.sequence(prompt: prompt.text, completion: c, tokenizer: tokenizer, annotations: annotations,
+                    seqs.append(try RewardData.sequence(prompt: prompt.text, completion: c, tokenizer: tokenizer, annotations: annotations,
                                                     nCtx: nCtx, useStoredTokens: true))
                 }
             }

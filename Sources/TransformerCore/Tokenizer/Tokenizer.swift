@@ -114,6 +114,15 @@ public final class Tokenizer: @unchecked Sendable {
         lock.lock(); cache.removeAll(); lock.unlock()
     }
 
+    /// Throws unless every id is one of this tokenizer's tokens. Token ids read back from a run
+    /// database are data, not trusted: a damaged database, or one written with another
+    /// tokenizer, gets this error instead of reaching the model.
+    public func checkStored(_ ids: [Int32], _ what: @autoclosure () -> String) throws {
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= count }) {
+            throw FormatError("\(what()) holds token id \(bad), outside the tokenizer's \(count) tokens; the run database is damaged or was written with another tokenizer")
+        }
+    }
+
     /// Whether `id` is a special token.
     public func isSpecial(_ id: Int32) -> Bool { specialIds.contains(id) }
 
