@@ -77,7 +77,8 @@ final class Connection {
         case SQLITE_NOTADB: return StoreError("\(path) is not an SQLite database (or is corrupt)")
         case SQLITE_CORRUPT: return StoreError("\(path): the database is corrupt (\(msg))")
         case SQLITE_BUSY, SQLITE_LOCKED: return StoreError("\(path): the database stayed locked by another process for too long (\(msg))")
-        case SQLITE_READONLY: return StoreError("\(path): the database is read-only (\(msg))")
+        case SQLITE_READONLY:
+            return StoreError("\(path): the database is read-only (\(msg)); rlhf writes to a run (and to run.sqlite-wal and -shm beside it) even to read it, so the run folder must be writable: fix its permissions, or copy the run folder somewhere writable")
         default: return StoreError("\(path): database error: \(msg)" + (systemErrno != 0 && rc & 0xFF == SQLITE_IOERR ? " (\(String(cString: strerror(systemErrno))))" : ""))
         }
     }

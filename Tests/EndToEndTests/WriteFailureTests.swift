@@ -78,6 +78,44 @@ final class WriteFailureTests: ScratchFolderTestCase {
         XCTAssertEqual(try RunStore(folder: URL(fileURLWithPath: run)).counts().completions, 600 + 600, resumed.stdout)
     }
 
+    /// A run folder the user cannot write: every command says so in one line and changes
+    /// nothing, and all works again once the folder is writable. As root (who may write
+    /// anything) the commands run as user nobody through setpriv, from a copy of the binary.
+    func testReadOnlyRunFolder() throws {
+        try rlhf(["init", "--run", run, "--base", "random:S"])
+        try importPairs(40)
+        var launcher: [String] = []
+        if getuid() == 0 {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { throw XCTSkip("setpriv (util-linux) is missing") }
+            let copy = dir.appendingPathComponent("rlhf-copy")
+            try FileManager.default.copyItem(at: rlhfBinary, to: copy)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+            launcher = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", "exec '\(copy.path)' \"$@\""]
+        }
+        let db = URL(fileURLWithPath: run + "/run.sqlite")
+        func lock(_ on: Bool) throws {
+            try FileManager.default.setAttributes([.posixPermissions: on ? 0o444 : 0o644], ofItemAtPath: db.path)
+            for path in [run, run + "/checkpoints"] {
+                try FileManager.default.setAttributes([.posixPermissions: on ? 0o555 : 0o755], ofItemAtPath: path)
+            }
+        }
+        let before = try Data(contentsOf: db)
+        try lock(true)
+        defer { try? lock(false) }
+        for args in [["status"], ["train-reward", "--epochs", "1"], ["labels", "import", dir.appendingPathComponent("pairs-40.jsonl").path],
+                     ["generate", "--max-new-tokens", "4"], ["ppo", "--iterations", "1"]] {
+            let r = try runCLI(args + ["--run", run], cwd: dir, launcher: launcher)
+            XCTAssertEqual(r.status, 1, "\(args): \(r.stdout) \(r.stderr)")
+            let errors = r.stderr.split(separator: "\n").filter { $0.contains("error:") }
+            XCTAssertEqual(errors.count, 1, "\(args): one error line: \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("read-only") && r.stderr.contains("must be writable"), "\(args): \(r.stderr)")
+        }
+        XCTAssertEqual(try Data(contentsOf: db), before, "the database is unchanged")
+        try lock(false)
+        try rlhf(["status", "--run", run, "--check"])
+        XCTAssertTrue(try rlhf(["train-reward", "--run", run, "--epochs", "1"]).stdout.contains("registered"))
+    }
+
     func testExportsAndReports() throws {
         try rlhf(["init", "--run", run, "--base", "random:S"])
         try importPairs(300)
