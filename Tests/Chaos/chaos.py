@@ -5,18 +5,18 @@
 
 It builds nothing: run `swift build -c release` first (the default binary is .build/release/rlhf).
 In a scratch folder it runs init, prompts add, generate, label (a simulated labeler typing into the
-real `rlhf label` screen through a pseudo-terminal), train-reward and ppo on a small random model,
+real `rlhf label` screen through a pseudo-terminal), train-reward, ppo and dpo on a small random model,
 and kills each stage with SIGKILL at random moments. After each kill it does what a user would:
 reruns the command (`init --force`, `prompts add`, `generate`, `label`, `train-reward`) or resumes it
-(`ppo --resume`). Then it checks:
+(`ppo --resume`, `dpo --resume`). Then it checks:
 
   - `PRAGMA integrity_check` is ok and every registered checkpoint exists with the SHA-256 it was
     registered with (`rlhf status --check`);
   - no stage run is left "running";
   - every ranking the simulated labeler saw confirmed on screen is in the database exactly once, and
     no item is ranked twice by the labeler;
-  - the PPO metrics of the killed-and-resumed run equal, value for value, those of an uninterrupted
-    PPO run with the same seed started from a copy of the run taken just before PPO.
+  - the PPO and DPO metrics of the killed-and-resumed runs equal, value for value, those of
+    uninterrupted runs with the same seeds, each started from a copy of the run taken just before.
 
 It prints one summary line and exits 0 when every check passes. Standard library only.
 """
@@ -40,8 +40,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PPO_ARGS = ["--batch", "8", "--response-length", "16", "--save-every", "1", "--seed", "7"]
-STAGES = ["init", "prompts", "generate", "label", "train-reward", "ppo"]
-SHARE = {"init": 0.05, "prompts": 0.05, "generate": 0.15, "label": 0.25, "train-reward": 0.2, "ppo": 0.3}
+DPO_ARGS = ["--policy", "base", "--epochs", "3", "--batch", "8", "--save-every", "1", "--lr", "1e-4", "--seed", "3"]
+STAGES = ["init", "prompts", "generate", "label", "train-reward", "ppo", "dpo"]
+RESUMED = ["ppo", "dpo"]
+SHARE = {"init": 0.05, "prompts": 0.05, "generate": 0.15, "label": 0.25, "train-reward": 0.2, "ppo": 0.2, "dpo": 0.1}
 
 
 class Chaos:
@@ -115,6 +117,7 @@ class Chaos:
         # Three iterations: kills are drawn over that span, so that a resumed PPO run is killed
         # again within an iteration or two, many times before it can finish.
         d["ppo"] = self.timed(["ppo", "--iterations", "3"] + PPO_ARGS, cal)
+        d["dpo"] = self.timed(["dpo"] + DPO_ARGS, cal) / 2     # kills mostly within its first half
         shutil.rmtree(cal, ignore_errors=True)
         self.say("durations: " + json.dumps({k: round(v, 2) for k, v in d.items()}))
 
@@ -249,31 +252,35 @@ class Chaos:
                 finish(kill=False)
                 return "done"
 
-    def ppo(self, target):
-        """Kills PPO repeatedly, resuming each time with --resume (a fresh `ppo` only while no PPO
-        run exists yet), then resumes it to the end."""
-        def resume_args():
-            return ["ppo", "--resume"] if self.has_ppo_run() else ["ppo", "--iterations", str(self.ppo_iterations)] + PPO_ARGS
-        while self.kills["ppo"] < target and self.attempts["ppo"] < 4 * target + 4:
-            killed, rc = self.attempt("ppo", resume_args(), self.delay("ppo", True))
+    def fresh_args(self, stage):
+        if stage == "ppo":
+            return ["ppo", "--iterations", str(self.ppo_iterations)] + PPO_ARGS
+        return ["dpo"] + DPO_ARGS
+
+    def resumed(self, stage, target):
+        """Kills PPO or DPO repeatedly, resuming each time with --resume (a fresh run only while
+        none of that stage exists yet), then resumes it to the end."""
+        def args():
+            return [stage, "--resume"] if self.has_stage_run(stage) else self.fresh_args(stage)
+        while self.kills[stage] < target and self.attempts[stage] < 4 * target + 4:
+            killed, rc = self.attempt(stage, args(), self.delay(stage, True))
             if not killed and rc == 0:
                 return
-        status, out, err = self.call(resume_args(), check=False)
+        status, out, err = self.call(args(), check=False)
         if status != 0 and "nothing to resume" not in err:
-            raise SystemExit("chaos: the final PPO resume failed:\n" + err)
+            raise SystemExit("chaos: the final %s resume failed:\n%s" % (stage, err))
 
-    def has_ppo_run(self, db=None):
-        con = sqlite3.connect(os.path.join(db or self.run, "run.sqlite"))
+    def has_stage_run(self, stage):
+        con = sqlite3.connect(os.path.join(self.run, "run.sqlite"))
         try:
-            return con.execute("SELECT COUNT(*) FROM stage_runs WHERE stage = 'ppo'").fetchone()[0] > 0
+            return con.execute("SELECT COUNT(*) FROM stage_runs WHERE stage = ?", (stage,)).fetchone()[0] > 0
         finally:
             con.close()
 
-    # -- checks ------------------------------------------------------------------------------
-    def ppo_metrics(self, run):
+    def stage_metrics(self, run, stage):
         con = sqlite3.connect(os.path.join(run, "run.sqlite"))
         try:
-            sid = con.execute("SELECT id FROM stage_runs WHERE stage = 'ppo' AND status = 'succeeded' ORDER BY id DESC LIMIT 1").fetchone()
+            sid = con.execute("SELECT id FROM stage_runs WHERE stage = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1", (stage,)).fetchone()
             if sid is None:
                 return None
             rows = con.execute("SELECT name, step, value FROM metrics WHERE stage_run_id = ? AND name NOT LIKE 'time/%'", sid).fetchall()
@@ -281,6 +288,7 @@ class Chaos:
         finally:
             con.close()
 
+    # -- checks ------------------------------------------------------------------------------
     def check(self):
         problems = []
         status, out, err = self.call(["status", "--check", "--json"], check=False)
@@ -307,15 +315,18 @@ class Chaos:
         if len(stored) != len(self.prompts):
             problems.append("%d of %d items ranked" % (len(stored), len(self.prompts)))
 
-        mine, ref = self.ppo_metrics(self.run), self.ppo_metrics(self.reference)
-        if not mine or not ref:
-            problems.append("a PPO run did not finish")
-            differing = -1
-        else:
+        compared = {}
+        for stage in RESUMED:
+            mine, ref = self.stage_metrics(self.run, stage), self.stage_metrics(self.references[stage], stage)
+            if not mine or not ref:
+                problems.append("a %s run did not finish" % stage)
+                compared[stage] = (0, -1)
+                continue
             differing = sum(1 for k in set(mine) | set(ref) if mine.get(k, "missing") != ref.get(k, "missing"))
+            compared[stage] = (len(mine), differing)
             if differing:
-                problems.append("%d PPO metric values differ from the uninterrupted run" % differing)
-        return problems, verdict, lost, duplicated, mine, differing
+                problems.append("%d %s metric values differ from the uninterrupted run" % (differing, stage))
+        return problems, verdict, lost, duplicated, compared
 
     # -- the whole thing ---------------------------------------------------------------------
     def go(self, total):
@@ -334,20 +345,24 @@ class Chaos:
         self.killed_then_done("generate", target("generate"), ["generate", "--per-prompt", "2", "--max-new-tokens", "32"], resumable=True)
         self.label(target("label"))
         self.killed_then_done("train-reward", target("train-reward"), ["train-reward", "--epochs", "2"])
-        self.reference = os.path.join(self.work, "reference-run")
-        shutil.rmtree(self.reference, ignore_errors=True)
-        shutil.copytree(self.run, self.reference)
-        self.call(["ppo", "--iterations", str(self.ppo_iterations)] + PPO_ARGS, run=self.reference)
-        self.ppo(target("ppo"))
-        problems, verdict, lost, duplicated, mine, differing = self.check()
+        self.references = {}
+        for stage in RESUMED:
+            # The uninterrupted run to compare with, from a copy of the run as it is now.
+            ref = self.references[stage] = os.path.join(self.work, "reference-" + stage)
+            shutil.rmtree(ref, ignore_errors=True)
+            shutil.copytree(self.run, ref)
+            self.call(self.fresh_args(stage), run=ref)
+            self.resumed(stage, target(stage))
+        problems, verdict, lost, duplicated, compared = self.check()
         kills = sum(self.kills.values())
         by_stage = ", ".join("%s %d" % (s, self.kills[s]) for s in STAGES)
         ok = not problems and kills >= total
+        metrics = "; ".join("%s metrics: %d values, %d differ from the uninterrupted run" % (s.upper(), n, max(d, 0)) for s, (n, d) in compared.items())
         print("chaos %s: %d kills (%s) in %.0f s; rankings: %d confirmed on screen, %d stored, %d lost, %d duplicated; checkpoints: %d verified, %s; "
-              "stage runs left running: %d; PPO metrics: %d values, %d differ from the uninterrupted run"
+              "stage runs left running: %d; %s"
               % ("PASS" if ok else "FAIL", kills, by_stage, time.time() - start, len(set(self.reported)), self.stored, len(lost), len(duplicated),
                  verdict.get("checkpoints", 0), "integrity ok" if verdict.get("integrity") == "ok" else "INTEGRITY " + str(verdict.get("integrity")),
-                 verdict.get("running_stage_runs", 0), len(mine or {}), max(differing, 0)))
+                 verdict.get("running_stage_runs", 0), metrics))
         if kills < total:
             problems.append("only %d of the %d kills landed (the stages ended before the kill); rerun with another --seed" % (kills, total))
         for p in problems:
