@@ -150,4 +150,75 @@ final class ModelFolderTests: XCTestCase {
         try Data().write(to: dir.appendingPathComponent("pytorch_model.bin"))
         XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("pytorch_model.bin"), "\(e)") }
     }
+
+    /// Writes the tiny GPT-2's tensors, under their Hugging Face names, as `shards` shards with an
+    /// index into a new folder beside its config and tokenizer; returns the folder and the index.
+    func shardedCopy(shards: Int) throws -> (URL, [String: String]) {
+        let src = fixtureURL("hf/tiny-gpt2")
+        let dir = temporaryFolder()
+        for f in ["config.json", "tokenizer.json"] {
+            try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        let file = try SafeTensorsFile(url: src.appendingPathComponent("model.safetensors"))
+        let values = try file.names.map { try file.floats($0) }
+        var map: [String: String] = [:]
+        for s in 0..<shards {
+            let shard = String(format: "model-%05d-of-%05d.safetensors", s + 1, shards)
+            let mine = file.names.indices.filter { $0 % shards == s }
+            let outs = mine.map { i in values[i].withUnsafeBufferPointer { SafeTensorsOutput(name: file.names[i], shape: file.entries[file.names[i]]!.shape, data: $0) } }
+            try SafeTensorsWriter.write(outs, to: dir.appendingPathComponent(shard))
+            for i in mine { map[file.names[i]] = shard }
+        }
+        try writeIndex(map, in: dir)
+        return (dir, map)
+    }
+
+    func writeIndex(_ map: [String: Any], in dir: URL) throws {
+        let index: [String: Any] = ["metadata": ["total_size": 0], "weight_map": map]
+        try JSONSerialization.data(withJSONObject: index).write(to: dir.appendingPathComponent(WeightFiles.indexFile))
+    }
+
+    func testShardedWeightsLoadAsTheSingleFileDoes() throws {
+        let a = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        let (dir, _) = try shardedCopy(shards: 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path))
+        let b = try ModelFolder.load(dir)
+        XCTAssertEqual(b.model.config, a.model.config)
+        for slot in a.model.layout.slots {
+            XCTAssertEqual(Array(a.model.tensor(slot.name)), Array(b.model.tensor(slot.name)), slot.name)
+        }
+        XCTAssertEqual(try WeightFiles.open(folder: dir).shardNames.count, 3)
+    }
+
+    /// An index is data: shards outside the folder, missing shards, a tensor in the wrong shard
+    /// or in two, and malformed maps are refused with a line naming the problem.
+    func testHostileShardIndexesAreRefused() throws {
+        let (dir, map) = try shardedCopy(shards: 2)
+        let first = map.keys.sorted()[0], shard = map[first]!
+        let other = Set(map.values).subtracting([shard]).first!
+        let cases: [([String: Any], String)] = [
+            (map.merging([first: "../\(shard)"]) { $1 }, "not a plain .safetensors file name"),
+            (map.merging([first: "/etc/passwd"]) { $1 }, "not a plain .safetensors file name"),
+            (map.merging([first: ".hidden.safetensors"]) { $1 }, "not a plain .safetensors file name"),
+            (map.merging([first: "model-00009-of-00009.safetensors"]) { $1 }, "which is missing"),
+            (map.merging([first: other]) { $1 }, "is not in \(other)"),
+            ((map as [String: Any]).merging([first: 7]) { $1 }, "is not a string"),
+            ([:], "the weight_map is empty"),
+        ]
+        for (m, expected) in cases {
+            try writeIndex(m, in: dir)
+            XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains(expected), "\(expected): \(e)") }
+        }
+        // The same tensor in two shards.
+        try writeIndex(map, in: dir)
+        let dup = try SafeTensorsFile(url: dir.appendingPathComponent(shard))
+        let values = try dup.floats(first)
+        try values.withUnsafeBufferPointer { p in
+            try SafeTensorsWriter.write([SafeTensorsOutput(name: first, shape: dup.entries[first]!.shape, data: p)], to: dir.appendingPathComponent("extra.safetensors"))
+        }
+        try writeIndex(map.merging(["extra-tensor-name": "extra.safetensors"]) { $1 }, in: dir)
+        XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("is in both"), "\(e)") }
+        try "{\"weight_map\": [1, 2]}".write(to: dir.appendingPathComponent(WeightFiles.indexFile), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("no \"weight_map\" object"), "\(e)") }
+    }
 }

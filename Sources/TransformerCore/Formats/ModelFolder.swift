@@ -103,22 +103,20 @@ public enum ModelFolder {
         return PretrainedModel(model: model, tokenizer: tokenizer, annotations: notes)
     }
 
-    /// Loads `model.safetensors` of `folder` into a new model of `config`; a `score.weight`
-    /// tensor makes it a scalar-head (reward or value) model.
+    /// Loads the weights of `folder` (`model.safetensors`, or the shards of
+    /// `model.safetensors.index.json`) into a new model of `config`; a `score.weight` tensor makes
+    /// it a scalar-head (reward or value) model.
     public static func loadWeights(_ folder: URL, config: GPTConfig) throws -> GPTModel {
         let url = folder.appendingPathComponent(weightsFile)
         let fm = FileManager.default
-        if !fm.fileExists(atPath: url.path) {
-            if fm.fileExists(atPath: folder.appendingPathComponent("model.safetensors.index.json").path) {
-                throw FormatError("\(folder.path): sharded safetensors weights are not supported; save the model as a single model.safetensors")
-            }
+        if !fm.fileExists(atPath: url.path) && !WeightFiles.isSharded(folder) {
             if fm.fileExists(atPath: folder.appendingPathComponent("pytorch_model.bin").path) {
                 throw FormatError("\(folder.path): only model.safetensors weights are supported, not pytorch_model.bin; re-save with save_pretrained(..., safe_serialization=True)")
             }
-            throw FormatError("\(folder.path): no model.safetensors")
+            throw FormatError("\(folder.path): no model.safetensors (or model.safetensors.index.json with its shards)")
         }
-        let file = try SafeTensorsFile(url: url)
-        let what = url.path
+        let file = try WeightFiles.open(folder: folder)
+        let what = file.path
         // Map file names to core names.
         var byName: [String: String] = [:]
         var extra: [String] = []

@@ -55,6 +55,18 @@ put("config", "hf-names.json", json.dumps({"num_hidden_layers": 1, "num_attentio
 put("config", "huge.json", json.dumps(dict(tiny, n_embd=65536, vocab_size=1 << 24, n_layer=1024)))
 put("config", "llama.json", json.dumps({"model_type": "llama", "hidden_size": 8}))
 
+# model.safetensors.index.json: the harness has the 1-layer model's tensors in two shards, slots
+# alternating between them in this order.
+slots = ["wte.weight", "wpe.weight"] + ["h.0." + n for n in [
+    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
+    "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"]] + ["ln_f.weight", "ln_f.bias"]
+shard = lambda i: "model-%05d-of-00002.safetensors" % (i % 2 + 1)
+weight_map = {n: shard(i) for i, n in enumerate(slots)}
+put("safetensors-index", "valid.json", json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}, indent=2))
+put("safetensors-index", "traversal.json", json.dumps({"weight_map": dict(weight_map, **{"wte.weight": "../model/model.safetensors"})}))
+put("safetensors-index", "wrong-shard.json", json.dumps({"weight_map": dict(weight_map, **{"wte.weight": shard(1)})}))
+put("safetensors-index", "missing-shard.json", json.dumps({"weight_map": dict(weight_map, **{"wpe.weight": "model-00003-of-00003.safetensors"})}))
+
 # tokenizer.json and vocab.json + merges.txt: GPT-2's byte alphabet and a few merges.
 def byte_alphabet():
     bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))

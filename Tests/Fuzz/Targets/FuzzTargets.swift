@@ -14,6 +14,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A model folder's `config.json`, loaded with a small valid `model.safetensors`, so that a
     /// huge declared shape must be refused before the model is allocated.
     case config
+    /// A `model.safetensors.index.json`, loaded with two shards of a small model's weights (slots
+    /// alternate between `model-00001-of-00002.safetensors` and `…00002…`).
+    case safetensorsIndex = "safetensors-index"
     /// A Hugging Face `tokenizer.json`, then an encode/decode of a fixed text.
     case tokenizerJSON = "tokenizer-json"
     /// GPT-2's `vocab.json` and `merges.txt`, given as one input split at the first NUL byte.
@@ -38,6 +41,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             case .config:
                 let folder = try Scratch.shared.modelFolder(config: data)
                 _ = try ModelFolder.load(folder)
+            case .safetensorsIndex:
+                let folder = try Scratch.shared.shardedFolder(index: data)
+                _ = try ModelFolder.loadWeights(folder, config: Scratch.tinyConfig)
             case .tokenizerJSON:
                 let url = try Scratch.shared.write(data, as: "tokenizer.json")
                 try exercise(Tokenizer.load(tokenizerJSON: url))
@@ -84,13 +90,16 @@ final class Scratch: @unchecked Sendable {
     static let shared = Scratch()
     let dir: URL
     private let model: URL
+    private let sharded: URL
 
     private init() {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-fuzz-\(getpid())", isDirectory: true)
         model = dir.appendingPathComponent("model", isDirectory: true)
+        sharded = dir.appendingPathComponent("sharded", isDirectory: true)
         do {
             try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
-            try Scratch.writeTinyModel(into: model)
+            try FileManager.default.createDirectory(at: sharded, withIntermediateDirectories: true)
+            try Scratch.writeTinyModel(into: model, shardsInto: sharded)
         } catch {
             fatalError("cannot set up the fuzz scratch folder \(dir.path): \(error)")
         }
@@ -110,15 +119,25 @@ final class Scratch: @unchecked Sendable {
         return model
     }
 
+    /// The folder holding the tiny model's weights in two shards, and `index` as its index.
+    func shardedFolder(index: Data) throws -> URL {
+        try index.write(to: sharded.appendingPathComponent(WeightFiles.indexFile))
+        return sharded
+    }
+
     /// The configuration whose weights every config input is loaded with.
     static let tinyConfig = GPTConfig(nLayer: 1, nHead: 2, nEmbd: 8, nCtx: 16, vocabSize: 258)
 
-    private static func writeTinyModel(into folder: URL) throws {
+    private static func writeTinyModel(into folder: URL, shardsInto shardFolder: URL) throws {
         let model = GPTModel(config: tinyConfig)
         let tensors = model.layout.slots.map { slot in
             SafeTensorsOutput(name: slot.name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)))
         }
         try SafeTensorsWriter.write(tensors, to: folder.appendingPathComponent(ModelFolder.weightsFile))
+        for s in 0..<2 {
+            let mine = tensors.indices.filter { $0 % 2 == s }.map { tensors[$0] }
+            try SafeTensorsWriter.write(mine, to: shardFolder.appendingPathComponent("model-0000\(s + 1)-of-00002.safetensors"))
+        }
         var vocab: [String] = []
         for b in 0..<256 { vocab.append("\(JSONText.quote(ByteLevel.encode([UInt8(b)]))):\(b)") }
         vocab.append("\"<|endoftext|>\":256"); vocab.append("\"Ġt\":257")
