@@ -72,6 +72,12 @@ final class WriteFailureTests: ScratchFolderTestCase {
         XCTAssertEqual(try RunStore(folder: URL(fileURLWithPath: run)).counts().rankings, 0, "an import is all or nothing")
         XCTAssertTrue(try importPairs(300).stdout.contains("imported 300 pairs"))
 
+        // Metrics: every training step commits its figures, and the log outgrows the limit
+        // before the first checkpoint is written.
+        let train = ["train-reward", "--run", run, "--epochs", "1", "--lr", "1e-3", "--batch", "4"]
+        try assertCleanFailure(try limited(64, train), sqliteFull)
+        XCTAssertTrue(try rlhf(train).stdout.contains("registered"))
+
         let generate = ["generate", "--run", run, "--per-prompt", "2", "--max-new-tokens", "4"]
         try assertCleanFailure(try limited(64, generate), sqliteFull)
         let resumed = try rlhf(generate)
