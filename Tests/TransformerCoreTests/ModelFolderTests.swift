@@ -221,4 +221,33 @@ final class ModelFolderTests: XCTestCase {
         try "{\"weight_map\": [1, 2]}".write(to: dir.appendingPathComponent(WeightFiles.indexFile), atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("no \"weight_map\" object"), "\(e)") }
     }
+
+    /// Sharded export: shards of at most the given size (a larger tensor alone), an index whose
+    /// total_size is the tensors' bytes, and a reload identical to the model.
+    func testShardedSaveReloadsIdentically() throws {
+        let a = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
+        let dir = temporaryFolder().appendingPathComponent("sharded")
+        try ModelFolder.save(a.model, tokenizer: a.tokenizer, to: dir, maxShardBytes: 20_000)
+        let weights = try WeightFiles.open(folder: dir)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path))
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(WeightFiles.indexFile))) as! [String: Any]
+        let total = (index["metadata"] as! [String: Any])["total_size"] as! Int
+        XCTAssertEqual(total, a.model.layout.slots.reduce(0) { $0 + $1.count * 4 })
+        XCTAssertEqual(weights.shardNames.count, (index["weight_map"] as! [String: String]).values.reduce(into: Set<String>()) { $0.insert($1) }.count)
+        XCTAssertGreaterThan(weights.shardNames.count, 3)
+        for name in weights.shardNames {
+            let f = try SafeTensorsFile(url: dir.appendingPathComponent(name))
+            let bytes = f.entries.values.reduce(0) { $0 + $1.byteRange.count }
+            XCTAssertTrue(bytes <= 20_000 || f.names.count == 1, "\(name): \(bytes) bytes in \(f.names.count) tensors")
+            XCTAssertTrue(name.hasSuffix("-of-\(String(format: "%05d", weights.shardNames.count)).safetensors"), name)
+        }
+        let b = try ModelFolder.load(dir)
+        for slot in a.model.layout.slots {
+            XCTAssertEqual(Array(a.model.tensor(slot.name)), Array(b.model.tensor(slot.name)), slot.name)
+        }
+        // Saved again without a limit, the folder holds one file and no index.
+        try ModelFolder.save(a.model, tokenizer: a.tokenizer, to: dir)
+        XCTAssertEqual(try WeightFiles.open(folder: dir).shardNames, ["model.safetensors"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(WeightFiles.indexFile).path))
+    }
 }

@@ -163,15 +163,18 @@ public enum ModelFolder {
 
     /// Writes `model` with its tokenizer as a Hugging Face GPT-2 folder that
     /// `GPT2LMHeadModel.from_pretrained` and `AutoTokenizer.from_pretrained` load. The folder is
-    /// built under a temporary name and renamed into place, replacing any folder there.
-    public static func save(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL) throws {
+    /// built under a temporary name and renamed into place, replacing any folder there. With
+    /// `maxShardBytes`, weights larger than that are split into shards with an index, as
+    /// `save_pretrained(max_shard_size=…)` does; checkpoints inside a run are always one file.
+    public static func save(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
+                            maxShardBytes: Int? = nil) throws {
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         do {
-            try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp)
+            try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes)
             AtomicFile.syncDirectory(tmp)
             var old: URL?
             if fm.fileExists(atPath: folder.path) {
@@ -198,8 +201,10 @@ public enum ModelFolder {
         }
     }
 
-    /// Writes config.json, model.safetensors and the tokenizer files into an existing folder.
-    static func writeContents(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL) throws {
+    /// Writes config.json, model.safetensors (or shards and their index) and the tokenizer files
+    /// into an existing folder.
+    static func writeContents(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
+                              maxShardBytes: Int? = nil) throws {
         let c = model.config
         precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
         let eos = tokenizer.eosId.map(String.init) ?? "null"
@@ -223,7 +228,12 @@ public enum ModelFolder {
             let name = slot.name.hasPrefix("score.") ? slot.name : "transformer." + slot.name
             return SafeTensorsOutput(name: name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)))
         }
-        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent(weightsFile))
+        let shards = WeightFiles.shards(tensors, maxBytes: maxShardBytes)
+        if shards.count == 1 {
+            try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent(weightsFile))
+        } else {
+            try WeightFiles.writeSharded(shards, into: folder)
+        }
         try tokenizer.save(to: folder, maxLength: c.nCtx)
     }
 }

@@ -97,4 +97,34 @@ public final class WeightFiles {
         guard let f = fileOf[name] else { throw FormatError("\(path): no tensor named \(name)") }
         return try f.floats(name)
     }
+
+    // MARK: Writing
+
+    /// `tensors` in order, cut into shards of at most `maxBytes` each (a larger tensor alone),
+    /// as transformers' save_pretrained cuts them; one shard without a limit.
+    public static func shards(_ tensors: [SafeTensorsOutput], maxBytes: Int?) -> [[SafeTensorsOutput]] {
+        guard let maxBytes else { return [tensors] }
+        var out: [[SafeTensorsOutput]] = [[]]
+        var size = 0
+        for t in tensors {
+            let bytes = t.data.count * t.dtype.size
+            if !out[out.count - 1].isEmpty && size + bytes > maxBytes { out.append([]); size = 0 }
+            out[out.count - 1].append(t); size += bytes
+        }
+        return out
+    }
+
+    /// Writes shards `model-0000i-of-0000n.safetensors` and `model.safetensors.index.json`
+    /// (`metadata.total_size` in bytes, `weight_map` sorted by name), each file atomically.
+    public static func writeSharded(_ shards: [[SafeTensorsOutput]], into folder: URL) throws {
+        var map: [(String, String)] = [], total = 0
+        for (i, shard) in shards.enumerated() {
+            let name = String(format: "model-%05d-of-%05d.safetensors", i + 1, shards.count)
+            try SafeTensorsWriter.write(shard, metadata: ["format": "pt"], to: folder.appendingPathComponent(name))
+            for t in shard { map.append((t.name, name)); total += t.data.count * t.dtype.size }
+        }
+        let entries = map.sorted { $0.0 < $1.0 }.map { "    \(JSONText.quote($0.0)): \(JSONText.quote($0.1))" }
+        let json = "{\n  \"metadata\": {\n    \"total_size\": \(total)\n  },\n  \"weight_map\": {\n" + entries.joined(separator: ",\n") + "\n  }\n}\n"
+        try AtomicFile.write(Data(json.utf8), to: folder.appendingPathComponent(indexFile))
+    }
 }

@@ -7,7 +7,7 @@ enum ExportCommand: Command {
     static let name = "export"
     static let summary = "Write a model of a run as a Hugging Face GPT-2 folder"
     static let help = """
-    Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] -o DIR
+    Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] [--max-shard-size SIZE] -o DIR
 
     Writes the run's latest policy (the default), reward model, value model, base model, or the
     model with that id, as a Hugging Face GPT-2 folder: config.json, model.safetensors (F32) and
@@ -15,12 +15,29 @@ enum ExportCommand: Command {
     its tokenizer with AutoTokenizer.from_pretrained; a reward or value model is written as
     GPT2ForSequenceClassification (num_labels 1), its normalisation in config.json
     (rlhf_reward_gain, rlhf_reward_bias). The checkpoint's hash is checked first. DIR is replaced.
+
+    Weights larger than --max-shard-size (default 5GB, as transformers' save_pretrained) are
+    split into model-0000i-of-0000n.safetensors shards with a model.safetensors.index.json.
+    SIZE is bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).
     """
 
+    /// Parses a size such as 5GB, 500MB, 2GiB or 1000000 (bytes).
+    static func parseSize(_ s: String) throws -> Int {
+        let text = s.trimmingCharacters(in: .whitespaces)
+        let number = text.prefix { $0.isNumber || $0 == "." }
+        let unit = text.dropFirst(number.count).trimmingCharacters(in: .whitespaces).lowercased()
+        let scale: [String: Double] = ["": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024, "mib": 1_048_576, "gib": 1_073_741_824]
+        guard let m = scale[unit], let v = Double(number), v * m >= 1, v * m < 1e15 else {
+            throw UsageError("--max-shard-size expects a size such as 5GB, 500MB or 2GiB, got '\(s)'")
+        }
+        return Int(v * m)
+    }
+
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--model", "-o"], flags: [])
+        let a = try Arguments(args, options: ["--run", "--model", "-o", "--max-shard-size"], flags: [])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let out = a.string("-o") else { throw UsageError("-o DIR is required") }
+        let maxShard = try parseSize(a.string("--max-shard-size") ?? "5GB")
         let store = try openRun(a)
         let which = a.string("--model") ?? "policy"
         let record: ModelRecord
@@ -33,7 +50,9 @@ enum ExportCommand: Command {
             record = m
         }
         let model = try ModelFolder.load(try store.verifiedFolder(record, sha256: SHA256.hex(of:)))
-        try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: model.annotations, to: URL(fileURLWithPath: out))
-        print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out)")
+        try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: model.annotations, to: URL(fileURLWithPath: out),
+                             maxShardBytes: maxShard)
+        let shards = try WeightFiles.open(folder: URL(fileURLWithPath: out)).shardNames.count
+        print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out)" + (shards > 1 ? " in \(shards) shards" : ""))
     }
 }
