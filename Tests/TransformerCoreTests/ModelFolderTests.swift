@@ -245,6 +245,12 @@ final class ModelFolderTests: XCTestCase {
         for slot in a.model.layout.slots {
             XCTAssertEqual(Array(a.model.tensor(slot.name)), Array(b.model.tensor(slot.name)), slot.name)
         }
+        // The same shards, file names and total_size as huggingface_hub's splitter gives for
+        // these tensors (Fixtures/hf/make_shard_reference.py).
+        let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("hf/shard_reference.json"))) as! [String: Any]
+        XCTAssertEqual(reference["max_shard_size"] as? Int, 20_000)
+        XCTAssertEqual(index["weight_map"] as! [String: String], reference["weight_map"] as! [String: String])
+        XCTAssertEqual(total, reference["total_size"] as? Int)
         // Saved again without a limit, the folder holds one file and no index.
         try ModelFolder.save(a.model, tokenizer: a.tokenizer, to: dir)
         XCTAssertEqual(try WeightFiles.open(folder: dir).shardNames, ["model.safetensors"])

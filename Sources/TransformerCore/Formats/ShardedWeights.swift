@@ -100,17 +100,21 @@ public final class WeightFiles {
 
     // MARK: Writing
 
-    /// `tensors` in order, cut into shards of at most `maxBytes` each (a larger tensor alone),
-    /// as transformers' save_pretrained cuts them; one shard without a limit.
+    /// `tensors` in order, cut into shards of at most `maxBytes` each, as huggingface_hub's
+    /// splitter (behind save_pretrained) cuts them: a shard closes when the next tensor would
+    /// take it over the limit; a tensor over the limit by itself gets a shard of its own at once,
+    /// while the shard being filled stays open. One shard without a limit.
     public static func shards(_ tensors: [SafeTensorsOutput], maxBytes: Int?) -> [[SafeTensorsOutput]] {
         guard let maxBytes else { return [tensors] }
-        var out: [[SafeTensorsOutput]] = [[]]
+        var out: [[SafeTensorsOutput]] = [], current: [SafeTensorsOutput] = []
         var size = 0
         for t in tensors {
             let bytes = t.data.count * t.dtype.size
-            if !out[out.count - 1].isEmpty && size + bytes > maxBytes { out.append([]); size = 0 }
-            out[out.count - 1].append(t); size += bytes
+            if bytes > maxBytes { out.append([t]); continue }
+            if size + bytes > maxBytes { out.append(current); current = []; size = 0 }
+            current.append(t); size += bytes
         }
+        if !current.isEmpty || out.isEmpty { out.append(current) }
         return out
     }
 
