@@ -10,10 +10,15 @@ public struct ModelAnnotations: Equatable, Sendable {
     public var rewardGain: Float?
     /// See `rewardGain`.
     public var rewardBias: Float?
+    /// The float type the weights were published in (F32, F16 or BF16), which `rlhf export`
+    /// writes by default: `rlhf_source_dtype` when the folder has it, else the type of its
+    /// weights. Weights are always computed on, and checkpointed, in F32.
+    public var sourceDType: SafeTensorsDType?
 
     /// Annotations.
-    public init(promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil) {
+    public init(promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil, sourceDType: SafeTensorsDType? = nil) {
         self.promptTemplate = promptTemplate; self.rewardGain = rewardGain; self.rewardBias = rewardBias
+        self.sourceDType = sourceDType
     }
 
     /// The text fed to the model for `prompt`.
@@ -89,13 +94,20 @@ public enum ModelFolder {
         notes.promptTemplate = c["rlhf_prompt_template"] as? String
         notes.rewardGain = JSONText.double(c["rlhf_reward_gain"]).map(Float.init)
         notes.rewardBias = JSONText.double(c["rlhf_reward_bias"]).map(Float.init)
+        if let s = c["rlhf_source_dtype"] {
+            guard let name = s as? String, let t = SafeTensorsDType(rawValue: name), t.isFloatLoadable else {
+                throw FormatError("\(what): rlhf_source_dtype must be \"F32\", \"F16\" or \"BF16\"")
+            }
+            notes.sourceDType = t
+        }
         return (config, notes)
     }
 
     /// Loads a model folder: config, weights and tokenizer.
     public static func load(_ folder: URL) throws -> PretrainedModel {
-        let (config, notes) = try readConfig(folder)
-        let model = try loadWeights(folder, config: config)
+        var (config, notes) = try readConfig(folder)
+        let (model, weights) = try loadWeightFiles(folder, config: config)
+        if notes.sourceDType == nil { notes.sourceDType = weights.floatDType }
         let tokenizer = try Tokenizer.load(folder: folder)
         if tokenizer.count > config.vocabSize {
             throw FormatError("\(folder.path): the tokenizer has \(tokenizer.count) tokens but the model's vocab_size is \(config.vocabSize)")
@@ -107,6 +119,10 @@ public enum ModelFolder {
     /// `model.safetensors.index.json`) into a new model of `config`; a `score.weight` tensor makes
     /// it a scalar-head (reward or value) model.
     public static func loadWeights(_ folder: URL, config: GPTConfig) throws -> GPTModel {
+        try loadWeightFiles(folder, config: config).model
+    }
+
+    static func loadWeightFiles(_ folder: URL, config: GPTConfig) throws -> (model: GPTModel, weights: WeightFiles) {
         let url = folder.appendingPathComponent(weightsFile)
         let fm = FileManager.default
         if !fm.fileExists(atPath: url.path) && !WeightFiles.isSharded(folder) {
@@ -158,7 +174,7 @@ public enum ModelFolder {
                 throw FormatError("\(what): lm_head.weight differs from wte.weight; untied output heads are not supported")
             }
         }
-        return model
+        return (model, file)
     }
 
     /// Writes `model` with its tokenizer as a Hugging Face GPT-2 folder that
@@ -167,14 +183,14 @@ public enum ModelFolder {
     /// `maxShardBytes`, weights larger than that are split into shards with an index, as
     /// `save_pretrained(max_shard_size=…)` does; checkpoints inside a run are always one file.
     public static func save(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
-                            maxShardBytes: Int? = nil) throws {
+                            maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws {
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         do {
-            try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes)
+            try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes, dtype: dtype)
             AtomicFile.syncDirectory(tmp)
             var old: URL?
             if fm.fileExists(atPath: folder.path) {
@@ -204,7 +220,8 @@ public enum ModelFolder {
     /// Writes config.json, model.safetensors (or shards and their index) and the tokenizer files
     /// into an existing folder.
     static func writeContents(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
-                              maxShardBytes: Int? = nil) throws {
+                              maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws {
+        precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
         let c = model.config
         precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
         let eos = tokenizer.eosId.map(String.init) ?? "null"
@@ -216,17 +233,19 @@ public enum ModelFolder {
             "\"layer_norm_epsilon\":\(Double(c.layerNormEpsilon))",
             "\"resid_pdrop\":0.0", "\"embd_pdrop\":0.0", "\"attn_pdrop\":0.0", "\"summary_first_dropout\":0.0",
             "\"initializer_range\":0.02", "\"scale_attn_weights\":true", "\"tie_word_embeddings\":true", "\"use_cache\":true",
-            "\"bos_token_id\":\(eos)", "\"eos_token_id\":\(eos)", "\"torch_dtype\":\"float32\"",
+            "\"bos_token_id\":\(eos)", "\"eos_token_id\":\(eos)",
+            "\"torch_dtype\":\"\(dtype == .BF16 ? "bfloat16" : dtype == .F16 ? "float16" : "float32")\"",
         ]
         if let pad = tokenizer.padId { fields.append("\"pad_token_id\":\(pad)") }
         if model.hasScalarHead { fields.append("\"num_labels\":1") }
         if let t = annotations.promptTemplate { fields.append("\"rlhf_prompt_template\":\(JSONText.quote(t))") }
         if let g = annotations.rewardGain { fields.append("\"rlhf_reward_gain\":\(Double(g))") }
         if let b = annotations.rewardBias { fields.append("\"rlhf_reward_bias\":\(Double(b))") }
+        if let t = annotations.sourceDType { fields.append("\"rlhf_source_dtype\":\"\(t.rawValue)\"") }
         try AtomicFile.write(Data(("{\n  " + fields.joined(separator: ",\n  ") + "\n}\n").utf8), to: folder.appendingPathComponent(configFile))
         let tensors = model.layout.slots.map { slot -> SafeTensorsOutput in
             let name = slot.name.hasPrefix("score.") ? slot.name : "transformer." + slot.name
-            return SafeTensorsOutput(name: name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)))
+            return SafeTensorsOutput(name: name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)), dtype: dtype)
         }
         let shards = WeightFiles.shards(tensors, maxBytes: maxShardBytes)
         if shards.count == 1 {

@@ -86,6 +86,12 @@ public final class WeightFiles {
             && s != "." && s != ".." && !s.hasPrefix(".") && s.hasSuffix(".safetensors")
     }
 
+    /// The one float type of all float tensors (F32 when they mix types, or when there are none).
+    public var floatDType: SafeTensorsDType {
+        let types = Set(entries.values.map(\.dtype).filter(\.isFloatLoadable))
+        return types.count == 1 ? types.first! : .F32
+    }
+
     /// Converts tensor `name` to Float into `dest`, which holds exactly its element count.
     public func read(_ name: String, into dest: UnsafeMutableBufferPointer<Float>) throws {
         guard let f = fileOf[name] else { throw FormatError("\(path): no tensor named \(name)") }

@@ -7,14 +7,19 @@ enum ExportCommand: Command {
     static let name = "export"
     static let summary = "Write a model of a run as a Hugging Face GPT-2 folder"
     static let help = """
-    Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] [--max-shard-size SIZE] -o DIR
+    Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] [--dtype auto|f32|bf16|f16]
+                       [--max-shard-size SIZE] -o DIR
 
     Writes the run's latest policy (the default), reward model, value model, base model, or the
-    model with that id, as a Hugging Face GPT-2 folder: config.json, model.safetensors (F32) and
-    the tokenizer files. The policy loads with transformers' GPT2LMHeadModel.from_pretrained and
+    model with that id, as a Hugging Face GPT-2 folder: config.json, model.safetensors and the
+    tokenizer files. The policy loads with transformers' GPT2LMHeadModel.from_pretrained and
     its tokenizer with AutoTokenizer.from_pretrained; a reward or value model is written as
     GPT2ForSequenceClassification (num_labels 1), its normalisation in config.json
     (rlhf_reward_gain, rlhf_reward_bias). The checkpoint's hash is checked first. DIR is replaced.
+
+    The weights are written in the float type the run's base model was published in (bf16 in,
+    bf16 out; --dtype auto, the default), or as --dtype says; F16 and BF16 are rounded to nearest
+    even from the F32 the run trains in. config.json's torch_dtype says which.
 
     Weights larger than --max-shard-size (default 5GB, as transformers' save_pretrained) are
     split into model-0000i-of-0000n.safetensors shards with a model.safetensors.index.json.
@@ -34,10 +39,13 @@ enum ExportCommand: Command {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--model", "-o", "--max-shard-size"], flags: [])
+        let a = try Arguments(args, options: ["--run", "--model", "-o", "--max-shard-size", "--dtype"], flags: [])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let out = a.string("-o") else { throw UsageError("-o DIR is required") }
         let maxShard = try parseSize(a.string("--max-shard-size") ?? "5GB")
+        let dtypes: [String: SafeTensorsDType] = ["f32": .F32, "bf16": .BF16, "f16": .F16]
+        let dtypeName = (a.string("--dtype") ?? "auto").lowercased()
+        guard dtypeName == "auto" || dtypes[dtypeName] != nil else { throw UsageError("--dtype must be auto, f32, bf16 or f16, got '\(dtypeName)'") }
         let store = try openRun(a)
         let which = a.string("--model") ?? "policy"
         let record: ModelRecord
@@ -50,9 +58,15 @@ enum ExportCommand: Command {
             record = m
         }
         let model = try ModelFolder.load(try store.verifiedFolder(record, sha256: SHA256.hex(of:)))
-        try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: model.annotations, to: URL(fileURLWithPath: out),
-                             maxShardBytes: maxShard)
+        var dtype = dtypes[dtypeName] ?? .F32
+        if dtypeName == "auto", let base = try store.latestModel(role: .base) {
+            dtype = try ModelFolder.readConfig(store.checkpointFolder(base)).1.sourceDType ?? .F32
+        }
+        var notes = model.annotations
+        notes.sourceDType = dtype
+        try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: notes, to: URL(fileURLWithPath: out),
+                             maxShardBytes: maxShard, dtype: dtype)
         let shards = try WeightFiles.open(folder: URL(fileURLWithPath: out)).shardNames.count
-        print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out)" + (shards > 1 ? " in \(shards) shards" : ""))
+        print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out) as \(dtype.rawValue)" + (shards > 1 ? " in \(shards) shards" : ""))
     }
 }
