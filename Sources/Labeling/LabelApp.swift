@@ -119,7 +119,8 @@ public final class LabelApp {
                         } catch {
                             if let reason { current.session.mode = .flagReason(reason) }
                             let again = status == .skipped ? "s" : "Enter"
-                            current.session.message = "NOT SAVED: \(error). Your answer is kept: \(again) tries again, q quits."
+                            // The advice first: the line is cut to the terminal's width.
+                            current.session.message = "NOT SAVED (your answer is kept; \(again) tries again, q quits): \(error)"
                             return false
                         }
                         if current.editing == nil { submitted += 1 }
