@@ -51,6 +51,82 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.decode([Int32(tok.count + 5), -1]), "", "ids outside the vocabulary are skipped")
     }
 
+    /// A fixture string given as code points (Foundation's JSON parser drops a leading U+FEFF).
+    func codePoints(_ v: Any?) -> String {
+        var s = String.UnicodeScalarView()
+        for n in v as! [NSNumber] { s.append(Unicode.Scalar(n.uint32Value)!) }
+        return String(s)
+    }
+
+    /// Llama 3 and Qwen2 style tokenizer.json files (Split regex then ByteLevel without it;
+    /// Qwen2's NFC normalizer; Llama 3's ignore_merges and its post-processor's BOS) against
+    /// Hugging Face `tokenizers` on 229 texts each: ids with and without special tokens and the
+    /// decoded text (Fixtures/hf/make_tokenizer_fixtures.py); saved and loaded again, the same.
+    func testLlama3AndQwen2StyleTokenizersMatchHuggingFace() throws {
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("hf/tokenizer_encodings.json"))) as! [String: Any]
+        let cases = fixture["cases"] as! [[String: Any]]
+        var checked: [String: Int] = [:]
+        for name in ["llama3-style", "qwen2-style"] {
+            let loaded = try Tokenizer.load(folder: fixtureURL("hf/\(name)"))
+            XCTAssertEqual(loaded.preTokenization, name == "llama3-style" ? .llama3 : .qwen2)
+            XCTAssertEqual(loaded.normalizesNFC, name == "qwen2-style")
+            let dir = temporaryFolder()
+            try loaded.save(to: dir, maxLength: 64)
+            let reloaded = try Tokenizer.load(folder: dir)
+            for tok in [loaded, reloaded] {
+                for c in cases where c["tokenizer"] as! String == name {
+                    let text = codePoints(c["text_cp"])
+                    let ids = int32s(c["ids_no_special"])
+                    XCTAssertEqual(tok.encode(text), ids, "\(name): \(text.debugDescription)")
+                    XCTAssertEqual(tok.encodeWithSpecialTokens(text), int32s(c["ids_with_special"]), "\(name) with special tokens: \(text.debugDescription)")
+                    XCTAssertEqual(Array(tok.decode(ids).unicodeScalars), Array(codePoints(c["decoded_cp"]).unicodeScalars), "\(name) decode: \(text.debugDescription)")
+                    checked[name, default: 0] += 1
+                }
+            }
+        }
+        XCTAssertEqual(checked["llama3-style"], 2 * 229)
+        XCTAssertEqual(checked["qwen2-style"], 2 * 229)
+    }
+
+    /// The Split pattern alone, piece by piece, against `tokenizers`' pre-tokenizer.
+    func testSplitPatternsMatchHuggingFacePieces() throws {
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("hf/tokenizer_encodings.json"))) as! [String: Any]
+        var n = 0
+        for c in fixture["cases"] as! [[String: Any]] {
+            let pattern: PreTokenization = c["tokenizer"] as! String == "llama3-style" ? .llama3 : .qwen2
+            let normalized = codePoints(c["normalized_cp"])
+            var pieces: [[Unicode.Scalar]] = []
+            let bytes = Array(normalized.utf8)
+            PreTokenizer.forEachPiece(bytes, 0, bytes.count, pattern: pattern) { pieces.append(Array(String(decoding: $0, as: UTF8.self).unicodeScalars)) }
+            let expected = (c["regex_pieces_cp"] as! [Any]).map { Array(codePoints($0).unicodeScalars) }
+            XCTAssertEqual(pieces, expected, "\(pattern): \(normalized.debugDescription)")
+            n += 1
+        }
+        XCTAssertEqual(n, 458)
+    }
+
+    /// Patterns and pipelines this code does not reproduce exactly are refused, not approximated.
+    func testOtherSplitPatternsAndProcessorsAreRefused() throws {
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("hf/llama3-style/tokenizer.json"))) as! [String: Any]
+        func refuses(_ change: (inout [String: Any]) -> Void, _ expected: String) throws {
+            var root = original
+            change(&root)
+            let url = temporaryFolder().appendingPathComponent("tokenizer.json")
+            try JSONSerialization.data(withJSONObject: root).write(to: url)
+            XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) { e in XCTAssertTrue("\(e)".contains(expected), "\(expected): \(e)") }
+        }
+        try refuses({ r in
+            var pre = r["pre_tokenizer"] as! [String: Any]
+            var list = pre["pretokenizers"] as! [[String: Any]]
+            list[0]["pattern"] = ["Regex": #"\w+|\s+"#]
+            pre["pretokenizers"] = list
+            r["pre_tokenizer"] = pre
+        }, "not Llama 3's or Qwen2's")
+        try refuses({ r in r["normalizer"] = ["type": "NFKC"] }, "normalizer NFKC is not supported")
+        try refuses({ r in r["post_processor"] = ["type": "RobertaProcessing"] }, "post_processor RobertaProcessing is not supported")
+        try refuses({ r in r["pre_tokenizer"] = ["type": "Metaspace"] }, "pre-tokenizer Metaspace is not supported")
+    }
+
     /// A vocabulary declaring a huge id is refused before a table of that size is allocated
     /// (a few bytes declaring {"a": 16777215} used to size a table of 16.8 million entries).
     func testHugeTokenIdIsRefusedBeforeAllocation() throws {

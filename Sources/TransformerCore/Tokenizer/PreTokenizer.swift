@@ -1,3 +1,20 @@
+/// How text is split into the pieces BPE runs on: GPT-2's pattern (a ByteLevel pre-tokenizer
+/// with `use_regex`), or the `Split` pattern of Llama 3 or Qwen2 (before a ByteLevel without it).
+/// Each is written out by hand and checked against Hugging Face `tokenizers`.
+public enum PreTokenization: String, Equatable, Sendable {
+    case gpt2, llama3, qwen2
+
+    /// The regex a `Split` pre-tokenizer must hold (as tokenizer.json spells it) to be read as
+    /// this pattern; nil for GPT-2, whose pattern is implied by ByteLevel.
+    public var splitPattern: String? {
+        switch self {
+        case .gpt2: return nil
+        case .llama3: return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+        case .qwen2: return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+        }
+    }
+}
+
 /// GPT-2's pre-tokenisation: splits text into the pieces BPE runs on, exactly as the pattern
 ///
 ///     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -86,7 +103,8 @@ enum PreTokenizer {
 
     /// Calls `body` with the bytes of each pre-tokenised piece of bytes[from..<to], which must
     /// hold whole UTF-8 scalars.
-    static func forEachPiece(_ bytes: [UInt8], _ from: Int, _ to: Int, _ body: (ArraySlice<UInt8>) -> Void) {
+    static func forEachPiece(_ bytes: [UInt8], _ from: Int, _ to: Int, pattern: PreTokenization = .gpt2,
+                             _ body: (ArraySlice<UInt8>) -> Void) {
         guard from < to else { return }
         var scalars: [UInt32] = []
         var starts: [Int] = []
@@ -102,9 +120,75 @@ enum PreTokenizer {
         }
         starts.append(to)
         var pieceStart = 0
-        for end in split(scalars) {
+        let ends = pattern == .gpt2 ? split(scalars) : splitLlama(scalars, maxDigits: pattern == .llama3 ? 3 : 1)
+        for end in ends {
             body(bytes[starts[pieceStart]..<starts[end]])
             pieceStart = end
         }
+    }
+
+    // MARK: Llama 3 and Qwen2
+
+    /// The pattern of Llama 3's and Qwen2's `Split` pre-tokenizer, written out as `split` writes
+    /// out GPT-2's:
+    ///
+    ///     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    ///
+    /// with `\p{N}{1,3}` for Llama 3 (`maxDigits` 3) and `\p{N}` for Qwen2 (`maxDigits` 1).
+    /// Returns the end index of each piece in order.
+    static func splitLlama(_ s: [UInt32], maxDigits: Int) -> [Int] {
+        var ends: [Int] = []
+        let n = s.count
+        var i = 0
+        let cr: UInt32 = 13, lf: UInt32 = 10, space: UInt32 = 32, apostrophe: UInt32 = 39
+        // Simple case folding, as the engine behind tokenizers applies (?i:): ASCII, and ſ (U+017F) folds to s.
+        @inline(__always) func lower(_ v: UInt32) -> UInt32 { (65...90).contains(v) ? v + 32 : v == 0x17F ? 115 : v }
+        while i < n {
+            // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+            if s[i] == apostrophe, i + 1 < n {
+                let c = lower(s[i + 1])
+                if c == 115 || c == 116 || c == 109 || c == 100 { ends.append(i + 2); i += 2; continue }   // s t m d
+                if i + 2 < n {
+                    let d = lower(s[i + 2])
+                    if (c == 114 && d == 101) || (c == 118 && d == 101) || (c == 108 && d == 108) {     // re ve ll
+                        ends.append(i + 3); i += 3; continue
+                    }
+                }
+            }
+            let k = kind(s[i])
+            // [^\r\n\p{L}\p{N}]?\p{L}+
+            var letters = -1
+            if k == .letter { letters = i } else if k != .number && s[i] != cr && s[i] != lf && i + 1 < n && kind(s[i + 1]) == .letter { letters = i + 1 }
+            if letters >= 0 {
+                var e = letters + 1
+                while e < n && kind(s[e]) == .letter { e += 1 }
+                ends.append(e); i = e; continue
+            }
+            // \p{N}{1,maxDigits}
+            if k == .number {
+                var e = i + 1
+                while e < n && e - i < maxDigits && kind(s[e]) == .number { e += 1 }
+                ends.append(e); i = e; continue
+            }
+            //  ?[^\s\p{L}\p{N}]+[\r\n]*
+            let j = (s[i] == space && i + 1 < n && kind(s[i + 1]) == .other) ? i + 1 : i
+            if kind(s[j]) == .other {
+                var e = j + 1
+                while e < n && kind(s[e]) == .other { e += 1 }
+                while e < n && (s[e] == cr || s[e] == lf) { e += 1 }
+                ends.append(e); i = e; continue
+            }
+            // Whitespace from i to w.
+            var w = i
+            while w < n && kind(s[w]) == .space { w += 1 }
+            // \s*[\r\n]+: through the last line break of the run.
+            var lastBreak = -1
+            for p in i..<w where s[p] == cr || s[p] == lf { lastBreak = p }
+            if lastBreak >= 0 { ends.append(lastBreak + 1); i = lastBreak + 1; continue }
+            // \s+(?!\S), else \s+: the run, less its last character when text follows.
+            let e = (w < n && w - i > 1) ? w - 1 : w
+            ends.append(e); i = e
+        }
+        return ends
     }
 }

@@ -24,10 +24,16 @@ extension Tokenizer {
         guard type == "BPE" else {
             throw FormatError("\(what): unsupported tokenizer type \(type); only byte-level BPE (GPT-2 style) is supported")
         }
+        var nfc = false
         if let n = root["normalizer"], !(n is NSNull) {
-            throw FormatError("\(what): normalizer \((n as? [String: Any])?["type"] as? String ?? "?") is not supported; GPT-2 style tokenizers have none")
+            let type = (n as? [String: Any])?["type"] as? String ?? "?"
+            guard type == "NFC" else {
+                throw FormatError("\(what): normalizer \(type) is not supported; byte-level BPE tokenizers have none (GPT-2, Llama 3) or NFC (Qwen2)")
+            }
+            nfc = true
         }
-        let addPrefix = try byteLevelPreTokenizer(root["pre_tokenizer"], what)
+        let (preTokenization, addPrefix) = try preTokenizer(root["pre_tokenizer"], what)
+        let (prefixIds, suffixIds) = try postProcessor(root["post_processor"], what)
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let s = model[key] as? String, !s.isEmpty { throw FormatError("\(what): BPE \(key) \"\(s)\" is not supported by a byte-level tokenizer") }
         }
@@ -58,7 +64,8 @@ extension Tokenizer {
         }
         let pad = try padToken(near: url.deletingLastPathComponent())
         return try Tokenizer(vocab: vocab, merges: merges, special: special, eos: "<|endoftext|>", pad: pad ?? "<|pad|>",
-                             addPrefixSpace: addPrefix, ignoreMerges: JSONText.bool(model["ignore_merges"]) ?? false)
+                             addPrefixSpace: addPrefix, ignoreMerges: JSONText.bool(model["ignore_merges"]) ?? false,
+                             preTokenization: preTokenization, normalizesNFC: nfc, prefixIds: prefixIds, suffixIds: suffixIds)
     }
 
     /// Loads GPT-2's original `vocab.json` + `merges.txt` pair.
@@ -93,17 +100,82 @@ extension Tokenizer {
         return out
     }
 
-    /// Accepts a ByteLevel pre-tokenizer (alone or as the only member of a Sequence) using
-    /// GPT-2's pattern; returns its add_prefix_space.
-    private static func byteLevelPreTokenizer(_ raw: Any?, _ what: String) throws -> Bool {
-        guard var p = raw as? [String: Any] else { throw FormatError("\(what): no pre_tokenizer; only a ByteLevel pre-tokenizer is supported") }
-        if p["type"] as? String == "Sequence", let list = p["pretokenizers"] as? [Any], list.count == 1, let only = list[0] as? [String: Any] {
-            p = only
+    /// Reads the pre-tokenizer: a ByteLevel one using GPT-2's pattern (alone or as the only member
+    /// of a Sequence), or Llama 3's or Qwen2's `Sequence[Split(Regex), ByteLevel(use_regex
+    /// false)]`. Returns the pattern and ByteLevel's add_prefix_space. Any other pattern is
+    /// refused: this code reproduces these exactly and approximates nothing.
+    private static func preTokenizer(_ raw: Any?, _ what: String) throws -> (PreTokenization, Bool) {
+        guard var p = raw as? [String: Any] else { throw FormatError("\(what): no pre_tokenizer; a ByteLevel pre-tokenizer is required") }
+        var pattern = PreTokenization.gpt2
+        if p["type"] as? String == "Sequence", let list = p["pretokenizers"] as? [Any] {
+            if list.count == 1, let only = list[0] as? [String: Any] {
+                p = only
+            } else if list.count == 2, let split = list[0] as? [String: Any], let byteLevel = list[1] as? [String: Any],
+                      split["type"] as? String == "Split" {
+                guard let regex = (split["pattern"] as? [String: Any])?["Regex"] as? String,
+                      let known = [PreTokenization.llama3, .qwen2].first(where: { $0.splitPattern == regex }) else {
+                    throw FormatError("\(what): the Split pre-tokenizer's pattern is not Llama 3's or Qwen2's, the ones this code reproduces exactly")
+                }
+                guard split["behavior"] as? String == "Isolated", JSONText.bool(split["invert"]) != true else {
+                    throw FormatError("\(what): a Split pre-tokenizer must be behavior Isolated, invert false")
+                }
+                guard byteLevel["type"] as? String == "ByteLevel", JSONText.bool(byteLevel["use_regex"]) == false else {
+                    throw FormatError("\(what): after the Split pre-tokenizer a ByteLevel with use_regex false is required")
+                }
+                pattern = known
+                p = byteLevel
+            } else {
+                throw FormatError("\(what): this Sequence of pre-tokenizers is not supported; only ByteLevel, or Split then ByteLevel (Llama 3, Qwen2)")
+            }
         }
         let type = p["type"] as? String ?? "?"
-        guard type == "ByteLevel" else { throw FormatError("\(what): pre-tokenizer \(type) is not supported; only ByteLevel (GPT-2 style) is") }
-        if JSONText.bool(p["use_regex"]) == false { throw FormatError("\(what): a ByteLevel pre-tokenizer without GPT-2's pattern (use_regex false) is not supported") }
-        return JSONText.bool(p["add_prefix_space"]) ?? false
+        guard type == "ByteLevel" else { throw FormatError("\(what): pre-tokenizer \(type) is not supported; only ByteLevel (GPT-2), or Split then ByteLevel (Llama 3, Qwen2)") }
+        if pattern == .gpt2, JSONText.bool(p["use_regex"]) == false {
+            throw FormatError("\(what): a ByteLevel pre-tokenizer without GPT-2's pattern (use_regex false) is not supported")
+        }
+        return (pattern, JSONText.bool(p["add_prefix_space"]) ?? false)
+    }
+
+    /// Reads the post-processor: nothing, ByteLevel (which adds no tokens), or a
+    /// TemplateProcessing (alone or in a Sequence) whose `single` template is special tokens
+    /// around `$A`; returns the ids put before and after the text.
+    private static func postProcessor(_ raw: Any?, _ what: String) throws -> ([Int32], [Int32]) {
+        guard let p = raw as? [String: Any] else { return ([], []) }
+        var parts = [p]
+        if p["type"] as? String == "Sequence" { parts = (p["processors"] as? [Any] ?? []).compactMap { $0 as? [String: Any] } }
+        var prefix: [Int32] = [], suffix: [Int32] = []
+        for part in parts {
+            switch part["type"] as? String {
+            case "ByteLevel": continue
+            case "TemplateProcessing":
+                guard let single = part["single"] as? [Any], let specials = part["special_tokens"] as? [String: Any] else {
+                    throw FormatError("\(what): TemplateProcessing needs single and special_tokens")
+                }
+                var seenA = false
+                for item in single {
+                    guard let item = item as? [String: Any] else { throw FormatError("\(what): a TemplateProcessing item is not an object") }
+                    if let seq = item["Sequence"] as? [String: Any] {
+                        guard seq["id"] as? String == "A", !seenA else { throw FormatError("\(what): the single template must hold $A once") }
+                        seenA = true
+                    } else if let sp = item["SpecialToken"] as? [String: Any], let name = sp["id"] as? String {
+                        guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [Any] else {
+                            throw FormatError("\(what): the template's special token \(JSONText.quote(name)) has no ids")
+                        }
+                        let values = try ids.map { v -> Int32 in
+                            guard let i = JSONText.int(v), i >= 0, i < 1 << 24 else { throw FormatError("\(what): the ids of \(JSONText.quote(name)) are not token ids") }
+                            return Int32(i)
+                        }
+                        if seenA { suffix += values } else { prefix += values }
+                    } else {
+                        throw FormatError("\(what): a TemplateProcessing item is neither a SpecialToken nor a Sequence")
+                    }
+                }
+                guard seenA else { throw FormatError("\(what): the single template must hold $A") }
+            default:
+                throw FormatError("\(what): post_processor \(part["type"] as? String ?? "?") is not supported; only ByteLevel and TemplateProcessing")
+            }
+        }
+        return (prefix, suffix)
     }
 
     /// Special token strings named in tokenizer_config.json / special_tokens_map.json.
@@ -147,10 +219,28 @@ extension Tokenizer {
             "{\"id\":\($0.value),\"content\":\(JSONText.quote($0.key)),\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}"
         }.joined(separator: ",")
         let prefix = addPrefixSpace ? "true" : "false"
+        var preTokenizer = "{\"type\":\"ByteLevel\",\"add_prefix_space\":\(prefix),\"trim_offsets\":true,\"use_regex\":true}"
+        if let regex = preTokenization.splitPattern {
+            preTokenizer = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\(JSONText.quote(regex))},"
+                + "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":\(prefix),\"trim_offsets\":true,\"use_regex\":false}]}"
+        }
+        var postProcessor = "{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":false,\"use_regex\":true}"
+        if !prefixIds.isEmpty || !suffixIds.isEmpty {
+            func item(_ id: Int32, _ type: Int) -> String { "{\"SpecialToken\":{\"id\":\(JSONText.quote(tokens[Int(id)])),\"type_id\":\(type)}}" }
+            func seq(_ name: String, _ type: Int) -> String { "{\"Sequence\":{\"id\":\"\(name)\",\"type_id\":\(type)}}" }
+            let single = prefixIds.map { item($0, 0) } + [seq("A", 0)] + suffixIds.map { item($0, 0) }
+            let pair = single + prefixIds.map { item($0, 1) } + [seq("B", 1)] + suffixIds.map { item($0, 1) }
+            let specials = Set(prefixIds + suffixIds).sorted().map {
+                "\(JSONText.quote(tokens[Int($0)])):{\"id\":\(JSONText.quote(tokens[Int($0)])),\"ids\":[\($0)],\"tokens\":[\(JSONText.quote(tokens[Int($0)]))]}"
+            }
+            postProcessor = "{\"type\":\"Sequence\",\"processors\":[\(postProcessor),{\"type\":\"TemplateProcessing\",\"single\":[\(single.joined(separator: ","))],"
+                + "\"pair\":[\(pair.joined(separator: ","))],\"special_tokens\":{\(specials.joined(separator: ","))}}]}"
+        }
         let tokenizerJSON = """
-        {"version":"1.0","truncation":null,"padding":null,"added_tokens":[\(added)],"normalizer":null,\
-        "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":\(prefix),"trim_offsets":true,"use_regex":true},\
-        "post_processor":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true},\
+        {"version":"1.0","truncation":null,"padding":null,"added_tokens":[\(added)],\
+        "normalizer":\(normalizesNFC ? "{\"type\":\"NFC\"}" : "null"),\
+        "pre_tokenizer":\(preTokenizer),\
+        "post_processor":\(postProcessor),\
         "decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},\
         "model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":"","end_of_word_suffix":"",\
         "fuse_unk":false,"byte_fallback":false,"ignore_merges":\(ignoreMerges),"vocab":{\(vocabBody)},\
@@ -165,7 +255,7 @@ extension Tokenizer {
             "\"\($0.value)\":{\"content\":\(JSONText.quote($0.key)),\"lstrip\":false,\"normalized\":false,\"rstrip\":false,\"single_word\":false,\"special\":true}"
         }.joined(separator: ",")
         let config = """
-        {"tokenizer_class":"GPT2Tokenizer","model_max_length":\(maxLength),"add_prefix_space":\(prefix),\
+        {"tokenizer_class":"\(preTokenization == .gpt2 ? "GPT2Tokenizer" : "PreTrainedTokenizerFast")","model_max_length":\(maxLength),"add_prefix_space":\(prefix),\
         "clean_up_tokenization_spaces":false,"bos_token":\(eos),"eos_token":\(eos),"unk_token":\(eos),"pad_token":\(pad),\
         "added_tokens_decoder":{\(decoder)}}
 

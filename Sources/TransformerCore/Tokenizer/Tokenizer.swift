@@ -9,10 +9,11 @@ public struct FormatError: Error, CustomStringConvertible, Equatable {
     public init(_ message: String) { description = message }
 }
 
-/// A byte-level BPE tokenizer that encodes and decodes exactly as GPT-2's does.
+/// A byte-level BPE tokenizer that encodes and decodes exactly as Hugging Face `tokenizers` does
+/// for GPT-2, Llama 3 and Qwen2.
 ///
-/// Text is split around special tokens, pre-tokenised with GPT-2's pattern, mapped to byte-level
-/// symbols and merged pair by pair in merge-rank order. Encoding is thread-safe; words already
+/// Text is split around special tokens, normalised (NFC, for Qwen2), pre-tokenised with the
+/// model's pattern, mapped to byte-level symbols and merged pair by pair in merge-rank order. Encoding is thread-safe; words already
 /// seen are served from a cache.
 public final class Tokenizer: @unchecked Sendable {
     /// Token strings by id (byte-level spelling; special tokens as written).
@@ -29,6 +30,13 @@ public final class Tokenizer: @unchecked Sendable {
     public let addPrefixSpace: Bool
     /// Whether a piece that is itself in the vocabulary skips the merges (tokenizers' `ignore_merges`).
     public let ignoreMerges: Bool
+    /// The pre-tokenisation pattern.
+    public let preTokenization: PreTokenization
+    /// Whether text between special tokens is put in Unicode NFC first (Qwen2's normalizer).
+    public let normalizesNFC: Bool
+    /// What the post-processor puts around a text when special tokens are added (Llama 3's
+    /// `<|begin_of_text|>` first); see `encodeWithSpecialTokens`.
+    public let prefixIds: [Int32], suffixIds: [Int32]
 
     let vocab: [String: Int32]
     private let byteIds: [Int32]
@@ -46,7 +54,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// result of every merge. `pad` names the padding token, `eos` the end-of-text token.
     public init(vocab: [String: Int], merges: [(String, String)], special: [String: Int],
                 eos: String? = "<|endoftext|>", pad: String? = "<|pad|>",
-                addPrefixSpace: Bool = false, ignoreMerges: Bool = false) throws {
+                addPrefixSpace: Bool = false, ignoreMerges: Bool = false, preTokenization: PreTokenization = .gpt2,
+                normalizesNFC: Bool = false, prefixIds: [Int32] = [], suffixIds: [Int32] = []) throws {
         var all = vocab
         for (s, id) in special {
             if let existing = all[s], existing != id { throw FormatError("special token \(s) has id \(id) but the vocabulary gives it \(existing)") }
@@ -107,6 +116,12 @@ public final class Tokenizer: @unchecked Sendable {
         self.padId = (p != nil && p != self.eosId) ? p : nil
         self.addPrefixSpace = addPrefixSpace
         self.ignoreMerges = ignoreMerges
+        self.preTokenization = preTokenization
+        self.normalizesNFC = normalizesNFC
+        for id in prefixIds + suffixIds where id < 0 || Int(id) >= tokens.count {
+            throw FormatError("the post-processor adds token id \(id), outside the vocabulary")
+        }
+        self.prefixIds = prefixIds; self.suffixIds = suffixIds
     }
 
     /// Forgets the cached encodings of words (for measuring cold-cache speed).
@@ -140,7 +155,13 @@ public final class Tokenizer: @unchecked Sendable {
         defer { lock.unlock() }
         PreTokenizer.forEachSegment(bytes, specials: allowSpecial ? specialBytes.map(\.bytes) : []) { from, to, special in
             if let special { out.append(specialBytes[special].id); return }
-            PreTokenizer.forEachPiece(bytes, from, to) { piece in
+            var text = bytes, from = from, to = to
+            if normalizesNFC {
+                // Special tokens are found in the raw text; the text between them is normalised.
+                text = Array(String(decoding: bytes[from..<to], as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
+                from = 0; to = text.count
+            }
+            PreTokenizer.forEachPiece(text, from, to, pattern: preTokenization) { piece in
                 if let hit = cache[piece] { out.append(contentsOf: hit); return }
                 let word = Array(piece)
                 let ids = bpe(word)
@@ -150,6 +171,12 @@ public final class Tokenizer: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// The token ids of `text` with what the post-processor adds, as `tokenizer(text)` gives them
+    /// in transformers (`add_special_tokens=True`): Llama 3's `<|begin_of_text|>` in front.
+    public func encodeWithSpecialTokens(_ text: String) -> [Int32] {
+        prefixIds + encode(text) + suffixIds
     }
 
     /// Applies the merges to one pre-tokenised word: repeatedly merges the adjacent pair with
