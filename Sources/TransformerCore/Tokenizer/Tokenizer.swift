@@ -158,7 +158,7 @@ public final class Tokenizer: @unchecked Sendable {
             var text = bytes, from = from, to = to
             if normalizesNFC {
                 // Special tokens are found in the raw text; the text between them is normalised.
-                text = Array(String(decoding: bytes[from..<to], as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
+                text = Self.nfc(bytes[from..<to])
                 from = 0; to = text.count
             }
             PreTokenizer.forEachPiece(text, from, to, pattern: preTokenization) { piece in
@@ -169,6 +169,25 @@ public final class Tokenizer: @unchecked Sendable {
                 cache[ArraySlice(word)] = ids   // a key that owns its bytes, not a view of the whole text
                 out.append(contentsOf: ids)
             }
+        }
+        return out
+    }
+
+    /// UTF-8 text in Unicode NFC. Only the non-ASCII stretches, each with the character before
+    /// it, go through Foundation's normaliser: an ASCII character is a starter that never
+    /// composes with what precedes it, so the text may be cut before any of them.
+    static func nfc(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = bytes.startIndex
+        let end = bytes.endIndex
+        while i < end {
+            guard let j = bytes[i...].firstIndex(where: { $0 >= 0x80 }) else { out.append(contentsOf: bytes[i...]); break }
+            let start = j > i ? j - 1 : j            // the character before may compose with what follows
+            out.append(contentsOf: bytes[i..<start])
+            let k = bytes[j...].firstIndex(where: { $0 < 0x80 }) ?? end
+            out.append(contentsOf: String(decoding: bytes[start..<k], as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
+            i = k
         }
         return out
     }

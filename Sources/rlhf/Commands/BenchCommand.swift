@@ -30,7 +30,8 @@ enum BenchCommand: Command {
                 pass over 40 rankings (not part of the default set)
       tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
                 punctuation, some non-ASCII) with a fresh 8192-token tokenizer trained on 1 MB
-                of other text from the same generator; the word cache starts empty
+                of other text from the same generator; the word cache starts empty. Three rows:
+                GPT-2's pre-tokenisation, Llama 3's, and Qwen2's with its NFC normaliser
 
     Configurations: S (4 layers, 128 wide, vocab 512), M (6 layers, 384 wide, vocab 8192),
     L (GPT-2 small: 12 layers, 768 wide, vocab 50257).
@@ -102,9 +103,13 @@ enum BenchCommand: Command {
             }
         }
         if only.contains("tokenize") {
-            let (mbps, tokens) = try benchTokenize(repeats: repeatCount)
-            out.emit(["what": "tokenize", "mb": 4, "vocab": 8192, "mb_per_s": round2(mbps), "bytes_per_token": round2(tokens)],
-                     text: "tokenize 4 MB, vocab 8192".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(mbps)) MB/s (\(fmt(tokens)) bytes/token)")
+            for (pattern, nfc) in [(PreTokenization.gpt2, false), (.llama3, false), (.qwen2, true)] {
+                let (mbps, tokens) = try benchTokenize(repeats: repeatCount, pattern: pattern, nfc: nfc)
+                let label = "tokenize 4 MB, \(pattern.rawValue)" + (nfc ? "+NFC" : "")
+                out.emit(["what": "tokenize", "pattern": pattern.rawValue, "nfc": nfc, "mb": 4, "vocab": 8192, "mb_per_s": round2(mbps),
+                          "bytes_per_token": round2(tokens)],
+                         text: label.padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(mbps)) MB/s (\(fmt(tokens)) bytes/token)")
+            }
         }
         for name in configs {
             let cfg = GPTConfig.preset(name)!
@@ -320,8 +325,13 @@ enum BenchCommand: Command {
         return 0
     }
 
-    static func benchTokenize(repeats: Int?) throws -> (Double, Double) {
-        let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 20, seed: 1), vocabSize: 8192)
+    static func benchTokenize(repeats: Int?, pattern: PreTokenization, nfc: Bool) throws -> (Double, Double) {
+        let trained = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 20, seed: 1), vocabSize: 8192)
+        // The same vocabulary and merges under Llama 3's or Qwen2's pre-tokenisation (and NFC).
+        let tok = pattern == .gpt2 && !nfc ? trained : try Tokenizer(
+            vocab: Dictionary(uniqueKeysWithValues: trained.tokens.enumerated().map { ($1, $0) }),
+            merges: trained.merges.map { (trained.tokens[Int($0.0)], trained.tokens[Int($0.1)]) },
+            special: trained.specialTokens.mapValues(Int.init), preTokenization: pattern, normalizesNFC: nfc)
         let text = SyntheticText.generate(bytes: 4 << 20, seed: 2)
         var count = 0
         let seconds = timeBest(repeats: repeats, minimumTime: 1.0) {

@@ -99,6 +99,10 @@ tok2["model"]["merges"] = [[a, b] for a, b in merges]
 tok2["model"]["ignore_merges"] = True
 tok2["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [dict(tok["pre_tokenizer"], add_prefix_space=True)]}
 put("tokenizer-json", "pair-merges.json", json.dumps(tok2, ensure_ascii=False))
+# Llama 3 and Qwen2 shaped tokenizers: copies of Tests/TransformerCoreTests/Fixtures/hf/*-style/tokenizer.json.
+for style in ("llama3-style", "qwen2-style"):
+    src = os.path.join(HERE, "..", "..", "TransformerCoreTests", "Fixtures", "hf", style, "tokenizer.json")
+    put("tokenizer-json", style + ".json", open(src, "rb").read())
 put("tokenizer-json", "metaspace.json", json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": True},
                                                     "pre_tokenizer": {"type": "Metaspace"}}))
 merges_txt = "#version: 0.2\n" + "".join(a + " " + b + "\n" for a, b in merges)
