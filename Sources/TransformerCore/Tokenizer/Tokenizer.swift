@@ -155,19 +155,20 @@ public final class Tokenizer: @unchecked Sendable {
         defer { lock.unlock() }
         PreTokenizer.forEachSegment(bytes, specials: allowSpecial ? specialBytes.map(\.bytes) : []) { from, to, special in
             if let special { out.append(specialBytes[special].id); return }
-            var text = bytes, from = from, to = to
-            if normalizesNFC {
-                // Special tokens are found in the raw text; the text between them is normalised.
-                text = Self.nfc(bytes[from..<to])
-                from = 0; to = text.count
-            }
-            PreTokenizer.forEachPiece(text, from, to, pattern: preTokenization) { piece in
+            func encodePiece(_ piece: ArraySlice<UInt8>) {
                 if let hit = cache[piece] { out.append(contentsOf: hit); return }
                 let word = Array(piece)
                 let ids = bpe(word)
                 if cache.count > 200_000 { cache.removeAll(keepingCapacity: true) }
                 cache[ArraySlice(word)] = ids   // a key that owns its bytes, not a view of the whole text
                 out.append(contentsOf: ids)
+            }
+            if normalizesNFC {
+                // Special tokens are found in the raw text; the text between them is normalised.
+                let text = Self.nfc(bytes[from..<to])
+                PreTokenizer.forEachPiece(text, 0, text.count, pattern: preTokenization, encodePiece)
+            } else {
+                PreTokenizer.forEachPiece(bytes, from, to, pattern: preTokenization, encodePiece)
             }
         }
         return out
