@@ -44,6 +44,7 @@ final class WriteFailureTests: ScratchFolderTestCase {
         return all.filter { ($0 as NSString).lastPathComponent.hasPrefix(".") && ($0.contains(".tmp-") || $0.contains(".old-")) }
     }
 
+    @discardableResult
     func importPairs(_ n: Int, limitKiB: Int? = nil) throws -> CLIResult {
         let file = dir.appendingPathComponent("pairs-\(n).jsonl")
         let pairs = (0..<n).map { "{\"prompt\":\"question \($0) about the weather\",\"chosen\":\"thanks, glad to help with that\",\"rejected\":\"ugh whatever\"}" }

@@ -182,15 +182,17 @@ public enum ModelFolder {
     /// built under a temporary name and renamed into place, replacing any folder there. With
     /// `maxShardBytes`, weights larger than that are split into shards with an index, as
     /// `save_pretrained(max_shard_size=…)` does; checkpoints inside a run are always one file.
+    /// Returns the number of weight files written.
+    @discardableResult
     public static func save(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
-                            maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws {
+                            maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         do {
-            try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes, dtype: dtype)
+            let files = try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes, dtype: dtype)
             AtomicFile.syncDirectory(tmp)
             var old: URL?
             if fm.fileExists(atPath: folder.path) {
@@ -201,6 +203,7 @@ public enum ModelFolder {
             try fm.moveItem(at: tmp, to: folder)
             AtomicFile.syncDirectory(parent)
             if let old { try? fm.removeItem(at: old) }
+            return files
         } catch {
             try? fm.removeItem(at: tmp)
             // Name the folder being written, not its temporary name.
@@ -218,9 +221,10 @@ public enum ModelFolder {
     }
 
     /// Writes config.json, model.safetensors (or shards and their index) and the tokenizer files
-    /// into an existing folder.
+    /// into an existing folder; returns the number of weight files.
+    @discardableResult
     static func writeContents(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
-                              maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws {
+                              maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
         precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
         let c = model.config
         precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
@@ -254,5 +258,6 @@ public enum ModelFolder {
             try WeightFiles.writeSharded(shards, into: folder)
         }
         try tokenizer.save(to: folder, maxLength: c.nCtx)
+        return shards.count
     }
 }

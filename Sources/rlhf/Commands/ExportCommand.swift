@@ -64,9 +64,8 @@ enum ExportCommand: Command {
         }
         var notes = model.annotations
         notes.sourceDType = dtype
-        try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: notes, to: URL(fileURLWithPath: out),
-                             maxShardBytes: maxShard, dtype: dtype)
-        let shards = try WeightFiles.open(folder: URL(fileURLWithPath: out)).shardNames.count
+        let shards = try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: notes, to: URL(fileURLWithPath: out),
+                                          maxShardBytes: maxShard, dtype: dtype)
         print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out) as \(dtype.rawValue)" + (shards > 1 ? " in \(shards) shards" : ""))
     }
 }
