@@ -85,11 +85,11 @@ public enum HeadToHead {
     /// Σ over a sample's tokens of log p_model − log p_reference at the sampling temperature,
     /// averaged over samples: the KL of the sampling policy from `reference`, estimated on its
     /// own samples.
-    public static func meanKL(_ samples: [Sample], reference: GPTModel, temperature: Float) -> Double {
+    public static func meanKL(_ samples: [Sample], reference: TransformerModel, temperature: Float) -> Double {
         var sum = 0.0
         for s in samples where !s.tokens.isEmpty {
             let layout = PromptResponseBatch(prompts: [s.promptTokens], responses: [s.tokens], width: s.tokens.count, pad: 0)
-            let acts = GPTActivations(config: reference.config, batch: 1, length: layout.t, inferenceOnly: true)
+            let acts = Activations(config: reference.config, batch: 1, length: layout.t, inferenceOnly: true)
             reference.forward(layout.batch([0]), acts)
             let lp = LogitHeads.targetLogProbs(acts, targets: layout.targets([0]), temperature: temperature)
             for j in 0..<s.tokens.count { sum += Double(s.logProbs[j] - lp[layout.p + j - 1]) }

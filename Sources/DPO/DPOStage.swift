@@ -224,7 +224,7 @@ public enum DPOStage {
     /// The reference's summed log-probability of every completion in `examples`, by completion
     /// id: read from the stage run when an earlier (interrupted) process stored them, else
     /// computed and stored.
-    static func referenceLogProbs(store: RunStore, runId: Int64, trainer: DPOTrainer, reference: GPTModel,
+    static func referenceLogProbs(store: RunStore, runId: Int64, trainer: DPOTrainer, reference: TransformerModel,
                                   examples: [PreferenceExample], events: ((DPOEvent) -> Void)?) throws -> [Int64: Double] {
         if let json = try store.stageState(runId, "reference_logprobs") {
             let stored = try JSONDecoder().decode([String: Double].self, from: Data(json.utf8))
@@ -247,7 +247,7 @@ public enum DPOStage {
     /// Saves the policy as a registered checkpoint and the optimiser moments beside it, then
     /// records both as the point to resume from (and removes the previous moments file).
     /// Returns the new policy's record and the resume state.
-    static func save(store: RunStore, runId: Int64, step: Int, policy: GPTModel, optimizer opt: AdamW, tokenizer: Tokenizer,
+    static func save(store: RunStore, runId: Int64, step: Int, policy: TransformerModel, optimizer opt: AdamW, tokenizer: Tokenizer,
                      notes: ModelAnnotations, parent: ModelRecord, previous: SavedState?) throws -> (ModelRecord, SavedState) {
         let path = "checkpoints/dpo-policy-\(runId)-\(step)"
         let folder = store.folder.appendingPathComponent(path)

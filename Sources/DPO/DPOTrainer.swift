@@ -10,18 +10,18 @@ import TransformerCore
 /// Rankings of similar length share a pass (the order within a step does not change its
 /// gradient, only the rounding of its sum).
 public final class DPOTrainer {
-    public let policy: GPTModel
+    public let policy: TransformerModel
     public let objective: DPOObjective
     /// Sequences per forward pass (a ranking larger than this gets a pass of its own).
     public let rows: Int
     let pad: Int32
     /// Activation sets by shape (policy and reference share a configuration), kept while they
     /// fit `activationBudget` floats.
-    private var activations: [Int: GPTActivations] = [:]
+    private var activations: [Int: Activations] = [:]
     /// Floats of activations kept between passes: 256 Mi (1 GiB), or more when one set is larger.
     let activationBudget = 1 << 28
 
-    public init(policy: GPTModel, objective: DPOObjective, rows: Int = 16, pad: Int32) {
+    public init(policy: TransformerModel, objective: DPOObjective, rows: Int = 16, pad: Int32) {
         self.policy = policy; self.objective = objective; self.rows = max(1, rows); self.pad = pad
     }
 
@@ -51,10 +51,10 @@ public final class DPOTrainer {
         return PromptResponseBatch(prompts: prompts, responses: responses, width: width, pad: pad)
     }
 
-    private func acts(_ model: GPTModel, rows: Int, t: Int, inferenceOnly: Bool) -> GPTActivations {
+    private func acts(_ model: TransformerModel, rows: Int, t: Int, inferenceOnly: Bool) -> Activations {
         let key = rows << 21 | t << 1 | (inferenceOnly ? 1 : 0)
         if let a = activations[key] { return a }
-        let a = GPTActivations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
+        let a = Activations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
         if activations.values.reduce(a.floatCount, { $0 + $1.floatCount }) > activationBudget { activations.removeAll() }
         activations[key] = a
         return a
@@ -78,7 +78,7 @@ public final class DPOTrainer {
 
     /// The summed log-probability of each completion of each example under `model` (the policy
     /// or the reference), in example order.
-    public func logProbSums(_ model: GPTModel, _ examples: [PreferenceExample], progress: ((Int) -> Void)? = nil) -> [[Double]] {
+    public func logProbSums(_ model: TransformerModel, _ examples: [PreferenceExample], progress: ((Int) -> Void)? = nil) -> [[Double]] {
         let order = Self.byLength(examples)
         var out = [[Double]](repeating: [], count: examples.count)
         var next = 0

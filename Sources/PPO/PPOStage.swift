@@ -68,12 +68,12 @@ public enum PPOStage {
             throw StoreError("the policy and the reward model use different tokenizers; train the reward model from this run's base")
         }
         let policy = startPolicy.model
-        let value: GPTModel
+        let value: TransformerModel
         if let vid = saved?.valueModelId {
             value = try load(vid).1.model
         } else {
             // Initialised from the reward model, with its normalisation folded into the head.
-            value = GPTModel(config: rewardModel.model.config, scalarHead: true)
+            value = TransformerModel(config: rewardModel.model.config, scalarHead: true)
             value.copyParameters(from: rewardModel.model)
             let gain = rewardModel.annotations.rewardGain ?? 1, bias = rewardModel.annotations.rewardBias ?? 0
             let w = value.tensor("score.weight")

@@ -15,7 +15,7 @@ public struct IterationResult: Sendable {
 /// GAE, whitened advantages, and epochs × minibatches of clipped policy and value updates with an
 /// entropy bonus. Independent of the run database (PPOStage does the storage).
 public final class PPOTrainer {
-    public let policy: GPTModel, reference: GPTModel, value: GPTModel
+    public let policy: TransformerModel, reference: TransformerModel, value: TransformerModel
     public let settings: PPOSettings
     public let eos: Int32, pad: Int32
     /// KL coefficient β (adapted when a target KL is set).
@@ -27,9 +27,9 @@ public final class PPOTrainer {
     public let policyOptimizer: AdamW, valueOptimizer: AdamW
     /// Scores (prompt, response) pairs; responses end with EOS when finished.
     public let scorer: ([[Int32]], [[Int32]]) -> [Float]
-    private var policyActs: [Int: GPTActivations] = [:]
-    private var referenceActs: [Int: GPTActivations] = [:]
-    private var valueActs: [Int: GPTActivations] = [:]
+    private var policyActs: [Int: Activations] = [:]
+    private var referenceActs: [Int: Activations] = [:]
+    private var valueActs: [Int: Activations] = [:]
     private let generator: Generator
     /// Seconds per phase of the last iteration (rollout and update), for `rlhf bench --only ppo`.
     public private(set) var profile: [(String, Double)] = []
@@ -76,7 +76,7 @@ public final class PPOTrainer {
     /// Total optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
 
-    public init(policy: GPTModel, reference: GPTModel, value: GPTModel, eos: Int32, pad: Int32, settings: PPOSettings,
+    public init(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, eos: Int32, pad: Int32, settings: PPOSettings,
                 scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) {
         precondition(value.hasScalarHead, "the value model needs a scalar head")
         precondition(policy.config == reference.config, "policy and reference must share a configuration")
@@ -93,16 +93,16 @@ public final class PPOTrainer {
     /// Rows of token sequences: left-padded prompts of width P followed by responses of width R.
     typealias Layout = PromptResponseBatch
 
-    private func acts(_ cache: inout [Int: GPTActivations], _ model: GPTModel, rows: Int, t: Int,
-                      inferenceOnly: Bool = false) -> GPTActivations {
+    private func acts(_ cache: inout [Int: Activations], _ model: TransformerModel, rows: Int, t: Int,
+                      inferenceOnly: Bool = false) -> Activations {
         let key = rows << 20 | t
         if let a = cache[key] { return a }
-        let a = GPTActivations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
+        let a = Activations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
         cache[key] = a
         return a
     }
 
-    private func policyForward(_ model: GPTModel, _ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
+    private func policyForward(_ model: TransformerModel, _ layout: Layout, _ rows: [Int]) -> (Activations, TokenBatch) {
         let b = layout.batch(rows)
         // the reference only ever runs forward
         let a = model === reference ? acts(&referenceActs, model, rows: rows.count, t: layout.t, inferenceOnly: true)
@@ -111,7 +111,7 @@ public final class PPOTrainer {
         return (a, b)
     }
 
-    private func valueForward(_ layout: Layout, _ rows: [Int]) -> (GPTActivations, TokenBatch) {
+    private func valueForward(_ layout: Layout, _ rows: [Int]) -> (Activations, TokenBatch) {
         let b = layout.batch(rows)
         let a = acts(&valueActs, value, rows: rows.count, t: layout.t)
         value.forward(b, a, computeLogits: false)

@@ -84,7 +84,7 @@ public enum RewardStage {
         let (train, val) = RewardData.split(examples, fraction: o.validationFraction, seed: o.seed)
 
         // The reward model: the base network plus a fresh scalar head N(0, 1/√(n_embd+1)), zero bias.
-        let model = GPTModel(config: cfg, scalarHead: true)
+        let model = TransformerModel(config: cfg, scalarHead: true)
         model.copyParameters(from: base.model)
         if !base.model.hasScalarHead {
             var rng = SeededRandom(seed: o.seed ^ 0x4EAD)

@@ -16,8 +16,8 @@ final class DPOStageTests: XCTestCase {
     func makeRun() throws -> RunStore {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-dpo-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         folders.append(dir)
-        let cfg = GPTConfig(nLayer: 1, nHead: 2, nEmbd: 32, nCtx: 64, vocabSize: 300)
-        let model = GPTModel(config: cfg)
+        let cfg = ModelConfig(nLayer: 1, nHead: 2, nEmbd: 32, nCtx: 64, vocabSize: 300)
+        let model = TransformerModel(config: cfg)
         model.initializeGPT2(seed: 5)
         let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 20_000, seed: 3), vocabSize: 300)
         let template = "Q: {prompt}\nA:"

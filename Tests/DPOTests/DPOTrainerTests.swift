@@ -7,10 +7,10 @@ import RunStore
 /// The trainer's summed log-probabilities against unpadded forward passes, and its parameter
 /// gradient against central finite differences of the loss.
 final class DPOTrainerTests: XCTestCase {
-    let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 12, nCtx: 24, vocabSize: 13)
+    let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 12, nCtx: 24, vocabSize: 13)
 
-    func model(seed: UInt64, scale: Float = 1) -> GPTModel {
-        let m = GPTModel(config: cfg)
+    func model(seed: UInt64, scale: Float = 1) -> TransformerModel {
+        let m = TransformerModel(config: cfg)
         m.initializeGPT2(seed: seed)
         if scale != 1 { for i in 0..<m.layout.count { m.parameters.pointer[i] *= scale } }
         return m
@@ -31,9 +31,9 @@ final class DPOTrainerTests: XCTestCase {
     }
 
     /// log p(response | prompt) from one unpadded forward pass of prompt + response.
-    func unpaddedLogProb(_ m: GPTModel, prompt: [Int32], response: [Int32]) -> Double {
+    func unpaddedLogProb(_ m: TransformerModel, prompt: [Int32], response: [Int32]) -> Double {
         let seq = prompt + response
-        let acts = GPTActivations(config: cfg, batch: 1, length: seq.count)
+        let acts = Activations(config: cfg, batch: 1, length: seq.count)
         m.forward(TokenBatch(tokens: seq, batch: 1, length: seq.count), acts)
         var targets = [Int32](repeating: -1, count: seq.count)
         for j in 0..<response.count { targets[prompt.count + j - 1] = response[j] }

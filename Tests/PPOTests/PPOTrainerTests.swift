@@ -4,11 +4,11 @@ import TransformerCore
 @testable import PPO
 
 final class PPOTrainerTests: XCTestCase {
-    let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 24)
+    let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 24)
     let eos: Int32 = 0, pad: Int32 = 1, target: Int32 = 7
 
     func trainer(_ s: PPOSettings, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) -> PPOTrainer {
-        let policy = GPTModel(config: cfg), reference = GPTModel(config: cfg), value = GPTModel(config: cfg, scalarHead: true)
+        let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg), value = TransformerModel(config: cfg, scalarHead: true)
         policy.initializeGPT2(seed: 1)
         for slot in policy.layout.slots where slot.decays { let t = policy.tensor(slot.name); for i in 0..<t.count { t[i] *= 5 } }
         reference.copyParameters(from: policy)

@@ -15,7 +15,7 @@ final class BundledPromptsTests: XCTestCase {
         var s = PretrainSettings()
         s.steps = 250
         let corpus = try! String(contentsOf: repo.appendingPathComponent("prompts/corpus.txt"), encoding: .utf8)
-        return try! Pretraining.run(corpus: corpus, config: GPTConfig.preset("S")!, vocabSize: 1024, settings: s, template: "Q: {prompt}\nA:").0
+        return try! Pretraining.run(corpus: corpus, config: ModelConfig.preset("S")!, vocabSize: 1024, settings: s, template: "Q: {prompt}\nA:").0
     }()
 
     /// A run with the base model, the bundled train prompts, 4 completions each, and lexicon labels.

@@ -30,8 +30,8 @@ final class RankingLossTests: XCTestCase {
     /// Parameter gradients of a training step through the whole model, against central
     /// differences of the loss computed by forward passes only and the plain formula.
     func testModelGradientsAgainstFiniteDifferences() {
-        let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 8, nCtx: 16, vocabSize: 13)
-        let model = GPTModel(config: cfg, scalarHead: true)
+        let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 8, nCtx: 16, vocabSize: 13)
+        let model = TransformerModel(config: cfg, scalarHead: true)
         model.initializeGPT2(seed: 4)
         var rng = SeededRandom(seed: 8)
         for slot in model.layout.slots { let t = model.tensor(slot.name); for i in 0..<t.count { t[i] += 0.2 * rng.normal() } }
@@ -145,7 +145,7 @@ final class RewardDataTests: XCTestCase {
 
     func testNoComparisonsIsAClearError() throws {
         let (store, tok) = try rewardRun()
-        let m = GPTModel(config: GPTConfig(nLayer: 1, nHead: 1, nEmbd: 8, nCtx: 16, vocabSize: tok.count))
+        let m = TransformerModel(config: ModelConfig(nLayer: 1, nHead: 1, nEmbd: 8, nCtx: 16, vocabSize: tok.count))
         try ModelFolder.save(m, tokenizer: tok, to: store.folder.appendingPathComponent("checkpoints/base"))
         try store.registerModel(role: .base, path: "checkpoints/base", sha256: SHA256.hex(of: store.folder.appendingPathComponent("checkpoints/base/model.safetensors")),
                                 config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)

@@ -21,10 +21,10 @@ final class GoldenTests: EveryPathTestCase {
         return Golden(json: try! JSONSerialization.jsonObject(with: data) as! [String: Any])
     }()
 
-    func makeModel(scalarHead: Bool) -> (GPTModel, TokenBatch) {
+    func makeModel(scalarHead: Bool) -> (TransformerModel, TokenBatch) {
         let g = Self.golden
-        let cfg = try! JSONDecoder().decode(GPTConfig.self, from: JSONSerialization.data(withJSONObject: g.json["config"]!))
-        let model = GPTModel(config: cfg, scalarHead: scalarHead)
+        let cfg = try! JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: g.json["config"]!))
+        let model = TransformerModel(config: cfg, scalarHead: scalarHead)
         for (name, values) in g.tensors("params") {
             guard model.layout[name] != nil else { continue }
             let t = model.tensor(name)
@@ -48,7 +48,7 @@ final class GoldenTests: EveryPathTestCase {
     func testLogitsAndLoss() {
         forEachPath {
             let (model, batch) = makeModel(scalarHead: false)
-            let acts = GPTActivations(config: model.config, batch: batch.batch, length: batch.length)
+            let acts = Activations(config: model.config, batch: batch.batch, length: batch.length)
             model.forward(batch, acts)
             let v = model.config.vocabSize
             let want = Self.golden.floats("logits")
@@ -66,7 +66,7 @@ final class GoldenTests: EveryPathTestCase {
     func testLossGradients() {
         forEachPath {
             let (model, batch) = makeModel(scalarHead: false)
-            let acts = GPTActivations(config: model.config, batch: batch.batch, length: batch.length)
+            let acts = Activations(config: model.config, batch: batch.batch, length: batch.length)
             model.forward(batch, acts)
             _ = LogitHeads.crossEntropy(acts, targets: Self.golden.ints("targets"), writeGradient: true)
             model.zeroGradients()
@@ -80,7 +80,7 @@ final class GoldenTests: EveryPathTestCase {
     func testScalarHeadValuesAndGradients() {
         forEachPath {
             let (model, batch) = makeModel(scalarHead: true)
-            let acts = GPTActivations(config: model.config, batch: batch.batch, length: batch.length)
+            let acts = Activations(config: model.config, batch: batch.batch, length: batch.length)
             model.forward(batch, acts, computeLogits: false)
             let want = Self.golden.floats("values")
             let real = (0..<want.count).filter { batch.mask[$0] == 1 }
@@ -102,7 +102,7 @@ final class GoldenTests: EveryPathTestCase {
         forEachPath {
             let g = Self.golden
             let (model, batch) = makeModel(scalarHead: false)
-            let acts = GPTActivations(config: model.config, batch: batch.batch, length: batch.length)
+            let acts = Activations(config: model.config, batch: batch.batch, length: batch.length)
             model.forward(batch, acts)
             let tau = (g.json["temperature"] as! NSNumber).floatValue
             let targets = g.ints("targets")

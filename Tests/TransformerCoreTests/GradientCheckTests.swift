@@ -4,7 +4,7 @@ import XCTest
 /// Central finite differences against the analytic backward pass, for every parameter tensor.
 /// The config has odd sizes (head size 4, vocabulary 11) so every scalar remainder path runs.
 final class GradientCheckTests: EveryPathTestCase {
-    let cfg = GPTConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)
+    let cfg = ModelConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)
 
     /// A left-padded batch of two sequences (lengths 6 and 4) with next-token targets.
     func batch() -> (TokenBatch, [Int32]) {
@@ -19,7 +19,7 @@ final class GradientCheckTests: EveryPathTestCase {
     }
 
     /// Checks, for each tensor, a few elements: the largest analytic gradient and random others.
-    func checkTensors(_ model: GPTModel, objective: () -> Double, analytic: () -> Void, line: UInt = #line) {
+    func checkTensors(_ model: TransformerModel, objective: () -> Double, analytic: () -> Void, line: UInt = #line) {
         analytic()
         var rng = SeededRandom(seed: 5)
         var checked = 0
@@ -49,7 +49,7 @@ final class GradientCheckTests: EveryPathTestCase {
         forEachPath {
             let model = randomModel(cfg, seed: 3, scale: 10)
             let (b, targets) = batch()
-            let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+            let acts = Activations(config: cfg, batch: b.batch, length: b.length)
             checkTensors(model, objective: {
                 model.forward(b, acts)
                 return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
@@ -66,7 +66,7 @@ final class GradientCheckTests: EveryPathTestCase {
         forEachPath {
             let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
             let (b, _) = batch()
-            let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+            let acts = Activations(config: cfg, batch: b.batch, length: b.length)
             let weights: [Float] = [1.0, -0.7]
             checkTensors(model, objective: {
                 model.forward(b, acts, computeLogits: false)
@@ -86,7 +86,7 @@ final class GradientCheckTests: EveryPathTestCase {
         forEachPath {
             let model = randomModel(cfg, seed: 6, scale: 10)
             let (b, targets) = batch()
-            let acts = GPTActivations(config: cfg, batch: b.batch, length: b.length)
+            let acts = Activations(config: cfg, batch: b.batch, length: b.length)
             var rng = SeededRandom(seed: 8)
             let cl = targets.map { $0 >= 0 ? rng.normal() : 0 }
             let ce = b.mask.map { $0 == 1 ? rng.normal() : 0 }

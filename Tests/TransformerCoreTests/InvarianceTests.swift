@@ -3,18 +3,18 @@ import XCTest
 
 /// KV-cache decoding equals the full forward pass; left padding does not change real positions.
 final class InvarianceTests: EveryPathTestCase {
-    let cfg = GPTConfig(nLayer: 3, nHead: 4, nEmbd: 64, nCtx: 40, vocabSize: 97)
+    let cfg = ModelConfig(nLayer: 3, nHead: 4, nEmbd: 64, nCtx: 40, vocabSize: 97)
 
     /// Forward-only activation sets (one layer's buffers shared by every layer) give exactly the
     /// logits and scalar-head values of the full sets.
     func testInferenceOnlyActivationsMatchFull() {
         forEachPath {
-            let model = GPTModel(config: cfg, scalarHead: true)
+            let model = TransformerModel(config: cfg, scalarHead: true)
             model.initializeGPT2(seed: 31)
             var rng = SeededRandom(seed: 32)
             let batch = TokenBatch(leftPadding: [randomTokens(11, vocab: cfg.vocabSize, rng: &rng), randomTokens(6, vocab: cfg.vocabSize, rng: &rng)], pad: 3)
-            let full = GPTActivations(config: cfg, batch: batch.batch, length: batch.length)
-            let lean = GPTActivations(config: cfg, batch: batch.batch, length: batch.length, inferenceOnly: true)
+            let full = Activations(config: cfg, batch: batch.batch, length: batch.length)
+            let lean = Activations(config: cfg, batch: batch.batch, length: batch.length, inferenceOnly: true)
             model.forward(batch, full)
             model.forward(batch, lean)
             XCTAssertEqual(full.logits.array, lean.logits.array)
@@ -63,7 +63,7 @@ final class InvarianceTests: EveryPathTestCase {
             }
             // Full forward over prompt + fed tokens, left-padded the same way.
             let full = TokenBatch(leftPadding: zip(prompts, fed).map { $0 + $1 }, pad: 5)
-            let acts = GPTActivations(config: cfg, batch: full.batch, length: full.length)
+            let acts = Activations(config: cfg, batch: full.batch, length: full.length)
             model.forward(full, acts)
             let v = cfg.vocabSize, tp = prompts.map(\.count).max()!
             var worst: Float = 0
@@ -87,10 +87,10 @@ final class InvarianceTests: EveryPathTestCase {
             var rng = SeededRandom(seed: 32)
             let short = randomTokens(6, vocab: cfg.vocabSize, rng: &rng), long = randomTokens(15, vocab: cfg.vocabSize, rng: &rng)
             let alone = TokenBatch(tokens: short, batch: 1, length: short.count)
-            let a1 = GPTActivations(config: cfg, batch: 1, length: short.count)
+            let a1 = Activations(config: cfg, batch: 1, length: short.count)
             model.forward(alone, a1)
             let padded = TokenBatch(leftPadding: [long, short], pad: 3)
-            let a2 = GPTActivations(config: cfg, batch: 2, length: padded.length)
+            let a2 = Activations(config: cfg, batch: 2, length: padded.length)
             model.forward(padded, a2)
             let v = cfg.vocabSize, off = padded.length - short.count
             let reference = Array(UnsafeBufferPointer(start: a1.logits.pointer, count: short.count * v))
@@ -99,7 +99,7 @@ final class InvarianceTests: EveryPathTestCase {
             XCTAssertEqual(model.lastTokenValues(padded, a2)[1], a1.values[short.count - 1], accuracy: 1e-5)
             // Right padding reads the reward at the last real token too.
             let right = TokenBatch(rightPadding: [long, short], pad: 3)
-            let a3 = GPTActivations(config: cfg, batch: 2, length: right.length)
+            let a3 = Activations(config: cfg, batch: 2, length: right.length)
             model.forward(right, a3, computeLogits: false)
             XCTAssertEqual(model.lastTokenValues(right, a3)[1], a1.values[short.count - 1], accuracy: 1e-5)
         }

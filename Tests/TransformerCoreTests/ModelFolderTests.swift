@@ -5,16 +5,16 @@ import Foundation
 /// Hugging Face GPT-2 folders against transformers: logits and greedy continuations of a tiny
 /// random GPT-2 saved with `save_pretrained` (Fixtures/hf/make_hf_fixtures.py).
 final class ModelFolderTests: XCTestCase {
-    func logits(_ model: GPTModel, _ ids: [Int32]) -> [Float] {
+    func logits(_ model: TransformerModel, _ ids: [Int32]) -> [Float] {
         let batch = TokenBatch(tokens: ids, batch: 1, length: ids.count)
-        let acts = GPTActivations(config: model.config, batch: 1, length: ids.count)
+        let acts = Activations(config: model.config, batch: 1, length: ids.count)
         model.forward(batch, acts)
         return Array(UnsafeBufferPointer(start: acts.logits.pointer, count: ids.count * model.config.vocabSize))
     }
 
     func testLogitsMatchTransformers() throws {
         let m = try ModelFolder.load(fixtureURL("hf/tiny-gpt2"))
-        XCTAssertEqual(m.model.config, GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 64, vocabSize: 700))
+        XCTAssertEqual(m.model.config, ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 64, vocabSize: 700))
         XCTAssertFalse(m.model.hasScalarHead)
         for c in hfGolden["logits"] as! [[String: Any]] {
             let ids = int32s(c["ids"])
@@ -89,7 +89,7 @@ final class ModelFolderTests: XCTestCase {
     }
 
     func testScalarHeadRoundTrip() throws {
-        let cfg = GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nCtx: 16, vocabSize: 300)
+        let cfg = ModelConfig(nLayer: 1, nHead: 2, nEmbd: 16, nCtx: 16, vocabSize: 300)
         let model = randomModel(cfg, seed: 3, scalarHead: true)
         let tok = try BPETrainer.train(corpus: "a b c", vocabSize: 258)
         let dir = temporaryFolder().appendingPathComponent("rm")

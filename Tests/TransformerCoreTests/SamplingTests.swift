@@ -2,7 +2,7 @@ import XCTest
 @testable import TransformerCore
 
 final class SamplingTests: EveryPathTestCase {
-    let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 61)
+    let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 61)
 
     func prompts(_ rng: inout SeededRandom) -> [[Int32]] {
         [randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng),
@@ -23,7 +23,7 @@ final class SamplingTests: EveryPathTestCase {
                 // Re-derive each token as the argmax of a full forward over the sequence so far.
                 var seq = p
                 for (i, tok) in g.tokens.enumerated() {
-                    let acts = GPTActivations(config: cfg, batch: 1, length: seq.count)
+                    let acts = Activations(config: cfg, batch: 1, length: seq.count)
                     model.forward(TokenBatch(tokens: seq, batch: 1, length: seq.count), acts)
                     let row = Array(UnsafeBufferPointer(start: acts.logits.pointer + (seq.count - 1) * cfg.vocabSize, count: cfg.vocabSize))
                     let argmax = row.indices.max { row[$0] < row[$1] }!

@@ -10,8 +10,8 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
 }
 
 /// A small random model with GPT-2 initialisation scaled up so gradients are not tiny.
-func randomModel(_ cfg: GPTConfig, seed: UInt64, scalarHead: Bool = false, scale: Float = 1) -> GPTModel {
-    let model = GPTModel(config: cfg, scalarHead: scalarHead)
+func randomModel(_ cfg: ModelConfig, seed: UInt64, scalarHead: Bool = false, scale: Float = 1) -> TransformerModel {
+    let model = TransformerModel(config: cfg, scalarHead: scalarHead)
     model.initializeGPT2(seed: seed)
     if scale != 1 {
         var rng = SeededRandom(seed: seed &+ 99)

@@ -29,7 +29,7 @@ final class TrainingTests: EveryPathTestCase {
 
     func testWeightDecaySkipsBiasesAndLayerNorm() {
         forEachPath {
-            let cfg = GPTConfig(nLayer: 1, nHead: 1, nEmbd: 16, nCtx: 4, vocabSize: 8)
+            let cfg = ModelConfig(nLayer: 1, nHead: 1, nEmbd: 16, nCtx: 4, vocabSize: 8)
             let model = randomModel(cfg, seed: 1)
             for name in ["h.0.ln_1.weight", "h.0.attn.c_attn.bias"] { let t = model.tensor(name); for i in 0..<t.count { t[i] = 1 } }
             let before = model.parameters.array
@@ -46,13 +46,13 @@ final class TrainingTests: EveryPathTestCase {
 
     func testTrainingReducesLossOnAFixedBatch() {
         forEachPath {
-            let cfg = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 16, vocabSize: 29)
+            let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 16, vocabSize: 29)
             let model = randomModel(cfg, seed: 2)
             var rng = SeededRandom(seed: 3)
             let tokens = randomTokens(4 * 16, vocab: cfg.vocabSize, rng: &rng)
             let b = TokenBatch(tokens: tokens, batch: 4, length: 16)
             let targets = (0..<tokens.count).map { $0 % 16 == 15 ? Int32(-1) : tokens[$0 + 1] }
-            let acts = GPTActivations(config: cfg, batch: 4, length: 16)
+            let acts = Activations(config: cfg, batch: 4, length: 16)
             let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 3e-3))
             var first: Float = 0, last: Float = 0
             for step in 0..<60 {
@@ -85,8 +85,8 @@ final class TrainingTests: EveryPathTestCase {
     }
 
     func testGPT2InitialisationStatistics() {
-        let cfg = GPTConfig(nLayer: 4, nHead: 2, nEmbd: 64, nCtx: 32, vocabSize: 300)
-        let model = GPTModel(config: cfg, scalarHead: true)
+        let cfg = ModelConfig(nLayer: 4, nHead: 2, nEmbd: 64, nCtx: 32, vocabSize: 300)
+        let model = TransformerModel(config: cfg, scalarHead: true)
         model.initializeGPT2(seed: 1)
         func std(_ name: String) -> Double {
             let t = Array(model.tensor(name)).map(Double.init)

@@ -31,14 +31,14 @@ public struct ModelAnnotations: Equatable, Sendable {
 /// A model with its tokenizer and annotations, as loaded from a folder.
 public final class PretrainedModel {
     /// The network.
-    public let model: GPTModel
+    public let model: TransformerModel
     /// Its tokenizer.
     public let tokenizer: Tokenizer
     /// Prompt template and reward normalisation.
     public var annotations: ModelAnnotations
 
     /// Bundles a model with its tokenizer.
-    public init(model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init()) {
+    public init(model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init()) {
         self.model = model; self.tokenizer = tokenizer; self.annotations = annotations
     }
 }
@@ -54,7 +54,7 @@ public enum ModelFolder {
     public static let configFile = "config.json", weightsFile = "model.safetensors"
 
     /// Reads and checks `config.json`.
-    public static func readConfig(_ folder: URL) throws -> (GPTConfig, ModelAnnotations) {
+    public static func readConfig(_ folder: URL) throws -> (ModelConfig, ModelAnnotations) {
         let url = folder.appendingPathComponent(configFile)
         let what = url.path
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -82,7 +82,7 @@ public enum ModelFolder {
             for k in keys { if let v = JSONText.int(c[k]) { return v } }
             throw FormatError("\(what): missing integer \(keys[0])")
         }
-        let config = GPTConfig(nLayer: try int("n_layer", "num_hidden_layers"), nHead: try int("n_head", "num_attention_heads"),
+        let config = ModelConfig(nLayer: try int("n_layer", "num_hidden_layers"), nHead: try int("n_head", "num_attention_heads"),
                                nEmbd: try int("n_embd", "hidden_size"), nCtx: try int("n_positions", "n_ctx"),
                                vocabSize: try int("vocab_size"),
                                layerNormEpsilon: Float(JSONText.double(c["layer_norm_epsilon"]) ?? 1e-5))
@@ -118,11 +118,11 @@ public enum ModelFolder {
     /// Loads the weights of `folder` (`model.safetensors`, or the shards of
     /// `model.safetensors.index.json`) into a new model of `config`; a `score.weight` tensor makes
     /// it a scalar-head (reward or value) model.
-    public static func loadWeights(_ folder: URL, config: GPTConfig) throws -> GPTModel {
+    public static func loadWeights(_ folder: URL, config: ModelConfig) throws -> TransformerModel {
         try loadWeightFiles(folder, config: config).model
     }
 
-    static func loadWeightFiles(_ folder: URL, config: GPTConfig) throws -> (model: GPTModel, weights: WeightFiles) {
+    static func loadWeightFiles(_ folder: URL, config: ModelConfig) throws -> (model: TransformerModel, weights: WeightFiles) {
         let url = folder.appendingPathComponent(weightsFile)
         let fm = FileManager.default
         if !fm.fileExists(atPath: url.path) && !WeightFiles.isSharded(folder) {
@@ -165,7 +165,7 @@ public enum ModelFolder {
         if !extra.isEmpty {
             throw FormatError("\(what): unexpected tensors for a GPT-2 model: \(extra.prefix(5).joined(separator: ", "))\(extra.count > 5 ? ", …" : "")")
         }
-        let model = GPTModel(config: config, scalarHead: scalar)
+        let model = TransformerModel(config: config, scalarHead: scalar)
         for (slot, fileName) in sources { try file.read(fileName, into: model.tensor(slot)) }
         for prefix in ["", "transformer."] where file.entries[prefix + "lm_head.weight"] != nil {
             let head = try file.floats(prefix + "lm_head.weight")
@@ -184,7 +184,7 @@ public enum ModelFolder {
     /// `save_pretrained(max_shard_size=…)` does; checkpoints inside a run are always one file.
     /// Returns the number of weight files written.
     @discardableResult
-    public static func save(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
+    public static func save(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
                             maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent()
@@ -223,7 +223,7 @@ public enum ModelFolder {
     /// Writes config.json, model.safetensors (or shards and their index) and the tokenizer files
     /// into an existing folder; returns the number of weight files.
     @discardableResult
-    static func writeContents(_ model: GPTModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
+    static func writeContents(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
                               maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
         precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
         let c = model.config

@@ -26,7 +26,7 @@ public enum LogitHeads {
 
     /// log p(target) under softmax(logits/τ) for each position; 0 where the target is negative
     /// (ignored).
-    public static func targetLogProbs(_ acts: GPTActivations, targets: [Int32], temperature: Float = 1) -> [Float] {
+    public static func targetLogProbs(_ acts: Activations, targets: [Int32], temperature: Float = 1) -> [Float] {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         precondition(targets.count == n)
         var out = [Float](repeating: 0, count: n)
@@ -44,7 +44,7 @@ public enum LogitHeads {
     }
 
     /// Entropy of softmax(logits/τ) at every position.
-    public static func entropies(_ acts: GPTActivations, temperature: Float = 1) -> [Float] {
+    public static func entropies(_ acts: Activations, temperature: Float = 1) -> [Float] {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         var out = [Float](repeating: 0, count: n)
         let logits = acts.logits.pointer
@@ -59,7 +59,7 @@ public enum LogitHeads {
     }
 
     /// `targetLogProbs` and `entropies` from one softmax pass over each row.
-    public static func targetLogProbsAndEntropies(_ acts: GPTActivations, targets: [Int32], temperature: Float = 1) -> (logProbs: [Float], entropies: [Float]) {
+    public static func targetLogProbsAndEntropies(_ acts: Activations, targets: [Int32], temperature: Float = 1) -> (logProbs: [Float], entropies: [Float]) {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         precondition(targets.count == n)
         var lp = [Float](repeating: 0, count: n), ent = [Float](repeating: 0, count: n)
@@ -80,7 +80,7 @@ public enum LogitHeads {
 
     /// Mean cross-entropy of the targets (negative targets are ignored). With `writeGradient`,
     /// fills `acts.dlogits` with the gradient of that mean.
-    public static func crossEntropy(_ acts: GPTActivations, targets: [Int32], writeGradient: Bool) -> Float {
+    public static func crossEntropy(_ acts: Activations, targets: [Int32], writeGradient: Bool) -> Float {
         let count = targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
         guard count > 0 else {
             if writeGradient { acts.dlogits.zero() }
@@ -99,7 +99,7 @@ public enum LogitHeads {
     /// under temperature τ; returns the target log-probabilities (0 for ignored targets).
     /// Either gradient may be nil; a negative target contributes no log-probability term.
     @discardableResult
-    public static func logitGradient(_ acts: GPTActivations, targets: [Int32], temperature: Float,
+    public static func logitGradient(_ acts: Activations, targets: [Int32], temperature: Float,
                                      dLogProb: [Float]?, dEntropy: [Float]?) -> [Float] {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         precondition(targets.count == n && (dLogProb?.count ?? n) == n && (dEntropy?.count ?? n) == n)

@@ -26,7 +26,7 @@ public struct ParameterLayout: Sendable {
     private let index: [String: Int]
 
     /// Lays out GPT-2 parameters, optionally with a scalar head.
-    public init(config: GPTConfig, scalarHead: Bool) {
+    public init(config: ModelConfig, scalarHead: Bool) {
         var slots: [TensorSlot] = []
         var offset = 0
         func add(_ name: String, _ shape: [Int]) {
@@ -69,7 +69,7 @@ struct ModelTensors {
     var scoreW, scoreB: UnsafeMutablePointer<Float>?
     var blocks: [BlockTensors]
 
-    init(_ base: UnsafeMutablePointer<Float>, _ layout: ParameterLayout, _ config: GPTConfig) {
+    init(_ base: UnsafeMutablePointer<Float>, _ layout: ParameterLayout, _ config: ModelConfig) {
         func p(_ n: String) -> UnsafeMutablePointer<Float> { base + layout[n]!.offset }
         wte = p("wte.weight"); wpe = p("wpe.weight"); lnfw = p("ln_f.weight"); lnfb = p("ln_f.bias")
         scoreW = layout.hasScalarHead ? p("score.weight") : nil

@@ -5,24 +5,24 @@
 /// of 32, so only a few activation shapes are ever allocated; unused rows are pure padding.
 public final class ScalarHeadRunner {
     /// The model (it must have a scalar head).
-    public let model: GPTModel
+    public let model: TransformerModel
     /// Sequences per forward pass.
     public let rows: Int
-    private var activations: [Int: GPTActivations] = [:]
+    private var activations: [Int: Activations] = [:]
     /// Forward-only activation sets for `scores` (one layer's buffers each).
-    private var inferenceActivations: [Int: GPTActivations] = [:]
+    private var inferenceActivations: [Int: Activations] = [:]
 
     /// Floats held by the activation sets allocated so far.
     public var activationFloatCount: Int {
         (Array(activations.values) + Array(inferenceActivations.values)).reduce(0) { $0 + $1.floatCount }
     }
 
-    public init(model: GPTModel, rows: Int = 16) {
+    public init(model: TransformerModel, rows: Int = 16) {
         precondition(model.hasScalarHead, "ScalarHeadRunner needs a model with a scalar head")
         self.model = model; self.rows = max(1, rows)
     }
 
-    private func prepare(_ seqs: [[Int32]], inferenceOnly: Bool = false) -> (TokenBatch, GPTActivations) {
+    private func prepare(_ seqs: [[Int32]], inferenceOnly: Bool = false) -> (TokenBatch, Activations) {
         precondition(!seqs.isEmpty && seqs.count <= rows, "1...\(rows) sequences per micro-batch")
         precondition(seqs.allSatisfy { !$0.isEmpty && $0.count <= model.config.nCtx }, "sequences must be non-empty and fit n_ctx")
         let longest = seqs.map(\.count).max()!
@@ -44,11 +44,11 @@ public final class ScalarHeadRunner {
         }
         if inferenceOnly {
             if inferenceActivations[t] == nil {
-                inferenceActivations[t] = GPTActivations(config: model.config, batch: rows, length: t, inferenceOnly: true)
+                inferenceActivations[t] = Activations(config: model.config, batch: rows, length: t, inferenceOnly: true)
             }
             return (batch, inferenceActivations[t]!)
         }
-        if activations[t] == nil { activations[t] = GPTActivations(config: model.config, batch: rows, length: t) }
+        if activations[t] == nil { activations[t] = Activations(config: model.config, batch: rows, length: t) }
         return (batch, activations[t]!)
     }
 

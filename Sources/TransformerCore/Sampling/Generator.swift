@@ -21,15 +21,15 @@ public struct Generation: Equatable, Sendable {
 /// one row per sequence instead of a full forward pass.
 public final class Generator {
     /// The model sampled from.
-    public let model: GPTModel
+    public let model: TransformerModel
     private var state: DecodeState?
     /// Buffers kept between `generate` calls, so a loop of calls (a PPO run) allocates nothing
     /// after the first: the prefill activations of the last shape, and the last cache.
-    private var prefillActs: GPTActivations?
+    private var prefillActs: Activations?
     private var spareCache: KVCache?
 
     /// A generator for `model`.
-    public init(model: GPTModel) { self.model = model }
+    public init(model: TransformerModel) { self.model = model }
 
     /// Samples up to `maxNewTokens` tokens after each prompt. A sequence stops at `eos` (when
     /// given) or at the limit. `pad` fills the left padding (it is masked out, so any valid id
@@ -85,12 +85,12 @@ public final class Generator {
         }
         cache.length = 0
         let st = decodeState(b)
-        let acts: GPTActivations
+        let acts: Activations
         if reuse, let a = prefillActs, a.batch == b, a.length == tp {
             acts = a
         } else {
             prefillActs = nil
-            acts = GPTActivations(config: cfg, batch: b, length: tp, inferenceOnly: true)
+            acts = Activations(config: cfg, batch: b, length: tp, inferenceOnly: true)
             if reuse { prefillActs = acts }
         }
         let cap = cache.capacity
@@ -223,7 +223,7 @@ public final class Generator {
 final class DecodeState {
     let batch: Int
     let x, ln, mean, rstd, qkv, atty, tmp, fch, logits: FloatBuffer
-    init(config: GPTConfig, batch: Int) {
+    init(config: ModelConfig, batch: Int) {
         self.batch = batch
         let c = config.nEmbd
         x = FloatBuffer(count: batch * c); ln = FloatBuffer(count: batch * c)

@@ -12,7 +12,7 @@ public final class KVCache {
     public internal(set) var length = 0
 
     /// A cache for `batch` sequences of up to `capacity` positions.
-    public init(config: GPTConfig, batch: Int, capacity: Int) {
+    public init(config: ModelConfig, batch: Int, capacity: Int) {
         self.batch = batch; self.capacity = capacity
         let size = batch * config.nEmbd * capacity
         keys = (0..<config.nLayer).map { _ in FloatBuffer(count: size) }

@@ -24,7 +24,7 @@ public struct PretrainSettings: Codable, Equatable, Sendable {
 /// Every training sequence starts at the beginning of a document (so the model sees documents at
 /// position 0, as it will when it continues a prompt) and runs on into the following documents.
 public final class LanguageModelTrainer {
-    public let model: GPTModel
+    public let model: TransformerModel
     public let settings: PretrainSettings
     let train: [[Int32]]
     let validation: [[Int32]]
@@ -32,7 +32,7 @@ public final class LanguageModelTrainer {
     private let trainStarts: [Int]
 
     /// Splits `documents` (already tokenized, each ending in EOS) into train and validation, seeded.
-    public init(model: GPTModel, documents: [[Int32]], settings: PretrainSettings) {
+    public init(model: TransformerModel, documents: [[Int32]], settings: PretrainSettings) {
         precondition(documents.count >= 2, "need at least two documents")
         self.model = model
         var s = settings
@@ -57,7 +57,7 @@ public final class LanguageModelTrainer {
     @discardableResult
     public func run(progress: ((Int, Float, Double) -> Void)? = nil, shouldStop: () -> Bool = { false }) -> Float {
         let b = settings.batch, t = settings.length
-        let acts = GPTActivations(config: model.config, batch: b, length: t)
+        let acts = Activations(config: model.config, batch: b, length: t)
         let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: settings.learningRate, beta1: 0.9, beta2: 0.95,
                                                                   eps: 1e-8, weightDecay: settings.weightDecay))
         let schedule = LearningRateSchedule(kind: .cosine, peak: settings.learningRate, warmupSteps: settings.warmupSteps,
@@ -93,7 +93,7 @@ public final class LanguageModelTrainer {
         var total: Double = 0, count = 0
         let docs = validation.filter { $0.count >= 2 }
         let b = 16
-        let acts = GPTActivations(config: model.config, batch: b, length: t)
+        let acts = Activations(config: model.config, batch: b, length: t)
         var i = 0
         while i < docs.count {
             let chunk = Array(docs[i..<min(i + b, docs.count)])
@@ -135,7 +135,7 @@ public enum Pretraining {
 
     /// Trains a byte-level BPE tokenizer of `vocabSize` and a GPT-2 of `config` (its vocabulary
     /// resized to the tokenizer) on `corpus` (documents separated by `<|endoftext|>` lines).
-    public static func run(corpus: String, config: GPTConfig, vocabSize: Int, settings: PretrainSettings, template: String?,
+    public static func run(corpus: String, config: ModelConfig, vocabSize: Int, settings: PretrainSettings, template: String?,
                            progress: ((Phase) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> (PretrainedModel, Report) {
         let start = Date()
         let docs = LanguageModelTrainer.documents(corpus: corpus)
@@ -143,7 +143,7 @@ public enum Pretraining {
         let tok = try BPETrainer.train(corpus: docs.joined(separator: "\n"), vocabSize: vocabSize) { d, t in progress?(.tokenizer(done: d, total: t)) }
         var cfg = config
         cfg.vocabSize = tok.count
-        let model = GPTModel(config: cfg)
+        let model = TransformerModel(config: cfg)
         model.initializeGPT2(seed: settings.seed)
         let eos = tok.eosId!
         let encoded = docs.map { tok.encode($0, allowSpecial: false) + [eos] }

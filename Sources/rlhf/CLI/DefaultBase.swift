@@ -7,7 +7,7 @@ enum DefaultBase {
     static let corpusPath = "prompts/corpus.txt"
 
     struct Recipe {
-        var config = GPTConfig.preset("S")!
+        var config = ModelConfig.preset("S")!
         var vocabSize = 1024
         var settings = PretrainSettings()
         var template = "Q: {prompt}\nA:"

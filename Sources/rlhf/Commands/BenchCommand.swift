@@ -61,7 +61,7 @@ enum BenchCommand: Command {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
         }
         let configs = a.list("--config") ?? ["S", "M", "L"]
-        for c in configs where GPTConfig.preset(c) == nil { throw UsageError("unknown configuration '\(c)' (choose from S, M, L)") }
+        for c in configs where ModelConfig.preset(c) == nil { throw UsageError("unknown configuration '\(c)' (choose from S, M, L)") }
         let repeatCount = try a.int("--repeat", range: 1...1000)
         if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
         let out = BenchOutput(json: a.flag("--json"))
@@ -112,7 +112,7 @@ enum BenchCommand: Command {
             }
         }
         for name in configs {
-            let cfg = GPTConfig.preset(name)!
+            let cfg = ModelConfig.preset(name)!
             if only.contains("train") {
                 let (b, t) = trainShape(name)
                 let (tps, loss) = benchTrain(cfg, batch: b, length: t, repeats: repeatCount)
@@ -168,11 +168,11 @@ enum BenchCommand: Command {
         return 2.0 * Double(m) * Double(n) * Double(k) / seconds / 1e9
     }
 
-    static func benchTrain(_ cfg: GPTConfig, batch: Int, length: Int, repeats: Int?) -> (Double, Float) {
-        let model = GPTModel(config: cfg)
+    static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?) -> (Double, Float) {
+        let model = TransformerModel(config: cfg)
         model.initializeGPT2(seed: 1)
         let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
-        let acts = GPTActivations(config: cfg, batch: batch, length: length)
+        let acts = Activations(config: cfg, batch: batch, length: length)
         var rng = SeededRandom(seed: 2)
         let tokens = (0..<batch * length).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
         let targets = (0..<batch * length).map { i in i % length == length - 1 ? Int32(-1) : tokens[i + 1] }
@@ -190,8 +190,8 @@ enum BenchCommand: Command {
         return (Double(batch * length) / seconds, loss)
     }
 
-    static func benchGenerate(_ cfg: GPTConfig, repeats: Int?) -> Double {
-        let model = GPTModel(config: cfg)
+    static func benchGenerate(_ cfg: ModelConfig, repeats: Int?) -> Double {
+        let model = TransformerModel(config: cfg)
         model.initializeGPT2(seed: 3)
         let gen = Generator(model: model)
         var rng = SeededRandom(seed: 4)
@@ -206,8 +206,8 @@ enum BenchCommand: Command {
 
     /// One PPO iteration on config S after a warm-up: (phase, seconds) and the total.
     static func benchPPO() -> ([(String, Double)], Double) {
-        let cfg = GPTConfig.preset("S")!
-        func model(_ seed: UInt64, scalar: Bool) -> GPTModel { let m = GPTModel(config: cfg, scalarHead: scalar); m.initializeGPT2(seed: seed); return m }
+        let cfg = ModelConfig.preset("S")!
+        func model(_ seed: UInt64, scalar: Bool) -> TransformerModel { let m = TransformerModel(config: cfg, scalarHead: scalar); m.initializeGPT2(seed: seed); return m }
         let policy = model(1, scalar: false), reference = model(1, scalar: false), value = model(2, scalar: true), reward = model(3, scalar: true)
         var s = PPOSettings()
         s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
@@ -228,8 +228,8 @@ enum BenchCommand: Command {
     /// One DPO epoch on config S with random models, over rankings shaped like the quick demo's:
     /// (phase, seconds, rankings) for the reference pass, the epoch and the validation pass.
     static func benchDPO() -> [(String, Double, Int)] {
-        let cfg = GPTConfig.preset("S")!
-        let policy = GPTModel(config: cfg), reference = GPTModel(config: cfg)
+        let cfg = ModelConfig.preset("S")!
+        let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg)
         policy.initializeGPT2(seed: 1)
         reference.copyParameters(from: policy)
         var rng = SeededRandom(seed: 7)
@@ -265,7 +265,7 @@ enum BenchCommand: Command {
 
     /// A PPO trainer over the given models (EOS 0, PAD 1), rewarded by `reward` through a
     /// runner, and `settings.batch` random prompts with lengths in `promptLengths`.
-    static func ppoSetup(policy: GPTModel, reference: GPTModel, value: GPTModel, reward: GPTModel, settings: PPOSettings,
+    static func ppoSetup(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel, settings: PPOSettings,
                          rewardRows: Int, promptLengths: ClosedRange<Int>) -> (PPOTrainer, ScalarHeadRunner, [[Int32]]) {
         let rm = ScalarHeadRunner(model: reward, rows: rewardRows)
         let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: settings) { ps, rs in
@@ -287,9 +287,9 @@ enum BenchCommand: Command {
             throw RuntimeError("ppo-memory needs /proc/self/clear_refs to reset the peak resident memory")
         }
         let baseline = procStatusBytes("VmRSS")
-        let cfg = GPTConfig.preset("L")!
-        let policy = GPTModel(config: cfg), reference = GPTModel(config: cfg)
-        let value = GPTModel(config: cfg, scalarHead: true), reward = GPTModel(config: cfg, scalarHead: true)
+        let cfg = ModelConfig.preset("L")!
+        let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg)
+        let value = TransformerModel(config: cfg, scalarHead: true), reward = TransformerModel(config: cfg, scalarHead: true)
         policy.initializeGPT2(seed: 1)
         reference.copyParameters(from: policy)
         value.copyParameters(from: policy)

@@ -48,9 +48,9 @@ enum LogprobsCommand: Command {
     }
 
     /// log p(ids[t] | ids[..<t]) for t ≥ 1 (index 0 holds 0).
-    static func logProbabilities(_ model: GPTModel, _ ids: [Int32]) -> [Float] {
+    static func logProbabilities(_ model: TransformerModel, _ ids: [Int32]) -> [Float] {
         let batch = TokenBatch(tokens: ids, batch: 1, length: ids.count)
-        let acts = GPTActivations(config: model.config, batch: 1, length: ids.count)
+        let acts = Activations(config: model.config, batch: 1, length: ids.count)
         model.forward(batch, acts)
         let v = model.config.vocabSize
         var out = [Float](repeating: 0, count: ids.count)

@@ -38,7 +38,7 @@ enum PretrainCommand: Command {
         guard let corpusPath = a.string("--corpus") else { throw UsageError("--corpus FILE is required") }
         guard let out = a.string("-o") else { throw UsageError("-o DIR is required") }
         let cname = a.string("--config") ?? "S"
-        guard ["S", "M"].contains(cname.uppercased()), let config = GPTConfig.preset(cname) else { throw UsageError("--config must be S or M, got '\(cname)'") }
+        guard ["S", "M"].contains(cname.uppercased()), let config = ModelConfig.preset(cname) else { throw UsageError("--config must be S or M, got '\(cname)'") }
         var settings = PretrainSettings()
         settings.steps = try a.int("--steps", default: 600, range: 1...10_000_000)!
         settings.batch = try a.int("--batch", default: 16, range: 1...4096)!
@@ -62,7 +62,7 @@ enum PretrainCommand: Command {
     }
 
     /// Pretraining with progress bars; shared with the built-in default base model.
-    static func build(corpus: String, config: GPTConfig, vocabSize: Int, settings: PretrainSettings, template: String?) throws -> (PretrainedModel, Pretraining.Report) {
+    static func build(corpus: String, config: ModelConfig, vocabSize: Int, settings: PretrainSettings, template: String?) throws -> (PretrainedModel, Pretraining.Report) {
         var tokBar: ProgressBar?, trainBar: ProgressBar?
         let result = try Pretraining.run(corpus: corpus, config: config, vocabSize: vocabSize, settings: settings, template: template, progress: { phase in
             switch phase {

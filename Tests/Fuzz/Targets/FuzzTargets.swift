@@ -126,10 +126,10 @@ final class Scratch: @unchecked Sendable {
     }
 
     /// The configuration whose weights every config input is loaded with.
-    static let tinyConfig = GPTConfig(nLayer: 1, nHead: 2, nEmbd: 8, nCtx: 16, vocabSize: 258)
+    static let tinyConfig = ModelConfig(nLayer: 1, nHead: 2, nEmbd: 8, nCtx: 16, vocabSize: 258)
 
     private static func writeTinyModel(into folder: URL, shardsInto shardFolder: URL) throws {
-        let model = GPTModel(config: tinyConfig)
+        let model = TransformerModel(config: tinyConfig)
         let tensors = model.layout.slots.map { slot in
             SafeTensorsOutput(name: slot.name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)))
         }

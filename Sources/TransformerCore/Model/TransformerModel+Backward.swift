@@ -1,9 +1,9 @@
-extension GPTModel {
+extension TransformerModel {
     /// Backpropagates into `gradients` (accumulating) from the gradients of the objective with
     /// respect to the logits (`acts.dlogits`, when `fromLogits`) and/or the scalar-head values at
     /// every position (`dValues`, (B, T); zero where a position does not contribute).
     /// `acts` must hold the forward pass of this `batch`.
-    public func backward(_ batch: TokenBatch, _ acts: GPTActivations, fromLogits: Bool, dValues: [Float]? = nil) {
+    public func backward(_ batch: TokenBatch, _ acts: Activations, fromLogits: Bool, dValues: [Float]? = nil) {
         precondition(!acts.inferenceOnly, "backward needs activations allocated without inferenceOnly")
         _ = gradients
         let g = self.g!

@@ -1,5 +1,5 @@
 /// Hyperparameters of a GPT-2 model. Field names follow Hugging Face's `config.json`.
-public struct GPTConfig: Codable, Equatable, Sendable {
+public struct ModelConfig: Codable, Equatable, Sendable {
     /// Number of transformer blocks.
     public var nLayer: Int
     /// Number of attention heads; must divide `nEmbd`.
@@ -38,11 +38,11 @@ public struct GPTConfig: Codable, Equatable, Sendable {
     public var headSize: Int { nEmbd / nHead }
 
     /// The bench configurations S, M and L (L is GPT-2 small).
-    public static func preset(_ name: String) -> GPTConfig? {
+    public static func preset(_ name: String) -> ModelConfig? {
         switch name.uppercased() {
-        case "S": return GPTConfig(nLayer: 4, nHead: 4, nEmbd: 128, nCtx: 128, vocabSize: 512)
-        case "M": return GPTConfig(nLayer: 6, nHead: 6, nEmbd: 384, nCtx: 256, vocabSize: 8192)
-        case "L": return GPTConfig(nLayer: 12, nHead: 12, nEmbd: 768, nCtx: 1024, vocabSize: 50257)
+        case "S": return ModelConfig(nLayer: 4, nHead: 4, nEmbd: 128, nCtx: 128, vocabSize: 512)
+        case "M": return ModelConfig(nLayer: 6, nHead: 6, nEmbd: 384, nCtx: 256, vocabSize: 8192)
+        case "L": return ModelConfig(nLayer: 12, nHead: 12, nEmbd: 768, nCtx: 1024, vocabSize: 50257)
         default: return nil
         }
     }

@@ -1,13 +1,13 @@
-extension GPTModel {
+extension TransformerModel {
     /// Runs the model on `batch`, filling `acts` (hidden states, and logits and/or scalar-head
     /// values as asked). Tokens must be in `0..<vocabSize` and positions in `0..<nCtx`.
-    public func forward(_ batch: TokenBatch, _ acts: GPTActivations, computeLogits: Bool = true) {
+    public func forward(_ batch: TokenBatch, _ acts: Activations, computeLogits: Bool = true) {
         forward(batch, acts, computeLogits: computeLogits, afterLayer: nil)
     }
 
     /// `forward`, calling `afterLayer(l, qkv)` once layer l is done, while its (B, T, 3C)
     /// query/key/value projections are still in place (inference-only sets reuse them).
-    func forward(_ batch: TokenBatch, _ acts: GPTActivations, computeLogits: Bool,
+    func forward(_ batch: TokenBatch, _ acts: Activations, computeLogits: Bool,
                  afterLayer: ((Int, UnsafePointer<Float>) -> Void)?) {
         precondition(acts.batch == batch.batch && acts.length == batch.length, "activations allocated for another shape")
         precondition(batch.length <= config.nCtx, "sequence length \(batch.length) exceeds n_ctx \(config.nCtx)")
@@ -54,7 +54,7 @@ extension GPTModel {
     }
 
     /// Scalar-head outputs at the last real token of each sequence (the reward model's reading).
-    public func lastTokenValues(_ batch: TokenBatch, _ acts: GPTActivations) -> [Float] {
+    public func lastTokenValues(_ batch: TokenBatch, _ acts: Activations) -> [Float] {
         (0..<batch.batch).map { b in acts.values[b * batch.length + batch.lastRealIndex(b)] }
     }
 }

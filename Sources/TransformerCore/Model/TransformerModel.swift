@@ -1,8 +1,8 @@
 /// A GPT-2 model: configuration, parameters in one contiguous buffer, and (when training) a
 /// gradient buffer with the same layout.
-public final class GPTModel {
+public final class TransformerModel {
     /// Hyperparameters.
-    public let config: GPTConfig
+    public let config: ModelConfig
     /// Where each named tensor lives in `parameters` and `gradients`.
     public let layout: ParameterLayout
     /// All parameters, contiguous.
@@ -12,8 +12,8 @@ public final class GPTModel {
     var g: ModelTensors?
 
     /// A model with all parameters zero; call `initializeGPT2(seed:)` or load weights.
-    public init(config: GPTConfig, scalarHead: Bool = false) {
-        if let problem = config.validationError() { preconditionFailure("GPTConfig: \(problem)") }
+    public init(config: ModelConfig, scalarHead: Bool = false) {
+        if let problem = config.validationError() { preconditionFailure("ModelConfig: \(problem)") }
         self.config = config
         layout = ParameterLayout(config: config, scalarHead: scalarHead)
         parameters = FloatBuffer(count: layout.count, hugePages: true)
@@ -72,7 +72,7 @@ public final class GPTModel {
 
     /// Copies parameters from another model of the same configuration. When this model has a
     /// scalar head and `other` does not, the head is left as it is.
-    public func copyParameters(from other: GPTModel) {
+    public func copyParameters(from other: TransformerModel) {
         precondition(other.config == config, "copyParameters: configurations differ")
         for slot in layout.slots {
             guard let src = other.layout[slot.name] else { continue }

@@ -1,11 +1,11 @@
 /// Activations and backward-pass buffers for one (B, T) shape, allocated once and reused.
 ///
-/// Everything the backward pass needs from the forward pass is kept here; `GPTModel.forward`
+/// Everything the backward pass needs from the forward pass is kept here; `TransformerModel.forward`
 /// overwrites it on each call. Allocate one per shape (and per model that runs concurrently).
-public final class GPTActivations {
+public final class Activations {
     /// Batch size and sequence length this set was allocated for.
     public let batch: Int, length: Int
-    let config: GPTConfig
+    let config: ModelConfig
     let n: Int
 
     final class Block {
@@ -40,8 +40,8 @@ public final class GPTActivations {
     ///
     /// With `inferenceOnly`, every layer shares one set of layer buffers and there are no
     /// backward buffers: the forward pass gives the same outputs (hidden states, logits, values)
-    /// from about 1/n_layer of the memory, but `GPTModel.backward` cannot use the set.
-    public init(config: GPTConfig, batch: Int, length: Int, inferenceOnly: Bool = false) {
+    /// from about 1/n_layer of the memory, but `TransformerModel.backward` cannot use the set.
+    public init(config: ModelConfig, batch: Int, length: Int, inferenceOnly: Bool = false) {
         self.config = config; self.batch = batch; self.length = length; self.inferenceOnly = inferenceOnly
         let n = batch * length
         self.n = n
@@ -68,7 +68,7 @@ public final class GPTActivations {
     }
 
     /// Gradient of the objective with respect to the logits (B, T, V), filled by a loss before
-    /// `GPTModel.backward`.
+    /// `TransformerModel.backward`.
     public var dlogits: FloatBuffer {
         if let l = dlogitsStorage { return l }
         let l = FloatBuffer(count: n * config.vocabSize); dlogitsStorage = l; return l
