@@ -58,6 +58,14 @@ public final class KernelTable: @unchecked Sendable {
     public let softmaxGradRow: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Int) -> Void
     public let decodeScores: (UnsafePointer<Float>, Float, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void
     public let decodeWeightedValues: (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
+    /// RMSNorm rows lo..<hi (out, rstd, inp, w, lo, hi, C, eps).
+    public let rmsNormRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) -> Void
+    /// RMSNorm backward rows lo..<hi (dinp, pdw, dout, inp, w, rstd, lo, hi, C).
+    public let rmsNormBackwardRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
+    /// SwiGLU rows lo..<hi (out, gate|up, lo, hi, I).
+    public let swigluRows: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
+    /// SwiGLU backward rows lo..<hi (dgate|dup, gate|up, dout, lo, hi, I).
+    public let swigluBackwardRows: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
 
     @usableFromInline
     init(name: String,
@@ -90,7 +98,11 @@ public final class KernelTable: @unchecked Sendable {
          attentionSoftmaxRow: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void,
          softmaxGradRow: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Int) -> Void,
          decodeScores: @escaping (UnsafePointer<Float>, Float, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
-         decodeWeightedValues: @escaping (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) {
+         decodeWeightedValues: @escaping (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void,
+         rmsNormRows: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) -> Void,
+         rmsNormBackwardRows: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void,
+         swigluRows: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void,
+         swigluBackwardRows: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void) {
         self.name = name
         self.lanes = lanes
         self.gemmMR = gemmMR
@@ -122,6 +134,10 @@ public final class KernelTable: @unchecked Sendable {
         self.softmaxGradRow = softmaxGradRow
         self.decodeScores = decodeScores
         self.decodeWeightedValues = decodeWeightedValues
+        self.rmsNormRows = rmsNormRows
+        self.rmsNormBackwardRows = rmsNormBackwardRows
+        self.swigluRows = swigluRows
+        self.swigluBackwardRows = swigluBackwardRows
     }
 
     /// The table of `I`'s kernels. Call it only from the kernel target that declares `I`, so the
@@ -158,6 +174,10 @@ public final class KernelTable: @unchecked Sendable {
             attentionSoftmaxRow: { B.attentionSoftmaxRow($0, $1, $2, $3, $4, $5) },
             softmaxGradRow: { B.softmaxGradRow($0, $1, $2, $3, $4, $5) },
             decodeScores: { B.decodeScores($0, $1, $2, $3, $4, $5, $6) },
-            decodeWeightedValues: { B.decodeWeightedValues($0, $1, $2, $3, $4) })
+            decodeWeightedValues: { B.decodeWeightedValues($0, $1, $2, $3, $4) },
+            rmsNormRows: { B.rmsNormRows($0, $1, $2, $3, $4, $5, $6, $7) },
+            rmsNormBackwardRows: { B.rmsNormBackwardRows($0, $1, $2, $3, $4, $5, $6, $7, $8) },
+            swigluRows: { B.swigluRows($0, $1, $2, $3, $4) },
+            swigluBackwardRows: { B.swigluBackwardRows($0, $1, $2, $3, $4, $5) })
     }
 }

@@ -26,7 +26,7 @@ final class CompareTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-compare-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let model = TransformerModel(config: ModelConfig(nLayer: 1, nHead: 2, nEmbd: 32, nCtx: 64, vocabSize: 300))
-        model.initializeGPT2(seed: 5)
+        model.initialize(seed: 5)
         for slot in model.layout.slots where slot.decays { for i in 0..<slot.count { model.tensor(slot.name)[i] *= 8 } }
         let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 20_000, seed: 3), vocabSize: 300)
         try ModelFolder.save(model, tokenizer: tok, to: dir.appendingPathComponent("checkpoints/p"))

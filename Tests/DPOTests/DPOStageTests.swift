@@ -18,7 +18,7 @@ final class DPOStageTests: XCTestCase {
         folders.append(dir)
         let cfg = ModelConfig(nLayer: 1, nHead: 2, nEmbd: 32, nCtx: 64, vocabSize: 300)
         let model = TransformerModel(config: cfg)
-        model.initializeGPT2(seed: 5)
+        model.initialize(seed: 5)
         let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 20_000, seed: 3), vocabSize: 300)
         let template = "Q: {prompt}\nA:"
         try ModelFolder.save(model, tokenizer: tok, annotations: ModelAnnotations(promptTemplate: template), to: dir.appendingPathComponent("checkpoints/base"))

@@ -11,7 +11,7 @@ final class DPOTrainerTests: XCTestCase {
 
     func model(seed: UInt64, scale: Float = 1) -> TransformerModel {
         let m = TransformerModel(config: cfg)
-        m.initializeGPT2(seed: seed)
+        m.initialize(seed: seed)
         if scale != 1 { for i in 0..<m.layout.count { m.parameters.pointer[i] *= scale } }
         return m
     }

@@ -10,7 +10,7 @@ func makeRun(prompts: Int = 10, template: String? = nil, name: String = #functio
         .appendingPathComponent("rlhf-gen-\(getpid())-\(name.filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))")
     let cfg = ModelConfig(nLayer: 1, nHead: 2, nEmbd: 32, nCtx: 96, vocabSize: 300)
     let model = TransformerModel(config: cfg)
-    model.initializeGPT2(seed: 5)
+    model.initialize(seed: 5)
     // Larger weights, so that samples differ visibly between seeds.
     for slot in model.layout.slots where slot.decays { for i in 0..<slot.count { model.tensor(slot.name)[i] *= 8 } }
     let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 20_000, seed: 3), vocabSize: 300)

@@ -9,7 +9,7 @@ final class PPOTrainerTests: XCTestCase {
 
     func trainer(_ s: PPOSettings, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) -> PPOTrainer {
         let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg), value = TransformerModel(config: cfg, scalarHead: true)
-        policy.initializeGPT2(seed: 1)
+        policy.initialize(seed: 1)
         for slot in policy.layout.slots where slot.decays { let t = policy.tensor(slot.name); for i in 0..<t.count { t[i] *= 5 } }
         reference.copyParameters(from: policy)
         value.copyParameters(from: policy)

@@ -32,7 +32,7 @@ final class RankingLossTests: XCTestCase {
     func testModelGradientsAgainstFiniteDifferences() {
         let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 8, nCtx: 16, vocabSize: 13)
         let model = TransformerModel(config: cfg, scalarHead: true)
-        model.initializeGPT2(seed: 4)
+        model.initialize(seed: 4)
         var rng = SeededRandom(seed: 8)
         for slot in model.layout.slots { let t = model.tensor(slot.name); for i in 0..<t.count { t[i] += 0.2 * rng.normal() } }
         let runner = ScalarHeadRunner(model: model, rows: 4)

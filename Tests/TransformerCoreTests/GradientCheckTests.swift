@@ -1,10 +1,30 @@
 import XCTest
 @testable import TransformerCore
 
-/// Central finite differences against the analytic backward pass, for every parameter tensor.
-/// The config has odd sizes (head size 4, vocabulary 11) so every scalar remainder path runs.
+/// Central finite differences against the analytic backward pass, for every parameter tensor,
+/// of a GPT-2, a Llama (grouped-query attention, head_dim·heads ≠ hidden size, untied head,
+/// llama3 rotary scaling) and a Qwen2 (q/k/v biases, tied, one key/value head) model. The
+/// configs have odd sizes (vocabulary 11, intermediate 10) so every scalar remainder path runs.
 final class GradientCheckTests: EveryPathTestCase {
-    let cfg = ModelConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)
+    var cfg = ModelConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)
+
+    static let configs: [(String, ModelConfig)] = [
+        ("gpt2", ModelConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)),
+        ("llama", ModelConfig(llama: .llama, nLayer: 2, nHead: 4, nKVHead: 2, nEmbd: 12, headDim: 4, intermediateSize: 10,
+                              nCtx: 8, vocabSize: 11, ropeTheta: 50,
+                              ropeScaling: RopeScaling(factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 4),
+                              tieWordEmbeddings: false)),
+        ("qwen2", ModelConfig(llama: .qwen2, nLayer: 2, nHead: 3, nKVHead: 1, nEmbd: 12, intermediateSize: 10,
+                              nCtx: 8, vocabSize: 11, rmsNormEpsilon: 1e-6, ropeTheta: 100, tieWordEmbeddings: true)),
+    ]
+
+    /// Runs `body` on every kernel path for each architecture's config.
+    func forEachArchitecture(_ body: () -> Void) {
+        for (_, c) in Self.configs {
+            cfg = c
+            forEachPath(body)
+        }
+    }
 
     /// A left-padded batch of two sequences (lengths 6 and 4) with next-token targets.
     func batch() -> (TokenBatch, [Int32]) {
@@ -38,7 +58,7 @@ final class GradientCheckTests: EveryPathTestCase {
                 let a = Double(grad[i])
                 let err = abs(numeric - a)
                 XCTAssertLessThanOrEqual(err, 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
-                                         "\(slot.name)[\(i)]: analytic \(a), numeric \(numeric)", line: line)
+                                         "\(cfg.architecture) \(slot.name)[\(i)]: analytic \(a), numeric \(numeric)", line: line)
                 checked += 1
             }
         }
@@ -46,7 +66,7 @@ final class GradientCheckTests: EveryPathTestCase {
     }
 
     func testLanguageModelLoss() {
-        forEachPath {
+        forEachArchitecture {
             let model = randomModel(cfg, seed: 3, scale: 10)
             let (b, targets) = batch()
             let acts = Activations(config: cfg, batch: b.batch, length: b.length)
@@ -63,7 +83,7 @@ final class GradientCheckTests: EveryPathTestCase {
     }
 
     func testScalarHeadAtLastToken() {
-        forEachPath {
+        forEachArchitecture {
             let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
             let (b, _) = batch()
             let acts = Activations(config: cfg, batch: b.batch, length: b.length)
@@ -83,7 +103,7 @@ final class GradientCheckTests: EveryPathTestCase {
     }
 
     func testLogProbAndEntropyWithTemperature() {
-        forEachPath {
+        forEachArchitecture {
             let model = randomModel(cfg, seed: 6, scale: 10)
             let (b, targets) = batch()
             let acts = Activations(config: cfg, batch: b.batch, length: b.length)

@@ -2,15 +2,16 @@ import XCTest
 @testable import TransformerCore
 
 /// KV-cache decoding equals the full forward pass; left padding does not change real positions.
+/// Each holds for GPT-2 and the Llama-family variants (`architectureConfigs`).
 final class InvarianceTests: EveryPathTestCase {
-    let cfg = ModelConfig(nLayer: 3, nHead: 4, nEmbd: 64, nCtx: 40, vocabSize: 97)
+    let configs = EveryPathTestCase.architectureConfigs()
 
     /// Forward-only activation sets (one layer's buffers shared by every layer) give exactly the
     /// logits and scalar-head values of the full sets.
     func testInferenceOnlyActivationsMatchFull() {
-        forEachPath {
+        forEachArchitecture(configs) { cfg in
             let model = TransformerModel(config: cfg, scalarHead: true)
-            model.initializeGPT2(seed: 31)
+            model.initialize(seed: 31)
             var rng = SeededRandom(seed: 32)
             let batch = TokenBatch(leftPadding: [randomTokens(11, vocab: cfg.vocabSize, rng: &rng), randomTokens(6, vocab: cfg.vocabSize, rng: &rng)], pad: 3)
             let full = Activations(config: cfg, batch: batch.batch, length: batch.length)
@@ -27,7 +28,7 @@ final class InvarianceTests: EveryPathTestCase {
     /// in between (longer ones, whose bigger cache the next call reuses with stale contents, and
     /// another batch size) leave no trace in the next call's samples.
     func testGeneratorReuseLeavesNoTrace() {
-        forEachPath {
+        forEachArchitecture(configs) { cfg in
             let model = randomModel(cfg, seed: 23, scale: 3)
             var rng = SeededRandom(seed: 24)
             let a = [randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng)]
@@ -47,7 +48,7 @@ final class InvarianceTests: EveryPathTestCase {
     }
 
     func testKVCacheMatchesFullForward() {
-        forEachPath {
+        forEachArchitecture(configs) { cfg in
             let model = randomModel(cfg, seed: 21, scale: 5)
             var rng = SeededRandom(seed: 22)
             let prompts = [randomTokens(7, vocab: cfg.vocabSize, rng: &rng), randomTokens(3, vocab: cfg.vocabSize, rng: &rng),
@@ -82,7 +83,7 @@ final class InvarianceTests: EveryPathTestCase {
     }
 
     func testLeftPaddingDoesNotChangeLogits() {
-        forEachPath {
+        forEachArchitecture(configs) { cfg in
             let model = randomModel(cfg, seed: 31, scalarHead: true, scale: 5)
             var rng = SeededRandom(seed: 32)
             let short = randomTokens(6, vocab: cfg.vocabSize, rng: &rng), long = randomTokens(15, vocab: cfg.vocabSize, rng: &rng)

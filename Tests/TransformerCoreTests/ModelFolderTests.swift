@@ -107,7 +107,7 @@ final class ModelFolderTests: XCTestCase {
         let cases: [(String, Any, String)] = [
             ("activation_function", "relu", "activation_function relu"),
             ("tie_word_embeddings", false, "tie_word_embeddings"),
-            ("model_type", "llama", "model_type llama"),
+            ("model_type", "mistral", "model_type mistral"),
             ("architectures", ["LlamaForCausalLM"], "LlamaForCausalLM"),
             ("n_inner", 100, "n_inner"),
             ("scale_attn_by_inverse_layer_idx", true, "scale_attn_by_inverse_layer_idx"),

@@ -12,7 +12,7 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
 /// A small random model with GPT-2 initialisation scaled up so gradients are not tiny.
 func randomModel(_ cfg: ModelConfig, seed: UInt64, scalarHead: Bool = false, scale: Float = 1) -> TransformerModel {
     let model = TransformerModel(config: cfg, scalarHead: scalarHead)
-    model.initializeGPT2(seed: seed)
+    model.initialize(seed: seed)
     if scale != 1 {
         var rng = SeededRandom(seed: seed &+ 99)
         for slot in model.layout.slots {
@@ -57,6 +57,24 @@ class EveryPathTestCase: XCTestCase {
     private var pathUnderTest: KernelPath?
 
     /// Runs `body` under each available path's kernels in turn.
+    /// Small configurations of each architecture with every variant feature switched on: GPT-2;
+    /// Llama with grouped-query attention, an untied head and llama3 rotary scaling; Qwen2 with
+    /// q/k/v biases, one key/value head, head_dim·heads ≠ hidden size and a tied head.
+    static func architectureConfigs(layers: Int = 3, embd: Int = 64, ctx: Int = 40, vocab: Int = 97) -> [ModelConfig] {
+        [ModelConfig(nLayer: layers, nHead: 4, nEmbd: embd, nCtx: ctx, vocabSize: vocab),
+         ModelConfig(llama: .llama, nLayer: layers, nHead: 4, nKVHead: 2, nEmbd: embd, intermediateSize: embd * 3 / 2 + 1,
+                     nCtx: ctx, vocabSize: vocab, ropeTheta: 500,
+                     ropeScaling: RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8),
+                     tieWordEmbeddings: false),
+         ModelConfig(llama: .qwen2, nLayer: layers, nHead: 4, nKVHead: 1, nEmbd: embd, headDim: embd / 2, intermediateSize: embd * 2,
+                     nCtx: ctx, vocabSize: vocab, rmsNormEpsilon: 1e-6, ropeTheta: 10000, tieWordEmbeddings: true)]
+    }
+
+    /// Runs `body` with each configuration on every kernel path.
+    func forEachArchitecture(_ configs: [ModelConfig], _ body: (ModelConfig) throws -> Void) rethrows {
+        for c in configs { try forEachPath { try body(c) } }
+    }
+
     func forEachPath(_ body: () throws -> Void) rethrows {
         for path in Kernels.available {
             pathUnderTest = path

@@ -87,7 +87,7 @@ final class TrainingTests: EveryPathTestCase {
     func testGPT2InitialisationStatistics() {
         let cfg = ModelConfig(nLayer: 4, nHead: 2, nEmbd: 64, nCtx: 32, vocabSize: 300)
         let model = TransformerModel(config: cfg, scalarHead: true)
-        model.initializeGPT2(seed: 1)
+        model.initialize(seed: 1)
         func std(_ name: String) -> Double {
             let t = Array(model.tensor(name)).map(Double.init)
             let m = t.reduce(0, +) / Double(t.count)

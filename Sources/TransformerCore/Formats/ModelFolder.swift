@@ -58,12 +58,32 @@ public enum ModelFolder {
         let url = folder.appendingPathComponent(configFile)
         let what = url.path
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw FormatError("\(folder.path): no config.json; expected a Hugging Face GPT-2 model folder")
+            throw FormatError("\(folder.path): no config.json; expected a Hugging Face model folder (GPT-2, Llama or Qwen2)")
         }
         let c = try JSONText.object(JSONText.readFile(url, limit: 16 << 20), what)
-        if let t = c["model_type"] as? String, t != "gpt2" {
-            throw FormatError("\(what): model_type \(t) is not supported; only GPT-2 (model_type gpt2) is")
+        let type = c["model_type"] as? String ?? "gpt2"
+        let config: ModelConfig
+        switch type {
+        case "gpt2": config = try gpt2Config(c, what)
+        case "llama", "qwen2": config = try llamaConfig(c, what, Architecture(rawValue: type)!)
+        default:
+            throw FormatError("\(what): model_type \(type) is not supported; supported are gpt2, llama (SmolLM2, Llama 3.x) and qwen2 (Qwen2.5)")
         }
+        var notes = ModelAnnotations()
+        notes.promptTemplate = c["rlhf_prompt_template"] as? String
+        notes.rewardGain = JSONText.double(c["rlhf_reward_gain"]).map(Float.init)
+        notes.rewardBias = JSONText.double(c["rlhf_reward_bias"]).map(Float.init)
+        if let s = c["rlhf_source_dtype"] {
+            guard let name = s as? String, let t = SafeTensorsDType(rawValue: name), t.isFloatLoadable else {
+                throw FormatError("\(what): rlhf_source_dtype must be \"F32\", \"F16\" or \"BF16\"")
+            }
+            notes.sourceDType = t
+        }
+        return (config, notes)
+    }
+
+    /// A GPT-2 `config.json`, refusing what the core does not compute.
+    static func gpt2Config(_ c: [String: Any], _ what: String) throws -> ModelConfig {
         let known: Set<String> = ["GPT2LMHeadModel", "GPT2Model", "GPT2ForSequenceClassification", "GPT2ForTokenClassification"]
         if let archs = c["architectures"] as? [String], let other = archs.first(where: { !known.contains($0) }) {
             throw FormatError("\(what): architecture \(other) is not supported; only GPT-2 is")
@@ -90,17 +110,70 @@ public enum ModelFolder {
         if let inner = JSONText.int(c["n_inner"]), inner != 4 * config.nEmbd {
             throw FormatError("\(what): n_inner \(inner) is not supported; the core uses 4 × n_embd = \(4 * config.nEmbd)")
         }
-        var notes = ModelAnnotations()
-        notes.promptTemplate = c["rlhf_prompt_template"] as? String
-        notes.rewardGain = JSONText.double(c["rlhf_reward_gain"]).map(Float.init)
-        notes.rewardBias = JSONText.double(c["rlhf_reward_bias"]).map(Float.init)
-        if let s = c["rlhf_source_dtype"] {
-            guard let name = s as? String, let t = SafeTensorsDType(rawValue: name), t.isFloatLoadable else {
-                throw FormatError("\(what): rlhf_source_dtype must be \"F32\", \"F16\" or \"BF16\"")
-            }
-            notes.sourceDType = t
+        return config
+    }
+
+    /// A Llama or Qwen2 `config.json` (transformers 4's `rope_theta`/`rope_scaling` or 5's
+    /// `rope_parameters`), refusing, with the field named, anything the core does not compute.
+    static func llamaConfig(_ c: [String: Any], _ what: String, _ arch: Architecture) throws -> ModelConfig {
+        let known: Set<String> = arch == .llama
+            ? ["LlamaForCausalLM", "LlamaModel", "LlamaForSequenceClassification"]
+            : ["Qwen2ForCausalLM", "Qwen2Model", "Qwen2ForSequenceClassification"]
+        if let archs = c["architectures"] as? [String], let other = archs.first(where: { !known.contains($0) }) {
+            throw FormatError("\(what): architecture \(other) is not supported for model_type \(arch.rawValue)")
         }
-        return (config, notes)
+        func int(_ key: String) throws -> Int {
+            guard let v = JSONText.int(c[key]) else { throw FormatError("\(what): missing integer \(key)") }
+            return v
+        }
+        let act = c["hidden_act"] as? String ?? "silu"
+        guard act == "silu" else { throw FormatError("\(what): hidden_act \(act) is not supported; the core implements SwiGLU with silu") }
+        if JSONText.bool(c["mlp_bias"]) == true { throw FormatError("\(what): mlp_bias true is not supported") }
+        if arch == .llama, JSONText.bool(c["attention_bias"]) == true {
+            throw FormatError("\(what): attention_bias true is not supported for llama (Qwen2's q/k/v biases are)")
+        }
+        if JSONText.bool(c["use_sliding_window"]) == true {
+            throw FormatError("\(what): use_sliding_window true is not supported; the core computes full attention only")
+        }
+        if let types = c["layer_types"] as? [Any], let other = types.first(where: { ($0 as? String) != "full_attention" }) {
+            throw FormatError("\(what): layer_types \(other) is not supported; the core computes full attention only")
+        }
+        if let tp = JSONText.int(c["pretraining_tp"]), tp != 1 { throw FormatError("\(what): pretraining_tp \(tp) is not supported") }
+        // Rotary settings: transformers 5 nests them in rope_parameters, 4 keeps rope_theta and rope_scaling.
+        let params = c["rope_parameters"] as? [String: Any]
+        let theta = JSONText.double(params?["rope_theta"]) ?? JSONText.double(c["rope_theta"]) ?? 10000
+        var scaling: RopeScaling?
+        let scalingObject: [String: Any]?
+        if let p = params { scalingObject = p } else if c["rope_scaling"] is NSNull || c["rope_scaling"] == nil { scalingObject = nil } else {
+            guard let o = c["rope_scaling"] as? [String: Any] else { throw FormatError("\(what): rope_scaling must be an object or null") }
+            scalingObject = o
+        }
+        if let o = scalingObject {
+            let kind = (o["rope_type"] ?? o["type"]) as? String ?? "default"
+            switch kind {
+            case "default": break
+            case "llama3":
+                guard let f = JSONText.double(o["factor"]), let lo = JSONText.double(o["low_freq_factor"]),
+                      let hi = JSONText.double(o["high_freq_factor"]), let old = JSONText.int(o["original_max_position_embeddings"]) else {
+                    throw FormatError("\(what): rope_scaling llama3 needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings")
+                }
+                scaling = RopeScaling(factor: f, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: old)
+            default:
+                throw FormatError("\(what): rope_scaling type \(kind) is not supported; the core implements the default rotary embedding and llama3 scaling")
+            }
+        }
+        let heads = try int("num_attention_heads")
+        let config = ModelConfig(llama: arch, nLayer: try int("num_hidden_layers"), nHead: heads,
+                                 nKVHead: JSONText.int(c["num_key_value_heads"]) ?? heads, nEmbd: try int("hidden_size"),
+                                 headDim: JSONText.int(c["head_dim"]), intermediateSize: try int("intermediate_size"),
+                                 nCtx: try int("max_position_embeddings"), vocabSize: try int("vocab_size"),
+                                 rmsNormEpsilon: Float(JSONText.double(c["rms_norm_eps"]) ?? 1e-6),
+                                 ropeTheta: theta, ropeScaling: scaling,
+                                 tieWordEmbeddings: JSONText.bool(c["tie_word_embeddings"]) ?? false)
+        if let problem = config.validationError() { throw FormatError("\(what): \(problem)") }
+        // A rotary table for every position is allocated with the model; keep it sane.
+        if config.nCtx > 1 << 18 { throw FormatError("\(what): max_position_embeddings \(config.nCtx) is above the supported 262144") }
+        return config
     }
 
     /// Loads a model folder: config, weights and tokenizer.
@@ -136,11 +209,25 @@ public enum ModelFolder {
         // Map file names to core names.
         var byName: [String: String] = [:]
         var extra: [String] = []
+        let llama = config.architecture.isLlamaFamily
+        // The output head when it must equal the token embedding (GPT-2, tied Llama).
+        var tiedHead: String?
         for n in file.names {
-            var core = n.hasPrefix("transformer.") ? String(n.dropFirst("transformer.".count)) : n
-            if core.hasSuffix(".attn.bias") || core.hasSuffix(".attn.masked_bias") || core == "lm_head.weight" { continue }
-            if core == "score.weight" || core == "score.bias" { core = n }
-            if byName[core] != nil { throw FormatError("\(what): tensor \(core) appears twice (with and without the transformer. prefix)") }
+            var core: String
+            if llama {
+                // LlamaModel checkpoints have no "model." prefix; old ones keep rotary buffers.
+                if n.hasSuffix("rotary_emb.inv_freq") { continue }
+                core = n.hasPrefix("model.") || n == "lm_head.weight" || n.hasPrefix("score.") ? n : "model." + n
+                if core == "lm_head.weight" && config.tieWordEmbeddings { tiedHead = n; continue }
+                // A reward or value model keeps no LM head.
+                if core == "lm_head.weight" && file.entries["score.weight"] != nil { continue }
+            } else {
+                core = n.hasPrefix("transformer.") ? String(n.dropFirst("transformer.".count)) : n
+                if core.hasSuffix(".attn.bias") || core.hasSuffix(".attn.masked_bias") { continue }
+                if core == "lm_head.weight" { tiedHead = n; continue }
+                if core == "score.weight" || core == "score.bias" { core = n }
+            }
+            if byName[core] != nil { throw FormatError("\(what): tensor \(core) appears twice (with and without the \(llama ? "model." : "transformer.") prefix)") }
             byName[core] = n
         }
         let scalar = byName["score.weight"] != nil
@@ -163,15 +250,16 @@ public enum ModelFolder {
         }
         extra = byName.values.sorted()
         if !extra.isEmpty {
-            throw FormatError("\(what): unexpected tensors for a GPT-2 model: \(extra.prefix(5).joined(separator: ", "))\(extra.count > 5 ? ", …" : "")")
+            throw FormatError("\(what): unexpected tensors for a \(config.architecture.rawValue) model of this config: \(extra.prefix(5).joined(separator: ", "))\(extra.count > 5 ? ", …" : "")")
         }
         let model = TransformerModel(config: config, scalarHead: scalar)
         for (slot, fileName) in sources { try file.read(fileName, into: model.tensor(slot)) }
-        for prefix in ["", "transformer."] where file.entries[prefix + "lm_head.weight"] != nil {
-            let head = try file.floats(prefix + "lm_head.weight")
-            let wte = model.tensor("wte.weight")
+        if let tiedHead {
+            let head = try file.floats(tiedHead)
+            let wte = UnsafeMutableBufferPointer(start: model.p.wte, count: config.vocabSize * config.nEmbd)
             guard head.count == wte.count, zip(head, wte).allSatisfy({ $0 == $1 }) else {
-                throw FormatError("\(what): lm_head.weight differs from wte.weight; untied output heads are not supported")
+                throw FormatError(llama ? "\(what): lm_head.weight differs from model.embed_tokens.weight although tie_word_embeddings is true"
+                                        : "\(what): lm_head.weight differs from wte.weight; untied output heads are not supported for GPT-2")
             }
         }
         return (model, file)
@@ -228,18 +316,7 @@ public enum ModelFolder {
         precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
         let c = model.config
         precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
-        let eos = tokenizer.eosId.map(String.init) ?? "null"
-        var fields = [
-            "\"architectures\":[\"\(model.hasScalarHead ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel")\"]",
-            "\"model_type\":\"gpt2\"", "\"activation_function\":\"gelu_new\"",
-            "\"n_layer\":\(c.nLayer)", "\"n_head\":\(c.nHead)", "\"n_embd\":\(c.nEmbd)",
-            "\"n_positions\":\(c.nCtx)", "\"n_ctx\":\(c.nCtx)", "\"n_inner\":null", "\"vocab_size\":\(c.vocabSize)",
-            "\"layer_norm_epsilon\":\(Double(c.layerNormEpsilon))",
-            "\"resid_pdrop\":0.0", "\"embd_pdrop\":0.0", "\"attn_pdrop\":0.0", "\"summary_first_dropout\":0.0",
-            "\"initializer_range\":0.02", "\"scale_attn_weights\":true", "\"tie_word_embeddings\":true", "\"use_cache\":true",
-            "\"bos_token_id\":\(eos)", "\"eos_token_id\":\(eos)",
-            "\"torch_dtype\":\"\(dtype == .BF16 ? "bfloat16" : dtype == .F16 ? "float16" : "float32")\"",
-        ]
+        var fields = configFields(model, tokenizer: tokenizer, dtype: dtype)
         if let pad = tokenizer.padId { fields.append("\"pad_token_id\":\(pad)") }
         if model.hasScalarHead { fields.append("\"num_labels\":1") }
         if let t = annotations.promptTemplate { fields.append("\"rlhf_prompt_template\":\(JSONText.quote(t))") }
@@ -248,7 +325,7 @@ public enum ModelFolder {
         if let t = annotations.sourceDType { fields.append("\"rlhf_source_dtype\":\"\(t.rawValue)\"") }
         try AtomicFile.write(Data(("{\n  " + fields.joined(separator: ",\n  ") + "\n}\n").utf8), to: folder.appendingPathComponent(configFile))
         let tensors = model.layout.slots.map { slot -> SafeTensorsOutput in
-            let name = slot.name.hasPrefix("score.") ? slot.name : "transformer." + slot.name
+            let name = slot.name.hasPrefix("score.") || c.architecture.isLlamaFamily ? slot.name : "transformer." + slot.name
             return SafeTensorsOutput(name: name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)), dtype: dtype)
         }
         let shards = WeightFiles.shards(tensors, maxBytes: maxShardBytes)
@@ -259,5 +336,48 @@ public enum ModelFolder {
         }
         try tokenizer.save(to: folder, maxLength: c.nCtx)
         return shards.count
+    }
+
+    /// The architecture's `config.json` fields (without this project's `rlhf_*` annotations).
+    static func configFields(_ model: TransformerModel, tokenizer: Tokenizer, dtype: SafeTensorsDType) -> [String] {
+        let c = model.config
+        let eos = tokenizer.eosId.map(String.init) ?? "null"
+        let dtypeName = "\"\(dtype == .BF16 ? "bfloat16" : dtype == .F16 ? "float16" : "float32")\""
+        guard c.architecture.isLlamaFamily else {
+            return [
+                "\"architectures\":[\"\(model.hasScalarHead ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel")\"]",
+                "\"model_type\":\"gpt2\"", "\"activation_function\":\"gelu_new\"",
+                "\"n_layer\":\(c.nLayer)", "\"n_head\":\(c.nHead)", "\"n_embd\":\(c.nEmbd)",
+                "\"n_positions\":\(c.nCtx)", "\"n_ctx\":\(c.nCtx)", "\"n_inner\":null", "\"vocab_size\":\(c.vocabSize)",
+                "\"layer_norm_epsilon\":\(Double(c.layerNormEpsilon))",
+                "\"resid_pdrop\":0.0", "\"embd_pdrop\":0.0", "\"attn_pdrop\":0.0", "\"summary_first_dropout\":0.0",
+                "\"initializer_range\":0.02", "\"scale_attn_weights\":true", "\"tie_word_embeddings\":true", "\"use_cache\":true",
+                "\"bos_token_id\":\(eos)", "\"eos_token_id\":\(eos)", "\"torch_dtype\":\(dtypeName)",
+            ]
+        }
+        let qwen = c.architecture == .qwen2
+        let family = qwen ? "Qwen2" : "Llama"
+        var f = [
+            "\"architectures\":[\"\(family)\(model.hasScalarHead ? "ForSequenceClassification" : "ForCausalLM")\"]",
+            "\"model_type\":\"\(c.architecture.rawValue)\"", "\"hidden_act\":\"silu\"",
+            "\"hidden_size\":\(c.nEmbd)", "\"intermediate_size\":\(c.intermediateSize)",
+            "\"num_hidden_layers\":\(c.nLayer)", "\"num_attention_heads\":\(c.nHead)", "\"num_key_value_heads\":\(c.nKVHead)",
+            "\"head_dim\":\(c.headDim)", "\"max_position_embeddings\":\(c.nCtx)", "\"vocab_size\":\(c.vocabSize)",
+            "\"rms_norm_eps\":\(Double(c.layerNormEpsilon))", "\"rope_theta\":\(c.ropeTheta)",
+            "\"tie_word_embeddings\":\(c.tieWordEmbeddings)", "\"attention_dropout\":0.0", "\"initializer_range\":0.02",
+            "\"use_cache\":true", "\"torch_dtype\":\(dtypeName)", "\"dtype\":\(dtypeName)",
+            "\"bos_token_id\":\(tokenizer.bosId.map(String.init) ?? "null")", "\"eos_token_id\":\(eos)",
+        ]
+        if let s = c.ropeScaling {
+            f.append("\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":\(s.factor),\"low_freq_factor\":\(s.lowFreqFactor),\"high_freq_factor\":\(s.highFreqFactor),\"original_max_position_embeddings\":\(s.originalMaxPositions)}")
+        } else {
+            f.append("\"rope_scaling\":null")
+        }
+        if qwen {
+            f += ["\"use_sliding_window\":false", "\"sliding_window\":null", "\"max_window_layers\":\(c.nLayer)"]
+        } else {
+            f += ["\"attention_bias\":false", "\"mlp_bias\":false", "\"pretraining_tp\":1"]
+        }
+        return f
     }
 }

@@ -10,12 +10,14 @@ public final class Activations {
 
     final class Block {
         let ln1, ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3: FloatBuffer
-        init(n: Int, c: Int, b: Int, t: Int, nh: Int) {
+        init(_ config: ModelConfig, n: Int, b: Int, t: Int) {
+            let c = config.nEmbd
             ln1 = FloatBuffer(count: n * c); ln1Mean = FloatBuffer(count: n); ln1Rstd = FloatBuffer(count: n)
-            qkv = FloatBuffer(count: n * 3 * c); atty = FloatBuffer(count: n * c)
-            att = FloatBuffer(count: b * nh * t * t); res2 = FloatBuffer(count: n * c)
+            qkv = FloatBuffer(count: n * config.qkvWidth); atty = FloatBuffer(count: n * config.qDim)
+            att = FloatBuffer(count: b * config.nHead * t * t); res2 = FloatBuffer(count: n * c)
             ln2 = FloatBuffer(count: n * c); ln2Mean = FloatBuffer(count: n); ln2Rstd = FloatBuffer(count: n)
-            fch = FloatBuffer(count: n * 4 * c); fchGelu = FloatBuffer(count: n * 4 * c); res3 = FloatBuffer(count: n * c)
+            fch = FloatBuffer(count: n * config.mlpInWidth); fchGelu = FloatBuffer(count: n * config.intermediateSize)
+            res3 = FloatBuffer(count: n * c)
         }
     }
 
@@ -30,7 +32,7 @@ public final class Activations {
     private var dlogitsStorage: FloatBuffer?
 
     // backward-pass buffers
-    let dres, dtmp, dqkv, dfch: FloatBuffer
+    let dres, dtmp, dqkv, dfch, dhidden: FloatBuffer
     let lnPartials = Scratch()
 
     /// True when the set can only run forward passes (see `init(config:batch:length:inferenceOnly:)`).
@@ -48,17 +50,18 @@ public final class Activations {
         let c = config.nEmbd
         encoded = FloatBuffer(count: n * c)
         if inferenceOnly {
-            let shared = Block(n: n, c: c, b: batch, t: length, nh: config.nHead)
+            let shared = Block(config, n: n, b: batch, t: length)
             blocks = Array(repeating: shared, count: config.nLayer)
         } else {
-            blocks = (0..<config.nLayer).map { _ in Block(n: n, c: c, b: batch, t: length, nh: config.nHead) }
+            blocks = (0..<config.nLayer).map { _ in Block(config, n: n, b: batch, t: length) }
         }
         lnf = FloatBuffer(count: n * c); lnfMean = FloatBuffer(count: n); lnfRstd = FloatBuffer(count: n)
         values = FloatBuffer(count: n)
-        dtmp = FloatBuffer(count: n * c)
-        let backwardCount = inferenceOnly ? 0 : n * c
-        dres = FloatBuffer(count: backwardCount)
-        dqkv = FloatBuffer(count: backwardCount * 3); dfch = FloatBuffer(count: backwardCount * 4)
+        dtmp = FloatBuffer(count: n * max(c, config.qDim))
+        let backward = inferenceOnly ? 0 : n
+        dres = FloatBuffer(count: backward * c)
+        dqkv = FloatBuffer(count: backward * config.qkvWidth); dfch = FloatBuffer(count: backward * config.mlpInWidth)
+        dhidden = FloatBuffer(count: config.architecture.isLlamaFamily ? backward * config.intermediateSize : 0)
     }
 
     /// Logits (B, T, V), allocated on first use (scalar-head models never need them).
@@ -77,7 +80,7 @@ public final class Activations {
     /// Floats held by this activation set (for memory reports).
     public var floatCount: Int {
         var total = encoded.count + lnf.count + lnfMean.count * 2 + values.count
-        total += dres.count + dtmp.count + dqkv.count + dfch.count
+        total += dres.count + dtmp.count + dqkv.count + dfch.count + dhidden.count
         for b in inferenceOnly ? Array(blocks.prefix(1)) : blocks {
             let nc = [b.ln1, b.atty, b.res2, b.ln2, b.res3].reduce(0) { $0 + $1.count }
             let stats = [b.ln1Mean, b.ln1Rstd, b.ln2Mean, b.ln2Rstd].reduce(0) { $0 + $1.count }

@@ -8,14 +8,15 @@ extension TransformerModel {
         _ = gradients
         let g = self.g!
         let n = acts.n, c = config.nEmbd, v = config.vocabSize
+        let qd = config.qDim, qkvw = config.qkvWidth, inter = config.intermediateSize
         let dlnf = acts.dtmp.pointer
         dlnf.update(repeating: 0, count: n * c)
         if fromLogits {
-            // logits = lnf·wteᵀ: dlnf = dlogits·wte, dwte += dlogitsᵀ·lnf
-            Gemm.multiply(m: n, n: c, k: v, a: .rowMajor(acts.dlogits.pointer, columns: v), b: .rowMajor(p.wte, columns: c),
+            // logits = lnf·headᵀ: dlnf = dlogits·head, dhead += dlogitsᵀ·lnf
+            Gemm.multiply(m: n, n: c, k: v, a: .rowMajor(acts.dlogits.pointer, columns: v), b: .rowMajor(p.head, columns: c),
                           c: dlnf, ldc: c)
             Gemm.multiply(m: v, n: c, k: n, a: .transposed(acts.dlogits.pointer, columns: v),
-                          b: .rowMajor(acts.lnf.pointer, columns: c), c: g.wte, ldc: c, accumulate: true)
+                          b: .rowMajor(acts.lnf.pointer, columns: c), c: g.head, ldc: c, accumulate: true)
         }
         if let dValues {
             precondition(dValues.count == n && hasScalarHead, "dValues needs a scalar head and one gradient per position")
@@ -29,29 +30,53 @@ extension TransformerModel {
         let dres = acts.dres.pointer
         dres.update(repeating: 0, count: n * c)
         let last = config.nLayer > 0 ? acts.blocks[config.nLayer - 1].res3.pointer : acts.encoded.pointer
-        layerNormBackward(dres, g.lnfw, g.lnfb, dlnf, last, p.lnfw, acts.lnfMean.pointer, acts.lnfRstd.pointer, n, c, acts.lnPartials)
-
+        normBackward(dres, g.lnfw, g.lnfb, dlnf, last, p.lnfw, acts.lnfMean.pointer, acts.lnfRstd.pointer, n, acts.lnPartials)
+        let llama = config.architecture.isLlamaFamily
+        batch.positions.withUnsafeBufferPointer { pos in
         for l in stride(from: config.nLayer - 1, through: 0, by: -1) {
             let a = acts.blocks[l], w = p.blocks[l], gw = g.blocks[l]
             let residualIn = l == 0 ? acts.encoded.pointer : acts.blocks[l - 1].res3.pointer
-            // MLP: res3 = res2 + proj(gelu(fc(ln2(res2))))
-            linearBackward(acts.dfch.pointer, gw.fcprojw, gw.fcprojb, dres, a.fchGelu.pointer, w.fcprojw, n, 4 * c, c)
-            geluBackward(acts.dfch.pointer, a.fch.pointer, acts.dfch.pointer, n * 4 * c)
-            linearBackward(acts.dtmp.pointer, gw.fcw, gw.fcb, acts.dfch.pointer, a.ln2.pointer, w.fcw, n, c, 4 * c)
-            layerNormBackward(dres, gw.ln2w, gw.ln2b, acts.dtmp.pointer, a.res2.pointer, w.ln2w,
-                              a.ln2Mean.pointer, a.ln2Rstd.pointer, n, c, acts.lnPartials)
-            // attention: res2 = res + proj(attn(qkv(ln1(res))))
-            linearBackward(acts.dtmp.pointer, gw.projw, gw.projb, dres, a.atty.pointer, w.projw, n, c, c)
+            // MLP: res3 = res2 + proj(act(fc(norm2(res2))))
+            let dhid = llama ? acts.dhidden.pointer : acts.dfch.pointer
+            projectBackward(dhid, gw.fcprojw, gw.fcprojb, dres, a.fchGelu.pointer, w.fcprojw, n, inter, c)
+            if llama {
+                swigluBackward(acts.dfch.pointer, a.fch.pointer, dhid, n, inter)
+            } else {
+                geluBackward(acts.dfch.pointer, a.fch.pointer, acts.dfch.pointer, n * inter)
+            }
+            projectBackward(acts.dtmp.pointer, gw.fcw, gw.fcb, acts.dfch.pointer, a.ln2.pointer, w.fcw, n, c, config.mlpInWidth)
+            normBackward(dres, gw.ln2w, gw.ln2b, acts.dtmp.pointer, a.res2.pointer, w.ln2w,
+                         a.ln2Mean.pointer, a.ln2Rstd.pointer, n, acts.lnPartials)
+            // attention: res2 = res + proj(attn(rotary(qkv(norm1(res)))))
+            projectBackward(acts.dtmp.pointer, gw.projw, gw.projb, dres, a.atty.pointer, w.projw, n, qd, c)
             attentionBackward(acts.dqkv.pointer, acts.dtmp.pointer, a.qkv.pointer, a.att.pointer,
-                              batch.batch, batch.length, c, config.nHead)
-            linearBackward(acts.dtmp.pointer, gw.qkvw, gw.qkvb, acts.dqkv.pointer, a.ln1.pointer, w.qkvw, n, c, 3 * c)
-            layerNormBackward(dres, gw.ln1w, gw.ln1b, acts.dtmp.pointer, residualIn, w.ln1w,
-                              a.ln1Mean.pointer, a.ln1Rstd.pointer, n, c, acts.lnPartials)
+                              batch.batch, batch.length, heads)
+            rotary?.apply(acts.dqkv.pointer, ld: qkvw, heads: config.nHead + config.nKVHead, positions: pos.baseAddress!, n: n, inverse: true)
+            projectBackward(acts.dtmp.pointer, gw.qkvw, gw.qkvb, acts.dqkv.pointer, a.ln1.pointer, w.qkvw, n, c, qkvw)
+            normBackward(dres, gw.ln1w, gw.ln1b, acts.dtmp.pointer, residualIn, w.ln1w,
+                         a.ln1Mean.pointer, a.ln1Rstd.pointer, n, acts.lnPartials)
+        }
         }
         batch.tokens.withUnsafeBufferPointer { tok in
             batch.positions.withUnsafeBufferPointer { pos in
-                encoderBackward(g.wte, g.wpe, dres, tok.baseAddress!, pos.baseAddress!, n, c)
+                if let gwpe = g.wpe {
+                    encoderBackward(g.wte, gwpe, dres, tok.baseAddress!, pos.baseAddress!, n, c)
+                } else {
+                    embeddingBackward(g.wte, dres, tok.baseAddress!, n, c)
+                }
             }
+        }
+    }
+
+    /// Backward of `norm`: LayerNorm when `db` is given, else RMSNorm.
+    @inline(__always)
+    func normBackward(_ dinp: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+                      _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                      _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ n: Int, _ partials: Scratch) {
+        if let db {
+            layerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd, n, config.nEmbd, partials)
+        } else {
+            rmsNormBackward(dinp, dw, dout, inp, w, rstd, n, config.nEmbd, partials)
         }
     }
 }

@@ -1,5 +1,5 @@
-/// A GPT-2 model: configuration, parameters in one contiguous buffer, and (when training) a
-/// gradient buffer with the same layout.
+/// A transformer (GPT-2 or a Llama-family variant): configuration, parameters in one contiguous
+/// buffer, and (when training) a gradient buffer with the same layout.
 public final class TransformerModel {
     /// Hyperparameters.
     public let config: ModelConfig
@@ -8,36 +8,41 @@ public final class TransformerModel {
     /// All parameters, contiguous.
     public let parameters: FloatBuffer
     let p: ModelTensors
+    /// Rotary cos/sin tables (Llama family).
+    let rotary: RotaryTable?
     private var gradStorage: FloatBuffer?
     var g: ModelTensors?
 
-    /// A model with all parameters zero; call `initializeGPT2(seed:)` or load weights.
+    /// A model with all parameters zero; call `initialize(seed:)` or load weights.
     public init(config: ModelConfig, scalarHead: Bool = false) {
         if let problem = config.validationError() { preconditionFailure("ModelConfig: \(problem)") }
         self.config = config
         layout = ParameterLayout(config: config, scalarHead: scalarHead)
         parameters = FloatBuffer(count: layout.count, hugePages: true)
         p = ModelTensors(parameters.pointer, layout, config)
+        rotary = config.architecture.isLlamaFamily ? RotaryTable(config: config) : nil
     }
 
     /// Whether the model has a scalar head (reward or value model).
     public var hasScalarHead: Bool { layout.hasScalarHead }
 
-    /// GPT-2 initialisation: weights N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)),
-    /// LayerNorm gains 1, biases 0; a scalar head N(0, 1/√(n_embd+1)) with zero bias.
-    public func initializeGPT2(seed: UInt64) {
+    /// GPT-2-style initialisation for either architecture: weights N(0, 0.02), the projections
+    /// into the residual stream (c_proj, o_proj, down_proj) N(0, 0.02/√(2·n_layer)), norm gains 1,
+    /// biases 0; a scalar head N(0, 1/√(n_embd+1)) with zero bias.
+    public func initialize(seed: UInt64) {
         var rng = SeededRandom(seed: seed)
         let residualStd = 0.02 / Float(2 * config.nLayer).squareRoot()
         for slot in layout.slots {
             let t = parameters.pointer + slot.offset
             let std: Float
-            if slot.name.hasSuffix("ln_1.weight") || slot.name.hasSuffix("ln_2.weight") || slot.name == "ln_f.weight" {
+            if slot.name.hasSuffix("ln_1.weight") || slot.name.hasSuffix("ln_2.weight") || slot.name == "ln_f.weight"
+                || slot.name.hasSuffix("layernorm.weight") || slot.name == "model.norm.weight" {
                 t.update(repeating: 1, count: slot.count); continue
             } else if slot.name == "score.weight" {
                 std = 1 / Float(config.nEmbd + 1).squareRoot()
             } else if !slot.decays {
                 t.update(repeating: 0, count: slot.count); continue
-            } else if slot.name.hasSuffix("c_proj.weight") {
+            } else if slot.name.hasSuffix("c_proj.weight") || slot.name.hasSuffix("o_proj.weight") || slot.name.hasSuffix("down_proj.weight") {
                 std = residualStd
             } else {
                 std = 0.02

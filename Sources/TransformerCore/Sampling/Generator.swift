@@ -36,6 +36,14 @@ public final class Generator {
     /// works). Prompts need at least one token, and prompt + new tokens must fit in n_ctx.
     public func generate(prompts: [[Int32]], maxNewTokens: Int, settings: SamplingSettings,
                          eos: Int32?, pad: Int32, rng: inout SeededRandom) -> [Generation] {
+        generate(prompts: prompts, maxNewTokens: maxNewTokens, settings: settings, stopTokens: eos.map { [$0] } ?? [], pad: pad, rng: &rng)
+    }
+
+    /// `generate`, stopping a sequence at any of `stopTokens` (Llama 3 Instruct has three), which
+    /// ends its tokens with `finishReason == .eos`.
+    public func generate(prompts: [[Int32]], maxNewTokens: Int, settings: SamplingSettings,
+                         stopTokens: [Int32], pad: Int32, rng: inout SeededRandom) -> [Generation] {
+        let stops = Set(stopTokens)
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
         let b = prompts.count, v = model.config.vocabSize
         var results = (0..<b).map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) }
@@ -52,7 +60,7 @@ public final class Generator {
                 results[i].tokens.append(tok)
                 results[i].logProbs.append(lp)
                 next[i] = tok
-                if let eos, tok == eos { done[i] = true; results[i].finishReason = .eos }
+                if stops.contains(tok) { done[i] = true; results[i].finishReason = .eos }
             }
             if step == maxNewTokens - 1 || !done.contains(false) { break }
             decode(cache, tokens: next, positions: positions)
@@ -73,7 +81,8 @@ public final class Generator {
     func prefill(prompts: [[Int32]], pad: Int32, extra: Int, reuse: Bool) -> KVCache {
         let cfg = model.config
         let batch = TokenBatch(leftPadding: prompts, pad: pad)
-        let tp = batch.length, b = batch.batch, c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize
+        let tp = batch.length, b = batch.batch, c = cfg.nEmbd, nkv = cfg.nKVHead, hs = cfg.headSize
+        let shape = AttentionHeads(cfg)
         precondition(tp + extra <= cfg.nCtx, "prompt (\(tp)) + new tokens (\(extra)) exceed the context of \(cfg.nCtx)")
         let cache: KVCache
         if reuse, let spare = spareCache, spare.batch == b, spare.capacity >= tp + extra {
@@ -98,12 +107,12 @@ public final class Generator {
             let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
             for bi in 0..<b {
                 for t in 0..<tp {
-                    let row = qkv + (bi * tp + t) * 3 * c
-                    for h in 0..<nh {
-                        let k = row + c + h * hs, vv = row + 2 * c + h * hs
-                        let kBase = kc + (bi * nh + h) * hs * cap + t
+                    let row = qkv + (bi * tp + t) * shape.ldqkv
+                    for j in 0..<nkv {
+                        let k = row + shape.k(j), vv = row + shape.v(j)
+                        let kBase = kc + (bi * nkv + j) * hs * cap + t
                         for d in 0..<hs { kBase[d * cap] = k[d] }
-                        copyFloats(vc + ((bi * nh + h) * cap + t) * hs, vv, hs)
+                        copyFloats(vc + ((bi * nkv + j) * cap + t) * hs, vv, hs)
                     }
                 }
             }
@@ -134,72 +143,81 @@ public final class Generator {
     /// Feeds one token per sequence at the given positions, appends their keys and values to the
     /// cache, and leaves the next-token logits in `logits`.
     public func decode(_ cache: KVCache, tokens: [Int32], positions: [Int32]) {
-        let cfg = model.config, p = model.p
-        let b = cache.batch, c = cfg.nEmbd, cap = cache.capacity
+        let b = cache.batch, cap = cache.capacity
         precondition(tokens.count == b && positions.count == b && cache.length < cap, "decode: cache full or wrong batch")
+        precondition(positions.allSatisfy { $0 >= 0 && Int($0) < model.config.nCtx }, "decode: position outside n_ctx")
         let st = decodeState(b)
         let cur = cache.length
         for bi in 0..<b { cache.mask[bi * cap + cur] = 1 }
         tokens.withUnsafeBufferPointer { tok in
             positions.withUnsafeBufferPointer { pos in
-                encoderForward(st.x.pointer, tok.baseAddress!, pos.baseAddress!, p.wte, p.wpe, b, c)
+                model.embed(st.x.pointer, tok.baseAddress!, pos.baseAddress!, b)
             }
         }
         let parts = min(b, Parallel.threadCount)
         if parts > 1 && model.layout.count * 4 <= Self.batchSplitBytes {
-            Parallel.isolated(parts) { w in decodeRows(cache, st, (b * w / parts)..<(b * (w + 1) / parts)) }
+            Parallel.isolated(parts) { w in decodeRows(cache, st, (b * w / parts)..<(b * (w + 1) / parts), positions) }
         } else {
-            decodeRows(cache, st, 0..<b)
+            decodeRows(cache, st, 0..<b, positions)
         }
         cache.length = cur + 1
     }
 
     /// One decoding step for rows `rows` of the batch, from their embeddings in `st.x` to their
     /// logits. (In an isolated part, the kernels run on this thread alone.)
-    private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>) {
-        let cfg = model.config, p = model.p
-        let c = cfg.nEmbd, nh = cfg.nHead, hs = cfg.headSize, cap = cache.capacity
+    private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>, _ positions: [Int32]) {
+        let cfg = model.config, p = model.p, m = model
+        let c = cfg.nEmbd, nh = cfg.nHead, nkv = cfg.nKVHead, hs = cfg.headSize, cap = cache.capacity
+        let shape = AttentionHeads(cfg), ldqkv = shape.ldqkv, qd = cfg.qDim, inter = cfg.intermediateSize
         let r0 = rows.lowerBound, nb = rows.count
         if nb == 0 { return }
         let cur = cache.length
-        let eps = cfg.layerNormEpsilon
         let scale = 1 / Float(hs).squareRoot()
         let x = st.x.pointer + r0 * c, ln = st.ln.pointer + r0 * c
         let mean = st.mean.pointer + r0, rstd = st.rstd.pointer + r0
-        let qkv = st.qkv.pointer + r0 * 3 * c, atty = st.atty.pointer + r0 * c
-        let tmp = st.tmp.pointer + r0 * c, fch = st.fch.pointer + r0 * 4 * c
+        let qkv = st.qkv.pointer + r0 * ldqkv, atty = st.atty.pointer + r0 * qd
+        let tmp = st.tmp.pointer + r0 * c, fch = st.fch.pointer + r0 * cfg.mlpInWidth, hid = st.hidden.pointer + r0 * inter
         let kern = Kernels.active
+        let llama = cfg.architecture.isLlamaFamily
         for (l, w) in p.blocks.enumerated() {
-            layerNormForward(ln, mean, rstd, x, w.ln1w, w.ln1b, nb, c, eps)
-            linear(qkv, ln, w.qkvw, w.qkvb, nb, c, 3 * c)
+            m.norm(ln, mean, rstd, x, w.ln1w, w.ln1b, nb)
+            m.project(qkv, ln, w.qkvw, w.qkvb, nb, c, ldqkv)
+            if let rot = m.rotary {
+                for i in 0..<nb { rot.rotate(qkv + i * ldqkv, heads: nh + nkv, pos: Int(positions[r0 + i]), inverse: false) }
+            }
             let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
+            // append this token's keys and values
+            for i in 0..<nb {
+                let row = qkv + i * ldqkv, bi = r0 + i
+                for j in 0..<nkv {
+                    let kBase = kc + (bi * nkv + j) * hs * cap, k = row + shape.k(j)
+                    for d in 0..<hs { kBase[d * cap + cur] = k[d] }
+                    copyFloats(vc + ((bi * nkv + j) * cap + cur) * hs, row + shape.v(j), hs)
+                }
+            }
             cache.mask.withUnsafeBufferPointer { maskBuf in
                 let mask = maskBuf.baseAddress!
                 let threads = nb * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
                 Parallel.forEachTask(nb * nh, threads: threads) { task, worker in
-                    let i = task / nh, h = task % nh, bi = r0 + i
-                    let row = qkv + i * 3 * c
-                    let q = row + h * hs, k = row + c + h * hs, vv = row + 2 * c + h * hs
-                    let kBase = kc + (bi * nh + h) * hs * cap, vBase = vc + (bi * nh + h) * cap * hs
-                    // append this token's key and value
-                    for d in 0..<hs { kBase[d * cap + cur] = k[d] }
-                    copyFloats(vBase + cur * hs, vv, hs)
+                    let i = task / nh, h = task % nh, bi = r0 + i, j = h / shape.group
+                    let q = qkv + i * ldqkv + shape.q(h)
+                    let kBase = kc + (bi * nkv + j) * hs * cap, vBase = vc + (bi * nkv + j) * cap * hs
                     // scores over cached positions, masked softmax, weighted sum of values
                     let scores = attentionScratch(worker).floats(cap)
                     kern.decodeScores(q, scale, kBase, cap, hs, cur + 1, scores)
                     maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
-                    kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * c + h * hs)
+                    kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * qd + h * hs)
                 }
             }
-            linear(tmp, atty, w.projw, w.projb, nb, c, c)
+            m.project(tmp, atty, w.projw, w.projb, nb, qd, c)
             addInPlace(tmp, x, nb * c)
-            layerNormForward(ln, mean, rstd, x, w.ln2w, w.ln2b, nb, c, eps)
-            linear(fch, ln, w.fcw, w.fcb, nb, c, 4 * c)
-            geluForward(fch, fch, nb * 4 * c)
-            linear(tmp, fch, w.fcprojw, w.fcprojb, nb, 4 * c, c)
+            m.norm(ln, mean, rstd, x, w.ln2w, w.ln2b, nb)
+            m.project(fch, ln, w.fcw, w.fcb, nb, c, cfg.mlpInWidth)
+            if llama { swigluForward(hid, fch, nb, inter) } else { geluForward(hid, fch, nb * inter) }
+            m.project(tmp, hid, w.fcprojw, w.fcprojb, nb, inter, c)
             addInPlace(tmp, x, nb * c)
         }
-        layerNormForward(ln, mean, rstd, x, p.lnfw, p.lnfb, nb, c, eps)
+        m.norm(ln, mean, rstd, x, p.lnfw, p.lnfb, nb)
         lmHead(ln, rows)
     }
 
@@ -207,7 +225,7 @@ public final class Generator {
     private func lmHead(_ hidden: UnsafeMutablePointer<Float>, _ rows: Range<Int>) {
         let cfg = model.config, st = state!
         Gemm.multiply(m: rows.count, n: cfg.vocabSize, k: cfg.nEmbd, a: .rowMajor(hidden, columns: cfg.nEmbd),
-                      b: .transposed(model.p.wte, columns: cfg.nEmbd), c: st.logits.pointer + rows.lowerBound * cfg.vocabSize,
+                      b: .transposed(model.p.head, columns: cfg.nEmbd), c: st.logits.pointer + rows.lowerBound * cfg.vocabSize,
                       ldc: cfg.vocabSize)
     }
 
@@ -222,15 +240,16 @@ public final class Generator {
 /// Per-step buffers for decoding a batch, allocated once per batch size.
 final class DecodeState {
     let batch: Int
-    let x, ln, mean, rstd, qkv, atty, tmp, fch, logits: FloatBuffer
+    let x, ln, mean, rstd, qkv, atty, tmp, fch, hidden, logits: FloatBuffer
     init(config: ModelConfig, batch: Int) {
         self.batch = batch
         let c = config.nEmbd
         x = FloatBuffer(count: batch * c); ln = FloatBuffer(count: batch * c)
         mean = FloatBuffer(count: batch); rstd = FloatBuffer(count: batch)
-        qkv = FloatBuffer(count: batch * 3 * c); atty = FloatBuffer(count: batch * c)
-        tmp = FloatBuffer(count: batch * c); fch = FloatBuffer(count: batch * 4 * c)
+        qkv = FloatBuffer(count: batch * config.qkvWidth); atty = FloatBuffer(count: batch * config.qDim)
+        tmp = FloatBuffer(count: batch * c); fch = FloatBuffer(count: batch * config.mlpInWidth)
+        hidden = FloatBuffer(count: batch * config.intermediateSize)
         logits = FloatBuffer(count: batch * config.vocabSize)
     }
-    var floatCount: Int { [x, ln, mean, rstd, qkv, atty, tmp, fch, logits].reduce(0) { $0 + $1.count } }
+    var floatCount: Int { [x, ln, mean, rstd, qkv, atty, tmp, fch, hidden, logits].reduce(0) { $0 + $1.count } }
 }

@@ -1,7 +1,8 @@
 /// Keys and values of every layer for a batch of sequences being decoded.
 ///
-/// Keys are stored transposed per head, (B, NH, hs, maxT), so one query's scores are an axpy over
-/// positions; values are (B, NH, maxT, hs). `mask` marks real tokens (left padding is 0).
+/// Keys are stored transposed per key/value head, (B, NKV, hs, maxT), so one query's scores are an
+/// axpy over positions; values are (B, NKV, maxT, hs). With grouped-query attention only the
+/// key/value heads are held. `mask` marks real tokens (left padding is 0).
 public final class KVCache {
     /// Batch size and capacity in positions.
     public let batch: Int, capacity: Int
@@ -14,7 +15,7 @@ public final class KVCache {
     /// A cache for `batch` sequences of up to `capacity` positions.
     public init(config: ModelConfig, batch: Int, capacity: Int) {
         self.batch = batch; self.capacity = capacity
-        let size = batch * config.nEmbd * capacity
+        let size = batch * config.kvDim * capacity
         keys = (0..<config.nLayer).map { _ in FloatBuffer(count: size) }
         values = (0..<config.nLayer).map { _ in FloatBuffer(count: size) }
         mask = [UInt8](repeating: 0, count: batch * capacity)

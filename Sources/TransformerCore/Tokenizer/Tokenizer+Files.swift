@@ -62,9 +62,11 @@ extension Tokenizer {
             }
             special[content] = id
         }
-        let pad = try padToken(near: url.deletingLastPathComponent())
-        return try Tokenizer(vocab: vocab, merges: merges, special: special, eos: "<|endoftext|>", pad: pad ?? "<|pad|>",
-                             addPrefixSpace: addPrefix, ignoreMerges: JSONText.bool(model["ignore_merges"]) ?? false,
+        let folder = url.deletingLastPathComponent()
+        let pad = try configToken("pad_token", near: folder)
+        return try Tokenizer(vocab: vocab, merges: merges, special: special,
+                             eos: try configToken("eos_token", near: folder) ?? "<|endoftext|>", pad: pad ?? "<|pad|>",
+                             bos: try configToken("bos_token", near: folder), addPrefixSpace: addPrefix, ignoreMerges: JSONText.bool(model["ignore_merges"]) ?? false,
                              preTokenization: preTokenization, normalizesNFC: nfc, prefixIds: prefixIds, suffixIds: suffixIds)
     }
 
@@ -86,8 +88,9 @@ extension Tokenizer {
         for name in try specialTokenNames(near: folder) + ["<|endoftext|>", "<|pad|>"] {
             if let id = vocab[name] { special[name] = id }
         }
-        let pad = try padToken(near: folder)
-        return try Tokenizer(vocab: vocab, merges: merges, special: special, eos: "<|endoftext|>", pad: pad ?? "<|pad|>")
+        let pad = try configToken("pad_token", near: folder)
+        return try Tokenizer(vocab: vocab, merges: merges, special: special, eos: "<|endoftext|>", pad: pad ?? "<|pad|>",
+                             bos: try configToken("bos_token", near: folder))
     }
 
     private static func intMap(_ raw: [String: Any], _ what: String) throws -> [String: Int] {
@@ -196,12 +199,13 @@ extension Tokenizer {
         return names
     }
 
-    private static func padToken(near folder: URL) throws -> String? {
+    /// The token `tokenizer_config.json` names under `key` (`pad_token`, `eos_token`, `bos_token`).
+    private static func configToken(_ key: String, near folder: URL) throws -> String? {
         let url = folder.appendingPathComponent("tokenizer_config.json")
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         let obj = try JSONText.object(JSONText.readFile(url, limit: 64 << 20), url.path)
-        if let s = obj["pad_token"] as? String { return s }
-        if let d = obj["pad_token"] as? [String: Any] { return d["content"] as? String }
+        if let s = obj[key] as? String { return s }
+        if let d = obj[key] as? [String: Any] { return d["content"] as? String }
         return nil
     }
 
@@ -250,17 +254,18 @@ extension Tokenizer {
         let fullVocab = "{" + vocabBody + "}\n"
         let mergesTXT = "#version: 0.2\n" + mergeStrings.map { $0 + "\n" }.joined()
         let eos = eosId.map { JSONText.quote(tokens[Int($0)]) } ?? "null"
+        let bos = (bosId ?? eosId).map { JSONText.quote(tokens[Int($0)]) } ?? "null"
         let pad = padId.map { JSONText.quote(tokens[Int($0)]) } ?? "null"
         let decoder = specials.map {
             "\"\($0.value)\":{\"content\":\(JSONText.quote($0.key)),\"lstrip\":false,\"normalized\":false,\"rstrip\":false,\"single_word\":false,\"special\":true}"
         }.joined(separator: ",")
         let config = """
         {"tokenizer_class":"\(preTokenization == .gpt2 ? "GPT2Tokenizer" : "PreTrainedTokenizerFast")","model_max_length":\(maxLength),"add_prefix_space":\(prefix),\
-        "clean_up_tokenization_spaces":false,"bos_token":\(eos),"eos_token":\(eos),"unk_token":\(eos),"pad_token":\(pad),\
+        "clean_up_tokenization_spaces":false,"bos_token":\(bos),"eos_token":\(eos),"unk_token":\(eos),"pad_token":\(pad),\
         "added_tokens_decoder":{\(decoder)}}
 
         """
-        let specialMap = "{\"bos_token\":\(eos),\"eos_token\":\(eos),\"unk_token\":\(eos)\(padId != nil ? ",\"pad_token\":\(pad)" : "")}\n"
+        let specialMap = "{\"bos_token\":\(bos),\"eos_token\":\(eos),\"unk_token\":\(eos)\(padId != nil ? ",\"pad_token\":\(pad)" : "")}\n"
         try AtomicFile.write(Data(tokenizerJSON.utf8), to: folder.appendingPathComponent("tokenizer.json"))
         try AtomicFile.write(Data(fullVocab.utf8), to: folder.appendingPathComponent("vocab.json"))
         try AtomicFile.write(Data(mergesTXT.utf8), to: folder.appendingPathComponent("merges.txt"))

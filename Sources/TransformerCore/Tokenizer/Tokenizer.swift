@@ -22,8 +22,11 @@ public final class Tokenizer: @unchecked Sendable {
     public let merges: [(Int32, Int32)]
     /// Special tokens (matched in text before pre-tokenisation), by content.
     public let specialTokens: [String: Int32]
-    /// The end-of-text token, when the vocabulary has one.
+    /// The end-of-text token, when the vocabulary has one (`eos_token` of tokenizer_config.json,
+    /// else `<|endoftext|>`).
     public let eosId: Int32?
+    /// The beginning-of-text token, when tokenizer_config.json names one (`bos_token`).
+    public let bosId: Int32?
     /// The padding token, when the vocabulary has one distinct from EOS.
     public let padId: Int32?
     /// Whether a space is put in front of text that does not start with a space.
@@ -53,7 +56,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// tokens. Every byte's symbol must be in the vocabulary, and so must both halves and the
     /// result of every merge. `pad` names the padding token, `eos` the end-of-text token.
     public init(vocab: [String: Int], merges: [(String, String)], special: [String: Int],
-                eos: String? = "<|endoftext|>", pad: String? = "<|pad|>",
+                eos: String? = "<|endoftext|>", pad: String? = "<|pad|>", bos: String? = nil,
                 addPrefixSpace: Bool = false, ignoreMerges: Bool = false, preTokenization: PreTokenization = .gpt2,
                 normalizesNFC: Bool = false, prefixIds: [Int32] = [], suffixIds: [Int32] = []) throws {
         var all = vocab
@@ -112,6 +115,7 @@ public final class Tokenizer: @unchecked Sendable {
         self.specialBytes = sp.map { (Array($0.key.utf8), $0.value) }.filter { !$0.0.isEmpty }
             .sorted { $0.0.count != $1.0.count ? $0.0.count > $1.0.count : $0.1 < $1.1 }
         self.eosId = eos.flatMap { v32[$0] }
+        self.bosId = bos.flatMap { v32[$0] }
         let p = pad.flatMap { v32[$0] }
         self.padId = (p != nil && p != self.eosId) ? p : nil
         self.addPrefixSpace = addPrefixSpace

@@ -144,7 +144,7 @@ public enum Pretraining {
         var cfg = config
         cfg.vocabSize = tok.count
         let model = TransformerModel(config: cfg)
-        model.initializeGPT2(seed: settings.seed)
+        model.initialize(seed: settings.seed)
         let eos = tok.eosId!
         let encoded = docs.map { tok.encode($0, allowSpecial: false) + [eos] }
         let trainer = LanguageModelTrainer(model: model, documents: encoded, settings: settings)

@@ -170,7 +170,7 @@ enum BenchCommand: Command {
 
     static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?) -> (Double, Float) {
         let model = TransformerModel(config: cfg)
-        model.initializeGPT2(seed: 1)
+        model.initialize(seed: 1)
         let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
         let acts = Activations(config: cfg, batch: batch, length: length)
         var rng = SeededRandom(seed: 2)
@@ -192,7 +192,7 @@ enum BenchCommand: Command {
 
     static func benchGenerate(_ cfg: ModelConfig, repeats: Int?) -> Double {
         let model = TransformerModel(config: cfg)
-        model.initializeGPT2(seed: 3)
+        model.initialize(seed: 3)
         let gen = Generator(model: model)
         var rng = SeededRandom(seed: 4)
         let prompts = (0..<8).map { _ in (0..<16).map { _ in Int32(rng.int(below: cfg.vocabSize)) } }
@@ -207,7 +207,7 @@ enum BenchCommand: Command {
     /// One PPO iteration on config S after a warm-up: (phase, seconds) and the total.
     static func benchPPO() -> ([(String, Double)], Double) {
         let cfg = ModelConfig.preset("S")!
-        func model(_ seed: UInt64, scalar: Bool) -> TransformerModel { let m = TransformerModel(config: cfg, scalarHead: scalar); m.initializeGPT2(seed: seed); return m }
+        func model(_ seed: UInt64, scalar: Bool) -> TransformerModel { let m = TransformerModel(config: cfg, scalarHead: scalar); m.initialize(seed: seed); return m }
         let policy = model(1, scalar: false), reference = model(1, scalar: false), value = model(2, scalar: true), reward = model(3, scalar: true)
         var s = PPOSettings()
         s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
@@ -230,7 +230,7 @@ enum BenchCommand: Command {
     static func benchDPO() -> [(String, Double, Int)] {
         let cfg = ModelConfig.preset("S")!
         let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg)
-        policy.initializeGPT2(seed: 1)
+        policy.initialize(seed: 1)
         reference.copyParameters(from: policy)
         var rng = SeededRandom(seed: 7)
         func tokens(_ range: ClosedRange<Int>) -> [Int32] {
@@ -290,7 +290,7 @@ enum BenchCommand: Command {
         let cfg = ModelConfig.preset("L")!
         let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg)
         let value = TransformerModel(config: cfg, scalarHead: true), reward = TransformerModel(config: cfg, scalarHead: true)
-        policy.initializeGPT2(seed: 1)
+        policy.initialize(seed: 1)
         reference.copyParameters(from: policy)
         value.copyParameters(from: policy)
         reward.copyParameters(from: policy)

@@ -99,7 +99,7 @@ enum InitCommand: Command {
             let name = String(source.dropFirst("random:".count))
             guard let cfg = ModelConfig.preset(name) else { throw UsageError("unknown configuration in '\(source)' (use random:S, random:M or random:L)") }
             let model = TransformerModel(config: cfg)
-            model.initializeGPT2(seed: seed)
+            model.initialize(seed: seed)
             let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096))
             return PretrainedModel(model: model, tokenizer: tok)
         }
