@@ -134,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["rlhf", "RunStore"]
+            dependencies: ["rlhf", "RunStore", "TransformerCore"]
         ),
     ],
     swiftLanguageModes: [.v5]

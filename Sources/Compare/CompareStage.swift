@@ -44,17 +44,17 @@ public enum CompareStage {
                                             seed: Int64(bitPattern: o.seed))
         do {
             let settings = SamplingSettings(temperature: o.temperature)
-            let sa = HeadToHead.sample(ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+            let sa = try HeadToHead.sample(ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
                 progress?("sample A", $0, $1)
             }
-            let sb = HeadToHead.sample(mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+            let sb = try HeadToHead.sample(mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
                 progress?("sample B", $0, $1)
             }
             // A prompt one model cannot fit is skipped by both.
             let common = Set(sa.map(\.promptId)).intersection(sb.map(\.promptId))
             let pa = sa.filter { common.contains($0.promptId) }, pb = sb.filter { common.contains($0.promptId) }
             guard !pa.isEmpty else { throw StoreError("no \(split.rawValue) prompt fits both models' context with --max-new-tokens \(o.maxNewTokens)") }
-            let xa = judge.scores(pa), xb = judge.scores(pb)
+            let xa = try judge.scores(pa), xb = try judge.scores(pb)
             var r = CompareReport(stageRunId: runId, prompts: common.count, tally: HeadToHead.tally(xa, xb))
             r.meanA = xa.reduce(0, +) / Double(xa.count); r.meanB = xb.reduce(0, +) / Double(xb.count)
             let ci = r.tally.interval

@@ -40,10 +40,10 @@ public enum HeadToHead {
     /// from a generator seeded with `seed` (so two models draw with common random numbers).
     /// Prompts that do not fit the context with `maxNewTokens` are skipped.
     public static func sample(_ model: PretrainedModel, prompts: [PromptRecord], perPrompt: Int, maxNewTokens: Int,
-                              settings: SamplingSettings, seed: UInt64, batch: Int = 64, progress: ((Int, Int) -> Void)? = nil) -> [Sample] {
-        let tok = model.tokenizer, eos = tok.eosId
-        let encoded = prompts.compactMap { p -> (PromptRecord, [Int32])? in
-            let ids = tok.encode(model.annotations.format(prompt: p.text), allowSpecial: false)
+                              settings: SamplingSettings, seed: UInt64, batch: Int = 64, progress: ((Int, Int) -> Void)? = nil) throws -> [Sample] {
+        let tok = model.tokenizer, stops = model.annotations.stopTokens(tok)
+        let encoded = try prompts.compactMap { p -> (PromptRecord, [Int32])? in
+            let ids = try model.annotations.promptIds(p.text, tokenizer: tok)
             return ids.isEmpty || ids.count + maxNewTokens > model.model.config.nCtx ? nil : (p, ids)
         }
         let inputs = encoded.flatMap { Array(repeating: $0, count: perPrompt) }
@@ -53,8 +53,8 @@ public enum HeadToHead {
         out.reserveCapacity(inputs.count)
         for start in stride(from: 0, to: inputs.count, by: batch) {
             let chunk = Array(inputs[start..<min(start + batch, inputs.count)])
-            let gens = generator.generate(prompts: chunk.map(\.1), maxNewTokens: maxNewTokens, settings: settings, eos: eos,
-                                          pad: tok.padId ?? eos ?? 0, rng: &rng)
+            let gens = generator.generate(prompts: chunk.map(\.1), maxNewTokens: maxNewTokens, settings: settings, stopTokens: stops,
+                                          pad: tok.padId ?? stops.first ?? 0, rng: &rng)
             for ((p, ids), g) in zip(chunk, gens) {
                 let finished = g.finishReason == .eos
                 out.append(Sample(promptId: p.id, prompt: p.text, promptTokens: ids, tokens: g.tokens, logProbs: g.logProbs,
@@ -117,16 +117,16 @@ public enum Judge {
     }
 
     /// Scores of each sample.
-    public func scores(_ samples: [Sample]) -> [Double] {
+    public func scores(_ samples: [Sample]) throws -> [Double] {
         switch self {
         case .reward(let rm):
             let runner = ScalarHeadRunner(model: rm.model, rows: 16)
             let gain = rm.annotations.rewardGain ?? 1, bias = rm.annotations.rewardBias ?? 0, n = rm.model.config.nCtx
             // The reward model's own tokenizer and template read the text (it may differ from the policies').
-            let seqs = samples.map { s -> [Int32] in
+            let seqs = try samples.map { s -> [Int32] in
                 var body = rm.tokenizer.encode(s.text, allowSpecial: false)
-                if s.finished, let eos = rm.tokenizer.eosId { body.append(eos) }
-                let q = rm.tokenizer.encode(rm.annotations.format(prompt: s.prompt), allowSpecial: false) + body
+                if s.finished, let eos = rm.annotations.stopTokens(rm.tokenizer).first { body.append(eos) }
+                let q = try rm.annotations.promptIds(s.prompt, tokenizer: rm.tokenizer) + body
                 return q.count > n ? Array(q.suffix(n)) : q
             }
             return runner.scores(seqs).map { Double(gain * $0 + bias) }

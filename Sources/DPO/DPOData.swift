@@ -32,13 +32,13 @@ public enum DPOData {
         var prompts: [Int64: [Int32]] = [:]
         return try groups.map { g in
             if prompts[g.promptId] == nil {
-                prompts[g.promptId] = tokenizer.encode(annotations.format(prompt: try store.prompt(id: g.promptId)?.text ?? ""), allowSpecial: false)
+                prompts[g.promptId] = try annotations.promptIds(try store.prompt(id: g.promptId)?.text ?? "", tokenizer: tokenizer)
             }
             let responses = try g.completionIds.map { id -> [Int32] in
                 let c = completions[id]!
                 if !c.tokenIds.isEmpty { try tokenizer.checkStored(c.tokenIds, "completion #\(c.id)"); return c.tokenIds }
                 var body = tokenizer.encode(c.text, allowSpecial: false)
-                if c.finishReason == "eos", let eos = tokenizer.eosId { body.append(eos) }
+                if c.finishReason == "eos", let eos = annotations.stopTokens(tokenizer).first { body.append(eos) }
                 return body
             }
             let (p, r) = fit(prompt: prompts[g.promptId]!, responses: responses, nCtx: nCtx)

@@ -251,7 +251,7 @@ public enum DPOStage {
                      notes: ModelAnnotations, parent: ModelRecord, previous: SavedState?) throws -> (ModelRecord, SavedState) {
         let path = "checkpoints/dpo-policy-\(runId)-\(step)"
         let folder = store.folder.appendingPathComponent(path)
-        try ModelFolder.save(policy, tokenizer: tokenizer, annotations: ModelAnnotations(promptTemplate: notes.promptTemplate), to: folder)
+        try ModelFolder.save(policy, tokenizer: tokenizer, annotations: notes.inherited, to: folder)
         let stateDir = store.folder.appendingPathComponent("checkpoints/dpo-state-\(runId)")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
         let url = stateDir.appendingPathComponent("optimizer-\(step).safetensors")

@@ -78,7 +78,7 @@ public enum GenerateStage {
         let tok = policy.tokenizer, ctx = policy.model.config.nCtx
         var encoded: [(PromptRecord, Int, [Int32])] = []
         for (p, n) in todo {
-            let ids = tok.encode(policy.annotations.format(prompt: p.text))
+            let ids = try policy.annotations.promptIds(p.text, tokenizer: tok)
             if ids.isEmpty || ids.count + o.maxNewTokens > ctx { report.tooLong += 1; continue }
             encoded.append((p, n, ids))
         }
@@ -103,7 +103,7 @@ public enum GenerateStage {
                 var rng = SeededRandom(seed: batchSeed(o.seed, batch.map { ($0.0.id, have[$0.0.id] ?? 0) }))
                 let inputs = batch.flatMap { b in Array(repeating: b.2, count: b.1) }
                 let outs = generator.generate(prompts: inputs, maxNewTokens: o.maxNewTokens, settings: o.sampling,
-                                              eos: tok.eosId, pad: tok.padId ?? tok.eosId ?? 0, rng: &rng)
+                                              stopTokens: policy.annotations.stopTokens(tok), pad: tok.padId ?? tok.eosId ?? 0, rng: &rng)
                 var rows: [NewCompletion] = []
                 var k = 0
                 for b in batch {

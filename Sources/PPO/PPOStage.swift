@@ -81,12 +81,13 @@ public enum PPOStage {
             value.tensor("score.bias")[0] = value.tensor("score.bias")[0] * gain + bias
         }
         let tok = startPolicy.tokenizer, notes = startPolicy.annotations
-        guard let eos = tok.eosId else { throw StoreError("the policy's tokenizer has no end-of-text token") }
+        let stops = notes.stopTokens(tok)
+        guard let eos = stops.first else { throw StoreError("the policy has no end-of-text token (tokenizer eos_token or eos_token_id in its config)") }
 
         // Prompts.
         var prompts: [(id: Int64, ids: [Int32])] = [], skipped = 0
         for p in try store.prompts(split: .train) {
-            let ids = tok.encode(notes.format(prompt: p.text), allowSpecial: false)
+            let ids = try notes.promptIds(p.text, tokenizer: tok)
             if ids.isEmpty || ids.count + s.responseLength > policy.config.nCtx { skipped += 1 } else { prompts.append((p.id, ids)) }
         }
         guard !prompts.isEmpty else { throw StoreError("the run has no train prompts that fit the context with --response-length \(s.responseLength)") }
@@ -98,7 +99,7 @@ public enum PPOStage {
         let scorer: ([[Int32]], [[Int32]]) -> [Float] = { ps, rs in
             rmRunner.scores(zip(ps, rs).map { p, r in let q = p + r; return q.count > nCtx ? Array(q.suffix(nCtx)) : q }).map { gain * $0 + bias }
         }
-        let trainer = PPOTrainer(policy: policy, reference: referenceModel.model, value: value, eos: eos, pad: tok.padId ?? eos,
+        let trainer = PPOTrainer(policy: policy, reference: referenceModel.model, value: value, eos: eos, stopTokens: stops, pad: tok.padId ?? eos,
                                  settings: s, scorer: scorer)
         if let st = saved { try st.restore(into: trainer, store: store) }
         if runId == 0 {
@@ -163,9 +164,9 @@ public enum PPOStage {
         let policyPath = "checkpoints/policy-\(runId)-\(it)", valuePath = "checkpoints/value-\(runId)-\(it)"
         let stateDir = store.folder.appendingPathComponent("checkpoints/ppo-state-\(runId)")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
-        try ModelFolder.save(trainer.policy, tokenizer: tokenizer, annotations: ModelAnnotations(promptTemplate: notes.promptTemplate),
+        try ModelFolder.save(trainer.policy, tokenizer: tokenizer, annotations: notes.inherited,
                              to: store.folder.appendingPathComponent(policyPath))
-        try ModelFolder.save(trainer.value, tokenizer: tokenizer, annotations: ModelAnnotations(promptTemplate: notes.promptTemplate),
+        try ModelFolder.save(trainer.value, tokenizer: tokenizer, annotations: notes.inherited,
                              to: store.folder.appendingPathComponent(valuePath))
         var files: [String: String] = [:]
         for (name, opt) in [("policy", trainer.policyOptimizer), ("value", trainer.valueOptimizer)] {

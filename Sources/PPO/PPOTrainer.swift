@@ -18,6 +18,8 @@ public final class PPOTrainer {
     public let policy: TransformerModel, reference: TransformerModel, value: TransformerModel
     public let settings: PPOSettings
     public let eos: Int32, pad: Int32
+    /// Every token that ends a response (`eos` and, for Llama 3 Instruct, the others).
+    public let stopTokens: [Int32]
     /// KL coefficient β (adapted when a target KL is set).
     public var beta: Float
     /// Iterations done.
@@ -76,12 +78,12 @@ public final class PPOTrainer {
     /// Total optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
 
-    public init(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, eos: Int32, pad: Int32, settings: PPOSettings,
+    public init(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, eos: Int32, stopTokens: [Int32]? = nil, pad: Int32, settings: PPOSettings,
                 scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) {
         precondition(value.hasScalarHead, "the value model needs a scalar head")
         precondition(policy.config == reference.config, "policy and reference must share a configuration")
         self.policy = policy; self.reference = reference; self.value = value
-        self.eos = eos; self.pad = pad; self.settings = settings; self.scorer = scorer
+        self.eos = eos; self.stopTokens = stopTokens ?? [eos]; self.pad = pad; self.settings = settings; self.scorer = scorer
         beta = settings.klCoef
         rng = SeededRandom(seed: settings.seed)
         policyOptimizer = AdamW(layout: policy.layout, config: AdamWConfig(learningRate: settings.learningRate, eps: settings.adamEps, weightDecay: 0))
@@ -134,7 +136,7 @@ public final class PPOTrainer {
         // 1. Rollout.
         let gens = timed("generate") {
             generator.generate(prompts: prompts, maxNewTokens: r, settings: SamplingSettings(temperature: s.temperature),
-                               eos: eos, pad: pad, rng: &rng)
+                               stopTokens: stopTokens, pad: pad, rng: &rng)
         }
         let responses = gens.map(\.tokens)
         let finished = gens.map { $0.finishReason == .eos }

@@ -32,9 +32,9 @@ public enum RewardData {
         if !body.isEmpty && useStoredTokens { try tokenizer.checkStored(body, "completion #\(completion.id)") }
         if body.isEmpty || !useStoredTokens {
             body = tokenizer.encode(completion.text, allowSpecial: false)
-            if completion.finishReason == "eos", let eos = tokenizer.eosId { body.append(eos) }
+            if completion.finishReason == "eos", let eos = annotations.stopTokens(tokenizer).first { body.append(eos) }
         }
-        let seq = tokenizer.encode(annotations.format(prompt: prompt), allowSpecial: false) + body
+        let seq = try annotations.promptIds(prompt, tokenizer: tokenizer) + body
         return seq.count > nCtx ? Array(seq.suffix(nCtx)) : seq
     }
 

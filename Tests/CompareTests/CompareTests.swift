@@ -57,11 +57,11 @@ final class CompareTests: XCTestCase {
         let rec = try XCTUnwrap(store.model(id: a))
         let m = try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)))
         let prompts = try store.prompts(split: .eval)
-        let s = HeadToHead.sample(m, prompts: prompts, perPrompt: 2, maxNewTokens: 8, settings: SamplingSettings(temperature: 1), seed: 1, batch: 3)
+        let s = try HeadToHead.sample(m, prompts: prompts, perPrompt: 2, maxNewTokens: 8, settings: SamplingSettings(temperature: 1), seed: 1, batch: 3)
         XCTAssertEqual(s.map(\.promptId), prompts.flatMap { [$0.id, $0.id] })
         XCTAssertTrue(s.allSatisfy { !$0.tokens.isEmpty && $0.tokens.count <= 8 })
         // Different seeds draw different completions (the pairing is not trivially equal).
-        let t = HeadToHead.sample(m, prompts: prompts, perPrompt: 2, maxNewTokens: 8, settings: SamplingSettings(temperature: 1), seed: 2)
+        let t = try HeadToHead.sample(m, prompts: prompts, perPrompt: 2, maxNewTokens: 8, settings: SamplingSettings(temperature: 1), seed: 2)
         XCTAssertNotEqual(s.map(\.tokens), t.map(\.tokens))
     }
 }

@@ -14,17 +14,65 @@ public struct ModelAnnotations: Equatable, Sendable {
     /// writes by default: `rlhf_source_dtype` when the folder has it, else the type of its
     /// weights. Weights are always computed on, and checkpointed, in F32.
     public var sourceDType: SafeTensorsDType?
+    /// The model's own chat template (Jinja source), from `chat_template.jinja` or
+    /// `tokenizer_config.json`; written back as `chat_template.jinja`.
+    public var chatTemplate: String?
+    /// The ids that end generation (`eos_token_id` of generation_config.json, else of
+    /// config.json; a list for Llama 3 Instruct). Empty: the tokenizer's end-of-text token.
+    public var stopTokenIds: [Int32] = []
 
     /// Annotations.
-    public init(promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil, sourceDType: SafeTensorsDType? = nil) {
+    public init(promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil, sourceDType: SafeTensorsDType? = nil,
+                chatTemplate: String? = nil, stopTokenIds: [Int32] = []) {
         self.promptTemplate = promptTemplate; self.rewardGain = rewardGain; self.rewardBias = rewardBias
-        self.sourceDType = sourceDType
+        self.sourceDType = sourceDType; self.chatTemplate = chatTemplate; self.stopTokenIds = stopTokenIds
     }
 
-    /// The text fed to the model for `prompt`.
+    /// What a model derived from this one (a policy, reward or value checkpoint) keeps: the
+    /// prompt template, chat template and stop tokens, without reward normalisation.
+    public var inherited: ModelAnnotations {
+        ModelAnnotations(promptTemplate: promptTemplate, sourceDType: sourceDType, chatTemplate: chatTemplate, stopTokenIds: stopTokenIds)
+    }
+
+    /// The text fed to the model for `prompt` with the explicit prompt template (no chat template).
     public func format(prompt: String) -> String {
         guard let t = promptTemplate else { return prompt }
         return t.replacingOccurrences(of: "{prompt}", with: prompt)
+    }
+
+    /// How a prompt reaches the model. Precedence: the run's explicit prompt template, then the
+    /// model's chat template (one user turn, generation prompt added, as transformers'
+    /// `apply_chat_template(..., add_generation_prompt=True)`), then the raw prompt. `chat`
+    /// false skips the chat template; true requires one.
+    public func promptText(_ prompt: String, tokenizer: Tokenizer, chat: Bool? = nil) throws -> String {
+        if promptTemplate != nil && chat != true { return format(prompt: prompt) }
+        if chat != false, let source = chatTemplate {
+            return try ChatTemplate(source).render(messages: [ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
+                                                   specialTokens: tokenizer.namedSpecialTokens)
+        }
+        if chat == true { throw FormatError("the model has no chat template (chat_template.jinja or chat_template in tokenizer_config.json)") }
+        return prompt
+    }
+
+    /// The token ids of a prompt, as `promptText` lays it out. A chat-templated prompt is
+    /// encoded as transformers encodes the rendered template (special tokens in the text are
+    /// matched, and nothing is added); otherwise special-token text in the prompt is plain text
+    /// and the tokenizer's post-processor prefix (Llama 3's `<|begin_of_text|>`) comes first, as
+    /// `tokenizer(prompt)` in transformers gives it.
+    public func promptIds(_ prompt: String, tokenizer: Tokenizer, chat: Bool? = nil) throws -> [Int32] {
+        let text = try promptText(prompt, tokenizer: tokenizer, chat: chat)
+        if usesChatTemplate(chat) { return tokenizer.encode(text) }
+        return tokenizer.prefixIds + tokenizer.encode(text, allowSpecial: false)
+    }
+
+    /// Whether `promptText` applies the chat template.
+    public func usesChatTemplate(_ chat: Bool? = nil) -> Bool {
+        chat == true || (chat == nil && promptTemplate == nil && chatTemplate != nil)
+    }
+
+    /// The tokens that end generation: `stopTokenIds`, else the tokenizer's end-of-text token.
+    public func stopTokens(_ tokenizer: Tokenizer) -> [Int32] {
+        stopTokenIds.isEmpty ? (tokenizer.eosId.map { [$0] } ?? []) : stopTokenIds
     }
 }
 
@@ -185,7 +233,29 @@ public enum ModelFolder {
         if tokenizer.count > config.vocabSize {
             throw FormatError("\(folder.path): the tokenizer has \(tokenizer.count) tokens but the model's vocab_size is \(config.vocabSize)")
         }
+        notes.chatTemplate = try ChatTemplate.load(folder: folder)?.source
+        notes.stopTokenIds = try stopTokenIds(folder, vocabSize: config.vocabSize)
         return PretrainedModel(model: model, tokenizer: tokenizer, annotations: notes)
+    }
+
+    /// `eos_token_id` of generation_config.json, else of config.json: one id or a list.
+    static func stopTokenIds(_ folder: URL, vocabSize: Int) throws -> [Int32] {
+        for file in ["generation_config.json", configFile] {
+            let url = folder.appendingPathComponent(file)
+            guard FileManager.default.fileExists(atPath: url.path) else { continue }
+            let obj = try JSONText.object(JSONText.readFile(url, limit: 16 << 20), url.path)
+            guard let v = obj["eos_token_id"], !(v is NSNull) else { continue }
+            let raw: [Any] = (v as? [Any]) ?? [v]
+            var ids: [Int32] = []
+            for x in raw {
+                guard let i = JSONText.int(x), i >= 0, i < vocabSize else {
+                    throw FormatError("\(url.path): eos_token_id must be a token id below vocab_size \(vocabSize), or a list of them")
+                }
+                if !ids.contains(Int32(i)) { ids.append(Int32(i)) }
+            }
+            if !ids.isEmpty { return ids }
+        }
+        return []
     }
 
     /// Loads the weights of `folder` (`model.safetensors`, or the shards of
@@ -323,6 +393,15 @@ public enum ModelFolder {
         if let g = annotations.rewardGain { fields.append("\"rlhf_reward_gain\":\(Double(g))") }
         if let b = annotations.rewardBias { fields.append("\"rlhf_reward_bias\":\(Double(b))") }
         if let t = annotations.sourceDType { fields.append("\"rlhf_source_dtype\":\"\(t.rawValue)\"") }
+        if !annotations.stopTokenIds.isEmpty {
+            let ids = annotations.stopTokenIds.count == 1 ? "\(annotations.stopTokenIds[0])" : "[\(annotations.stopTokenIds.map(String.init).joined(separator: ","))]"
+            fields = fields.map { $0.hasPrefix("\"eos_token_id\":") ? "\"eos_token_id\":\(ids)" : $0 }
+            let bos = model.config.architecture.isLlamaFamily ? tokenizer.bosId.map { ",\"bos_token_id\":\($0)" } ?? "" : ""
+            try AtomicFile.write(Data("{\"eos_token_id\":\(ids)\(bos)}\n".utf8), to: folder.appendingPathComponent("generation_config.json"))
+        }
+        if let t = annotations.chatTemplate {
+            try AtomicFile.write(Data(t.utf8), to: folder.appendingPathComponent("chat_template.jinja"))
+        }
         try AtomicFile.write(Data(("{\n  " + fields.joined(separator: ",\n  ") + "\n}\n").utf8), to: folder.appendingPathComponent(configFile))
         let tensors = model.layout.slots.map { slot -> SafeTensorsOutput in
             let name = slot.name.hasPrefix("score.") || c.architecture.isLlamaFamily ? slot.name : "transformer." + slot.name

@@ -123,13 +123,17 @@ public struct ModelConfig: Equatable, Sendable {
     public var mlpInWidth: Int { architecture.isLlamaFamily ? 2 * intermediateSize : intermediateSize }
 
     /// The bench configurations S, M and L (L is GPT-2 small), and the Llama-family shapes
-    /// `smollm-135m` (SmolLM2-135M), `qwen-0.5b` (Qwen2.5-0.5B) and `llama-s` (a small Llama
-    /// for tests and the demo).
+    /// `smollm-135m` (SmolLM2-135M), `qwen-0.5b` (Qwen2.5-0.5B), and `llama-s` and `llama-m`
+    /// (Llama counterparts of S and M, grouped-query attention with 2 key/value heads, for tests
+    /// and `rlhf pretrain --arch llama`).
     public static func preset(_ name: String) -> ModelConfig? {
         switch name.lowercased() {
         case "s": return ModelConfig(nLayer: 4, nHead: 4, nEmbd: 128, nCtx: 128, vocabSize: 512)
         case "m": return ModelConfig(nLayer: 6, nHead: 6, nEmbd: 384, nCtx: 256, vocabSize: 8192)
         case "l": return ModelConfig(nLayer: 12, nHead: 12, nEmbd: 768, nCtx: 1024, vocabSize: 50257)
+        case "llama-m":
+            return ModelConfig(llama: .llama, nLayer: 6, nHead: 6, nKVHead: 2, nEmbd: 384, intermediateSize: 1024,
+                               nCtx: 256, vocabSize: 8192, ropeTheta: 10000, tieWordEmbeddings: true)
         case "llama-s":
             return ModelConfig(llama: .llama, nLayer: 4, nHead: 4, nKVHead: 2, nEmbd: 128, intermediateSize: 352,
                                nCtx: 128, vocabSize: 512, ropeTheta: 10000, tieWordEmbeddings: true)
@@ -144,7 +148,7 @@ public struct ModelConfig: Equatable, Sendable {
     }
 
     /// The names `preset` knows, for error messages.
-    public static let presetNames = ["S", "M", "L", "llama-s", "smollm-135m", "qwen-0.5b"]
+    public static let presetNames = ["S", "M", "L", "llama-s", "llama-m", "smollm-135m", "qwen-0.5b"]
 
     /// Rotary inverse frequencies (headDim/2 of them), with the `llama3` scaling applied, computed
     /// in double precision.

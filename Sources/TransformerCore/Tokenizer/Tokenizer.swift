@@ -49,6 +49,15 @@ public final class Tokenizer: @unchecked Sendable {
     private var cache: [ArraySlice<UInt8>: [Int32]] = [:]
     private let lock = NSLock()
 
+    /// The named special tokens a chat template may use: `bos_token`, `eos_token`, `pad_token`.
+    public var namedSpecialTokens: [String: String] {
+        var d: [String: String] = [:]
+        if let b = bosId { d["bos_token"] = tokens[Int(b)] }
+        if let e = eosId { d["eos_token"] = tokens[Int(e)] }
+        if let p = padId { d["pad_token"] = tokens[Int(p)] }
+        return d
+    }
+
     /// The number of ids (the model's vocabulary size must be at least this).
     public var count: Int { tokens.count }
 

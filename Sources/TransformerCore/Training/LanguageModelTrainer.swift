@@ -133,7 +133,7 @@ public enum Pretraining {
     /// Phases of the work, for progress display.
     public enum Phase { case tokenizer(done: Int, total: Int), training(step: Int, total: Int, loss: Float, tokensPerSecond: Double) }
 
-    /// Trains a byte-level BPE tokenizer of `vocabSize` and a GPT-2 of `config` (its vocabulary
+    /// Trains a byte-level BPE tokenizer of `vocabSize` and a model of `config` (its vocabulary
     /// resized to the tokenizer) on `corpus` (documents separated by `<|endoftext|>` lines).
     public static func run(corpus: String, config: ModelConfig, vocabSize: Int, settings: PretrainSettings, template: String?,
                            progress: ((Phase) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> (PretrainedModel, Report) {

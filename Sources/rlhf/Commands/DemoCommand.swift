@@ -297,15 +297,15 @@ enum DemoCommand: Command {
         let ref = try load(refRec)
         let perPrompt = 4
         let prompts = try store.prompts(split: .eval)
-        func sample(_ m: PretrainedModel) -> [Sample] {
-            HeadToHead.sample(m, prompts: prompts, perPrompt: perPrompt, maxNewTokens: settings.responseLength,
+        func sample(_ m: PretrainedModel) throws -> [Sample] {
+            try HeadToHead.sample(m, prompts: prompts, perPrompt: perPrompt, maxNewTokens: settings.responseLength,
                               settings: SamplingSettings(temperature: settings.temperature), seed: 2024)
         }
         func mean(_ x: [Double]) -> Double { x.reduce(0, +) / Double(max(1, x.count)) }
-        let base = sample(try load(baseRec)).map { Double(lexicon.score($0.text)) }
+        let base = try sample(try load(baseRec)).map { Double(lexicon.score($0.text)) }
         let results = try policies.map { id -> PolicyResult in
             guard let rec = try store.model(id: id) else { throw RuntimeError("the demo run lost model #\(id)") }
-            let samples = sample(try load(rec))
+            let samples = try sample(try load(rec))
             var r = PolicyResult()
             r.lexicon = samples.map { Double(lexicon.score($0.text)) }
             r.score = mean(r.lexicon)

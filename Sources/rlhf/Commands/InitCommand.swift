@@ -11,16 +11,19 @@ enum InitCommand: Command {
 
     Creates runs/NAME/ (NAME defaults to 'default'; a path with a slash also works) holding
     run.sqlite and checkpoints/. The base model is copied into checkpoints/base as a Hugging Face
-    GPT-2 folder (F16/BF16 weights become F32) and registered three times: as the base, as the
-    first policy and as the frozen reference.
+    folder (F16/BF16 weights become F32; its chat template and stop tokens are kept) and
+    registered three times: as the base, as the first policy and as the frozen reference.
 
     SOURCE is one of:
-      DIR          a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files)
+      DIR          a Hugging Face model folder: GPT-2, Llama (SmolLM2, Llama 3.x) or Qwen2
+                   (Qwen2.5); config.json, model.safetensors or sharded weights, tokenizer.json;
                    or a checkpoint folder of this project
       default      the built-in base model: pretrained from prompts/corpus.txt on first use
                    (about a minute) and cached under runs/.base-cache/
-      random:S     a randomly initialised model of a bench configuration (S, M or L), with a
-                   byte-level BPE tokenizer trained on generated text; for tests and trials
+      random:S     a randomly initialised model of a bench configuration, with a byte-level BPE
+                   tokenizer trained on generated text; for tests and trials. GPT-2 shapes S, M,
+                   L (GPT-2 small); Llama shapes llama-s (small), smollm-135m (SmolLM2-135M) and
+                   qwen-0.5b (Qwen2.5-0.5B), which get a ChatML chat template
 
     Options:
       --run NAME    the run (default: default)
@@ -32,7 +35,7 @@ enum InitCommand: Command {
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--run", "--base", "--seed"], flags: ["--force"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        guard let source = a.string("--base") else { throw UsageError("--base SOURCE is required (a model folder or random:S|M|L)") }
+        guard let source = a.string("--base") else { throw UsageError("--base SOURCE is required (a model folder, default, or random:CONFIG)") }
         let seed = try a.int("--seed", default: 0, range: 0...Int.max)!
         let folder = runFolder(a)
         let fm = FileManager.default
@@ -70,7 +73,11 @@ enum InitCommand: Command {
         }
         let c = base.model.config
         print("created run \(folder.path)")
-        print("  base model: \(source) — \(c.nLayer) layers, \(c.nEmbd) wide, \(c.nHead) heads, context \(c.nCtx), vocabulary \(base.tokenizer.count)/\(c.vocabSize)")
+        let heads = c.nKVHead == c.nHead ? "\(c.nHead) heads" : "\(c.nHead) heads (\(c.nKVHead) key/value)"
+        print("  base model: \(source) — \(c.architecture.rawValue), \(c.nLayer) layers, \(c.nEmbd) wide, \(heads), context \(c.nCtx), vocabulary \(base.tokenizer.count)/\(c.vocabSize)")
+        if base.annotations.chatTemplate != nil && base.annotations.promptTemplate == nil {
+            print("  prompts are put into the model's chat template (one user turn); stop tokens \(base.annotations.stopTokens(base.tokenizer).map(String.init).joined(separator: ", "))")
+        }
         if let t = base.annotations.promptTemplate { print("  prompt template: \(JSONText.quote(t))") }
         print("next: rlhf prompts add FILE --run \(a.string("--run") ?? "default")")
     }
@@ -89,7 +96,19 @@ enum InitCommand: Command {
         try store.finishStageRun(run, status: .succeeded)
     }
 
-    /// A model folder, or random:S|M|L.
+    /// A ChatML template (as SmolLM2-Instruct's, without its default system message) for the
+    /// random Llama-family presets.
+    static let chatML = """
+    {%- for message in messages %}
+        {{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}
+    {%- endfor %}
+    {%- if add_generation_prompt %}
+        {{- '<|im_start|>assistant\n' }}
+    {%- endif %}
+
+    """
+
+    /// A model folder, default, or random:CONFIG.
     static func loadSource(_ source: String, seed: UInt64) throws -> PretrainedModel {
         if source == "default" {
             let (folder, _) = try DefaultBase.ensure(.full()) { printError($0) }
@@ -97,16 +116,24 @@ enum InitCommand: Command {
         }
         if source.hasPrefix("random:") {
             let name = String(source.dropFirst("random:".count))
-            guard let cfg = ModelConfig.preset(name) else { throw UsageError("unknown configuration in '\(source)' (use random:S, random:M or random:L)") }
+            guard let cfg = ModelConfig.preset(name) else {
+                throw UsageError("unknown configuration in '\(source)' (use random: with one of \(ModelConfig.presetNames.joined(separator: ", ")))")
+            }
             let model = TransformerModel(config: cfg)
             model.initialize(seed: seed)
-            let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096))
-            return PretrainedModel(model: model, tokenizer: tok)
+            guard cfg.architecture.isLlamaFamily else {
+                let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096))
+                return PretrainedModel(model: model, tokenizer: tok)
+            }
+            let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096),
+                                           specialTokens: ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"])
+            let notes = ModelAnnotations(chatTemplate: chatML, stopTokenIds: [tok.specialTokens["<|im_end|>"]!, tok.eosId!])
+            return PretrainedModel(model: model, tokenizer: tok, annotations: notes)
         }
         let url = URL(fileURLWithPath: source)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-            throw RuntimeError("--base \(source): no such folder (expected a Hugging Face GPT-2 folder, default, or random:S|M|L)")
+            throw RuntimeError("--base \(source): no such folder (expected a Hugging Face model folder, default, or random:CONFIG)")
         }
         return try ModelFolder.load(url)
     }

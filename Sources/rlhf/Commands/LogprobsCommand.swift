@@ -6,24 +6,26 @@ enum LogprobsCommand: Command {
     static let name = "logprobs"
     static let summary = "Print each token's log-probability under a model"
     static let help = """
-    Usage: rlhf logprobs --model DIR --text T [--json]
+    Usage: rlhf logprobs --model DIR --text T [--chat] [--json]
 
     Runs the model of DIR (a Hugging Face GPT-2 folder) once over the tokens of T and prints, for
     each token, log p(token | tokens before it). The first token has none. The text is used as
-    it is: no prompt template is applied.
+    it is: no prompt template is applied. With --chat the text is one user turn of the model's
+    chat template, followed by the assistant's generation prompt, and those tokens are scored.
 
     Options:
       --model DIR   model folder
       --text T      the text (at most n_positions tokens)
+      --chat        apply the model's chat template to the text first
       --json        print {"tokens": [{"id", "token", "text", "logprob"}], "sum": S}
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--model", "--text"], flags: ["--json"])
+        let a = try Arguments(args, options: ["--model", "--text"], flags: ["--json", "--chat"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let text = a.string("--text") else { throw UsageError("--text T is required") }
         let m = try loadModelFolder(a.string("--model"))
-        let ids = m.tokenizer.encode(text)
+        let ids = a.flag("--chat") ? try m.annotations.promptIds(text, tokenizer: m.tokenizer, chat: true) : m.tokenizer.encode(text)
         guard !ids.isEmpty else { throw UsageError("--text is empty: there are no tokens to score") }
         guard ids.count <= m.model.config.nCtx else {
             throw RuntimeError("the text is \(ids.count) tokens; the model takes at most \(m.model.config.nCtx)")

@@ -4,17 +4,19 @@ import TransformerCore
 /// `rlhf pretrain`: a base model from a text corpus.
 enum PretrainCommand: Command {
     static let name = "pretrain"
-    static let summary = "Train a tokenizer and a small GPT-2 base model on a corpus"
+    static let summary = "Train a tokenizer and a small GPT-2 or Llama base model on a corpus"
     static let help = """
-    Usage: rlhf pretrain --corpus FILE -o DIR [--config S|M] [--vocab-size N] [--steps N] [--seed S]
-                         [--batch B] [--lr X] [--template T]
+    Usage: rlhf pretrain --corpus FILE -o DIR [--config S|M] [--arch gpt2|llama] [--vocab-size N]
+                         [--steps N] [--seed S] [--batch B] [--lr X] [--template T]
 
     1. trains a byte-level BPE tokenizer of N tokens on the corpus;
-    2. trains a GPT-2 of configuration S (4 layers, 128 wide, context 128) or M (6 layers, 384
-       wide, context 256) from scratch, with a progress bar showing loss and tokens/s;
+    2. trains a model of configuration S (4 layers, 128 wide, context 128) or M (6 layers, 384
+       wide, context 256) from scratch, with a progress bar showing loss and tokens/s: a GPT-2,
+       or with --arch llama a Llama (RMSNorm, rotary positions, SwiGLU, 2 key/value heads, tied
+       embeddings: the presets llama-s and llama-m);
     3. holds out 5% of the documents and reports their loss;
-    4. writes a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files) with
-       the prompt template stored in config.json, so every stage formats prompts the same way.
+    4. writes a Hugging Face folder (config.json, model.safetensors, tokenizer files) with the
+       prompt template stored in config.json, so every stage formats prompts the same way.
 
     The corpus is UTF-8 text whose documents are separated by lines holding only <|endoftext|>,
     such as prompts/corpus.txt (documents "Q: …\\nA: …", written by prompts/make_prompts.py).
@@ -23,6 +25,7 @@ enum PretrainCommand: Command {
       --corpus FILE     the corpus
       -o DIR            output folder (replaced if it exists)
       --config C        S (default) or M
+      --arch A          gpt2 (default) or llama
       --vocab-size N    tokenizer size including <|endoftext|> and <|pad|> (default 1024)
       --steps N         optimiser steps (default 600)
       --batch B         sequences per step (default 16)
@@ -33,12 +36,16 @@ enum PretrainCommand: Command {
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--corpus", "-o", "--config", "--vocab-size", "--steps", "--seed", "--batch", "--lr", "--template"], flags: [])
+        let a = try Arguments(args, options: ["--corpus", "-o", "--config", "--arch", "--vocab-size", "--steps", "--seed", "--batch", "--lr", "--template"], flags: [])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let corpusPath = a.string("--corpus") else { throw UsageError("--corpus FILE is required") }
         guard let out = a.string("-o") else { throw UsageError("-o DIR is required") }
         let cname = a.string("--config") ?? "S"
-        guard ["S", "M"].contains(cname.uppercased()), let config = ModelConfig.preset(cname) else { throw UsageError("--config must be S or M, got '\(cname)'") }
+        let arch = a.string("--arch") ?? "gpt2"
+        guard arch == "gpt2" || arch == "llama" else { throw UsageError("--arch must be gpt2 or llama, got '\(arch)'") }
+        guard ["S", "M"].contains(cname.uppercased()), let config = ModelConfig.preset(arch == "llama" ? "llama-" + cname.lowercased() : cname) else {
+            throw UsageError("--config must be S or M, got '\(cname)'")
+        }
         var settings = PretrainSettings()
         settings.steps = try a.int("--steps", default: 600, range: 1...10_000_000)!
         settings.batch = try a.int("--batch", default: 16, range: 1...4096)!

@@ -34,7 +34,7 @@ enum RewardCommand: Command {
         guard rm.model.hasScalarHead else { throw RuntimeError("model #\(record.id) has no scalar head") }
         var body = rm.tokenizer.encode(completion, allowSpecial: false)
         if !a.flag("--no-eos"), let eos = rm.tokenizer.eosId { body.append(eos) }
-        var seq = rm.tokenizer.encode(rm.annotations.format(prompt: prompt), allowSpecial: false) + body
+        var seq = try rm.annotations.promptIds(prompt, tokenizer: rm.tokenizer) + body
         if seq.count > rm.model.config.nCtx { seq = Array(seq.suffix(rm.model.config.nCtx)) }
         let raw = ScalarHeadRunner(model: rm.model, rows: 1).scores([seq])[0]
         let score = (rm.annotations.rewardGain ?? 1) * raw + (rm.annotations.rewardBias ?? 0)

@@ -1,0 +1,1003 @@
+import Foundation
+
+/// One turn of a conversation.
+public struct ChatMessage: Equatable, Sendable {
+    public var role: String
+    public var content: String
+    public init(role: String, content: String) { self.role = role; self.content = content }
+}
+
+/// A model's chat template: the subset of Jinja that Hugging Face chat templates use, rendered
+/// as transformers renders them (`trim_blocks` and `lstrip_blocks` on).
+///
+/// Supported: text, `{{ … }}`, `{# … #}`, `{% if/elif/else/endif %}`, `{% for x in … %}` (with
+/// `loop.index`, `index0`, `first`, `last`, `length`, `revindex`, two-name unpacking and an
+/// `else` branch), `{% set name = … %}` and `{% set ns.attr = … %}`, whitespace control (`-`),
+/// string, integer, list and dict literals, `+ - * / // % ~`, comparisons, `in`, `and/or/not`,
+/// `x if c else y`, subscripts and slices, attribute access, the tests `defined`, `undefined`,
+/// `none`, `string`, `number`, `integer`, `boolean`, `mapping`, `sequence`, `iterable`, `true`,
+/// `false`, the filters `trim`, `length`, `count`, `lower`, `upper`, `capitalize`, `title`,
+/// `string`, `first`, `last`, `join`, `default`, `replace`, `list`, `tojson`, string methods
+/// (`strip`, `startswith`, `split`, …), dict `items/keys/values/get`, and the globals
+/// `strftime_now`, `raise_exception`, `namespace`, `range` and `dict`. Anything else is refused
+/// when the template is read, with its line and construct.
+public final class ChatTemplate: @unchecked Sendable {
+    /// The template text.
+    public let source: String
+    private let nodes: [Node]
+
+    /// Parses a template; `name` appears in errors (a file name, say).
+    public init(_ source: String, name: String = "chat template") throws {
+        self.source = source
+        do {
+            var parser = Parser(segments: try Lexer.segments(source))
+            nodes = try parser.parseAll()
+        } catch let e as TemplateError {
+            throw FormatError("\(name): \(e.description)")
+        }
+    }
+
+    /// The folder's chat template: `chat_template.jinja` (as transformers 5 saves it), else
+    /// `chat_template` in `tokenizer_config.json` (a string, or a list of named templates, of
+    /// which `default` is used). Nil when the folder has none.
+    public static func load(folder: URL) throws -> ChatTemplate? {
+        let file = folder.appendingPathComponent("chat_template.jinja")
+        if FileManager.default.fileExists(atPath: file.path) {
+            let data = try JSONText.readFile(file, limit: 4 << 20)
+            guard let text = String(data: data, encoding: .utf8) else { throw FormatError("\(file.path): not UTF-8 text") }
+            return try ChatTemplate(text, name: file.path)
+        }
+        let cfg = folder.appendingPathComponent("tokenizer_config.json")
+        guard FileManager.default.fileExists(atPath: cfg.path) else { return nil }
+        let obj = try JSONText.object(JSONText.readFile(cfg, limit: 64 << 20), cfg.path)
+        switch obj["chat_template"] {
+        case let s as String: return try ChatTemplate(s, name: "\(cfg.path) chat_template")
+        case let list as [Any]:
+            for case let d as [String: Any] in list where d["name"] as? String == "default" {
+                if let s = d["template"] as? String { return try ChatTemplate(s, name: "\(cfg.path) chat_template (default)") }
+            }
+            throw FormatError("\(cfg.path): chat_template is a list without a template named \"default\"")
+        case nil, is NSNull: return nil
+        default: throw FormatError("\(cfg.path): chat_template must be a string or a list of named templates")
+        }
+    }
+
+    /// Renders a conversation as transformers' `apply_chat_template(messages, tokenize=False,
+    /// add_generation_prompt:, **variables)` does. `specialTokens` are the tokenizer's named
+    /// tokens (`bos_token`, `eos_token`, …); `now` is what `strftime_now` formats.
+    public func render(messages: [ChatMessage], addGenerationPrompt: Bool, specialTokens: [String: String] = [:],
+                       variables: [String: String] = [:], now: Date = Date()) throws -> String {
+        var globals: [String: Value] = [
+            "messages": .list(messages.map { .dict(["role": .string($0.role), "content": .string($0.content)], ["role", "content"]) }),
+            "add_generation_prompt": .bool(addGenerationPrompt),
+            "tools": .none, "documents": .none,
+            "strftime_now": .function("strftime_now"), "raise_exception": .function("raise_exception"),
+            "namespace": .function("namespace"), "range": .function("range"), "dict": .function("dict"),
+        ]
+        for (k, v) in specialTokens { globals[k] = .string(v) }
+        for (k, v) in variables { globals[k] = .string(v) }
+        var ctx = Context(scopes: [globals], now: now)
+        var out = ""
+        do {
+            try ctx.run(nodes, &out)
+        } catch let e as TemplateError {
+            throw FormatError("chat template: \(e.description)")
+        }
+        return out
+    }
+}
+
+// MARK: - Values
+
+/// A Jinja value.
+private indirect enum Value {
+    case undefined(String)
+    case none
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case list([Value])
+    /// Keys in insertion order beside the map.
+    case dict([String: Value], [String])
+    case namespace(Namespace)
+    case function(String)
+    case method(Value, String)
+
+    var truthy: Bool {
+        switch self {
+        case .undefined, .none: return false
+        case .bool(let b): return b
+        case .int(let i): return i != 0
+        case .double(let d): return d != 0
+        case .string(let s): return !s.isEmpty
+        case .list(let l): return !l.isEmpty
+        case .dict(let d, _): return !d.isEmpty
+        case .namespace, .function, .method: return true
+        }
+    }
+
+    var isUndefined: Bool { if case .undefined = self { return true } else { return false } }
+
+    /// How `{{ }}` and `~` and `string` print a value (Python's str()).
+    func text() throws -> String {
+        switch self {
+        case .undefined: return ""
+        case .none: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .double(let d): return d == d.rounded() && abs(d) < 1e16 ? String(format: "%.1f", d) : String(d)
+        case .string(let s): return s
+        case .list(let l): return "[" + (try l.map { try $0.repr() }).joined(separator: ", ") + "]"
+        case .dict(let d, let keys): return "{" + (try keys.map { "'\($0)': " + (try d[$0]!.repr()) }).joined(separator: ", ") + "}"
+        case .namespace: return "<Namespace>"
+        case .function(let f), .method(_, let f): return "<function \(f)>"
+        }
+    }
+
+    /// Python's repr(), for values inside printed lists.
+    func repr() throws -> String {
+        if case .string(let s) = self {
+            return "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+                .replacingOccurrences(of: "\n", with: "\\n") + "'"
+        }
+        return try text()
+    }
+
+    /// JSON text (the `tojson` filter: keys in order, non-ASCII kept, `indent` as Python's json).
+    func json(indent: Int?, level: Int = 0) throws -> String {
+        func pad(_ l: Int) -> String { indent.map { "\n" + String(repeating: " ", count: $0 * l) } ?? "" }
+        let sep = indent == nil ? ", " : ","
+        switch self {
+        case .undefined, .none: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int, .double: return try text()
+        case .string(let s): return JSONText.quote(s)
+        case .list(let l):
+            if l.isEmpty { return "[]" }
+            return "[" + (try l.map { pad(level + 1) + (try $0.json(indent: indent, level: level + 1)) }).joined(separator: sep) + pad(level) + "]"
+        case .dict(let d, let keys):
+            if keys.isEmpty { return "{}" }
+            return "{" + (try keys.map { pad(level + 1) + JSONText.quote($0) + ": " + (try d[$0]!.json(indent: indent, level: level + 1)) })
+                .joined(separator: sep) + pad(level) + "}"
+        case .namespace(let n): return try Value.dict(n.fields, n.order).json(indent: indent, level: level)
+        case .function, .method: throw TemplateError("tojson: a function cannot be serialised")
+        }
+    }
+
+    var typeName: String {
+        switch self {
+        case .undefined: return "undefined"
+        case .none: return "none"
+        case .bool: return "boolean"
+        case .int, .double: return "number"
+        case .string: return "string"
+        case .list: return "list"
+        case .dict: return "dict"
+        case .namespace: return "namespace"
+        case .function, .method: return "function"
+        }
+    }
+}
+
+private final class Namespace {
+    var fields: [String: Value] = [:]
+    var order: [String] = []
+    func set(_ k: String, _ v: Value) { if fields[k] == nil { order.append(k) }; fields[k] = v }
+}
+
+private struct TemplateError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+// MARK: - Lexing the template into text and tags
+
+private enum Segment {
+    case text(String)
+    case output(String, line: Int)
+    case statement(String, line: Int)
+}
+
+private enum Lexer {
+    /// Splits a template into text, `{{ }}` and `{% %}`, applying comments, whitespace control,
+    /// `trim_blocks` and `lstrip_blocks`.
+    static func segments(_ source: String) throws -> [Segment] {
+        let s = Array(source.unicodeScalars)
+        var out: [Segment] = []
+        var text = String.UnicodeScalarView()
+        var i = 0, line = 1
+        var stripNext = false          // a `-` before the tag's end: strip whitespace that follows
+        var trimNewline = false        // trim_blocks: drop one newline after a block or comment tag
+        var bufferStart = 0            // source index of the first scalar in `text`
+        func flushText() { if !text.isEmpty { out.append(.text(String(text))); text = String.UnicodeScalarView() } }
+        while i < s.count {
+            let c = s[i]
+            if c == "{", i + 1 < s.count, s[i + 1] == "{" || s[i + 1] == "%" || s[i + 1] == "#" {
+                let kind = s[i + 1]
+                let tagLine = line
+                var j = i + 2
+                var leftStrip = false, noLstrip = false
+                if j < s.count && s[j] == "-" { leftStrip = true; j += 1 } else if j < s.count && s[j] == "+" { noLstrip = true; j += 1 }
+                // Whitespace before the tag.
+                if leftStrip {
+                    while let last = text.last, last.properties.isWhitespace { text.removeLast() }
+                } else if kind != "{" && !noLstrip {
+                    // lstrip_blocks: spaces and tabs from the start of the line up to a block or comment tag
+                    // (in the source: a newline trim_blocks removed still starts a line)
+                    var k = text.endIndex, onlyBlank = true
+                    while k > text.startIndex {
+                        let p = text.index(before: k)
+                        if text[p] == "\n" { break }
+                        if text[p] != " " && text[p] != "\t" { onlyBlank = false; break }
+                        k = p
+                    }
+                    let atLineStart = k != text.startIndex || bufferStart == 0 || s[bufferStart - 1] == "\n"
+                    if onlyBlank && atLineStart && !text.isEmpty { text.removeSubrange(k..<text.endIndex) }
+                }
+                // Find the end of the tag, skipping quoted strings.
+                let close: Unicode.Scalar = kind == "{" ? "}" : kind == "%" ? "%" : "#"
+                var body = String.UnicodeScalarView()
+                var quote: Unicode.Scalar?
+                var found = false
+                while j < s.count {
+                    let d = s[j]
+                    if d == "\n" { line += 1 }
+                    if kind != "#", let q = quote {
+                        body.append(d)
+                        if d == "\\" && j + 1 < s.count { body.append(s[j + 1]); j += 2; continue }
+                        if d == q { quote = nil }
+                        j += 1; continue
+                    }
+                    if kind != "#" && (d == "'" || d == "\"") { quote = d; body.append(d); j += 1; continue }
+                    if d == "-" && j + 2 < s.count && s[j + 1] == close && s[j + 2] == "}" {
+                        stripNext = true; j += 3; found = true; break
+                    }
+                    if d == close && j + 1 < s.count && s[j + 1] == "}" { j += 2; found = true; break }
+                    body.append(d); j += 1
+                }
+                guard found else {
+                    throw TemplateError("line \(tagLine): \(kind == "{" ? "{{" : kind == "%" ? "{%" : "{#") is never closed")
+                }
+                flushText()
+                let inner = String(body).trimmingCharacters(in: .whitespacesAndNewlines)
+                switch kind {
+                case "{": out.append(.output(inner, line: tagLine))
+                case "%": out.append(.statement(inner, line: tagLine))
+                default: break
+                }
+                trimNewline = kind != "{"
+                i = j
+                continue
+            }
+            if stripNext {
+                if c.properties.isWhitespace { if c == "\n" { line += 1 }; i += 1; continue }
+                stripNext = false
+            }
+            if trimNewline {
+                trimNewline = false
+                if c == "\n" { line += 1; i += 1; continue }
+            }
+            if c == "\n" { line += 1 }
+            if text.isEmpty { bufferStart = i }
+            text.append(c)
+            i += 1
+        }
+        flushText()
+        return out
+    }
+}
+
+// MARK: - Expressions
+
+private indirect enum Expr {
+    case literal(Value)
+    case name(String)
+    case list([Expr])
+    case dict([(String, Expr)])
+    case attr(Expr, String)
+    case index(Expr, Expr)
+    case slice(Expr, Expr?, Expr?)
+    case call(Expr, [Expr], [(String, Expr)])
+    case filter(Expr, String, [Expr], [(String, Expr)])
+    case test(Expr, String, Bool, [Expr])
+    case unary(String, Expr)
+    case binary(String, Expr, Expr)
+    case ternary(Expr, Expr, Expr?)
+}
+
+private enum Token: Equatable {
+    case name(String), string(String), int(Int), double(Double), op(String), end
+}
+
+private struct ExprLexer {
+    static func tokens(_ src: String, line: Int) throws -> [Token] {
+        let s = Array(src.unicodeScalars)
+        var out: [Token] = []
+        var i = 0
+        while i < s.count {
+            let c = s[i]
+            if c.properties.isWhitespace { i += 1; continue }
+            if c == "_" || c.properties.isAlphabetic {
+                var j = i
+                while j < s.count && (s[j] == "_" || s[j].properties.isAlphabetic || ("0"..."9").contains(s[j])) { j += 1 }
+                out.append(.name(String(String.UnicodeScalarView(s[i..<j])))); i = j; continue
+            }
+            if ("0"..."9").contains(c) {
+                var j = i
+                while j < s.count && ("0"..."9").contains(s[j]) { j += 1 }
+                if j + 1 < s.count && s[j] == "." && ("0"..."9").contains(s[j + 1]) {
+                    j += 1
+                    while j < s.count && ("0"..."9").contains(s[j]) { j += 1 }
+                    out.append(.double(Double(String(String.UnicodeScalarView(s[i..<j])))!))
+                } else {
+                    guard let v = Int(String(String.UnicodeScalarView(s[i..<j]))) else { throw TemplateError("line \(line): number too large") }
+                    out.append(.int(v))
+                }
+                i = j; continue
+            }
+            if c == "'" || c == "\"" {
+                var j = i + 1
+                var str = String.UnicodeScalarView()
+                var closed = false
+                while j < s.count {
+                    let d = s[j]
+                    if d == c { closed = true; j += 1; break }
+                    if d == "\\" && j + 1 < s.count {
+                        let e = s[j + 1]
+                        switch e {
+                        case "n": str.append("\n")
+                        case "t": str.append("\t")
+                        case "r": str.append("\r")
+                        case "\\", "'", "\"": str.append(e)
+                        default: str.append("\\"); str.append(e)
+                        }
+                        j += 2; continue
+                    }
+                    str.append(d); j += 1
+                }
+                guard closed else { throw TemplateError("line \(line): unterminated string") }
+                out.append(.string(String(str))); i = j; continue
+            }
+            let two = i + 1 < s.count ? String(String.UnicodeScalarView([c, s[i + 1]])) : ""
+            if ["==", "!=", "<=", ">=", "//", "**"].contains(two) { out.append(.op(two)); i += 2; continue }
+            if "()[]{}.,:|~+-*/%<>=".unicodeScalars.contains(c) { out.append(.op(String(c))); i += 1; continue }
+            throw TemplateError("line \(line): unexpected character \(String(c)) in an expression")
+        }
+        out.append(.end)
+        return out
+    }
+}
+
+private let knownFilters: Set<String> = ["trim", "length", "count", "lower", "upper", "capitalize", "title", "string",
+                                         "first", "last", "join", "default", "d", "replace", "list", "tojson"]
+private let knownTests: Set<String> = ["defined", "undefined", "none", "string", "number", "integer", "boolean", "mapping",
+                                       "sequence", "iterable", "true", "false"]
+
+private struct ExprParser {
+    var toks: [Token]
+    var pos = 0
+    let line: Int
+
+    init(_ src: String, line: Int) throws { toks = try ExprLexer.tokens(src, line: line); self.line = line }
+
+    var peek: Token { toks[pos] }
+    mutating func next() -> Token { let t = toks[pos]; if pos < toks.count - 1 { pos += 1 }; return t }
+    func fail(_ what: String) -> TemplateError { TemplateError("line \(line): \(what)") }
+    mutating func accept(_ op: String) -> Bool { if peek == .op(op) { pos += 1; return true }; return false }
+    mutating func acceptName(_ n: String) -> Bool { if peek == .name(n) { pos += 1; return true }; return false }
+    mutating func expect(_ op: String) throws { guard accept(op) else { throw fail("expected \(op)") } }
+    mutating func identifier() throws -> String {
+        guard case .name(let n) = next() else { throw fail("expected a name") }
+        return n
+    }
+    mutating func atEnd() -> Bool { peek == .end }
+
+    mutating func expression() throws -> Expr {
+        let value = try orExpr()
+        if acceptName("if") {
+            let cond = try orExpr()
+            let other = acceptName("else") ? try expression() : nil
+            return .ternary(cond, value, other)
+        }
+        return value
+    }
+    mutating func orExpr() throws -> Expr {
+        var l = try andExpr()
+        while acceptName("or") { l = .binary("or", l, try andExpr()) }
+        return l
+    }
+    mutating func andExpr() throws -> Expr {
+        var l = try notExpr()
+        while acceptName("and") { l = .binary("and", l, try notExpr()) }
+        return l
+    }
+    mutating func notExpr() throws -> Expr {
+        if acceptName("not") { return .unary("not", try notExpr()) }
+        return try compare()
+    }
+    mutating func compare() throws -> Expr {
+        var l = try concat()
+        while true {
+            if case .op(let o) = peek, ["==", "!=", "<", ">", "<=", ">="].contains(o) { pos += 1; l = .binary(o, l, try concat()); continue }
+            if acceptName("in") { l = .binary("in", l, try concat()); continue }
+            if peek == .name("not"), toks.count > pos + 1, toks[pos + 1] == .name("in") {
+                pos += 2; l = .unary("not", .binary("in", l, try concat())); continue
+            }
+            return l
+        }
+    }
+    mutating func concat() throws -> Expr {
+        var l = try additive()
+        while accept("~") { l = .binary("~", l, try additive()) }
+        return l
+    }
+    mutating func additive() throws -> Expr {
+        var l = try multiplicative()
+        while true {
+            if accept("+") { l = .binary("+", l, try multiplicative()) } else if accept("-") { l = .binary("-", l, try multiplicative()) } else { return l }
+        }
+    }
+    mutating func multiplicative() throws -> Expr {
+        var l = try unary()
+        while true {
+            if case .op(let o) = peek, ["*", "/", "//", "%"].contains(o) { pos += 1; l = .binary(o, l, try unary()) } else { return l }
+        }
+    }
+    mutating func unary() throws -> Expr {
+        if accept("-") { return .unary("-", try unary()) }
+        return try postfix(try primary())
+    }
+    mutating func arguments() throws -> ([Expr], [(String, Expr)]) {
+        var args: [Expr] = [], kwargs: [(String, Expr)] = []
+        if accept(")") { return (args, kwargs) }
+        repeat {
+            if case .name(let n) = peek, toks.count > pos + 1, toks[pos + 1] == .op("=") {
+                pos += 2; kwargs.append((n, try expression()))
+            } else {
+                args.append(try expression())
+            }
+        } while accept(",")
+        try expect(")")
+        return (args, kwargs)
+    }
+    mutating func postfix(_ base: Expr) throws -> Expr {
+        var e = base
+        while true {
+            if accept(".") {
+                e = .attr(e, try identifier())
+            } else if accept("[") {
+                var lo: Expr?, hi: Expr?
+                if !accept(":") {
+                    lo = try expression()
+                    if accept("]") { e = .index(e, lo!); continue }
+                    try expect(":")
+                }
+                if !accept("]") { hi = try expression(); try expect("]") }
+                e = .slice(e, lo, hi)
+            } else if accept("(") {
+                let (a, k) = try arguments()
+                e = .call(e, a, k)
+            } else if accept("|") {
+                let name = try identifier()
+                guard knownFilters.contains(name) else { throw fail("filter \(name) is not supported by this chat-template interpreter") }
+                var a: [Expr] = [], k: [(String, Expr)] = []
+                if accept("(") { (a, k) = try arguments() }
+                e = .filter(e, name, a, k)
+            } else if peek == .name("is") {
+                pos += 1
+                let negated = acceptName("not")
+                let name = try identifier()
+                guard knownTests.contains(name) else { throw fail("test \(name) is not supported by this chat-template interpreter") }
+                e = .test(e, name, negated, [])
+            } else {
+                return e
+            }
+        }
+    }
+    mutating func primary() throws -> Expr {
+        switch next() {
+        case .string(var s):
+            while case .string(let more) = peek { s += more; pos += 1 }   // adjacent literals concatenate
+            return .literal(.string(s))
+        case .int(let i): return .literal(.int(i))
+        case .double(let d): return .literal(.double(d))
+        case .name(let n):
+            switch n {
+            case "true", "True": return .literal(.bool(true))
+            case "false", "False": return .literal(.bool(false))
+            case "none", "None": return .literal(.none)
+            default: return .name(n)
+            }
+        case .op("("):
+            let e = try expression()
+            try expect(")")
+            return e
+        case .op("["):
+            var items: [Expr] = []
+            if !accept("]") {
+                repeat { if peek == .op("]") { break }; items.append(try expression()) } while accept(",")
+                try expect("]")
+            }
+            return .list(items)
+        case .op("{"):
+            var items: [(String, Expr)] = []
+            if !accept("}") {
+                repeat {
+                    if peek == .op("}") { break }
+                    guard case .string(let k) = next() else { throw fail("dict keys must be string literals") }
+                    try expect(":")
+                    items.append((k, try expression()))
+                } while accept(",")
+                try expect("}")
+            }
+            return .dict(items)
+        case .end: throw fail("expression ends too early")
+        case let t: throw fail("unexpected \(t) in an expression")
+        }
+    }
+}
+
+// MARK: - Statements
+
+private indirect enum Node {
+    case text(String)
+    case output(Expr, line: Int)
+    case ifs([(Expr, [Node])], [Node]?)
+    case forLoop([String], Expr, [Node], [Node]?, line: Int)
+    case set(String, String?, Expr, line: Int)
+}
+
+private struct Parser {
+    let segments: [Segment]
+    var pos = 0
+
+    init(segments: [Segment]) { self.segments = segments }
+
+    mutating func parseAll() throws -> [Node] {
+        let (nodes, end) = try parseBlock(until: [])
+        if let (word, line) = end { throw TemplateError("line \(line): {% \(word) %} without an opening tag") }
+        return nodes
+    }
+
+    /// Parses nodes until a statement whose first word is in `until`; returns that word (and
+    /// leaves its statement text in `lastStatement`).
+    var lastStatement = ""
+    mutating func parseBlock(until: Set<String>) throws -> ([Node], (String, Int)?) {
+        var nodes: [Node] = []
+        while pos < segments.count {
+            let seg = segments[pos]; pos += 1
+            switch seg {
+            case .text(let t): nodes.append(.text(t))
+            case .output(let src, let line):
+                var p = try ExprParser(src, line: line)
+                let e = try p.expression()
+                guard p.atEnd() else { throw TemplateError("line \(line): unexpected text after the expression in {{ \(src) }}") }
+                nodes.append(.output(e, line: line))
+            case .statement(let src, let line):
+                let word = src.prefix { $0.isLetter || $0 == "_" }
+                let rest = String(src.dropFirst(word.count))
+                if until.contains(String(word)) { lastStatement = rest; return (nodes, (String(word), line)) }
+                switch word {
+                case "if":
+                    var branches: [(Expr, [Node])] = []
+                    var cond = try Self.expr(rest, line)
+                    var elseBody: [Node]?
+                    while true {
+                        let (body, end) = try parseBlock(until: ["elif", "else", "endif"])
+                        guard let (w, l) = end else { throw TemplateError("line \(line): {% if %} is never closed with {% endif %}") }
+                        if w == "elif" { branches.append((cond, body)); cond = try Self.expr(lastStatement, l); continue }
+                        branches.append((cond, body))
+                        if w == "else" {
+                            let (eb, e2) = try parseBlock(until: ["endif"])
+                            guard e2 != nil else { throw TemplateError("line \(line): {% if %} is never closed with {% endif %}") }
+                            elseBody = eb
+                        }
+                        break
+                    }
+                    nodes.append(.ifs(branches, elseBody))
+                case "for":
+                    var p = try ExprParser(rest, line: line)
+                    var names = [try p.identifier()]
+                    while p.accept(",") { names.append(try p.identifier()) }
+                    guard names.count <= 2, p.acceptName("in") else { throw TemplateError("line \(line): expected {% for x in … %} or {% for k, v in … %}") }
+                    let iter = try p.orExpr()
+                    guard p.atEnd() else { throw TemplateError("line \(line): {% for %} with a filter or recursive is not supported") }
+                    let (body, end) = try parseBlock(until: ["else", "endfor"])
+                    guard let (w, _) = end else { throw TemplateError("line \(line): {% for %} is never closed with {% endfor %}") }
+                    var elseBody: [Node]?
+                    if w == "else" {
+                        let (eb, e2) = try parseBlock(until: ["endfor"])
+                        guard e2 != nil else { throw TemplateError("line \(line): {% for %} is never closed with {% endfor %}") }
+                        elseBody = eb
+                    }
+                    nodes.append(.forLoop(names, iter, body, elseBody, line: line))
+                case "set":
+                    var p = try ExprParser(rest, line: line)
+                    let name = try p.identifier()
+                    let attr = p.accept(".") ? try p.identifier() : nil
+                    guard p.accept("=") else { throw TemplateError("line \(line): block {% set %} … {% endset %} is not supported; use {% set name = … %}") }
+                    let e = try p.expression()
+                    guard p.atEnd() else { throw TemplateError("line \(line): unexpected text after {% set %}") }
+                    nodes.append(.set(name, attr, e, line: line))
+                case "endif", "endfor", "elif", "else":
+                    throw TemplateError("line \(line): {% \(word) %} without an opening tag")
+                default:
+                    throw TemplateError("line \(line): {% \(word.isEmpty ? src : String(word)) %} is not supported by this chat-template interpreter")
+                }
+            }
+        }
+        return (nodes, nil)
+    }
+
+    static func expr(_ src: String, _ line: Int) throws -> Expr {
+        var p = try ExprParser(src, line: line)
+        let e = try p.expression()
+        guard p.atEnd() else { throw TemplateError("line \(line): unexpected text after the condition") }
+        return e
+    }
+}
+
+// MARK: - Evaluation
+
+private struct Context {
+    var scopes: [[String: Value]]
+    let now: Date
+    var line = 0
+
+    func lookup(_ n: String) -> Value {
+        for s in scopes.reversed() { if let v = s[n] { return v } }
+        return .undefined(n)
+    }
+
+    mutating func run(_ nodes: [Node], _ out: inout String) throws {
+        for node in nodes {
+            switch node {
+            case .text(let t): out += t
+            case .output(let e, let l):
+                line = l
+                out += try eval(e).text()
+            case .ifs(let branches, let elseBody):
+                var taken = false
+                for (cond, body) in branches where try eval(cond).truthy { try run(body, &out); taken = true; break }
+                if !taken, let elseBody { try run(elseBody, &out) }
+            case .forLoop(let names, let iterExpr, let body, let elseBody, let l):
+                line = l
+                let items = try iterate(try eval(iterExpr))
+                if items.isEmpty { if let elseBody { try run(elseBody, &out) }; continue }
+                for (i, item) in items.enumerated() {
+                    var scope: [String: Value] = [:]
+                    if names.count == 2 {
+                        guard case .list(let pair) = item, pair.count == 2 else { throw TemplateError("line \(l): cannot unpack \(item.typeName) into two names") }
+                        scope[names[0]] = pair[0]; scope[names[1]] = pair[1]
+                    } else {
+                        scope[names[0]] = item
+                    }
+                    let n = items.count
+                    scope["loop"] = .dict(["index": .int(i + 1), "index0": .int(i), "first": .bool(i == 0), "last": .bool(i == n - 1),
+                                           "length": .int(n), "revindex": .int(n - i), "revindex0": .int(n - i - 1),
+                                           "previtem": i > 0 ? items[i - 1] : .undefined("previtem"),
+                                           "nextitem": i + 1 < n ? items[i + 1] : .undefined("nextitem")],
+                                          ["index", "index0", "first", "last", "length", "revindex", "revindex0"])
+                    // Each iteration has its own scope: a `set` inside the loop does not leak out.
+                    scopes.append(scope)
+                    defer { scopes.removeLast() }
+                    try run(body, &out)
+                }
+            case .set(let name, let attr, let e, let l):
+                line = l
+                let v = try eval(e)
+                if let attr {
+                    guard case .namespace(let ns) = lookup(name) else { throw TemplateError("line \(l): \(name).\(attr) can only be set on a namespace()") }
+                    ns.set(attr, v)
+                } else {
+                    scopes[scopes.count - 1][name] = v
+                }
+            }
+        }
+    }
+
+    func fail(_ what: String) -> TemplateError { TemplateError("line \(line): \(what)") }
+
+    func iterate(_ v: Value) throws -> [Value] {
+        switch v {
+        case .list(let l): return l
+        case .string(let s): return s.map { .string(String($0)) }
+        case .dict(_, let keys): return keys.map { .string($0) }
+        case .undefined(let n): throw fail("\(n) is undefined and cannot be iterated")
+        default: throw fail("a \(v.typeName) cannot be iterated")
+        }
+    }
+
+    func member(_ v: Value, _ key: String) throws -> Value {
+        switch v {
+        case .dict(let d, _): return d[key] ?? (["items", "keys", "values", "get"].contains(key) ? .method(v, key) : .undefined(key))
+        case .namespace(let n): return n.fields[key] ?? .undefined(key)
+        case .string:
+            let methods: Set<String> = ["strip", "lstrip", "rstrip", "startswith", "endswith", "upper", "lower", "title",
+                                        "capitalize", "split", "replace"]
+            guard methods.contains(key) else { throw fail("string method \(key) is not supported by this chat-template interpreter") }
+            return .method(v, key)
+        case .undefined(let n): throw fail("\(n) is undefined, so it has no attribute \(key)")
+        default: return .undefined(key)
+        }
+    }
+
+    mutating func eval(_ e: Expr) throws -> Value {
+        switch e {
+        case .literal(let v): return v
+        case .name(let n): return lookup(n)
+        case .list(let items): return .list(try items.map { try eval($0) })
+        case .dict(let items):
+            var d: [String: Value] = [:], keys: [String] = []
+            for (k, x) in items { if d[k] == nil { keys.append(k) }; d[k] = try eval(x) }
+            return .dict(d, keys)
+        case .attr(let base, let name): return try member(try eval(base), name)
+        case .index(let base, let idx):
+            let b = try eval(base), i = try eval(idx)
+            switch (b, i) {
+            case (.list(let l), .int(let k)):
+                let j = k < 0 ? l.count + k : k
+                guard j >= 0 && j < l.count else { throw fail("list index \(k) out of range") }
+                return l[j]
+            case (.string(let s), .int(let k)):
+                let chars = Array(s), j = k < 0 ? chars.count + k : k
+                guard j >= 0 && j < chars.count else { throw fail("string index \(k) out of range") }
+                return .string(String(chars[j]))
+            case (_, .string(let key)): return try member(b, key)
+            case (.undefined(let n), _): throw fail("\(n) is undefined and cannot be indexed")
+            default: throw fail("a \(b.typeName) cannot be indexed by a \(i.typeName)")
+            }
+        case .slice(let base, let lo, let hi):
+            let b = try eval(base)
+            func bound(_ x: Expr?, _ n: Int, _ dflt: Int) throws -> Int {
+                guard let x else { return dflt }
+                guard case .int(let k) = try eval(x) else { throw fail("slice bounds must be integers") }
+                return max(0, min(n, k < 0 ? n + k : k))
+            }
+            switch b {
+            case .list(let l):
+                let a = try bound(lo, l.count, 0), z = try bound(hi, l.count, l.count)
+                return .list(a < z ? Array(l[a..<z]) : [])
+            case .string(let s):
+                let c = Array(s), a = try bound(lo, c.count, 0), z = try bound(hi, c.count, c.count)
+                return .string(a < z ? String(c[a..<z]) : "")
+            default: throw fail("a \(b.typeName) cannot be sliced")
+            }
+        case .call(let fn, let argExprs, let kwExprs):
+            let f = try eval(fn)
+            let args = try argExprs.map { try eval($0) }
+            var kwargs: [(String, Value)] = []
+            for (k, x) in kwExprs { kwargs.append((k, try eval(x))) }
+            return try call(f, args, kwargs)
+        case .filter(let base, let name, let argExprs, let kwExprs):
+            let v = try eval(base)
+            let args = try argExprs.map { try eval($0) }
+            var kwargs: [String: Value] = [:]
+            for (k, x) in kwExprs { kwargs[k] = try eval(x) }
+            return try filter(v, name, args, kwargs)
+        case .test(let base, let name, let negated, _):
+            let v = try eval(base)
+            let r: Bool
+            switch name {
+            case "defined": r = !v.isUndefined
+            case "undefined": r = v.isUndefined
+            case "none": if case .none = v { r = true } else { r = false }
+            case "string": if case .string = v { r = true } else { r = false }
+            case "number": switch v { case .int, .double: r = true; default: r = false }
+            case "integer": if case .int = v { r = true } else { r = false }
+            case "boolean": if case .bool = v { r = true } else { r = false }
+            case "mapping": switch v { case .dict, .namespace: r = true; default: r = false }
+            case "sequence", "iterable": switch v { case .list, .string, .dict: r = true; default: r = false }
+            case "true": if case .bool(true) = v { r = true } else { r = false }
+            default: if case .bool(false) = v { r = true } else { r = false }
+            }
+            return .bool(r != negated)
+        case .unary(let op, let x):
+            let v = try eval(x)
+            if op == "not" { return .bool(!v.truthy) }
+            switch v {
+            case .int(let i): return .int(-i)
+            case .double(let d): return .double(-d)
+            default: throw fail("cannot negate a \(v.typeName)")
+            }
+        case .ternary(let cond, let a, let b):
+            if try eval(cond).truthy { return try eval(a) }
+            return try b.map { try eval($0) } ?? .undefined("else")
+        case .binary(let op, let l, let r):
+            if op == "and" { let a = try eval(l); return a.truthy ? try eval(r) : a }
+            if op == "or" { let a = try eval(l); return a.truthy ? a : try eval(r) }
+            return try binary(op, try eval(l), try eval(r))
+        }
+    }
+
+    func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
+        switch op {
+        case "~": return .string(try a.text() + b.text())
+        case "==": return .bool(equal(a, b))
+        case "!=": return .bool(!equal(a, b))
+        case "in":
+            switch b {
+            case .string(let s): guard case .string(let x) = a else { throw fail("'in <string>' needs a string on the left") }; return .bool(s.contains(x))
+            case .list(let l): return .bool(l.contains { equal($0, a) })
+            case .dict(let d, _): if case .string(let k) = a { return .bool(d[k] != nil) }; return .bool(false)
+            default: throw fail("'in' needs a string, list or dict on the right, not a \(b.typeName)")
+            }
+        default: break
+        }
+        switch (a, b) {
+        case (.string(let x), .string(let y)):
+            switch op {
+            case "+": return .string(x + y)
+            case "<": return .bool(x < y)
+            case ">": return .bool(x > y)
+            case "<=": return .bool(x <= y)
+            case ">=": return .bool(x >= y)
+            default: break
+            }
+        case (.list(let x), .list(let y)) where op == "+": return .list(x + y)
+        case (.int(let x), .int(let y)):
+            switch op {
+            case "+": return .int(x &+ y)
+            case "-": return .int(x &- y)
+            case "*": return .int(x &* y)
+            case "//": guard y != 0 else { throw fail("division by zero") }; return .int(Int((Double(x) / Double(y)).rounded(.down)))
+            case "%": guard y != 0 else { throw fail("division by zero") }; return .int(((x % y) + y) % y)
+            case "/": guard y != 0 else { throw fail("division by zero") }; return .double(Double(x) / Double(y))
+            case "<": return .bool(x < y)
+            case ">": return .bool(x > y)
+            case "<=": return .bool(x <= y)
+            case ">=": return .bool(x >= y)
+            default: break
+            }
+        case (.undefined(let n), _), (_, .undefined(let n)):
+            throw fail("\(n) is undefined (in an expression with \(op))")
+        default: break
+        }
+        throw fail("cannot apply \(op) to a \(a.typeName) and a \(b.typeName)")
+    }
+
+    func equal(_ a: Value, _ b: Value) -> Bool {
+        switch (a, b) {
+        case (.none, .none): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.double(let x), .double(let y)): return x == y
+        case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y
+        case (.string(let x), .string(let y)): return x == y
+        case (.list(let x), .list(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
+        default: return false
+        }
+    }
+
+    func filter(_ v: Value, _ name: String, _ args: [Value], _ kwargs: [String: Value]) throws -> Value {
+        func str() throws -> String {
+            guard case .string(let s) = v else { throw fail("filter \(name) needs a string, not a \(v.typeName)") }
+            return s
+        }
+        switch name {
+        case "trim": return .string(try str().trimmingCharacters(in: .whitespacesAndNewlines))
+        case "lower": return .string(try str().lowercased())
+        case "upper": return .string(try str().uppercased())
+        case "capitalize": let s = try str(); return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
+        case "title": return .string(try str().capitalized)
+        case "string": return .string(try v.text())
+        case "length", "count":
+            switch v {
+            case .string(let s): return .int(s.count)
+            case .list(let l): return .int(l.count)
+            case .dict(let d, _): return .int(d.count)
+            default: throw fail("filter \(name) needs a string, list or dict, not a \(v.typeName)")
+            }
+        case "first", "last":
+            let items = try iterate(v)
+            return (name == "first" ? items.first : items.last) ?? .undefined(name)
+        case "list": return .list(try iterate(v))
+        case "join":
+            let sep = try args.first?.text() ?? ""
+            return .string(try iterate(v).map { try $0.text() }.joined(separator: sep))
+        case "default", "d":
+            let useFalsy = args.count > 1 && args[1].truthy
+            if v.isUndefined || (useFalsy && !v.truthy) { return args.first ?? .string("") }
+            return v
+        case "replace":
+            guard args.count >= 2 else { throw fail("replace needs two arguments") }
+            return .string(try str().replacingOccurrences(of: try args[0].text(), with: try args[1].text()))
+        default: // tojson
+            var indent: Int?
+            if case .int(let i)? = kwargs["indent"] ?? args.first { indent = i }
+            return .string(try v.json(indent: indent))
+        }
+    }
+
+    func call(_ f: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
+        switch f {
+        case .function("strftime_now"):
+            guard case .string(let fmt)? = args.first else { throw fail("strftime_now needs a format string") }
+            return .string(strftime(fmt, now))
+        case .function("raise_exception"):
+            throw fail("the template raised an exception: \(try args.first?.text() ?? "")")
+        case .function("namespace"), .function("dict"):
+            let ns = Namespace()
+            for (k, v) in kwargs { ns.set(k, v) }
+            if case .function("dict") = f { return .dict(ns.fields, ns.order) }
+            return .namespace(ns)
+        case .function("range"):
+            let ints = try args.map { v -> Int in guard case .int(let i) = v else { throw fail("range needs integers") }; return i }
+            let (lo, hi) = ints.count >= 2 ? (ints[0], ints[1]) : (0, ints.first ?? 0)
+            guard hi - lo <= 1 << 20 else { throw fail("range too long") }
+            return .list(lo < hi ? (lo..<hi).map { .int($0) } : [])
+        case .method(let base, let name):
+            if case .dict(let d, let keys) = base {
+                switch name {
+                case "items": return .list(keys.map { .list([.string($0), d[$0]!]) })
+                case "keys": return .list(keys.map { .string($0) })
+                case "values": return .list(keys.map { d[$0]! })
+                default:
+                    guard case .string(let k)? = args.first else { throw fail("get needs a key") }
+                    return d[k] ?? (args.count > 1 ? args[1] : .none)
+                }
+            }
+            guard case .string(let s) = base else { throw fail("\(name) called on a \(base.typeName)") }
+            func arg(_ i: Int) throws -> String? {
+                guard i < args.count else { return nil }
+                guard case .string(let a) = args[i] else { throw fail("\(name) needs string arguments") }
+                return a
+            }
+            switch name {
+            case "strip", "lstrip", "rstrip":
+                let set = try arg(0).map { CharacterSet(charactersIn: $0) } ?? .whitespacesAndNewlines
+                var scalars = Substring(s).unicodeScalars[...]
+                if name != "rstrip" { while let c = scalars.first, set.contains(c) { scalars.removeFirst() } }
+                if name != "lstrip" { while let c = scalars.last, set.contains(c) { scalars.removeLast() } }
+                return .string(String(String.UnicodeScalarView(scalars)))
+            case "startswith": return .bool(s.hasPrefix(try arg(0) ?? ""))
+            case "endswith": return .bool(s.hasSuffix(try arg(0) ?? ""))
+            case "upper": return .string(s.uppercased())
+            case "lower": return .string(s.lowercased())
+            case "title": return .string(s.capitalized)
+            case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
+            case "replace":
+                guard let a = try arg(0), let b = try arg(1) else { throw fail("replace needs two arguments") }
+                return .string(s.replacingOccurrences(of: a, with: b))
+            default: // split
+                if let sep = try arg(0) { return .list(s.components(separatedBy: sep).map { .string($0) }) }
+                return .list(s.split(whereSeparator: { $0.isWhitespace }).map { .string(String($0)) })
+            }
+        case .undefined(let n): throw fail("\(n) is undefined and cannot be called")
+        default: throw fail("a \(f.typeName) cannot be called")
+        }
+    }
+
+    /// The strftime directives chat templates use, in the local time zone (as Python's
+    /// `datetime.now().strftime`).
+    func strftime(_ fmt: String, _ date: Date) -> String {
+        let cal = Calendar(identifier: .gregorian)
+        let c = cal.dateComponents(in: TimeZone.current, from: date)
+        let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+        let days = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+        func two(_ v: Int?) -> String { String(format: "%02d", v ?? 0) }
+        var out = ""
+        var it = fmt.makeIterator()
+        while let ch = it.next() {
+            guard ch == "%", let d = it.next() else { out.append(ch); continue }
+            switch d {
+            case "d": out += two(c.day)
+            case "m": out += two(c.month)
+            case "Y": out += String(c.year ?? 0)
+            case "y": out += two((c.year ?? 0) % 100)
+            case "b": out += String(months[(c.month ?? 1) - 1].prefix(3))
+            case "B": out += months[(c.month ?? 1) - 1]
+            case "A": out += days[(c.weekday ?? 1) - 1]
+            case "a": out += String(days[(c.weekday ?? 1) - 1].prefix(3))
+            case "H": out += two(c.hour)
+            case "M": out += two(c.minute)
+            case "S": out += two(c.second)
+            case "j": out += String(format: "%03d", cal.ordinality(of: .day, in: .year, for: date) ?? 0)
+            case "%": out += "%"
+            default: out += "%" + String(d)
+            }
+        }
+        return out
+    }
+}

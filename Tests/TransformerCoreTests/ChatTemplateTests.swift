@@ -1,0 +1,118 @@
+import XCTest
+import Foundation
+@testable import TransformerCore
+
+/// The chat-template interpreter against transformers' `apply_chat_template`
+/// (Fixtures/hf/arch/make_chat_fixtures.py): the rendered text and the token ids, for ChatML
+/// templates in the style of SmolLM2-Instruct and Qwen2.5-Instruct (default system messages)
+/// and a Llama-3.x-Instruct-style template (header tokens, BOS, a date variable).
+final class ChatTemplateTests: XCTestCase {
+    static let reference: [String: Any] = {
+        let data = try! Data(contentsOf: fixtureURL("hf/arch/chat_reference.json"))
+        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }()
+
+    func template(_ name: String) throws -> (ChatTemplate, Tokenizer, [String: String], [String: Any]) {
+        let t = (Self.reference["templates"] as! [String: Any])[name] as! [String: Any]
+        let dir = fixtureURL("hf/arch")
+        let source = try String(contentsOf: dir.appendingPathComponent(t["file"] as! String), encoding: .utf8)
+        let tok = try Tokenizer.load(tokenizerJSON: dir.appendingPathComponent(t["tokenizer"] as! String).standardizedFileURL)
+        return (try ChatTemplate(source, name: name), tok, t["special_tokens_map"] as! [String: String], t)
+    }
+
+    func messages(_ v: Any?) -> [ChatMessage] {
+        (v as! [[String: String]]).map { ChatMessage(role: $0["role"]!, content: $0["content"]!) }
+    }
+
+    func testRenderedTextAndIdsMatchTransformers() throws {
+        var checked = 0
+        for name in ["chatml", "chatml-default-system", "llama3"] {
+            let (tpl, tok, specials, t) = try template(name)
+            for c in t["cases"] as! [[String: Any]] {
+                let gen = c["add_generation_prompt"] as! Bool
+                let text = try tpl.render(messages: messages(c["messages"]), addGenerationPrompt: gen, specialTokens: specials,
+                                          variables: c["kwargs"] as! [String: String])
+                let what = "\(name) \(c["conversation"]!) gen=\(gen)"
+                XCTAssertEqual(text, c["rendered"] as? String, what)
+                XCTAssertEqual(tok.encode(text), int32s(c["ids"]), what)
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 30)
+    }
+
+    /// Without `date_string`, the Llama-3-style template formats today's date with strftime_now.
+    func testDefaultDateComesFromStrftimeNow() throws {
+        let (tpl, tok, specials, t) = try template("llama3")
+        let d = (t["default_date"] as! [String: Any])["transformers_default"] as! [String: Any]
+        var comps = DateComponents()
+        comps.year = 2026; comps.month = 12; comps.day = 2; comps.hour = 12
+        let now = Calendar(identifier: .gregorian).date(from: comps)!
+        let text = try tpl.render(messages: [ChatMessage(role: "user", content: "Hello! How are you today?")], addGenerationPrompt: true,
+                                  specialTokens: specials, now: now)
+        XCTAssertEqual(text, d["rendered"] as? String)
+        XCTAssertEqual(tok.encode(text), int32s(d["ids"]))
+    }
+
+    func testScopingLoopsAndExpressions() throws {
+        let src = """
+        {%- set ns = namespace(n=0) %}{% set outer = 'o' %}
+        {%- for m in messages %}{% set outer = 'inner' %}{% set ns.n = ns.n + 1 %}
+        {{- loop.index }}/{{ loop.length }}{{ ',' if not loop.last else '' }}
+        {%- endfor %}
+        {{- ' ' ~ outer ~ ' ' ~ ns.n ~ ' ' ~ messages[-1].content[1:3] | upper ~ ' ' ~ (messages | length) }}
+        {%- if 'x' in messages[0]['content'] and messages[0].role is not none %} has-x{% endif %}
+        {{- ' ' ~ ' pad '.strip() ~ '|' ~ [1, 2, 3] | join('-') ~ '|' ~ {'a': 'b'}.a ~ '|' ~ missing | default('dflt') }}
+        {%- for k, v in {'p': 1, 'q': 2}.items() %} {{ k }}={{ v }}{% endfor %}
+        {%- for x in [] %}never{% else %} empty{% endfor %}
+        {{- ' ' ~ 7 // 2 ~ ' ' ~ 7 % 3 ~ ' ' ~ "a\\tb" | length ~ ' ' ~ ["x"] | tojson }}
+        """
+        let tpl = try ChatTemplate(src)
+        let out = try tpl.render(messages: [ChatMessage(role: "user", content: "xyz"), ChatMessage(role: "assistant", content: "abcd")],
+                                 addGenerationPrompt: false)
+        XCTAssertEqual(out, "1/2,2/2 o 2 BC 2 has-x pad|1-2-3|b|dflt p=1 q=2 empty 3 1 3 [\"x\"]")
+    }
+
+    /// trim_blocks and lstrip_blocks as transformers sets them, and `-` whitespace control.
+    func testWhitespaceControl() throws {
+        let tpl = try ChatTemplate("a\n    {% if true %}\n  b\n    {% endif %}\nc {{- '  d' }}  {#- note -#}  e\n{# c #}\nf")
+        XCTAssertEqual(try tpl.render(messages: [], addGenerationPrompt: false), "a\n  b\nc  de\nf")
+    }
+
+    func testUnsupportedConstructsAreRefusedWithTheirLine() {
+        let cases: [(String, String)] = [
+            ("hello\n{% macro m() %}x{% endmacro %}", "line 2: {% macro %} is not supported"),
+            ("{{ messages | wordcount }}", "line 1: filter wordcount is not supported"),
+            ("{% if x %}no end", "{% if %} is never closed"),
+            ("{{ x ", "never closed"),
+            ("{% for m in messages %}{% endif %}", "without an opening tag"),
+            ("\n\n{{ x is divisibleby 3 }}", "line 3: test divisibleby is not supported"),
+            ("{% set x %}block{% endset %}", "block {% set %}"),
+            ("{{ 'a'.zfill(3) }}", "string method zfill is not supported"),
+        ]
+        for (src, needle) in cases {
+            do {
+                let t = try ChatTemplate(src, name: "t.jinja")
+                _ = try t.render(messages: [], addGenerationPrompt: false)
+                XCTFail("accepted: \(src)")
+            } catch {
+                XCTAssertTrue("\(error)".contains(needle), "\(src): \(error)")
+            }
+        }
+        XCTAssertThrowsError(try ChatTemplate("{{ raise_exception('only user and assistant roles') }}").render(messages: [], addGenerationPrompt: false)) {
+            XCTAssertTrue("\($0)".contains("only user and assistant roles"))
+        }
+    }
+
+    func testTemplateIsFoundInEitherPlace() throws {
+        let dir = temporaryFolder()
+        XCTAssertNil(try ChatTemplate.load(folder: dir))
+        try #"{"chat_template": "{{ bos_token }}hi"}"#.write(to: dir.appendingPathComponent("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ChatTemplate.load(folder: dir)?.source, "{{ bos_token }}hi")
+        try #"{"chat_template": [{"name": "tool_use", "template": "t"}, {"name": "default", "template": "d"}]}"#
+            .write(to: dir.appendingPathComponent("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ChatTemplate.load(folder: dir)?.source, "d")
+        try "from file".write(to: dir.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ChatTemplate.load(folder: dir)?.source, "from file")
+    }
+}
