@@ -89,6 +89,29 @@ final class TokenizerTests: XCTestCase {
     }
 
     /// The Split pattern alone, piece by piece, against `tokenizers`' pre-tokenizer.
+    /// SmolLM's pre-tokenizer, Sequence[Digits(individual_digits), ByteLevel]: every digit its
+    /// own piece (Unicode numerics too), against `tokenizers` (Fixtures/hf/make_smollm_style.py);
+    /// and it survives a save and reload.
+    func testDigitsThenByteLevelMatchesHuggingFace() throws {
+        let tok = try Tokenizer.load(tokenizerJSON: fixtureURL("hf/smollm-style/tokenizer.json"))
+        XCTAssertEqual(tok.preTokenization, .gpt2Digits)
+        let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("hf/smollm-style/encodings.json"))) as! [String: Any]
+        let dir = temporaryFolder()
+        try tok.save(to: dir, maxLength: 64)
+        let back = try Tokenizer.load(folder: dir)
+        XCTAssertEqual(back.preTokenization, .gpt2Digits)
+        var checked = 0
+        for c in ref["cases"] as! [[String: Any]] {
+            var text = String.UnicodeScalarView()
+            for v in c["code_points"] as! [NSNumber] { text.append(Unicode.Scalar(v.uint32Value)!) }
+            let t = String(text)
+            XCTAssertEqual(tok.encode(t), int32s(c["ids"]), t)
+            XCTAssertEqual(back.encode(t), int32s(c["ids"]), t)
+            checked += 1
+        }
+        XCTAssertEqual(checked, 12)
+    }
+
     func testSplitPatternsMatchHuggingFacePieces() throws {
         let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("hf/tokenizer_encodings.json"))) as! [String: Any]
         var n = 0

@@ -3,12 +3,15 @@
 /// Each is written out by hand and checked against Hugging Face `tokenizers`.
 public enum PreTokenization: String, Equatable, Sendable {
     case gpt2, llama3, qwen2
+    /// `Sequence[Digits(individual_digits: true), ByteLevel]` (SmolLM's tokenizer): every digit a
+    /// piece of its own, and GPT-2's pattern over the text between digits.
+    case gpt2Digits = "gpt2-digits"
 
     /// The regex a `Split` pre-tokenizer must hold (as tokenizer.json spells it) to be read as
     /// this pattern; nil for GPT-2, whose pattern is implied by ByteLevel.
     public var splitPattern: String? {
         switch self {
-        case .gpt2: return nil
+        case .gpt2, .gpt2Digits: return nil
         case .llama3: return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
         case .qwen2: return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
         }
@@ -120,11 +123,34 @@ enum PreTokenizer {
         }
         starts.append(to)
         var pieceStart = 0
-        let ends = pattern == .gpt2 ? split(scalars) : splitLlama(scalars, maxDigits: pattern == .llama3 ? 3 : 1)
+        let ends: [Int]
+        switch pattern {
+        case .gpt2: ends = split(scalars)
+        case .gpt2Digits: ends = splitDigitsThenGPT2(scalars)
+        case .llama3, .qwen2: ends = splitLlama(scalars, maxDigits: pattern == .llama3 ? 3 : 1)
+        }
         for end in ends {
             body(bytes[starts[pieceStart]..<starts[end]])
             pieceStart = end
         }
+    }
+
+    /// Digits(individual_digits) then GPT-2's pattern: each numeric scalar (\p{N}, as Rust's
+    /// `char::is_numeric`) is a piece, and each run between them is split by `split`.
+    static func splitDigitsThenGPT2(_ s: [UInt32]) -> [Int] {
+        var ends: [Int] = []
+        var runStart = 0
+        func flushRun(_ end: Int) {
+            guard runStart < end else { return }
+            for e in split(Array(s[runStart..<end])) { ends.append(runStart + e) }
+        }
+        for (i, v) in s.enumerated() where kind(v) == .number {
+            flushRun(i)
+            ends.append(i + 1)
+            runStart = i + 1
+        }
+        flushRun(s.count)
+        return ends
     }
 
     // MARK: Llama 3 and Qwen2

@@ -113,6 +113,16 @@ extension Tokenizer {
         if p["type"] as? String == "Sequence", let list = p["pretokenizers"] as? [Any] {
             if list.count == 1, let only = list[0] as? [String: Any] {
                 p = only
+            } else if list.count == 2, let digits = list[0] as? [String: Any], let byteLevel = list[1] as? [String: Any],
+                      digits["type"] as? String == "Digits" {
+                guard JSONText.bool(digits["individual_digits"]) == true else {
+                    throw FormatError("\(what): a Digits pre-tokenizer without individual_digits is not supported")
+                }
+                guard byteLevel["type"] as? String == "ByteLevel", JSONText.bool(byteLevel["use_regex"]) != false else {
+                    throw FormatError("\(what): after the Digits pre-tokenizer a ByteLevel with GPT-2's pattern (use_regex true) is required")
+                }
+                pattern = .gpt2Digits
+                p = byteLevel
             } else if list.count == 2, let split = list[0] as? [String: Any], let byteLevel = list[1] as? [String: Any],
                       split["type"] as? String == "Split" {
                 guard let regex = (split["pattern"] as? [String: Any])?["Regex"] as? String,
@@ -128,12 +138,12 @@ extension Tokenizer {
                 pattern = known
                 p = byteLevel
             } else {
-                throw FormatError("\(what): this Sequence of pre-tokenizers is not supported; only ByteLevel, or Split then ByteLevel (Llama 3, Qwen2)")
+                throw FormatError("\(what): this Sequence of pre-tokenizers is not supported; only ByteLevel, Digits then ByteLevel (SmolLM), or Split then ByteLevel (Llama 3, Qwen2)")
             }
         }
         let type = p["type"] as? String ?? "?"
         guard type == "ByteLevel" else { throw FormatError("\(what): pre-tokenizer \(type) is not supported; only ByteLevel (GPT-2), or Split then ByteLevel (Llama 3, Qwen2)") }
-        if pattern == .gpt2, JSONText.bool(p["use_regex"]) == false {
+        if pattern == .gpt2 || pattern == .gpt2Digits, JSONText.bool(p["use_regex"]) == false {
             throw FormatError("\(what): a ByteLevel pre-tokenizer without GPT-2's pattern (use_regex false) is not supported")
         }
         return (pattern, JSONText.bool(p["add_prefix_space"]) ?? false)
@@ -224,6 +234,9 @@ extension Tokenizer {
         }.joined(separator: ",")
         let prefix = addPrefixSpace ? "true" : "false"
         var preTokenizer = "{\"type\":\"ByteLevel\",\"add_prefix_space\":\(prefix),\"trim_offsets\":true,\"use_regex\":true}"
+        if preTokenization == .gpt2Digits {
+            preTokenizer = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},\(preTokenizer)]}"
+        }
         if let regex = preTokenization.splitPattern {
             preTokenizer = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\(JSONText.quote(regex))},"
                 + "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":\(prefix),\"trim_offsets\":true,\"use_regex\":false}]}"

@@ -9,7 +9,8 @@ enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,dpo] [--config S,M,L] [--repeat N] [--numpy]
+    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,dpo] [--config S,M,L] [--repeat N]
+                      [--numpy] [--torch]
 
     Measures the compute core on this machine and prints one result per line.
 
@@ -19,8 +20,9 @@ enum BenchCommand: Command {
                 (S: batch 16×128, M: 8×256, L: 4×256)
       generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
                 temperature 0.7, no early stop
-      ppo       one PPO iteration on config S (random models): 64 prompts, 48 response tokens,
-                4 epochs × 4 minibatches, best of 3 iterations after a warm-up; seconds in rollout
+      ppo       one PPO iteration on each --config (S when none is given; random models): 64
+                prompts, 48 response tokens, 4 epochs × 4 minibatches, best of 3 iterations after
+                a warm-up (1 timed iteration for models larger than M); seconds in rollout
                 generation, reference, reward and value scoring, and the update's forward,
                 backward and optimizer (not part of the default set)
       dpo       one DPO epoch on config S (random models) over comparisons shaped like the quick
@@ -33,8 +35,10 @@ enum BenchCommand: Command {
                 of other text from the same generator; the word cache starts empty. Three rows:
                 GPT-2's pre-tokenisation, Llama 3's, and Qwen2's with its NFC normaliser
 
-    Configurations: S (4 layers, 128 wide, vocab 512), M (6 layers, 384 wide, vocab 8192),
-    L (GPT-2 small: 12 layers, 768 wide, vocab 50257).
+    Configurations: GPT-2 shapes S (4 layers, 128 wide, vocab 512), M (6 layers, 384 wide, vocab
+    8192), L (GPT-2 small: 12 layers, 768 wide, vocab 50257); Llama shapes llama-s, llama-m (the
+    Llama counterparts of S and M), smollm-135m (SmolLM2-135M: 30 layers, 576 wide, 9 heads, 3
+    key/value heads, vocab 49152; train 4×256) and qwen-0.5b (Qwen2.5-0.5B; train 4×256).
 
     Options:
       --json          one JSON object per line
@@ -43,8 +47,15 @@ enum BenchCommand: Command {
       --repeat N      timed repetitions per measurement (default: chosen per size)
       --shapes LIST   matmul shapes instead of the defaults, as M×K×N (or MxKxN), comma-separated
       --cold          matmul with B read from memory, not cache (rotating copies of B, 256 MiB)
+      --transposed    matmul with B stored [N, K], as Linear ([out, in]) weights are
       --numpy         also time numpy's matmul (OpenBLAS) on the same shapes, in this run;
                       needs python3 with numpy
+      --torch         also time PyTorch on the same train and generate measurements, in this
+                      run: forward + backward + AdamW of GPT2LMHeadModel / LlamaForCausalLM /
+                      Qwen2ForCausalLM of the same config, and HF generate (do_sample, the same
+                      temperature, 64 new tokens forced); needs python3 with torch and
+                      transformers (RLHF_PYTHON names another interpreter). PyTorch gets the same
+                      thread count; ATEN_CPU_CAPABILITY and friends in the environment pass through
       --threads N     worker threads (default: all cores; also RLHF_THREADS)
 
     The last line reports the peak resident memory of the process.
@@ -53,7 +64,7 @@ enum BenchCommand: Command {
     static let matmulShapes = [(1024, 768, 2304), (1024, 768, 3072), (1024, 3072, 768), (2048, 384, 1536), (8, 768, 50257)]
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes"], flags: ["--json", "--numpy", "--cold"])
+        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes"], flags: ["--json", "--numpy", "--cold", "--torch", "--transposed"])
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
         let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
@@ -61,7 +72,9 @@ enum BenchCommand: Command {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
         }
         let configs = a.list("--config") ?? ["S", "M", "L"]
-        for c in configs where ModelConfig.preset(c) == nil { throw UsageError("unknown configuration '\(c)' (choose from S, M, L)") }
+        for c in configs where ModelConfig.preset(c) == nil {
+            throw UsageError("unknown configuration '\(c)' (choose from \(ModelConfig.presetNames.joined(separator: ", ")))")
+        }
         let repeatCount = try a.int("--repeat", range: 1...1000)
         if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
         let out = BenchOutput(json: a.flag("--json"))
@@ -71,10 +84,11 @@ enum BenchCommand: Command {
         let cold = a.flag("--cold")
         if only.contains("matmul") {
             for (m, k, n) in shapes {
-                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold)
+                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold, transposed: a.flag("--transposed"))
                 let gbps = gflops / Double(2 * m) * 4     // bytes of B streamed per second, in GB/s
-                out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold, "b_gb_per_s": round2(gbps)],
-                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")".padding(toLength: 28, withPad: " ", startingAt: 0)
+                out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold,
+                          "b_transposed": a.flag("--transposed"), "b_gb_per_s": round2(gbps)],
+                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(a.flag("--transposed") ? " Bᵀ" : "")".padding(toLength: 28, withPad: " ", startingAt: 0)
                             + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
             }
             if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
@@ -87,13 +101,16 @@ enum BenchCommand: Command {
             }
         }
         if only.contains("ppo") {
-            let (phases, total) = benchPPO()
-            for (name, secs) in phases {
-                out.emit(["what": "ppo", "phase": name, "seconds": round3(secs)],
-                         text: "ppo      \(name)".padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f s", secs))
+            for name in a.list("--config") ?? ["S"] {
+                let (phases, total) = benchPPO(ModelConfig.preset(name)!)
+                let tag = "ppo \(name)"
+                for (phase, secs) in phases {
+                    out.emit(["what": "ppo", "config": name, "phase": phase, "seconds": round3(secs)],
+                             text: "\(tag) \(phase)".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%.3f s", secs))
+                }
+                out.emit(["what": "ppo", "config": name, "phase": "total", "seconds": round3(total)],
+                         text: "\(tag) iteration total".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
             }
-            out.emit(["what": "ppo", "phase": "total", "seconds": round3(total)],
-                     text: "ppo      iteration total".padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
         }
         if only.contains("dpo") {
             for (name, secs, count) in benchDPO() {
@@ -116,13 +133,16 @@ enum BenchCommand: Command {
             if only.contains("train") {
                 let (b, t) = trainShape(name)
                 let (tps, loss) = benchTrain(cfg, batch: b, length: t, repeats: repeatCount)
-                out.emit(["what": "train", "config": name.uppercased(), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
-                         text: "train    \(name.uppercased())  B×T \(b)×\(t)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+                out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
+                         text: "train    \(label(name))  B×T \(b)×\(t)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
             }
             if only.contains("generate") {
                 let tps = benchGenerate(cfg, repeats: repeatCount)
-                out.emit(["what": "generate", "config": name.uppercased(), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps)],
-                         text: "generate \(name.uppercased())  8×(16+64)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+                out.emit(["what": "generate", "impl": "rlhf", "config": label(name), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps)],
+                         text: "generate \(label(name))  8×(16+64)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+            }
+            if a.flag("--torch") && (only.contains("train") || only.contains("generate")) {
+                try runTorch(out, name: name, train: only.contains("train"), generate: only.contains("generate"))
             }
         }
         let rss = peakResidentBytes()
@@ -143,12 +163,15 @@ enum BenchCommand: Command {
     }
 
     static func trainShape(_ name: String) -> (Int, Int) {
-        switch name.uppercased() { case "S": return (16, 128); case "M": return (8, 256); default: return (4, 256) }
+        switch name.uppercased() { case "S", "LLAMA-S": return (16, 128); case "M", "LLAMA-M": return (8, 256); default: return (4, 256) }
     }
+
+    /// How a configuration is shown: S, M and L in capitals, the Llama shapes by name.
+    static func label(_ name: String) -> String { ["s", "m", "l"].contains(name.lowercased()) ? name.uppercased() : name.lowercased() }
 
     // MARK: - Measurements
 
-    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false) -> Double {
+    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false, transposed: Bool = false) -> Double {
         // Cold: rotate through copies of B that together exceed the last-level cache many times
         // over, so B comes from memory as a model's weights do when decoding.
         let copies = cold ? max(1, (256 << 20) / (k * n * 4)) : 1
@@ -161,8 +184,8 @@ enum BenchCommand: Command {
         let run = {
             let b = bs[which]
             which = (which + 1) % copies
-            Gemm.multiply(m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k), b: .rowMajor(b.pointer, columns: n),
-                          c: c.pointer, ldc: n)
+            Gemm.multiply(m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k),
+                          b: transposed ? .transposed(b.pointer, columns: k) : .rowMajor(b.pointer, columns: n), c: c.pointer, ldc: n)
         }
         let seconds = timeBest(repeats: repeats, minimumTime: 0.3, run)
         return 2.0 * Double(m) * Double(n) * Double(k) / seconds / 1e9
@@ -204,9 +227,9 @@ enum BenchCommand: Command {
         return Double(8 * 64) / seconds
     }
 
-    /// One PPO iteration on config S after a warm-up: (phase, seconds) and the total.
-    static func benchPPO() -> ([(String, Double)], Double) {
-        let cfg = ModelConfig.preset("S")!
+    /// One PPO iteration after a warm-up: (phase, seconds) and the total. The best of three for
+    /// models up to M's size, one timed iteration for larger ones.
+    static func benchPPO(_ cfg: ModelConfig) -> ([(String, Double)], Double) {
         func model(_ seed: UInt64, scalar: Bool) -> TransformerModel { let m = TransformerModel(config: cfg, scalarHead: scalar); m.initialize(seed: seed); return m }
         let policy = model(1, scalar: false), reference = model(1, scalar: false), value = model(2, scalar: true), reward = model(3, scalar: true)
         var s = PPOSettings()
@@ -216,7 +239,8 @@ enum BenchCommand: Command {
         _ = trainer.step(prompts: prompts)
         // The best of three timed iterations, as the other measurements take the best run.
         var best: ([(String, Double)], Double) = ([], .infinity)
-        for _ in 0..<3 {
+        let timed = policy.layout.count <= 40_000_000 ? 3 : 1
+        for _ in 0..<timed {
             let t = Date()
             _ = trainer.step(prompts: prompts)
             let total = Date().timeIntervalSince(t)
@@ -357,6 +381,91 @@ enum BenchCommand: Command {
             if repeats == nil && count >= 50 { break }
         }
         return best
+    }
+
+    /// PyTorch on the same train and generate measurements as `benchTrain`/`benchGenerate`, in
+    /// this run: the model class transformers has for the configuration, fp32, the same shapes.
+    static func runTorch(_ out: BenchOutput, name: String, train: Bool, generate: Bool) throws {
+        let cfg = ModelConfig.preset(name)!
+        let (b, t) = trainShape(name)
+        let json = String(decoding: try JSONEncoder().encode(cfg), as: UTF8.self)
+        let script = """
+        import json, sys, time, torch
+        torch.set_num_threads(\(Parallel.threadCount))
+        torch.manual_seed(0)
+        import transformers
+        from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+        c = json.loads(sys.argv[1])
+        if c["model_type"] == "gpt2":
+            model = GPT2LMHeadModel(GPT2Config(n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"], n_positions=c["n_positions"],
+                vocab_size=c["vocab_size"], layer_norm_epsilon=c["layer_norm_epsilon"], resid_pdrop=0, embd_pdrop=0, attn_pdrop=0))
+        else:
+            kw = dict(hidden_size=c["hidden_size"], num_hidden_layers=c["num_hidden_layers"], num_attention_heads=c["num_attention_heads"],
+                num_key_value_heads=c["num_key_value_heads"], head_dim=c["head_dim"], intermediate_size=c["intermediate_size"],
+                max_position_embeddings=c["max_position_embeddings"], vocab_size=c["vocab_size"], rms_norm_eps=c["rms_norm_eps"],
+                rope_theta=c["rope_theta"], tie_word_embeddings=c["tie_word_embeddings"], rope_scaling=c.get("rope_scaling"))
+            model = LlamaForCausalLM(LlamaConfig(**kw)) if c["model_type"] == "llama" else Qwen2ForCausalLM(Qwen2Config(use_sliding_window=False, **kw))
+        model = model.float()
+        V = c["vocab_size"]
+        def best_of(fn, minimum):
+            fn()
+            best, total, n = 1e9, 0.0, 0
+            while total < minimum or n < 3:
+                t0 = time.perf_counter(); fn(); dt = time.perf_counter() - t0
+                best = min(best, dt); total += dt; n += 1
+            return best
+        env = {"torch": torch.__version__, "transformers": transformers.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+        if \(train ? "True" : "False"):
+            B, T = \(b), \(t)
+            model.train()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            ids = torch.randint(0, V, (B, T))
+            def step():
+                loss = model(input_ids=ids, labels=ids).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step(); opt.zero_grad(set_to_none=True)
+            s = best_of(step, 1.0)
+            print(json.dumps(dict(env, what="train", B=B, T=T, tokens_per_s=round(B * T / s, 2))), flush=True)
+            del opt
+        if \(generate ? "True" : "False"):
+            model.eval()
+            prompts = torch.randint(0, V, (8, 16))
+            mask = torch.ones_like(prompts)
+            def gen():
+                with torch.inference_mode():
+                    model.generate(prompts, attention_mask=mask, do_sample=True, temperature=0.7, top_k=0, top_p=1.0,
+                                   max_new_tokens=64, min_new_tokens=64, pad_token_id=0)
+            s = best_of(gen, 1.0)
+            print(json.dumps(dict(env, what="generate", tokens_per_s=round(8 * 64 / s, 2))), flush=True)
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [ProcessInfo.processInfo.environment["RLHF_PYTHON"] ?? "python3", "-c", script, json]
+        var env = ProcessInfo.processInfo.environment
+        env["OMP_NUM_THREADS"] = String(Parallel.threadCount)
+        env["TRANSFORMERS_VERBOSITY"] = "error"
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { throw RuntimeError("could not start python3 for --torch: \(error)") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw RuntimeError("python3 with torch and transformers failed for --torch (are they installed? RLHF_PYTHON picks the interpreter)") }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let what = obj["what"] as? String, let tps = obj["tokens_per_s"] as? Double else { continue }
+            let versions = "torch \(obj["torch"] as? String ?? "?"), \(obj["cpu_capability"] as? String ?? "?")"
+            var fields: [String: Any] = ["what": what, "impl": "torch", "config": label(name), "tokens_per_s": tps,
+                                         "torch": obj["torch"] as? String ?? "", "torch_cpu_capability": obj["cpu_capability"] as? String ?? ""]
+            if what == "train" {
+                fields["B"] = b; fields["T"] = t
+                out.emit(fields, text: "torch    \(label(name))  B×T \(b)×\(t)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s (\(versions))")
+            } else {
+                fields["batch"] = 8; fields["prompt"] = 16; fields["new"] = 64
+                out.emit(fields, text: "HF gen   \(label(name))  8×(16+64)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s (\(versions))")
+            }
+        }
     }
 
     static func runNumpy(_ out: BenchOutput, shapes matmulShapes: [(Int, Int, Int)]) throws {
