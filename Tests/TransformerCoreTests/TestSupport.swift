@@ -48,6 +48,24 @@ func temporaryFolder(_ name: String = #function) -> URL {
     return url
 }
 
+/// For each (key, value, needle): a copy of the model folder `src` with `config.json`'s key set
+/// to value must fail to load with an error containing needle.
+func assertConfigEditsRefused(_ src: URL, _ cases: [(String, Any, String)], file: StaticString = #filePath, line: UInt = #line) throws {
+    let base = try JSONText.object(Data(contentsOf: src.appendingPathComponent("config.json")), "config")
+    for (key, value, needle) in cases {
+        let dir = temporaryFolder()
+        for f in try FileManager.default.contentsOfDirectory(atPath: src.path) {
+            try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        var cfg = base
+        cfg[key] = value
+        try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try ModelFolder.load(dir), key, file: file, line: line) { e in
+            XCTAssertTrue("\(e)".contains(needle), "\(key): \(e)", file: file, line: line)
+        }
+    }
+}
+
 func int32s(_ v: Any?) -> [Int32] { (v as! [NSNumber]).map { Int32($0.intValue) } }
 
 /// A test case whose tests run their checks once on each kernel path this CPU supports

@@ -439,19 +439,7 @@ enum BenchCommand: Command {
             s = best_of(gen, 1.0)
             print(json.dumps(dict(env, what="generate", tokens_per_s=round(8 * 64 / s, 2))), flush=True)
         """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [ProcessInfo.processInfo.environment["RLHF_PYTHON"] ?? "python3", "-c", script, json]
-        var env = ProcessInfo.processInfo.environment
-        env["OMP_NUM_THREADS"] = String(Parallel.threadCount)
-        env["TRANSFORMERS_VERBOSITY"] = "error"
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        do { try p.run() } catch { throw RuntimeError("could not start python3 for --torch: \(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw RuntimeError("python3 with torch and transformers failed for --torch (are they installed? RLHF_PYTHON picks the interpreter)") }
+        let data = try runPython(script, arguments: [json], env: ["TRANSFORMERS_VERBOSITY": "error"], flag: "--torch", needs: "torch and transformers")
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let what = obj["what"] as? String, let tps = obj["tokens_per_s"] as? Double else { continue }
@@ -468,6 +456,25 @@ enum BenchCommand: Command {
         }
     }
 
+    /// Runs a Python script (python3, or the interpreter RLHF_PYTHON names) with this run's
+    /// thread count and returns its standard output.
+    static func runPython(_ script: String, arguments: [String] = [], env extra: [String: String], flag: String, needs: String) throws -> Data {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [ProcessInfo.processInfo.environment["RLHF_PYTHON"] ?? "python3", "-c", script] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["OMP_NUM_THREADS"] = String(Parallel.threadCount)
+        for (k, v) in extra { env[k] = v }
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { throw RuntimeError("could not start python3 for \(flag): \(error)") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw RuntimeError("python3 with \(needs) failed for \(flag) (is it installed? RLHF_PYTHON picks the interpreter)") }
+        return data
+    }
+
     static func runNumpy(_ out: BenchOutput, shapes matmulShapes: [(Int, Int, Int)]) throws {
         let shapes = matmulShapes.map { "(\($0.0),\($0.1),\($0.2))" }.joined(separator: ",")
         let script = """
@@ -482,19 +489,7 @@ enum BenchCommand: Command {
                 best = min(best, dt); total += dt; count += 1
             print(json.dumps({"m": m, "k": k, "n": n, "gflops": round(2 * m * n * k / best / 1e9, 2)}), flush=True)
         """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = String(Parallel.threadCount)
-        env["OMP_NUM_THREADS"] = String(Parallel.threadCount)
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        do { try p.run() } catch { throw RuntimeError("could not start python3 for --numpy: \(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw RuntimeError("python3 with numpy failed (is numpy installed?)") }
+        let data = try runPython(script, env: ["OPENBLAS_NUM_THREADS": String(Parallel.threadCount)], flag: "--numpy", needs: "numpy")
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let m = obj["m"] as? Int, let k = obj["k"] as? Int, let n = obj["n"] as? Int,
