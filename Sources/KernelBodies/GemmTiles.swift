@@ -189,6 +189,58 @@ extension Body {
         }
     }
 
+    /// out[4·i + r] = a_i·w_r for the 4 rows a_i of `a` (k floats apart) and the 4 rows w_r of `w`
+    /// (`ldw` floats apart): four streams of weights at once, each loaded vector feeding a
+    /// multiply-add per row of `a`, for decoding products with weights stored [out, in]. With
+    /// 32 vector registers (AVX-512, arm64) four rows of `a` at a time; with 16 (AVX2, SSE) two
+    /// at a time, so the 4 × 4 tile is two passes over weights that stay in L1.
+    @inlinable @inline(__always)
+    public static func dotRows4x4(_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
+                                  _ out: UnsafeMutablePointer<Float>) {
+        if I.gemmMR >= 12 {
+            dotRowsX4(4, a, k, w, ldw, out)
+        } else {
+            dotRowsX4(2, a, k, w, ldw, out)
+            dotRowsX4(2, a + 2 * k, k, w, ldw, out + 8)
+        }
+    }
+
+    /// out[4·i + r] = a_i·w_r for the first `rows` (2 or 4, a constant) rows of `a`.
+    @inlinable @inline(__always)
+    public static func dotRowsX4(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
+                                 _ out: UnsafeMutablePointer<Float>) {
+        let vb = vbytes, l = lanes
+        var c00 = V(), c01 = V(), c02 = V(), c03 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V()
+        var c20 = V(), c21 = V(), c22 = V(), c23 = V(), c30 = V(), c31 = V(), c32 = V(), c33 = V()
+        let ar = UnsafeRawPointer(a), wr = UnsafeRawPointer(w)
+        let rb = k * 4, wb = ldw * 4
+        var off = 0
+        let end = (k / l) * vb
+        while off < end {
+            let w0 = load(wr, off), w1 = load(wr, off + wb), w2 = load(wr, off + 2 * wb), w3 = load(wr, off + 3 * wb)
+            let a0 = load(ar, off)
+            c00 = madd(c00, a0, w0); c01 = madd(c01, a0, w1); c02 = madd(c02, a0, w2); c03 = madd(c03, a0, w3)
+            let a1 = load(ar, off + rb)
+            c10 = madd(c10, a1, w0); c11 = madd(c11, a1, w1); c12 = madd(c12, a1, w2); c13 = madd(c13, a1, w3)
+            if rows > 2 {
+                let a2 = load(ar, off + 2 * rb)
+                c20 = madd(c20, a2, w0); c21 = madd(c21, a2, w1); c22 = madd(c22, a2, w2); c23 = madd(c23, a2, w3)
+                let a3 = load(ar, off + 3 * rb)
+                c30 = madd(c30, a3, w0); c31 = madd(c31, a3, w1); c32 = madd(c32, a3, w2); c33 = madd(c33, a3, w3)
+            }
+            off += vb
+        }
+        out[0] = hsum(c00); out[1] = hsum(c01); out[2] = hsum(c02); out[3] = hsum(c03)
+        out[4] = hsum(c10); out[5] = hsum(c11); out[6] = hsum(c12); out[7] = hsum(c13)
+        if rows > 2 {
+            out[8] = hsum(c20); out[9] = hsum(c21); out[10] = hsum(c22); out[11] = hsum(c23)
+            out[12] = hsum(c30); out[13] = hsum(c31); out[14] = hsum(c32); out[15] = hsum(c33)
+        }
+        for p in (k / l) * l ..< k {
+            for i in 0..<rows { for r in 0..<4 { out[4 * i + r] += a[i * k + p] * w[r * ldw + p] } }
+        }
+    }
+
     /// out[i] = a_i·w0 and out[8 + i] = a_i·w1 for the first `rows` (4 or 8, a constant) rows of
     /// `a` (k floats apart).
     @inlinable @inline(__always)

@@ -26,6 +26,9 @@ public final class KernelTable: @unchecked Sendable {
     public let dotRows8x2: (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
                             _ out: UnsafeMutablePointer<Float>) -> Void
 
+    /// out[4·i + r] = a_i·w_r for the 4 rows a_i of `a` (4 × k) and 4 rows w_r of `w`, `ldw` apart.
+    public let dotRows4x4: (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
+                            _ out: UnsafeMutablePointer<Float>) -> Void
     public let dot: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float
     public let axpy: (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     public let addInPlace: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
@@ -77,6 +80,7 @@ public final class KernelTable: @unchecked Sendable {
          gemmTile4: @escaping Tile,
          decodeTile: @escaping Tile,
          dotRows8x2: @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void,
+         dotRows4x4: @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int, _ out: UnsafeMutablePointer<Float>) -> Void,
          dot: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float,
          axpy: @escaping (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
          addInPlace: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
@@ -112,6 +116,7 @@ public final class KernelTable: @unchecked Sendable {
         self.gemmTile4 = gemmTile4
         self.decodeTile = decodeTile
         self.dotRows8x2 = dotRows8x2
+        self.dotRows4x4 = dotRows4x4
         self.dot = dot
         self.axpy = axpy
         self.addInPlace = addInPlace
@@ -153,6 +158,7 @@ public final class KernelTable: @unchecked Sendable {
             gemmTile4: { kc, a, _, b, ldb, c, ldc, mode, bias in B.tile2(rows: 4, kc, a, 4, b, ldb, c, ldc, mode, bias) },
             decodeTile: { kc, a, _, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: I.decodeVectors, kc, a, b, ldb, c, ldc, mode, bias) },
             dotRows8x2: { B.dotRows8x2($0, $1, $2, $3, $4) },
+            dotRows4x4: { B.dotRows4x4($0, $1, $2, $3, $4) },
             dot: { B.dot($0, $1, $2) },
             axpy: { B.axpy($0, $1, $2, $3) },
             addInPlace: { B.addInPlace($0, $1, $2) },

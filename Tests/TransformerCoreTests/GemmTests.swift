@@ -53,6 +53,7 @@ final class GemmTests: EveryPathTestCase {
                 } }
                 check(m: m, n: n, k: k, transA: false, transB: false, accumulate: true, bias: false)
                 check(m: m, n: n, k: k, transA: false, transB: true, accumulate: false, bias: true)
+                check(m: m, n: n, k: k, transA: false, transB: true, accumulate: true, bias: false)
                 check(m: m, n: n, k: k, transA: false, transB: false, accumulate: false, bias: true)
                 check(m: m, n: n, k: k, transA: true, transB: false, accumulate: true, bias: false)
             }

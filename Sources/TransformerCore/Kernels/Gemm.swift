@@ -377,10 +377,20 @@ public enum Gemm {
         let ldb = b.colStride
         let apc = UnsafePointer(ap)
         let kern = Kernels.active
+        let halves = m <= 4 ? 1 : 2
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = n * part / threads, hi = n * (part + 1) / threads
-            let d = edgeTiles(worker).floats(16)
+            let d = edgeTiles(worker).floats(32)
             var j = lo
+            // four rows of B per pass (four weight streams at once), each half of A's rows in turn
+            while j + 4 <= hi {
+                for h in 0..<halves { kern.dotRows4x4(apc + 4 * h * k, k, b.base + j * ldb, ldb, d + 16 * h) }
+                for i in 0..<m {
+                    let row = d + 16 * (i / 4) + 4 * (i % 4)
+                    for r in 0..<4 { c[i * ldc + j + r] = (accumulate ? c[i * ldc + j + r] : (bias?[j + r] ?? 0)) + row[r] }
+                }
+                j += 4
+            }
             while j < hi {
                 // two rows of B per pass: every load of A feeds two FMAs
                 let pair = j + 1 < hi
