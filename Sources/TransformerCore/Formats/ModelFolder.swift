@@ -386,7 +386,7 @@ public enum ModelFolder {
         precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
         let c = model.config
         precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
-        var fields = configFields(model, tokenizer: tokenizer, dtype: dtype)
+        var fields = configFields(model, tokenizer: tokenizer, dtype: dtype, stopTokenIds: annotations.stopTokenIds)
         if let pad = tokenizer.padId { fields.append("\"pad_token_id\":\(pad)") }
         if model.hasScalarHead { fields.append("\"num_labels\":1") }
         if let t = annotations.promptTemplate { fields.append("\"rlhf_prompt_template\":\(JSONText.quote(t))") }
@@ -394,8 +394,7 @@ public enum ModelFolder {
         if let b = annotations.rewardBias { fields.append("\"rlhf_reward_bias\":\(Double(b))") }
         if let t = annotations.sourceDType { fields.append("\"rlhf_source_dtype\":\"\(t.rawValue)\"") }
         if !annotations.stopTokenIds.isEmpty {
-            let ids = annotations.stopTokenIds.count == 1 ? "\(annotations.stopTokenIds[0])" : "[\(annotations.stopTokenIds.map(String.init).joined(separator: ","))]"
-            fields = fields.map { $0.hasPrefix("\"eos_token_id\":") ? "\"eos_token_id\":\(ids)" : $0 }
+            let ids = eosJSON(annotations.stopTokenIds, tokenizer)
             let bos = model.config.architecture.isLlamaFamily ? tokenizer.bosId.map { ",\"bos_token_id\":\($0)" } ?? "" : ""
             try AtomicFile.write(Data("{\"eos_token_id\":\(ids)\(bos)}\n".utf8), to: folder.appendingPathComponent("generation_config.json"))
         }
@@ -417,10 +416,17 @@ public enum ModelFolder {
         return shards.count
     }
 
+    /// `eos_token_id` as config.json writes it: the stop tokens (one id, or a list), else the
+    /// tokenizer's end-of-text token, else null.
+    static func eosJSON(_ stops: [Int32], _ tokenizer: Tokenizer) -> String {
+        if stops.count > 1 { return "[" + stops.map(String.init).joined(separator: ",") + "]" }
+        return (stops.first ?? tokenizer.eosId).map(String.init) ?? "null"
+    }
+
     /// The architecture's `config.json` fields (without this project's `rlhf_*` annotations).
-    static func configFields(_ model: TransformerModel, tokenizer: Tokenizer, dtype: SafeTensorsDType) -> [String] {
+    static func configFields(_ model: TransformerModel, tokenizer: Tokenizer, dtype: SafeTensorsDType, stopTokenIds: [Int32]) -> [String] {
         let c = model.config
-        let eos = tokenizer.eosId.map(String.init) ?? "null"
+        let eos = eosJSON(stopTokenIds, tokenizer)
         let dtypeName = "\"\(dtype == .BF16 ? "bfloat16" : dtype == .F16 ? "float16" : "float32")\""
         guard c.architecture.isLlamaFamily else {
             return [
@@ -431,7 +437,7 @@ public enum ModelFolder {
                 "\"layer_norm_epsilon\":\(Double(c.layerNormEpsilon))",
                 "\"resid_pdrop\":0.0", "\"embd_pdrop\":0.0", "\"attn_pdrop\":0.0", "\"summary_first_dropout\":0.0",
                 "\"initializer_range\":0.02", "\"scale_attn_weights\":true", "\"tie_word_embeddings\":true", "\"use_cache\":true",
-                "\"bos_token_id\":\(eos)", "\"eos_token_id\":\(eos)", "\"torch_dtype\":\(dtypeName)",
+                "\"bos_token_id\":\(tokenizer.eosId.map(String.init) ?? "null")", "\"eos_token_id\":\(eos)", "\"torch_dtype\":\(dtypeName)",
             ]
         }
         let qwen = c.architecture == .qwen2
