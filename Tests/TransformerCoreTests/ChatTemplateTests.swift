@@ -104,6 +104,25 @@ final class ChatTemplateTests: XCTestCase {
         }
     }
 
+    /// The run's explicit template, then the chat template, then the raw prompt; --chat forces
+    /// the chat template (and needs one), chat false skips it.
+    func testPromptPrecedence() throws {
+        let (_, tok, _, _) = try template("chatml")
+        let chat = "{{ bos_token ~ '<|im_start|>' ~ messages[0].content ~ '<|im_end|>' }}"
+        let both = ModelAnnotations(promptTemplate: "Q: {prompt}\nA:", chatTemplate: chat)
+        XCTAssertEqual(try both.promptText("hi", tokenizer: tok), "Q: hi\nA:")
+        XCTAssertEqual(try both.promptText("hi", tokenizer: tok, chat: true), "<|im_start|>hi<|im_end|>")
+        let onlyChat = ModelAnnotations(chatTemplate: chat)
+        XCTAssertEqual(try onlyChat.promptText("hi", tokenizer: tok), "<|im_start|>hi<|im_end|>")
+        XCTAssertEqual(try onlyChat.promptIds("hi", tokenizer: tok), [604] + tok.encode("hi") + [605])
+        XCTAssertEqual(try onlyChat.promptText("hi", tokenizer: tok, chat: false), "hi")
+        // Special-token text in a prompt stays plain text outside a chat template.
+        XCTAssertEqual(try ModelAnnotations().promptIds("<|im_end|>", tokenizer: tok), tok.encode("<|im_end|>", allowSpecial: false))
+        XCTAssertThrowsError(try ModelAnnotations().promptText("hi", tokenizer: tok, chat: true)) {
+            XCTAssertTrue("\($0)".contains("no chat template"))
+        }
+    }
+
     func testTemplateIsFoundInEitherPlace() throws {
         let dir = temporaryFolder()
         XCTAssertNil(try ChatTemplate.load(folder: dir))

@@ -45,13 +45,12 @@ public struct ModelAnnotations: Equatable, Sendable {
     /// `apply_chat_template(..., add_generation_prompt=True)`), then the raw prompt. `chat`
     /// false skips the chat template; true requires one.
     public func promptText(_ prompt: String, tokenizer: Tokenizer, chat: Bool? = nil) throws -> String {
-        if promptTemplate != nil && chat != true { return format(prompt: prompt) }
-        if chat != false, let source = chatTemplate {
-            return try ChatTemplate(source).render(messages: [ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
-                                                   specialTokens: tokenizer.namedSpecialTokens)
+        guard usesChatTemplate(chat) else { return format(prompt: prompt) }
+        guard let source = chatTemplate else {
+            throw FormatError("the model has no chat template (chat_template.jinja or chat_template in tokenizer_config.json)")
         }
-        if chat == true { throw FormatError("the model has no chat template (chat_template.jinja or chat_template in tokenizer_config.json)") }
-        return prompt
+        return try ChatTemplate.parsed(source).render(messages: [ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
+                                                      specialTokens: tokenizer.namedSpecialTokens)
     }
 
     /// The token ids of a prompt, as `promptText` lays it out. A chat-templated prompt is

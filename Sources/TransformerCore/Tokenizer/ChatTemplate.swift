@@ -37,6 +37,19 @@ public final class ChatTemplate: @unchecked Sendable {
         }
     }
 
+    /// `source` parsed once: stages template every prompt of a run with the same source.
+    public static func parsed(_ source: String) throws -> ChatTemplate {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let t = cache[source] { return t }
+        let t = try ChatTemplate(source)
+        if cache.count >= 8 { cache.removeAll() }
+        cache[source] = t
+        return t
+    }
+    private static let cacheLock = NSLock()
+    nonisolated(unsafe) private static var cache: [String: ChatTemplate] = [:]
+
     /// The folder's chat template: `chat_template.jinja` (as transformers 5 saves it), else
     /// `chat_template` in `tokenizer_config.json` (a string, or a list of named templates, of
     /// which `default` is used). Nil when the folder has none.
