@@ -36,10 +36,8 @@ public enum DPOData {
             }
             let responses = try g.completionIds.map { id -> [Int32] in
                 let c = completions[id]!
-                if !c.tokenIds.isEmpty { try tokenizer.checkStored(c.tokenIds, "completion #\(c.id)"); return c.tokenIds }
-                var body = tokenizer.encode(c.text, allowSpecial: false)
-                if c.finishReason == "eos", let eos = annotations.stopTokens(tokenizer).first { body.append(eos) }
-                return body
+                if !c.tokenIds.isEmpty { try tokenizer.checkStored(c.tokenIds, "completion #\(c.id)") }
+                return annotations.scoredCompletionIds(c.tokenIds, text: c.text, stopped: c.finishReason == "eos", tokenizer: tokenizer)
             }
             let (p, r) = fit(prompt: prompts[g.promptId]!, responses: responses, nCtx: nCtx)
             return PreferenceExample(rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds, prompt: p, responses: r, pairs: g.pairs)

@@ -28,12 +28,9 @@ public enum RewardData {
     /// imported pairs do). Longer than `nCtx`: the start of the prompt is dropped.
     public static func sequence(prompt: String, completion: CompletionRecord, tokenizer: Tokenizer,
                                 annotations: ModelAnnotations, nCtx: Int, useStoredTokens: Bool) throws -> [Int32] {
-        var body = completion.tokenIds
-        if !body.isEmpty && useStoredTokens { try tokenizer.checkStored(body, "completion #\(completion.id)") }
-        if body.isEmpty || !useStoredTokens {
-            body = tokenizer.encode(completion.text, allowSpecial: false)
-            if completion.finishReason == "eos", let eos = annotations.stopTokens(tokenizer).first { body.append(eos) }
-        }
+        let stored = useStoredTokens ? completion.tokenIds : []
+        if !stored.isEmpty { try tokenizer.checkStored(stored, "completion #\(completion.id)") }
+        let body = annotations.scoredCompletionIds(stored, text: completion.text, stopped: completion.finishReason == "eos", tokenizer: tokenizer)
         let seq = try annotations.promptIds(prompt, tokenizer: tokenizer) + body
         return seq.count > nCtx ? Array(seq.suffix(nCtx)) : seq
     }

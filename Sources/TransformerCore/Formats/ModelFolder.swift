@@ -20,6 +20,12 @@ public struct ModelAnnotations: Equatable, Sendable {
     /// The ids that end generation (`eos_token_id` of generation_config.json, else of
     /// config.json; a list for Llama 3 Instruct). Empty: the tokenizer's end-of-text token.
     public var stopTokenIds: [Int32] = []
+    /// Named chat templates besides the default one, written as
+    /// `additional_chat_templates/NAME.jinja` (transformers 5 offers them by name).
+    public var additionalChatTemplates: [String: String] = [:]
+    /// Where the weights came from (run, model id, stage run, …), as one JSON object, written
+    /// under `rlhf_provenance` in config.json by `rlhf export`. Not inherited.
+    public var provenance: String?
 
     /// Annotations.
     public init(promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil, sourceDType: SafeTensorsDType? = nil,
@@ -125,6 +131,12 @@ public enum ModelFolder {
                 throw FormatError("\(what): rlhf_source_dtype must be \"F32\", \"F16\" or \"BF16\"")
             }
             notes.sourceDType = t
+        }
+        if let p = c["rlhf_provenance"] {
+            guard p is [String: Any], let data = try? JSONSerialization.data(withJSONObject: p, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+                throw FormatError("\(what): rlhf_provenance must be a JSON object")
+            }
+            notes.provenance = String(decoding: data, as: UTF8.self)
         }
         return (config, notes)
     }
@@ -232,9 +244,23 @@ public enum ModelFolder {
         if tokenizer.count > config.vocabSize {
             throw FormatError("\(folder.path): the tokenizer has \(tokenizer.count) tokens but the model's vocab_size is \(config.vocabSize)")
         }
+        return PretrainedModel(model: model, tokenizer: tokenizer, annotations: try withPrompting(notes, folder, config))
+    }
+
+    /// `notes` with the folder's chat template and stop tokens.
+    static func withPrompting(_ notes: ModelAnnotations, _ folder: URL, _ config: ModelConfig) throws -> ModelAnnotations {
+        var notes = notes
         notes.chatTemplate = try ChatTemplate.load(folder: folder)?.source
         notes.stopTokenIds = try stopTokenIds(folder, vocabSize: config.vocabSize)
-        return PretrainedModel(model: model, tokenizer: tokenizer, annotations: notes)
+        return notes
+    }
+
+    /// What a folder says about laying out prompts, without its weights: the config's
+    /// annotations, the tokenizer, the chat template and the stop tokens.
+    public static func loadPrompting(_ folder: URL) throws -> (tokenizer: Tokenizer, annotations: ModelAnnotations) {
+        let (config, notes) = try readConfig(folder)
+        let tokenizer = try Tokenizer.load(folder: folder)
+        return (tokenizer, try withPrompting(notes, folder, config))
     }
 
     /// `eos_token_id` of generation_config.json, else of config.json: one id or a list.
@@ -400,6 +426,15 @@ public enum ModelFolder {
         if let t = annotations.chatTemplate {
             try AtomicFile.write(Data(t.utf8), to: folder.appendingPathComponent("chat_template.jinja"))
         }
+        if !annotations.additionalChatTemplates.isEmpty {
+            let dir = folder.appendingPathComponent("additional_chat_templates")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            for (name, t) in annotations.additionalChatTemplates.sorted(by: { $0.key < $1.key }) {
+                precondition(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }, "a template name is a plain word")
+                try AtomicFile.write(Data(t.utf8), to: dir.appendingPathComponent(name + ".jinja"))
+            }
+        }
+        if let p = annotations.provenance { fields.append("\"rlhf_provenance\":\(p)") }
         try AtomicFile.write(Data(("{\n  " + fields.joined(separator: ",\n  ") + "\n}\n").utf8), to: folder.appendingPathComponent(configFile))
         let tensors = model.layout.slots.map { slot -> SafeTensorsOutput in
             let name = slot.name.hasPrefix("score.") || c.architecture.isLlamaFamily ? slot.name : "transformer." + slot.name

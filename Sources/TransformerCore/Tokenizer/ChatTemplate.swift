@@ -363,6 +363,15 @@ private struct ExprLexer {
                         case "t": str.append("\t")
                         case "r": str.append("\r")
                         case "\\", "'", "\"": str.append(e)
+                        case "x", "u", "U":
+                            // Python's \xNN, \uNNNN and \UNNNNNNNN, as Jinja reads string literals.
+                            let width = e == "x" ? 2 : e == "u" ? 4 : 8
+                            let digits = j + 2 + width <= s.count ? String(String.UnicodeScalarView(s[(j + 2)..<(j + 2 + width)])) : ""
+                            guard digits.count == width, let v = UInt32(digits, radix: 16), let scalar = Unicode.Scalar(v) else {
+                                throw TemplateError("line \(line): malformed \\\(e) escape in a string")
+                            }
+                            str.append(scalar)
+                            j += 2 + width; continue
                         default: str.append("\\"); str.append(e)
                         }
                         j += 2; continue
