@@ -215,6 +215,13 @@ extension RunStore {
 /// A preference pair read from a file (TRL's `{"prompt", "chosen", "rejected"}`).
 public struct ImportedPair: Equatable, Sendable {
     public var prompt: String, chosen: String, rejected: String
+    /// How each completion ended: `eos` (it stopped; scoring appends the stop token) or `length`.
+    public var chosenFinish = "eos", rejectedFinish = "eos"
+    /// Who ranked the pair, when the file says; else the importer's `annotator`.
+    public var annotator: String?
+    /// Where the pair came from (an `rlhf` object of a file this project exported), as JSON;
+    /// kept with the chosen completion and written back out by a later export.
+    public var origin: String?
     public init(prompt: String, chosen: String, rejected: String) { self.prompt = prompt; self.chosen = chosen; self.rejected = rejected }
 }
 
@@ -230,17 +237,19 @@ extension RunStore {
                                          [.text(p.prompt), .text(source), .double(t)])
                 let promptId = try db.scalarInt("SELECT id FROM prompts WHERE text = ?", [.text(p.prompt)])!
                 var ids: [Int64] = []
-                for text in [p.chosen, p.rejected] {
+                for (i, (text, finish)) in [(p.chosen, p.chosenFinish), (p.rejected, p.rejectedFinish)].enumerated() {
+                    guard finish == "eos" || finish == "length" else { throw StoreError("a finish reason is eos or length, not \(finish)") }
+                    let sampling = i == 0 && p.origin != nil ? "{\"source\":\"import\",\"origin\":\(p.origin!)}" : "{\"source\":\"import\"}"
                     try db.run("""
                         INSERT INTO completions (prompt_id, model_id, stage_run_id, text, token_ids, finish_reason, logprob_sum, sampling, created_at)
-                        VALUES (?, NULL, ?, ?, ?, 'eos', NULL, '{"source":"import"}', ?)
-                        """, [.int(promptId), .int(stageRunId), .text(text), .blob([]), .double(t)])
+                        VALUES (?, NULL, ?, ?, ?, ?, NULL, ?, ?)
+                        """, [.int(promptId), .int(stageRunId), .text(text), .blob([]), .text(finish), .text(sampling), .double(t)])
                     ids.append(db.lastInsertId)
                 }
                 try db.run("""
                     INSERT INTO rankings (prompt_id, model_id, annotator, shown_order, ranks, status, source, started_at, submitted_at)
                     VALUES (?, NULL, ?, ?, '[1,2]', 'ranked', 'import', ?, ?)
-                    """, [.int(promptId), .text(annotator), .text(Self.jsonArray(ids)), .double(t), .double(t)])
+                    """, [.int(promptId), .text(p.annotator ?? annotator), .text(Self.jsonArray(ids)), .double(t), .double(t)])
                 try db.run("INSERT INTO comparisons (ranking_id, chosen_id, rejected_id, rank_gap) VALUES (?, ?, ?, 1)",
                            [.int(db.lastInsertId), .int(ids[0]), .int(ids[1])])
             }

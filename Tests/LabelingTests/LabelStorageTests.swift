@@ -119,12 +119,14 @@ final class LabelStorageTests: XCTestCase {
         XCTAssertEqual(r.rankings, 3); XCTAssertEqual(r.newPrompts, 1, "\"prompt 0\" is already in that run")
         XCTAssertEqual(try other.comparisons().count, 3)
         let back = try LabelsIO.parseTRL(Data(LabelsIO.export(store: other, format: .trl).text.utf8), name: "y")
-        XCTAssertEqual(back, pairs + [ImportedPair(prompt: "brand new", chosen: "yes", rejected: "no")])
+        XCTAssertEqual(back.map { [$0.prompt, $0.chosen, $0.rejected] }, (pairs + [ImportedPair(prompt: "brand new", chosen: "yes", rejected: "no")]).map { [$0.prompt, $0.chosen, $0.rejected] })
+        XCTAssertEqual(back.prefix(2).map(\.origin), pairs.map(\.origin), "imported pairs keep where they came from")
+        XCTAssertEqual(back.map(\.annotator), ["a", "a", "import"])
 
         let bad: [(String, String)] = [
             ("{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}\n{\"prompt\":\"p\",\"chosen\":\"a\"}\n", "x:2: no \"rejected\" key"),
             ("{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"a\"}\n", "x:1: \"chosen\" and \"rejected\" are the same"),
-            ("{\"prompt\":\"p\",\"chosen\":[{\"role\":\"user\"}],\"rejected\":\"b\"}\n", "conversational"),
+            ("{\"prompt\":\"p\",\"chosen\":[{\"role\":\"user\"}],\"rejected\":\"b\"}\n", "role \"assistant\""),
             ("\n\nnot json\n", "x:3: invalid JSON"),
             ("", "no pairs"),
         ]

@@ -2,20 +2,29 @@ import Foundation
 import TransformerCore
 import RunStore
 
-/// `rlhf export`: a model of a run as a Hugging Face GPT-2 folder.
+/// `rlhf export`: a model of a run as a Hugging Face model folder.
 enum ExportCommand: Command {
     static let name = "export"
-    static let summary = "Write a model of a run as a Hugging Face GPT-2 folder"
+    static let summary = "Write a model of a run as a Hugging Face model folder"
     static let help = """
     Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] [--dtype auto|f32|bf16|f16]
                        [--max-shard-size SIZE] -o DIR
 
     Writes the run's latest policy (the default), reward model, value model, base model, or the
-    model with that id, as a Hugging Face GPT-2 folder: config.json, model.safetensors and the
-    tokenizer files. The policy loads with transformers' GPT2LMHeadModel.from_pretrained and
-    its tokenizer with AutoTokenizer.from_pretrained; a reward or value model is written as
-    GPT2ForSequenceClassification (num_labels 1), its normalisation in config.json
+    model with that id, as a Hugging Face model folder: config.json, model.safetensors and the
+    tokenizer files. The policy loads with transformers' AutoModelForCausalLM.from_pretrained
+    (GPT2LMHeadModel, LlamaForCausalLM or Qwen2ForCausalLM) and its tokenizer with
+    AutoTokenizer.from_pretrained; a reward or value model is written for
+    AutoModelForSequenceClassification (num_labels 1), its normalisation in config.json
     (rlhf_reward_gain, rlhf_reward_bias). The checkpoint's hash is checked first. DIR is replaced.
+
+    chat_template.jinja lays a prompt out as the run did: the model's own chat template when the
+    run's prompts went through it, otherwise a template written for the run's prompt template
+    (or the raw prompt), so that transformers' apply_chat_template([{"role": "user", "content":
+    p}], add_generation_prompt=True) gives the ids rlhf generated from. A model's own template
+    that the run did not use is kept as additional_chat_templates/original.jinja. config.json's
+    rlhf_provenance names the run, the model id and role, its parent, and the stage, stage run,
+    step, checkpoint and SHA-256 it came from.
 
     The weights are written in the float type the run's base model was published in (bf16 in,
     bf16 out; --dtype auto, the default), or as --dtype says; F16 and BF16 are rounded to nearest
@@ -64,8 +73,23 @@ enum ExportCommand: Command {
         }
         var notes = model.annotations
         notes.sourceDType = dtype
+        // The chat template lays a prompt out as this run did, so that apply_chat_template in
+        // transformers gives the ids rlhf generated from; a model's own template, when the run
+        // laid prompts out another way, is kept by name.
+        let laidOut = notes.usesChatTemplate() ? "the model's chat template" : notes.promptTemplate.map { "the prompt template \(JSONText.quote($0))" } ?? "the raw prompt"
+        if !notes.usesChatTemplate() {
+            if let own = notes.chatTemplate { notes.additionalChatTemplates["original"] = own }
+            notes.chatTemplate = notes.exportedChatTemplate(model.tokenizer)
+        }
+        let stage = try record.stageRunId.flatMap { id in try store.stageRuns().first { $0.id == id }?.stage }
+        notes.provenance = jsonLine([("run", JSONText.quote(store.folder.lastPathComponent)), ("model_id", "\(record.id)"),
+                                     ("role", JSONText.quote(record.role.rawValue)), ("parent_id", record.parentId.map { "\($0)" } ?? "null"),
+                                     ("stage", stage.map(JSONText.quote) ?? "null"), ("stage_run_id", record.stageRunId.map { "\($0)" } ?? "null"),
+                                     ("step", record.step.map { "\($0)" } ?? "null"), ("checkpoint", JSONText.quote(record.path)),
+                                     ("sha256", JSONText.quote(record.sha256))])
         let shards = try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: notes, to: URL(fileURLWithPath: out),
                                           maxShardBytes: maxShard, dtype: dtype)
         print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out) as \(dtype.rawValue)" + (shards > 1 ? " in \(shards) shards" : ""))
+        print("  chat_template.jinja lays prompts out with \(laidOut), as this run did" + (notes.additionalChatTemplates["original"] != nil ? "; the model's own template is kept as additional_chat_templates/original.jinja" : ""))
     }
 }

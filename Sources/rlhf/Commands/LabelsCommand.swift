@@ -8,17 +8,31 @@ enum LabelsCommand: Command {
     static let name = "labels"
     static let summary = "Export, import and summarise labels (labels export|import|stats)"
     static let help = """
-    Usage: rlhf labels export [--run NAME] --format trl|rankings [-o FILE]
+    Usage: rlhf labels export [--run NAME] --format trl|trl-conversational|rankings [-o FILE]
            rlhf labels import FILE [--run NAME] [--annotator NAME]
            rlhf labels stats [--run NAME] [--json]
 
-    export   trl: one {"prompt","chosen","rejected"} line per comparison, as TRL and OpenRLHF
-             read it; rankings: one line per ranking with its completions, ranks and metadata.
-             Only current rankings (an edited ranking's earlier version is left out). The file
-             goes to labels/RUN-FORMAT.jsonl unless -o names one; '-o -' writes to stdout.
-    import   reads a trl file; each pair becomes a ranking of two (the chosen text first) by
-             --annotator (default: import). All or nothing: a malformed line stops the import
-             with its line number and imports nothing. Missing prompts join the train split.
+    export   trl: one {"prompt","chosen","rejected"} line per comparison, TRL's standard
+             preference form. The prompt is laid out as the run's model read it (its prompt
+             template, or its chat template), and a completion that stopped ends with the stop
+             token's text, so that transformers' tokenizer(prompt + chosen) gives the ids rlhf
+             scored. Use it with the tokenizer of the model you train.
+             trl-conversational: the same pairs as TRL's conversational form, the raw prompt as a
+             user turn and each completion as an assistant turn; the trainer applies the chat
+             template. Use it with a folder from 'rlhf export', whose chat template lays prompts
+             out as this run did, or when the run's prompts went through the model's own template.
+             rankings: one line per ranking with its completions, ranks and metadata.
+             Each TRL line also carries an "rlhf" object, which TRL ignores: the format, the stop
+             text, and the origin (run, raw prompt, prompt, ranking, completion, model and stage
+             run ids, finish reasons, annotator). Only current rankings (an edited ranking's
+             earlier version is left out). The file goes to labels/RUN-FORMAT.jsonl unless -o
+             names one; '-o -' writes to stdout.
+    import   reads a TRL file in either form; each pair becomes a ranking of two (the chosen
+             text first) by --annotator (default: the file's annotator, else import). A file that
+             rlhf exported gives back the raw prompts, the completions without the stop text,
+             how each ended, and its origin, which a later export writes out unchanged. All or
+             nothing: a malformed line stops the import with its line number and imports nothing.
+             Missing prompts join the train split.
     stats    per annotator: labels, skip and flag rates, median seconds per item; agreement on
              items ranked by two or more annotators (pairwise agreement and Kendall's tau-b);
              position bias: how often the completion shown first was ranked best, against chance.
@@ -38,16 +52,24 @@ enum LabelsCommand: Command {
     static func export(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--run", "--format", "-o"], flags: [])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        guard let f = a.string("--format") else { throw UsageError("--format trl|rankings is required") }
-        guard let format = LabelsIO.Format(rawValue: f) else { throw UsageError("--format must be trl or rankings, got '\(f)'") }
+        let names = LabelsIO.Format.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let f = a.string("--format") else { throw UsageError("--format is required: \(names)") }
+        guard let format = LabelsIO.Format(rawValue: f) else { throw UsageError("--format must be one of \(names), got '\(f)'") }
         let store = try openRun(a)
-        let (text, n) = try LabelsIO.export(store: store, format: format)
+        let export = try LabelsIO.export(store: store, format: format, context: format == .rankings ? nil : try promptContext(store))
         let out = a.string("-o") ?? "labels/\(store.folder.lastPathComponent)-\(format.rawValue).jsonl"
-        if out == "-" { FileHandle.standardOutput.write(Data(text.utf8)); return }
+        if out == "-" { FileHandle.standardOutput.write(Data(export.text.utf8)); return }
         let url = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try AtomicFile.write(Data(text.utf8), to: url)
-        print("wrote \(n) \(format == .trl ? "pair" : "ranking")\(n == 1 ? "" : "s") to \(out)")
+        try AtomicFile.write(Data(export.text.utf8), to: url)
+        let n = export.lines
+        print("wrote \(n) \(format == .rankings ? "ranking" : "pair")\(n == 1 ? "" : "s") to \(out)")
+        if export.retokenized > 0 {
+            print("  \(export.retokenized) of \(n) pairs tokenize differently as one text than rlhf scored them (a token merges across the end of the prompt); a trainer reading the text sees transformers' tokenization")
+        }
+        if export.cutAtLength > 0 {
+            print("  \(export.cutAtLength) of \(n) pairs have a completion cut at the length limit; TRL's trainers append the tokenizer's EOS to it, which rlhf does not")
+        }
     }
 
     static func importPairs(_ args: [String]) throws {
@@ -59,7 +81,9 @@ enum LabelsCommand: Command {
         let store = try openRun(a)
         let run = try store.beginStageRun(stage: "label", config: jsonLine([("import", JSONText.quote(path))]), seed: nil)
         do {
-            let r = try store.importPairs(pairs, annotator: a.string("--annotator") ?? "import", stageRunId: run,
+            var pairs = pairs
+            if let name = a.string("--annotator") { for i in pairs.indices { pairs[i].annotator = name } }
+            let r = try store.importPairs(pairs, annotator: "import", stageRunId: run,
                                           source: URL(fileURLWithPath: path).lastPathComponent)
             try store.finishStageRun(run, status: .succeeded)
             print("imported \(r.rankings) pair\(r.rankings == 1 ? "" : "s") as rankings of two (\(r.newPrompts) new prompt\(r.newPrompts == 1 ? "" : "s"))")

@@ -1,13 +1,15 @@
 import Foundation
 import TransformerCore
 import RunStore
+import Labeling
 
-/// `rlhf prompts add`: imports prompts into a run.
+/// `rlhf prompts add|export`: imports prompts into a run, and writes them out for other tools.
 enum PromptsCommand: Command {
     static let name = "prompts"
-    static let summary = "Import prompts into a run (prompts add FILE)"
+    static let summary = "Import prompts into a run, or export them (prompts add FILE, prompts export)"
     static let help = """
     Usage: rlhf prompts add FILE [--run NAME] [--split train|eval] [--format auto|jsonl|text]
+           rlhf prompts export [--run NAME] [--split train|eval|all] [-o FILE]
 
     Reads FILE as JSONL, one {"prompt": "..."} object per line (other keys are kept as the
     prompt's metadata), or as plain text with one prompt per line; blank lines are ignored. With
@@ -18,6 +20,17 @@ enum PromptsCommand: Command {
     invalid UTF-8) stops it with its line number and imports nothing. Prompts already in the run,
     or repeated in the file, are skipped and counted.
 
+    export writes the run's prompts (default: the train split) as JSONL for an online trainer
+    elsewhere, one line per prompt, laid out as the run's policy reads them:
+      "prompt"  the text TRL's trainers tokenize with tokenizer(text) (GRPO, RLOO)
+      "input"   the text OpenRLHF's PPO reads with --data.input_key input and no chat template
+                (the same text, with the tokens the tokenizer puts first, such as Llama 3's
+                <|begin_of_text|>, written out, since OpenRLHF adds no special tokens)
+      "messages" the raw prompt as one user turn, for OpenRLHF's --data.input_key messages
+                --data.apply_chat_template with the folder 'rlhf export' writes
+      "rlhf"    the run, the raw prompt, its id and split (ignored by both)
+    The file goes to labels/RUN-prompts.jsonl unless -o names one; '-o -' writes to stdout.
+
     Options:
       --run NAME      the run (default: default)
       --split S       train (default) or eval
@@ -25,8 +38,10 @@ enum PromptsCommand: Command {
     """
 
     static func run(_ args: [String]) throws {
+        if args.first == "export" { return try export(Array(args.dropFirst())) }
         guard args.first == "add" else {
-            throw UsageError(args.isEmpty ? "missing subcommand; use 'rlhf prompts add FILE'" : "unknown subcommand '\(args[0])'; use 'rlhf prompts add FILE'")
+            throw UsageError(args.isEmpty ? "missing subcommand; use 'rlhf prompts add FILE' or 'rlhf prompts export'"
+                                          : "unknown subcommand '\(args[0])'; use 'rlhf prompts add FILE' or 'rlhf prompts export'")
         }
         let a = try Arguments(Array(args.dropFirst()), options: ["--run", "--split", "--format"], flags: [])
         guard a.positional.count == 1 else { throw UsageError(a.positional.isEmpty ? "missing FILE" : "give one FILE at a time") }
@@ -46,5 +61,22 @@ enum PromptsCommand: Command {
             try? store.finishStageRun(run, status: .failed, error: "\(error)")
             throw error
         }
+    }
+
+    static func export(_ args: [String]) throws {
+        let a = try Arguments(args, options: ["--run", "--split", "-o"], flags: [])
+        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
+        let splitName = a.string("--split") ?? "train"
+        guard splitName == "all" || PromptSplit(rawValue: splitName) != nil else { throw UsageError("--split must be train, eval or all, got '\(splitName)'") }
+        let store = try openRun(a)
+        let prompts = try store.prompts(split: PromptSplit(rawValue: splitName))
+        guard !prompts.isEmpty else { throw RuntimeError("the run has no \(splitName == "all" ? "" : splitName + " ")prompts; add some with 'rlhf prompts add FILE'") }
+        let text = try LabelsIO.exportPrompts(prompts, run: store.folder.lastPathComponent, context: try promptContext(store))
+        let out = a.string("-o") ?? "labels/\(store.folder.lastPathComponent)-prompts.jsonl"
+        if out == "-" { FileHandle.standardOutput.write(Data(text.utf8)); return }
+        let url = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try AtomicFile.write(Data(text.utf8), to: url)
+        print("wrote \(prompts.count) prompt\(prompts.count == 1 ? "" : "s") to \(out)")
     }
 }
