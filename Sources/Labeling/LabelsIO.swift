@@ -150,8 +150,9 @@ public enum LabelsIO {
 
     /// Prompts as JSON lines for online trainers elsewhere: `prompt`, the text TRL tokenizes with
     /// `tokenizer(text)`; `input`, the text OpenRLHF reads without adding special tokens (the
-    /// tokenizer's leading tokens written out); `messages`, the raw prompt as one user turn, for
-    /// a trainer that applies the chat template; `rlhf`, the run, raw prompt, id and split.
+    /// tokenizer's leading tokens written out); `chat`, the raw prompt as one user turn, for a
+    /// trainer that applies the chat template (not named `messages`, which TRL would take for
+    /// the dataset's form); `rlhf`, the run, raw prompt, id and split.
     public static func exportPrompts(_ prompts: [PromptRecord], run: String, context: PromptContext?) throws -> String {
         let lead = context.map { $0.tokenizer.decode($0.tokenizer.prefixIds) } ?? ""
         var text = ""
@@ -159,7 +160,7 @@ public enum LabelsIO {
             let prompt = try context.map { try $0.annotations.standaloneText(p.text, tokenizer: $0.tokenizer) } ?? p.text
             let meta = "{\"run\":\(JSONText.quote(run)),\"prompt\":\(JSONText.quote(p.text)),\"prompt_id\":\(p.id),\"split\":\"\(p.split.rawValue)\"}"
             let messages = "[{\"role\":\"user\",\"content\":\(JSONText.quote(p.text))}]"
-            text += "{\"prompt\":\(JSONText.quote(prompt)),\"input\":\(JSONText.quote(lead + prompt)),\"messages\":\(messages),\"rlhf\":\(meta)}\n"
+            text += "{\"prompt\":\(JSONText.quote(prompt)),\"input\":\(JSONText.quote(lead + prompt)),\"chat\":\(messages),\"rlhf\":\(meta)}\n"
         }
         return text
     }

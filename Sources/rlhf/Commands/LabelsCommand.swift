@@ -65,7 +65,7 @@ enum LabelsCommand: Command {
         let n = export.lines
         print("wrote \(n) \(format == .rankings ? "ranking" : "pair")\(n == 1 ? "" : "s") to \(out)")
         if export.retokenized > 0 {
-            print("  \(export.retokenized) of \(n) pairs tokenize differently as one text than rlhf scored them (a token merges across the end of the prompt); a trainer reading the text sees transformers' tokenization")
+            print("  \(export.retokenized) of \(n) pairs tokenize differently as text than the ids rlhf generated and scored (a model may write a text in tokens other than the tokenizer's own split, or a token may merge across the end of the prompt); a trainer reading the text sees the tokenizer's split")
         }
         if export.cutAtLength > 0 {
             print("  \(export.cutAtLength) of \(n) pairs have a completion cut at the length limit; TRL's trainers append the tokenizer's EOS to it, which rlhf does not")

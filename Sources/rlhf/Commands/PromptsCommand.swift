@@ -26,7 +26,7 @@ enum PromptsCommand: Command {
       "input"   the text OpenRLHF's PPO reads with --data.input_key input and no chat template
                 (the same text, with the tokens the tokenizer puts first, such as Llama 3's
                 <|begin_of_text|>, written out, since OpenRLHF adds no special tokens)
-      "messages" the raw prompt as one user turn, for OpenRLHF's --data.input_key messages
+      "chat"    the raw prompt as one user turn, for OpenRLHF's --data.input_key chat
                 --data.apply_chat_template with the folder 'rlhf export' writes
       "rlhf"    the run, the raw prompt, its id and split (ignored by both)
     The file goes to labels/RUN-prompts.jsonl unless -o names one; '-o -' writes to stdout.

@@ -9,7 +9,7 @@ in trl_reference.json:
 - TRL's RewardTrainer and DPOTrainer (standard and conversational files), read off the
   trainers' prepared datasets, and the `tokenizer(text=prompt)` TRL's GRPOTrainer applies;
 - OpenRLHF's RewardDataset (no chat template, `--data.prompt_key prompt`) and its prompt
-  dataset's preprocess_data, for `input` without a chat template and for `messages` with one.
+  dataset's preprocess_data, for `input` without a chat template and for `chat` with one.
 
 Run once in a scratch environment, never by the tests (tested with transformers 5.24, trl 1.16,
 openrlhf 0.11.2 from its wheel, unpacked, without its dependencies):
@@ -96,7 +96,7 @@ def main():
         # OpenRLHF's PPO prompts: preprocess_data, then the tokenizer without special tokens.
         r["openrlhf_input_ids"] = [tok(prompts_dataset.preprocess_data(p, input_key="input")[0], add_special_tokens=False)["input_ids"] for p in prompts]
         r["openrlhf_chat_prompt_ids"] = [
-            tok(prompts_dataset.preprocess_data(p, input_key="messages", apply_chat_template=tok.apply_chat_template)[0], add_special_tokens=False)["input_ids"]
+            tok(prompts_dataset.preprocess_data(p, input_key="chat", apply_chat_template=tok.apply_chat_template)[0], add_special_tokens=False)["input_ids"]
             for p in prompts]
 
         std = os.path.join(folder, "labels-trl.jsonl")
