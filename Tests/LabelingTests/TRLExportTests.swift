@@ -177,6 +177,7 @@ final class TRLExportTests: XCTestCase {
                 let orlhf = ids("openrlhf_reward_chosen_ids")[i]
                 if chosen.finishReason == "eos" {
                     XCTAssertEqual(orlhf, Array(s.dropFirst(t.prefixIds.count)), "\(c.name) pair \(i): OpenRLHF standard")
+                    XCTAssertEqual(ids("openrlhf_conv_reward_chosen_ids")[i], s, "\(c.name) pair \(i): OpenRLHF conversational")
                 }
             }
         }

@@ -8,7 +8,8 @@ in trl_reference.json:
 - transformers' apply_chat_template of one user turn with the exported chat template;
 - TRL's RewardTrainer and DPOTrainer (standard and conversational files), read off the
   trainers' prepared datasets, and the `tokenizer(text=prompt)` TRL's GRPOTrainer applies;
-- OpenRLHF's RewardDataset (no chat template, `--data.prompt_key prompt`) and its prompt
+- OpenRLHF's RewardDataset (`--data.prompt_key prompt`, on the standard file without the chat
+  template and on the conversational file with `--data.apply_chat_template`) and its prompt
   dataset's preprocess_data, for `input` without a chat template and for `chat` with one.
 
 Run once in a scratch environment, never by the tests (tested with transformers 5.24, trl 1.16,
@@ -110,6 +111,10 @@ def main():
         rd = RewardDataset(ds, tok, 512, Strategy(prompt_key="prompt", chosen_key="chosen", rejected_key="rejected", apply_chat_template=False),
                            num_processors=1)
         r["openrlhf_reward_chosen_ids"] = [rd[i][0][0].tolist() for i in range(len(rd))]
+        ds = load_dataset("json", data_files=conv, split="train")
+        rd = RewardDataset(ds, tok, 512, Strategy(prompt_key="prompt", chosen_key="chosen", rejected_key="rejected", apply_chat_template=True),
+                           num_processors=1)
+        r["openrlhf_conv_reward_chosen_ids"] = [rd[i][0][0].tolist() for i in range(len(rd))]
         ref[case] = r
         print(case, len(r["trl_reward_chosen_ids"]), "pairs")
     with open(os.path.join(here, "trl_reference.json"), "w") as f:
