@@ -81,13 +81,13 @@ public enum LabelsIO {
             prompts[id] = p
             return p
         }
+        let run = context?.run ?? store.folder.lastPathComponent
         switch format {
         case .trl, .trlConversational:
             let comps = try store.comparisons()
             let texts = try store.completions(ids: Array(Set(comps.flatMap { [$0.chosenId, $0.rejectedId] })))
             var annotators: [Int64: String] = [:]
             for r in try store.rankings() { annotators[r.id] = r.ranking.annotator }
-            let run = context?.run ?? store.folder.lastPathComponent
             // A completion that stopped ends with its stop token's text (the one it generated;
             // the first of the model's stop tokens for imported text).
             let stops = context.map { c in c.annotations.stopTokens(c.tokenizer).map { c.tokenizer.decode([$0]) } } ?? []
@@ -138,7 +138,7 @@ public enum LabelsIO {
                 let comps = k.shownOrder.enumerated().map { i, id in
                     "{\"id\":\(id),\"text\":\(JSONText.quote(texts[id]?.text ?? "")),\"rank\":\(k.ranks.map { String($0[i]) } ?? "null")}"
                 }
-                out += "{\"ranking_id\":\(r.id),\"prompt\":\(JSONText.quote(try prompt(k.promptId).text)),\"annotator\":\(JSONText.quote(k.annotator)),"
+                out += "{\"run\":\(JSONText.quote(run)),\"ranking_id\":\(r.id),\"model_id\":\(k.modelId.map(String.init) ?? "null"),\"prompt\":\(JSONText.quote(try prompt(k.promptId).text)),\"annotator\":\(JSONText.quote(k.annotator)),"
                     + "\"status\":\"\(k.status.rawValue)\",\"reason\":\(k.reason.map(JSONText.quote) ?? "null"),\"source\":\(JSONText.quote(k.source)),"
                     + "\"guideline_version\":\(k.guidelineVersion.map(JSONText.quote) ?? "null"),\"started_at\":\(k.startedAt),\"submitted_at\":\(k.submittedAt),"
                     + "\"completions\":[\(comps.joined(separator: ","))]}\n"

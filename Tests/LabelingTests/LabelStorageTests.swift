@@ -111,6 +111,8 @@ final class LabelStorageTests: XCTestCase {
         XCTAssertEqual(rankings.lines, 1)
         let obj = try JSONSerialization.jsonObject(with: Data(rankings.text.utf8)) as! [String: Any]
         XCTAssertEqual((obj["completions"] as! [[String: Any]]).map { $0["rank"] as! Int }, [1, 2, 2])
+        XCTAssertEqual(obj["run"] as? String, store.folder.lastPathComponent)
+        XCTAssertEqual(obj["model_id"] as? Int, 1)
 
         // Into another run: each pair becomes a ranking of two.
         let other = try labelingRun(items: 1, perItem: 2)

@@ -21,7 +21,8 @@ enum LabelsCommand: Command {
              user turn and each completion as an assistant turn; the trainer applies the chat
              template. Use it with a folder from 'rlhf export', whose chat template lays prompts
              out as this run did, or when the run's prompts went through the model's own template.
-             rankings: one line per ranking with its completions, ranks and metadata.
+             rankings: one line per ranking (with the run's name and the ranked model's id),
+             its completions, ranks and metadata.
              Each TRL line also carries an "rlhf" object, which TRL ignores: the format, the stop
              text, and the origin (run, raw prompt, prompt, ranking, completion, model and stage
              run ids, finish reasons, annotator). Only current rankings (an edited ranking's
