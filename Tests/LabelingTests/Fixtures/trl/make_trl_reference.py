@@ -118,8 +118,15 @@ def main():
         ref[case] = r
         print(case, len(r["trl_reward_chosen_ids"]), "pairs")
     with open(os.path.join(here, "trl_reference.json"), "w") as f:
-        json.dump(ref, f, indent=1, sort_keys=True)
-        f.write("\n")
+        # One line per case and list, so a diff shows what changed.
+        f.write("{\n")
+        for i, case in enumerate(sorted(ref)):
+            f.write(f' "{case}": {{\n')
+            keys = sorted(ref[case])
+            for j, k in enumerate(keys):
+                f.write(f'  "{k}": {json.dumps(ref[case][k], separators=(",", ":"))}{"," if j + 1 < len(keys) else ""}\n')
+            f.write(" }" + ("," if i + 1 < len(ref) else "") + "\n")
+        f.write("}\n")
 
 
 if __name__ == "__main__":
