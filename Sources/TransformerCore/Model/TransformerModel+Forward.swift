@@ -29,20 +29,20 @@ extension TransformerModel {
                 let a = acts.blocks[l]
                 // attention sub-block: norm → qkv projection (→ rotary) → attention → output projection → residual
                 norm(a.ln1.pointer, a.ln1Mean.pointer, a.ln1Rstd.pointer, residual, w.ln1w, w.ln1b, n)
-                project(a.qkv.pointer, a.ln1.pointer, w.qkvw, w.qkvb, n, c, qkvw)
+                project(a.qkv.pointer, a.ln1.pointer, w.qkvw, w.qkvb, n, c, qkvw, l, .qkv)
                 rotary?.apply(a.qkv.pointer, ld: qkvw, heads: config.nHead + config.nKVHead, positions: pos.baseAddress!, n: n, inverse: false)
                 attentionForward(a.atty.pointer, a.att.pointer, a.qkv.pointer, mask.baseAddress!, bsz, t, heads)
-                project(acts.dtmp.pointer, a.atty.pointer, w.projw, w.projb, n, qd, c)
+                project(acts.dtmp.pointer, a.atty.pointer, w.projw, w.projb, n, qd, c, l, .attentionOut)
                 residualForward(a.res2.pointer, residual, acts.dtmp.pointer, n * c)
                 // MLP sub-block: norm → fc (gate|up) → GELU (SwiGLU) → projection → residual
                 norm(a.ln2.pointer, a.ln2Mean.pointer, a.ln2Rstd.pointer, a.res2.pointer, w.ln2w, w.ln2b, n)
-                project(a.fch.pointer, a.ln2.pointer, w.fcw, w.fcb, n, c, config.mlpInWidth)
+                project(a.fch.pointer, a.ln2.pointer, w.fcw, w.fcb, n, c, config.mlpInWidth, l, .mlpIn)
                 if config.architecture.isLlamaFamily {
                     swigluForward(a.fchGelu.pointer, a.fch.pointer, n, inter)
                 } else {
                     geluForward(a.fchGelu.pointer, a.fch.pointer, n * inter)
                 }
-                project(acts.dtmp.pointer, a.fchGelu.pointer, w.fcprojw, w.fcprojb, n, inter, c)
+                project(acts.dtmp.pointer, a.fchGelu.pointer, w.fcprojw, w.fcprojb, n, inter, c, l, .mlpOut)
                 residualForward(a.res3.pointer, a.res2.pointer, acts.dtmp.pointer, n * c)
                 residual = UnsafePointer(a.res3.pointer)
                 afterLayer?(l, a.qkv.pointer)
@@ -90,35 +90,45 @@ extension TransformerModel {
     }
 
     /// out (N,OC) = inp (N,C) · W + bias, with W in this architecture's layout: Conv1D [in, out]
-    /// (GPT-2) or Linear [out, in] (Llama family).
+    /// (GPT-2) or Linear [out, in] (Llama family); plus the low-rank update of the adapters at
+    /// `site` of `layer`, when the model has enabled ones.
     @inline(__always)
     func project(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                 _ bias: UnsafePointer<Float>?, _ n: Int, _ c: Int, _ oc: Int) {
+                 _ bias: UnsafePointer<Float>?, _ n: Int, _ c: Int, _ oc: Int, _ layer: Int, _ site: ProjectionSite) {
         if config.architecture.isLlamaFamily {
             Gemm.multiply(m: n, n: oc, k: c, a: .rowMajor(inp, columns: c), b: .transposed(w, columns: c),
                           c: out, ldc: oc, bias: bias)
         } else {
             linear(out, inp, w, bias, n, c, oc)
         }
+        lora?.forward(layer: layer, site: site, out, ldOut: oc, inp, n: n)
     }
 
-    /// Backward of `project`: dinp (N,C) = dout·Wᵀ (when asked); dW += the weight gradient;
-    /// dbias (OC) += Σ dout.
+    /// Backward of `project`: dinp (N,C) = dout·Wᵀ (when asked); dW += the weight gradient and
+    /// dbias (OC) += Σ dout, unless the base is frozen (dW nil); the adapters' gradients.
     @inline(__always)
-    func projectBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>?,
+    func projectBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>?, _ dbias: UnsafeMutablePointer<Float>?,
                          _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                         _ n: Int, _ c: Int, _ oc: Int) {
-        guard config.architecture.isLlamaFamily else {
-            linearBackward(dinp, dw, dbias, dout, inp, w, n, c, oc)
-            return
+                         _ n: Int, _ c: Int, _ oc: Int, _ layer: Int, _ site: ProjectionSite) {
+        let llama = config.architecture.isLlamaFamily
+        if let dw {
+            if llama {
+                if let dinp {
+                    Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: .rowMajor(w, columns: c), c: dinp, ldc: c)
+                }
+                // dW (OC, C) += doutᵀ · inp
+                Gemm.multiply(m: oc, n: c, k: n, a: .transposed(dout, columns: oc), b: .rowMajor(inp, columns: c),
+                              c: dw, ldc: c, accumulate: true)
+                if let dbias { biasBackward(dbias, dout, n, oc) }
+            } else {
+                linearBackward(dinp, dw, dbias, dout, inp, w, n, c, oc)
+            }
+        } else if let dinp {
+            // Frozen base: only the gradient that flows on, dout·Wᵀ.
+            Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: llama ? .rowMajor(w, columns: c) : .transposed(w, columns: oc),
+                          c: dinp, ldc: c)
         }
-        if let dinp {
-            Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: .rowMajor(w, columns: c), c: dinp, ldc: c)
-        }
-        // dW (OC, C) += doutᵀ · inp
-        Gemm.multiply(m: oc, n: c, k: n, a: .transposed(dout, columns: oc), b: .rowMajor(inp, columns: c),
-                      c: dw, ldc: c, accumulate: true)
-        if let dbias { biasBackward(dbias, dout, n, oc) }
+        lora?.backward(layer: layer, site: site, dinp: dinp, dout, ldOut: oc, inp, n: n)
     }
 }
 

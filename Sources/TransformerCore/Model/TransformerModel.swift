@@ -12,6 +12,16 @@ public final class TransformerModel {
     let rotary: RotaryTable?
     private var gradStorage: FloatBuffer?
     var g: ModelTensors?
+    /// Low-rank adapters. While set, the base weights are frozen: forward passes add the
+    /// adapters' updates (when enabled), and `backward` accumulates only the adapters' gradients
+    /// (and a scalar head's, into `lora.headGradients`), never touching `gradients`.
+    public var lora: LoRAAdapters? {
+        didSet {
+            if let l = lora { precondition(l.modelConfig == config, "LoRA adapters made for another configuration") }
+        }
+    }
+    /// Where a frozen model's backward pass writes the norm-weight gradients it does not keep.
+    lazy var discard = FloatBuffer(count: 2 * config.nEmbd)
 
     /// A model with all parameters zero; call `initialize(seed:)` or load weights.
     public init(config: ModelConfig, scalarHead: Bool = false) {
@@ -71,6 +81,9 @@ public final class TransformerModel {
         guard let slot = layout[name] else { preconditionFailure("no parameter named \(name)") }
         return UnsafeMutableBufferPointer(start: gradients.pointer + slot.offset, count: slot.count)
     }
+
+    /// Whether the base's gradient buffer exists (a frozen model's backward never makes it).
+    var hasGradientBuffer: Bool { gradStorage != nil }
 
     /// Sets every gradient to zero (gradients accumulate across `backward` calls).
     public func zeroGradients() { gradients.zero() }

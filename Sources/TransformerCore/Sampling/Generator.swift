@@ -181,7 +181,7 @@ public final class Generator {
         let llama = cfg.architecture.isLlamaFamily
         for (l, w) in p.blocks.enumerated() {
             m.norm(ln, mean, rstd, x, w.ln1w, w.ln1b, nb)
-            m.project(qkv, ln, w.qkvw, w.qkvb, nb, c, ldqkv)
+            m.project(qkv, ln, w.qkvw, w.qkvb, nb, c, ldqkv, l, .qkv)
             if let rot = m.rotary {
                 for i in 0..<nb { rot.rotate(qkv + i * ldqkv, heads: nh + nkv, pos: Int(positions[r0 + i]), inverse: false) }
             }
@@ -209,12 +209,12 @@ public final class Generator {
                     kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * qd + h * hs)
                 }
             }
-            m.project(tmp, atty, w.projw, w.projb, nb, qd, c)
+            m.project(tmp, atty, w.projw, w.projb, nb, qd, c, l, .attentionOut)
             addInPlace(tmp, x, nb * c)
             m.norm(ln, mean, rstd, x, w.ln2w, w.ln2b, nb)
-            m.project(fch, ln, w.fcw, w.fcb, nb, c, cfg.mlpInWidth)
+            m.project(fch, ln, w.fcw, w.fcb, nb, c, cfg.mlpInWidth, l, .mlpIn)
             if llama { swigluForward(hid, fch, nb, inter) } else { geluForward(hid, fch, nb * inter) }
-            m.project(tmp, hid, w.fcprojw, w.fcprojb, nb, inter, c)
+            m.project(tmp, hid, w.fcprojw, w.fcprojb, nb, inter, c, l, .mlpOut)
             addInPlace(tmp, x, nb * c)
         }
         m.norm(ln, mean, rstd, x, p.lnfw, p.lnfb, nb)

@@ -1,0 +1,225 @@
+/// Where in a block a projection sits: its product, which a low-rank adapter adds to.
+public enum ProjectionSite: Int, CaseIterable, Sendable {
+    /// q|k|v (GPT-2's c_attn).
+    case qkv
+    /// The attention output (o_proj, attn.c_proj).
+    case attentionOut
+    /// gate|up (GPT-2's c_fc).
+    case mlpIn
+    /// The MLP output (down_proj, mlp.c_proj).
+    case mlpOut
+}
+
+/// Low-rank adaptation (LoRA, Hu et al. 2021) as PEFT configures it: a rank, α (the update is
+/// scaled by α/r), and the projections it adapts, named as PEFT's `target_modules` name them
+/// (`q_proj`, `v_proj`, … for the Llama family; `c_attn`, `c_proj`, `c_fc` for GPT-2).
+public struct LoRAConfig: Equatable, Sendable {
+    public var rank: Int
+    public var alpha: Float
+    public var targets: [String]
+
+    /// Rank r, α (default 2r… as callers choose), and targets (default: every attention and
+    /// MLP projection of every block, `allTargets`).
+    public init(rank: Int, alpha: Float, targets: [String]) {
+        self.rank = rank; self.alpha = alpha; self.targets = targets
+    }
+
+    /// The scale of the low-rank update, α/r.
+    public var scale: Float { alpha / Float(rank) }
+
+    /// Every attention and MLP projection of a block, by PEFT's module names.
+    public static func allTargets(_ architecture: Architecture) -> [String] {
+        architecture.isLlamaFamily ? ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+                                   : ["c_attn", "c_proj", "c_fc"]
+    }
+}
+
+/// The adapters of one model: for each adapted projection, A (r × in) and B (out × r) in one
+/// contiguous buffer with PEFT's tensor names, their gradients, and the switch that turns them
+/// off (the reference pass of PPO uses the same base weights with the adapters off).
+public final class LoRAAdapters {
+    /// One adapted projection.
+    public struct Adapter: Sendable {
+        /// PEFT's module name (`model.layers.0.self_attn.q_proj`, `transformer.h.0.attn.c_attn`).
+        public let module: String
+        public let layer: Int
+        public let site: ProjectionSite
+        /// Where its output lands in the site's fused product (q, k and v share one), and how
+        /// wide it is.
+        public let column: Int, width: Int
+        /// Its input width.
+        public let inputs: Int
+        /// Offsets of A and B in `parameters` (and `gradients`).
+        let a: Int, b: Int
+    }
+
+    public let config: LoRAConfig
+    /// The configuration of the model they adapt.
+    public let modelConfig: ModelConfig
+    public let adapters: [Adapter]
+    /// A and B of every adapter, contiguous.
+    public let parameters: FloatBuffer
+    /// Their gradients (same layout); accumulated by `TransformerModel.backward`.
+    public let gradients: FloatBuffer
+    /// Gradients of a scalar head's weight and bias (`score.weight`, `score.bias`), which train
+    /// with the adapters on a reward or value model: n_embd + 1 floats.
+    public let headGradients: FloatBuffer
+    /// Whether forward passes add the adapters' updates.
+    public var enabled = true
+    /// Adapters by layer and site.
+    let bySite: [[[Adapter]]]
+
+    /// Adapters for `model` as `config` says; all A and B zero (call `initialize`).
+    public init(config: LoRAConfig, model: ModelConfig) throws {
+        guard config.rank >= 1 else { throw FormatError("LoRA rank must be at least 1, got \(config.rank)") }
+        guard config.alpha > 0, config.alpha.isFinite else { throw FormatError("LoRA alpha must be positive, got \(config.alpha)") }
+        self.config = config
+        modelConfig = model
+        let c = model.nEmbd, qd = model.qDim, kv = model.kvDim, inter = model.intermediateSize
+        var known: [(suffix: String, site: ProjectionSite, column: Int, width: Int, inputs: Int)]
+        if model.architecture.isLlamaFamily {
+            known = [("self_attn.q_proj", .qkv, 0, qd, c), ("self_attn.k_proj", .qkv, qd, kv, c), ("self_attn.v_proj", .qkv, qd + kv, kv, c),
+                     ("self_attn.o_proj", .attentionOut, 0, c, qd), ("mlp.gate_proj", .mlpIn, 0, inter, c), ("mlp.up_proj", .mlpIn, inter, inter, c),
+                     ("mlp.down_proj", .mlpOut, 0, c, inter)]
+        } else {
+            known = [("attn.c_attn", .qkv, 0, model.qkvWidth, c), ("attn.c_proj", .attentionOut, 0, c, c),
+                     ("mlp.c_fc", .mlpIn, 0, inter, c), ("mlp.c_proj", .mlpOut, 0, c, inter)]
+        }
+        // PEFT matches a target name against the end of a module's name, at a dot.
+        for t in config.targets where !known.contains(where: { ("." + $0.suffix).hasSuffix("." + t) }) {
+            throw FormatError("LoRA target \(t) is not a projection of a \(model.architecture.rawValue) block; use some of \(LoRAConfig.allTargets(model.architecture).joined(separator: ", "))")
+        }
+        known = known.filter { k in config.targets.contains { ("." + k.suffix).hasSuffix("." + $0) } }
+        guard !known.isEmpty else { throw FormatError("LoRA needs at least one target") }
+        let prefix = model.architecture.isLlamaFamily ? "model.layers." : "transformer.h."
+        var list: [Adapter] = [], offset = 0
+        var sites = [[[Adapter]]](repeating: [[Adapter]](repeating: [], count: ProjectionSite.allCases.count), count: model.nLayer)
+        for l in 0..<model.nLayer {
+            for k in known {
+                let a = offset, b = a + config.rank * k.inputs
+                offset = b + k.width * config.rank
+                let ad = Adapter(module: "\(prefix)\(l).\(k.suffix)", layer: l, site: k.site, column: k.column, width: k.width, inputs: k.inputs, a: a, b: b)
+                list.append(ad)
+                sites[l][k.site.rawValue].append(ad)
+            }
+        }
+        adapters = list
+        bySite = sites
+        parameters = FloatBuffer(count: offset)
+        gradients = FloatBuffer(count: offset)
+        headGradients = FloatBuffer(count: c + 1)
+    }
+
+    /// PEFT's initialisation: A Kaiming-uniform with a = √5 (uniform in ±1/√in), B zero, so the
+    /// adapted model starts equal to the base.
+    public func initialize(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        parameters.zero()
+        for ad in adapters {
+            let bound = 1 / Float(ad.inputs).squareRoot()
+            let a = parameters.pointer + ad.a
+            for i in 0..<(config.rank * ad.inputs) { a[i] = (rng.uniformFloat() * 2 - 1) * bound }
+        }
+    }
+
+    /// Tensors with PEFT's names in `adapter_model.safetensors`
+    /// (`base_model.model.MODULE.lora_A.weight`, `….lora_B.weight`), with their shapes and offsets.
+    public var tensors: [(name: String, shape: [Int], offset: Int)] {
+        adapters.flatMap { ad in
+            [("base_model.model.\(ad.module).lora_A.weight", [config.rank, ad.inputs], ad.a),
+             ("base_model.model.\(ad.module).lora_B.weight", [ad.width, config.rank], ad.b)]
+        }
+    }
+
+    /// The A or B matrix called `name` (a name of `tensors`).
+    public func tensor(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
+        guard let t = tensors.first(where: { $0.name == name }) else { return nil }
+        return UnsafeMutableBufferPointer(start: parameters.pointer + t.offset, count: t.shape[0] * t.shape[1])
+    }
+
+    /// Sets the adapters' (and the scalar head's) gradients to zero.
+    public func zeroGradients() { gradients.zero(); headGradients.zero() }
+
+    /// out[:, column..<column+width] (row stride `ldOut`) += s · (inp · Aᵀ) · Bᵀ for each adapter
+    /// at `site` of `layer`; inp is (n, inputs).
+    func forward(layer: Int, site: ProjectionSite, _ out: UnsafeMutablePointer<Float>, ldOut: Int, _ inp: UnsafePointer<Float>, n: Int) {
+        guard enabled else { return }
+        let r = config.rank
+        // Decoding runs row ranges of a batch on several threads: no shared scratch.
+        for ad in bySite[layer][site.rawValue] { withUnsafeTemporaryAllocation(of: Float.self, capacity: n * r) { buf in
+            let h = buf.baseAddress!
+            // h (n, r) = s · inp · Aᵀ
+            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(inp, columns: ad.inputs),
+                          b: .transposed(parameters.pointer + ad.a, columns: ad.inputs), c: h, ldc: r)
+            scale(h, config.scale, n * r)
+            // out[:, cols] += h · Bᵀ
+            Gemm.multiply(m: n, n: ad.width, k: r, a: .rowMajor(h, columns: r),
+                          b: .transposed(parameters.pointer + ad.b, columns: r), c: out + ad.column, ldc: ldOut, accumulate: true)
+        } }
+    }
+
+    /// Backward of `forward`: from dout (rows of `ldOut`), accumulates dA and dB and adds the
+    /// adapters' share to dinp (n, inputs).
+    func backward(layer: Int, site: ProjectionSite, dinp: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>, ldOut: Int,
+                  _ inp: UnsafePointer<Float>, n: Int) {
+        guard enabled else { return }
+        let r = config.rank
+        for ad in bySite[layer][site.rawValue] { withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * r) { work in
+            let h = work.baseAddress!, dh = h + n * r
+            let a = parameters.pointer + ad.a, b = parameters.pointer + ad.b
+            // h = s · inp · Aᵀ (recomputed rather than kept from the forward pass)
+            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(inp, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r)
+            scale(h, config.scale, n * r)
+            // dB (width, r) += dout[:, cols]ᵀ · h
+            Gemm.multiply(m: ad.width, n: r, k: n, a: .transposed(dout + ad.column, columns: ldOut), b: .rowMajor(h, columns: r),
+                          c: gradients.pointer + ad.b, ldc: r, accumulate: true)
+            // dh (n, r) = s · dout[:, cols] · B
+            Gemm.multiply(m: n, n: r, k: ad.width, a: .rowMajor(dout + ad.column, columns: ldOut), b: .rowMajor(b, columns: r), c: dh, ldc: r)
+            scale(dh, config.scale, n * r)
+            // dA (r, inputs) += dhᵀ · inp
+            Gemm.multiply(m: r, n: ad.inputs, k: n, a: .transposed(dh, columns: r), b: .rowMajor(inp, columns: ad.inputs),
+                          c: gradients.pointer + ad.a, ldc: ad.inputs, accumulate: true)
+            // dinp += dh · A
+            if let dinp {
+                Gemm.multiply(m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs),
+                              c: dinp, ldc: ad.inputs, accumulate: true)
+            }
+        } }
+    }
+
+    /// Adds each adapter's update, (α/r)·B·A, into `model`'s weights: the merged model computes
+    /// what the base with these adapters computes (as PEFT's `merge_and_unload`).
+    public func merge(into model: TransformerModel) {
+        precondition(model.config == modelConfig, "LoRA adapters made for another configuration")
+        let cfg = modelConfig, r = config.rank
+        for ad in adapters {
+            let w = model.p.blocks[ad.layer]
+            let (weight, outputs): (UnsafeMutablePointer<Float>, Int)
+            switch ad.site {
+            case .qkv: (weight, outputs) = (w.qkvw, cfg.qkvWidth)
+            case .attentionOut: (weight, outputs) = (w.projw, cfg.nEmbd)
+            case .mlpIn: (weight, outputs) = (w.fcw, cfg.mlpInWidth)
+            case .mlpOut: (weight, outputs) = (w.fcprojw, cfg.nEmbd)
+            }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: ad.width * r) { buf in
+                let sb = buf.baseAddress!
+                sb.update(from: parameters.pointer + ad.b, count: ad.width * r)
+                scale(sb, config.scale, ad.width * r)
+                let a = parameters.pointer + ad.a
+                if cfg.architecture.isLlamaFamily {
+                    // [out, in]: rows column..<column+width += s·B·A
+                    Gemm.multiply(m: ad.width, n: ad.inputs, k: r, a: .rowMajor(sb, columns: r), b: .rowMajor(a, columns: ad.inputs),
+                                  c: weight + ad.column * ad.inputs, ldc: ad.inputs, accumulate: true)
+                } else {
+                    // Conv1D [in, out]: columns column..<column+width += (s·B·A)ᵀ
+                    Gemm.multiply(m: ad.inputs, n: ad.width, k: r, a: .transposed(a, columns: ad.inputs), b: .transposed(sb, columns: r),
+                                  c: weight + ad.column, ldc: outputs, accumulate: true)
+                }
+            }
+        }
+    }
+
+    private func scale(_ x: UnsafeMutablePointer<Float>, _ s: Float, _ count: Int) {
+        if s != 1 { for i in 0..<count { x[i] *= s } }
+    }
+}

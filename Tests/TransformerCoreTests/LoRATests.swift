@@ -1,0 +1,192 @@
+import XCTest
+@testable import TransformerCore
+
+/// Low-rank adapters in the compute core, on every kernel path and architecture: gradients of A,
+/// B and a scalar head against central finite differences with the base frozen (never written,
+/// no gradient buffer); the adapted forward pass against the same model with the update merged
+/// into its weights (a different computation); adapters switched off, or freshly initialised,
+/// giving the base exactly; KV-cache decoding with adapters against the full forward pass.
+final class LoRATests: EveryPathTestCase {
+    static let configs = GradientCheckTests.configs.map(\.1)
+
+    /// Adapters on every projection with A and B both random (B starts at zero in training,
+    /// which would leave A's gradient zero and the check empty).
+    func adapters(_ cfg: ModelConfig, rank: Int = 3, targets: [String]? = nil, seed: UInt64 = 1) throws -> LoRAAdapters {
+        let lora = try LoRAAdapters(config: LoRAConfig(rank: rank, alpha: 5, targets: targets ?? LoRAConfig.allTargets(cfg.architecture)), model: cfg)
+        var rng = SeededRandom(seed: seed)
+        for i in 0..<lora.parameters.count { lora.parameters.pointer[i] = rng.normal() * 0.5 }
+        return lora
+    }
+
+    func batch(_ cfg: ModelConfig) -> (TokenBatch, [Int32]) {
+        var rng = SeededRandom(seed: 11)
+        let seqs = [randomTokens(6, vocab: cfg.vocabSize, rng: &rng), randomTokens(4, vocab: cfg.vocabSize, rng: &rng)]
+        let b = TokenBatch(leftPadding: seqs, pad: 0)
+        var targets = [Int32](repeating: -1, count: b.tokens.count)
+        for i in 0..<(b.tokens.count - 1) where b.mask[i] == 1 && b.mask[i + 1] == 1 && (i + 1) % b.length != 0 {
+            targets[i] = b.tokens[i + 1]
+        }
+        return (b, targets)
+    }
+
+    /// Central differences on a few elements of each A and B (the largest gradient and random
+    /// others), and of the scalar head when there is one.
+    func check(_ model: TransformerModel, _ lora: LoRAAdapters, objective: () -> Double, analytic: () -> Void, line: UInt = #line) {
+        let base = Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count))
+        analytic()
+        XCTAssertFalse(model.hasGradientBuffer, "a frozen base gets no gradient buffer", line: line)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count)), base, "the base is never written", line: line)
+        var rng = SeededRandom(seed: 5)
+        func probe(_ p: UnsafeMutablePointer<Float>, _ g: Float, _ what: String) {
+            let saved = p.pointee, h: Float = 1e-2
+            p.pointee = saved + h; let up = objective()
+            p.pointee = saved - h; let down = objective()
+            p.pointee = saved
+            let numeric = (up - down) / (2 * Double(h)), a = Double(g)
+            XCTAssertLessThanOrEqual(abs(numeric - a), 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
+                                     "\(model.config.architecture) \(what): analytic \(a), numeric \(numeric)", line: line)
+        }
+        var checked = 0
+        for t in lora.tensors {
+            let count = t.shape[0] * t.shape[1]
+            let g = Array(UnsafeBufferPointer(start: lora.gradients.pointer + t.offset, count: count))
+            XCTAssertTrue(g.contains { $0 != 0 }, "\(t.name) has a gradient", line: line)
+            var picks = [g.indices.max { abs(g[$0]) < abs(g[$1]) }!]
+            for _ in 0..<2 { picks.append(rng.int(below: count)) }
+            for i in picks { probe(lora.parameters.pointer + t.offset + i, g[i], "\(t.name)[\(i)]"); checked += 1 }
+        }
+        XCTAssertEqual(checked, lora.tensors.count * 3, line: line)
+        if model.hasScalarHead {
+            let c = model.config.nEmbd
+            for i in [0, c / 2, c - 1] { probe(model.tensor("score.weight").baseAddress! + i, lora.headGradients.pointer[i], "score.weight[\(i)]") }
+            probe(model.tensor("score.bias").baseAddress!, lora.headGradients.pointer[c], "score.bias")
+        }
+    }
+
+    func testAdapterGradientsWithAFrozenBase() throws {
+        for cfg in Self.configs {
+            try forEachPath {
+                let model = randomModel(cfg, seed: 3, scale: 10)
+                let lora = try adapters(cfg)
+                model.lora = lora
+                let (b, targets) = batch(cfg)
+                let acts = Activations(config: cfg, batch: b.batch, length: b.length)
+                check(model, lora, objective: {
+                    model.forward(b, acts)
+                    return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
+                }, analytic: {
+                    model.forward(b, acts)
+                    _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+                    lora.zeroGradients()
+                    model.backward(b, acts, fromLogits: true)
+                })
+            }
+        }
+    }
+
+    func testAdapterAndHeadGradientsOfAScalarHeadModel() throws {
+        for cfg in Self.configs {
+            try forEachPath {
+                let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
+                // Some targets only: the others are plain frozen projections.
+                let lora = try adapters(cfg, rank: 2, targets: cfg.architecture.isLlamaFamily ? ["q_proj", "v_proj", "down_proj"] : ["c_attn", "c_fc"])
+                model.lora = lora
+                let (b, _) = batch(cfg)
+                let acts = Activations(config: cfg, batch: b.batch, length: b.length)
+                let weights: [Float] = [1.0, -0.7]
+                check(model, lora, objective: {
+                    model.forward(b, acts, computeLogits: false)
+                    let r = model.lastTokenValues(b, acts)
+                    return Double(r[0] * weights[0] + r[1] * weights[1])
+                }, analytic: {
+                    model.forward(b, acts, computeLogits: false)
+                    var dv = [Float](repeating: 0, count: b.tokens.count)
+                    for i in 0..<b.batch { dv[i * b.length + b.lastRealIndex(i)] = weights[i] }
+                    lora.zeroGradients()
+                    model.backward(b, acts, fromLogits: false, dValues: dv)
+                })
+            }
+        }
+    }
+
+    func testAdaptedForwardEqualsTheMergedModelAndOffEqualsTheBase() throws {
+        for cfg in Self.architectureConfigs(layers: 2, embd: 48, ctx: 16, vocab: 61) {
+            try forEachPath {
+                let model = randomModel(cfg, seed: 7)
+                var rng = SeededRandom(seed: 2)
+                let b = TokenBatch(leftPadding: [randomTokens(9, vocab: cfg.vocabSize, rng: &rng), randomTokens(5, vocab: cfg.vocabSize, rng: &rng)], pad: 0)
+                let acts = Activations(config: cfg, batch: b.batch, length: b.length)
+                model.forward(b, acts)
+                let base = acts.logits.array
+
+                // Freshly initialised (B = 0), and switched off: the base, bit for bit.
+                let lora = try LoRAAdapters(config: LoRAConfig(rank: 4, alpha: 8, targets: LoRAConfig.allTargets(cfg.architecture)), model: cfg)
+                lora.initialize(seed: 9)
+                XCTAssertTrue(lora.tensors.filter { $0.name.hasSuffix("lora_A.weight") }.allSatisfy { t in
+                    let a = UnsafeBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1])
+                    let bound = 1 / Float(t.shape[1]).squareRoot()
+                    return a.allSatisfy { abs($0) <= bound } && a.contains { $0 != 0 }
+                }, "A is Kaiming-uniform in ±1/√in")
+                model.lora = lora
+                model.forward(b, acts)
+                XCTAssertEqual(acts.logits.array, base, "B starts at zero")
+                for i in 0..<lora.parameters.count { lora.parameters.pointer[i] = rng.normal() * 0.3 }
+                lora.enabled = false
+                model.forward(b, acts)
+                XCTAssertEqual(acts.logits.array, base, "adapters off")
+
+                // On: the same as the base with s·B·A added into its weights.
+                lora.enabled = true
+                model.forward(b, acts)
+                let adapted = acts.logits.array
+                XCTAssertGreaterThan(maxAbsDiff(adapted, base), 1e-2, "the adapters change the output")
+                let merged = TransformerModel(config: cfg)
+                merged.copyParameters(from: model)
+                lora.merge(into: merged)
+                merged.forward(b, acts)
+                let mask = b.mask.flatMap { [UInt8](repeating: $0, count: cfg.vocabSize) }
+                let real = { (x: [Float]) in zip(x, mask).filter { $0.1 == 1 }.map(\.0) }
+                XCTAssertLessThan(maxAbsDiff(real(acts.logits.array), real(adapted)), 2e-4, "\(cfg.architecture)")
+
+                // KV-cache decoding with the adapters: the logits of the full forward pass.
+                let prompts = [randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng)]
+                let steps = 4
+                let fed = (0..<2).map { _ in randomTokens(steps, vocab: cfg.vocabSize, rng: &rng) }
+                let gen = Generator(model: model)
+                let cache = gen.prefill(prompts: prompts, pad: 0, extra: steps)
+                for s in 0..<steps { gen.decode(cache, tokens: fed.map { $0[s] }, positions: prompts.map { Int32($0.count + s) }) }
+                let decoded = Array(UnsafeBufferPointer(start: gen.logits, count: 2 * cfg.vocabSize))
+                let full = TokenBatch(leftPadding: zip(prompts, fed).map { $0 + $1 }, pad: 0)
+                let fa = Activations(config: cfg, batch: 2, length: full.length)
+                model.forward(full, fa)
+                for row in 0..<2 {
+                    let t = full.length - 1, v = cfg.vocabSize
+                    let last = Array(UnsafeBufferPointer(start: fa.logits.pointer + (row * full.length + t) * v, count: v))
+                    XCTAssertLessThan(maxAbsDiff(Array(decoded[row * v..<(row + 1) * v]), last), 1e-4, "KV cache with adapters, row \(row)")
+                }
+            }
+        }
+    }
+
+    func testTargetsAreCheckedAndNamedAsPEFTNamesThem() throws {
+        let gpt2 = GradientCheckTests.configs[0].1, llama = GradientCheckTests.configs[1].1
+        // GPT-2's c_proj is both attention and MLP output, as PEFT matches it.
+        let g = try LoRAAdapters(config: LoRAConfig(rank: 2, alpha: 4, targets: ["c_proj"]), model: gpt2)
+        XCTAssertEqual(g.adapters.map(\.module), ["transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_proj", "transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj"])
+        let l = try LoRAAdapters(config: LoRAConfig(rank: 2, alpha: 4, targets: ["q_proj", "mlp.up_proj"]), model: llama)
+        XCTAssertEqual(l.tensors.prefix(4).map(\.name), ["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+                                                         "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
+                                                         "base_model.model.model.layers.0.mlp.up_proj.lora_A.weight",
+                                                         "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"])
+        XCTAssertEqual(l.tensors[0].shape, [2, llama.nEmbd])
+        XCTAssertEqual(l.tensors[1].shape, [llama.qDim, 2])
+        XCTAssertEqual(l.tensors[3].shape, [llama.intermediateSize, 2])
+        XCTAssertEqual(l.config.scale, 2)
+        for (targets, rank, needle) in [(["q_proj"], 2, "not a projection of a gpt2 block"), (["c_attn"], 0, "rank must be at least 1"),
+                                        (["proj"], 2, "not a projection")] {
+            XCTAssertThrowsError(try LoRAAdapters(config: LoRAConfig(rank: rank, alpha: 4, targets: targets), model: gpt2)) {
+                XCTAssertTrue("\($0)".contains(needle), "\($0)")
+            }
+        }
+    }
+}
