@@ -1,0 +1,102 @@
+import Foundation
+
+/// LoRA adapters as PEFT saves them: a folder with `adapter_config.json` and
+/// `adapter_model.safetensors` (`base_model.model.MODULE.lora_A.weight` / `lora_B.weight`), which
+/// `PeftModel.from_pretrained(base, folder)` loads.
+public enum PEFTAdapter {
+    public static let configFile = "adapter_config.json", weightsFile = "adapter_model.safetensors"
+
+    /// Reads a PEFT LoRA folder for a model of `config`. Refused, with the field named: another
+    /// PEFT method, DoRA, rsLoRA, per-module ranks or alphas, adapted biases, a subset of layers,
+    /// regex targets, extra trained modules (`modules_to_save`), and tensors that are missing,
+    /// extra or of the wrong shape.
+    public static func load(_ folder: URL, config: ModelConfig) throws -> LoRAAdapters {
+        let url = folder.appendingPathComponent(configFile)
+        let what = url.path
+        guard FileManager.default.fileExists(atPath: url.path) else { throw FormatError("\(folder.path): no \(configFile); expected a PEFT LoRA adapter folder") }
+        let c = try JSONText.object(JSONText.readFile(url, limit: 1 << 20), what)
+        func refuse(_ m: String) -> FormatError { FormatError("\(what): \(m)") }
+        guard (c["peft_type"] as? String)?.uppercased() == "LORA" else { throw refuse("peft_type \(c["peft_type"] ?? "missing") is not supported; only LORA adapters are") }
+        guard let r = JSONText.int(c["r"]), r >= 1, r <= 4096 else { throw refuse("r must be a rank from 1 to 4096") }
+        guard let alpha = JSONText.double(c["lora_alpha"]), alpha > 0, alpha.isFinite else { throw refuse("lora_alpha must be a positive number") }
+        for (key, unsupported) in [("use_dora", "DoRA"), ("use_rslora", "rsLoRA scaling"), ("lora_bias", "LoRA biases")] where JSONText.bool(c[key]) == true {
+            throw refuse("\(key) is true: \(unsupported) is not supported")
+        }
+        if let b = c["bias"] as? String, b != "none" { throw refuse("bias \"\(b)\" is not supported (only \"none\")") }
+        for key in ["rank_pattern", "alpha_pattern"] {
+            if let d = c[key] as? [String: Any], !d.isEmpty { throw refuse("\(key) (per-module ranks or alphas) is not supported") }
+        }
+        for key in ["layers_to_transform", "modules_to_save", "exclude_modules", "layer_replication", "target_parameters", "trainable_token_indices"] {
+            if let v = c[key], !(v is NSNull) { throw refuse("\(key) is not supported") }
+        }
+        if c["target_modules"] is String { throw refuse("target_modules as a regular expression is not supported; give a list of module names") }
+        guard let targets = c["target_modules"] as? [String], !targets.isEmpty else { throw refuse("target_modules must be a non-empty list of module names") }
+        let lora: LoRAAdapters
+        do {
+            lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(alpha), targets: targets), model: config)
+        } catch let e as FormatError {
+            throw refuse(e.description)
+        }
+        let file = try SafeTensorsFile(url: folder.appendingPathComponent(weightsFile))
+        let expected = lora.tensors
+        let names = Set(expected.map(\.name))
+        // PEFT's file may name tensors with the adapter name ("….lora_A.default.weight") in old versions.
+        func fileName(_ n: String) -> String? {
+            if file.entries[n] != nil { return n }
+            let alt = n.replacingOccurrences(of: ".weight", with: ".default.weight")
+            return file.entries[alt] != nil ? alt : nil
+        }
+        for t in expected {
+            guard let n = fileName(t.name) else { throw FormatError("\(file.url.path): no tensor \(t.name)") }
+            guard file.entries[n]!.shape == t.shape else {
+                throw FormatError("\(file.url.path): \(n) has shape \(file.entries[n]!.shape), expected \(t.shape) for this model and r = \(r)")
+            }
+            try file.read(n, into: UnsafeMutableBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1]))
+        }
+        for n in file.names where !names.contains(n) && !names.contains(n.replacingOccurrences(of: ".default.weight", with: ".weight")) {
+            throw FormatError("\(file.url.path): tensor \(n) is not a LoRA matrix of the targets \(targets.joined(separator: ", "))")
+        }
+        return lora
+    }
+
+    /// Writes `lora` as a PEFT folder (replacing `folder`, via a temporary folder): its config
+    /// (task `CAUSAL_LM` unless given) names `baseModel` as its base.
+    public static func save(_ lora: LoRAAdapters, to folder: URL, baseModel: String, taskType: String = "CAUSAL_LM") throws {
+        let fm = FileManager.default
+        let parent = folder.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        do {
+            let cfg = lora.config
+            let fields: [(String, String)] = [
+                ("alpha_pattern", "{}"), ("base_model_name_or_path", JSONText.quote(baseModel)), ("bias", "\"none\""),
+                ("fan_in_fan_out", lora.modelConfig.architecture.isLlamaFamily ? "false" : "true"), ("inference_mode", "true"),
+                ("init_lora_weights", "true"), ("layers_to_transform", "null"), ("lora_alpha", "\(Double(cfg.alpha))"), ("lora_dropout", "0.0"),
+                ("modules_to_save", "null"), ("peft_type", "\"LORA\""), ("r", "\(cfg.rank)"), ("rank_pattern", "{}"),
+                ("target_modules", "[" + cfg.targets.map(JSONText.quote).joined(separator: ", ") + "]"), ("task_type", JSONText.quote(taskType)),
+                ("use_dora", "false"), ("use_rslora", "false"),
+            ]
+            let json = "{\n" + fields.map { "  \(JSONText.quote($0.0)): \($0.1)" }.joined(separator: ",\n") + "\n}\n"
+            try AtomicFile.write(Data(json.utf8), to: tmp.appendingPathComponent(configFile))
+            let outs = lora.tensors.map { t in
+                SafeTensorsOutput(name: t.name, shape: t.shape, data: UnsafeBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1]))
+            }
+            try SafeTensorsWriter.write(outs, metadata: ["format": "pt"], to: tmp.appendingPathComponent(weightsFile))
+            AtomicFile.syncDirectory(tmp)
+            // The old folder stays whole until the new one is in place.
+            var old: URL?
+            if fm.fileExists(atPath: folder.path) {
+                let o = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+                try fm.moveItem(at: folder, to: o)
+                old = o
+            }
+            try fm.moveItem(at: tmp, to: folder)
+            AtomicFile.syncDirectory(parent)
+            if let old { try? fm.removeItem(at: old) }
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+    }
+}
