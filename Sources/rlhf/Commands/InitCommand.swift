@@ -7,7 +7,7 @@ enum InitCommand: Command {
     static let name = "init"
     static let summary = "Create a run from a base model"
     static let help = """
-    Usage: rlhf init [--run NAME] --base SOURCE [--force] [--seed S]
+    Usage: rlhf init [--run NAME] --base SOURCE [--adapter DIR] [--force] [--seed S]
 
     Creates runs/NAME/ (NAME defaults to 'default'; a path with a slash also works) holding
     run.sqlite and checkpoints/. The base model is copied into checkpoints/base as a Hugging Face
@@ -25,15 +25,22 @@ enum InitCommand: Command {
                    L (GPT-2 small); Llama shapes llama-s (small), smollm-135m (SmolLM2-135M) and
                    qwen-0.5b (Qwen2.5-0.5B), which get a ChatML chat template
 
+    With --adapter DIR, a PEFT LoRA adapter of that base (adapter_config.json and
+    adapter_model.safetensors, as PeftModel.save_pretrained writes them; a causal-LM adapter,
+    say from supervised fine-tuning) is merged into it, as PEFT's merge_and_unload does: the run
+    starts from the adapted model. Adapters this code cannot compute exactly (DoRA, rsLoRA,
+    per-module ranks, adapted biases, modules_to_save) are refused by name.
+
     Options:
       --run NAME    the run (default: default)
       --base SOURCE the base model (required)
+      --adapter DIR a PEFT LoRA adapter to merge into the base
       --force       replace an existing run of that name (its labels and checkpoints are deleted)
       --seed S      initialisation seed for random:… sources (default 0)
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--base", "--seed"], flags: ["--force"])
+        let a = try Arguments(args, options: ["--run", "--base", "--seed", "--adapter"], flags: ["--force"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let source = a.string("--base") else { throw UsageError("--base SOURCE is required (a model folder, default, or random:CONFIG)") }
         let seed = try a.int("--seed", default: 0, range: 0...Int.max)!
@@ -47,6 +54,19 @@ enum InitCommand: Command {
             throw RuntimeError("\(folder.path) exists and is not empty but holds no run; choose another --run NAME or pass --force")
         }
         let base = try loadSource(source, seed: UInt64(seed))
+        var merged: LoRAAdapters?
+        if let dir = a.string("--adapter") {
+            let folder = URL(fileURLWithPath: dir)
+            let cfg = folder.appendingPathComponent(PEFTAdapter.configFile)
+            if FileManager.default.fileExists(atPath: cfg.path),
+               let task = (try? JSONText.object(JSONText.readFile(cfg, limit: 1 << 20), cfg.path))?["task_type"] as? String, task != "CAUSAL_LM" {
+                throw RuntimeError("--adapter \(dir): task_type \(task); init takes an adapter of a causal language model (CAUSAL_LM)")
+            }
+            let lora = try PEFTAdapter.load(folder, config: base.model.config)
+            lora.merge(into: base.model)
+            merged = lora
+        }
+        let described = source + (a.string("--adapter").map { " + adapter \($0)" } ?? "")
 
         // Build the run under a temporary name, then move it into place.
         let parent = folder.deletingLastPathComponent()
@@ -57,7 +77,7 @@ enum InitCommand: Command {
             try fm.createDirectory(at: tmp.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
             try ModelFolder.save(base.model, tokenizer: base.tokenizer, annotations: base.annotations,
                                  to: tmp.appendingPathComponent("checkpoints/base"))
-            try register(base, source: source, seed: seed, in: tmp)
+            try register(base, source: described, seed: seed, in: tmp)
             if fm.fileExists(atPath: folder.path) {
                 let old = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())")
                 try fm.moveItem(at: folder, to: old)
@@ -79,6 +99,9 @@ enum InitCommand: Command {
             print("  prompts are put into the model's chat template (one user turn); stop tokens \(base.annotations.stopTokens(base.tokenizer).map(String.init).joined(separator: ", "))")
         }
         if let t = base.annotations.promptTemplate { print("  prompt template: \(JSONText.quote(t))") }
+        if let m = merged {
+            print("  adapter \(a.string("--adapter")!) merged in: LoRA r=\(m.config.rank), alpha \(m.config.alpha), on \(m.adapters.count) projections (\(m.config.targets.joined(separator: ", ")))")
+        }
         print("next: rlhf prompts add FILE --run \(a.string("--run") ?? "default")")
     }
 
