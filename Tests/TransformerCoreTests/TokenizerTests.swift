@@ -243,3 +243,33 @@ extension TokenizerTests {
         XCTAssertEqual(prefixed.encode(""), [], "empty text stays empty (checked against tokenizers ByteLevel)")
     }
 }
+
+/// The word cache against a dictionary: words of every length (hashing reads 8 bytes at a time,
+/// then a tail), many more than its first capacity (it grows), the empty word, and clearing.
+final class WordCacheTests: XCTestCase {
+    func testWordCacheAgreesWithADictionary() {
+        var cache = WordCache(capacity: 16)
+        var reference: [[UInt8]: [Int32]] = [:]
+        var rng = SeededRandom(seed: 3)
+        for i in 0..<5000 {
+            let word = (0..<rng.int(below: 24)).map { _ in UInt8(rng.int(below: 4) + 97) }   // few letters: many near-duplicates
+            if reference[word] != nil { continue }
+            let ids = (0..<(i % 5)).map { _ in Int32(rng.int(below: 1000)) }
+            word.withUnsafeBufferPointer { cache.insert($0, hash: WordCache.hash($0), ids: ids) }
+            reference[word] = ids
+        }
+        XCTAssertEqual(cache.count, reference.count)
+        for (word, ids) in reference {
+            var out: [Int32] = [7]
+            XCTAssertTrue(word.withUnsafeBufferPointer { cache.append($0, hash: WordCache.hash($0), to: &out) }, "\(word)")
+            XCTAssertEqual(out, [7] + ids)
+        }
+        var out: [Int32] = []
+        let missing: [UInt8] = Array("zzzz".utf8)
+        XCTAssertFalse(missing.withUnsafeBufferPointer { cache.append($0, hash: WordCache.hash($0), to: &out) })
+        cache.removeAll()
+        XCTAssertEqual(cache.count, 0)
+        XCTAssertFalse(reference.keys.first!.withUnsafeBufferPointer { cache.append($0, hash: WordCache.hash($0), to: &out) })
+        XCTAssertTrue(out.isEmpty)
+    }
+}

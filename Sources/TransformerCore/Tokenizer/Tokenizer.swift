@@ -46,7 +46,7 @@ public final class Tokenizer: @unchecked Sendable {
     private let mergeTable: [UInt64: (rank: Int32, merged: Int32)]
     private let specialBytes: [(bytes: [UInt8], id: Int32)]
     private let specialIds: Set<Int32>
-    private var cache: [ArraySlice<UInt8>: [Int32]] = [:]
+    private var cache = WordCache()
     private let lock = NSLock()
 
     /// The named special tokens a chat template may use: `bos_token`, `eos_token`, `pad_token`.
@@ -169,12 +169,14 @@ public final class Tokenizer: @unchecked Sendable {
         PreTokenizer.forEachSegment(bytes, specials: allowSpecial ? specialBytes.map(\.bytes) : []) { from, to, special in
             if let special { out.append(specialBytes[special].id); return }
             func encodePiece(_ piece: ArraySlice<UInt8>) {
-                if let hit = cache[piece] { out.append(contentsOf: hit); return }
-                let word = Array(piece)
-                let ids = bpe(word)
-                if cache.count > 200_000 { cache.removeAll(keepingCapacity: true) }
-                cache[ArraySlice(word)] = ids   // a key that owns its bytes, not a view of the whole text
-                out.append(contentsOf: ids)
+                piece.withUnsafeBufferPointer { word in
+                    let hash = WordCache.hash(word)
+                    if cache.append(word, hash: hash, to: &out) { return }
+                    let ids = bpe(Array(word))
+                    if cache.count >= 200_000 || cache.storedBytes >= 1 << 26 { cache.removeAll() }
+                    cache.insert(word, hash: hash, ids: ids)
+                    out.append(contentsOf: ids)
+                }
             }
             if normalizesNFC {
                 // Special tokens are found in the raw text; the text between them is normalised.
