@@ -273,3 +273,10 @@ final class WordCacheTests: XCTestCase {
         XCTAssertTrue(out.isEmpty)
     }
 }
+
+extension WordCacheTests {
+    /// The pre-tokenizer's ASCII classes, by arithmetic, against Unicode's properties.
+    func testASCIIClassesMatchUnicode() {
+        for v in UInt32(0)..<128 { XCTAssertEqual(PreTokenizer.kind(v), PreTokenizer.classify(v), "U+\(String(v, radix: 16))") }
+    }
+}

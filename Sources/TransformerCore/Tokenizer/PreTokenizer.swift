@@ -28,12 +28,18 @@ enum PreTokenizer {
     /// Character classes the pattern distinguishes.
     enum Kind: UInt8 { case letter, number, space, other }
 
-    private static let asciiKinds: [Kind] = (0..<128).map { classify(UInt32($0)) }
-
+    /// The class of a scalar; ASCII by arithmetic (a lookup table in a global costs a lazy-
+    /// initialisation check on every call in the hottest loop of encoding).
     @inline(__always)
-    static func kind(_ v: UInt32) -> Kind { v < 128 ? asciiKinds[Int(v)] : classify(v) }
+    static func kind(_ v: UInt32) -> Kind {
+        guard v < 128 else { return classify(v) }
+        if (v | 0x20) &- 97 < 26 { return .letter }          // A–Z, a–z
+        if v &- 48 < 10 { return .number }                    // 0–9
+        if v == 32 || v &- 9 < 5 { return .space }            // space, \t \n \v \f \r
+        return .other
+    }
 
-    private static func classify(_ v: UInt32) -> Kind {
+    static func classify(_ v: UInt32) -> Kind {
         guard let u = Unicode.Scalar(v) else { return .other }
         let p = u.properties
         if p.isWhitespace { return .space }
