@@ -46,6 +46,16 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(objects[1]["new"] as? Int, 64)
         XCTAssertGreaterThan(objects[1]["tokens_per_s"] as? Double ?? 0, 0)
         XCTAssertGreaterThan(objects[2]["peak_rss_mb"] as? Double ?? 0, 1)
+
+        // With LoRA adapters beside full fine-tuning: fresh adapters (B = 0) start from the base,
+        // so the loss stays near ln 512 too.
+        let l = try run(["bench", "--json", "--only", "train", "--config", "S", "--repeat", "1", "--lora-rank", "4"])
+        XCTAssertEqual(l.status, 0, l.stderr)
+        let rows = l.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(rows.map { $0["lora_rank"] as? Int }, [nil, 4, nil])
+        XCTAssertGreaterThan(rows[1]["tokens_per_s"] as? Double ?? 0, 0)
+        XCTAssertEqual(rows[1]["loss"] as? Double ?? 0, log(512.0), accuracy: 0.3)
+        XCTAssertEqual(try run(["bench", "--lora-rank", "0"]).status, 2)
     }
 }
 

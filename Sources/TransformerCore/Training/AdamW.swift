@@ -31,11 +31,21 @@ public final class AdamW {
     private let ranges: [(offset: Int, count: Int, decays: Bool)]
 
     /// An optimiser for the parameters laid out by `layout`.
-    public init(layout: ParameterLayout, config: AdamWConfig) {
+    public convenience init(layout: ParameterLayout, config: AdamWConfig) {
+        self.init(ranges: layout.slots.map { ($0.offset, $0.count, $0.decays) }, count: layout.count, config: config)
+    }
+
+    /// An optimiser for LoRA adapters: every A and B matrix, with weight decay (as the Hugging
+    /// Face Trainer decays every matrix it trains).
+    public convenience init(lora: LoRAAdapters, config: AdamWConfig) {
+        self.init(ranges: lora.tensors.map { ($0.offset, $0.shape[0] * $0.shape[1], true) }, count: lora.parameters.count, config: config)
+    }
+
+    init(ranges: [(offset: Int, count: Int, decays: Bool)], count: Int, config: AdamWConfig) {
         self.config = config
-        m = FloatBuffer(count: layout.count, hugePages: true)
-        v = FloatBuffer(count: layout.count, hugePages: true)
-        ranges = layout.slots.map { ($0.offset, $0.count, $0.decays) }
+        m = FloatBuffer(count: count, hugePages: true)
+        v = FloatBuffer(count: count, hugePages: true)
+        self.ranges = ranges
     }
 
     /// Restores the step count (with the moments, for resuming).

@@ -57,6 +57,8 @@ enum BenchCommand: Command {
                       transformers (RLHF_PYTHON names another interpreter). PyTorch gets the same
                       thread count; ATEN_CPU_CAPABILITY and friends in the environment pass through
       --threads N     worker threads (default: all cores; also RLHF_THREADS)
+      --lora-rank R   also time training with rank-R LoRA adapters on every projection over the
+                      frozen model (α = 2R; only the adapters step), beside full fine-tuning
 
     The last line reports the peak resident memory of the process.
     """
@@ -64,7 +66,8 @@ enum BenchCommand: Command {
     static let matmulShapes = [(1024, 768, 2304), (1024, 768, 3072), (1024, 3072, 768), (2048, 384, 1536), (8, 768, 50257)]
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes"], flags: ["--json", "--numpy", "--cold", "--torch", "--transposed"])
+        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank"], flags: ["--json", "--numpy", "--cold", "--torch", "--transposed"])
+        let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
         let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
@@ -132,9 +135,15 @@ enum BenchCommand: Command {
             let cfg = ModelConfig.preset(name)!
             if only.contains("train") {
                 let (b, t) = trainShape(name)
-                let (tps, loss) = benchTrain(cfg, batch: b, length: t, repeats: repeatCount)
+                let (tps, loss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount)
                 out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
                          text: "train    \(label(name))  B×T \(b)×\(t)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+                if let r = loraRank {
+                    let (ltps, lloss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount, loraRank: r)
+                    out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "lora_rank": r, "tokens_per_s": round2(ltps),
+                              "loss": round2(Double(lloss))],
+                             text: "train    \(label(name))  LoRA r\(r)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(ltps)) tokens/s (\(fmt(ltps / tps))× full fine-tuning)")
+                }
             }
             if only.contains("generate") {
                 let tps = benchGenerate(cfg, repeats: repeatCount)
@@ -191,10 +200,17 @@ enum BenchCommand: Command {
         return 2.0 * Double(m) * Double(n) * Double(k) / seconds / 1e9
     }
 
-    static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?) -> (Double, Float) {
+    /// Training tokens/s; with `loraRank`, of rank-r adapters on every projection (α = 2r) over
+    /// the frozen model, the optimiser stepping only the adapters.
+    static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?, loraRank: Int? = nil) throws -> (Double, Float) {
         let model = TransformerModel(config: cfg)
         model.initialize(seed: 1)
-        let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
+        if let r = loraRank {
+            let lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(2 * r), targets: LoRAConfig.allTargets(cfg.architecture)), model: cfg)
+            lora.initialize(seed: 2)
+            model.lora = lora
+        }
+        let opt = model.lora.map { AdamW(lora: $0, config: AdamWConfig(learningRate: 1e-4)) } ?? AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
         let acts = Activations(config: cfg, batch: batch, length: length)
         var rng = SeededRandom(seed: 2)
         let tokens = (0..<batch * length).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
@@ -204,10 +220,17 @@ enum BenchCommand: Command {
         let step = {
             model.forward(tb, acts)
             loss = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-            model.zeroGradients()
-            model.backward(tb, acts, fromLogits: true)
-            clipGradientNorm(model.gradients, maxNorm: 1)
-            opt.update(params: model.parameters, grads: model.gradients, lr: 1e-4)
+            if let lora = model.lora {
+                lora.zeroGradients()
+                model.backward(tb, acts, fromLogits: true)
+                clipGradientNorm(lora.gradients, maxNorm: 1)
+                opt.update(params: lora.parameters, grads: lora.gradients, lr: 1e-4)
+            } else {
+                model.zeroGradients()
+                model.backward(tb, acts, fromLogits: true)
+                clipGradientNorm(model.gradients, maxNorm: 1)
+                opt.update(params: model.parameters, grads: model.gradients, lr: 1e-4)
+            }
         }
         let seconds = timeBest(repeats: repeats, minimumTime: 1.0, step)
         return (Double(batch * length) / seconds, loss)
