@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where in a block a projection sits: its product, which a low-rank adapter adds to.
 public enum ProjectionSite: Int, CaseIterable, Sendable {
     /// q|k|v (GPT-2's c_attn).
@@ -68,6 +70,10 @@ public final class LoRAAdapters {
     public var enabled = true
     /// Adapters by layer and site.
     let bySite: [[[Adapter]]]
+    /// Scratch for the products of training-sized batches (a fresh heap block per call would be
+    /// fresh pages, zeroed by the kernel, every time), and its lock.
+    private var scratch = FloatBuffer(count: 0)
+    private let scratchLock = NSLock()
 
     /// Adapters for `model` as `config` says; all A and B zero (call `initialize`).
     public init(config: LoRAConfig, model: ModelConfig) throws {
@@ -145,9 +151,7 @@ public final class LoRAAdapters {
     func forward(layer: Int, site: ProjectionSite, _ out: UnsafeMutablePointer<Float>, ldOut: Int, _ inp: UnsafePointer<Float>, n: Int) {
         guard enabled else { return }
         let r = config.rank
-        // Decoding runs row ranges of a batch on several threads: no shared scratch.
-        for ad in bySite[layer][site.rawValue] { withUnsafeTemporaryAllocation(of: Float.self, capacity: n * r) { buf in
-            let h = buf.baseAddress!
+        for ad in bySite[layer][site.rawValue] { withScratch(n * r) { h in
             // h (n, r) = s · inp · Aᵀ
             Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(inp, columns: ad.inputs),
                           b: .transposed(parameters.pointer + ad.a, columns: ad.inputs), c: h, ldc: r)
@@ -164,8 +168,8 @@ public final class LoRAAdapters {
                   _ inp: UnsafePointer<Float>, n: Int) {
         guard enabled else { return }
         let r = config.rank
-        for ad in bySite[layer][site.rawValue] { withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * r) { work in
-            let h = work.baseAddress!, dh = h + n * r
+        for ad in bySite[layer][site.rawValue] { withScratch(2 * n * r) { h in
+            let dh = h + n * r
             let a = parameters.pointer + ad.a, b = parameters.pointer + ad.b
             // h = s · inp · Aᵀ (recomputed rather than kept from the forward pass)
             Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(inp, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r)
@@ -217,6 +221,19 @@ public final class LoRAAdapters {
                 }
             }
         }
+    }
+
+    /// Runs `body` with `count` floats of scratch: on the stack when small (decoding, where row
+    /// ranges of a batch run on several threads), else in the adapters' own buffer.
+    private func withScratch(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+        if count <= 8192 {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { body($0.baseAddress!) }
+            return
+        }
+        scratchLock.lock()
+        defer { scratchLock.unlock() }
+        if scratch.count < count { scratch = FloatBuffer(count: count) }
+        body(scratch.pointer)
     }
 
     private func scale(_ x: UnsafeMutablePointer<Float>, _ s: Float, _ count: Int) {
