@@ -84,6 +84,30 @@ final class LoRATests: EveryPathTestCase {
         }
     }
 
+    /// Batches large enough that the adapters' products use their own scratch, not the stack.
+    func testLargeBatchGradientsAndForward() throws {
+        let cfg = Self.configs[1]
+        try forEachPath {
+            let model = randomModel(cfg, seed: 3, scale: 10)
+            let lora = try adapters(cfg, rank: 20)
+            model.lora = lora
+            var rng = SeededRandom(seed: 12)
+            let b = TokenBatch(leftPadding: (0..<64).map { _ in randomTokens(8, vocab: cfg.vocabSize, rng: &rng) }, pad: 0)
+            XCTAssertGreaterThan(b.tokens.count * 20, 8192)
+            let targets = (0..<b.tokens.count).map { i in (i + 1) % b.length == 0 ? Int32(-1) : b.tokens[i + 1] }
+            let acts = Activations(config: cfg, batch: b.batch, length: b.length)
+            check(model, lora, objective: {
+                model.forward(b, acts)
+                return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
+            }, analytic: {
+                model.forward(b, acts)
+                _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+                lora.zeroGradients()
+                model.backward(b, acts, fromLogits: true)
+            })
+        }
+    }
+
     func testAdapterAndHeadGradientsOfAScalarHeadModel() throws {
         for cfg in Self.configs {
             try forEachPath {
