@@ -32,6 +32,36 @@ public enum AtomicFile {
         syncDirectory(dir)
     }
 
+    /// Writes a folder whole: `body` fills a temporary sibling, which is synced and then takes
+    /// `folder`'s place (an existing folder is moved aside first and removed last). On an error
+    /// the temporary folder is removed, and the error names `folder` and says whether the folder
+    /// there was left as it was or nothing was written.
+    public static func replaceFolder(_ folder: URL, _ body: (URL) throws -> Void) throws {
+        let fm = FileManager.default
+        let parent = folder.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        do {
+            try body(tmp)
+            syncDirectory(tmp)
+            var old: URL?
+            if fm.fileExists(atPath: folder.path) {
+                let o = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+                try fm.moveItem(at: folder, to: o)
+                old = o
+            }
+            try fm.moveItem(at: tmp, to: folder)
+            syncDirectory(parent)
+            if let old { try? fm.removeItem(at: old) }
+        } catch {
+            try? fm.removeItem(at: tmp)
+            // Name the folder being written, not its temporary name.
+            let what = String(describing: error).replacingOccurrences(of: tmp.path, with: folder.path)
+            throw FormatError("\(what); \(fm.fileExists(atPath: folder.path) ? "the folder there was left as it was" : "nothing was written")")
+        }
+    }
+
     /// Flushes a folder's entries (new names, renames) to disk.
     public static func syncDirectory(_ dir: URL) {
         let dfd = open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

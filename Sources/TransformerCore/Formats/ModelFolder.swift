@@ -369,30 +369,11 @@ public enum ModelFolder {
     @discardableResult
     public static func save(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
                             maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
-        let fm = FileManager.default
-        let parent = folder.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
-        do {
-            let files = try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes, dtype: dtype)
-            AtomicFile.syncDirectory(tmp)
-            var old: URL?
-            if fm.fileExists(atPath: folder.path) {
-                let o = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-                try fm.moveItem(at: folder, to: o)
-                old = o
-            }
-            try fm.moveItem(at: tmp, to: folder)
-            AtomicFile.syncDirectory(parent)
-            if let old { try? fm.removeItem(at: old) }
-            return files
-        } catch {
-            try? fm.removeItem(at: tmp)
-            // Name the folder being written, not its temporary name.
-            let what = String(describing: error).replacingOccurrences(of: tmp.path, with: folder.path)
-            throw FormatError("\(what); \(fm.fileExists(atPath: folder.path) ? "the folder there was left as it was" : "nothing was written")")
+        var files = 0
+        try AtomicFile.replaceFolder(folder) { tmp in
+            files = try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes, dtype: dtype)
         }
+        return files
     }
 
     /// Removes, from a folder of checkpoints, what a killed `save` left under temporary names.

@@ -62,12 +62,7 @@ public enum PEFTAdapter {
     /// Writes `lora` as a PEFT folder (replacing `folder`, via a temporary folder): its config
     /// (task `CAUSAL_LM` unless given) names `baseModel` as its base.
     public static func save(_ lora: LoRAAdapters, to folder: URL, baseModel: String, taskType: String = "CAUSAL_LM") throws {
-        let fm = FileManager.default
-        let parent = folder.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
-        do {
+        try AtomicFile.replaceFolder(folder) { tmp in
             let cfg = lora.config
             let fields: [(String, String)] = [
                 ("alpha_pattern", "{}"), ("base_model_name_or_path", JSONText.quote(baseModel)), ("bias", "\"none\""),
@@ -83,20 +78,6 @@ public enum PEFTAdapter {
                 SafeTensorsOutput(name: t.name, shape: t.shape, data: UnsafeBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1]))
             }
             try SafeTensorsWriter.write(outs, metadata: ["format": "pt"], to: tmp.appendingPathComponent(weightsFile))
-            AtomicFile.syncDirectory(tmp)
-            // The old folder stays whole until the new one is in place.
-            var old: URL?
-            if fm.fileExists(atPath: folder.path) {
-                let o = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-                try fm.moveItem(at: folder, to: o)
-                old = o
-            }
-            try fm.moveItem(at: tmp, to: folder)
-            AtomicFile.syncDirectory(parent)
-            if let old { try? fm.removeItem(at: old) }
-        } catch {
-            try? fm.removeItem(at: tmp)
-            throw error
         }
     }
 }
