@@ -48,17 +48,8 @@ final class GradientCheckTests: EveryPathTestCase {
             var picks = [grad.indices.max { abs(grad[$0]) < abs(grad[$1]) }!]
             for _ in 0..<3 { picks.append(rng.int(below: slot.count)) }
             for i in picks {
-                let p = model.parameters.pointer + slot.offset + i
-                let saved = p.pointee
-                let h: Float = 1e-2
-                p.pointee = saved + h; let up = objective()
-                p.pointee = saved - h; let down = objective()
-                p.pointee = saved
-                let numeric = (up - down) / (2 * Double(h))
-                let a = Double(grad[i])
-                let err = abs(numeric - a)
-                XCTAssertLessThanOrEqual(err, 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
-                                         "\(cfg.architecture) \(slot.name)[\(i)]: analytic \(a), numeric \(numeric)", line: line)
+                assertFiniteDifference(model.parameters.pointer + slot.offset + i, analytic: grad[i], "\(cfg.architecture) \(slot.name)[\(i)]",
+                                       objective: objective, line: line)
                 checked += 1
             }
         }

@@ -38,13 +38,7 @@ final class LoRATests: EveryPathTestCase {
         XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count)), base, "the base is never written", line: line)
         var rng = SeededRandom(seed: 5)
         func probe(_ p: UnsafeMutablePointer<Float>, _ g: Float, _ what: String) {
-            let saved = p.pointee, h: Float = 1e-2
-            p.pointee = saved + h; let up = objective()
-            p.pointee = saved - h; let down = objective()
-            p.pointee = saved
-            let numeric = (up - down) / (2 * Double(h)), a = Double(g)
-            XCTAssertLessThanOrEqual(abs(numeric - a), 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
-                                     "\(model.config.architecture) \(what): analytic \(a), numeric \(numeric)", line: line)
+            assertFiniteDifference(p, analytic: g, "\(model.config.architecture) \(what)", objective: objective, line: line)
         }
         var checked = 0
         for t in lora.tensors {
