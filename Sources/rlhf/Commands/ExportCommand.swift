@@ -73,6 +73,9 @@ enum ExportCommand: Command {
         }
         var notes = model.annotations
         notes.sourceDType = dtype
+        // The template the model was registered with, when its folder has none (as train-reward
+        // and labels export read it).
+        if notes.promptTemplate == nil { notes.promptTemplate = record.promptTemplate }
         // The chat template lays a prompt out as this run did, so that apply_chat_template in
         // transformers gives the ids rlhf generated from; a model's own template, when the run
         // laid prompts out another way, is kept by name.
