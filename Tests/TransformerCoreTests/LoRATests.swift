@@ -31,14 +31,14 @@ final class LoRATests: EveryPathTestCase {
 
     /// Central differences on a few elements of each A and B (the largest gradient and random
     /// others), and of the scalar head when there is one.
-    func check(_ model: TransformerModel, _ lora: LoRAAdapters, objective: () -> Double, analytic: () -> Void, line: UInt = #line) {
+    func check(_ model: TransformerModel, _ lora: LoRAAdapters, h: Float = 1e-2, objective: () -> Double, analytic: () -> Void, line: UInt = #line) {
         let base = Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count))
         analytic()
         XCTAssertFalse(model.hasGradientBuffer, "a frozen base gets no gradient buffer", line: line)
         XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count)), base, "the base is never written", line: line)
         var rng = SeededRandom(seed: 5)
         func probe(_ p: UnsafeMutablePointer<Float>, _ g: Float, _ what: String) {
-            assertFiniteDifference(p, analytic: g, "\(model.config.architecture) \(what)", objective: objective, line: line)
+            assertFiniteDifference(p, analytic: g, "\(model.config.architecture) \(what)", h: h, objective: objective, line: line)
         }
         var checked = 0
         for t in lora.tensors {
@@ -76,6 +76,62 @@ final class LoRATests: EveryPathTestCase {
                 })
             }
         }
+    }
+
+    /// Dropout on the adapters' input while training: the gradients of the masked computation
+    /// (the same seed draws the same mask in the backward pass), about p of the inputs dropped,
+    /// a new mask for a new seed, and none outside training.
+    func testDropoutWhileTraining() throws {
+        for cfg in Self.configs {
+            try forEachPath {
+                let model = randomModel(cfg, seed: 3, scale: 10)
+                let lora = try adapters(cfg)
+                let dropping = try LoRAAdapters(config: LoRAConfig(rank: 3, alpha: 5, targets: LoRAConfig.allTargets(cfg.architecture), dropout: 0.3), model: cfg)
+                dropping.parameters.pointer.update(from: lora.parameters.pointer, count: lora.parameters.count)
+                let (b, targets) = batch(cfg)
+                let acts = Activations(config: cfg, batch: b.batch, length: b.length)
+                func logits(_ l: LoRAAdapters) -> [Float] { model.lora = l; model.forward(b, acts); return acts.logits.array }
+                let plain = logits(lora)
+                XCTAssertEqual(logits(dropping), plain, "no dropout outside training")
+                dropping.training = true
+                dropping.dropoutSeed = 41
+                let masked = logits(dropping)
+                XCTAssertGreaterThan(maxAbsDiff(masked, plain), 1e-3, "dropout changes the output")
+                XCTAssertEqual(logits(dropping), masked, "one seed, one mask")
+                dropping.dropoutSeed = 42
+                XCTAssertGreaterThan(maxAbsDiff(logits(dropping), masked), 1e-3, "another seed, another mask")
+                model.lora = dropping
+                // Dropout's 1/(1−p) scaling makes the objective curve more at this model's scale;
+                // a smaller step keeps the central difference accurate.
+                check(model, dropping, h: 2e-3, objective: {
+                    model.forward(b, acts)
+                    return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
+                }, analytic: {
+                    model.forward(b, acts)
+                    _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+                    dropping.zeroGradients()
+                    model.backward(b, acts, fromLogits: true)
+                })
+            }
+        }
+        // The fraction dropped: one adapter's mask over 200,000 inputs.
+        let cfg = Self.configs[0]
+        let lora = try LoRAAdapters(config: LoRAConfig(rank: 1, alpha: 1, targets: ["c_attn"], dropout: 0.3), model: cfg)
+        lora.training = true
+        lora.dropoutSeed = 7
+        let n = 200_000 / cfg.nEmbd
+        let ones = [Float](repeating: 1, count: n * cfg.nEmbd)
+        // With A = 1 in one row and B = 1 in one column, h = Σ dropout(x) / (1−p)-scaled, so the
+        // output counts the kept inputs.
+        let a = lora.tensors[0], bt = lora.tensors[1]
+        for i in 0..<cfg.nEmbd { lora.parameters.pointer[a.offset + i] = 1 }
+        lora.parameters.pointer[bt.offset] = 1
+        var out = [Float](repeating: 0, count: n * cfg.qkvWidth)
+        ones.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in lora.forward(layer: 0, site: .qkv, o.baseAddress!, ldOut: cfg.qkvWidth, x.baseAddress!, n: n) }
+        }
+        let kept = (0..<n).reduce(0.0) { $0 + Double(out[$1 * cfg.qkvWidth]) } * 0.7   // undo the 1/(1−p) scaling
+        XCTAssertEqual(kept / Double(n * cfg.nEmbd), 0.7, accuracy: 0.005)
     }
 
     /// Batches large enough that the adapters' products use their own scratch, not the stack.

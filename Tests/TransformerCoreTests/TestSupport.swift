@@ -25,11 +25,11 @@ func randomModel(_ cfg: ModelConfig, seed: UInt64, scalarHead: Bool = false, sca
     return model
 }
 
-/// The central difference of `objective` in the float at `p` (h = 1e-2), against the analytic
+/// The central difference of `objective` in the float at `p` (step h), against the analytic
 /// gradient `analytic`: within 2e-3 plus 2% of the larger of the two.
-func assertFiniteDifference(_ p: UnsafeMutablePointer<Float>, analytic: Float, _ what: @autoclosure () -> String,
+func assertFiniteDifference(_ p: UnsafeMutablePointer<Float>, analytic: Float, _ what: @autoclosure () -> String, h: Float = 1e-2,
                             objective: () -> Double, file: StaticString = #filePath, line: UInt = #line) {
-    let saved = p.pointee, h: Float = 1e-2
+    let saved = p.pointee
     p.pointee = saved + h; let up = objective()
     p.pointee = saved - h; let down = objective()
     p.pointee = saved

@@ -31,9 +31,11 @@ public enum PEFTAdapter {
         }
         if c["target_modules"] is String { throw refuse("target_modules as a regular expression is not supported; give a list of module names") }
         guard let targets = c["target_modules"] as? [String], !targets.isEmpty else { throw refuse("target_modules must be a non-empty list of module names") }
+        let dropout = JSONText.double(c["lora_dropout"]) ?? 0
+        guard dropout >= 0 && dropout < 1 else { throw refuse("lora_dropout must be in [0, 1)") }
         let lora: LoRAAdapters
         do {
-            lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(alpha), targets: targets), model: config)
+            lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(alpha), targets: targets, dropout: Float(dropout)), model: config)
         } catch let e as FormatError {
             throw refuse(e.description)
         }
@@ -67,7 +69,7 @@ public enum PEFTAdapter {
             let fields: [(String, String)] = [
                 ("alpha_pattern", "{}"), ("base_model_name_or_path", JSONText.quote(baseModel)), ("bias", "\"none\""),
                 ("fan_in_fan_out", lora.modelConfig.architecture.isLlamaFamily ? "false" : "true"), ("inference_mode", "true"),
-                ("init_lora_weights", "true"), ("layers_to_transform", "null"), ("lora_alpha", "\(Double(cfg.alpha))"), ("lora_dropout", "0.0"),
+                ("init_lora_weights", "true"), ("layers_to_transform", "null"), ("lora_alpha", "\(Double(cfg.alpha))"), ("lora_dropout", "\(Double(cfg.dropout))"),
                 ("modules_to_save", "null"), ("peft_type", "\"LORA\""), ("r", "\(cfg.rank)"), ("rank_pattern", "{}"),
                 ("target_modules", "[" + cfg.targets.map(JSONText.quote).joined(separator: ", ") + "]"), ("task_type", JSONText.quote(taskType)),
                 ("use_dora", "false"), ("use_rslora", "false"),

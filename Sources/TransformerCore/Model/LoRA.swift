@@ -19,11 +19,13 @@ public struct LoRAConfig: Equatable, Sendable {
     public var rank: Int
     public var alpha: Float
     public var targets: [String]
+    /// Dropout on the adapters' input while training (PEFT's `lora_dropout`), in [0, 1).
+    public var dropout: Float
 
-    /// Rank r, α (default 2r… as callers choose), and targets (default: every attention and
-    /// MLP projection of every block, `allTargets`).
-    public init(rank: Int, alpha: Float, targets: [String]) {
-        self.rank = rank; self.alpha = alpha; self.targets = targets
+    /// Rank r, α, targets (`allTargets` for every attention and MLP projection of a block), and
+    /// dropout (none by default).
+    public init(rank: Int, alpha: Float, targets: [String], dropout: Float = 0) {
+        self.rank = rank; self.alpha = alpha; self.targets = targets; self.dropout = dropout
     }
 
     /// The scale of the low-rank update, α/r.
@@ -53,6 +55,8 @@ public final class LoRAAdapters {
         public let inputs: Int
         /// Offsets of A and B in `parameters` (and `gradients`).
         let a: Int, b: Int
+        /// Its place in `adapters` (which draws its dropout mask).
+        let index: Int
     }
 
     public let config: LoRAConfig
@@ -68,6 +72,11 @@ public final class LoRAAdapters {
     public let headGradients: FloatBuffer
     /// Whether forward passes add the adapters' updates.
     public var enabled = true
+    /// Whether dropout applies (set while training; never when sampling or scoring).
+    public var training = false
+    /// Draws the dropout masks: the same seed gives the same masks, so the backward pass of a
+    /// forward pass sees its mask. Trainers change it every step.
+    public var dropoutSeed: UInt64 = 0
     /// Adapters by layer and site.
     let bySite: [[[Adapter]]]
     /// Scratch for the products of training-sized batches (a fresh heap block per call would be
@@ -79,6 +88,7 @@ public final class LoRAAdapters {
     public init(config: LoRAConfig, model: ModelConfig) throws {
         guard config.rank >= 1 else { throw FormatError("LoRA rank must be at least 1, got \(config.rank)") }
         guard config.alpha > 0, config.alpha.isFinite else { throw FormatError("LoRA alpha must be positive, got \(config.alpha)") }
+        guard config.dropout >= 0, config.dropout < 1 else { throw FormatError("LoRA dropout must be in [0, 1), got \(config.dropout)") }
         self.config = config
         modelConfig = model
         let c = model.nEmbd, qd = model.qDim, kv = model.kvDim, inter = model.intermediateSize
@@ -104,7 +114,8 @@ public final class LoRAAdapters {
             for k in known {
                 let a = offset, b = a + config.rank * k.inputs
                 offset = b + k.width * config.rank
-                let ad = Adapter(module: "\(prefix)\(l).\(k.suffix)", layer: l, site: k.site, column: k.column, width: k.width, inputs: k.inputs, a: a, b: b)
+                let ad = Adapter(module: "\(prefix)\(l).\(k.suffix)", layer: l, site: k.site, column: k.column, width: k.width, inputs: k.inputs, a: a, b: b,
+                                 index: list.count)
                 list.append(ad)
                 sites[l][k.site.rawValue].append(ad)
             }
@@ -150,10 +161,11 @@ public final class LoRAAdapters {
     /// at `site` of `layer`; inp is (n, inputs).
     func forward(layer: Int, site: ProjectionSite, _ out: UnsafeMutablePointer<Float>, ldOut: Int, _ inp: UnsafePointer<Float>, n: Int) {
         guard enabled else { return }
-        let r = config.rank
-        for ad in bySite[layer][site.rawValue] { withScratch(n * r) { h in
-            // h (n, r) = s · inp · Aᵀ
-            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(inp, columns: ad.inputs),
+        let r = config.rank, drops = dropsInput
+        for ad in bySite[layer][site.rawValue] { withScratch(n * r + (drops ? n * ad.inputs : 0)) { h in
+            // x = dropout(inp); h (n, r) = s · x · Aᵀ
+            let x = drops ? dropped(inp, ad, n, into: h + n * r) : inp
+            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs),
                           b: .transposed(parameters.pointer + ad.a, columns: ad.inputs), c: h, ldc: r)
             scale(h, config.scale, n * r)
             // out[:, cols] += h · Bᵀ
@@ -167,12 +179,14 @@ public final class LoRAAdapters {
     func backward(layer: Int, site: ProjectionSite, dinp: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>, ldOut: Int,
                   _ inp: UnsafePointer<Float>, n: Int) {
         guard enabled else { return }
-        let r = config.rank
-        for ad in bySite[layer][site.rawValue] { withScratch(2 * n * r) { h in
+        let r = config.rank, drops = dropsInput
+        for ad in bySite[layer][site.rawValue] { withScratch(2 * n * r + (drops ? 2 * n * ad.inputs : 0)) { h in
             let dh = h + n * r
             let a = parameters.pointer + ad.a, b = parameters.pointer + ad.b
-            // h = s · inp · Aᵀ (recomputed rather than kept from the forward pass)
-            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(inp, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r)
+            // x = dropout(inp) with the forward pass's mask; h = s · x · Aᵀ (recomputed rather
+            // than kept from the forward pass)
+            let x = drops ? dropped(inp, ad, n, into: dh + n * r) : inp
+            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r)
             scale(h, config.scale, n * r)
             // dB (width, r) += dout[:, cols]ᵀ · h
             Gemm.multiply(m: ad.width, n: r, k: n, a: .transposed(dout + ad.column, columns: ldOut), b: .rowMajor(h, columns: r),
@@ -180,13 +194,19 @@ public final class LoRAAdapters {
             // dh (n, r) = s · dout[:, cols] · B
             Gemm.multiply(m: n, n: r, k: ad.width, a: .rowMajor(dout + ad.column, columns: ldOut), b: .rowMajor(b, columns: r), c: dh, ldc: r)
             scale(dh, config.scale, n * r)
-            // dA (r, inputs) += dhᵀ · inp
-            Gemm.multiply(m: r, n: ad.inputs, k: n, a: .transposed(dh, columns: r), b: .rowMajor(inp, columns: ad.inputs),
+            // dA (r, inputs) += dhᵀ · x
+            Gemm.multiply(m: r, n: ad.inputs, k: n, a: .transposed(dh, columns: r), b: .rowMajor(x, columns: ad.inputs),
                           c: gradients.pointer + ad.a, ldc: ad.inputs, accumulate: true)
-            // dinp += dh · A
+            // dinp += dropout'(dh · A)
             if let dinp {
-                Gemm.multiply(m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs),
-                              c: dinp, ldc: ad.inputs, accumulate: true)
+                if drops {
+                    let t = dh + n * r + n * ad.inputs
+                    Gemm.multiply(m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs), c: t, ldc: ad.inputs)
+                    addDropped(t, ad, n, into: dinp)
+                } else {
+                    Gemm.multiply(m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs),
+                                  c: dinp, ldc: ad.inputs, accumulate: true)
+                }
             }
         } }
     }
@@ -221,6 +241,33 @@ public final class LoRAAdapters {
                 }
             }
         }
+    }
+
+    /// Whether this pass drops adapter inputs.
+    private var dropsInput: Bool { training && config.dropout > 0 }
+
+    /// Whether element `i` of adapter `ad`'s input survives dropout in this pass: a hash of the
+    /// seed, the adapter and the element, compared with the drop probability (24-bit).
+    @inline(__always)
+    private func keeps(_ ad: Adapter, _ i: Int) -> Bool {
+        var z = dropoutSeed &+ UInt64(ad.index) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(i) &* 0xD1B5_4A32_D192_ED03
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Float(z >> 40) >= config.dropout * 16_777_216
+    }
+
+    /// out (n, inputs) = inp with dropped elements zero and kept ones scaled by 1/(1 − p).
+    private func dropped(_ inp: UnsafePointer<Float>, _ ad: Adapter, _ n: Int, into out: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let keep = 1 / (1 - config.dropout)
+        for i in 0..<(n * ad.inputs) { out[i] = keeps(ad, i) ? inp[i] * keep : 0 }
+        return UnsafePointer(out)
+    }
+
+    /// dinp += the gradient `t` through the same dropout.
+    private func addDropped(_ t: UnsafePointer<Float>, _ ad: Adapter, _ n: Int, into dinp: UnsafeMutablePointer<Float>) {
+        let keep = 1 / (1 - config.dropout)
+        for i in 0..<(n * ad.inputs) where keeps(ad, i) { dinp[i] += t[i] * keep }
     }
 
     /// Runs `body` with `count` floats of scratch: on the stack when small (decoding, where row
