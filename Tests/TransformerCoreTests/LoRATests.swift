@@ -57,6 +57,20 @@ final class LoRATests: EveryPathTestCase {
         }
     }
 
+    /// `check` with the language-model loss of `b` as the objective.
+    func checkLanguageModelLoss(_ model: TransformerModel, _ lora: LoRAAdapters, _ b: TokenBatch, _ targets: [Int32], _ acts: Activations,
+                                h: Float = 1e-2, line: UInt = #line) {
+        check(model, lora, h: h, objective: {
+            model.forward(b, acts)
+            return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
+        }, analytic: {
+            model.forward(b, acts)
+            _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+            lora.zeroGradients()
+            model.backward(b, acts, fromLogits: true)
+        }, line: line)
+    }
+
     func testAdapterGradientsWithAFrozenBase() throws {
         for cfg in Self.configs {
             try forEachPath {
@@ -65,15 +79,7 @@ final class LoRATests: EveryPathTestCase {
                 model.lora = lora
                 let (b, targets) = batch(cfg)
                 let acts = Activations(config: cfg, batch: b.batch, length: b.length)
-                check(model, lora, objective: {
-                    model.forward(b, acts)
-                    return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
-                }, analytic: {
-                    model.forward(b, acts)
-                    _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-                    lora.zeroGradients()
-                    model.backward(b, acts, fromLogits: true)
-                })
+                checkLanguageModelLoss(model, lora, b, targets, acts)
             }
         }
     }
@@ -103,15 +109,7 @@ final class LoRATests: EveryPathTestCase {
                 model.lora = dropping
                 // Dropout's 1/(1−p) scaling makes the objective curve more at this model's scale;
                 // a smaller step keeps the central difference accurate.
-                check(model, dropping, h: 2e-3, objective: {
-                    model.forward(b, acts)
-                    return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
-                }, analytic: {
-                    model.forward(b, acts)
-                    _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-                    dropping.zeroGradients()
-                    model.backward(b, acts, fromLogits: true)
-                })
+                checkLanguageModelLoss(model, dropping, b, targets, acts, h: 2e-3)
             }
         }
         // The fraction dropped: one adapter's mask over 200,000 inputs.
@@ -146,15 +144,7 @@ final class LoRATests: EveryPathTestCase {
             XCTAssertGreaterThan(b.tokens.count * 20, 8192)
             let targets = (0..<b.tokens.count).map { i in (i + 1) % b.length == 0 ? Int32(-1) : b.tokens[i + 1] }
             let acts = Activations(config: cfg, batch: b.batch, length: b.length)
-            check(model, lora, objective: {
-                model.forward(b, acts)
-                return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
-            }, analytic: {
-                model.forward(b, acts)
-                _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-                lora.zeroGradients()
-                model.backward(b, acts, fromLogits: true)
-            })
+            checkLanguageModelLoss(model, lora, b, targets, acts)
         }
     }
 
