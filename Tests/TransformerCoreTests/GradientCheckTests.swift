@@ -27,16 +27,7 @@ final class GradientCheckTests: EveryPathTestCase {
     }
 
     /// A left-padded batch of two sequences (lengths 6 and 4) with next-token targets.
-    func batch() -> (TokenBatch, [Int32]) {
-        var rng = SeededRandom(seed: 11)
-        let seqs = [randomTokens(6, vocab: cfg.vocabSize, rng: &rng), randomTokens(4, vocab: cfg.vocabSize, rng: &rng)]
-        let b = TokenBatch(leftPadding: seqs, pad: 0)
-        var targets = [Int32](repeating: -1, count: b.tokens.count)
-        for i in 0..<(b.tokens.count - 1) where b.mask[i] == 1 && b.mask[i + 1] == 1 && (i + 1) % b.length != 0 {
-            targets[i] = b.tokens[i + 1]
-        }
-        return (b, targets)
-    }
+    func batch() -> (TokenBatch, [Int32]) { gradientCheckBatch(vocab: cfg.vocabSize) }
 
     /// Checks, for each tensor, a few elements: the largest analytic gradient and random others.
     func checkTensors(_ model: TransformerModel, objective: () -> Double, analytic: () -> Void, line: UInt = #line) {
@@ -78,17 +69,11 @@ final class GradientCheckTests: EveryPathTestCase {
             let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
             let (b, _) = batch()
             let acts = Activations(config: cfg, batch: b.batch, length: b.length)
-            let weights: [Float] = [1.0, -0.7]
-            checkTensors(model, objective: {
+            let objective = LastTokenObjective()
+            checkTensors(model, objective: { objective.value(model, b, acts) }, analytic: {
                 model.forward(b, acts, computeLogits: false)
-                let r = model.lastTokenValues(b, acts)
-                return Double(r[0] * weights[0] + r[1] * weights[1])
-            }, analytic: {
-                model.forward(b, acts, computeLogits: false)
-                var dv = [Float](repeating: 0, count: b.tokens.count)
-                for i in 0..<b.batch { dv[i * b.length + b.lastRealIndex(i)] = weights[i] }
                 model.zeroGradients()
-                model.backward(b, acts, fromLogits: false, dValues: dv)
+                model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
             })
         }
     }

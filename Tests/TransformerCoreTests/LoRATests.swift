@@ -18,16 +18,7 @@ final class LoRATests: EveryPathTestCase {
         return lora
     }
 
-    func batch(_ cfg: ModelConfig) -> (TokenBatch, [Int32]) {
-        var rng = SeededRandom(seed: 11)
-        let seqs = [randomTokens(6, vocab: cfg.vocabSize, rng: &rng), randomTokens(4, vocab: cfg.vocabSize, rng: &rng)]
-        let b = TokenBatch(leftPadding: seqs, pad: 0)
-        var targets = [Int32](repeating: -1, count: b.tokens.count)
-        for i in 0..<(b.tokens.count - 1) where b.mask[i] == 1 && b.mask[i + 1] == 1 && (i + 1) % b.length != 0 {
-            targets[i] = b.tokens[i + 1]
-        }
-        return (b, targets)
-    }
+    func batch(_ cfg: ModelConfig) -> (TokenBatch, [Int32]) { gradientCheckBatch(vocab: cfg.vocabSize) }
 
     /// Central differences on a few elements of each A and B (the largest gradient and random
     /// others), and of the scalar head when there is one.
@@ -157,17 +148,11 @@ final class LoRATests: EveryPathTestCase {
                 model.lora = lora
                 let (b, _) = batch(cfg)
                 let acts = Activations(config: cfg, batch: b.batch, length: b.length)
-                let weights: [Float] = [1.0, -0.7]
-                check(model, lora, objective: {
+                let objective = LastTokenObjective()
+                check(model, lora, objective: { objective.value(model, b, acts) }, analytic: {
                     model.forward(b, acts, computeLogits: false)
-                    let r = model.lastTokenValues(b, acts)
-                    return Double(r[0] * weights[0] + r[1] * weights[1])
-                }, analytic: {
-                    model.forward(b, acts, computeLogits: false)
-                    var dv = [Float](repeating: 0, count: b.tokens.count)
-                    for i in 0..<b.batch { dv[i * b.length + b.lastRealIndex(i)] = weights[i] }
                     lora.zeroGradients()
-                    model.backward(b, acts, fromLogits: false, dValues: dv)
+                    model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
                 })
             }
         }

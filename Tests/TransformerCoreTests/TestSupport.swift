@@ -38,6 +38,36 @@ func assertFiniteDifference(_ p: UnsafeMutablePointer<Float>, analytic: Float, _
                              "\(what()): analytic \(a), numeric \(numeric)", file: file, line: line)
 }
 
+/// The gradient checks' batch: two left-padded sequences (lengths 6 and 4) with next-token targets.
+func gradientCheckBatch(vocab: Int) -> (TokenBatch, [Int32]) {
+    var rng = SeededRandom(seed: 11)
+    let seqs = [randomTokens(6, vocab: vocab, rng: &rng), randomTokens(4, vocab: vocab, rng: &rng)]
+    let b = TokenBatch(leftPadding: seqs, pad: 0)
+    var targets = [Int32](repeating: -1, count: b.tokens.count)
+    for i in 0..<(b.tokens.count - 1) where b.mask[i] == 1 && b.mask[i + 1] == 1 && (i + 1) % b.length != 0 {
+        targets[i] = b.tokens[i + 1]
+    }
+    return (b, targets)
+}
+
+/// The reward-model objective of the gradient checks: a weighted sum of the scalar head at the
+/// last real token of each sequence, and its gradient with respect to the head's outputs.
+struct LastTokenObjective {
+    let weights: [Float] = [1.0, -0.7]
+
+    func value(_ model: TransformerModel, _ b: TokenBatch, _ acts: Activations) -> Double {
+        model.forward(b, acts, computeLogits: false)
+        let r = model.lastTokenValues(b, acts)
+        return Double(r[0] * weights[0] + r[1] * weights[1])
+    }
+
+    func dValues(_ b: TokenBatch) -> [Float] {
+        var dv = [Float](repeating: 0, count: b.tokens.count)
+        for i in 0..<b.batch { dv[i * b.length + b.lastRealIndex(i)] = weights[i] }
+        return dv
+    }
+}
+
 func randomTokens(_ n: Int, vocab: Int, rng: inout SeededRandom) -> [Int32] {
     (0..<n).map { _ in Int32(rng.int(below: vocab)) }
 }
