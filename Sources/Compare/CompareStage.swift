@@ -35,7 +35,7 @@ public enum CompareStage {
         guard !prompts.isEmpty else { throw StoreError("the run has no \(split.rawValue) prompts; add some with 'rlhf prompts add FILE --split \(split.rawValue)'") }
         func load(_ id: Int64) throws -> PretrainedModel {
             guard let rec = try store.model(id: id) else { throw StoreError("the run has no model #\(id); 'rlhf status' lists them") }
-            let m = try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)))
+            let m = try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:)))
             guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model, not a policy") }
             return m
         }

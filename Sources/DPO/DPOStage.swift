@@ -112,7 +112,7 @@ public enum DPOStage {
 
         func load(_ id: Int64) throws -> (ModelRecord, PretrainedModel) {
             guard let rec = try store.model(id: id) else { throw StoreError("model #\(id) is not in the run") }
-            let m = try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)))
+            let m = try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:)))
             guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model with a scalar head, not a language model") }
             return (rec, m)
         }

@@ -73,8 +73,7 @@ public enum GenerateStage {
         if let limit = o.limit { todo = Array(todo.prefix(limit)) }
         if todo.isEmpty { return report }
 
-        let folder = try store.verifiedFolder(policyRecord, sha256: SHA256.hex(of:))
-        let policy = try ModelFolder.load(folder)
+        let policy = try ModelFolder.load(chain: store.verifiedChain(policyRecord, sha256: SHA256.hex(of:)))
         let tok = policy.tokenizer, ctx = policy.model.config.nCtx
         var encoded: [(PromptRecord, Int, [Int32])] = []
         for (p, n) in todo {

@@ -58,7 +58,7 @@ public enum PPOStage {
         // Models.
         func load(_ id: Int64) throws -> (ModelRecord, PretrainedModel) {
             guard let rec = try store.model(id: id) else { throw StoreError("model #\(id) is not in the run") }
-            return (rec, try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:))))
+            return (rec, try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:))))
         }
         let (startPolicyRec, startPolicy) = try load(saved?.policyModelId ?? config.policyModelId)
         let (_, referenceModel) = try load(config.referenceModelId)

@@ -62,8 +62,8 @@ public enum RewardStage {
     public static func run(store: RunStore, options o: RewardOptions, progress: Progress? = nil,
                            epochDone: ((EpochResult) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> RewardReport {
         guard o.validationFraction > 0 && o.validationFraction < 1 else { throw StoreError("--val-fraction must be between 0 and 1 (exclusive)") }
-        let (initRecord, initFolder) = try resolveInit(store: store, spec: o.initModel)
-        let base = try ModelFolder.load(initFolder)
+        let (initRecord, initChain) = try resolveInit(store: store, spec: o.initModel)
+        let base = try ModelFolder.load(chain: initChain)
         let policyTemplate = try store.latestModel(role: .policy)?.promptTemplate
         var annotations = base.annotations
         if annotations.promptTemplate == nil { annotations.promptTemplate = policyTemplate }
@@ -246,14 +246,14 @@ public enum RewardStage {
         return seqs
     }
 
-    /// The model to start from and its folder.
-    static func resolveInit(store: RunStore, spec: String?) throws -> (ModelRecord?, URL) {
+    /// The model to start from and its chain of folders (one, unless it is LoRA adapters).
+    static func resolveInit(store: RunStore, spec: String?) throws -> (ModelRecord?, [URL]) {
         if let spec, let id = Int64(spec) {
             guard let m = try store.model(id: id) else { throw StoreError("--init \(spec): the run has no model #\(spec)") }
-            return (m, try store.verifiedFolder(m, sha256: SHA256.hex(of:)))
+            return (m, try store.verifiedChain(m, sha256: SHA256.hex(of:)))
         }
-        if let spec { return (nil, URL(fileURLWithPath: spec)) }
+        if let spec { return (nil, [URL(fileURLWithPath: spec)]) }
         guard let b = try store.latestModel(role: .base) else { throw StoreError("the run has no base model; create it with 'rlhf init'") }
-        return (b, try store.verifiedFolder(b, sha256: SHA256.hex(of:)))
+        return (b, try store.verifiedChain(b, sha256: SHA256.hex(of:)))
     }
 }

@@ -21,7 +21,8 @@ public struct ModelRecord: Equatable, Sendable {
     public let role: ModelRole
     /// The checkpoint folder, relative to the run folder.
     public let path: String
-    /// SHA-256 of the folder's model.safetensors when it was registered.
+    /// SHA-256 of the folder's weights when it was registered: model.safetensors, or for LoRA
+    /// adapters adapter_model.safetensors.
     public let sha256: String
     /// The GPT-2 configuration, as JSON.
     public let config: String
@@ -31,6 +32,11 @@ public struct ModelRecord: Equatable, Sendable {
     public let step: Int?
     public let note: String?
     public let createdAt: Double
+    /// For LoRA adapters: the registered model they adapt (nil for full weights).
+    public var baseId: Int64? = nil
+
+    /// The file whose SHA-256 fingerprints the checkpoint.
+    public var weightsFile: String { baseId == nil ? "model.safetensors" : "adapter_model.safetensors" }
 }
 
 /// A prompt of the run.

@@ -167,25 +167,28 @@ public final class RunStore {
     // MARK: Models
 
     /// Registers a checkpoint folder (relative to the run folder) under `role`.
+    /// LoRA adapters name the registered model they adapt as `baseId`; `sha256` is then that of
+    /// their adapter_model.safetensors.
     @discardableResult
     public func registerModel(role: ModelRole, path: String, sha256: String, config: String, promptTemplate: String?,
-                              parentId: Int64?, stageRunId: Int64?, step: Int? = nil, note: String? = nil) throws -> ModelRecord {
+                              parentId: Int64?, stageRunId: Int64?, step: Int? = nil, note: String? = nil, baseId: Int64? = nil) throws -> ModelRecord {
         try db.transaction {
+            if let b = baseId, try model(id: b) == nil { throw StoreError("cannot register adapters over model #\(b): the run has no such model") }
             try db.run("""
-                INSERT INTO models (role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO models (role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at, base_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(role.rawValue), .text(path), .text(sha256), .text(config), promptTemplate.map { .text($0) } ?? .null,
                       parentId.map { .int($0) } ?? .null, stageRunId.map { .int($0) } ?? .null, step.map { .int(Int64($0)) } ?? .null,
-                      note.map { .text($0) } ?? .null, .double(Date().timeIntervalSince1970)])
+                      note.map { .text($0) } ?? .null, .double(Date().timeIntervalSince1970), baseId.map { .int($0) } ?? .null])
             return try model(id: db.lastInsertId)!
         }
     }
 
-    private static let modelColumns = "id, role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at"
+    private static let modelColumns = "id, role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at, base_id"
     private func modelRecord(_ s: Statement) -> ModelRecord {
         ModelRecord(id: s.int(0), role: ModelRole(rawValue: s.text(1)) ?? .base, path: s.text(2), sha256: s.text(3), config: s.text(4),
                     promptTemplate: s.optionalText(5), parentId: s.optionalInt(6), stageRunId: s.optionalInt(7),
-                    step: s.optionalInt(8).map(Int.init), note: s.optionalText(9), createdAt: s.double(10))
+                    step: s.optionalInt(8).map(Int.init), note: s.optionalText(9), createdAt: s.double(10), baseId: s.optionalInt(11))
     }
 
     /// The model with this id.
@@ -245,7 +248,7 @@ public final class RunStore {
     /// module depends on SQLite only).
     public func verifiedFolder(_ m: ModelRecord, sha256: (URL) throws -> String) throws -> URL {
         let dir = try checkpointFolder(m)
-        let weights = dir.appendingPathComponent("model.safetensors")
+        let weights = dir.appendingPathComponent(m.weightsFile)
         guard FileManager.default.fileExists(atPath: weights.path) else {
             throw StoreError("the \(m.role.rawValue) model #\(m.id) is registered at \(dir.path), but \(weights.lastPathComponent) is missing there; restore the file or re-create the run")
         }
@@ -257,6 +260,22 @@ public final class RunStore {
             throw StoreError("the \(m.role.rawValue) model #\(m.id) at \(weights.path) has changed since it was registered (SHA-256 \(sha.prefix(12))…, expected \(m.sha256.prefix(12))…); it was modified or corrupted")
         }
         return dir
+    }
+
+    /// The verified folders a checkpoint is built from, full weights first: one folder for full
+    /// weights; for LoRA adapters, their base's chain followed by their own folder.
+    public func verifiedChain(_ m: ModelRecord, sha256: (URL) throws -> String) throws -> [URL] {
+        var chain: [URL] = [], seen: Set<Int64> = [], cur = m
+        while true {
+            guard seen.insert(cur.id).inserted, seen.count <= 16 else {
+                throw StoreError("model #\(m.id): its adapters' bases form a loop or a chain deeper than 16; the run database is damaged")
+            }
+            chain.append(try verifiedFolder(cur, sha256: sha256))
+            guard let b = cur.baseId else { break }
+            guard let base = try model(id: b) else { throw StoreError("model #\(cur.id) adapts model #\(b), which is not in the run") }
+            cur = base
+        }
+        return chain.reversed()
     }
 
     // MARK: Prompts

@@ -13,10 +13,16 @@ public struct Migration: Sendable {
 /// JSON text; token ids are little-endian Int32 blobs.
 public enum Schema {
     /// Every migration, oldest first; the last one's version is what this program writes.
-    public static let migrations: [Migration] = [version1]
+    public static let migrations: [Migration] = [version1, version2]
 
     /// The newest schema this program knows.
     public static var currentVersion: Int { migrations.last!.version }
+
+    /// LoRA checkpoints: a folder holding adapters (`adapter_model.safetensors`, fingerprinted in
+    /// `sha256`) over the registered model `base_id`, whose weights they are added to.
+    static let version2 = Migration(version: 2, sql: """
+    ALTER TABLE models ADD COLUMN base_id INTEGER REFERENCES models(id);
+    """)
 
     static let version1 = Migration(version: 1, sql: """
     CREATE TABLE meta (

@@ -37,7 +37,7 @@ final class RunCommandTests: ScratchFolderTestCase {
         let noop = try rlhf("generate", "--per-prompt", "3", "--max-new-tokens", "10")
         XCTAssertTrue(noop.stdout.contains("nothing to do"), noop.stdout)
         let s = try statusJSON()
-        XCTAssertEqual(s["schema_version"] as? Int, 1)
+        XCTAssertEqual(s["schema_version"] as? Int, Schema.currentVersion)
         XCTAssertEqual(s["prompts"] as? [String: Int], ["train": 2, "eval": 3])
         XCTAssertEqual(s["completions"] as? Int, 6)
         XCTAssertEqual(s["comparisons"] as? Int, 0)

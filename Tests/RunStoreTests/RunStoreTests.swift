@@ -42,20 +42,25 @@ final class RunStoreTests: XCTestCase {
             try c.execute(Schema.version1.sql)
             try c.execute("PRAGMA user_version = 1")
             try c.run("INSERT INTO prompts (text, split, created_at) VALUES ('kept across the upgrade', 'train', 1)")
+            try c.run("INSERT INTO models (role, path, sha256, config, created_at) VALUES ('base', 'checkpoints/base', 'ab', '{}', 1)")
         }
         // A later program adds a column and a table.
-        let v2 = Migration(version: 2, sql: """
+        let next = Schema.currentVersion + 1
+        let v2 = Migration(version: next, sql: """
             ALTER TABLE prompts ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
             CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
             """)
         let store = try RunStore(folder: dir, migrations: Schema.migrations + [v2])
-        XCTAssertEqual(store.schemaVersion, 2)
-        XCTAssertEqual(try store.db.scalarInt("PRAGMA user_version"), 2)
-        XCTAssertEqual(try store.meta("schema_version"), "2")
+        XCTAssertEqual(store.schemaVersion, next)
+        XCTAssertEqual(try store.db.scalarInt("PRAGMA user_version"), Int64(next))
+        XCTAssertEqual(try store.meta("schema_version"), String(next))
         XCTAssertEqual(try store.prompts().map(\.text), ["kept across the upgrade"])
+        // Version 2's base_id: a version-1 checkpoint is full weights.
+        XCTAssertEqual(try store.models().map(\.path), ["checkpoints/base"])
+        XCTAssertNil(try store.models()[0].baseId)
         XCTAssertEqual(try store.db.scalarText("SELECT language FROM prompts"), "en")
         XCTAssertEqual(try store.db.scalarInt("SELECT count(*) FROM notes"), 0)
-        // The program that knows only version 1 now refuses it.
+        // The program that does not know the last version now refuses it.
         XCTAssertThrowsError(try RunStore(folder: dir)) { e in
             XCTAssertTrue("\(e)".contains("newer"), "\(e)")
         }
@@ -64,10 +69,10 @@ final class RunStoreTests: XCTestCase {
     func testAFailedMigrationLeavesTheOldVersion() throws {
         let dir = tempRun()
         _ = try RunStore(folder: dir, create: true)
-        let bad = Migration(version: 2, sql: "CREATE TABLE fine (x); CREATE TABLE prompts (oops);")
+        let bad = Migration(version: Schema.currentVersion + 1, sql: "CREATE TABLE fine (x); CREATE TABLE prompts (oops);")
         XCTAssertThrowsError(try RunStore(folder: dir, migrations: Schema.migrations + [bad]))
         let store = try RunStore(folder: dir)
-        XCTAssertEqual(store.schemaVersion, 1)
+        XCTAssertEqual(store.schemaVersion, Schema.currentVersion)
         XCTAssertEqual(try store.db.scalarInt("SELECT count(*) FROM sqlite_master WHERE name = 'fine'"), 0)
     }
 
@@ -160,6 +165,35 @@ final class RunStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash)) { e in XCTAssertTrue("\(e)".contains("has changed since it was registered"), "\(e)") }
         try FileManager.default.removeItem(at: ck.appendingPathComponent("model.safetensors"))
         XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash)) { e in XCTAssertTrue("\(e)".contains("is missing"), "\(e)") }
+    }
+
+    /// LoRA adapters registered over a base: the chain of verified folders, base first; each
+    /// link's own file fingerprinted; a changed base or a missing link refused.
+    func testAdapterChains() throws {
+        let dir = tempRun()
+        let store = try RunStore(folder: dir, create: true)
+        func folder(_ name: String, _ file: String, _ body: String) throws {
+            let ck = dir.appendingPathComponent("checkpoints/\(name)")
+            try FileManager.default.createDirectory(at: ck, withIntermediateDirectories: true)
+            try Data(body.utf8).write(to: ck.appendingPathComponent(file))
+        }
+        let fakeHash: (URL) throws -> String = { url in String((try Data(contentsOf: url)).count) }
+        try folder("base", "model.safetensors", "weights")
+        try folder("lora", "adapter_model.safetensors", "adapters")
+        try folder("lora2", "adapter_model.safetensors", "more adapters")
+        let base = try store.registerModel(role: .base, path: "checkpoints/base", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+        let a = try store.registerModel(role: .policy, path: "checkpoints/lora", sha256: "8", config: "{}", promptTemplate: nil, parentId: base.id,
+                                        stageRunId: nil, baseId: base.id)
+        let b = try store.registerModel(role: .policy, path: "checkpoints/lora2", sha256: "13", config: "{}", promptTemplate: nil, parentId: a.id,
+                                        stageRunId: nil, baseId: a.id)
+        XCTAssertEqual(a.baseId, base.id)
+        XCTAssertEqual(a.weightsFile, "adapter_model.safetensors")
+        XCTAssertEqual(try store.verifiedChain(b, sha256: fakeHash).map(\.lastPathComponent), ["base", "lora", "lora2"])
+        XCTAssertEqual(try store.verifiedChain(base, sha256: fakeHash).map(\.lastPathComponent), ["base"])
+        XCTAssertThrowsError(try store.registerModel(role: .policy, path: "x", sha256: "1", config: "{}", promptTemplate: nil, parentId: nil,
+                                                     stageRunId: nil, baseId: 99)) { e in XCTAssertTrue("\(e)".contains("#99"), "\(e)") }
+        try folder("base", "model.safetensors", "weights, changed")
+        XCTAssertThrowsError(try store.verifiedChain(b, sha256: fakeHash)) { e in XCTAssertTrue("\(e)".contains("base model #\(base.id)"), "\(e)") }
     }
 
     func testCheckpointPathsLeadingOutsideTheRunAreRefused() throws {

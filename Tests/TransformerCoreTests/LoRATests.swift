@@ -11,8 +11,9 @@ final class LoRATests: EveryPathTestCase {
 
     /// Adapters on every projection with A and B both random (B starts at zero in training,
     /// which would leave A's gradient zero and the check empty).
-    func adapters(_ cfg: ModelConfig, rank: Int = 3, targets: [String]? = nil, seed: UInt64 = 1) throws -> LoRAAdapters {
-        let lora = try LoRAAdapters(config: LoRAConfig(rank: rank, alpha: 5, targets: targets ?? LoRAConfig.allTargets(cfg.architecture)), model: cfg)
+    func adapters(_ cfg: ModelConfig, rank: Int = 3, targets: [String]? = nil, seed: UInt64 = 1, scalarHead: Bool = false) throws -> LoRAAdapters {
+        let lora = try LoRAAdapters(config: LoRAConfig(rank: rank, alpha: 5, targets: targets ?? LoRAConfig.allTargets(cfg.architecture)), model: cfg,
+                                    scalarHead: scalarHead)
         var rng = SeededRandom(seed: seed)
         for i in 0..<lora.parameters.count { lora.parameters.pointer[i] = rng.normal() * 0.5 }
         return lora
@@ -41,10 +42,10 @@ final class LoRATests: EveryPathTestCase {
             for i in picks { probe(lora.parameters.pointer + t.offset + i, g[i], "\(t.name)[\(i)]"); checked += 1 }
         }
         XCTAssertEqual(checked, lora.tensors.count * 3, line: line)
-        if model.hasScalarHead {
+        if let head = lora.head, let g = lora.headGradient {
             let c = model.config.nEmbd
-            for i in [0, c / 2, c - 1] { probe(model.tensor("score.weight").baseAddress! + i, lora.headGradients.pointer[i], "score.weight[\(i)]") }
-            probe(model.tensor("score.bias").baseAddress!, lora.headGradients.pointer[c], "score.bias")
+            for i in [0, c / 2, c - 1] { probe(head.baseAddress! + i, g[i], "score.weight[\(i)]") }
+            probe(head.baseAddress! + c, g[c], "score.bias")
         }
     }
 
@@ -144,14 +145,29 @@ final class LoRATests: EveryPathTestCase {
             try forEachPath {
                 let model = randomModel(cfg, seed: 4, scalarHead: true, scale: 10)
                 // Some targets only: the others are plain frozen projections.
-                let lora = try adapters(cfg, rank: 2, targets: cfg.architecture.isLlamaFamily ? ["q_proj", "v_proj", "down_proj"] : ["c_attn", "c_fc"])
-                model.lora = lora
+                let targets = cfg.architecture.isLlamaFamily ? ["q_proj", "v_proj", "down_proj"] : ["c_attn", "c_fc"]
                 let (b, _) = batch(cfg)
                 let acts = Activations(config: cfg, batch: b.batch, length: b.length)
                 let objective = LastTokenObjective()
+                // The adapters' own head (PEFT's modules_to_save): it replaces the model's while
+                // they are on, and trains with them.
+                let lora = try adapters(cfg, rank: 2, targets: targets, scalarHead: true)
+                model.lora = lora
                 check(model, lora, objective: { objective.value(model, b, acts) }, analytic: {
                     model.forward(b, acts, computeLogits: false)
                     lora.zeroGradients()
+                    model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
+                })
+                lora.enabled = false
+                let modelHead = objective.value(model, b, acts)
+                model.lora = nil
+                XCTAssertEqual(objective.value(model, b, acts), modelHead, "off, the model's own head and weights")
+                // Adapters without a head over a scalar-head model: the model's head, frozen.
+                let headless = try adapters(cfg, rank: 2, targets: targets, seed: 2)
+                model.lora = headless
+                check(model, headless, objective: { objective.value(model, b, acts) }, analytic: {
+                    model.forward(b, acts, computeLogits: false)
+                    headless.zeroGradients()
                     model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
                 })
             }

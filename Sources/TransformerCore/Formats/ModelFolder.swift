@@ -384,24 +384,21 @@ public enum ModelFolder {
         }
     }
 
-    /// Writes config.json, model.safetensors (or shards and their index) and the tokenizer files
-    /// into an existing folder; returns the number of weight files.
-    @discardableResult
-    static func writeContents(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
-                              maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
-        precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
-        let c = model.config
+    /// Writes everything of a model folder but its weights: config.json (with the annotations),
+    /// generation_config.json, chat templates and the tokenizer files.
+    static func writeDescription(_ c: ModelConfig, scalarHead: Bool, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
+                                 dtype: SafeTensorsDType) throws {
         precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
-        var fields = configFields(model, tokenizer: tokenizer, dtype: dtype, stopTokenIds: annotations.stopTokenIds)
+        var fields = configFields(c, scalarHead: scalarHead, tokenizer: tokenizer, dtype: dtype, stopTokenIds: annotations.stopTokenIds)
         if let pad = tokenizer.padId { fields.append("\"pad_token_id\":\(pad)") }
-        if model.hasScalarHead { fields.append("\"num_labels\":1") }
+        if scalarHead { fields.append("\"num_labels\":1") }
         if let t = annotations.promptTemplate { fields.append("\"rlhf_prompt_template\":\(JSONText.quote(t))") }
         if let g = annotations.rewardGain { fields.append("\"rlhf_reward_gain\":\(Double(g))") }
         if let b = annotations.rewardBias { fields.append("\"rlhf_reward_bias\":\(Double(b))") }
         if let t = annotations.sourceDType { fields.append("\"rlhf_source_dtype\":\"\(t.rawValue)\"") }
         if !annotations.stopTokenIds.isEmpty {
             let ids = eosJSON(annotations.stopTokenIds, tokenizer)
-            let bos = model.config.architecture.isLlamaFamily ? tokenizer.bosId.map { ",\"bos_token_id\":\($0)" } ?? "" : ""
+            let bos = c.architecture.isLlamaFamily ? tokenizer.bosId.map { ",\"bos_token_id\":\($0)" } ?? "" : ""
             try AtomicFile.write(Data("{\"eos_token_id\":\(ids)\(bos)}\n".utf8), to: folder.appendingPathComponent("generation_config.json"))
         }
         if let t = annotations.chatTemplate {
@@ -417,6 +414,17 @@ public enum ModelFolder {
         }
         if let p = annotations.provenance { fields.append("\"rlhf_provenance\":\(p)") }
         try AtomicFile.write(Data(("{\n  " + fields.joined(separator: ",\n  ") + "\n}\n").utf8), to: folder.appendingPathComponent(configFile))
+        try tokenizer.save(to: folder, maxLength: c.nCtx)
+    }
+
+    /// Writes config.json, model.safetensors (or shards and their index) and the tokenizer files
+    /// into an existing folder; returns the number of weight files.
+    @discardableResult
+    static func writeContents(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
+                              maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
+        precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
+        let c = model.config
+        try writeDescription(c, scalarHead: model.hasScalarHead, tokenizer: tokenizer, annotations: annotations, into: folder, dtype: dtype)
         let tensors = model.layout.slots.map { slot -> SafeTensorsOutput in
             let name = slot.name.hasPrefix("score.") || c.architecture.isLlamaFamily ? slot.name : "transformer." + slot.name
             return SafeTensorsOutput(name: name, shape: slot.shape, data: UnsafeBufferPointer(model.tensor(slot.name)), dtype: dtype)
@@ -427,7 +435,6 @@ public enum ModelFolder {
         } else {
             try WeightFiles.writeSharded(shards, into: folder)
         }
-        try tokenizer.save(to: folder, maxLength: c.nCtx)
         return shards.count
     }
 
@@ -439,13 +446,12 @@ public enum ModelFolder {
     }
 
     /// The architecture's `config.json` fields (without this project's `rlhf_*` annotations).
-    static func configFields(_ model: TransformerModel, tokenizer: Tokenizer, dtype: SafeTensorsDType, stopTokenIds: [Int32]) -> [String] {
-        let c = model.config
+    static func configFields(_ c: ModelConfig, scalarHead: Bool, tokenizer: Tokenizer, dtype: SafeTensorsDType, stopTokenIds: [Int32]) -> [String] {
         let eos = eosJSON(stopTokenIds, tokenizer)
         let dtypeName = "\"\(dtype == .BF16 ? "bfloat16" : dtype == .F16 ? "float16" : "float32")\""
         guard c.architecture.isLlamaFamily else {
             return [
-                "\"architectures\":[\"\(model.hasScalarHead ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel")\"]",
+                "\"architectures\":[\"\(scalarHead ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel")\"]",
                 "\"model_type\":\"gpt2\"", "\"activation_function\":\"gelu_new\"",
                 "\"n_layer\":\(c.nLayer)", "\"n_head\":\(c.nHead)", "\"n_embd\":\(c.nEmbd)",
                 "\"n_positions\":\(c.nCtx)", "\"n_ctx\":\(c.nCtx)", "\"n_inner\":null", "\"vocab_size\":\(c.vocabSize)",
@@ -458,7 +464,7 @@ public enum ModelFolder {
         let qwen = c.architecture == .qwen2
         let family = qwen ? "Qwen2" : "Llama"
         var f = [
-            "\"architectures\":[\"\(family)\(model.hasScalarHead ? "ForSequenceClassification" : "ForCausalLM")\"]",
+            "\"architectures\":[\"\(family)\(scalarHead ? "ForSequenceClassification" : "ForCausalLM")\"]",
             "\"model_type\":\"\(c.architecture.rawValue)\"", "\"hidden_act\":\"silu\"",
             "\"hidden_size\":\(c.nEmbd)", "\"intermediate_size\":\(c.intermediateSize)",
             "\"num_hidden_layers\":\(c.nLayer)", "\"num_attention_heads\":\(c.nHead)", "\"num_key_value_heads\":\(c.nKVHead)",

@@ -67,9 +67,11 @@ public final class LoRAAdapters {
     public let parameters: FloatBuffer
     /// Their gradients (same layout); accumulated by `TransformerModel.backward`.
     public let gradients: FloatBuffer
-    /// Gradients of a scalar head's weight and bias (`score.weight`, `score.bias`), which train
-    /// with the adapters on a reward or value model: n_embd + 1 floats.
-    public let headGradients: FloatBuffer
+    /// Where the adapters' own scalar head (`score.weight` then `score.bias`, n_embd + 1 floats)
+    /// sits in `parameters` and `gradients`, when they have one. As PEFT's `modules_to_save`,
+    /// it replaces the model's head while the adapters are enabled and trains with them (a
+    /// reward model's head; a value model's head over the reward model's frozen trunk).
+    public let headOffset: Int?
     /// Whether forward passes add the adapters' updates.
     public var enabled = true
     /// Whether dropout applies (set while training; never when sampling or scoring).
@@ -84,8 +86,9 @@ public final class LoRAAdapters {
     private var scratch = FloatBuffer(count: 0)
     private let scratchLock = NSLock()
 
-    /// Adapters for `model` as `config` says; all A and B zero (call `initialize`).
-    public init(config: LoRAConfig, model: ModelConfig) throws {
+    /// Adapters for `model` as `config` says, with a scalar head of their own when `scalarHead`;
+    /// all A, B and the head zero (call `initialize`, and set the head).
+    public init(config: LoRAConfig, model: ModelConfig, scalarHead: Bool = false) throws {
         guard config.rank >= 1 else { throw FormatError("LoRA rank must be at least 1, got \(config.rank)") }
         guard config.alpha > 0, config.alpha.isFinite else { throw FormatError("LoRA alpha must be positive, got \(config.alpha)") }
         guard config.dropout >= 0, config.dropout < 1 else { throw FormatError("LoRA dropout must be in [0, 1), got \(config.dropout)") }
@@ -122,16 +125,35 @@ public final class LoRAAdapters {
         }
         adapters = list
         bySite = sites
+        headOffset = scalarHead ? offset : nil
+        if scalarHead { offset += c + 1 }
         parameters = FloatBuffer(count: offset)
         gradients = FloatBuffer(count: offset)
-        headGradients = FloatBuffer(count: c + 1)
+    }
+
+    /// The adapters' own scalar head: weight (n_embd) then bias.
+    public var head: UnsafeMutableBufferPointer<Float>? {
+        headOffset.map { UnsafeMutableBufferPointer(start: parameters.pointer + $0, count: modelConfig.nEmbd + 1) }
+    }
+
+    /// The gradient of `head`.
+    public var headGradient: UnsafeMutableBufferPointer<Float>? {
+        headOffset.map { UnsafeMutableBufferPointer(start: gradients.pointer + $0, count: modelConfig.nEmbd + 1) }
+    }
+
+    /// Every trained range of `parameters`: each A and B (decayed), and the head's weight
+    /// (decayed) and bias (not), as the Hugging Face Trainer decays matrices only.
+    public var trainedRanges: [(offset: Int, count: Int, decays: Bool)] {
+        var r = tensors.map { ($0.offset, $0.shape[0] * $0.shape[1], true) }
+        if let h = headOffset { r += [(h, modelConfig.nEmbd, true), (h + modelConfig.nEmbd, 1, false)] }
+        return r
     }
 
     /// PEFT's initialisation: A Kaiming-uniform with a = √5 (uniform in ±1/√in), B zero, so the
-    /// adapted model starts equal to the base.
+    /// adapted model starts equal to the base. The head, if any, is left as it is.
     public func initialize(seed: UInt64) {
         var rng = SeededRandom(seed: seed)
-        parameters.zero()
+        for t in tensors { (parameters.pointer + t.offset).update(repeating: 0, count: t.shape[0] * t.shape[1]) }
         for ad in adapters {
             let bound = 1 / Float(ad.inputs).squareRoot()
             let a = parameters.pointer + ad.a
@@ -154,8 +176,8 @@ public final class LoRAAdapters {
         return UnsafeMutableBufferPointer(start: parameters.pointer + t.offset, count: t.shape[0] * t.shape[1])
     }
 
-    /// Sets the adapters' (and the scalar head's) gradients to zero.
-    public func zeroGradients() { gradients.zero(); headGradients.zero() }
+    /// Sets the adapters' (and their head's) gradients to zero.
+    public func zeroGradients() { gradients.zero() }
 
     /// out[:, column..<column+width] (row stride `ldOut`) += s · (inp · Aᵀ) · Bᵀ for each adapter
     /// at `site` of `layer`; inp is (n, inputs).

@@ -3,7 +3,7 @@ extension TransformerModel {
     /// respect to the logits (`acts.dlogits`, when `fromLogits`) and/or the scalar-head values at
     /// every position (`dValues`, (B, T); zero where a position does not contribute).
     /// `acts` must hold the forward pass of this `batch`. With LoRA adapters attached the base is
-    /// frozen: only the adapters' gradients (and a scalar head's, in `lora.headGradients`) are
+    /// frozen: only the adapters' gradients (and their own scalar head's, if any) are
     /// accumulated, and the base's weight-gradient products are skipped.
     public func backward(_ batch: TokenBatch, _ acts: Activations, fromLogits: Bool, dValues: [Float]? = nil) {
         precondition(!acts.inferenceOnly, "backward needs activations allocated without inferenceOnly")
@@ -25,8 +25,10 @@ extension TransformerModel {
         }
         if let dValues {
             precondition(dValues.count == n && hasScalarHead, "dValues needs a scalar head and one gradient per position")
-            let sw = p.scoreW!
-            let gw = g?.scoreW ?? lora!.headGradients.pointer, gb = g?.scoreB ?? lora!.headGradients.pointer + c
+            let sw = scalarHead!.weight
+            // A frozen head (adapters without one, or switched off) gets its gradient discarded.
+            let lh = lora?.enabled == true ? lora?.headGradient?.baseAddress : nil
+            let gw = g?.scoreW ?? lh ?? discard!, gb = g?.scoreB ?? (lh ?? discard!) + c
             for i in 0..<n where dValues[i] != 0 {
                 axpy(dValues[i], sw, dlnf + i * c, c)
                 axpy(dValues[i], acts.lnf.pointer + i * c, gw, c)

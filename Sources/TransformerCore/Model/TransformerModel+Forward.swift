@@ -54,7 +54,7 @@ extension TransformerModel {
                 Gemm.multiply(m: n, n: config.vocabSize, k: c, a: .rowMajor(acts.lnf.pointer, columns: c),
                               b: .transposed(p.head, columns: c), c: acts.logits.pointer, ldc: config.vocabSize)
             }
-            if let sw = p.scoreW, let sb = p.scoreB {
+            if let (sw, sb) = scalarHead {
                 for i in 0..<n { acts.values[i] = dot(acts.lnf.pointer + i * c, sw, c) + sb[0] }
             }
         }}}

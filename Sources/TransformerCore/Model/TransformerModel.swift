@@ -14,12 +14,17 @@ public final class TransformerModel {
     var g: ModelTensors?
     /// Low-rank adapters. While set, the base weights are frozen: forward passes add the
     /// adapters' updates (when enabled), and `backward` accumulates only the adapters' gradients
-    /// (and a scalar head's, into `lora.headGradients`), never touching `gradients`.
+    /// (and their own scalar head's, if any), never touching `gradients`.
     public var lora: LoRAAdapters? {
         didSet {
-            if let l = lora { precondition(l.modelConfig == config, "LoRA adapters made for another configuration") }
+            if let l = lora {
+                precondition(l.modelConfig == config, "LoRA adapters made for another configuration")
+                precondition(l.headOffset == nil || hasScalarHead, "LoRA adapters with a scalar head on a model without one")
+            }
         }
     }
+    /// Whether `parameters` belongs to another model too (see `init(sharingWeightsOf:)`).
+    public let sharesWeights: Bool
     /// Where a frozen model's backward pass writes the norm-weight gradients it does not keep.
     lazy var discard = FloatBuffer(count: 2 * config.nEmbd)
 
@@ -31,6 +36,20 @@ public final class TransformerModel {
         parameters = FloatBuffer(count: layout.count, hugePages: true)
         p = ModelTensors(parameters.pointer, layout, config)
         rotary = config.architecture.isLlamaFamily ? RotaryTable(config: config) : nil
+        sharesWeights = false
+    }
+
+    /// A second model over the same parameter buffer: no copy is made, and both read the same
+    /// weights (PPO's policy and reference, one base with and without adapters; the reward
+    /// model and the value model over its trunk). Give at most one of them adapters to train;
+    /// neither may write the weights.
+    public init(sharingWeightsOf other: TransformerModel) {
+        config = other.config
+        layout = other.layout
+        parameters = other.parameters
+        p = other.p
+        rotary = other.rotary
+        sharesWeights = true
     }
 
     /// Whether the model has a scalar head (reward or value model).
@@ -85,13 +104,29 @@ public final class TransformerModel {
     /// Whether the base's gradient buffer exists (a frozen model's backward never makes it).
     var hasGradientBuffer: Bool { gradStorage != nil }
 
-    /// Sets every gradient to zero (gradients accumulate across `backward` calls).
-    public func zeroGradients() { gradients.zero() }
+    /// Sets every gradient that `backward` accumulates to zero: the adapters' when the model has
+    /// them, else the parameters' (gradients accumulate across `backward` calls).
+    public func zeroGradients() { if let l = lora { l.zeroGradients() } else { gradients.zero() } }
+
+    /// What training updates: the adapters (and their head) when the model has them, else every
+    /// parameter.
+    public var trainableParameters: FloatBuffer { lora?.parameters ?? parameters }
+
+    /// The gradients of `trainableParameters`.
+    public var trainableGradients: FloatBuffer { lora?.gradients ?? gradients }
+
+    /// The scalar head in use: the adapters' own while they are enabled, else the model's.
+    var scalarHead: (weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>)? {
+        if let l = lora, l.enabled, let h = l.head { return (h.baseAddress!, h.baseAddress! + config.nEmbd) }
+        guard let w = p.scoreW, let b = p.scoreB else { return nil }
+        return (w, b)
+    }
 
     /// Copies parameters from another model of the same configuration. When this model has a
     /// scalar head and `other` does not, the head is left as it is.
     public func copyParameters(from other: TransformerModel) {
         precondition(other.config == config, "copyParameters: configurations differ")
+        precondition(!sharesWeights, "copyParameters: this model shares its weights")
         for slot in layout.slots {
             guard let src = other.layout[slot.name] else { continue }
             (parameters.pointer + slot.offset).update(from: other.parameters.pointer + src.offset, count: slot.count)

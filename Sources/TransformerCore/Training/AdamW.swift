@@ -36,9 +36,14 @@ public final class AdamW {
     }
 
     /// An optimiser for LoRA adapters: every A and B matrix, with weight decay (as the Hugging
-    /// Face Trainer decays every matrix it trains).
+    /// Face Trainer decays every matrix it trains), and their head if they have one.
     public convenience init(lora: LoRAAdapters, config: AdamWConfig) {
-        self.init(ranges: lora.tensors.map { ($0.offset, $0.shape[0] * $0.shape[1], true) }, count: lora.parameters.count, config: config)
+        self.init(ranges: lora.trainedRanges, count: lora.parameters.count, config: config)
+    }
+
+    /// An optimiser for what `model` trains: its adapters when it has them, else every parameter.
+    public convenience init(training model: TransformerModel, config: AdamWConfig) {
+        if let l = model.lora { self.init(lora: l, config: config) } else { self.init(layout: model.layout, config: config) }
     }
 
     init(ranges: [(offset: Int, count: Int, decays: Bool)], count: Int, config: AdamWConfig) {

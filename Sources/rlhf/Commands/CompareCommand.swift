@@ -70,7 +70,7 @@ enum CompareCommand: Command {
                 }
                 rec = m
             }
-            let rm = try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)))
+            let rm = try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:)))
             guard rm.model.hasScalarHead else { throw RuntimeError("model #\(rec.id) is not a reward model") }
             judge = .reward(rm)
         case "lexicon":

@@ -293,7 +293,7 @@ enum DemoCommand: Command {
         guard let baseRec = try store.models().first(where: { $0.role == .policy }), let refRec = try store.latestModel(role: .reference) else {
             throw RuntimeError("the demo run lost its models")
         }
-        func load(_ rec: ModelRecord) throws -> PretrainedModel { try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:))) }
+        func load(_ rec: ModelRecord) throws -> PretrainedModel { try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:))) }
         let ref = try load(refRec)
         let perPrompt = 4
         let prompts = try store.prompts(split: .eval)

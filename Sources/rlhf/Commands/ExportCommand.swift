@@ -66,7 +66,7 @@ enum ExportCommand: Command {
             guard let m = try store.latestModel(role: role) else { throw RuntimeError("the run has no \(role.rawValue) model") }
             record = m
         }
-        let model = try ModelFolder.load(try store.verifiedFolder(record, sha256: SHA256.hex(of:)))
+        let model = try ModelFolder.load(chain: try store.verifiedChain(record, sha256: SHA256.hex(of:)))
         var dtype = dtypes[dtypeName] ?? .F32
         if dtypeName == "auto", let base = try store.latestModel(role: .base) {
             dtype = try ModelFolder.readConfig(store.checkpointFolder(base)).1.sourceDType ?? .F32
