@@ -1,3 +1,4 @@
+import TransformerCore
 /// Every hyperparameter of `rlhf ppo` (stored with the stage run, and reused on --resume).
 public struct PPOSettings: Codable, Equatable, Sendable {
     public var iterations = 20
@@ -29,6 +30,10 @@ public struct PPOSettings: Codable, Equatable, Sendable {
     public var saveEvery = 10
     /// Completions kept per iteration, with their scores, for inspection.
     public var samplesPerIteration = 4
+    /// LoRA: the policy trains adapters over its frozen starting weights, which the reference
+    /// shares, and the value model trains adapters and a head over the reward model's frozen
+    /// trunk, which the reward shares. nil trains every weight of both.
+    public var lora: LoRAConfig?
 
     public init() {}
 
@@ -45,6 +50,7 @@ public struct PPOSettings: Codable, Equatable, Sendable {
         if !(clipRange > 0) || !(clipRangeValue > 0) { return "clip ranges must be positive" }
         if !(learningRate > 0) { return "--lr must be positive" }
         if saveEvery < 1 { return "--save-every must be at least 1" }
+        if let l = lora, l.dropout > 0 { return "--lora-dropout is not used by PPO, which trains without dropout (as TRL does); leave it out" }
         return nil
     }
 }

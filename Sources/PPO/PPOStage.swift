@@ -56,29 +56,76 @@ public enum PPOStage {
         let s = config.settings
 
         // Models.
-        func load(_ id: Int64) throws -> (ModelRecord, PretrainedModel) {
+        func record(_ id: Int64) throws -> ModelRecord {
             guard let rec = try store.model(id: id) else { throw StoreError("model #\(id) is not in the run") }
-            return (rec, try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:))))
+            return rec
         }
-        let (startPolicyRec, startPolicy) = try load(saved?.policyModelId ?? config.policyModelId)
-        let (_, referenceModel) = try load(config.referenceModelId)
-        let (_, rewardModel) = try load(config.rewardModelId)
+        func load(_ rec: ModelRecord) throws -> PretrainedModel { try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:))) }
+        /// The saved adapters of a resumed LoRA run, checked to adapt `base`.
+        func savedAdapters(_ id: Int64, over base: Int64, config: ModelConfig) throws -> LoRAAdapters {
+            let rec = try record(id)
+            guard rec.baseId == base else { throw StoreError("model #\(id), saved by this PPO run, is not LoRA adapters over model #\(base); the run database is inconsistent") }
+            return try PEFTAdapter.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)), config: config)
+        }
+        let lora = s.lora
+        let startPolicyRec = try record(lora == nil ? saved?.policyModelId ?? config.policyModelId : config.policyModelId)
+        let referenceRec = try record(config.referenceModelId)
+        let rewardRec = try record(config.rewardModelId)
+        let startPolicy = try load(startPolicyRec)
+        let rewardModel = try load(rewardRec)
         guard rewardModel.model.hasScalarHead else { throw StoreError("model #\(config.rewardModelId) is not a reward model") }
         guard startPolicy.tokenizer.tokens == rewardModel.tokenizer.tokens else {
             throw StoreError("the policy and the reward model use different tokenizers; train the reward model from this run's base")
         }
         let policy = startPolicy.model
-        let value: TransformerModel
-        if let vid = saved?.valueModelId {
-            value = try load(vid).1.model
+        let reference: TransformerModel, value: TransformerModel
+        // The value model starts from the reward model, with its normalisation folded into the head.
+        let gain0 = rewardModel.annotations.rewardGain ?? 1, bias0 = rewardModel.annotations.rewardBias ?? 0
+        func foldNormalisation(_ w: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>) {
+            for i in 0..<rewardModel.model.config.nEmbd { w[i] *= gain0 }
+            b[0] = b[0] * gain0 + bias0
+        }
+        if let lc = lora {
+            // The policy: adapters over its starting weights, frozen; the reference: those
+            // weights without the adapters, shared when they are the reference's.
+            let cfg = policy.config
+            if let id = saved?.policyModelId {
+                policy.lora = try savedAdapters(id, over: startPolicyRec.id, config: cfg)
+            } else {
+                let adapters = try LoRAAdapters(config: lc.resolved(for: cfg.architecture), model: cfg)
+                adapters.initialize(seed: s.seed ^ 0x1042)
+                policy.lora = adapters
+            }
+            if try sameWeights(store, referenceRec, startPolicyRec) {
+                reference = TransformerModel(sharingWeightsOf: policy)
+            } else {
+                reference = try load(referenceRec).model
+                events?(.warning("the reference (model #\(referenceRec.id)) is not the starting policy (model #\(startPolicyRec.id)), so it is held as a second copy rather than shared"))
+            }
+            // The value model: adapters and a head over the reward model's frozen trunk, shared.
+            let rcfg = rewardModel.model.config
+            value = TransformerModel(sharingWeightsOf: rewardModel.model)
+            if let vid = saved?.valueModelId {
+                value.lora = try savedAdapters(vid, over: rewardRec.id, config: rcfg)
+            } else {
+                let adapters = try LoRAAdapters(config: lc.resolved(for: rcfg.architecture), model: rcfg, scalarHead: true)
+                adapters.initialize(seed: s.seed ^ 0x7A1E)
+                let h = adapters.head!.baseAddress!
+                h.update(from: rewardModel.model.tensor("score.weight").baseAddress!, count: rcfg.nEmbd)
+                h[rcfg.nEmbd] = rewardModel.model.tensor("score.bias")[0]
+                foldNormalisation(h, h + rcfg.nEmbd)
+                value.lora = adapters
+            }
+            guard value.lora!.head != nil else { throw StoreError("the saved value adapters have no head") }
         } else {
-            // Initialised from the reward model, with its normalisation folded into the head.
-            value = TransformerModel(config: rewardModel.model.config, scalarHead: true)
-            value.copyParameters(from: rewardModel.model)
-            let gain = rewardModel.annotations.rewardGain ?? 1, bias = rewardModel.annotations.rewardBias ?? 0
-            let w = value.tensor("score.weight")
-            for i in 0..<w.count { w[i] *= gain }
-            value.tensor("score.bias")[0] = value.tensor("score.bias")[0] * gain + bias
+            reference = try load(referenceRec).model
+            if let vid = saved?.valueModelId {
+                value = try load(record(vid)).model
+            } else {
+                value = TransformerModel(config: rewardModel.model.config, scalarHead: true)
+                value.copyParameters(from: rewardModel.model)
+                foldNormalisation(value.tensor("score.weight").baseAddress!, value.tensor("score.bias").baseAddress!)
+            }
         }
         let tok = startPolicy.tokenizer, notes = startPolicy.annotations
         let stops = notes.stopTokens(tok)
@@ -99,7 +146,7 @@ public enum PPOStage {
         let scorer: ([[Int32]], [[Int32]]) -> [Float] = { ps, rs in
             rmRunner.scores(zip(ps, rs).map { p, r in let q = p + r; return q.count > nCtx ? Array(q.suffix(nCtx)) : q }).map { gain * $0 + bias }
         }
-        let trainer = PPOTrainer(policy: policy, reference: referenceModel.model, value: value, eos: eos, stopTokens: stops, pad: tok.padId ?? eos,
+        let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: eos, stopTokens: stops, pad: tok.padId ?? eos,
                                  settings: s, scorer: scorer)
         if let st = saved { try st.restore(into: trainer, store: store) }
         if runId == 0 {
@@ -108,7 +155,7 @@ public enum PPOStage {
         }
         var report = PPOReport(stageRunId: runId, firstIteration: trainer.iteration)
         events?(.started(stageRunId: runId, resumedAt: trainer.iteration, prompts: prompts.count, skippedPrompts: skipped))
-        var currentPolicy = try store.model(id: saved?.policyModelId ?? startPolicyRec.id)!
+        var currentPolicy = try record(saved?.policyModelId ?? config.policyModelId)
         do {
             while trainer.iteration < s.iterations {
                 if shouldStop() { report.interrupted = true; break }
@@ -142,7 +189,7 @@ public enum PPOStage {
                 if kl > limit { events?(.warning(String(format: "iteration %d: KL %.2f is large (over %.1f); the policy is moving far from the reference, consider a larger --kl-coef or --target-kl", it, kl, limit))) }
                 if it % s.saveEvery == 0 || it == s.iterations {
                     currentPolicy = try save(store: store, trainer: trainer, runId: runId, tokenizer: tok, notes: notes,
-                                             rewardNotes: rewardModel.annotations, parent: currentPolicy)
+                                             parent: currentPolicy, policyBase: startPolicyRec, reward: rewardRec)
                     report.lastPolicy = currentPolicy
                     events?(.saved(iteration: it, policy: currentPolicy))
                 }
@@ -158,16 +205,26 @@ public enum PPOStage {
 
     /// Saves policy and value model as checkpoint folders, the optimiser moments beside them, and
     /// the trainer's state, registering the new policy (and value model) in the run.
+    /// With LoRA, the checkpoints hold the adapters, registered over `policyBase` (the policy's)
+    /// and `reward` (the value model's).
     static func save(store: RunStore, trainer: PPOTrainer, runId: Int64, tokenizer: Tokenizer, notes: ModelAnnotations,
-                     rewardNotes: ModelAnnotations, parent: ModelRecord) throws -> ModelRecord {
+                     parent: ModelRecord, policyBase: ModelRecord, reward: ModelRecord) throws -> ModelRecord {
         let it = trainer.iteration
         let policyPath = "checkpoints/policy-\(runId)-\(it)", valuePath = "checkpoints/value-\(runId)-\(it)"
         let stateDir = store.folder.appendingPathComponent("checkpoints/ppo-state-\(runId)")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
-        try ModelFolder.save(trainer.policy, tokenizer: tokenizer, annotations: notes.inherited,
-                             to: store.folder.appendingPathComponent(policyPath))
-        try ModelFolder.save(trainer.value, tokenizer: tokenizer, annotations: notes.inherited,
-                             to: store.folder.appendingPathComponent(valuePath))
+        func write(_ model: TransformerModel, _ path: String, over base: ModelRecord) throws -> (sha: String, baseId: Int64?) {
+            let folder = store.folder.appendingPathComponent(path)
+            if let l = model.lora {
+                try ModelFolder.saveAdapters(l, tokenizer: tokenizer, annotations: notes.inherited,
+                                             baseModel: "../" + URL(fileURLWithPath: base.path).lastPathComponent, to: folder)
+                return (try SHA256.hex(of: folder.appendingPathComponent(PEFTAdapter.weightsFile)), base.id)
+            }
+            try ModelFolder.save(model, tokenizer: tokenizer, annotations: notes.inherited, to: folder)
+            return (try SHA256.hex(of: folder.appendingPathComponent(ModelFolder.weightsFile)), nil)
+        }
+        let (policySHA, policyBaseId) = try write(trainer.policy, policyPath, over: policyBase)
+        let (valueSHA, valueBaseId) = try write(trainer.value, valuePath, over: reward)
         var files: [String: String] = [:]
         for (name, opt) in [("policy", trainer.policyOptimizer), ("value", trainer.valueOptimizer)] {
             let url = stateDir.appendingPathComponent("\(name)-optimizer-\(it).safetensors")
@@ -176,20 +233,30 @@ public enum PPOStage {
         }
         let cfg = String(decoding: try JSONEncoder().encode(trainer.policy.config), as: UTF8.self)
         let vcfg = String(decoding: try JSONEncoder().encode(trainer.value.config), as: UTF8.self)
-        let p = try store.registerModel(role: .policy, path: policyPath,
-                                        sha256: try SHA256.hex(of: store.folder.appendingPathComponent(policyPath).appendingPathComponent(ModelFolder.weightsFile)),
+        let lora = trainer.policy.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""
+        let p = try store.registerModel(role: .policy, path: policyPath, sha256: policySHA,
                                         config: cfg, promptTemplate: notes.promptTemplate, parentId: parent.id, stageRunId: runId, step: it,
-                                        note: "PPO iteration \(it)")
-        let v = try store.registerModel(role: .value, path: valuePath,
-                                        sha256: try SHA256.hex(of: store.folder.appendingPathComponent(valuePath).appendingPathComponent(ModelFolder.weightsFile)),
+                                        note: "PPO iteration \(it)\(lora)", baseId: policyBaseId)
+        let v = try store.registerModel(role: .value, path: valuePath, sha256: valueSHA,
                                         config: vcfg, promptTemplate: notes.promptTemplate, parentId: nil, stageRunId: runId, step: it,
-                                        note: "PPO value model, iteration \(it)")
+                                        note: "PPO value model, iteration \(it)\(lora)", baseId: valueBaseId)
         let state = SavedState(iteration: it, beta: trainer.beta.bitPattern, rng: trainer.rng, policyModelId: p.id, valueModelId: v.id,
                                policyOptimizer: files["policy"]!, valueOptimizer: files["value"]!,
                                policyOptimizerSHA: try SHA256.hex(of: URL(fileURLWithPath: files["policy"]!)),
                                valueOptimizerSHA: try SHA256.hex(of: URL(fileURLWithPath: files["value"]!)))
         try store.setStageState(runId, "resume", String(decoding: try JSONEncoder().encode(state), as: UTF8.self))
         return p
+    }
+
+    /// Whether two registered models hold the same weights: the same checkpoints all the way
+    /// down their chains (`rlhf init` registers one folder as base, policy and reference).
+    static func sameWeights(_ store: RunStore, _ a: ModelRecord, _ b: ModelRecord) throws -> Bool {
+        func fingerprints(_ m: ModelRecord) throws -> [String] {
+            var out = [m.sha256], cur = m
+            while let id = cur.baseId, out.count <= 16, let base = try store.model(id: id) { out.append(base.sha256); cur = base }
+            return out
+        }
+        return try a.id == b.id || fingerprints(a) == fingerprints(b)
     }
 
     /// What `--resume` needs, stored in the stage run's state after each save.

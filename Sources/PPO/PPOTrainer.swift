@@ -58,17 +58,22 @@ public final class PPOTrainer {
     /// Forces `isolateModelPasses` on or off (tests compare the two).
     var isolateModelPassesOverride: Bool?
 
-    /// Bytes of what the trainer keeps alive, by kind: the three models it holds (the reward
-    /// model belongs to the scorer), gradients and AdamW moments of the two that train, and
-    /// activations (the forward/backward sets of each model and the generator's cache and
-    /// buffers). For `rlhf bench --only ppo-memory`.
+    /// Bytes of what the trainer keeps alive, by kind: the models it holds (the reward model
+    /// belongs to the scorer; a model sharing another's weights counts once, and a value model
+    /// sharing the reward model's counts nothing here), the trained parameters' gradients and
+    /// AdamW moments, LoRA adapters, and activations (the forward/backward sets of each model
+    /// and the generator's cache and buffers). For `rlhf bench --only ppo-memory`.
     public var memoryBreakdown: [(String, Int)] {
         let acts = [policyActs, referenceActs, valueActs].reduce(0) { sum, cache in
             sum + cache.values.reduce(0) { $0 + $1.floatCount }
         }
+        let weights = (reference.sharesWeights || policy.sharesWeights ? 1 : 2) * policy.layout.count + (value.sharesWeights ? 0 : value.layout.count)
+        let adapters = [policy, value].reduce(0) { $0 + ($1.lora?.parameters.count ?? 0) }
         return [
-            ("policy, reference, value parameters", 4 * (2 * policy.layout.count + value.layout.count)),
-            ("gradients (policy, value)", 4 * (policy.gradients.count + value.gradients.count)),
+            (policy.sharesWeights || reference.sharesWeights ? "policy and reference (one base), value parameters" : "policy, reference, value parameters",
+             4 * weights),
+            ("LoRA adapters (policy, value)", 4 * adapters),
+            ("gradients (policy, value)", 4 * (policy.trainableGradients.count + value.trainableGradients.count)),
             ("AdamW moments (policy, value)", 4 * (policyOptimizer.m.count + policyOptimizer.v.count + valueOptimizer.m.count + valueOptimizer.v.count)),
             ("activations (policy, reference, value)", 4 * acts),
             ("generation (KV cache, buffers)", 4 * generator.heldFloatCount),
@@ -86,9 +91,10 @@ public final class PPOTrainer {
         self.eos = eos; self.stopTokens = stopTokens ?? [eos]; self.pad = pad; self.settings = settings; self.scorer = scorer
         beta = settings.klCoef
         rng = SeededRandom(seed: settings.seed)
-        policyOptimizer = AdamW(layout: policy.layout, config: AdamWConfig(learningRate: settings.learningRate, eps: settings.adamEps, weightDecay: 0))
-        valueOptimizer = AdamW(layout: value.layout, config: AdamWConfig(learningRate: settings.valueLearningRate ?? settings.learningRate,
-                                                                       eps: settings.adamEps, weightDecay: 0))
+        precondition(reference.lora == nil, "the reference is never adapted")
+        policyOptimizer = AdamW(training: policy, config: AdamWConfig(learningRate: settings.learningRate, eps: settings.adamEps, weightDecay: 0))
+        valueOptimizer = AdamW(training: value, config: AdamWConfig(learningRate: settings.valueLearningRate ?? settings.learningRate,
+                                                                  eps: settings.adamEps, weightDecay: 0))
         generator = Generator(model: policy)
     }
 
@@ -253,8 +259,8 @@ public final class PPOTrainer {
                         self.policy.backward(pb, pa, fromLogits: true)
                     }
                     addTime(&policyClock, "update optimizer") {
-                        clipGradientNorm(self.policy.gradients, maxNorm: s.maxGradNorm)
-                        self.policyOptimizer.update(params: self.policy.parameters, grads: self.policy.gradients,
+                        clipGradientNorm(self.policy.trainableGradients, maxNorm: s.maxGradNorm)
+                        self.policyOptimizer.update(params: self.policy.trainableParameters, grads: self.policy.trainableGradients,
                                                     lr: self.learningRate(s.learningRate, update: globalUpdate))
                     }
                 }
@@ -269,8 +275,8 @@ public final class PPOTrainer {
                         self.value.backward(vb, va, fromLogits: false, dValues: loss.gradient.map { $0 * s.valueCoef })
                     }
                     addTime(&valueClock, "update optimizer") {
-                        clipGradientNorm(self.value.gradients, maxNorm: s.maxGradNorm)
-                        self.valueOptimizer.update(params: self.value.parameters, grads: self.value.gradients,
+                        clipGradientNorm(self.value.trainableGradients, maxNorm: s.maxGradNorm)
+                        self.valueOptimizer.update(params: self.value.trainableParameters, grads: self.value.trainableGradients,
                                                    lr: self.learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
                     }
                 }
@@ -327,12 +333,12 @@ public final class PPOTrainer {
         return result
     }
 
-    /// Whether every parameter of the trainable models is finite.
+    /// Whether every trained parameter (every weight, or the adapters) of policy and value is finite.
     public func parametersAreFinite() -> Bool {
         for m in [policy, value] {
-            let p = m.parameters.pointer
+            let b = m.trainableParameters
             var acc: Float = 0
-            for i in 0..<m.layout.count { acc += p[i] * 0 }
+            for i in 0..<b.count { acc += b.pointer[i] * 0 }
             if !acc.isFinite { return false }
         }
         return true

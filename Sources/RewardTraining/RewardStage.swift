@@ -17,13 +17,17 @@ public struct RewardOptions: Sendable {
     public var weightDecay: Float = 0
     /// Sequences per forward pass.
     public var microBatch = 16
+    /// LoRA adapters (and the head) to train over the frozen starting model; nil trains every
+    /// weight.
+    public var lora: LoRAConfig?
 
     public init() {}
 
     public var json: String {
-        "{\"epochs\":\(epochs),\"lr\":\(learningRate),\"batch\":\(batch),\"seed\":\(seed),\"val_fraction\":\(validationFraction),"
+        let l = lora.map { "{\"rank\":\($0.rank),\"alpha\":\($0.alpha),\"targets\":[\($0.targets.map(JSONText.quote).joined(separator: ","))],\"dropout\":\($0.dropout)}" }
+        return "{\"epochs\":\(epochs),\"lr\":\(learningRate),\"batch\":\(batch),\"seed\":\(seed),\"val_fraction\":\(validationFraction),"
             + "\"margin\":\(margin),\"init\":\(initModel.map { JSONText.quote($0) } ?? "null"),\"max_grad_norm\":\(maxGradNorm),"
-            + "\"weight_decay\":\(weightDecay),\"micro_batch\":\(microBatch)}"
+            + "\"weight_decay\":\(weightDecay),\"micro_batch\":\(microBatch),\"lora\":\(l ?? "null")}"
     }
 }
 
@@ -63,6 +67,9 @@ public enum RewardStage {
                            epochDone: ((EpochResult) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> RewardReport {
         guard o.validationFraction > 0 && o.validationFraction < 1 else { throw StoreError("--val-fraction must be between 0 and 1 (exclusive)") }
         let (initRecord, initChain) = try resolveInit(store: store, spec: o.initModel)
+        if o.lora != nil && initRecord == nil {
+            throw StoreError("--lora-rank trains adapters over a model registered in the run (the base, or --init ID), not over a folder; import the folder with 'rlhf init --base DIR' first")
+        }
         let base = try ModelFolder.load(chain: initChain)
         let policyTemplate = try store.latestModel(role: .policy)?.promptTemplate
         var annotations = base.annotations
@@ -92,6 +99,14 @@ public enum RewardStage {
             for i in 0..<w.count { w[i] = rng.normal() * std }
             model.tensor("score.bias")[0] = 0
         }
+        // LoRA: the network frozen; adapters and a head of their own (starting as the head above) train.
+        if let lc = o.lora {
+            let lora = try LoRAAdapters(config: lc.resolved(for: cfg.architecture), model: cfg, scalarHead: true)
+            lora.initialize(seed: o.seed ^ 0x10AA)
+            lora.head!.baseAddress!.update(from: model.tensor("score.weight").baseAddress!, count: cfg.nEmbd)
+            lora.head![cfg.nEmbd] = model.tensor("score.bias")[0]
+            model.lora = lora
+        }
 
         ModelFolder.removeStaleTemporaries(in: store.folder.appendingPathComponent("checkpoints"))
         let runId = try store.beginStageRun(stage: "train-reward", config: o.json, seed: Int64(bitPattern: o.seed))
@@ -101,7 +116,7 @@ public enum RewardStage {
         report.trainPrompts = Set(train.map(\.promptId)); report.validationPrompts = Set(val.map(\.promptId))
         do {
             let runner = ScalarHeadRunner(model: model, rows: o.microBatch)
-            let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: o.learningRate, weightDecay: o.weightDecay))
+            let opt = AdamW(training: model, config: AdamWConfig(learningRate: o.learningRate, weightDecay: o.weightDecay))
             let stepsPerEpoch = (train.count + o.batch - 1) / o.batch
             let schedule = LearningRateSchedule(kind: .linear, peak: o.learningRate, totalSteps: stepsPerEpoch * o.epochs)
             var rng = SeededRandom(seed: o.seed)
@@ -114,10 +129,13 @@ public enum RewardStage {
                 for s in stride(from: 0, to: order.count, by: o.batch) {
                     if shouldStop() { report.interrupted = true; break epochs }
                     let batch = Array(order[s..<min(s + o.batch, order.count)])
+                    model.lora?.training = true
+                    model.lora?.dropoutSeed = o.seed &* 0x9E37_79B9 &+ UInt64(step)
                     let m = trainStep(batch, runner: runner, margin: o.margin)
-                    clipGradientNorm(model.gradients, maxNorm: o.maxGradNorm)
+                    model.lora?.training = false
+                    clipGradientNorm(model.trainableGradients, maxNorm: o.maxGradNorm)
                     let lr = schedule.rate(at: step)
-                    opt.update(params: model.parameters, grads: model.gradients, lr: lr)
+                    opt.update(params: model.trainableParameters, grads: model.trainableGradients, lr: lr)
                     step += 1
                     epochLoss += m.loss * Double(batch.count)
                     guard m.loss.isFinite else { throw StoreError("the training loss became \(m.loss) at step \(step); lower --lr") }
@@ -133,7 +151,7 @@ public enum RewardStage {
                                                                        ("reward/val_margin", v.margin), ("reward/epoch_loss", result.trainLoss)])
                 epochDone?(result)
                 if best == nil || v.accuracy > best!.accuracy || (v.accuracy == best!.accuracy && v.loss < best!.loss) {
-                    best = (v.accuracy, v.loss, Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count)))
+                    best = (v.accuracy, v.loss, model.trainableParameters.array)
                     report.bestEpoch = epoch
                 }
             }
@@ -142,7 +160,7 @@ public enum RewardStage {
                 return report
             }
             // The best epoch, normalised.
-            best!.params.withUnsafeBufferPointer { model.parameters.pointer.update(from: $0.baseAddress!, count: model.layout.count) }
+            best!.params.withUnsafeBufferPointer { model.trainableParameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
             let samples = try normalizationSamples(store: store, tokenizer: base.tokenizer, annotations: annotations, nCtx: cfg.nCtx,
                                                    fallback: train)
             let raw = runner.scores(samples).map(Double.init)
@@ -157,13 +175,20 @@ public enum RewardStage {
 
             let path = "checkpoints/reward-\(runId)"
             let folder = store.folder.appendingPathComponent(path)
-            try ModelFolder.save(model, tokenizer: base.tokenizer, annotations: annotations, to: folder)
-            let sha = try SHA256.hex(of: folder.appendingPathComponent(ModelFolder.weightsFile))
+            if let lora = model.lora {
+                try ModelFolder.saveAdapters(lora, tokenizer: base.tokenizer, annotations: annotations,
+                                             baseModel: "../" + URL(fileURLWithPath: initRecord!.path).lastPathComponent, to: folder)
+            } else {
+                try ModelFolder.save(model, tokenizer: base.tokenizer, annotations: annotations, to: folder)
+            }
+            let sha = try SHA256.hex(of: folder.appendingPathComponent(model.lora == nil ? ModelFolder.weightsFile : PEFTAdapter.weightsFile))
             let cfgJSON = String(decoding: try JSONEncoder().encode(cfg), as: UTF8.self)
             let bestResult = report.best!
             report.model = try store.registerModel(role: .reward, path: path, sha256: sha, config: cfgJSON, promptTemplate: annotations.promptTemplate,
                                                    parentId: initRecord?.id, stageRunId: runId, step: report.bestEpoch,
-                                                   note: String(format: "val_accuracy %.4f, gain %.4g, bias %.4g", bestResult.validationAccuracy, report.gain, report.bias))
+                                                   note: String(format: "val_accuracy %.4f, gain %.4g, bias %.4g", bestResult.validationAccuracy, report.gain, report.bias)
+                                                       + (model.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""),
+                                                   baseId: model.lora == nil ? nil : initRecord!.id)
             try store.finishStageRun(runId, status: .succeeded)
         } catch {
             try? store.finishStageRun(runId, status: .failed, error: "\(error)")

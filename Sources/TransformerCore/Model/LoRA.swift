@@ -15,7 +15,7 @@ public enum ProjectionSite: Int, CaseIterable, Sendable {
 /// Low-rank adaptation (LoRA, Hu et al. 2021) as PEFT configures it: a rank, α (the update is
 /// scaled by α/r), and the projections it adapts, named as PEFT's `target_modules` name them
 /// (`q_proj`, `v_proj`, … for the Llama family; `c_attn`, `c_proj`, `c_fc` for GPT-2).
-public struct LoRAConfig: Equatable, Sendable {
+public struct LoRAConfig: Codable, Equatable, Sendable {
     public var rank: Int
     public var alpha: Float
     public var targets: [String]
@@ -26,6 +26,13 @@ public struct LoRAConfig: Equatable, Sendable {
     /// dropout (none by default).
     public init(rank: Int, alpha: Float, targets: [String], dropout: Float = 0) {
         self.rank = rank; self.alpha = alpha; self.targets = targets; self.dropout = dropout
+    }
+
+    /// This configuration with an empty target list read as every projection of `architecture`.
+    public func resolved(for architecture: Architecture) -> LoRAConfig {
+        var c = self
+        if c.targets.isEmpty { c.targets = Self.allTargets(architecture) }
+        return c
     }
 
     /// The scale of the low-rank update, α/r.

@@ -33,6 +33,21 @@ enum ExportCommand: Command {
     Weights larger than --max-shard-size (default 5GB, as transformers' save_pretrained) are
     split into model-0000i-of-0000n.safetensors shards with a model.safetensors.index.json.
     SIZE is bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).
+
+    With --adapter, a policy trained with --lora-rank is written as its LoRA adapters, a PEFT
+    folder (adapter_config.json and adapter_model.safetensors with PEFT's tensor names) that
+    PeftModel.from_pretrained(base, DIR) loads over the checkpoint they adapt, normally the run's
+    base model (checkpoints/base, itself a Hugging Face folder). adapter_config.json names that
+    folder as base_model_name_or_path, or --base-name NAME (a hub name, say).
+
+    Options:
+      --run NAME           the run (default: default)
+      --model WHICH        policy, reward, value, base, reference or a model id (default: policy)
+      --dtype T            auto, f32, bf16 or f16 (default: auto)
+      --max-shard-size S   largest weight file (default 5GB)
+      --adapter            write LoRA adapters as a PEFT folder instead of merged weights
+      --base-name NAME     base_model_name_or_path for --adapter (default: the base folder's path)
+      -o DIR               the folder to write (replaced)
     """
 
     /// Parses a size such as 5GB, 500MB, 2GiB or 1000000 (bytes).
@@ -48,7 +63,7 @@ enum ExportCommand: Command {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--model", "-o", "--max-shard-size", "--dtype"], flags: [])
+        let a = try Arguments(args, options: ["--run", "--model", "-o", "--max-shard-size", "--dtype", "--base-name"], flags: ["--adapter"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let out = a.string("-o") else { throw UsageError("-o DIR is required") }
         let maxShard = try parseSize(a.string("--max-shard-size") ?? "5GB")
@@ -66,6 +81,8 @@ enum ExportCommand: Command {
             guard let m = try store.latestModel(role: role) else { throw RuntimeError("the run has no \(role.rawValue) model") }
             record = m
         }
+        if a.flag("--adapter") { return try exportAdapter(record, store: store, to: URL(fileURLWithPath: out), baseName: a.string("--base-name")) }
+        if a.string("--base-name") != nil { throw UsageError("--base-name goes with --adapter") }
         let model = try ModelFolder.load(chain: try store.verifiedChain(record, sha256: SHA256.hex(of:)))
         var dtype = dtypes[dtypeName] ?? .F32
         if dtypeName == "auto", let base = try store.latestModel(role: .base) {
@@ -94,5 +111,26 @@ enum ExportCommand: Command {
                                           maxShardBytes: maxShard, dtype: dtype)
         print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out) as \(dtype.rawValue)" + (shards > 1 ? " in \(shards) shards" : ""))
         print("  chat_template.jinja lays prompts out with \(laidOut), as this run did" + (notes.additionalChatTemplates["original"] != nil ? "; the model's own template is kept as additional_chat_templates/original.jinja" : ""))
+    }
+
+    /// `--adapter`: a policy's LoRA adapters as a PEFT folder over the run's checkpoint they adapt.
+    static func exportAdapter(_ record: ModelRecord, store: RunStore, to out: URL, baseName: String?) throws {
+        guard let baseId = record.baseId, let base = try store.model(id: baseId) else {
+            throw RuntimeError("model #\(record.id) holds full weights (it was trained without --lora-rank); export it without --adapter")
+        }
+        guard base.baseId == nil else {
+            throw RuntimeError("model #\(record.id)'s adapters stack on other adapters (model #\(base.id)); PEFT takes one adapter over full weights, so export it merged, without --adapter")
+        }
+        let chain = try store.verifiedChain(record, sha256: SHA256.hex(of:))
+        let baseConfig = try ModelFolder.readConfig(chain[0]).0
+        let lora = try PEFTAdapter.load(chain[1], config: baseConfig)
+        guard lora.head == nil else {
+            throw RuntimeError("model #\(record.id) is a \(record.role.rawValue) model: its adapters carry a scalar head with a bias and a normalisation that transformers' sequence classifiers lack; export it merged, without --adapter")
+        }
+        let name = baseName ?? chain[0].standardizedFileURL.path
+        try PEFTAdapter.save(lora, to: out, baseModel: name)
+        print("wrote the LoRA adapters of the \(record.role.rawValue) model #\(record.id) (r=\(lora.config.rank), alpha \(lora.config.alpha), \(lora.config.targets.joined(separator: ","))) to \(out.path)")
+        print("  they adapt model #\(base.id), the \(base.role.rawValue) checkpoint at \(chain[0].path) (base_model_name_or_path \(JSONText.quote(name)));")
+        print("  load with PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), \(JSONText.quote(out.path)))")
     }
 }

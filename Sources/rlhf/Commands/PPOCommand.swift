@@ -27,6 +27,13 @@ enum PPOCommand: Command {
     same metrics as an uninterrupted run. A NaN or infinite loss or parameter stops the run and
     leaves the last saved checkpoint intact.
 
+    With --lora-rank, the policy trains low-rank adapters over its starting weights, which stay
+    frozen and are shared with the reference (the reference pass is the same weights without
+    the adapters, so no second copy is held), and the value model trains adapters and a head of
+    its own over the reward model's frozen trunk, which the reward shares too. Checkpoints hold
+    the adapters (PEFT's files), registered over the model they adapt; --resume is as exact as
+    without LoRA. Without --lr the learning rate is 10 times the default (1e-4).
+
     Options (defaults in brackets):
       --run NAME               the run [default]
       --iterations N           PPO iterations [20]
@@ -52,13 +59,14 @@ enum PPOCommand: Command {
       --samples N              completions kept per iteration for inspection [4]
       --seed S                 seed [0]
       --resume                 continue the latest unfinished PPO run with its settings
+    \(LoRAFlags.help)
     """
 
     static func run(_ args: [String]) throws {
         let valued = ["--run", "--iterations", "--batch", "--response-length", "--temperature", "--missing-eos-penalty", "--kl-coef", "--target-kl",
                       "--kl-horizon", "--gamma", "--lambda", "--ppo-epochs", "--minibatches", "--clip-range", "--clip-range-value", "--vf-coef",
                       "--ent-coef", "--lr", "--value-lr", "--max-grad-norm", "--adam-eps", "--save-every", "--samples", "--seed"]
-        let a = try Arguments(args, options: Set(valued), flags: ["--resume", "--whiten-rewards"])
+        let a = try Arguments(args, options: Set(valued).union(LoRAFlags.options), flags: ["--resume", "--whiten-rewards"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         var s = PPOSettings()
         func f(_ name: String, _ value: inout Float) throws {
@@ -74,6 +82,8 @@ enum PPOCommand: Command {
         s.saveEvery = try a.int("--save-every", default: s.saveEvery, range: 1...1_000_000)!
         s.samplesPerIteration = try a.int("--samples", default: s.samplesPerIteration, range: 0...1000)!
         s.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
+        s.lora = try LoRAFlags.parse(a)
+        if s.lora != nil { s.learningRate *= 10 }
         try f("--temperature", &s.temperature); try f("--kl-coef", &s.klCoef); try f("--gamma", &s.gamma); try f("--lambda", &s.lambda)
         try f("--clip-range", &s.clipRange); try f("--clip-range-value", &s.clipRangeValue); try f("--vf-coef", &s.valueCoef)
         try f("--ent-coef", &s.entropyCoef); try f("--lr", &s.learningRate); try f("--max-grad-norm", &s.maxGradNorm); try f("--adam-eps", &s.adamEps)
@@ -88,7 +98,7 @@ enum PPOCommand: Command {
         }
         s.whitenRewards = a.flag("--whiten-rewards")
         if let problem = s.validationError() { throw UsageError(problem) }
-        if a.flag("--resume") && args.contains(where: { valued.contains($0) && $0 != "--run" }) {
+        if a.flag("--resume") && args.contains(where: { (valued.contains($0) && $0 != "--run") || LoRAFlags.options.contains($0) }) {
             printError("note: --resume continues with the settings the run was started with; other options are ignored")
         }
         let store = try openRun(a)

@@ -9,7 +9,7 @@ enum TrainRewardCommand: Command {
     static let summary = "Train a reward model on the run's pairwise comparisons"
     static let help = """
     Usage: rlhf train-reward [--run NAME] [--epochs N] [--lr X] [--batch N] [--seed S] [--val-fraction F]
-                             [--margin M] [--init ID|DIR]
+                             [--margin M] [--init ID|DIR] [--lora-rank R [--lora-alpha A] [--lora-targets L]]
 
     Trains a reward model as InstructGPT and lm-human-preferences do: the run's base model (or
     --init: a model id of the run or a model folder) with a scalar head, drawn from
@@ -26,6 +26,12 @@ enum TrainRewardCommand: Command {
     reward/val_accuracy, reward/val_margin) go to the metrics table. Ctrl-C stops cleanly and
     registers nothing; a rerun starts afresh.
 
+    With --lora-rank, the starting model's weights stay frozen and only low-rank adapters on its
+    projections and the scalar head train (LoRA, as PEFT does it: A Kaiming-uniform, B zero, the
+    head as PEFT's modules_to_save). The checkpoint holds the adapters and the head, PEFT's files,
+    and is registered over the model it adapts. LoRA usually wants a larger learning rate than
+    full fine-tuning; without --lr it is 20 times the default (1e-3).
+
     Options:
       --run NAME          the run (default: default)
       --epochs N          passes over the training rankings (default 3)
@@ -35,16 +41,19 @@ enum TrainRewardCommand: Command {
       --val-fraction F    fraction of prompts held out (default 0.1)
       --margin M          subtracted inside the sigmoid (default 0)
       --init ID|DIR       start from this model instead of the base
+    \(LoRAFlags.help)
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--epochs", "--lr", "--batch", "--seed", "--val-fraction", "--margin", "--init"], flags: [])
+        let a = try Arguments(args, options: Set(["--run", "--epochs", "--lr", "--batch", "--seed", "--val-fraction", "--margin", "--init"]).union(LoRAFlags.options),
+                              flags: [])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         var o = RewardOptions()
         o.epochs = try a.int("--epochs", default: 3, range: 1...10_000)!
         o.batch = try a.int("--batch", default: 8, range: 1...100_000)!
         o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
-        o.learningRate = try float(a, "--lr", default: 5e-5, valid: { $0 > 0 && $0 < 1 })
+        o.lora = try LoRAFlags.parse(a)
+        o.learningRate = try float(a, "--lr", default: o.lora == nil ? 5e-5 : 1e-3, valid: { $0 > 0 && $0 < 1 })
         o.validationFraction = Double(try float(a, "--val-fraction", default: 0.1, valid: { $0 > 0 && $0 < 1 }))
         o.margin = try float(a, "--margin", default: 0, valid: { $0.isFinite })
         o.initModel = a.string("--init")
@@ -66,7 +75,7 @@ enum TrainRewardCommand: Command {
         if let best = r.best, let m = r.model {
             print(String(format: "best epoch %d: validation accuracy %.1f%%; normalised on %d samples (gain %.4g, bias %.4g)",
                          best.epoch, best.validationAccuracy * 100, r.normalizationSamples, r.gain, r.bias))
-            print("registered reward model #\(m.id) at \(m.path)")
+            print("registered reward model #\(m.id) at \(m.path)" + (m.baseId.map { " (LoRA adapters over model #\($0))" } ?? ""))
         }
     }
 
