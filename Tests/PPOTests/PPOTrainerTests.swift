@@ -111,3 +111,79 @@ extension PPOTrainerTests {
         XCTAssertFalse(t.parametersAreFinite())
     }
 }
+
+/// PPO with LoRA: the policy's adapters over frozen weights that the reference shares, the value
+/// model's adapters and head over a reward trunk it shares.
+extension PPOTrainerTests {
+    func loraTrainer(_ s: PPOSettings, rank: Int = 4, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) throws -> (PPOTrainer, rewardTrunk: TransformerModel) {
+        let policy = TransformerModel(config: cfg), trunk = TransformerModel(config: cfg, scalarHead: true)
+        policy.initialize(seed: 1)
+        for slot in policy.layout.slots where slot.decays { let t = policy.tensor(slot.name); for i in 0..<t.count { t[i] *= 5 } }
+        trunk.copyParameters(from: policy)
+        let lc = LoRAConfig(rank: rank, alpha: Float(2 * rank), targets: LoRAConfig.allTargets(cfg.architecture))
+        policy.lora = try LoRAAdapters(config: lc, model: cfg)
+        policy.lora!.initialize(seed: 2)
+        let value = TransformerModel(sharingWeightsOf: trunk)
+        value.lora = try LoRAAdapters(config: lc, model: cfg, scalarHead: true)
+        value.lora!.initialize(seed: 3)
+        let t = PPOTrainer(policy: policy, reference: TransformerModel(sharingWeightsOf: policy), value: value, eos: eos, pad: pad,
+                           settings: s, scorer: scorer)
+        return (t, trunk)
+    }
+
+    /// The score rises through the adapters alone: the shared weights are never written, the
+    /// reference still computes the starting policy, and the trainer holds one copy of them.
+    func testLoRARaisesTheScoreOverFrozenSharedWeights() throws {
+        var s = PPOSettings()
+        s.batch = 32; s.minibatches = 4; s.responseLength = 12; s.learningRate = 1e-2; s.klCoef = 0.3; s.missingEOSPenalty = nil
+        s.iterations = 12; s.seed = 5
+        let (t, trunk) = try loraTrainer(s) { _, rs in rs.map { r in Float(r.filter { $0 == self.target }.count) } }
+        let weights = t.policy.parameters.array, trunkWeights = trunk.parameters.array
+        var rng = SeededRandom(seed: 9)
+        var scores: [Double] = [], kls: [Double] = []
+        for _ in 0..<s.iterations {
+            let r = t.step(prompts: prompts(32, rng: &rng))
+            scores.append(r.metric("objective/scores")!); kls.append(r.metric("objective/kl")!)
+            XCTAssertTrue(t.parametersAreFinite())
+        }
+        print("LoRA PPO: scores \(scores.map { String(format: "%.2f", $0) }), KL \(kls.map { String(format: "%.2f", $0) })")
+        XCTAssertGreaterThan(scores.suffix(3).reduce(0, +) / 3, scores.prefix(2).reduce(0, +) / 2 + 1, "the score rises")
+        XCTAssertLessThan(kls.max()!, 12, "the KL stays bounded")
+        XCTAssertEqual(t.policy.parameters.array, weights, "the policy's weights are frozen")
+        XCTAssertEqual(trunk.parameters.array, trunkWeights, "the reward trunk is frozen")
+        XCTAssertTrue(t.reference.parameters === t.policy.parameters && t.value.parameters === trunk.parameters, "one copy each")
+        // The reference is the starting policy: the policy with its adapters off.
+        var r2 = SeededRandom(seed: 4)
+        let b = TokenBatch(leftPadding: prompts(3, rng: &r2), pad: pad)
+        let acts = Activations(config: cfg, batch: b.batch, length: b.length)
+        t.reference.forward(b, acts)
+        let ref = acts.logits.array
+        t.policy.forward(b, acts)
+        XCTAssertGreaterThan(zip(acts.logits.array, ref).map { abs($0 - $1) }.max()!, 1e-3, "the adapters moved the policy")
+        t.policy.lora!.enabled = false
+        t.policy.forward(b, acts)
+        XCTAssertEqual(acts.logits.array, ref)
+        t.policy.lora!.enabled = true
+        let memory = Dictionary(uniqueKeysWithValues: t.memoryBreakdown)
+        XCTAssertEqual(memory["policy and reference (one base), value parameters"], 4 * t.policy.layout.count)
+        XCTAssertEqual(memory["AdamW moments (policy, value)"], 4 * 2 * (t.policy.lora!.parameters.count + t.value.lora!.parameters.count))
+    }
+
+    /// With LoRA too, running the models' passes at once (policy beside the reference that
+    /// shares its weights) gives the adapters of running them one after another, bit for bit.
+    func testLoRAConcurrentPassesMatchSequential() throws {
+        var s = PPOSettings()
+        s.batch = 8; s.minibatches = 2; s.ppoEpochs = 2; s.responseLength = 10; s.learningRate = 1e-2; s.iterations = 2
+        var results: [([Float], [Float])] = []
+        for isolate in [false, true] {
+            let (t, _) = try loraTrainer(s) { _, rs in rs.map { Float($0.filter { $0 == self.target }.count) } }
+            t.isolateModelPassesOverride = isolate
+            var rng = SeededRandom(seed: 3)
+            let ps = prompts(8, rng: &rng)
+            for _ in 0..<2 { _ = t.step(prompts: ps) }
+            results.append((t.policy.lora!.parameters.array, t.value.lora!.parameters.array))
+        }
+        XCTAssertEqual(results[0].0, results[1].0)
+        XCTAssertEqual(results[0].1, results[1].1)
+    }
+}
