@@ -106,6 +106,8 @@ public final class PPOTrainer {
         let key = rows << 20 | t
         if let a = cache[key] { return a }
         let a = Activations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
+        // The policy's logit gradient (LogitHeads.logitGradient) overwrites the logits it reads.
+        a.gradientOverwritesLogits = true
         cache[key] = a
         return a
     }

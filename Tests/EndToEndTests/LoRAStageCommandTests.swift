@@ -119,5 +119,7 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         let full = try rlhf(["export", "--run", path("e"), "--adapter", "-o", path("x")], expect: 1)
         XCTAssertTrue(full.stderr.contains("without --lora-rank"), full.stderr)
         XCTAssertEqual(try store("e").stageRuns(stage: "train-reward").count, 0, "nothing started")
+        let adapterAsBase = try rlhf(["init", "--run", path("f"), "--base", AdapterCommandTests.fixtures.appendingPathComponent("peft/gpt2-lora").path], expect: 1)
+        XCTAssertTrue(adapterAsBase.stderr.contains("holds LoRA adapters") && adapterAsBase.stderr.contains("--adapter"), adapterAsBase.stderr)
     }
 }

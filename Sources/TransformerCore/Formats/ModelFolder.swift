@@ -237,6 +237,9 @@ public enum ModelFolder {
 
     /// Loads a model folder: config, weights and tokenizer.
     public static func load(_ folder: URL) throws -> PretrainedModel {
+        if holdsAdapters(folder) {
+            throw FormatError("\(folder.path) holds LoRA adapters (\(PEFTAdapter.configFile)), not a model; load it over its base model (rlhf init --base BASE --adapter \(folder.lastPathComponent))")
+        }
         var (config, notes) = try readConfig(folder)
         let (model, weights) = try loadWeightFiles(folder, config: config)
         if notes.sourceDType == nil { notes.sourceDType = weights.floatDType }

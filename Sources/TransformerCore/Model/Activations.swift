@@ -70,9 +70,15 @@ public final class Activations {
         let l = FloatBuffer(count: n * config.vocabSize); logitsStorage = l; return l
     }
 
+    /// Whether `dlogits` is the logits' own buffer: a loss that reads each logit only before
+    /// writing its gradient (`LogitHeads.logitGradient`) then overwrites the logits, and the
+    /// (B, T, V) buffer, the largest of a large-vocabulary model, is held once.
+    public var gradientOverwritesLogits = false
+
     /// Gradient of the objective with respect to the logits (B, T, V), filled by a loss before
     /// `TransformerModel.backward`.
     public var dlogits: FloatBuffer {
+        if gradientOverwritesLogits { return logits }
         if let l = dlogitsStorage { return l }
         let l = FloatBuffer(count: n * config.vocabSize); dlogitsStorage = l; return l
     }

@@ -24,7 +24,14 @@ enum BenchCommand: Command {
                 prompts, 48 response tokens, 4 epochs × 4 minibatches, best of 3 iterations after
                 a warm-up (1 timed iteration for models larger than M); seconds in rollout
                 generation, reference, reward and value scoring, and the update's forward,
-                backward and optimizer (not part of the default set)
+                backward and optimizer (not part of the default set). With --lora-rank, PPO
+                with rank-R adapters: policy and reference share one set of weights, the value
+                model the reward model's
+      ppo-memory  one PPO iteration on one --config (L when none is given; 16 prompts, 32
+                response tokens, 1 epoch × 2 minibatches): the bytes of every kind of live
+                tensor (weights, adapters, gradients, AdamW moments, activations, KV cache),
+                their total, and the process's peak resident memory; with --lora-rank, as PPO
+                runs with LoRA (not part of the default set)
       dpo       one DPO epoch on config S (random models) over comparisons shaped like the quick
                 demo's: 360 training rankings of 6 completions (15 pairs each), prompts of 8–24
                 tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
@@ -58,7 +65,8 @@ enum BenchCommand: Command {
                       thread count; ATEN_CPU_CAPABILITY and friends in the environment pass through
       --threads N     worker threads (default: all cores; also RLHF_THREADS)
       --lora-rank R   also time training with rank-R LoRA adapters on every projection over the
-                      frozen model (α = 2R; only the adapters step), beside full fine-tuning
+                      frozen model (α = 2R; only the adapters step), beside full fine-tuning;
+                      ppo and ppo-memory run with LoRA instead
 
     The last line reports the peak resident memory of the process.
     """
@@ -97,21 +105,26 @@ enum BenchCommand: Command {
             if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
         }
         if only.contains("ppo-memory") {
-            // First, before other measurements leave freed memory behind in the heap.
-            for (name, bytes) in try benchPPOMemory() {
-                out.emit(["what": "ppo-memory", "part": name, "mb": round2(Double(bytes) / 1_048_576)],
-                         text: "ppo L    \(name)".padding(toLength: 50, withPad: " ", startingAt: 0) + "\(fmt(Double(bytes) / 1_048_576)) MiB")
+            // First, before other measurements leave freed memory behind in the heap. One
+            // configuration per process: the peak resident mark covers everything before it.
+            let names = a.list("--config") ?? ["L"]
+            guard names.count == 1 else { throw UsageError("ppo-memory measures one --config per run (its peak is the process's)") }
+            let tag = "ppo \(names[0])" + (loraRank.map { " LoRA r\($0)" } ?? "")
+            for (name, bytes) in try benchPPOMemory(ModelConfig.preset(names[0])!, loraRank: loraRank) {
+                var fields: [String: Any] = ["what": "ppo-memory", "config": label(names[0]), "part": name, "mb": round2(Double(bytes) / 1_048_576)]
+                if let r = loraRank { fields["lora_rank"] = r }
+                out.emit(fields, text: "\(tag)  \(name)".padding(toLength: 72, withPad: " ", startingAt: 0) + "\(fmt(Double(bytes) / 1_048_576)) MiB")
             }
         }
         if only.contains("ppo") {
             for name in a.list("--config") ?? ["S"] {
-                let (phases, total) = benchPPO(ModelConfig.preset(name)!)
-                let tag = "ppo \(name)"
+                let (phases, total) = try benchPPO(ModelConfig.preset(name)!, loraRank: loraRank)
+                let tag = "ppo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "")
                 for (phase, secs) in phases {
-                    out.emit(["what": "ppo", "config": name, "phase": phase, "seconds": round3(secs)],
+                    out.emit(["what": "ppo", "config": name, "phase": phase, "seconds": round3(secs), "lora_rank": loraRank ?? 0],
                              text: "\(tag) \(phase)".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%.3f s", secs))
                 }
-                out.emit(["what": "ppo", "config": name, "phase": "total", "seconds": round3(total)],
+                out.emit(["what": "ppo", "config": name, "phase": "total", "seconds": round3(total), "lora_rank": loraRank ?? 0],
                          text: "\(tag) iteration total".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
             }
         }
@@ -252,9 +265,31 @@ enum BenchCommand: Command {
 
     /// One PPO iteration after a warm-up: (phase, seconds) and the total. The best of three for
     /// models up to M's size, one timed iteration for larger ones.
-    static func benchPPO(_ cfg: ModelConfig) -> ([(String, Double)], Double) {
-        func model(_ seed: UInt64, scalar: Bool) -> TransformerModel { let m = TransformerModel(config: cfg, scalarHead: scalar); m.initialize(seed: seed); return m }
-        let policy = model(1, scalar: false), reference = model(1, scalar: false), value = model(2, scalar: true), reward = model(3, scalar: true)
+    /// PPO's four models with random weights: without LoRA, four of them (the reference a copy
+    /// of the policy, the value model of the reward model); with rank-r LoRA, two sets of
+    /// weights, the policy's shared by the reference and the reward model's by the value model,
+    /// with adapters (α = 2r, every projection) on the policy and the value model.
+    static func ppoModels(_ cfg: ModelConfig, loraRank: Int?) throws -> (policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel) {
+        let policy = TransformerModel(config: cfg), reward = TransformerModel(config: cfg, scalarHead: true)
+        policy.initialize(seed: 1)
+        reward.copyParameters(from: policy)
+        guard let r = loraRank else {
+            let reference = TransformerModel(config: cfg), value = TransformerModel(config: cfg, scalarHead: true)
+            reference.copyParameters(from: policy)
+            value.copyParameters(from: reward)
+            return (policy, reference, value, reward)
+        }
+        let lc = LoRAConfig(rank: r, alpha: Float(2 * r), targets: LoRAConfig.allTargets(cfg.architecture))
+        policy.lora = try LoRAAdapters(config: lc, model: cfg)
+        policy.lora!.initialize(seed: 2)
+        let value = TransformerModel(sharingWeightsOf: reward)
+        value.lora = try LoRAAdapters(config: lc, model: cfg, scalarHead: true)
+        value.lora!.initialize(seed: 3)
+        return (policy, TransformerModel(sharingWeightsOf: policy), value, reward)
+    }
+
+    static func benchPPO(_ cfg: ModelConfig, loraRank: Int? = nil) throws -> ([(String, Double)], Double) {
+        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank)
         var s = PPOSettings()
         s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
         let (trainer, _, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
@@ -326,21 +361,16 @@ enum BenchCommand: Command {
         return (trainer, rm, prompts)
     }
 
-    /// One PPO iteration on config L (16 prompts, 32 response tokens, 1 epoch × 2 minibatches)
-    /// with random models: the bytes of each kind of live tensor, their total, the process's
-    /// resident memory before the models existed, and the peak resident memory of the iteration.
-    static func benchPPOMemory() throws -> [(String, Int)] {
+    /// One PPO iteration on `cfg` (16 prompts, 32 response tokens, 1 epoch × 2 minibatches)
+    /// with random models, fully fine-tuned or with rank-r LoRA: the bytes of each kind of live
+    /// tensor, their total, the process's resident memory before the models existed, and the
+    /// peak resident memory of the iteration.
+    static func benchPPOMemory(_ cfg: ModelConfig, loraRank: Int?) throws -> [(String, Int)] {
         guard resetPeakResident() else {
             throw RuntimeError("ppo-memory needs /proc/self/clear_refs to reset the peak resident memory")
         }
         let baseline = procStatusBytes("VmRSS")
-        let cfg = ModelConfig.preset("L")!
-        let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg)
-        let value = TransformerModel(config: cfg, scalarHead: true), reward = TransformerModel(config: cfg, scalarHead: true)
-        policy.initialize(seed: 1)
-        reference.copyParameters(from: policy)
-        value.copyParameters(from: policy)
-        reward.copyParameters(from: policy)
+        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank)
         var s = PPOSettings()
         s.batch = 16; s.responseLength = 32; s.ppoEpochs = 1; s.minibatches = 2; s.iterations = 1
         let (trainer, rm, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,

@@ -14,7 +14,7 @@ enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Run the whole RLHF loop on the built-in base model and prompts"
     static let help = """
-    Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--json] [--force]
+    Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--lora-rank R] [--json] [--force]
 
     Runs every stage with a simulated labeler in place of a person, and measures the result:
       1. base model: pretrained from prompts/corpus.txt on first use, then cached
@@ -41,6 +41,9 @@ enum DemoCommand: Command {
       --run NAME   the run (default: demo)
       --quick      the short version
       --dpo        also run DPO beside PPO, and compare them
+      --lora-rank R  train the reward model and PPO with rank-R LoRA adapters (alpha 2R, every
+                   projection) over frozen weights instead of every weight, at LoRA's learning
+                   rates (10 times the full ones)
       --json       print the closing figures as one JSON object (progress still goes to stderr)
       --force      replace a run of that name even if a demo did not create it
     """
@@ -70,11 +73,16 @@ enum DemoCommand: Command {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run"], flags: ["--quick", "--json", "--force", "--dpo"])
+        let a = try Arguments(args, options: ["--run", "--lora-rank"], flags: ["--quick", "--json", "--force", "--dpo"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         let quick = a.flag("--quick"), json = a.flag("--json"), withDPO = a.flag("--dpo")
         let runName = a.string("--run") ?? "demo"
-        let plan = Plan.make(quick: quick)
+        var plan = Plan.make(quick: quick)
+        let lora = try a.int("--lora-rank", range: 1...4096).map { LoRAConfig(rank: $0, alpha: Float(2 * $0), targets: []) }
+        if let lora {
+            plan.ppo.lora = lora
+            plan.ppo.learningRate *= 10
+        }
         let say: (String) -> Void = json ? { printError($0) } : { print($0) }
         let start = Date()
         var stageStart = start
@@ -130,9 +138,10 @@ enum DemoCommand: Command {
         lab.bar()?.finish()
         say("   \(labeled) items ranked, \(try store.counts().comparisons) comparisons")
 
-        header("Train the reward model")
+        header("Train the reward model" + (lora.map { " (LoRA rank \($0.rank))" } ?? ""))
         var ro = RewardOptions()
         ro.epochs = plan.rewardEpochs; ro.learningRate = 1e-4; ro.seed = 1
+        if let lora { ro.lora = lora; ro.learningRate *= 10 }
         var rbar: ProgressBar?
         let rr = try RewardStage.run(store: store, options: ro, progress: { s, t, l in
             if rbar == nil { rbar = ProgressBar("   train-reward", total: t, unit: "steps") }
@@ -143,7 +152,7 @@ enum DemoCommand: Command {
         let valAcc = rr.best?.validationAccuracy ?? .nan
         say(String(format: "   validation accuracy %.1f%% (best of %d epochs)", valAcc * 100, rr.epochs.count))
 
-        header("PPO (\(plan.ppo.iterations) iterations of \(plan.ppo.batch) prompts)")
+        header("PPO (\(plan.ppo.iterations) iterations of \(plan.ppo.batch) prompts\(lora.map { ", LoRA rank \($0.rank)" } ?? ""))")
         let pr = try PPOStage.run(store: store, settings: plan.ppo, resume: false, events: { e in
             if case .iteration(let it, let res) = e {
                 func m(_ k: String) -> Double { res.metric(k) ?? .nan }
