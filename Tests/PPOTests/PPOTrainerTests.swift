@@ -57,20 +57,31 @@ final class PPOTrainerTests: XCTestCase {
         XCTAssertEqual(t.iteration, 1)
     }
 
-    func run(klCoef: Float) -> (scores: [Double], kls: [Double]) {
+    /// The programmatic-reward setting: +1 per occurrence of `target`, 12 iterations of 32 prompts.
+    func targetSettings(learningRate: Float, klCoef: Float) -> PPOSettings {
         var s = PPOSettings()
-        s.batch = 32; s.minibatches = 4; s.responseLength = 12; s.learningRate = 2e-3; s.klCoef = klCoef; s.missingEOSPenalty = nil
+        s.batch = 32; s.minibatches = 4; s.responseLength = 12; s.learningRate = learningRate; s.klCoef = klCoef; s.missingEOSPenalty = nil
         s.iterations = 12; s.seed = 5
-        let t = trainer(s) { _, rs in rs.map { r in Float(r.filter { $0 == self.target }.count) } }
+        return s
+    }
+
+    var targetCount: ([[Int32]], [[Int32]]) -> [Float] { { _, rs in rs.map { r in Float(r.filter { $0 == self.target }.count) } } }
+
+    /// Runs every iteration of `t`'s settings; the scores and KLs, printed under `label`.
+    func iterate(_ t: PPOTrainer, _ label: String) -> (scores: [Double], kls: [Double]) {
         var rng = SeededRandom(seed: 9)
         var scores: [Double] = [], kls: [Double] = []
-        for _ in 0..<s.iterations {
-            let r = t.step(prompts: prompts(32, rng: &rng))
+        for _ in 0..<t.settings.iterations {
+            let r = t.step(prompts: prompts(t.settings.batch, rng: &rng))
             scores.append(r.metric("objective/scores")!); kls.append(r.metric("objective/kl")!)
             XCTAssertTrue(t.parametersAreFinite())
         }
-        print("programmatic reward, β \(klCoef): scores \(scores.map { String(format: "%.2f", $0) }), KL \(kls.map { String(format: "%.2f", $0) })")
+        print("\(label): scores \(scores.map { String(format: "%.2f", $0) }), KL \(kls.map { String(format: "%.2f", $0) })")
         return (scores, kls)
+    }
+
+    func run(klCoef: Float) -> (scores: [Double], kls: [Double]) {
+        iterate(trainer(targetSettings(learningRate: 2e-3, klCoef: klCoef), scorer: targetCount), "programmatic reward, β \(klCoef)")
     }
 
     /// With +1 per occurrence of one token as the score, the score rises within a few iterations
@@ -134,19 +145,9 @@ extension PPOTrainerTests {
     /// The score rises through the adapters alone: the shared weights are never written, the
     /// reference still computes the starting policy, and the trainer holds one copy of them.
     func testLoRARaisesTheScoreOverFrozenSharedWeights() throws {
-        var s = PPOSettings()
-        s.batch = 32; s.minibatches = 4; s.responseLength = 12; s.learningRate = 1e-2; s.klCoef = 0.3; s.missingEOSPenalty = nil
-        s.iterations = 12; s.seed = 5
-        let (t, trunk) = try loraTrainer(s) { _, rs in rs.map { r in Float(r.filter { $0 == self.target }.count) } }
+        let (t, trunk) = try loraTrainer(targetSettings(learningRate: 1e-2, klCoef: 0.3), scorer: targetCount)
         let weights = t.policy.parameters.array, trunkWeights = trunk.parameters.array
-        var rng = SeededRandom(seed: 9)
-        var scores: [Double] = [], kls: [Double] = []
-        for _ in 0..<s.iterations {
-            let r = t.step(prompts: prompts(32, rng: &rng))
-            scores.append(r.metric("objective/scores")!); kls.append(r.metric("objective/kl")!)
-            XCTAssertTrue(t.parametersAreFinite())
-        }
-        print("LoRA PPO: scores \(scores.map { String(format: "%.2f", $0) }), KL \(kls.map { String(format: "%.2f", $0) })")
+        let (scores, kls) = iterate(t, "LoRA PPO")
         XCTAssertGreaterThan(scores.suffix(3).reduce(0, +) / 3, scores.prefix(2).reduce(0, +) / 2 + 1, "the score rises")
         XCTAssertLessThan(kls.max()!, 12, "the KL stays bounded")
         XCTAssertEqual(t.policy.parameters.array, weights, "the policy's weights are frozen")
