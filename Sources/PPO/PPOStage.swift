@@ -214,14 +214,9 @@ public enum PPOStage {
         let stateDir = store.folder.appendingPathComponent("checkpoints/ppo-state-\(runId)")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
         func write(_ model: TransformerModel, _ path: String, over base: ModelRecord) throws -> (sha: String, baseId: Int64?) {
-            let folder = store.folder.appendingPathComponent(path)
-            if let l = model.lora {
-                try ModelFolder.saveAdapters(l, tokenizer: tokenizer, annotations: notes.inherited,
-                                             baseModel: "../" + URL(fileURLWithPath: base.path).lastPathComponent, to: folder)
-                return (try SHA256.hex(of: folder.appendingPathComponent(PEFTAdapter.weightsFile)), base.id)
-            }
-            try ModelFolder.save(model, tokenizer: tokenizer, annotations: notes.inherited, to: folder)
-            return (try SHA256.hex(of: folder.appendingPathComponent(ModelFolder.weightsFile)), nil)
+            let file = try ModelFolder.saveTrained(model, tokenizer: tokenizer, annotations: notes.inherited, baseFolder: base.path,
+                                                   to: store.folder.appendingPathComponent(path))
+            return (try SHA256.hex(of: file), model.lora == nil ? nil : base.id)
         }
         let (policySHA, policyBaseId) = try write(trainer.policy, policyPath, over: policyBase)
         let (valueSHA, valueBaseId) = try write(trainer.value, valuePath, over: reward)

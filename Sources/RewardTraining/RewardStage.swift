@@ -175,13 +175,8 @@ public enum RewardStage {
 
             let path = "checkpoints/reward-\(runId)"
             let folder = store.folder.appendingPathComponent(path)
-            if let lora = model.lora {
-                try ModelFolder.saveAdapters(lora, tokenizer: base.tokenizer, annotations: annotations,
-                                             baseModel: "../" + URL(fileURLWithPath: initRecord!.path).lastPathComponent, to: folder)
-            } else {
-                try ModelFolder.save(model, tokenizer: base.tokenizer, annotations: annotations, to: folder)
-            }
-            let sha = try SHA256.hex(of: folder.appendingPathComponent(model.lora == nil ? ModelFolder.weightsFile : PEFTAdapter.weightsFile))
+            let sha = try SHA256.hex(of: ModelFolder.saveTrained(model, tokenizer: base.tokenizer, annotations: annotations,
+                                                                 baseFolder: initRecord?.path ?? "", to: folder))
             let cfgJSON = String(decoding: try JSONEncoder().encode(cfg), as: UTF8.self)
             let bestResult = report.best!
             report.model = try store.registerModel(role: .reward, path: path, sha256: sha, config: cfgJSON, promptTemplate: annotations.promptTemplate,

@@ -65,4 +65,17 @@ extension ModelFolder {
             try PEFTAdapter.writeContents(lora, into: tmp, baseModel: baseModel)
         }
     }
+
+    /// Saves what a trainer trained as a checkpoint folder: the adapters (naming the folder of
+    /// the checkpoint they adapt, `baseFolder`, as their base) when the model has them, else
+    /// every weight. Returns the file whose SHA-256 fingerprints the checkpoint.
+    public static func saveTrained(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, baseFolder: String,
+                                   to folder: URL) throws -> URL {
+        if let lora = model.lora {
+            try saveAdapters(lora, tokenizer: tokenizer, annotations: annotations, baseModel: "../" + URL(fileURLWithPath: baseFolder).lastPathComponent, to: folder)
+            return folder.appendingPathComponent(PEFTAdapter.weightsFile)
+        }
+        try save(model, tokenizer: tokenizer, annotations: annotations, to: folder)
+        return folder.appendingPathComponent(weightsFile)
+    }
 }
