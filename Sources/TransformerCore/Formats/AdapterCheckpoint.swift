@@ -31,7 +31,7 @@ extension ModelFolder {
     /// The adapters of `folder`, not merged, for a model `base` they adapt, with the folder's
     /// tokenizer and annotations; `model` is `base`'s network, or a scalar-head copy of it
     /// holding the adapters' head when they have one and it has not.
-    public static func adapterFolder(_ folder: URL, over base: PretrainedModel) throws
+    static func adapterFolder(_ folder: URL, over base: PretrainedModel) throws
         -> (model: TransformerModel, lora: LoRAAdapters, tokenizer: Tokenizer, annotations: ModelAnnotations) {
         var (config, notes) = try readConfig(folder)
         guard config == base.model.config else {
