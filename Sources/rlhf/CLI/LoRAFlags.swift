@@ -5,15 +5,24 @@ import TransformerCore
 enum LoRAFlags {
     static let options: Set<String> = ["--lora-rank", "--lora-alpha", "--lora-targets", "--lora-dropout"]
 
-    static let help = """
-      --lora-rank R       train LoRA adapters of rank R over frozen weights instead of every
-                          weight; checkpoints hold the adapters (default: full fine-tuning)
-      --lora-alpha A      LoRA alpha: the update is scaled by A/R (default 2·R)
-      --lora-targets L    comma-separated projections to adapt (default: all of them:
-                          q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj for the Llama
-                          family, c_attn,c_proj,c_fc for GPT-2)
-      --lora-dropout P    dropout on the adapters' input while training (default 0)
-    """
+    /// The options' help lines, the descriptions starting at `column` (as the command's own
+    /// options do); `dropout` false leaves out --lora-dropout (PPO trains without dropout).
+    static func help(column: Int, dropout: Bool = true) -> String {
+        var rows: [(String, [String])] = [
+            ("--lora-rank R", ["train LoRA adapters of rank R over frozen weights instead of every",
+                               "weight; checkpoints hold the adapters (default: full fine-tuning)"]),
+            ("--lora-alpha A", ["LoRA alpha: the update is scaled by A/R (default 2·R)"]),
+            ("--lora-targets L", ["comma-separated projections to adapt (default: all of them:",
+                                  "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj for the Llama",
+                                  "family, c_attn,c_proj,c_fc for GPT-2)"]),
+        ]
+        if dropout { rows.append(("--lora-dropout P", ["dropout on the adapters' input while training (default 0)"])) }
+        let indent = String(repeating: " ", count: column)
+        return rows.map { flag, lines in
+            ("  " + flag).padding(toLength: column, withPad: " ", startingAt: 0) + lines[0]
+                + lines.dropFirst().map { "\n" + indent + $0 }.joined()
+        }.joined(separator: "\n")
+    }
 
     /// The configuration the options give, nil without `--lora-rank`. An empty target list
     /// means every projection (resolved once the model's architecture is known).

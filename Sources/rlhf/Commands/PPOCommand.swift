@@ -59,7 +59,7 @@ enum PPOCommand: Command {
       --samples N              completions kept per iteration for inspection [4]
       --seed S                 seed [0]
       --resume                 continue the latest unfinished PPO run with its settings
-    \(LoRAFlags.help)
+    \(LoRAFlags.help(column: 27, dropout: false))
     """
 
     static func run(_ args: [String]) throws {

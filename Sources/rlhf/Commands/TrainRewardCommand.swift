@@ -41,7 +41,7 @@ enum TrainRewardCommand: Command {
       --val-fraction F    fraction of prompts held out (default 0.1)
       --margin M          subtracted inside the sigmoid (default 0)
       --init ID|DIR       start from this model instead of the base
-    \(LoRAFlags.help)
+    \(LoRAFlags.help(column: 22))
     """
 
     static func run(_ args: [String]) throws {
