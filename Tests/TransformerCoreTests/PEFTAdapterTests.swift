@@ -53,9 +53,10 @@ final class PEFTAdapterTests: EveryPathTestCase {
         let original = try JSONText.object(Data(contentsOf: src.appendingPathComponent("adapter_config.json")), "adapter")
         let cases: [(String, Any, String)] = [
             ("peft_type", "IA3", "only LORA"), ("use_dora", true, "DoRA"), ("use_rslora", true, "rsLoRA"),
-            ("bias", "all", "bias \"all\""), ("rank_pattern", ["q_proj": 8], "rank_pattern"), ("modules_to_save", ["score"], "modules_to_save"),
+            ("bias", "all", "bias \"all\""), ("rank_pattern", ["q_proj": 8], "rank_pattern"), ("modules_to_save", ["lm_head"], "only as the scalar head"),
+            ("modules_to_save", ["score"], "no tensor base_model.model.score.weight"), ("r", 4096, "more than the"),
             ("layers_to_transform", [0], "layers_to_transform"), ("target_modules", ".*q_proj", "regular expression"),
-            ("target_modules", ["q_proj", "c_attn"], "c_attn is not a projection"), ("r", 8, "has shape"), ("r", 0, "rank from 1"),
+            ("target_modules", ["q_proj", "c_attn"], "c_attn is not a projection"), ("r", 2, "has shape"), ("r", 8, "its file holds"), ("r", 0, "rank from 1"),
             ("target_modules", ["q_proj"], "is not a LoRA matrix"),
         ]
         for (key, value, needle) in cases {
@@ -67,5 +68,23 @@ final class PEFTAdapterTests: EveryPathTestCase {
             XCTAssertThrowsError(try PEFTAdapter.load(dir, config: base), key) { XCTAssertTrue("\($0)".contains(needle), "\(key): \($0)") }
         }
         XCTAssertThrowsError(try PEFTAdapter.load(temporaryFolder(), config: base)) { XCTAssertTrue("\($0)".contains("no adapter_config.json"), "\($0)") }
+    }
+
+    /// Adapters with a scalar head of their own (a reward or value model's) round-trip through
+    /// a PEFT sequence-classification folder: `modules_to_save` ["score"], the head as
+    /// `base_model.model.score.weight` and `.bias`.
+    func testAdaptersWithAHeadRoundTrip() throws {
+        let cfg = try ModelFolder.readConfig(Self.peft.appendingPathComponent("../hf/arch/llama-tiny").standardizedFileURL).0
+        let lora = try LoRAAdapters(config: LoRAConfig(rank: 2, alpha: 4, targets: ["q_proj", "down_proj"]), model: cfg, scalarHead: true)
+        var rng = SeededRandom(seed: 3)
+        for i in 0..<lora.parameters.count { lora.parameters.pointer[i] = rng.normal() }
+        let dir = temporaryFolder().appendingPathComponent("rm")
+        try PEFTAdapter.save(lora, to: dir, baseModel: "../base")
+        let config = try JSONText.object(Data(contentsOf: dir.appendingPathComponent(PEFTAdapter.configFile)), "adapter")
+        XCTAssertEqual(config["task_type"] as? String, "SEQ_CLS")
+        XCTAssertEqual(config["modules_to_save"] as? [String], ["score"])
+        let back = try PEFTAdapter.load(dir, config: cfg)
+        XCTAssertEqual(back.parameters.array, lora.parameters.array)
+        XCTAssertEqual(Array(back.head!), Array(lora.head!))
     }
 }

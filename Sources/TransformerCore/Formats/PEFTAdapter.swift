@@ -44,14 +44,17 @@ public enum PEFTAdapter {
         guard let targets = c["target_modules"] as? [String], !targets.isEmpty else { throw refuse("target_modules must be a non-empty list of module names") }
         let dropout = JSONText.double(c["lora_dropout"]) ?? 0
         guard dropout >= 0 && dropout < 1 else { throw refuse("lora_dropout must be in [0, 1)") }
+        // The file first: every matrix the config declares must be in it, so its size bounds
+        // what may be allocated (a config declaring a huge rank is refused, not allocated).
+        let file = try SafeTensorsFile(url: folder.appendingPathComponent(weightsFile))
+        let inFile = file.entries.values.reduce(0) { $0 &+ $1.shape.reduce(1, &*) }
         let lora: LoRAAdapters
         do {
             lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(alpha), targets: targets, dropout: Float(dropout)), model: config,
-                                    scalarHead: scalarHead)
+                                    scalarHead: scalarHead, maxFloats: inFile + config.nEmbd + 1)
         } catch let e as FormatError {
             throw refuse(e.description)
         }
-        let file = try SafeTensorsFile(url: folder.appendingPathComponent(weightsFile))
         let expected = lora.tensors
         let names = Set(expected.map(\.name))
         // PEFT's file may name tensors with the adapter name ("….lora_A.default.weight") in old versions.

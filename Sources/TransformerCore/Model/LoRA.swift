@@ -94,8 +94,10 @@ public final class LoRAAdapters {
     private let scratchLock = NSLock()
 
     /// Adapters for `model` as `config` says, with a scalar head of their own when `scalarHead`;
-    /// all A, B and the head zero (call `initialize`, and set the head).
-    public init(config: LoRAConfig, model: ModelConfig, scalarHead: Bool = false) throws {
+    /// all A, B and the head zero (call `initialize`, and set the head). Adapters of more than
+    /// `maxFloats` floats are refused before anything is allocated (a file that declares them
+    /// must hold them).
+    public init(config: LoRAConfig, model: ModelConfig, scalarHead: Bool = false, maxFloats: Int = .max) throws {
         guard config.rank >= 1 else { throw FormatError("LoRA rank must be at least 1, got \(config.rank)") }
         guard config.alpha > 0, config.alpha.isFinite else { throw FormatError("LoRA alpha must be positive, got \(config.alpha)") }
         guard config.dropout >= 0, config.dropout < 1 else { throw FormatError("LoRA dropout must be in [0, 1), got \(config.dropout)") }
@@ -134,6 +136,9 @@ public final class LoRAAdapters {
         bySite = sites
         headOffset = scalarHead ? offset : nil
         if scalarHead { offset += c + 1 }
+        guard offset <= maxFloats else {
+            throw FormatError("LoRA rank \(config.rank) on \(config.targets.joined(separator: ", ")) needs \(offset) floats, more than the \(maxFloats) its file holds")
+        }
         parameters = FloatBuffer(count: offset)
         gradients = FloatBuffer(count: offset)
     }
