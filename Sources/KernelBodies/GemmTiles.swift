@@ -94,33 +94,35 @@ extension Body {
     /// The decode tile: C[0..<4, 0..<nv·lanes] (=|+=) A·B for products with a handful of rows
     /// (one per sequence being sampled), which stream the weights from memory, so each B row
     /// gives nv·lanes contiguous floats per tile. `nv` is 2, 3, 4 or 6 (a constant at each call);
-    /// `a` holds 4 floats per k and B is read in place, `ldb` floats between k rows.
+    /// `a` holds 4 floats per k and B is read in place, `ldb` elements between k rows; B's
+    /// elements are floats, or bfloat16 widened as they are loaded (half the bytes to stream).
     @inlinable @inline(__always)
-    public static func decodeTile(vectors nv: Int, _ kc: Int, _ a: UnsafePointer<Float>,
-                                  _ b: UnsafePointer<Float>, _ ldb: Int,
+    public static func decodeTile<W: WeightElement>(vectors nv: Int, _ kc: Int, _ a: UnsafePointer<Float>,
+                                  _ b: UnsafePointer<W>, _ ldb: Int,
                                   _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
                                   _ bias: UnsafePointer<Float>?) {
         let vb = vbytes
         let cr = UnsafeMutableRawPointer(c)
+        let l = lanes
         var c00 = V(), c01 = V(), c02 = V(), c03 = V(), c04 = V(), c05 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V(), c20 = V(), c21 = V(), c22 = V(), c23 = V(), c24 = V(), c25 = V(), c30 = V(), c31 = V(), c32 = V(), c33 = V(), c34 = V(), c35 = V()
         var ap = a
         var bp = UnsafeRawPointer(b)
-        let bstride = ldb * 4
+        let bstride = ldb * MemoryLayout<W>.stride
         var p = 0
         while p < kc {
-            let b0 = load(bp, 0 * vb), b1 = load(bp, 1 * vb)
+            let b0 = wload(W.self, bp, 0), b1 = wload(W.self, bp, l)
             var b2 = V()
             if nv > 2 {
-                b2 = load(bp, 2 * vb)
+                b2 = wload(W.self, bp, 2 * l)
             }
             var b3 = V()
             if nv > 3 {
-                b3 = load(bp, 3 * vb)
+                b3 = wload(W.self, bp, 3 * l)
             }
             var b4 = V(), b5 = V()
             if nv > 4 {
-                b4 = load(bp, 4 * vb)
-                b5 = load(bp, 5 * vb)
+                b4 = wload(W.self, bp, 4 * l)
+                b5 = wload(W.self, bp, 5 * l)
             }
             let a0 = splat(ap[0])
             c00 = madd(c00, a0, b0); c01 = madd(c01, a0, b1)
@@ -179,8 +181,8 @@ extension Body {
     /// registers (a 12-row GEMM tile) all 16 sums are held at once; with 16, the rows go in two
     /// halves of four, reading `w0` and `w1` again from L1.
     @inlinable @inline(__always)
-    public static func dotRows8x2(_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>,
-                                  _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    public static func dotRows8x2<W: WeightElement>(_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<W>,
+                                                    _ w1: UnsafePointer<W>, _ out: UnsafeMutablePointer<Float>) {
         if I.gemmMR >= 12 {
             dotRows(8, a, k, w0, w1, out)
         } else {
@@ -195,8 +197,8 @@ extension Body {
     /// 32 vector registers (AVX-512, arm64) four rows of `a` at a time; with 16 (AVX2, SSE) two
     /// at a time, so the 4 × 4 tile is two passes over weights that stay in L1.
     @inlinable @inline(__always)
-    public static func dotRows4x4(_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
-                                  _ out: UnsafeMutablePointer<Float>) {
+    public static func dotRows4x4<W: WeightElement>(_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<W>, _ ldw: Int,
+                                                    _ out: UnsafeMutablePointer<Float>) {
         if I.gemmMR >= 12 {
             dotRowsX4(4, a, k, w, ldw, out)
         } else {
@@ -207,17 +209,17 @@ extension Body {
 
     /// out[4·i + r] = a_i·w_r for the first `rows` (2 or 4, a constant) rows of `a`.
     @inlinable @inline(__always)
-    public static func dotRowsX4(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
-                                 _ out: UnsafeMutablePointer<Float>) {
+    public static func dotRowsX4<W: WeightElement>(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<W>, _ ldw: Int,
+                                                   _ out: UnsafeMutablePointer<Float>) {
         let vb = vbytes, l = lanes
         var c00 = V(), c01 = V(), c02 = V(), c03 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V()
         var c20 = V(), c21 = V(), c22 = V(), c23 = V(), c30 = V(), c31 = V(), c32 = V(), c33 = V()
         let ar = UnsafeRawPointer(a), wr = UnsafeRawPointer(w)
-        let rb = k * 4, wb = ldw * 4
-        var off = 0
+        let rb = k * 4
+        var off = 0, e = 0
         let end = (k / l) * vb
         while off < end {
-            let w0 = load(wr, off), w1 = load(wr, off + wb), w2 = load(wr, off + 2 * wb), w3 = load(wr, off + 3 * wb)
+            let w0 = wload(W.self, wr, e), w1 = wload(W.self, wr, e + ldw), w2 = wload(W.self, wr, e + 2 * ldw), w3 = wload(W.self, wr, e + 3 * ldw)
             let a0 = load(ar, off)
             c00 = madd(c00, a0, w0); c01 = madd(c01, a0, w1); c02 = madd(c02, a0, w2); c03 = madd(c03, a0, w3)
             let a1 = load(ar, off + rb)
@@ -229,6 +231,7 @@ extension Body {
                 c30 = madd(c30, a3, w0); c31 = madd(c31, a3, w1); c32 = madd(c32, a3, w2); c33 = madd(c33, a3, w3)
             }
             off += vb
+            e += l
         }
         out[0] = hsum(c00); out[1] = hsum(c01); out[2] = hsum(c02); out[3] = hsum(c03)
         out[4] = hsum(c10); out[5] = hsum(c11); out[6] = hsum(c12); out[7] = hsum(c13)
@@ -237,24 +240,24 @@ extension Body {
             out[12] = hsum(c30); out[13] = hsum(c31); out[14] = hsum(c32); out[15] = hsum(c33)
         }
         for p in (k / l) * l ..< k {
-            for i in 0..<rows { for r in 0..<4 { out[4 * i + r] += a[i * k + p] * w[r * ldw + p] } }
+            for i in 0..<rows { for r in 0..<4 { out[4 * i + r] += a[i * k + p] * W.scalar(wr, r * ldw + p) } }
         }
     }
 
     /// out[i] = a_i·w0 and out[8 + i] = a_i·w1 for the first `rows` (4 or 8, a constant) rows of
     /// `a` (k floats apart).
     @inlinable @inline(__always)
-    public static func dotRows(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>,
-                               _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    public static func dotRows<W: WeightElement>(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<W>,
+                                                 _ w1: UnsafePointer<W>, _ out: UnsafeMutablePointer<Float>) {
         let vb = vbytes, l = lanes
         var x0 = V(), x1 = V(), x2 = V(), x3 = V(), x4 = V(), x5 = V(), x6 = V(), x7 = V()
         var y0 = V(), y1 = V(), y2 = V(), y3 = V(), y4 = V(), y5 = V(), y6 = V(), y7 = V()
         let r0 = UnsafeRawPointer(w0), r1 = UnsafeRawPointer(w1), ar = UnsafeRawPointer(a)
         let rb = k * 4
-        var off = 0
+        var off = 0, e = 0
         let end = (k / l) * vb
         while off < end {
-            let u = load(r0, off), v = load(r1, off)
+            let u = wload(W.self, r0, e), v = wload(W.self, r1, e)
             let t0 = load(ar, off); x0 = madd(x0, t0, u); y0 = madd(y0, t0, v)
             let t1 = load(ar, off + rb); x1 = madd(x1, t1, u); y1 = madd(y1, t1, v)
             let t2 = load(ar, off + 2 * rb); x2 = madd(x2, t2, u); y2 = madd(y2, t2, v)
@@ -266,6 +269,7 @@ extension Body {
                 let t7 = load(ar, off + 7 * rb); x7 = madd(x7, t7, u); y7 = madd(y7, t7, v)
             }
             off += vb
+            e += l
         }
         out[0] = hsum(x0); out[1] = hsum(x1); out[2] = hsum(x2); out[3] = hsum(x3)
         out[8] = hsum(y0); out[9] = hsum(y1); out[10] = hsum(y2); out[11] = hsum(y3)
@@ -274,7 +278,7 @@ extension Body {
             out[12] = hsum(y4); out[13] = hsum(y5); out[14] = hsum(y6); out[15] = hsum(y7)
         }
         for p in (k / l) * l ..< k {
-            for i in 0..<rows { out[i] += a[i * k + p] * w0[p]; out[8 + i] += a[i * k + p] * w1[p] }
+            for i in 0..<rows { out[i] += a[i * k + p] * W.scalar(r0, p); out[8 + i] += a[i * k + p] * W.scalar(r1, p) }
         }
     }
 }

@@ -16,6 +16,8 @@ public protocol KernelISA {
     associatedtype V: SIMD where V.Scalar == Float
     /// Unsigned integers with V's lane count (exp's bit manipulation).
     associatedtype U: SIMD where U.Scalar == UInt32
+    /// 16-bit unsigned integers with V's lane count (bfloat16 weights, widened on load).
+    associatedtype H: SIMD where H.Scalar == UInt16
     /// Doubles with V's lane count (the gradient norm's sum of squares).
     associatedtype D: SIMD where D.Scalar == Double
     /// Name of the path, as `RLHF_ISA` spells it.
@@ -38,6 +40,8 @@ public protocol KernelISA {
     static func clamp(_ x: V, _ lo: V, _ hi: V) -> V
     /// x with 0 in the lanes where probe < bound.
     static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V
+    /// Each lane zero-extended to 32 bits.
+    static func widen(_ h: H) -> U
 }
 
 /// How a micro-kernel combines its product with C.

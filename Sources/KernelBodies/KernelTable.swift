@@ -29,6 +29,8 @@ public final class KernelTable: @unchecked Sendable {
     /// out[4·i + r] = a_i·w_r for the 4 rows a_i of `a` (4 × k) and 4 rows w_r of `w`, `ldw` apart.
     public let dotRows4x4: (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
                             _ out: UnsafeMutablePointer<Float>) -> Void
+    /// The decode-sized kernels above with B in bfloat16 (frozen weights held at half size).
+    public let bf16: BF16Kernels
     public let dot: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float
     public let axpy: (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     public let addInPlace: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
@@ -81,6 +83,7 @@ public final class KernelTable: @unchecked Sendable {
          decodeTile: @escaping Tile,
          dotRows8x2: @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void,
          dotRows4x4: @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int, _ out: UnsafeMutablePointer<Float>) -> Void,
+         bf16: BF16Kernels,
          dot: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float,
          axpy: @escaping (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
          addInPlace: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
@@ -117,6 +120,7 @@ public final class KernelTable: @unchecked Sendable {
         self.decodeTile = decodeTile
         self.dotRows8x2 = dotRows8x2
         self.dotRows4x4 = dotRows4x4
+        self.bf16 = bf16
         self.dot = dot
         self.axpy = axpy
         self.addInPlace = addInPlace
@@ -159,6 +163,11 @@ public final class KernelTable: @unchecked Sendable {
             decodeTile: { kc, a, _, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: I.decodeVectors, kc, a, b, ldb, c, ldc, mode, bias) },
             dotRows8x2: { B.dotRows8x2($0, $1, $2, $3, $4) },
             dotRows4x4: { B.dotRows4x4($0, $1, $2, $3, $4) },
+            bf16: BF16Kernels(
+                gemmTile4: { kc, a, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: 2, kc, a, b, ldb, c, ldc, mode, bias) },
+                decodeTile: { kc, a, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: I.decodeVectors, kc, a, b, ldb, c, ldc, mode, bias) },
+                dotRows8x2: { B.dotRows8x2($0, $1, $2, $3, $4) },
+                dotRows4x4: { B.dotRows4x4($0, $1, $2, $3, $4) }),
             dot: { B.dot($0, $1, $2) },
             axpy: { B.axpy($0, $1, $2, $3) },
             addInPlace: { B.addInPlace($0, $1, $2) },
@@ -185,5 +194,31 @@ public final class KernelTable: @unchecked Sendable {
             rmsNormBackwardRows: { B.rmsNormBackwardRows($0, $1, $2, $3, $4, $5, $6, $7, $8) },
             swigluRows: { B.swigluRows($0, $1, $2, $3, $4) },
             swigluBackwardRows: { B.swigluBackwardRows($0, $1, $2, $3, $4, $5) })
+    }
+}
+
+/// Decode-sized kernels whose B operand is bfloat16, widened to floats as it is loaded.
+public struct BF16Kernels: Sendable {
+    public typealias Tile = @Sendable (_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<BFloat16>, _ ldb: Int,
+                                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?) -> Void
+    /// C[0..<4, 0..<gemmNR] (=|+=) A·B; A holds 4 floats per k.
+    public let gemmTile4: Tile
+    /// C[0..<4, 0..<decodeNR] (=|+=) A·B; A holds 4 floats per k.
+    public let decodeTile: Tile
+    /// out[i] = a_i·w0, out[8+i] = a_i·w1 for the 8 rows a_i of `a` (8 × k).
+    public let dotRows8x2: @Sendable (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<BFloat16>, _ w1: UnsafePointer<BFloat16>,
+                                      _ out: UnsafeMutablePointer<Float>) -> Void
+    /// out[4·i + r] = a_i·w_r for the 4 rows a_i of `a` (4 × k) and 4 rows w_r of `w`, `ldw` apart.
+    public let dotRows4x4: @Sendable (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<BFloat16>, _ ldw: Int,
+                                      _ out: UnsafeMutablePointer<Float>) -> Void
+
+    @inlinable
+    public init(gemmTile4: @escaping Tile, decodeTile: @escaping Tile,
+                dotRows8x2: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, UnsafePointer<BFloat16>, UnsafeMutablePointer<Float>) -> Void,
+                dotRows4x4: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void) {
+        self.gemmTile4 = gemmTile4
+        self.decodeTile = decodeTile
+        self.dotRows8x2 = dotRows8x2
+        self.dotRows4x4 = dotRows4x4
     }
 }

@@ -6,6 +6,7 @@ import KernelBodies
 public enum AVX512: KernelISA {
     public typealias V = SIMD16<Float>
     public typealias U = SIMD16<UInt32>
+    public typealias H = SIMD16<UInt16>
     public typealias D = SIMD16<Double>
     public static var name: String { "avx512" }
     public static var fused: Bool { true }
@@ -18,6 +19,12 @@ public enum AVX512: KernelISA {
     }
     @inline(__always) public static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V {
         x.replacing(with: 0, where: probe .< bound)
+    }
+    @inline(__always) public static func widen(_ h: H) -> U {
+        // lane by lane (the standard conversion is not inlined); the optimiser makes it one zero-extension
+        var u = U()
+        for i in 0..<U.scalarCount { u[i] = UInt32(h[i]) }
+        return u
     }
 }
 

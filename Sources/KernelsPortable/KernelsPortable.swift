@@ -9,6 +9,7 @@ import KernelBodies
 public enum Portable: KernelISA {
     public typealias V = SIMD4<Float>
     public typealias U = SIMD4<UInt32>
+    public typealias H = SIMD4<UInt16>
     public typealias D = SIMD4<Double>
     public static var name: String { "portable" }
     #if arch(arm64)
@@ -27,6 +28,12 @@ public enum Portable: KernelISA {
     }
     @inline(__always) public static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V {
         x.replacing(with: 0, where: probe .< bound)
+    }
+    @inline(__always) public static func widen(_ h: H) -> U {
+        // lane by lane (the standard conversion is not inlined); the optimiser makes it one zero-extension
+        var u = U()
+        for i in 0..<U.scalarCount { u[i] = UInt32(h[i]) }
+        return u
     }
 }
 

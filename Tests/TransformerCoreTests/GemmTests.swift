@@ -13,17 +13,30 @@ final class GemmTests: EveryPathTestCase {
         return c
     }
 
-    func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, accumulate: Bool, bias: Bool, line: UInt = #line) {
+    /// With `bf16`, B holds values that bfloat16 represents exactly and the product reads them
+    /// from a bfloat16 copy: the result must be that of the same floats.
+    func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, accumulate: Bool, bias: Bool, bf16: Bool = false, line: UInt = #line) {
         var rng = SeededRandom(seed: UInt64(m * 1_000_003 + n * 1009 + k))
         let a = FloatBuffer((0..<m * k).map { _ in rng.uniformFloat() - 0.5 })
         let b = FloatBuffer((0..<k * n).map { _ in rng.uniformFloat() - 0.5 })
+        let half = UnsafeMutablePointer<BFloat16>.allocate(capacity: max(1, k * n))
+        defer { half.deallocate() }
+        if bf16 {
+            for i in 0..<k * n { half[i] = BFloat16(b[i]); b[i] = half[i].float }
+        }
         let bv = FloatBuffer((0..<n).map { _ in rng.uniformFloat() })
         let c0 = (0..<m * n).map { _ in rng.uniformFloat() }
         let c = FloatBuffer(c0)
         let aOp: MatrixOperand = transA ? .transposed(a.pointer, columns: m) : .rowMajor(a.pointer, columns: k)
         let bOp: MatrixOperand = transB ? .transposed(b.pointer, columns: k) : .rowMajor(b.pointer, columns: n)
-        Gemm.multiply(m: m, n: n, k: k, a: aOp, b: bOp, c: c.pointer, ldc: n, accumulate: accumulate,
-                      bias: bias ? UnsafePointer(bv.pointer) : nil)
+        if bf16 {
+            let hOp: BF16MatrixOperand = transB ? .transposed(half, columns: k) : .rowMajor(half, columns: n)
+            Gemm.multiply(m: m, n: n, k: k, a: aOp, b: hOp, c: c.pointer, ldc: n, accumulate: accumulate,
+                          bias: bias ? UnsafePointer(bv.pointer) : nil)
+        } else {
+            Gemm.multiply(m: m, n: n, k: k, a: aOp, b: bOp, c: c.pointer, ldc: n, accumulate: accumulate,
+                          bias: bias ? UnsafePointer(bv.pointer) : nil)
+        }
         let ref = naive(m: m, n: n, k: k, a: aOp, b: bOp)
         var worst = 0.0
         for i in 0..<m { for j in 0..<n {
@@ -32,22 +45,62 @@ final class GemmTests: EveryPathTestCase {
             worst = max(worst, abs(expect - Double(c[i * n + j])))
         } }
         XCTAssertLessThan(worst, 1e-4 * Double(max(1, k)).squareRoot(),
-                          "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) acc \(accumulate) bias \(bias)", line: line)
+                          "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) acc \(accumulate) bias \(bias) bf16 \(bf16)", line: line)
+    }
+
+    /// The product's shapes: edge sizes around each path's tiles and blocks.
+    static let shapes = [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
+                         (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
+                         (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
+                         (4, 160, 40), (7, 140, 700), (8, 130, 20),
+                         (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12),
+                         (8, 128, 40), (5, 56, 9), (3, 200, 33)]
+
+    /// B in bfloat16 (frozen weights held at half size) on every path: the decode tiles and
+    /// dot-product kernels that widen B as they stream it, the leftover columns, and the blocked
+    /// path that widens B as it packs it.
+    func testBFloat16B() {
+        forEachPath {
+            for (m, n, k) in Self.shapes {
+                for transB in [false, true] {
+                    check(m: m, n: n, k: k, transA: false, transB: transB, accumulate: false, bias: false, bf16: true)
+                    check(m: m, n: n, k: k, transA: false, transB: transB, accumulate: true, bias: false, bf16: true)
+                    check(m: m, n: n, k: k, transA: true, transB: transB, accumulate: false, bias: true, bf16: true)
+                }
+            }
+            check(m: 300, n: 4200, k: 600, transA: false, transB: false, accumulate: false, bias: true, bf16: true)
+            check(m: 8, n: 5000, k: 96, transA: false, transB: true, accumulate: false, bias: false, bf16: true)
+        }
+    }
+
+    /// Rounding to bfloat16 by its definition: the nearest of the two neighbours that keep 7
+    /// mantissa bits, ties to the even one; overflow to infinity; NaN kept.
+    func testBFloat16Rounding() {
+        let ulp1: Float = 1.0 / 128  // spacing of bfloat16 in [1, 2)
+        XCTAssertEqual(BFloat16(1 + ulp1 / 2).float, 1)                   // tie → even (1.0)
+        XCTAssertEqual(BFloat16(1 + 3 * ulp1 / 2).float, 1 + 2 * ulp1)    // tie → even (1 + 2 ulp)
+        XCTAssertEqual(BFloat16(1 + ulp1 / 2 + ulp1 / 64).float, 1 + ulp1)  // above the tie → up
+        XCTAssertEqual(BFloat16(-(1 + ulp1 / 4)).float, -1)
+        XCTAssertEqual(BFloat16(Float.greatestFiniteMagnitude).float, .infinity)
+        XCTAssertEqual(BFloat16(-Float.infinity).float, -.infinity)
+        XCTAssertTrue(BFloat16(.nan).float.isNaN)
+        var rng = SeededRandom(seed: 7)
+        for _ in 0..<10_000 {
+            let x = (rng.uniformFloat() - 0.5) * 1000
+            let r = BFloat16(x).float
+            // r is representable, and no representable neighbour is nearer
+            XCTAssertEqual(r.bitPattern & 0xFFFF, 0)
+            let step = abs(Float(bitPattern: (r.bitPattern & 0xFF80_0000))) / 128
+            XCTAssertLessThanOrEqual(abs(r - x), step / 2 * 1.0000001, "\(x) → \(r)")
+        }
     }
 
     func testShapesAndTransposes() {
         forEachPath {
             // Edge sizes around the 12×32 AVX-512 tile, the 96-row block and the 256-deep K block,
-            // the decode paths (m ≤ 8 and m ≤ 24) and the blocked path.
-            let shapes = [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
-                          (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
-                          (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
-                          (4, 160, 40), (7, 140, 700), (8, 130, 20),
-                          // and around the AVX2 and SSE tiles (6×16, 6×8, 4×24 decode, 4×8)
-                          (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12),
-                      // decode panels chosen to leave whole narrow panels (AVX2: 128 = 4×24 + 2×16)
-                      (8, 128, 40), (5, 56, 9), (3, 200, 33)]
-            for (m, n, k) in shapes {
+            // the decode paths (m ≤ 8 and m ≤ 24) and the blocked path; around the AVX2 and SSE
+            // tiles (6×16, 6×8, 4×24 decode, 4×8); decode panels that leave whole narrow panels.
+            for (m, n, k) in Self.shapes {
                 for transA in [false, true] { for transB in [false, true] {
                     check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)
                 } }

@@ -1,4 +1,6 @@
 import KernelBodies
+// Part of this module's interface (bfloat16 operands and frozen weights).
+@_exported import struct KernelBodies.BFloat16
 
 /// A strided, read-only matrix operand: element (i, j) is at `base[i * rowStride + j * colStride]`.
 ///
@@ -20,6 +22,57 @@ public struct MatrixOperand {
     public static func transposed(_ p: UnsafePointer<Float>, columns: Int) -> MatrixOperand {
         MatrixOperand(base: p, rowStride: 1, colStride: columns)
     }
+}
+
+/// A strided, read-only matrix operand of bfloat16 elements: frozen weights held at half size,
+/// widened to floats as the kernels load them (see `MatrixOperand` for the strides).
+public struct BF16MatrixOperand {
+    public var base: UnsafePointer<BFloat16>
+    public var rowStride: Int
+    public var colStride: Int
+
+    /// A row-major matrix with `columns` elements per row.
+    public static func rowMajor(_ p: UnsafePointer<BFloat16>, columns: Int) -> BF16MatrixOperand {
+        BF16MatrixOperand(base: p, rowStride: columns, colStride: 1)
+    }
+    /// The transpose of a row-major matrix that has `columns` elements per row.
+    public static func transposed(_ p: UnsafePointer<BFloat16>, columns: Int) -> BF16MatrixOperand {
+        BF16MatrixOperand(base: p, rowStride: 1, colStride: columns)
+    }
+}
+
+/// B's element type as the product's drivers see it: how to read it and which decode kernels
+/// stream it.
+protocol GemmElement: WeightElement {
+    typealias Tile = (_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Self>, _ ldb: Int,
+                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?) -> Void
+    /// The 4-row tile two vectors wide, A packed 4 floats per k.
+    static func tile4(_ k: KernelTable) -> Tile
+    /// The 4-row decode tile, `decodeNR` columns.
+    static func decodeTile(_ k: KernelTable) -> Tile
+    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Self>, UnsafePointer<Self>, UnsafeMutablePointer<Float>) -> Void
+    static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Self>, Int, UnsafeMutablePointer<Float>) -> Void
+}
+
+extension Float: GemmElement {
+    static func tile4(_ k: KernelTable) -> Tile { { kc, a, b, ldb, c, ldc, mode, bias in k.gemmTile4(kc, a, 4, b, ldb, c, ldc, mode, bias) } }
+    static func decodeTile(_ k: KernelTable) -> Tile { { kc, a, b, ldb, c, ldc, mode, bias in k.decodeTile(kc, a, 4, b, ldb, c, ldc, mode, bias) } }
+    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void { k.dotRows8x2 }
+    static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void { k.dotRows4x4 }
+}
+
+extension BFloat16: GemmElement {
+    static func tile4(_ k: KernelTable) -> Tile { k.bf16.gemmTile4 }
+    static func decodeTile(_ k: KernelTable) -> Tile { k.bf16.decodeTile }
+    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, UnsafePointer<BFloat16>, UnsafeMutablePointer<Float>) -> Void { k.bf16.dotRows8x2 }
+    static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void { k.bf16.dotRows4x4 }
+}
+
+/// B of either element type, for the drivers.
+struct StridedB<W: GemmElement> {
+    var base: UnsafePointer<W>
+    var rowStride: Int
+    var colStride: Int
 }
 
 /// Single-precision matrix multiplication, BLIS-style: B is packed in KC×NC blocks shared by
@@ -45,6 +98,23 @@ public enum Gemm {
     public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
+        product(m: m, n: n, k: k, a: a, b: StridedB(base: b.base, rowStride: b.rowStride, colStride: b.colStride),
+                c: c, ldc: ldc, accumulate: accumulate, bias: bias)
+    }
+
+    /// The product with B in bfloat16 (frozen weights held at half size): the decode-sized
+    /// kernels widen B as they stream it, and the blocked path widens it as it packs it, so the
+    /// micro-kernels are the single-precision ones and the result is that of `multiply` on B
+    /// widened to floats.
+    public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: BF16MatrixOperand,
+                                c: UnsafeMutablePointer<Float>, ldc: Int,
+                                accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
+        product(m: m, n: n, k: k, a: a, b: StridedB(base: b.base, rowStride: b.rowStride, colStride: b.colStride),
+                c: c, ldc: ldc, accumulate: accumulate, bias: bias)
+    }
+
+    static func product<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
+                                        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, bias: UnsafePointer<Float>?) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             for i in 0..<m where !accumulate {
@@ -61,11 +131,12 @@ public enum Gemm {
             decodeRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
             return
         }
-        // Two row panels or fewer (at least 12 rows): B read in place rather than packed.
+        // Two row panels or fewer (at least 12 rows): B read in place rather than packed (when
+        // it holds floats: bfloat16 is widened once per product by packing it instead).
         if m <= 2 * max(gemmMR, 6) {
-            if b.colStride == 1 {
-                smallMRowMajorB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
-                                accumulate: accumulate, bias: bias, threads: threads)
+            if b.colStride == 1, let fb = b as? StridedB<Float> {
+                smallMRowMajorB(m: m, n: n, k: k, a: a, b: MatrixOperand(base: fb.base, rowStride: fb.rowStride, colStride: 1),
+                                c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
                 return
             }
             if b.rowStride == 1 && m <= 8 {
@@ -80,7 +151,7 @@ public enum Gemm {
 
     // MARK: - The blocked path
 
-    static func blocked(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+    static func blocked<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                         bias: UnsafePointer<Float>?, threads: Int) {
         let kern = Kernels.active
@@ -200,20 +271,20 @@ public enum Gemm {
     /// dst[p·width + i] = src[i·stride + p] for i < rows (≤ width), p < kc: `rows` source rows
     /// read side by side, so reads stay sequential per row and writes are contiguous.
     @inline(__always)
-    static func gatherRows(_ src: UnsafePointer<Float>, _ stride: Int, rows: Int, width: Int, kc: Int,
-                           _ dst: UnsafeMutablePointer<Float>) {
+    static func gatherRows<W: WeightElement>(_ src: UnsafePointer<W>, _ stride: Int, rows: Int, width: Int, kc: Int,
+                                             _ dst: UnsafeMutablePointer<Float>) {
         typealias V4 = SIMD4<Float>
+        let size = MemoryLayout<W>.stride
         var i = 0
         // Four rows per pass keeps four read streams and the loop free of per-element branches;
         // four steps at a time, as a 4×4 transpose in registers (four loads, four stores).
         while i + 4 <= rows {
-            let r0 = UnsafeRawPointer(src + i * stride), r1 = r0 + stride * 4, r2 = r1 + stride * 4, r3 = r2 + stride * 4
+            let r0 = UnsafeRawPointer(src + i * stride), r1 = r0 + stride * size, r2 = r1 + stride * size, r3 = r2 + stride * size
             let d = UnsafeMutableRawPointer(dst + i)
             var p = 0
             while p + 4 <= kc {
-                let o = p * 4
-                let x0 = r0.loadUnaligned(fromByteOffset: o, as: V4.self), x1 = r1.loadUnaligned(fromByteOffset: o, as: V4.self)
-                let x2 = r2.loadUnaligned(fromByteOffset: o, as: V4.self), x3 = r3.loadUnaligned(fromByteOffset: o, as: V4.self)
+                let x0 = W.four(r0, p), x1 = W.four(r1, p)
+                let x2 = W.four(r2, p), x3 = W.four(r3, p)
                 let w = width * 4 * p
                 d.storeBytes(of: V4(x0[0], x1[0], x2[0], x3[0]), toByteOffset: w, as: V4.self)
                 d.storeBytes(of: V4(x0[1], x1[1], x2[1], x3[1]), toByteOffset: w + width * 4, as: V4.self)
@@ -221,17 +292,16 @@ public enum Gemm {
                 d.storeBytes(of: V4(x0[3], x1[3], x2[3], x3[3]), toByteOffset: w + width * 12, as: V4.self)
                 p += 4
             }
-            let r = (src + i * stride, src + (i + 1) * stride, src + (i + 2) * stride, src + (i + 3) * stride)
             while p < kc {
                 let q = dst + i + p * width
-                q[0] = r.0[p]; q[1] = r.1[p]; q[2] = r.2[p]; q[3] = r.3[p]
+                q[0] = W.scalar(r0, p); q[1] = W.scalar(r1, p); q[2] = W.scalar(r2, p); q[3] = W.scalar(r3, p)
                 p += 1
             }
             i += 4
         }
         while i < rows {
-            let r = src + i * stride
-            for p in 0..<kc { dst[p * width + i] = r[p] }
+            let r = UnsafeRawPointer(src + i * stride)
+            for p in 0..<kc { dst[p * width + i] = W.scalar(r, p) }
             i += 1
         }
     }
@@ -239,17 +309,28 @@ public enum Gemm {
     /// Packs rows p0..<p0+kc, columns j0..<j0+nValid of B into one panel of `width` columns
     /// (`width` floats per k), zero-padding missing columns.
     @inline(__always)
-    static func packB(_ b: MatrixOperand, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
+    static func packB<W: GemmElement>(_ b: StridedB<W>, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
         let rs = b.rowStride, cs = b.colStride
         if cs == 1 && nValid == gemmNR {
-            for p in 0..<kc { copyFloats(bp + p * gemmNR, b.base + (p0 + p) * rs + j0, gemmNR) }
+            if let fb = b.base as? UnsafePointer<Float> {
+                for p in 0..<kc { copyFloats(bp + p * gemmNR, fb + (p0 + p) * rs + j0, gemmNR) }
+            } else {
+                let raw = UnsafeRawPointer(b.base)
+                for p in 0..<kc {
+                    let src = (p0 + p) * rs + j0, dst = UnsafeMutableRawPointer(bp + p * gemmNR)
+                    var j = 0
+                    while j + 4 <= gemmNR { dst.storeBytes(of: W.four(raw, src + j), toByteOffset: 4 * j, as: SIMD4<Float>.self); j += 4 }
+                    while j < gemmNR { bp[p * gemmNR + j] = W.scalar(raw, src + j); j += 1 }
+                }
+            }
         } else if rs == 1 {
             gatherRows(b.base + j0 * cs + p0, cs, rows: nValid, width: gemmNR, kc: kc, bp)
             if nValid < gemmNR { for p in 0..<kc { for jj in nValid..<gemmNR { bp[p * gemmNR + jj] = 0 } } }
         } else {
+            let raw = UnsafeRawPointer(b.base)
             for p in 0..<kc {
-                let src = b.base + (p0 + p) * rs + j0 * cs
-                for jj in 0..<gemmNR { bp[p * gemmNR + jj] = jj < nValid ? src[jj * cs] : 0 }
+                let src = (p0 + p) * rs + j0 * cs
+                for jj in 0..<gemmNR { bp[p * gemmNR + jj] = jj < nValid ? W.scalar(raw, src + jj * cs) : 0 }
             }
         }
     }
@@ -305,7 +386,7 @@ public enum Gemm {
     /// each B row per panel streams weights from memory about a third faster than the 192 of an
     /// 8×48 tile. The last n mod decodeNR columns go through the 4-row GEMM tile the same way,
     /// and what is left (under gemmNR columns) through `smallMRowMajorB`.
-    static func decodeRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+    static func decodeRowMajorB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                 bias: UnsafePointer<Float>?, threads: Int) {
         let kern = Kernels.active
@@ -329,14 +410,14 @@ public enum Gemm {
         // rows × at most 384 bytes) stays in L2 for the second half's pass; a half with fewer than 4
         // rows sums into the tile.
         func sweep(_ j: Int, _ width: Int, _ tile: UnsafeMutablePointer<Float>) {
-            let kernel = width == decodeNR ? kern.decodeTile : kern.gemmTile4
+            let kernel = width == decodeNR ? W.decodeTile(kern) : W.tile4(kern)
             var p0 = 0
             while p0 < k {
                 let kcur = min(512, k - p0)
                 for h in 0..<halves {
                     let full = m - 4 * h >= 4
                     let first: TileMode = full ? mode : .overwrite
-                    kernel(kcur, ap + h * 4 * k + p0 * 4, 4, b.base + p0 * b.rowStride + j, b.rowStride,
+                    kernel(kcur, ap + h * 4 * k + p0 * 4, b.base + p0 * b.rowStride + j, b.rowStride,
                            full ? c + 4 * h * ldc + j : tile, full ? ldc : width,
                            p0 == 0 ? first : .accumulate, full && p0 == 0 ? bias.map { $0 + j } : nil)
                 }
@@ -358,7 +439,17 @@ public enum Gemm {
         }
         let j0 = panels * decodeNR + narrow * gemmNR
         if j0 < n {
-            smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: MatrixOperand(base: b.base + j0, rowStride: b.rowStride, colStride: 1),
+            // The last few columns (fewer than gemmNR), widened into a k × (n − j0) block first
+            // when B is bfloat16.
+            let tail: MatrixOperand
+            if let fb = b.base as? UnsafePointer<Float> {
+                tail = MatrixOperand(base: fb + j0, rowStride: b.rowStride, colStride: 1)
+            } else {
+                let rest = n - j0, t = packedB(0).floats(rest * k), raw = UnsafeRawPointer(b.base)
+                for p in 0..<k { for j in 0..<rest { t[p * rest + j] = W.scalar(raw, p * b.rowStride + j0 + j) } }
+                tail = .rowMajor(t, columns: rest)
+            }
+            smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: tail,
                             c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)
         }
     }
@@ -366,7 +457,7 @@ public enum Gemm {
     /// Few rows (≤ 8), B given as the transpose of a row-major matrix (n×k, e.g. the tied
     /// embedding for the LM head): each output is a dot product of two contiguous rows, and
     /// every row of the big matrix is read once.
-    static func smallMTransposedB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+    static func smallMTransposedB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
                                   c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                   bias: UnsafePointer<Float>?, threads: Int) {
         // Gather A rows contiguously (8 × k, rows past m zero) so the kernel has no branches.
@@ -377,6 +468,7 @@ public enum Gemm {
         let ldb = b.colStride
         let apc = UnsafePointer(ap)
         let kern = Kernels.active
+        let dotRows4x4 = W.dotRows4x4(kern), dotRows8x2 = W.dotRows8x2(kern)
         let halves = m <= 4 ? 1 : 2
         Parallel.forEachTask(threads, threads: threads) { part, worker in
             let lo = n * part / threads, hi = n * (part + 1) / threads
@@ -384,7 +476,7 @@ public enum Gemm {
             var j = lo
             // four rows of B per pass (four weight streams at once), each half of A's rows in turn
             while j + 4 <= hi {
-                for h in 0..<halves { kern.dotRows4x4(apc + 4 * h * k, k, b.base + j * ldb, ldb, d + 16 * h) }
+                for h in 0..<halves { dotRows4x4(apc + 4 * h * k, k, b.base + j * ldb, ldb, d + 16 * h) }
                 for i in 0..<m {
                     let row = d + 16 * (i / 4) + 4 * (i % 4)
                     for r in 0..<4 { c[i * ldc + j + r] = (accumulate ? c[i * ldc + j + r] : (bias?[j + r] ?? 0)) + row[r] }
@@ -394,7 +486,7 @@ public enum Gemm {
             while j < hi {
                 // two rows of B per pass: every load of A feeds two FMAs
                 let pair = j + 1 < hi
-                kern.dotRows8x2(apc, k, b.base + j * ldb, b.base + (pair ? j + 1 : j) * ldb, d)
+                dotRows8x2(apc, k, b.base + j * ldb, b.base + (pair ? j + 1 : j) * ldb, d)
                 for i in 0..<m {
                     c[i * ldc + j] = (accumulate ? c[i * ldc + j] : (bias?[j] ?? 0)) + d[i]
                     if pair { c[i * ldc + j + 1] = (accumulate ? c[i * ldc + j + 1] : (bias?[j + 1] ?? 0)) + d[8 + i] }
