@@ -426,6 +426,9 @@ public enum ModelFolder {
     static func writeContents(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
                               maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
         precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
+        guard model.frozenDType == .f32 else {
+            throw FormatError("this model holds its projections in bfloat16 (--frozen-dtype bf16) and cannot be saved as full weights; save its adapters")
+        }
         let c = model.config
         try writeDescription(c, scalarHead: model.hasScalarHead, tokenizer: tokenizer, annotations: annotations, into: folder, dtype: dtype)
         let tensors = model.layout.slots.map { slot -> SafeTensorsOutput in

@@ -251,10 +251,5 @@ public enum SafeTensorsWriter {
     }
 
     /// Float → bfloat16 with round-to-nearest-even; NaN stays NaN.
-    static func bfloat16Bits(_ x: Float) -> UInt16 {
-        if x.isNaN { return 0x7FC0 }
-        let b = x.bitPattern
-        let rounded = b &+ 0x7FFF &+ ((b >> 16) & 1)
-        return UInt16(rounded >> 16)
-    }
+    static func bfloat16Bits(_ x: Float) -> UInt16 { BFloat16(x).bits }
 }

@@ -249,6 +249,7 @@ public final class LoRAAdapters {
     /// what the base with these adapters computes (as PEFT's `merge_and_unload`).
     public func merge(into model: TransformerModel) {
         precondition(model.config == modelConfig, "LoRA adapters made for another configuration")
+        precondition(model.frozenDType == .f32, "LoRA merge: the model holds its projections in bfloat16")
         let cfg = modelConfig, r = config.rank
         for ad in adapters {
             let w = model.p.blocks[ad.layer]

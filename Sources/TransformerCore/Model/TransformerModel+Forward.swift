@@ -95,7 +95,10 @@ extension TransformerModel {
     @inline(__always)
     func project(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                  _ bias: UnsafePointer<Float>?, _ n: Int, _ c: Int, _ oc: Int, _ layer: Int, _ site: ProjectionSite) {
-        if config.architecture.isLlamaFamily {
+        if let h = halfWeights(layer, site) {
+            let b: BF16MatrixOperand = config.architecture.isLlamaFamily ? .transposed(h, columns: c) : .rowMajor(h, columns: oc)
+            Gemm.multiply(m: n, n: oc, k: c, a: .rowMajor(inp, columns: c), b: b, c: out, ldc: oc, bias: bias)
+        } else if config.architecture.isLlamaFamily {
             Gemm.multiply(m: n, n: oc, k: c, a: .rowMajor(inp, columns: c), b: .transposed(w, columns: c),
                           c: out, ldc: oc, bias: bias)
         } else {
@@ -111,7 +114,13 @@ extension TransformerModel {
                          _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                          _ n: Int, _ c: Int, _ oc: Int, _ layer: Int, _ site: ProjectionSite) {
         let llama = config.architecture.isLlamaFamily
-        if let dw {
+        if let h = halfWeights(layer, site) {
+            precondition(dw == nil, "the projections are held in bfloat16: they cannot be trained")
+            if let dinp {
+                Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: llama ? .rowMajor(h, columns: c) : .transposed(h, columns: oc),
+                              c: dinp, ldc: c)
+            }
+        } else if let dw {
             if llama {
                 if let dinp {
                     Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: .rowMajor(w, columns: c), c: dinp, ldc: c)

@@ -25,6 +25,8 @@ public final class TransformerModel {
     }
     /// Whether `parameters` belongs to another model too (see `init(sharingWeightsOf:)`).
     public let sharesWeights: Bool
+    /// The bfloat16 projections, shared with every model over the same parameters.
+    let weightStore: WeightStore
     /// Where a frozen model's backward pass writes the norm-weight gradients it does not keep.
     lazy var discard = FloatBuffer(count: 2 * config.nEmbd)
 
@@ -37,6 +39,7 @@ public final class TransformerModel {
         p = ModelTensors(parameters.pointer, layout, config)
         rotary = config.architecture.isLlamaFamily ? RotaryTable(config: config) : nil
         sharesWeights = false
+        weightStore = WeightStore()
     }
 
     /// A second model over the same parameter buffer: no copy is made, and both read the same
@@ -50,6 +53,7 @@ public final class TransformerModel {
         p = other.p
         rotary = other.rotary
         sharesWeights = true
+        weightStore = other.weightStore
     }
 
     /// Whether the model has a scalar head (reward or value model).
@@ -83,6 +87,7 @@ public final class TransformerModel {
     /// The parameter tensor called `name` (Hugging Face naming).
     public func tensor(_ name: String) -> UnsafeMutableBufferPointer<Float> {
         guard let slot = layout[name] else { preconditionFailure("no parameter named \(name)") }
+        precondition(holdsFloats(name), "\(name) is held in bfloat16; its single-precision values are gone")
         return UnsafeMutableBufferPointer(start: parameters.pointer + slot.offset, count: slot.count)
     }
 
@@ -126,7 +131,8 @@ public final class TransformerModel {
     /// scalar head and `other` does not, the head is left as it is.
     public func copyParameters(from other: TransformerModel) {
         precondition(other.config == config, "copyParameters: configurations differ")
-        precondition(!sharesWeights, "copyParameters: this model shares its weights")
+        precondition(!sharesWeights && frozenDType == .f32, "copyParameters: this model shares its weights or holds them in bfloat16")
+        precondition(other.frozenDType == .f32, "copyParameters: the source holds its projections in bfloat16")
         for slot in layout.slots {
             guard let src = other.layout[slot.name] else { continue }
             (parameters.pointer + slot.offset).update(from: other.parameters.pointer + src.offset, count: slot.count)

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A fixed-size, 64-byte aligned array of `Float` that owns its memory.
@@ -55,6 +57,35 @@ public final class FloatBuffer {
 
     /// Sets every element to zero.
     public func zero() { pointer.update(repeating: 0, count: count) }
+
+    /// Gives the memory of elements `range` back to the operating system, as far as whole pages
+    /// lie inside it, and sets the elements at its ragged ends to NaN: nothing may read them any
+    /// more (a read of a released page gives zeros, of an end NaN). Returns the bytes given back.
+    @discardableResult
+    func release(_ range: Range<Int>) -> Int {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "FloatBuffer.release: range out of bounds")
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = UInt(bitPattern: pointer + range.lowerBound), hi = UInt(bitPattern: pointer + range.upperBound)
+        let start = (lo + UInt(page) - 1) / UInt(page) * UInt(page), end = hi / UInt(page) * UInt(page)
+        guard start < end else {
+            (pointer + range.lowerBound).update(repeating: .nan, count: range.count)
+            return 0
+        }
+        let headCount = Int(start - lo) / 4, tailStart = Int(end - UInt(bitPattern: pointer)) / 4
+        (pointer + range.lowerBound).update(repeating: .nan, count: headCount)
+        (pointer + tailStart).update(repeating: .nan, count: range.upperBound - tailStart)
+        #if os(Linux)
+        let advice = MADV_DONTNEED
+        #else
+        let advice = MADV_FREE
+        #endif
+        guard madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), advice) == 0 else {
+            // Not given back: make every element unreadable all the same.
+            (pointer + range.lowerBound).update(repeating: .nan, count: range.count)
+            return 0
+        }
+        return Int(end - start)
+    }
 
     /// A copy of the contents as a Swift array (for tests and I/O, not hot loops).
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
