@@ -34,6 +34,9 @@ public struct PPOSettings: Codable, Equatable, Sendable {
     /// shares, and the value model trains adapters and a head over the reward model's frozen
     /// trunk, which the reward shares. nil trains every weight of both.
     public var lora: LoRAConfig?
+    /// With LoRA, the float type the frozen weights (the shared policy/reference base, the reward
+    /// model's trunk) are held in; nil is f32.
+    public var frozenDType: FrozenDType?
 
     public init() {}
 
@@ -51,6 +54,7 @@ public struct PPOSettings: Codable, Equatable, Sendable {
         if !(learningRate > 0) { return "--lr must be positive" }
         if saveEvery < 1 { return "--save-every must be at least 1" }
         if let l = lora, l.dropout > 0 { return "--lora-dropout is not used by PPO, which trains without dropout (as TRL does); leave it out" }
+        if frozenDType == .bf16 && lora == nil { return "--frozen-dtype bf16 needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16" }
         return nil
     }
 }

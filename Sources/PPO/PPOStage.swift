@@ -117,6 +117,10 @@ public enum PPOStage {
                 value.lora = adapters
             }
             guard value.lora!.head != nil else { throw StoreError("the saved value adapters have no head") }
+            if s.frozenDType == .bf16 {
+                // Once the value head has its copy of the reward head (which stays f32 anyway).
+                for m in [policy, reference, rewardModel.model] { m.holdProjectionsInBFloat16() }
+            }
         } else {
             reference = try load(referenceRec).model
             if let vid = saved?.valueModelId {

@@ -67,11 +67,12 @@ public final class PPOTrainer {
         let acts = [policyActs, referenceActs, valueActs].reduce(0) { sum, cache in
             sum + cache.values.reduce(0) { $0 + $1.floatCount }
         }
-        let weights = (reference.sharesWeights || policy.sharesWeights ? 1 : 2) * policy.layout.count + (value.sharesWeights ? 0 : value.layout.count)
+        let weightBytes = policy.weightBytes + (reference.sharesWeights || policy.sharesWeights ? 0 : reference.weightBytes)
+            + (value.sharesWeights ? 0 : value.weightBytes)
         let adapters = [policy, value].reduce(0) { $0 + ($1.lora?.parameters.count ?? 0) }
         return [
             (policy.sharesWeights || reference.sharesWeights ? "policy and reference (one base), value parameters" : "policy, reference, value parameters",
-             4 * weights),
+             weightBytes),
             ("LoRA adapters (policy, value)", 4 * adapters),
             ("gradients (policy, value)", 4 * (policy.trainableGradients.count + value.trainableGradients.count)),
             ("AdamW moments (policy, value)", 4 * (policyOptimizer.m.count + policyOptimizer.v.count + valueOptimizer.m.count + valueOptimizer.v.count)),

@@ -20,6 +20,8 @@ public struct RewardOptions: Sendable {
     /// LoRA adapters (and the head) to train over the frozen starting model; nil trains every
     /// weight.
     public var lora: LoRAConfig?
+    /// With LoRA, the float type the frozen projections are held in.
+    public var frozenDType: FrozenDType = .f32
 
     public init() {}
 
@@ -27,7 +29,7 @@ public struct RewardOptions: Sendable {
         let l = lora.map { "{\"rank\":\($0.rank),\"alpha\":\($0.alpha),\"targets\":[\($0.targets.map(JSONText.quote).joined(separator: ","))],\"dropout\":\($0.dropout)}" }
         return "{\"epochs\":\(epochs),\"lr\":\(learningRate),\"batch\":\(batch),\"seed\":\(seed),\"val_fraction\":\(validationFraction),"
             + "\"margin\":\(margin),\"init\":\(initModel.map { JSONText.quote($0) } ?? "null"),\"max_grad_norm\":\(maxGradNorm),"
-            + "\"weight_decay\":\(weightDecay),\"micro_batch\":\(microBatch),\"lora\":\(l ?? "null")}"
+            + "\"weight_decay\":\(weightDecay),\"micro_batch\":\(microBatch),\"lora\":\(l ?? "null"),\"frozen_dtype\":\"\(frozenDType.rawValue)\"}"
     }
 }
 
@@ -106,6 +108,9 @@ public enum RewardStage {
             lora.head!.baseAddress!.update(from: model.tensor("score.weight").baseAddress!, count: cfg.nEmbd)
             lora.head![cfg.nEmbd] = model.tensor("score.bias")[0]
             model.lora = lora
+            if o.frozenDType == .bf16 { model.holdProjectionsInBFloat16() }
+        } else if o.frozenDType == .bf16 {
+            throw StoreError("bfloat16 frozen weights need LoRA: full fine-tuning trains every weight")
         }
 
         ModelFolder.removeStaleTemporaries(in: store.folder.appendingPathComponent("checkpoints"))

@@ -106,6 +106,32 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
                              "PPO moved the policy")
     }
 
+    /// `--frozen-dtype bf16`: the stages run with the frozen projections in bfloat16, store the
+    /// choice, and a killed bf16 run resumes to the uninterrupted run's metrics (so resume holds
+    /// the weights the same way); the f32 run of the same seed differs, so the flag is in effect.
+    func testBFloat16FrozenWeightsRunAndResumeExactly() throws {
+        try prepare("h")
+        let rm = try rlhf(["train-reward", "--run", path("h"), "--epochs", "1", "--lora-rank", "4", "--frozen-dtype", "bf16"])
+        XCTAssertTrue(rm.stdout.contains("LoRA adapters over model #1"), rm.stdout)
+        XCTAssertTrue(try store("h").stageRuns(stage: "train-reward")[0].config.contains("\"frozen_dtype\":\"bf16\""))
+        for copy in ["h2", "h3"] { try FileManager.default.copyItem(atPath: path("h"), toPath: path(copy)) }
+        let args = ["--iterations", "6", "--batch", "16", "--response-length", "16", "--save-every", "2", "--seed", "5", "--lora-rank", "4"]
+        XCTAssertTrue(try rlhf(["ppo", "--run", path("h")] + args + ["--frozen-dtype", "bf16"]).stdout.contains("PPO finished: 6 iterations"))
+        XCTAssertTrue(try store("h").stageRuns(stage: "ppo")[0].config.contains("bf16"))
+        XCTAssertEqual(try killWhenLogged(["ppo", "--run", path("h2")] + args + ["--frozen-dtype", "bf16"], store: store("h2"), metric: "objective/kl", step: 3),
+                       .uncaughtSignal, "the run must be killed mid-way")
+        XCTAssertTrue(try rlhf(["ppo", "--run", path("h2"), "--resume"]).stdout.contains("resuming PPO run"))
+        let a = try ppoMetrics("h"), b = try ppoMetrics("h2")
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        for (k, v) in a { XCTAssertEqual(b[k] ?? .nan, v, accuracy: 1e-9 + 1e-6 * abs(v), k) }
+        try rlhf(["ppo", "--run", path("h3")] + args)
+        let f32 = try ppoMetrics("h3")
+        XCTAssertTrue(a.contains { k, v in k.hasPrefix("objective/kl@") && abs((f32[k] ?? v) - v) > 1e-7 * max(1, abs(v)) },
+                      "bfloat16 weights change the run")
+        // Adapters are saved, not weights: the policy checkpoint exports merged in f32 as usual.
+        XCTAssertTrue(try rlhf(["export", "--run", path("h"), "-o", dir.appendingPathComponent("hx").path]).stdout.contains("wrote the policy model"))
+    }
+
     func testLoRAOptionErrors() throws {
         try prepare("e")
         let noRank = try rlhf(["train-reward", "--run", path("e"), "--lora-alpha", "8"], expect: 2)
@@ -116,6 +142,10 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(folder.stderr.contains("registered in the run"), folder.stderr)
         let dropout = try rlhf(["ppo", "--run", path("e"), "--lora-rank", "2", "--lora-dropout", "0.1"], expect: 2)
         XCTAssertTrue(dropout.stderr.contains("without dropout"), dropout.stderr)
+        let bf16Full = try rlhf(["ppo", "--run", path("e"), "--frozen-dtype", "bf16"], expect: 2)
+        XCTAssertTrue(bf16Full.stderr.contains("--frozen-dtype bf16 needs --lora-rank"), bf16Full.stderr)
+        let badDType = try rlhf(["train-reward", "--run", path("e"), "--lora-rank", "2", "--frozen-dtype", "f16"], expect: 2)
+        XCTAssertTrue(badDType.stderr.contains("f32 or bf16"), badDType.stderr)
         let full = try rlhf(["export", "--run", path("e"), "--adapter", "-o", path("x")], expect: 1)
         XCTAssertTrue(full.stderr.contains("without --lora-rank"), full.stderr)
         XCTAssertEqual(try store("e").stageRuns(stage: "train-reward").count, 0, "nothing started")

@@ -3,7 +3,7 @@ import TransformerCore
 /// `--lora-rank R [--lora-alpha A] [--lora-targets LIST] [--lora-dropout P]`, the LoRA options
 /// of the training commands (train-reward, ppo).
 enum LoRAFlags {
-    static let options: Set<String> = ["--lora-rank", "--lora-alpha", "--lora-targets", "--lora-dropout"]
+    static let options: Set<String> = ["--lora-rank", "--lora-alpha", "--lora-targets", "--lora-dropout", "--frozen-dtype"]
 
     /// The options' help lines, the descriptions starting at `column` (as the command's own
     /// options do); `dropout` false leaves out --lora-dropout (PPO trains without dropout).
@@ -17,6 +17,8 @@ enum LoRAFlags {
                                   "family, c_attn,c_proj,c_fc for GPT-2)"]),
         ]
         if dropout { rows.append(("--lora-dropout P", ["dropout on the adapters' input while training (default 0)"])) }
+        rows.append(("--frozen-dtype T", ["f32 or bf16: with LoRA, hold the frozen projections in bfloat16,",
+                                          "half their memory (default f32)"]))
         let indent = String(repeating: " ", count: column)
         return rows.map { flag, lines in
             ("  " + flag).padding(toLength: column, withPad: " ", startingAt: 0) + lines[0]
@@ -28,7 +30,8 @@ enum LoRAFlags {
     /// means every projection (resolved once the model's architecture is known).
     static func parse(_ a: Arguments) throws -> LoRAConfig? {
         guard let rank = try a.int("--lora-rank", range: 1...4096) else {
-            for o in options.sorted() where a.string(o) != nil { throw UsageError("\(o) needs --lora-rank") }
+            // (--frozen-dtype says for itself, in frozenDType)
+            for o in options.subtracting(["--frozen-dtype"]).sorted() where a.string(o) != nil { throw UsageError("\(o) needs --lora-rank") }
             return nil
         }
         var alpha = Float(2 * rank)
@@ -44,5 +47,15 @@ enum LoRAFlags {
         let targets = a.list("--lora-targets") ?? []
         if a.string("--lora-targets") != nil && targets.isEmpty { throw UsageError("--lora-targets needs at least one projection name") }
         return LoRAConfig(rank: rank, alpha: alpha, targets: targets, dropout: dropout)
+    }
+
+    /// `--frozen-dtype f32|bf16` (f32 when absent); bf16 only with LoRA, whose base is frozen.
+    static func frozenDType(_ a: Arguments) throws -> FrozenDType {
+        guard let s = a.string("--frozen-dtype") else { return .f32 }
+        guard let t = FrozenDType(rawValue: s) else { throw UsageError("--frozen-dtype must be f32 or bf16, got '\(s)'") }
+        if t == .bf16 && a.string("--lora-rank") == nil {
+            throw UsageError("--frozen-dtype bf16 needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
+        }
+        return t
     }
 }

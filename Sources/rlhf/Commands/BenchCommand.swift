@@ -9,8 +9,8 @@ enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,dpo] [--config S,M,L] [--repeat N]
-                      [--numpy] [--torch]
+    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,ppo-memory,dpo,bf16] [--config S,M,L]
+                      [--repeat N] [--numpy] [--torch] [--lora-rank R] [--frozen-dtype bf16] [--model DIR]
 
     Measures the compute core on this machine and prints one result per line.
 
@@ -37,6 +37,10 @@ enum BenchCommand: Command {
                 tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
                 (once per run, over the 400 rankings), the epoch's 45 steps, and the validation
                 pass over 40 rankings (not part of the default set)
+          bf16      how much holding the block projections in bfloat16 (--frozen-dtype bf16)
+                changes the logits of each --config's random model, or of --model DIR, over
+                text it samples itself: max and mean |Δ logit|, mean KL, argmax agreement (not
+                part of the default set)
       tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
                 punctuation, some non-ASCII) with a fresh 8192-token tokenizer trained on 1 MB
                 of other text from the same generator; the word cache starts empty. Three rows:
@@ -67,6 +71,10 @@ enum BenchCommand: Command {
       --lora-rank R   also time training with rank-R LoRA adapters on every projection over the
                       frozen model (α = 2R; only the adapters step), beside full fine-tuning;
                       ppo and ppo-memory run with LoRA instead
+      --frozen-dtype T  bf16: also time LoRA training, generation and (with --lora-rank) the PPO
+                      iteration with the frozen projections held in bfloat16, each beside its
+                      f32 figure; ppo-memory measures the bf16 iteration instead (default f32)
+      --model DIR     the model folder whose logits `bf16` compares (default: random models)
 
     The last line reports the peak resident memory of the process.
     """
@@ -74,10 +82,11 @@ enum BenchCommand: Command {
     static let matmulShapes = [(1024, 768, 2304), (1024, 768, 3072), (1024, 3072, 768), (2048, 384, 1536), (8, 768, 50257)]
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank"], flags: ["--json", "--numpy", "--cold", "--torch", "--transposed"])
+        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank", "--frozen-dtype", "--model"],
+                              flags: ["--json", "--numpy", "--cold", "--torch", "--transposed"])
         let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo"]
+        let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo", "bf16"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
         for w in only where !kinds.contains(w) {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
@@ -85,6 +94,14 @@ enum BenchCommand: Command {
         let configs = a.list("--config") ?? ["S", "M", "L"]
         for c in configs where ModelConfig.preset(c) == nil {
             throw UsageError("unknown configuration '\(c)' (choose from \(ModelConfig.presetNames.joined(separator: ", ")))")
+        }
+        var frozen = FrozenDType.f32
+        if let f = a.string("--frozen-dtype") {
+            guard let t = FrozenDType(rawValue: f) else { throw UsageError("--frozen-dtype must be f32 or bf16, got '\(f)'") }
+            frozen = t
+        }
+        if frozen == .bf16 && loraRank == nil && !only.isDisjoint(with: ["ppo", "ppo-memory"]) {
+            throw UsageError("--frozen-dtype bf16 with ppo or ppo-memory needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
         }
         let repeatCount = try a.int("--repeat", range: 1...1000)
         if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
@@ -109,23 +126,45 @@ enum BenchCommand: Command {
             // configuration per process: the peak resident mark covers everything before it.
             let names = a.list("--config") ?? ["L"]
             guard names.count == 1 else { throw UsageError("ppo-memory measures one --config per run (its peak is the process's)") }
-            let tag = "ppo \(names[0])" + (loraRank.map { " LoRA r\($0)" } ?? "")
-            for (name, bytes) in try benchPPOMemory(ModelConfig.preset(names[0])!, loraRank: loraRank) {
-                var fields: [String: Any] = ["what": "ppo-memory", "config": label(names[0]), "part": name, "mb": round2(Double(bytes) / 1_048_576)]
+            let tag = "ppo \(names[0])" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " bf16" : "")
+            for (name, bytes) in try benchPPOMemory(ModelConfig.preset(names[0])!, loraRank: loraRank, frozen: frozen) {
+                var fields: [String: Any] = ["what": "ppo-memory", "config": label(names[0]), "part": name, "mb": round2(Double(bytes) / 1_048_576),
+                                             "frozen_dtype": frozen.rawValue]
                 if let r = loraRank { fields["lora_rank"] = r }
                 out.emit(fields, text: "\(tag)  \(name)".padding(toLength: 72, withPad: " ", startingAt: 0) + "\(fmt(Double(bytes) / 1_048_576)) MiB")
             }
         }
         if only.contains("ppo") {
+            // With bf16 frozen weights, the f32 iteration first, for the two side by side.
             for name in a.list("--config") ?? ["S"] {
-                let (phases, total) = try benchPPO(ModelConfig.preset(name)!, loraRank: loraRank)
-                let tag = "ppo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "")
-                for (phase, secs) in phases {
-                    out.emit(["what": "ppo", "config": name, "phase": phase, "seconds": round3(secs), "lora_rank": loraRank ?? 0],
-                             text: "\(tag) \(phase)".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%.3f s", secs))
+                for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
+                    let (phases, total) = try benchPPO(ModelConfig.preset(name)!, loraRank: loraRank, frozen: dtype)
+                    let tag = "ppo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " \(dtype.rawValue)" : "")
+                    for (phase, secs) in phases {
+                        out.emit(["what": "ppo", "config": name, "phase": phase, "seconds": round3(secs), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue],
+                                 text: "\(tag) \(phase)".padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%.3f s", secs))
+                    }
+                    out.emit(["what": "ppo", "config": name, "phase": "total", "seconds": round3(total), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue],
+                             text: "\(tag) iteration total".padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
                 }
-                out.emit(["what": "ppo", "config": name, "phase": "total", "seconds": round3(total), "lora_rank": loraRank ?? 0],
-                         text: "\(tag) iteration total".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
+            }
+        }
+        if only.contains("bf16") {
+            var models: [(String, TransformerModel)] = []
+            if let dir = a.string("--model") {
+                models.append((dir, try ModelFolder.load(URL(fileURLWithPath: dir)).model))
+            } else {
+                for name in a.list("--config") ?? ["S"] {
+                    let m = TransformerModel(config: ModelConfig.preset(name)!)
+                    m.initialize(seed: 1)
+                    models.append((label(name), m))
+                }
+            }
+            for (name, model) in models {
+                for (what, value) in bf16LogitChange(model) {
+                    out.emit(["what": "bf16", "model": name, "measure": what, "value": value],
+                             text: "bf16 \(name)  \(what)".padding(toLength: 58, withPad: " ", startingAt: 0) + String(format: "%.6g", value))
+                }
             }
         }
         if only.contains("dpo") {
@@ -152,16 +191,22 @@ enum BenchCommand: Command {
                 out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
                          text: "train    \(label(name))  B×T \(b)×\(t)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
                 if let r = loraRank {
-                    let (ltps, lloss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount, loraRank: r)
-                    out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "lora_rank": r, "tokens_per_s": round2(ltps),
-                              "loss": round2(Double(lloss))],
-                             text: "train    \(label(name))  LoRA r\(r)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(ltps)) tokens/s (\(fmt(ltps / tps))× full fine-tuning)")
+                    for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
+                        let (ltps, lloss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount, loraRank: r, frozen: dtype)
+                        out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "lora_rank": r, "frozen_dtype": dtype.rawValue,
+                                  "tokens_per_s": round2(ltps), "loss": round2(Double(lloss))],
+                                 text: "train    \(label(name))  LoRA r\(r)\(dtype == .bf16 ? " bf16" : "")".padding(toLength: 34, withPad: " ", startingAt: 0)
+                                    + "\(fmt(ltps)) tokens/s (\(fmt(ltps / tps))× full fine-tuning)")
+                    }
                 }
             }
             if only.contains("generate") {
-                let tps = benchGenerate(cfg, repeats: repeatCount)
-                out.emit(["what": "generate", "impl": "rlhf", "config": label(name), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps)],
-                         text: "generate \(label(name))  8×(16+64)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+                for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
+                    let tps = benchGenerate(cfg, repeats: repeatCount, frozen: dtype)
+                    out.emit(["what": "generate", "impl": "rlhf", "config": label(name), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps),
+                              "frozen_dtype": dtype.rawValue],
+                             text: "generate \(label(name))  8×(16+64)\(dtype == .bf16 ? " bf16" : "")".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+                }
             }
             if a.flag("--torch") && (only.contains("train") || only.contains("generate")) {
                 try runTorch(out, name: name, train: only.contains("train"), generate: only.contains("generate"))
@@ -215,13 +260,14 @@ enum BenchCommand: Command {
 
     /// Training tokens/s; with `loraRank`, of rank-r adapters on every projection (α = 2r) over
     /// the frozen model, the optimiser stepping only the adapters.
-    static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?, loraRank: Int? = nil) throws -> (Double, Float) {
+    static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?, loraRank: Int? = nil, frozen: FrozenDType = .f32) throws -> (Double, Float) {
         let model = TransformerModel(config: cfg)
         model.initialize(seed: 1)
         if let r = loraRank {
             let lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(2 * r), targets: LoRAConfig.allTargets(cfg.architecture)), model: cfg)
             lora.initialize(seed: 2)
             model.lora = lora
+            if frozen == .bf16 { model.holdProjectionsInBFloat16() }
         }
         let opt = model.lora.map { AdamW(lora: $0, config: AdamWConfig(learningRate: 1e-4)) } ?? AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
         let acts = Activations(config: cfg, batch: batch, length: length)
@@ -249,9 +295,10 @@ enum BenchCommand: Command {
         return (Double(batch * length) / seconds, loss)
     }
 
-    static func benchGenerate(_ cfg: ModelConfig, repeats: Int?) -> Double {
+    static func benchGenerate(_ cfg: ModelConfig, repeats: Int?, frozen: FrozenDType = .f32) -> Double {
         let model = TransformerModel(config: cfg)
         model.initialize(seed: 3)
+        if frozen == .bf16 { model.holdProjectionsInBFloat16() }
         let gen = Generator(model: model)
         var rng = SeededRandom(seed: 4)
         let prompts = (0..<8).map { _ in (0..<16).map { _ in Int32(rng.int(below: cfg.vocabSize)) } }
@@ -269,7 +316,7 @@ enum BenchCommand: Command {
     /// of the policy, the value model of the reward model); with rank-r LoRA, two sets of
     /// weights, the policy's shared by the reference and the reward model's by the value model,
     /// with adapters (α = 2r, every projection) on the policy and the value model.
-    static func ppoModels(_ cfg: ModelConfig, loraRank: Int?) throws -> (policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel) {
+    static func ppoModels(_ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType = .f32) throws -> (policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel) {
         let policy = TransformerModel(config: cfg), reward = TransformerModel(config: cfg, scalarHead: true)
         policy.initialize(seed: 1)
         reward.copyParameters(from: policy)
@@ -285,11 +332,12 @@ enum BenchCommand: Command {
         let value = TransformerModel(sharingWeightsOf: reward)
         value.lora = try LoRAAdapters(config: lc, model: cfg, scalarHead: true)
         value.lora!.initialize(seed: 3)
+        if frozen == .bf16 { policy.holdProjectionsInBFloat16(); reward.holdProjectionsInBFloat16() }
         return (policy, TransformerModel(sharingWeightsOf: policy), value, reward)
     }
 
-    static func benchPPO(_ cfg: ModelConfig, loraRank: Int? = nil) throws -> ([(String, Double)], Double) {
-        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank)
+    static func benchPPO(_ cfg: ModelConfig, loraRank: Int? = nil, frozen: FrozenDType = .f32) throws -> ([(String, Double)], Double) {
+        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank, frozen: frozen)
         var s = PPOSettings()
         s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
         let (trainer, _, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
@@ -305,6 +353,55 @@ enum BenchCommand: Command {
             if total < best.1 { best = (trainer.profile, total) }
         }
         return best
+    }
+
+    /// How much holding `model`'s projections in bfloat16 changes its output, over text the
+    /// model writes itself (4 random 8-token prompts and 120 tokens sampled at temperature 1):
+    /// the largest and the mean |Δ logit|, the spread of the logits for scale, the mean
+    /// KL(f32 ‖ bf16) of the next-token distributions, and how often their argmax agrees.
+    static func bf16LogitChange(_ model: TransformerModel) -> [(String, Double)] {
+        let cfg = model.config
+        var rng = SeededRandom(seed: 11)
+        let prompts = (0..<4).map { _ in (0..<8).map { _ in Int32(rng.int(below: cfg.vocabSize)) } }
+        let length = min(128, cfg.nCtx)
+        let out = Generator(model: model).generate(prompts: prompts, maxNewTokens: length - 8, settings: SamplingSettings(temperature: 1),
+                                                   eos: nil, pad: 0, rng: &rng)
+        let batch = TokenBatch(leftPadding: zip(prompts, out).map { $0 + $1.tokens }, pad: 0)
+        let half = TransformerModel(config: cfg, scalarHead: model.hasScalarHead)
+        half.copyParameters(from: model)
+        half.holdProjectionsInBFloat16()
+        let a = Activations(config: cfg, batch: batch.batch, length: batch.length)
+        let b = Activations(config: cfg, batch: batch.batch, length: batch.length)
+        model.forward(batch, a)
+        half.forward(batch, b)
+        let v = cfg.vocabSize
+        var maxDiff = 0.0, sumDiff = 0.0, sumSq = 0.0, sum = 0.0, kl = 0.0, agree = 0, rows = 0
+        for r in 0..<batch.batch * batch.length where batch.mask[r] == 1 {
+            let p = a.logits.pointer + r * v, q = b.logits.pointer + r * v
+            var mp = -Double.infinity, mq = -Double.infinity, ap = 0, aq = 0
+            for j in 0..<v {
+                let d = abs(Double(p[j]) - Double(q[j]))
+                maxDiff = max(maxDiff, d); sumDiff += d; sum += Double(p[j]); sumSq += Double(p[j]) * Double(p[j])
+                if Double(p[j]) > mp { mp = Double(p[j]); ap = j }
+                if Double(q[j]) > mq { mq = Double(q[j]); aq = j }
+            }
+            var zp = 0.0, zq = 0.0
+            for j in 0..<v { zp += Foundation.exp(Double(p[j]) - mp); zq += Foundation.exp(Double(q[j]) - mq) }
+            let lzp = Foundation.log(zp) + mp, lzq = Foundation.log(zq) + mq
+            var k = 0.0
+            for j in 0..<v {
+                let lp = Double(p[j]) - lzp, lq = Double(q[j]) - lzq
+                k += Foundation.exp(lp) * (lp - lq)
+            }
+            kl += k; agree += ap == aq ? 1 : 0; rows += 1
+        }
+        let n = Double(rows * v), mean = sum / n
+        return [("tokens compared", Double(rows)),
+                ("max |Δ logit|", maxDiff),
+                ("mean |Δ logit|", sumDiff / n),
+                ("std of the f32 logits (for scale)", (sumSq / n - mean * mean).squareRoot()),
+                ("mean KL(f32 ‖ bf16) per token, nats", kl / Double(rows)),
+                ("argmax agreement, %", 100 * Double(agree) / Double(rows))]
     }
 
     /// One DPO epoch on config S with random models, over rankings shaped like the quick demo's:
@@ -365,12 +462,12 @@ enum BenchCommand: Command {
     /// with random models, fully fine-tuned or with rank-r LoRA: the bytes of each kind of live
     /// tensor, their total, the process's resident memory before the models existed, and the
     /// peak resident memory of the iteration.
-    static func benchPPOMemory(_ cfg: ModelConfig, loraRank: Int?) throws -> [(String, Int)] {
+    static func benchPPOMemory(_ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType = .f32) throws -> [(String, Int)] {
         guard resetPeakResident() else {
             throw RuntimeError("ppo-memory needs /proc/self/clear_refs to reset the peak resident memory")
         }
         let baseline = procStatusBytes("VmRSS")
-        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank)
+        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank, frozen: frozen)
         var s = PPOSettings()
         s.batch = 16; s.responseLength = 32; s.ppoEpochs = 1; s.minibatches = 2; s.iterations = 1
         let (trainer, rm, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
@@ -378,7 +475,7 @@ enum BenchCommand: Command {
         _ = trainer.step(prompts: prompts)
         let peak = procStatusBytes("VmHWM")
         var parts = trainer.memoryBreakdown
-        parts.insert(("reward model parameters", 4 * reward.layout.count), at: 1)
+        parts.insert(("reward model parameters", reward.weightBytes), at: 1)
         parts.append(("reward model activations", 4 * rm.activationFloatCount))
         let live = parts.reduce(0) { $0 + $1.1 }
         return parts + [("live tensors, total", live), ("process before the models (code, runtime)", baseline),

@@ -14,7 +14,7 @@ enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Run the whole RLHF loop on the built-in base model and prompts"
     static let help = """
-    Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--lora-rank R] [--json] [--force]
+    Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--lora-rank R [--frozen-dtype bf16]] [--json] [--force]
 
     Runs every stage with a simulated labeler in place of a person, and measures the result:
       1. base model: pretrained from prompts/corpus.txt on first use, then cached
@@ -44,6 +44,8 @@ enum DemoCommand: Command {
       --lora-rank R  train the reward model and PPO with rank-R LoRA adapters (alpha 2R, every
                    projection) over frozen weights instead of every weight, at LoRA's learning
                    rates (10 times the full ones)
+      --frozen-dtype T  with --lora-rank: f32 or bf16, the float type of the frozen weights
+                   (default f32)
       --json       print the closing figures as one JSON object (progress still goes to stderr)
       --force      replace a run of that name even if a demo did not create it
     """
@@ -73,15 +75,17 @@ enum DemoCommand: Command {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--lora-rank"], flags: ["--quick", "--json", "--force", "--dpo"])
+        let a = try Arguments(args, options: ["--run", "--lora-rank", "--frozen-dtype"], flags: ["--quick", "--json", "--force", "--dpo"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         let quick = a.flag("--quick"), json = a.flag("--json"), withDPO = a.flag("--dpo")
         let runName = a.string("--run") ?? "demo"
         var plan = Plan.make(quick: quick)
         let lora = try a.int("--lora-rank", range: 1...4096).map { LoRAConfig(rank: $0, alpha: Float(2 * $0), targets: []) }
+        let frozen = try LoRAFlags.frozenDType(a)
         if let lora {
             plan.ppo.lora = lora
             plan.ppo.learningRate *= 10
+            if frozen == .bf16 { plan.ppo.frozenDType = .bf16 }
         }
         let say: (String) -> Void = json ? { printError($0) } : { print($0) }
         let start = Date()
@@ -141,7 +145,7 @@ enum DemoCommand: Command {
         header("Train the reward model" + (lora.map { " (LoRA rank \($0.rank))" } ?? ""))
         var ro = RewardOptions()
         ro.epochs = plan.rewardEpochs; ro.learningRate = 1e-4; ro.seed = 1
-        if let lora { ro.lora = lora; ro.learningRate *= 10 }
+        if let lora { ro.lora = lora; ro.learningRate *= 10; ro.frozenDType = frozen }
         var rbar: ProgressBar?
         let rr = try RewardStage.run(store: store, options: ro, progress: { s, t, l in
             if rbar == nil { rbar = ProgressBar("   train-reward", total: t, unit: "steps") }

@@ -83,6 +83,8 @@ enum PPOCommand: Command {
         s.samplesPerIteration = try a.int("--samples", default: s.samplesPerIteration, range: 0...1000)!
         s.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
         s.lora = try LoRAFlags.parse(a)
+        let frozen = try LoRAFlags.frozenDType(a)
+        s.frozenDType = frozen == .f32 ? nil : frozen
         if s.lora != nil { s.learningRate *= 10 }
         try f("--temperature", &s.temperature); try f("--kl-coef", &s.klCoef); try f("--gamma", &s.gamma); try f("--lambda", &s.lambda)
         try f("--clip-range", &s.clipRange); try f("--clip-range-value", &s.clipRangeValue); try f("--vf-coef", &s.valueCoef)

@@ -53,6 +53,7 @@ enum TrainRewardCommand: Command {
         o.batch = try a.int("--batch", default: 8, range: 1...100_000)!
         o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
         o.lora = try LoRAFlags.parse(a)
+        o.frozenDType = try LoRAFlags.frozenDType(a)
         o.learningRate = try float(a, "--lr", default: o.lora == nil ? 5e-5 : 1e-3, valid: { $0 > 0 && $0 < 1 })
         o.validationFraction = Double(try float(a, "--val-fraction", default: 0.1, valid: { $0 > 0 && $0 < 1 }))
         o.margin = try float(a, "--margin", default: 0, valid: { $0.isFinite })
