@@ -58,7 +58,9 @@ extension BFloat16: WeightElement {
     @inlinable @inline(__always)
     public static func four(_ p: UnsafeRawPointer, _ index: Int) -> SIMD4<Float> {
         let h = p.loadUnaligned(fromByteOffset: index &* 2, as: SIMD4<UInt16>.self)
-        return unsafeBitCast(SIMD4<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD4<Float>.self)
+        // lane by lane: the standard conversion is a call the optimiser does not inline
+        let u = SIMD4<UInt32>(UInt32(h[0]), UInt32(h[1]), UInt32(h[2]), UInt32(h[3]))
+        return unsafeBitCast(u &<< 16, to: SIMD4<Float>.self)
     }
 }
 

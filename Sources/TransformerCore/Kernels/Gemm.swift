@@ -5,41 +5,32 @@ import KernelBodies
 /// A strided, read-only matrix operand: element (i, j) is at `base[i * rowStride + j * colStride]`.
 ///
 /// Transposes are expressed by swapping the strides, so one GEMM serves forward (x·W),
-/// input gradients (dy·Wᵀ) and weight gradients (xᵀ·dy) without copying.
-public struct MatrixOperand {
+/// input gradients (dy·Wᵀ) and weight gradients (xᵀ·dy) without copying. The elements are
+/// floats (`MatrixOperand`), or bfloat16 for B (`BF16MatrixOperand`: frozen weights held at
+/// half size, widened to floats as the kernels load them).
+public struct StridedMatrix<Element> {
     /// First element.
-    public var base: UnsafePointer<Float>
-    /// Distance in floats between consecutive rows of the operand as used in the product.
+    public var base: UnsafePointer<Element>
+    /// Distance in elements between consecutive rows of the operand as used in the product.
     public var rowStride: Int
-    /// Distance in floats between consecutive columns.
+    /// Distance in elements between consecutive columns.
     public var colStride: Int
 
-    /// A row-major matrix with `columns` floats per row.
-    public static func rowMajor(_ p: UnsafePointer<Float>, columns: Int) -> MatrixOperand {
-        MatrixOperand(base: p, rowStride: columns, colStride: 1)
+    public init(base: UnsafePointer<Element>, rowStride: Int, colStride: Int) {
+        self.base = base; self.rowStride = rowStride; self.colStride = colStride
     }
-    /// The transpose of a row-major matrix that has `columns` floats per row.
-    public static func transposed(_ p: UnsafePointer<Float>, columns: Int) -> MatrixOperand {
-        MatrixOperand(base: p, rowStride: 1, colStride: columns)
-    }
-}
-
-/// A strided, read-only matrix operand of bfloat16 elements: frozen weights held at half size,
-/// widened to floats as the kernels load them (see `MatrixOperand` for the strides).
-public struct BF16MatrixOperand {
-    public var base: UnsafePointer<BFloat16>
-    public var rowStride: Int
-    public var colStride: Int
-
     /// A row-major matrix with `columns` elements per row.
-    public static func rowMajor(_ p: UnsafePointer<BFloat16>, columns: Int) -> BF16MatrixOperand {
-        BF16MatrixOperand(base: p, rowStride: columns, colStride: 1)
+    public static func rowMajor(_ p: UnsafePointer<Element>, columns: Int) -> StridedMatrix {
+        StridedMatrix(base: p, rowStride: columns, colStride: 1)
     }
     /// The transpose of a row-major matrix that has `columns` elements per row.
-    public static func transposed(_ p: UnsafePointer<BFloat16>, columns: Int) -> BF16MatrixOperand {
-        BF16MatrixOperand(base: p, rowStride: 1, colStride: columns)
+    public static func transposed(_ p: UnsafePointer<Element>, columns: Int) -> StridedMatrix {
+        StridedMatrix(base: p, rowStride: 1, colStride: columns)
     }
 }
+
+public typealias MatrixOperand = StridedMatrix<Float>
+public typealias BF16MatrixOperand = StridedMatrix<BFloat16>
 
 /// B's element type as the product's drivers see it: how to read it and which decode kernels
 /// stream it.
@@ -68,12 +59,6 @@ extension BFloat16: GemmElement {
     static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void { k.bf16.dotRows4x4 }
 }
 
-/// B of either element type, for the drivers.
-struct StridedB<W: GemmElement> {
-    var base: UnsafePointer<W>
-    var rowStride: Int
-    var colStride: Int
-}
 
 /// Single-precision matrix multiplication, BLIS-style: B is packed in KC×NC blocks shared by
 /// the workers, each worker packs its own MC×KC block of A, and the active path's micro-kernel
@@ -98,8 +83,7 @@ public enum Gemm {
     public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
-        product(m: m, n: n, k: k, a: a, b: StridedB(base: b.base, rowStride: b.rowStride, colStride: b.colStride),
-                c: c, ldc: ldc, accumulate: accumulate, bias: bias)
+        product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias)
     }
 
     /// The product with B in bfloat16 (frozen weights held at half size): the decode-sized
@@ -109,11 +93,10 @@ public enum Gemm {
     public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: BF16MatrixOperand,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
-        product(m: m, n: n, k: k, a: a, b: StridedB(base: b.base, rowStride: b.rowStride, colStride: b.colStride),
-                c: c, ldc: ldc, accumulate: accumulate, bias: bias)
+        product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias)
     }
 
-    static func product<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
+    static func product<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
                                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, bias: UnsafePointer<Float>?) {
         if m == 0 || n == 0 { return }
         if k == 0 {
@@ -134,9 +117,8 @@ public enum Gemm {
         // Two row panels or fewer (at least 12 rows): B read in place rather than packed (when
         // it holds floats: bfloat16 is widened once per product by packing it instead).
         if m <= 2 * max(gemmMR, 6) {
-            if b.colStride == 1, let fb = b as? StridedB<Float> {
-                smallMRowMajorB(m: m, n: n, k: k, a: a, b: MatrixOperand(base: fb.base, rowStride: fb.rowStride, colStride: 1),
-                                c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
+            if b.colStride == 1, let fb = b as? MatrixOperand {
+                smallMRowMajorB(m: m, n: n, k: k, a: a, b: fb, c: c, ldc: ldc, accumulate: accumulate, bias: bias, threads: threads)
                 return
             }
             if b.rowStride == 1 && m <= 8 {
@@ -151,7 +133,7 @@ public enum Gemm {
 
     // MARK: - The blocked path
 
-    static func blocked<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
+    static func blocked<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                         bias: UnsafePointer<Float>?, threads: Int) {
         let kern = Kernels.active
@@ -309,7 +291,7 @@ public enum Gemm {
     /// Packs rows p0..<p0+kc, columns j0..<j0+nValid of B into one panel of `width` columns
     /// (`width` floats per k), zero-padding missing columns.
     @inline(__always)
-    static func packB<W: GemmElement>(_ b: StridedB<W>, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
+    static func packB<W: GemmElement>(_ b: StridedMatrix<W>, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
         let rs = b.rowStride, cs = b.colStride
         if cs == 1 && nValid == gemmNR {
             if let fb = b.base as? UnsafePointer<Float> {
@@ -386,7 +368,7 @@ public enum Gemm {
     /// each B row per panel streams weights from memory about a third faster than the 192 of an
     /// 8×48 tile. The last n mod decodeNR columns go through the 4-row GEMM tile the same way,
     /// and what is left (under gemmNR columns) through `smallMRowMajorB`.
-    static func decodeRowMajorB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
+    static func decodeRowMajorB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                 bias: UnsafePointer<Float>?, threads: Int) {
         let kern = Kernels.active
@@ -457,7 +439,7 @@ public enum Gemm {
     /// Few rows (≤ 8), B given as the transpose of a row-major matrix (n×k, e.g. the tied
     /// embedding for the LM head): each output is a dot product of two contiguous rows, and
     /// every row of the big matrix is read once.
-    static func smallMTransposedB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedB<W>,
+    static func smallMTransposedB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
                                   c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                                   bias: UnsafePointer<Float>?, threads: Int) {
         // Gather A rows contiguously (8 × k, rows past m zero) so the kernel has no branches.

@@ -116,7 +116,7 @@ enum BenchCommand: Command {
                 let gbps = gflops / Double(2 * m) * 4     // bytes of B streamed per second, in GB/s
                 out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold,
                           "b_transposed": a.flag("--transposed"), "b_gb_per_s": round2(gbps)],
-                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(a.flag("--transposed") ? " Bᵀ" : "")".padding(toLength: 28, withPad: " ", startingAt: 0)
+                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(a.flag("--transposed") ? " Bᵀ" : "")".column(28)
                             + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
             }
             if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
@@ -131,7 +131,7 @@ enum BenchCommand: Command {
                 var fields: [String: Any] = ["what": "ppo-memory", "config": label(names[0]), "part": name, "mb": round2(Double(bytes) / 1_048_576),
                                              "frozen_dtype": frozen.rawValue]
                 if let r = loraRank { fields["lora_rank"] = r }
-                out.emit(fields, text: "\(tag)  \(name)".padding(toLength: 72, withPad: " ", startingAt: 0) + "\(fmt(Double(bytes) / 1_048_576)) MiB")
+                out.emit(fields, text: "\(tag)  \(name)".column(78) + "\(fmt(Double(bytes) / 1_048_576)) MiB")
             }
         }
         if only.contains("ppo") {
@@ -142,10 +142,10 @@ enum BenchCommand: Command {
                     let tag = "ppo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " \(dtype.rawValue)" : "")
                     for (phase, secs) in phases {
                         out.emit(["what": "ppo", "config": name, "phase": phase, "seconds": round3(secs), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue],
-                                 text: "\(tag) \(phase)".padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%.3f s", secs))
+                                 text: "\(tag) \(phase)".column(38) + String(format: "%.3f s", secs))
                     }
                     out.emit(["what": "ppo", "config": name, "phase": "total", "seconds": round3(total), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue],
-                             text: "\(tag) iteration total".padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%.3f s", total))
+                             text: "\(tag) iteration total".column(38) + String(format: "%.3f s", total))
                 }
             }
         }
@@ -163,14 +163,14 @@ enum BenchCommand: Command {
             for (name, model) in models {
                 for (what, value) in bf16LogitChange(model) {
                     out.emit(["what": "bf16", "model": name, "measure": what, "value": value],
-                             text: "bf16 \(name)  \(what)".padding(toLength: 58, withPad: " ", startingAt: 0) + String(format: "%.6g", value))
+                             text: "bf16 \(name)  \(what)".column(64) + String(format: "%.6g", value))
                 }
             }
         }
         if only.contains("dpo") {
             for (name, secs, count) in benchDPO() {
                 out.emit(["what": "dpo", "phase": name, "seconds": round3(secs), "rankings": count],
-                         text: "dpo      \(name)".padding(toLength: 28, withPad: " ", startingAt: 0)
+                         text: "dpo      \(name)".column(28)
                             + String(format: "%.3f s (%@ rankings/s)", secs, fmt(Double(count) / secs)))
             }
         }
@@ -180,7 +180,7 @@ enum BenchCommand: Command {
                 let label = "tokenize 4 MB, \(pattern.rawValue)" + (nfc ? "+NFC" : "")
                 out.emit(["what": "tokenize", "pattern": pattern.rawValue, "nfc": nfc, "mb": 4, "vocab": 8192, "mb_per_s": round2(mbps),
                           "bytes_per_token": round2(tokens)],
-                         text: label.padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(mbps)) MB/s (\(fmt(tokens)) bytes/token)")
+                         text: label.column(28) + "\(fmt(mbps)) MB/s (\(fmt(tokens)) bytes/token)")
             }
         }
         for name in configs {
@@ -189,13 +189,13 @@ enum BenchCommand: Command {
                 let (b, t) = trainShape(name)
                 let (tps, loss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount)
                 out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
-                         text: "train    \(label(name))  B×T \(b)×\(t)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+                         text: "train    \(label(name))  B×T \(b)×\(t)".column(34) + "\(fmt(tps)) tokens/s")
                 if let r = loraRank {
                     for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
                         let (ltps, lloss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount, loraRank: r, frozen: dtype)
                         out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "lora_rank": r, "frozen_dtype": dtype.rawValue,
                                   "tokens_per_s": round2(ltps), "loss": round2(Double(lloss))],
-                                 text: "train    \(label(name))  LoRA r\(r)\(dtype == .bf16 ? " bf16" : "")".padding(toLength: 34, withPad: " ", startingAt: 0)
+                                 text: "train    \(label(name))  LoRA r\(r)\(dtype == .bf16 ? " bf16" : "")".column(34)
                                     + "\(fmt(ltps)) tokens/s (\(fmt(ltps / tps))× full fine-tuning)")
                     }
                 }
@@ -205,7 +205,7 @@ enum BenchCommand: Command {
                     let tps = benchGenerate(cfg, repeats: repeatCount, frozen: dtype)
                     out.emit(["what": "generate", "impl": "rlhf", "config": label(name), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps),
                               "frozen_dtype": dtype.rawValue],
-                             text: "generate \(label(name))  8×(16+64)\(dtype == .bf16 ? " bf16" : "")".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s")
+                             text: "generate \(label(name))  8×(16+64)\(dtype == .bf16 ? " bf16" : "")".column(34) + "\(fmt(tps)) tokens/s")
                 }
             }
             if a.flag("--torch") && (only.contains("train") || only.contains("generate")) {
@@ -598,10 +598,10 @@ enum BenchCommand: Command {
                                          "torch": obj["torch"] as? String ?? "", "torch_cpu_capability": obj["cpu_capability"] as? String ?? ""]
             if what == "train" {
                 fields["B"] = b; fields["T"] = t
-                out.emit(fields, text: "torch    \(label(name))  B×T \(b)×\(t)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s (\(versions))")
+                out.emit(fields, text: "torch    \(label(name))  B×T \(b)×\(t)".column(34) + "\(fmt(tps)) tokens/s (\(versions))")
             } else {
                 fields["batch"] = 8; fields["prompt"] = 16; fields["new"] = 64
-                out.emit(fields, text: "HF gen   \(label(name))  8×(16+64)".padding(toLength: 34, withPad: " ", startingAt: 0) + "\(fmt(tps)) tokens/s (\(versions))")
+                out.emit(fields, text: "HF gen   \(label(name))  8×(16+64)".column(34) + "\(fmt(tps)) tokens/s (\(versions))")
             }
         }
     }
@@ -645,7 +645,7 @@ enum BenchCommand: Command {
                   let m = obj["m"] as? Int, let k = obj["k"] as? Int, let n = obj["n"] as? Int,
                   let g = obj["gflops"] as? Double else { continue }
             out.emit(["what": "matmul", "impl": "numpy", "m": m, "k": k, "n": n, "gflops": g],
-                     text: "numpy   \(m)×\(k)×\(n)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(fmt(g)) GFLOPS")
+                     text: "numpy   \(m)×\(k)×\(n)".column(28) + "\(fmt(g)) GFLOPS")
         }
     }
 }
@@ -685,4 +685,10 @@ func peakResidentBytes() -> Int {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss * 1024
+}
+
+extension String {
+    /// Padded with spaces to `width` characters for a column of figures; a longer label is
+    /// kept whole, followed by two spaces, never cut.
+    func column(_ width: Int) -> String { count >= width ? self + "  " : padding(toLength: width, withPad: " ", startingAt: 0) }
 }
