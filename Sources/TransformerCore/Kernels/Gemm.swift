@@ -59,7 +59,6 @@ extension BFloat16: GemmElement {
     static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void { k.bf16.dotRows4x4 }
 }
 
-
 /// Single-precision matrix multiplication, BLIS-style: B is packed in KC×NC blocks shared by
 /// the workers, each worker packs its own MC×KC block of A, and the active path's micro-kernel
 /// (12×32 on AVX-512, 6×16 on AVX2) runs over the packed panels. Decode-sized products (a
