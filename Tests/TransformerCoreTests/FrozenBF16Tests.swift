@@ -8,17 +8,23 @@ import XCTest
 final class FrozenBF16Tests: EveryPathTestCase {
     static let configs = architectureConfigs(layers: 2, embd: 48, ctx: 40, vocab: 61)
 
-    /// (reference, held in bfloat16): the same random weights, projections rounded in the first.
+    /// (reference, held in bfloat16): the same random weights; the second rounds its projections
+    /// as it takes them into bfloat16, the first has them rounded here, with `BFloat16(_:)`.
     func pair(_ cfg: ModelConfig, scalarHead: Bool = false) -> (TransformerModel, TransformerModel) {
         let reference = randomModel(cfg, seed: 11, scalarHead: scalarHead, scale: 4)
-        for l in 0..<cfg.nLayer {
-            for (_, names) in reference.projectionSlots(layer: l) {
-                for n in names { let t = reference.tensor(n); for i in t.indices { t[i] = BFloat16(t[i]).float } }
-            }
-        }
         let half = TransformerModel(config: cfg, scalarHead: scalarHead)
         half.copyParameters(from: reference)
         half.holdProjectionsInBFloat16()
+        var changed = 0
+        for l in 0..<cfg.nLayer {
+            for (_, names) in reference.projectionSlots(layer: l) {
+                for n in names {
+                    let t = reference.tensor(n)
+                    for i in t.indices { let r = BFloat16(t[i]).float; changed += r != t[i] ? 1 : 0; t[i] = r }
+                }
+            }
+        }
+        XCTAssertGreaterThan(changed, 0, "the weights are not all representable in bfloat16 already")
         return (reference, half)
     }
 
