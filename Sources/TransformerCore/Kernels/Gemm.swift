@@ -387,11 +387,12 @@ public enum Gemm {
         if (n - panels * decodeNR) % gemmNR != 0 && panels > 0 && (n - (panels - 1) * decodeNR) % gemmNR == 0 { panels -= 1 }
         let narrow = (n - panels * decodeNR) / gemmNR
         let mode: TileMode = accumulate ? .accumulate : (bias != nil ? .bias : .overwrite)
+        let decodeTile = W.decodeTile(kern), tile4 = W.tile4(kern)
         // One panel of `width` columns at column j: k in blocks whose slice of the panel (512
         // rows × at most 384 bytes) stays in L2 for the second half's pass; a half with fewer than 4
         // rows sums into the tile.
         func sweep(_ j: Int, _ width: Int, _ tile: UnsafeMutablePointer<Float>) {
-            let kernel = width == decodeNR ? W.decodeTile(kern) : W.tile4(kern)
+            let kernel = width == decodeNR ? decodeTile : tile4
             var p0 = 0
             while p0 < k {
                 let kcur = min(512, k - p0)
