@@ -36,7 +36,7 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
         .target(name: "CPUFeatures"),
-        .target(name: "KernelBodies", swiftSettings: [unchecked]),
+        .target(name: "KernelBodies", dependencies: ["CPUFeatures"], swiftSettings: [unchecked]),
         .target(name: "KernelsAVX512", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v4")),
         .target(name: "KernelsAVX2", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v3")),
         .target(name: "KernelsPortable", dependencies: ["KernelBodies"], swiftSettings: [unchecked]),

@@ -1,6 +1,8 @@
 #ifndef RLHF_CPU_FEATURES_H
 #define RLHF_CPU_FEATURES_H
 
+#include "Prefetch.h"
+
 /// The x86-64 micro-architecture level this CPU and its operating system support: 4 for
 /// x86-64-v4 (AVX-512 F/BW/CD/DQ/VL), 3 for x86-64-v3 (AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE),
 /// 2 or 1 below that, and 0 on a CPU that is not x86-64. The check covers the whole level, not
