@@ -153,9 +153,18 @@ public enum Gemm {
             while pc < k {
                 let kcur = min(kc, k - pc)
                 let bp = packedB(0).floats(panels * gemmNR * kcur)
-                Parallel.forEachTask(panels, threads: threads) { panel, _ in
-                    packB(b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
-                          width: gemmNR, into: bp + panel * gemmNR * kcur)
+                if b.colStride == 1 {
+                    // Row-major B: each worker packs whole rows of the block into every panel, so
+                    // memory is read in order (one panel per task read a few lines of each row).
+                    Parallel.forEachTask(threads, threads: threads) { part, _ in
+                        packBRows(b, p0: pc, rows: kcur * part / threads ..< kcur * (part + 1) / threads, kc: kcur,
+                                  j0: jc, n: ncur, width: gemmNR, into: bp)
+                    }
+                } else {
+                    Parallel.forEachTask(panels, threads: threads) { panel, _ in
+                        packB(b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
+                              width: gemmNR, into: bp + panel * gemmNR * kcur)
+                    }
                 }
                 let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
                 let biasBase = bias.map { $0 + jc }
@@ -284,6 +293,35 @@ public enum Gemm {
             let r = UnsafeRawPointer(src + i * stride)
             for p in 0..<kc { dst[p * width + i] = W.scalar(r, p) }
             i += 1
+        }
+    }
+
+    /// Packs rows `rows` (of the kc rows from p0) of columns j0..<j0+n of a row-major B into the
+    /// panels of `width` columns that `packB` writes (panel q at `bp + q·width·kc`), zero-padding
+    /// the last panel.
+    @inline(__always)
+    static func packBRows<W: GemmElement>(_ b: StridedMatrix<W>, p0: Int, rows: Range<Int>, kc: Int, j0: Int, n: Int,
+                                          width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
+        let rs = b.rowStride
+        let panels = (n + gemmNR - 1) / gemmNR
+        let raw = UnsafeRawPointer(b.base)
+        for p in rows {
+            let src = (p0 + p) * rs + j0
+            for q in 0..<panels {
+                let dst = bp + q * gemmNR * kc + p * gemmNR
+                let valid = min(gemmNR, n - q * gemmNR)
+                if let fb = b.base as? UnsafePointer<Float> {
+                    copyFloats(dst, fb + src + q * gemmNR, valid)
+                } else {
+                    var j = 0
+                    while j + 4 <= valid {
+                        UnsafeMutableRawPointer(dst + j).storeBytes(of: W.four(raw, src + q * gemmNR + j), as: SIMD4<Float>.self)
+                        j += 4
+                    }
+                    while j < valid { dst[j] = W.scalar(raw, src + q * gemmNR + j); j += 1 }
+                }
+                for j in valid..<gemmNR { dst[j] = 0 }
+            }
         }
     }
 
