@@ -44,6 +44,53 @@ final class TrainingTests: EveryPathTestCase {
         }
     }
 
+    /// The update is split between threads by elements, one tensor possibly across threads: every
+    /// element of every tensor is updated once, as AdamW's definition gives (computed here in
+    /// Double), and the result is the same bits with one thread or several.
+    func testAdamWSplitsTensorsBetweenThreadsExactly() {
+        forEachPath {
+            // a large first tensor (as an embedding is), odd sizes, an empty one, decay on and off
+            let sizes = [150_001, 17, 0, 40_003, 33, 96, 70_000]
+            var ranges: [(offset: Int, count: Int, decays: Bool)] = []
+            var total = 0
+            for (i, n) in sizes.enumerated() { ranges.append((total, n, i % 2 == 0)); total += n }
+            var rng = SeededRandom(seed: 11)
+            let start = (0..<total).map { _ in rng.uniformFloat() - 0.5 }
+            let grads = (0..<3).map { _ in FloatBuffer((0..<total).map { _ in rng.uniformFloat() - 0.5 }) }
+            let config = AdamWConfig(learningRate: 1e-2, weightDecay: 0.1)
+            func run(threads: Int) -> [Float] {
+                let saved = Parallel.threadCount
+                Parallel.threadCount = threads
+                defer { Parallel.threadCount = saved }
+                let params = FloatBuffer(start)
+                let opt = AdamW(ranges: ranges, count: total, config: config)
+                for g in grads { opt.update(params: params, grads: g, lr: 1e-2) }
+                return params.array
+            }
+            let one = run(threads: 1), two = run(threads: 2), three = run(threads: 3)
+            func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+            XCTAssertEqual(differing(one, two), 0, "elements that differ between one thread and two")
+            XCTAssertEqual(differing(one, three), 0, "elements that differ between one thread and three")
+            // the reference, element by element
+            let (b1, b2, eps, lr) = (Double(config.beta1), Double(config.beta2), Double(config.eps), 1e-2)
+            var worst = 0.0
+            for (offset, count, decays) in ranges {
+                for i in offset..<offset + count {
+                    var p = Double(start[i]), m = 0.0, v = 0.0
+                    for (t, g) in grads.enumerated() {
+                        let gi = Double(g[i])
+                        m = b1 * m + (1 - b1) * gi
+                        v = b2 * v + (1 - b2) * gi * gi
+                        let mh = m / (1 - pow(b1, Double(t + 1))), vh = v / (1 - pow(b2, Double(t + 1)))
+                        p = p * (decays ? 1 - lr * Double(config.weightDecay) : 1) - lr * mh / (vh.squareRoot() + eps)
+                    }
+                    worst = max(worst, abs(p - Double(one[i])))
+                }
+            }
+            XCTAssertLessThan(worst, 1e-5)
+        }
+    }
+
     func testTrainingReducesLossOnAFixedBatch() {
         forEachPath {
             let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 16, vocabSize: 29)

@@ -29,6 +29,7 @@ public final class AdamW {
     /// Number of steps taken (t in the bias correction).
     public private(set) var step: Int = 0
     private let ranges: [(offset: Int, count: Int, decays: Bool)]
+    private let totalCount: Int
 
     /// An optimiser for the parameters laid out by `layout`.
     public convenience init(layout: ParameterLayout, config: AdamWConfig) {
@@ -51,6 +52,7 @@ public final class AdamW {
         m = FloatBuffer(count: count, hugePages: true)
         v = FloatBuffer(count: count, hugePages: true)
         self.ranges = ranges
+        totalCount = ranges.reduce(0) { $0 + $1.count }
     }
 
     /// Restores the step count (with the moments, for resuming).
@@ -84,13 +86,38 @@ public final class AdamW {
         let bc1 = 1 - powf(b1, Float(step)), bc2 = 1 - powf(b2, Float(step))
         let pp = params.pointer, gp = grads.pointer, mp = m.pointer, vp = v.pointer
         let wd = config.weightDecay
-        let total = ranges.reduce(0) { $0 + $1.count }
         let kern = Kernels.active
-        Parallel.forEach(ranges.count, cost: total, minCostPerThread: 1 << 16) { r in
-            let (off, count, decays) = ranges[r]
-            let decay = decays ? lr * wd : 0
-            kern.adamw(pp + off, gp + off, mp + off, vp + off, count, b1, b2, lr / bc1, bc2, eps, 1 - decay)
+        // Every thread takes an equal share of the elements, not of the tensors: one tensor (the
+        // embedding) can be a third of a model. Shares start at multiples of 16 elements into a
+        // tensor, so every element takes the kernel's vector or scalar path as it would
+        // if its tensor were updated whole, and the result does not depend on the thread count.
+        let threads = totalCount >= 1 << 17 ? Parallel.threadCount : 1
+        let starts = (0...threads).map { t in position(totalCount * t / threads) }
+        Parallel.forEach(threads) { t in
+            var (r, off) = starts[t]
+            let (endRange, endOffset) = starts[t + 1]
+            while r < endRange || (r == endRange && off < endOffset) {
+                let (base, count, decays) = ranges[r]
+                let stop = r == endRange ? endOffset : count
+                let decay = decays ? lr * wd : 0
+                if stop > off {
+                    kern.adamw(pp + base + off, gp + base + off, mp + base + off, vp + base + off, stop - off,
+                               b1, b2, lr / bc1, bc2, eps, 1 - decay)
+                }
+                r += 1; off = 0
+            }
         }
+    }
+
+    /// The tensor holding element `index` of the tensors laid end to end, and the offset into
+    /// it, rounded down to a multiple of 16; (ranges.count, 0) past the end.
+    func position(_ index: Int) -> (range: Int, offset: Int) {
+        var rest = index
+        for (r, range) in ranges.enumerated() {
+            if rest < range.count { return (r, rest / 16 * 16) }
+            rest -= range.count
+        }
+        return (ranges.count, 0)
     }
 }
 
