@@ -304,13 +304,13 @@ public enum Gemm {
                                           width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
         let rs = b.rowStride
         let panels = (n + gemmNR - 1) / gemmNR
-        let raw = UnsafeRawPointer(b.base)
+        let raw = UnsafeRawPointer(b.base), floats = b.base as? UnsafePointer<Float>
         for p in rows {
             let src = (p0 + p) * rs + j0
             for q in 0..<panels {
                 let dst = bp + q * gemmNR * kc + p * gemmNR
                 let valid = min(gemmNR, n - q * gemmNR)
-                if let fb = b.base as? UnsafePointer<Float> {
+                if let fb = floats {
                     copyFloats(dst, fb + src + q * gemmNR, valid)
                 } else {
                     var j = 0
@@ -325,24 +325,13 @@ public enum Gemm {
         }
     }
 
-    /// Packs rows p0..<p0+kc, columns j0..<j0+nValid of B into one panel of `width` columns
-    /// (`width` floats per k), zero-padding missing columns.
+    /// Packs rows p0..<p0+kc, columns j0..<j0+nValid of a B that is not row-major (row-major B
+    /// goes to `packBRows`) into one panel of `width` columns (`width` floats per k),
+    /// zero-padding missing columns.
     @inline(__always)
     static func packB<W: GemmElement>(_ b: StridedMatrix<W>, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
         let rs = b.rowStride, cs = b.colStride
-        if cs == 1 && nValid == gemmNR {
-            if let fb = b.base as? UnsafePointer<Float> {
-                for p in 0..<kc { copyFloats(bp + p * gemmNR, fb + (p0 + p) * rs + j0, gemmNR) }
-            } else {
-                let raw = UnsafeRawPointer(b.base)
-                for p in 0..<kc {
-                    let src = (p0 + p) * rs + j0, dst = UnsafeMutableRawPointer(bp + p * gemmNR)
-                    var j = 0
-                    while j + 4 <= gemmNR { dst.storeBytes(of: W.four(raw, src + j), toByteOffset: 4 * j, as: SIMD4<Float>.self); j += 4 }
-                    while j < gemmNR { bp[p * gemmNR + j] = W.scalar(raw, src + j); j += 1 }
-                }
-            }
-        } else if rs == 1 {
+        if rs == 1 {
             gatherRows(b.base + j0 * cs + p0, cs, rows: nValid, width: gemmNR, kc: kc, bp)
             if nValid < gemmNR { for p in 0..<kc { for jj in nValid..<gemmNR { bp[p * gemmNR + jj] = 0 } } }
         } else {
