@@ -21,7 +21,7 @@ func isaFlags(_ level: String) -> [SwiftSetting] {
 
 let package = Package(
     name: "rlhf",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],   // Synchronization's Atomic
     products: [
         .executable(name: "rlhf", targets: ["rlhf"]),
         .library(name: "TransformerCore", targets: ["TransformerCore"]),

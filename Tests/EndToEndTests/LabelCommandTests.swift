@@ -93,9 +93,14 @@ final class LabelCommandTests: ScratchFolderTestCase {
         // glibc's prlimit(2) wrapper, which Swift's Glibc module does not import.
         typealias Prlimit = @convention(c) (pid_t, Int32, UnsafePointer<rlimit>?, UnsafeMutablePointer<rlimit>?) -> Int32
         let prlimit = unsafeBitCast(try XCTUnwrap(dlsym(nil, "prlimit")), to: Prlimit.self)
+        #if os(Linux)
+        let fileSizeResource = Int32(RLIMIT_FSIZE.rawValue)
+        #else
+        let fileSizeResource = RLIMIT_FSIZE
+        #endif
         func setFileSizeLimit(_ bytes: rlim_t) {
             var lim = rlimit(rlim_cur: bytes, rlim_max: rlim_t.max)
-            XCTAssertEqual(prlimit(p.pid, Int32(RLIMIT_FSIZE.rawValue), &lim, nil), 0, String(cString: strerror(errno)))
+            XCTAssertEqual(prlimit(p.pid, fileSizeResource, &lim, nil), 0, String(cString: strerror(errno)))
         }
         setFileSizeLimit(1)
         p.markOutput()

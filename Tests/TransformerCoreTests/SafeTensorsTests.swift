@@ -23,7 +23,8 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(f.names, ["a", "b16", "bb16", "empty"])
         XCTAssertEqual(f.entries["a"]?.shape, [2, 3, 4])
         XCTAssertEqual(try f.floats("a"), a)
-        XCTAssertEqual(try f.floats("b16"), b.map { Float(Float16($0)) })
+        // 1e-3 rounds to the binary16 0x1419 (numpy: np.float32(1e-3).astype(np.float16)).
+        XCTAssertEqual(try f.floats("b16"), [1.5, -2.25, 65504, 0.0010004043579101562])
         // 65504 rounds up to 65536 in BF16; 1e-3 = 0x3A83126F rounds down to 0x3A83.
         XCTAssertEqual(try f.floats("bb16"), [1.5, -2.25, 65536, 0.00099945068])
         XCTAssertEqual(try f.floats("empty"), [])

@@ -170,7 +170,7 @@ public final class SafeTensorsFile {
             memcpy(d, src.baseAddress!, e.count * 4)
             for i in 0..<e.count { d[i] = Float(bitPattern: UInt32(littleEndian: d[i].bitPattern)) }
         case .F16:
-            for i in 0..<e.count { d[i] = Float(Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
+            for i in 0..<e.count { d[i] = HalfFloat.float(fromBits: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         case .BF16:
             for i in 0..<e.count { d[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
         default: break
@@ -238,7 +238,7 @@ public enum SafeTensorsWriter {
                             let x = t.data[i + k]
                             switch t.dtype {
                             case .F32: out.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self)
-                            case .F16: out.storeBytes(of: Float16(x).bitPattern.littleEndian, toByteOffset: 2 * k, as: UInt16.self)
+                            case .F16: out.storeBytes(of: HalfFloat.bits(from: x).littleEndian, toByteOffset: 2 * k, as: UInt16.self)
                             default: out.storeBytes(of: bfloat16Bits(x).littleEndian, toByteOffset: 2 * k, as: UInt16.self)
                             }
                         }
