@@ -113,6 +113,40 @@ final class GemmTests: EveryPathTestCase {
         }
     }
 
+    /// The workers take runs of rows as they come free, so which thread computes which tile
+    /// changes from run to run; the product must not: the same bits with one thread, two or
+    /// three (more workers than cores take turns), for row counts that leave a partial panel,
+    /// with A read in place or packed, and against the reference.
+    func testProductIsTheSameBitsForAnyThreadCount() {
+        forEachPath {
+            for (m, n, k, transA) in [(1024, 96, 70, false), (301, 200, 600, true), (517, 40, 300, false)] {
+                var rng = SeededRandom(seed: UInt64(m + n + k))
+                let a = FloatBuffer((0..<m * k).map { _ in rng.uniformFloat() - 0.5 })
+                let b = FloatBuffer((0..<k * n).map { _ in rng.uniformFloat() - 0.5 })
+                let aOp: MatrixOperand = transA ? .transposed(a.pointer, columns: m) : .rowMajor(a.pointer, columns: k)
+                func product(threads: Int) -> [Float] {
+                    let saved = Parallel.threadCount
+                    Parallel.threadCount = threads
+                    defer { Parallel.threadCount = saved }
+                    let c = FloatBuffer(count: m * n)
+                    Gemm.multiply(m: m, n: n, k: k, a: aOp, b: .rowMajor(b.pointer, columns: n), c: c.pointer, ldc: n)
+                    return c.array
+                }
+                let one = product(threads: 1)
+                for threads in [2, 3] {
+                    for _ in 0..<3 {
+                        let other = product(threads: threads)
+                        XCTAssertEqual(zip(one, other).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                                       "elements that differ, one thread against \(threads): m \(m) n \(n) k \(k)")
+                    }
+                }
+                let ref = naive(m: m, n: n, k: k, a: aOp, b: .rowMajor(b.pointer, columns: n))
+                let worst = zip(ref, one).map { abs($0 - Double($1)) }.max() ?? 0
+                XCTAssertLessThan(worst, 1e-4 * Double(k).squareRoot(), "m \(m) n \(n) k \(k)")
+            }
+        }
+    }
+
     func testLargeParallelProduct() {
         forEachPath {
             // Big enough to go parallel and to span several K and N blocks.

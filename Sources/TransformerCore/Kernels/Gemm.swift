@@ -1,4 +1,5 @@
 import KernelBodies
+import Synchronization
 // Part of this module's interface (bfloat16 operands and frozen weights).
 @_exported import struct KernelBodies.BFloat16
 
@@ -143,6 +144,7 @@ public enum Gemm {
         let mPanels = (m + gemmMR - 1) / gemmMR
         var mBlocks = (mPanels + mc / gemmMR - 1) / (mc / gemmMR)
         if threads > 1 { mBlocks = min(mPanels, (mBlocks + threads - 1) / threads * threads) }
+        let chunks = ChunkCounter()
         var jc = 0
         while jc < n {
             let ncur = min(nc, n - jc)
@@ -168,10 +170,10 @@ public enum Gemm {
                 }
                 let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
                 let biasBase = bias.map { $0 + jc }
-                Parallel.forEachTask(mBlocks * nParts, threads: threads) { task, worker in
-                    let mb = task / nParts, part = task % nParts
-                    let i0 = mPanels * mb / mBlocks * gemmMR
-                    let mcur = min(mPanels * (mb + 1) / mBlocks * gemmMR, m) - i0
+                // Rows i0 ..< i0 + mcur (i0 a multiple of gemmMR) against B panels pLo ..< pHi, on
+                // `worker`'s scratch. Each tile's arithmetic depends only on where it lies, not on
+                // how the rows were grouped, so any split gives the same bits.
+                func block(i0: Int, mcur: Int, worker: Int, pLo: Int, pHi: Int) {
                     let ap = packedA(worker).floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
                     // A transposed (each k's rows contiguous) is read in place, panels of gemmMR rows
                     // `colStride` apart per k; only a last partial panel is packed.
@@ -183,7 +185,6 @@ public enum Gemm {
                         packA(a, i0: i0 + fullRows, mc: mcur - fullRows, p0: pc, kc: kcur, width: gemmMR, into: ap + fullRows * kcur)
                     }
                     let tile = edgeTiles(worker).floats(gemmMR * gemmNR)
-                    let pLo = panels * part / nParts, pHi = panels * (part + 1) / nParts
                     for panel in pLo..<pHi {
                         let j = panel * gemmNR
                         let nValid = min(gemmNR, ncur - j)
@@ -204,6 +205,34 @@ public enum Gemm {
                             }
                             ir += gemmMR
                         }
+                    }
+                }
+                if nParts == 1 && threads > 1 {
+                    // The workers take runs of row panels as they come free: up to a block of mc
+                    // rows while much is left, then shorter runs, so they finish within a panel or
+                    // so of each other (equal static shares left one waiting on the other for
+                    // several panels per product, and on a busy machine for longer).
+                    chunks.next.store(0, ordering: .relaxed)
+                    Parallel.forEachTask(threads, threads: threads) { _, worker in
+                        while true {
+                            var start = chunks.next.load(ordering: .relaxed), size = 0
+                            while true {
+                                guard start < mPanels else { return }
+                                size = min(mc / gemmMR, max(1, (mPanels - start) / (2 * threads)))
+                                let (done, seen) = chunks.next.compareExchange(expected: start, desired: start + size, ordering: .relaxed)
+                                if done { break }
+                                start = seen
+                            }
+                            let i0 = start * gemmMR
+                            block(i0: i0, mcur: min((start + size) * gemmMR, m) - i0, worker: worker, pLo: 0, pHi: panels)
+                        }
+                    }
+                } else {
+                    Parallel.forEachTask(mBlocks * nParts, threads: threads) { task, worker in
+                        let mb = task / nParts, part = task % nParts
+                        let i0 = mPanels * mb / mBlocks * gemmMR
+                        let mcur = min(mPanels * (mb + 1) / mBlocks * gemmMR, m) - i0
+                        block(i0: i0, mcur: mcur, worker: worker, pLo: panels * part / nParts, pHi: panels * (part + 1) / nParts)
                     }
                 }
                 pc += kcur
@@ -504,4 +533,9 @@ public enum Gemm {
             }
         }
     }
+}
+
+/// The next unclaimed row panel of a product's dynamically shared rows.
+final class ChunkCounter: Sendable {
+    let next = Atomic<Int>(0)
 }
