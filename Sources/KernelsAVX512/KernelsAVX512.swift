@@ -14,7 +14,7 @@ public enum AVX512: KernelISA {
     public static var decodeVectors: Int { 6 }
 
     @inline(__always) public static func vmax(_ a: V, _ b: V) -> V { a.replacing(with: b, where: a .< b) }
-    @inline(__always) public static func clamp(_ x: V, _ lo: V, _ hi: V) -> V {
+    @_transparent public static func clamp(_ x: V, _ lo: V, _ hi: V) -> V {
         x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
     }
     @inline(__always) public static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V {
