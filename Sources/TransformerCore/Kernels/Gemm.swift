@@ -138,9 +138,10 @@ public enum Gemm {
                         bias: UnsafePointer<Float>?, threads: Int) {
         let kern = Kernels.active
         let gemmMR = kern.gemmMR, gemmNR = kern.gemmNR
-        // Row blocks of at most mc rows, in whole panels of gemmMR rows, and as many blocks as a
-        // multiple of the worker count, so that no worker gets a block more than another
-        // (1024 rows: 12 blocks of 84–96 rows instead of 10 of 96 and one of 64).
+        // For the static split (one thread, or when columns are split too): row blocks of at most
+        // mc rows, in whole panels of gemmMR rows, and as many blocks as a multiple of the worker
+        // count, so that no worker gets a block more than another (1024 rows: 12 blocks of 84–96
+        // rows instead of 10 of 96 and one of 64). With rows enough, the workers claim them below.
         let mPanels = (m + gemmMR - 1) / gemmMR
         var mBlocks = (mPanels + mc / gemmMR - 1) / (mc / gemmMR)
         if threads > 1 { mBlocks = min(mPanels, (mBlocks + threads - 1) / threads * threads) }
