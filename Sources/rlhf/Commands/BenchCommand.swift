@@ -37,7 +37,7 @@ enum BenchCommand: Command {
                 tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
                 (once per run, over the 400 rankings), the epoch's 45 steps, and the validation
                 pass over 40 rankings (not part of the default set)
-          bf16      how much holding the block projections in bfloat16 (--frozen-dtype bf16)
+      bf16      how much holding the block projections in bfloat16 (--frozen-dtype bf16)
                 changes the logits of each --config's random model, or of --model DIR, over
                 text it samples itself: max and mean |Δ logit|, mean KL, argmax agreement (not
                 part of the default set)
