@@ -25,13 +25,20 @@ final class KernelPathCommandTests: ScratchFolderTestCase {
     func testBenchNamesThePathOnItsFirstLineAndInEveryJSONLine() throws {
         for path in supportedPaths ?? ["portable"] {
             let text = try rlhf(["bench", "--only", "matmul", "--shapes", "16x16x16"], env: ["RLHF_ISA": path])
-            XCTAssertTrue(text.stdout.split(separator: "\n").first?.hasPrefix("rlhf bench (kernels \(path),") == true, text.stdout)
+            let textLines = text.stdout.split(separator: "\n")
+            XCTAssertTrue(textLines.first?.hasPrefix("rlhf bench (kernels \(path),") == true, text.stdout)
+            // The second line names the CPU, the same name every JSON line carries.
+            let cpuLine = textLines.count > 1 ? String(textLines[1]) : ""
+            XCTAssertTrue(cpuLine.hasPrefix("cpu "), text.stdout)
+            let cpu = cpuLine.dropFirst(3).trimmingCharacters(in: .whitespaces)
+            XCTAssertFalse(cpu.isEmpty, text.stdout)
             let json = try rlhf(["bench", "--only", "matmul", "--shapes", "16x16x16,7x9x5", "--json"], env: ["RLHF_ISA": path])
             let lines = json.stdout.split(separator: "\n")
             XCTAssertEqual(lines.count, 3)
             for line in lines {
                 let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
                 XCTAssertEqual(obj?["isa"] as? String, path, String(line))
+                XCTAssertEqual(obj?["cpu"] as? String, cpu, String(line))
             }
         }
         // Without RLHF_ISA the best path is used.

@@ -9,4 +9,12 @@
 /// one flag, because the kernel targets are compiled for the whole level.
 int rlhf_x86_level(void);
 
+/// On x86-64: the CPUID vendor string (12 characters), brand string (up to 48), and the
+/// family and model numbers as the vendors display them; returns 1. Elsewhere returns 0.
+int rlhf_x86_identity(char vendor[13], char brand[49], int *family, int *model);
+
+/// On Apple systems: the `machdep.cpu.brand_string` sysctl into `buffer` (NUL-terminated);
+/// returns 1. Elsewhere, or when the sysctl fails, returns 0.
+int rlhf_apple_cpu_brand(char *buffer, int size);
+
 #endif

@@ -655,18 +655,22 @@ final class BenchOutput {
     let json: Bool
     init(json: Bool) { self.json = json }
 
-    func header(_ s: String) { if !json { print("rlhf bench (\(s))") } }
+    /// The first lines of the text output: what runs, then the CPU it runs on.
+    func header(_ s: String) {
+        if !json { print("rlhf bench (\(s))"); print("cpu".column(28) + CPUDescription.current) }
+    }
 
     func emit(_ fields: [String: Any], text: String) {
         if json {
             var fields = fields
             if fields["isa"] == nil { fields["isa"] = Kernels.activePath.rawValue }
-            let order = ["what", "isa", "impl", "phase", "config", "m", "k", "n", "B", "T", "batch", "prompt", "new"]
+            if fields["cpu"] == nil { fields["cpu"] = CPUDescription.current }
+            let order = ["what", "isa", "cpu", "impl", "phase", "config", "m", "k", "n", "B", "T", "batch", "prompt", "new"]
             var keys = order.filter { fields[$0] != nil }
             keys += fields.keys.filter { !order.contains($0) }.sorted()
             let parts = keys.map { k -> String in
                 let v = fields[k]!
-                if let s = v as? String { return "\"\(k)\":\"\(s)\"" }
+                if let s = v as? String { return "\"\(k)\":" + JSONText.quote(s) }
                 return "\"\(k)\":\(v)"
             }
             print("{" + parts.joined(separator: ",") + "}")
