@@ -9,13 +9,20 @@ import PackageDescription
 // `-Ounchecked` removes overflow traps from index arithmetic in the hot loops.
 let unchecked: SwiftSetting = .unsafeFlags(["-Ounchecked"], .when(configuration: .release))
 
+// `-fno-math-errno` for the kernel targets: Swift's `squareRoot()` goes through a C shim that
+// clang compiles with the target's -Xcc flags, and with glibc's errno semantics each lane became
+// a scalar `sqrtss` with a branch to `sqrtf` for negative inputs, so AdamW's square root was 16
+// scalar ones per vector. Without errno it is one `vsqrtps`, correctly rounded like `sqrtss`,
+// so the results are the same bits.
+let noMathErrno: SwiftSetting = .unsafeFlags(["-Xcc", "-fno-math-errno"])
+
 /// Flags for one instruction-set target: x86 flags only when building on x86-64 (on arm64 those
 /// targets compile to nothing).
 func isaFlags(_ level: String) -> [SwiftSetting] {
     #if arch(x86_64)
-    return [.unsafeFlags(["-Xcc", "-march=\(level)"]), unchecked]
+    return [.unsafeFlags(["-Xcc", "-march=\(level)"]), noMathErrno, unchecked]
     #else
-    return [unchecked]
+    return [noMathErrno, unchecked]
     #endif
 }
 
@@ -39,7 +46,7 @@ let package = Package(
         .target(name: "KernelBodies", dependencies: ["CPUFeatures"], swiftSettings: [unchecked]),
         .target(name: "KernelsAVX512", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v4")),
         .target(name: "KernelsAVX2", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v3")),
-        .target(name: "KernelsPortable", dependencies: ["KernelBodies"], swiftSettings: [unchecked]),
+        .target(name: "KernelsPortable", dependencies: ["KernelBodies"], swiftSettings: [noMathErrno, unchecked]),
         .target(
             name: "TransformerCore",
             dependencies: ["CPUFeatures", "KernelBodies", "KernelsAVX512", "KernelsAVX2", "KernelsPortable"],
