@@ -22,6 +22,16 @@ extension Body {
         var ap = a
         var bp = UnsafeRawPointer(b)
         let bstride = ldb * 4
+        // C's rows are read (accumulate) and written once the k loop is done; ask for their lines
+        // now, so they arrive while it runs. In training most products accumulate into C, and
+        // without this the tile's first reads of C waited on memory.
+        if mode == .accumulate {
+            for r in 0..<rows {
+                let row = UnsafeRawPointer(cr) + r * ldc * 4
+                rlhf_prefetch_l2(row); rlhf_prefetch_l2(row + 2 * vb - 1)
+                if vb > 32 { rlhf_prefetch_l2(row + vb) }
+            }
+        }
         var p = 0
         while p < kc {
             let b0 = load(bp, 0), b1 = load(bp, vb)
