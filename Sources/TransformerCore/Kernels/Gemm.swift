@@ -1,3 +1,4 @@
+import CPUFeatures
 import KernelBodies
 import Synchronization
 // Part of this module's interface (bfloat16 operands and frozen weights).
@@ -269,6 +270,16 @@ public enum Gemm {
             if cs == 1 {
                 // Row-major A: walk the panel's rows side by side, writing a panel's floats per k
                 // contiguously. (Row by row, the compiler turns the strided writes into slow scatters.)
+                // The next panel's rows are asked for meanwhile: they usually come from memory.
+                if ir + gemmMR < mc {
+                    let next = UnsafeRawPointer(a.base + (i0 + ir + gemmMR) * rs + p0)
+                    for r in 0..<min(gemmMR, mc - ir - gemmMR) {
+                        let row = next + r * rs * 4
+                        var o = 0
+                        while o < kc * 4 { rlhf_prefetch_l2(row + o); o += 64 }
+                        rlhf_prefetch_l2(row + kc * 4 - 1)
+                    }
+                }
                 gatherRows(a.base + (i0 + ir) * rs + p0, rs, rows: rows, width: gemmMR, kc: kc, panel)
             } else if rs == 1 {
                 // Transposed A: each k already holds the panel's rows contiguously.
@@ -335,8 +346,16 @@ public enum Gemm {
         let rs = b.rowStride
         let panels = (n + gemmNR - 1) / gemmNR
         let raw = UnsafeRawPointer(b.base), floats = b.base as? UnsafePointer<Float>
+        // B usually comes from memory (the weights, or activations written long before). The
+        // hardware prefetcher stops at each 4 KiB page, so ask for the row about 8 KiB ahead.
+        let size = MemoryLayout<W>.stride, rowBytes = n * size
+        let ahead = max(1, (8192 + rowBytes - 1) / rowBytes) * rs * size
         for p in rows {
             let src = (p0 + p) * rs + j0
+            let next = raw + src * size + ahead
+            var o = 0
+            while o < rowBytes { rlhf_prefetch_l2(next + o); o += 64 }
+            rlhf_prefetch_l2(next + rowBytes - 1)
             for q in 0..<panels {
                 let dst = bp + q * gemmNR * kc + p * gemmNR
                 let valid = min(gemmNR, n - q * gemmNR)
