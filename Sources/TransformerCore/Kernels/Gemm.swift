@@ -330,6 +330,28 @@ public enum Gemm {
             }
             i += 4
         }
+        // Two rows left (the last two of AVX2's 6-row panels): pairs, four steps at a time.
+        if i + 2 <= rows {
+            typealias V2 = SIMD2<Float>
+            let r0 = UnsafeRawPointer(src + i * stride), r1 = r0 + stride * size
+            let d = UnsafeMutableRawPointer(dst + i)
+            var p = 0
+            while p + 4 <= kc {
+                let x0 = W.four(r0, p), x1 = W.four(r1, p)
+                let w = width * 4 * p
+                d.storeBytes(of: V2(x0[0], x1[0]), toByteOffset: w, as: V2.self)
+                d.storeBytes(of: V2(x0[1], x1[1]), toByteOffset: w + width * 4, as: V2.self)
+                d.storeBytes(of: V2(x0[2], x1[2]), toByteOffset: w + width * 8, as: V2.self)
+                d.storeBytes(of: V2(x0[3], x1[3]), toByteOffset: w + width * 12, as: V2.self)
+                p += 4
+            }
+            while p < kc {
+                let q = dst + i + p * width
+                q[0] = W.scalar(r0, p); q[1] = W.scalar(r1, p)
+                p += 1
+            }
+            i += 2
+        }
         while i < rows {
             let r = UnsafeRawPointer(src + i * stride)
             for p in 0..<kc { dst[p * width + i] = W.scalar(r, p) }

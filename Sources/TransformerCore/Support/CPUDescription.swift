@@ -28,7 +28,8 @@ public enum CPUDescription {
 
     /// The description of an x86-64 CPU from what CPUID reports.
     static func x86(vendor: String, brand: String, family: Int, model: Int) -> String {
-        let name = squeezed(brand).isEmpty ? (vendor.isEmpty ? "x86-64" : vendor) : squeezed(brand)
+        let squeezedBrand = squeezed(brand)
+        let name = squeezedBrand.isEmpty ? (vendor.isEmpty ? "x86-64" : vendor) : squeezedBrand
         var numbers = "family \(family), model \(model)"
         if vendor == "AuthenticAMD", let core = amdCore(family: family, model: model) { numbers += ": \(core)" }
         return "\(name) (\(numbers))"
