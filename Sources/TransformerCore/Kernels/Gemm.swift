@@ -273,12 +273,7 @@ public enum Gemm {
                 // The next panel's rows are asked for meanwhile: they usually come from memory.
                 if ir + gemmMR < mc {
                     let next = UnsafeRawPointer(a.base + (i0 + ir + gemmMR) * rs + p0)
-                    for r in 0..<min(gemmMR, mc - ir - gemmMR) {
-                        let row = next + r * rs * 4
-                        var o = 0
-                        while o < kc * 4 { rlhf_prefetch_l2(row + o); o += 64 }
-                        rlhf_prefetch_l2(row + kc * 4 - 1)
-                    }
+                    for r in 0..<min(gemmMR, mc - ir - gemmMR) { prefetchLines(next + r * rs * 4, bytes: kc * 4) }
                 }
                 gatherRows(a.base + (i0 + ir) * rs + p0, rs, rows: rows, width: gemmMR, kc: kc, panel)
             } else if rs == 1 {
@@ -297,6 +292,14 @@ public enum Gemm {
             }
             ir += gemmMR
         }
+    }
+
+    /// Asks for every cache line of `bytes` bytes from `p` into L2 (a hint: never faults).
+    @inline(__always)
+    static func prefetchLines(_ p: UnsafeRawPointer, bytes: Int) {
+        var o = 0
+        while o < bytes { rlhf_prefetch_l2(p + o); o += 64 }
+        rlhf_prefetch_l2(p + bytes - 1)
     }
 
     /// dst[p·width + i] = src[i·stride + p] for i < rows (≤ width), p < kc: `rows` source rows
@@ -374,10 +377,7 @@ public enum Gemm {
         let ahead = max(1, (8192 + rowBytes - 1) / rowBytes) * rs * size
         for p in rows {
             let src = (p0 + p) * rs + j0
-            let next = raw + src * size + ahead
-            var o = 0
-            while o < rowBytes { rlhf_prefetch_l2(next + o); o += 64 }
-            rlhf_prefetch_l2(next + rowBytes - 1)
+            prefetchLines(raw + src * size + ahead, bytes: rowBytes)
             for q in 0..<panels {
                 let dst = bp + q * gemmNR * kc + p * gemmNR
                 let valid = min(gemmNR, n - q * gemmNR)
