@@ -54,8 +54,10 @@ public enum HTMLReport {
         let e = SVGChart.escape
         func table(_ header: [String], _ rows: [[String]]) -> String {
             guard !rows.isEmpty else { return "<p class=\"none\">none yet</p>" }
-            return "<table><thead><tr>" + header.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>\n"
-                + rows.map { "<tr>" + $0.map { "<td>\(e($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n") + "\n</tbody></table>"
+            // Built in steps: as one expression, Swift 6.2's type checker gives up on it.
+            let head: String = header.map { "<th>\(e($0))</th>" }.joined()
+            let body: [String] = rows.map { row in "<tr>" + row.map { "<td>\(e($0))</td>" }.joined() + "</tr>" }
+            return "<table><thead><tr>\(head)</tr></thead><tbody>\n\(body.joined(separator: "\n"))\n</tbody></table>"
         }
         let df = DateFormatter()
         df.dateFormat = "yyyy-MM-dd HH:mm:ss"

@@ -201,7 +201,7 @@ public final class Tokenizer: @unchecked Sendable {
             guard let j = bytes[i...].firstIndex(where: { $0 >= 0x80 }) else { out.append(contentsOf: bytes[i...]); break }
             let start = j > i ? j - 1 : j            // the character before may compose with what follows
             out.append(contentsOf: bytes[i..<start])
-            let k = bytes[j...].firstIndex(where: { $0 < 0x80 }) ?? end
+            let k: Int = bytes[j...].firstIndex(where: { $0 < 0x80 }) ?? end
             out.append(contentsOf: String(decoding: bytes[start..<k], as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
             i = k
         }
