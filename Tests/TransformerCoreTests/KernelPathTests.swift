@@ -34,13 +34,30 @@ final class KernelPathTests: XCTestCase {
                     XCTAssertEqual(try Kernels.requestedPath(["RLHF_ISA": spelling]), path)
                 } else {
                     XCTAssertThrowsError(try Kernels.requestedPath(["RLHF_ISA": spelling])) { error in
+                        #if arch(x86_64)
                         XCTAssertTrue("\(error)".contains("this CPU lacks"), "\(error)")
+                        #else
+                        XCTAssertTrue("\(error)".contains("kernels are for x86-64 CPUs"), "\(error)")
+                        #endif
                     }
                 }
             }
         }
         XCTAssertThrowsError(try Kernels.requestedPath(["RLHF_ISA": "sse9"])) { error in
             XCTAssertTrue("\(error)".contains("avx512, avx2 or portable"), "\(error)")
+        }
+    }
+
+    func testRefusalNamesWhatIsMissing() {
+        // An x86-64 CPU without AVX-512: the instructions it lacks, and what it can run.
+        let x86 = Kernels.refusal("avx512", .avx512, onX86: true, available: [.avx2, .portable])
+        XCTAssertEqual(x86, "RLHF_ISA=avx512: this CPU lacks \(KernelPath.avx512.requirement); this machine supports avx2, portable (the default would be avx2)")
+        // Another architecture: the path is x86-only, whatever this CPU has.
+        for path in [KernelPath.avx512, .avx2] {
+            let other = Kernels.refusal(path.rawValue, path, onX86: false, available: [.portable])
+            XCTAssertTrue(other.hasPrefix("RLHF_ISA=\(path.rawValue): the \(path.rawValue) kernels are for x86-64 CPUs, and this is "), other)
+            XCTAssertTrue(other.hasSuffix("this machine supports portable (the default would be portable)"), other)
+            XCTAssertFalse(other.contains("lacks"), other)
         }
     }
 

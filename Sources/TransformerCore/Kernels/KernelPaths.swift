@@ -78,10 +78,35 @@ public enum Kernels {
             throw KernelPathError(description: "RLHF_ISA=\(raw) is not a kernel path; use avx512, avx2 or portable (or leave it unset for the best this CPU supports)")
         }
         guard supports(path) else {
-            let best = available.first ?? .portable
-            throw KernelPathError(description: "RLHF_ISA=\(raw): this CPU lacks \(path.requirement); it supports \(available.map(\.rawValue).joined(separator: ", ")) (the default would be \(best.rawValue))")
+            #if arch(x86_64)
+            let onX86 = true
+            #else
+            let onX86 = false
+            #endif
+            throw KernelPathError(description: refusal(raw, path, onX86: onX86, available: available))
         }
         return path
+    }
+
+    /// Why `RLHF_ISA=raw` cannot run here: an x86-64 path asked for on another architecture, or
+    /// an x86-64 CPU without the instructions the path needs.
+    static func refusal(_ raw: String, _ path: KernelPath, onX86: Bool, available: [KernelPath]) -> String {
+        let rest = "this machine supports \(available.map(\.rawValue).joined(separator: ", ")) (the default would be \((available.first ?? .portable).rawValue))"
+        if !onX86 && path != .portable {
+            return "RLHF_ISA=\(raw): the \(path.rawValue) kernels are for x86-64 CPUs, and this is \(machineArchitecture); \(rest)"
+        }
+        return "RLHF_ISA=\(raw): this CPU lacks \(path.requirement); \(rest)"
+    }
+
+    /// The architecture this program was built for, in words.
+    static var machineArchitecture: String {
+        #if arch(arm64)
+        return "an arm64 machine"
+        #elseif arch(x86_64)
+        return "an x86-64 machine"
+        #else
+        return "a machine of another architecture"
+        #endif
     }
 
     /// The path in use at start: `RLHF_ISA`'s when set, otherwise the best the CPU supports.
