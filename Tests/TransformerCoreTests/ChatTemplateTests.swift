@@ -73,6 +73,24 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(out, "1/2,2/2 o 2 BC 2 has-x pad|1-2-3|b|dflt p=1 q=2 empty 3 1 3 [\"x\"]")
     }
 
+    /// Filters and tests with arguments (select/reject, selectattr/rejectattr, map, items, int,
+    /// float, abs; `is divisibleby 3`, `is equalto 'a'`), `break`/`continue`, and whitespace
+    /// (a strip before a tag, CRLF, the final newline) against transformers' renderings
+    /// (Fixtures/hf/arch/make_jinja_reference.py).
+    func testFiltersAndTestsMatchTransformers() throws {
+        let data = try Data(contentsOf: fixtureURL("hf/arch/jinja_reference.json"))
+        let ref = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let specials = ref["special_tokens_map"] as! [String: String]
+        let cases = ref["cases"] as! [[String: Any]]
+        XCTAssertEqual(cases.count, 10)
+        for c in cases {
+            let name = c["name"] as! String
+            let tpl = try ChatTemplate(c["template"] as! String, name: name)
+            let text = try tpl.render(messages: messages(c["messages"]), addGenerationPrompt: false, specialTokens: specials)
+            XCTAssertEqual(text, c["rendered"] as? String, name)
+        }
+    }
+
     /// trim_blocks and lstrip_blocks as transformers sets them, and `-` whitespace control.
     func testWhitespaceControl() throws {
         let tpl = try ChatTemplate("a\n    {% if true %}\n  b\n    {% endif %}\nc {{- '  d' }}  {#- note -#}  e\n{# c #}\nf")
@@ -86,7 +104,11 @@ final class ChatTemplateTests: XCTestCase {
             ("{% if x %}no end", "{% if %} is never closed"),
             ("{{ x ", "never closed"),
             ("{% for m in messages %}{% endif %}", "without an opening tag"),
-            ("\n\n{{ x is divisibleby 3 }}", "line 3: test divisibleby is not supported"),
+            ("\n\n{{ x is sameas none }}", "line 3: test sameas is not supported"),
+            ("{{ [1] | select('sameas', 1) | list }}", "test sameas is not supported"),
+            ("{{ ['a'] | map('wordcount') | list }}", "filter map needs attribute= or the name of a supported filter"),
+            ("{{ 1 is equalto }}", "test equalto needs an argument"),
+            ("a\n{% if true %}{% break %}{% endif %}", "line 2: {% break %} outside a {% for %} loop"),
             ("{% set x %}block{% endset %}", "block {% set %}"),
             ("{{ 'a'.zfill(3) }}", "string method zfill is not supported"),
         ]

@@ -16,8 +16,11 @@ public struct ChatMessage: Equatable, Sendable {
 /// string, integer, list and dict literals, `+ - * / // % ~`, comparisons, `in`, `and/or/not`,
 /// `x if c else y`, subscripts and slices, attribute access, the tests `defined`, `undefined`,
 /// `none`, `string`, `number`, `integer`, `boolean`, `mapping`, `sequence`, `iterable`, `true`,
-/// `false`, the filters `trim`, `length`, `count`, `lower`, `upper`, `capitalize`, `title`,
-/// `string`, `first`, `last`, `join`, `default`, `replace`, `list`, `tojson`, string methods
+/// `false`, `float`, `lower`, `upper`, `odd`, `even`, `divisibleby`, `equalto`/`eq`/`==`, `ne`/`!=`,
+/// `lt`/`<`, `le`/`<=`, `gt`/`>`, `ge`/`>=` and `in` (with an argument in parentheses or after a
+/// space), the filters `trim`, `length`, `count`, `lower`, `upper`, `capitalize`, `title`,
+/// `string`, `first`, `last`, `join`, `default`, `replace`, `list`, `tojson`, `items`, `select`,
+/// `reject`, `selectattr`, `rejectattr`, `map`, `int`, `float`, `abs`, string methods
 /// (`strip`, `startswith`, `split`, …), dict `items/keys/values/get`, and the globals
 /// `strftime_now`, `raise_exception`, `namespace`, `range` and `dict`. Anything else is refused
 /// when the template is read, with its line and construct.
@@ -92,7 +95,7 @@ public final class ChatTemplate: @unchecked Sendable {
         var ctx = Context(scopes: [globals], now: now)
         var out = ""
         do {
-            try ctx.run(nodes, &out)
+            _ = try ctx.run(nodes, &out)
         } catch let e as TemplateError {
             throw FormatError("chat template: \(e.description)")
         }
@@ -216,7 +219,18 @@ private enum Lexer {
     /// Splits a template into text, `{{ }}` and `{% %}`, applying comments, whitespace control,
     /// `trim_blocks` and `lstrip_blocks`.
     static func segments(_ source: String) throws -> [Segment] {
-        let s = Array(source.unicodeScalars)
+        // As Jinja reads a template: \r\n and \r become \n, and one final newline is dropped
+        // (keep_trailing_newline is off in transformers).
+        var s: [Unicode.Scalar] = []
+        s.reserveCapacity(source.unicodeScalars.count)
+        var afterCR = false
+        for c in source.unicodeScalars {
+            if c == "\r" { s.append("\n"); afterCR = true; continue }
+            if c == "\n" && afterCR { afterCR = false; continue }
+            afterCR = false
+            s.append(c)
+        }
+        if s.last == "\n" { s.removeLast() }
         var out: [Segment] = []
         var text = String.UnicodeScalarView()
         var i = 0, line = 1
@@ -229,6 +243,8 @@ private enum Lexer {
             if c == "{", i + 1 < s.count, s[i + 1] == "{" || s[i + 1] == "%" || s[i + 1] == "#" {
                 let kind = s[i + 1]
                 let tagLine = line
+                // A `-` at the end of the previous tag strips only the text between the two tags.
+                stripNext = false
                 var j = i + 2
                 var leftStrip = false, noLstrip = false
                 if j < s.count && s[j] == "-" { leftStrip = true; j += 1 } else if j < s.count && s[j] == "+" { noLstrip = true; j += 1 }
@@ -392,9 +408,12 @@ private struct ExprLexer {
 }
 
 private let knownFilters: Set<String> = ["trim", "length", "count", "lower", "upper", "capitalize", "title", "string",
-                                         "first", "last", "join", "default", "d", "replace", "list", "tojson"]
-private let knownTests: Set<String> = ["defined", "undefined", "none", "string", "number", "integer", "boolean", "mapping",
-                                       "sequence", "iterable", "true", "false"]
+                                         "first", "last", "join", "default", "d", "replace", "list", "tojson", "items",
+                                         "select", "reject", "selectattr", "rejectattr", "map", "int", "float", "abs"]
+private let knownTests: Set<String> = ["defined", "undefined", "none", "string", "number", "integer", "float", "boolean",
+                                       "mapping", "sequence", "iterable", "true", "false", "lower", "upper", "odd", "even",
+                                       "divisibleby", "equalto", "eq", "==", "ne", "!=", "lt", "<", "le", "<=", "gt", ">",
+                                       "ge", ">=", "in"]
 
 private struct ExprParser {
     var toks: [Token]
@@ -466,9 +485,13 @@ private struct ExprParser {
             if case .op(let o) = peek, ["*", "/", "//", "%"].contains(o) { pos += 1; l = .binary(o, l, try unary()) } else { return l }
         }
     }
-    mutating func unary() throws -> Expr {
-        if accept("-") { return .unary("-", try unary()) }
-        return try postfix(try primary())
+    /// A negation binds tighter than the filters after it, as in Jinja: `-3 | abs` is 3.
+    mutating func unary(filters: Bool = true) throws -> Expr {
+        if accept("-") {
+            let negation = Expr.unary("-", try unary(filters: false))
+            return filters ? try postfix(negation) : negation
+        }
+        return try postfix(try primary(), filters: filters)
     }
     mutating func arguments() throws -> ([Expr], [(String, Expr)]) {
         var args: [Expr] = [], kwargs: [(String, Expr)] = []
@@ -483,7 +506,9 @@ private struct ExprParser {
         try expect(")")
         return (args, kwargs)
     }
-    mutating func postfix(_ base: Expr) throws -> Expr {
+    /// Attribute access, subscripts and calls after `base`, then (when `filters`) filters and
+    /// tests; a test's unparenthesised argument takes no filters or tests, as in Jinja.
+    mutating func postfix(_ base: Expr, filters: Bool = true) throws -> Expr {
         var e = base
         while true {
             if accept(".") {
@@ -500,6 +525,8 @@ private struct ExprParser {
             } else if accept("(") {
                 let (a, k) = try arguments()
                 e = .call(e, a, k)
+            } else if !filters {
+                return e
             } else if accept("|") {
                 let name = try identifier()
                 guard knownFilters.contains(name) else { throw fail("filter \(name) is not supported by this chat-template interpreter") }
@@ -511,7 +538,22 @@ private struct ExprParser {
                 let negated = acceptName("not")
                 let name = try identifier()
                 guard knownTests.contains(name) else { throw fail("test \(name) is not supported by this chat-template interpreter") }
-                e = .test(e, name, negated, [])
+                var a: [Expr] = []
+                if accept("(") {
+                    let (args, kwargs) = try arguments()
+                    guard kwargs.isEmpty else { throw fail("test \(name) takes no keyword arguments") }
+                    a = args
+                } else {
+                    // `x is divisibleby 3`, `x is equalto 'a'`: one argument without parentheses.
+                    switch peek {
+                    case .string, .int, .double, .op("["), .op("{"), .op("("): a = [try postfix(try primary(), filters: false)]
+                    case .name(let n) where !["else", "or", "and"].contains(n):
+                        if n == "is" { throw fail("tests cannot be chained with is") }
+                        a = [try postfix(try primary(), filters: false)]
+                    default: break
+                    }
+                }
+                e = .test(e, name, negated, a)
             } else {
                 return e
             }
@@ -568,11 +610,17 @@ private indirect enum Node {
     case ifs([(Expr, [Node])], [Node]?)
     case forLoop([String], Expr, [Node], [Node]?, line: Int)
     case set(String, String?, Expr, line: Int)
+    /// `{% break %}` / `{% continue %}` (transformers enables Jinja's loopcontrols extension).
+    case loopControl(LoopSignal)
 }
+
+/// How a block of nodes ended: normally, or at a `break` or `continue` of the innermost loop.
+private enum LoopSignal { case normal, breakLoop, continueLoop }
 
 private struct Parser {
     let segments: [Segment]
     var pos = 0
+    var loopDepth = 0
 
     init(segments: [Segment]) { self.segments = segments }
 
@@ -625,7 +673,9 @@ private struct Parser {
                     guard names.count <= 2, p.acceptName("in") else { throw TemplateError("line \(line): expected {% for x in … %} or {% for k, v in … %}") }
                     let iter = try p.orExpr()
                     guard p.atEnd() else { throw TemplateError("line \(line): {% for %} with a filter or recursive is not supported") }
+                    loopDepth += 1
                     let (body, end) = try parseBlock(until: ["else", "endfor"])
+                    loopDepth -= 1
                     guard let (w, _) = end else { throw TemplateError("line \(line): {% for %} is never closed with {% endfor %}") }
                     var elseBody: [Node]?
                     if w == "else" {
@@ -642,6 +692,10 @@ private struct Parser {
                     let e = try p.expression()
                     guard p.atEnd() else { throw TemplateError("line \(line): unexpected text after {% set %}") }
                     nodes.append(.set(name, attr, e, line: line))
+                case "break", "continue":
+                    guard rest.trimmingCharacters(in: .whitespaces).isEmpty else { throw TemplateError("line \(line): unexpected text after {% \(word) %}") }
+                    guard loopDepth > 0 else { throw TemplateError("line \(line): {% \(word) %} outside a {% for %} loop") }
+                    nodes.append(.loopControl(word == "break" ? .breakLoop : .continueLoop))
                 case "endif", "endfor", "elif", "else":
                     throw TemplateError("line \(line): {% \(word) %} without an opening tag")
                 default:
@@ -672,21 +726,27 @@ private struct Context {
         return .undefined(n)
     }
 
-    mutating func run(_ nodes: [Node], _ out: inout String) throws {
+    /// Renders `nodes`; stops early at a `break` or `continue` and says which.
+    mutating func run(_ nodes: [Node], _ out: inout String) throws -> LoopSignal {
         for node in nodes {
             switch node {
+            case .loopControl(let signal): return signal
             case .text(let t): out += t
             case .output(let e, let l):
                 line = l
                 out += try eval(e).text()
             case .ifs(let branches, let elseBody):
                 var taken = false
-                for (cond, body) in branches where try eval(cond).truthy { try run(body, &out); taken = true; break }
-                if !taken, let elseBody { try run(elseBody, &out) }
+                var signal = LoopSignal.normal
+                for (cond, body) in branches where try eval(cond).truthy { signal = try run(body, &out); taken = true; break }
+                if !taken, let elseBody { signal = try run(elseBody, &out) }
+                if signal != .normal { return signal }
             case .forLoop(let names, let iterExpr, let body, let elseBody, let l):
                 line = l
                 let items = try iterate(try eval(iterExpr))
-                if items.isEmpty { if let elseBody { try run(elseBody, &out) }; continue }
+                // As Jinja compiles it, the else branch runs unless some iteration reached the end
+                // of the body (one ended by break or continue does not count).
+                var completed = false
                 for (i, item) in items.enumerated() {
                     var scope: [String: Value] = [:]
                     if names.count == 2 {
@@ -704,7 +764,13 @@ private struct Context {
                     // Each iteration has its own scope: a `set` inside the loop does not leak out.
                     scopes.append(scope)
                     defer { scopes.removeLast() }
-                    try run(body, &out)
+                    let signal = try run(body, &out)
+                    if signal == .normal { completed = true }
+                    if signal == .breakLoop { break }
+                }
+                if !completed, let elseBody {
+                    let signal = try run(elseBody, &out)
+                    if signal != .normal { return signal }
                 }
             case .set(let name, let attr, let e, let l):
                 line = l
@@ -717,6 +783,7 @@ private struct Context {
                 }
             }
         }
+        return .normal
     }
 
     func fail(_ what: String) -> TemplateError { TemplateError("line \(line): \(what)") }
@@ -798,23 +865,10 @@ private struct Context {
             var kwargs: [String: Value] = [:]
             for (k, x) in kwExprs { kwargs[k] = try eval(x) }
             return try filter(v, name, args, kwargs)
-        case .test(let base, let name, let negated, _):
+        case .test(let base, let name, let negated, let argExprs):
             let v = try eval(base)
-            let r: Bool
-            switch name {
-            case "defined": r = !v.isUndefined
-            case "undefined": r = v.isUndefined
-            case "none": if case .none = v { r = true } else { r = false }
-            case "string": if case .string = v { r = true } else { r = false }
-            case "number": switch v { case .int, .double: r = true; default: r = false }
-            case "integer": if case .int = v { r = true } else { r = false }
-            case "boolean": if case .bool = v { r = true } else { r = false }
-            case "mapping": switch v { case .dict, .namespace: r = true; default: r = false }
-            case "sequence", "iterable": switch v { case .list, .string, .dict: r = true; default: r = false }
-            case "true": if case .bool(true) = v { r = true } else { r = false }
-            default: if case .bool(false) = v { r = true } else { r = false }
-            }
-            return .bool(r != negated)
+            let args = try argExprs.map { try eval($0) }
+            return .bool(try test(v, name, args) != negated)
         case .unary(let op, let x):
             let v = try eval(x)
             if op == "not" { return .bool(!v.truthy) }
@@ -831,6 +885,68 @@ private struct Context {
             if op == "or" { let a = try eval(l); return a.truthy ? a : try eval(r) }
             return try binary(op, try eval(l), try eval(r))
         }
+    }
+
+    /// Jinja's test `name` of `v` (`v is name(args)`).
+    func test(_ v: Value, _ name: String, _ args: [Value]) throws -> Bool {
+        func arg() throws -> Value {
+            guard let a = args.first else { throw fail("test \(name) needs an argument") }
+            return a
+        }
+        func int() throws -> Int {
+            switch v {
+            case .int(let i): return i
+            case .bool(let b): return b ? 1 : 0
+            default: throw fail("test \(name) needs an integer, not a \(v.typeName)")
+            }
+        }
+        switch name {
+        case "defined": return !v.isUndefined
+        case "undefined": return v.isUndefined
+        case "none": if case .none = v { return true } else { return false }
+        case "string": if case .string = v { return true } else { return false }
+        case "number": switch v { case .int, .double: return true; default: return false }
+        case "integer": if case .int = v { return true } else { return false }
+        case "float": if case .double = v { return true } else { return false }
+        case "boolean": if case .bool = v { return true } else { return false }
+        case "mapping": switch v { case .dict, .namespace: return true; default: return false }
+        case "sequence", "iterable": switch v { case .list, .string, .dict: return true; default: return false }
+        case "true": if case .bool(true) = v { return true } else { return false }
+        case "false": if case .bool(false) = v { return true } else { return false }
+        case "lower", "upper":
+            guard case .string(let s) = v else { return false }
+            return name == "lower" ? s == s.lowercased() : s == s.uppercased()
+        case "odd": return try int() & 1 == 1
+        case "even": return try int() & 1 == 0
+        case "divisibleby":
+            guard case .int(let n) = try arg(), n != 0 else { throw fail("divisibleby needs a non-zero integer") }
+            return try int() % n == 0
+        case "equalto", "eq", "==": return equal(v, try arg())
+        case "ne", "!=": return !equal(v, try arg())
+        case "lt", "<": return try binary("<", v, try arg()).truthy
+        case "le", "<=": return try binary("<=", v, try arg()).truthy
+        case "gt", ">": return try binary(">", v, try arg()).truthy
+        case "ge", ">=": return try binary(">=", v, try arg()).truthy
+        case "in": return try binary("in", v, try arg()).truthy
+        default: throw fail("test \(name) is not supported by this chat-template interpreter")
+        }
+    }
+
+    /// `item`'s attribute or key `path` (dotted: `a.b`), as `selectattr` and `map(attribute=)` read it.
+    func attribute(_ item: Value, _ path: String) throws -> Value {
+        var v = item
+        for part in path.split(separator: ".", omittingEmptySubsequences: false) {
+            if case .undefined = v { return v }
+            if case .list(let l) = v, let i = Int(part) {
+                v = i >= 0 && i < l.count ? l[i] : .undefined(String(part))
+            } else {
+                switch v {
+                case .dict, .namespace: v = try member(v, String(part))
+                default: v = .undefined(String(part))
+                }
+            }
+        }
+        return v
     }
 
     func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
@@ -872,6 +988,23 @@ private struct Context {
             case ">=": return .bool(x >= y)
             default: break
             }
+        case (.double, .double), (.double, .int), (.int, .double):
+            // Python's float arithmetic once either side is a float.
+            func d(_ v: Value) -> Double { if case .int(let i) = v { return Double(i) }; if case .double(let x) = v { return x }; return 0 }
+            let (x, y) = (d(a), d(b))
+            switch op {
+            case "+": return .double(x + y)
+            case "-": return .double(x - y)
+            case "*": return .double(x * y)
+            case "/": guard y != 0 else { throw fail("division by zero") }; return .double(x / y)
+            case "//": guard y != 0 else { throw fail("division by zero") }; return .double((x / y).rounded(.down))
+            case "%": guard y != 0 else { throw fail("division by zero") }; let r = x.truncatingRemainder(dividingBy: y); return .double(r != 0 && (r < 0) != (y < 0) ? r + y : r)
+            case "<": return .bool(x < y)
+            case ">": return .bool(x > y)
+            case "<=": return .bool(x <= y)
+            case ">=": return .bool(x >= y)
+            default: break
+            }
         case (.undefined(let n), _), (_, .undefined(let n)):
             throw fail("\(n) is undefined (in an expression with \(op))")
         default: break
@@ -893,10 +1026,8 @@ private struct Context {
     }
 
     func filter(_ v: Value, _ name: String, _ args: [Value], _ kwargs: [String: Value]) throws -> Value {
-        func str() throws -> String {
-            guard case .string(let s) = v else { throw fail("filter \(name) needs a string, not a \(v.typeName)") }
-            return s
-        }
+        // Jinja's string filters print any value first (`true | upper` is "TRUE").
+        func str() throws -> String { try v.text() }
         switch name {
         case "trim": return .string(try str().trimmingCharacters(in: .whitespacesAndNewlines))
         case "lower": return .string(try str().lowercased())
@@ -925,6 +1056,77 @@ private struct Context {
         case "replace":
             guard args.count >= 2 else { throw fail("replace needs two arguments") }
             return .string(try str().replacingOccurrences(of: try args[0].text(), with: try args[1].text()))
+        case "items":
+            switch v {
+            case .dict(let d, let keys): return .list(keys.map { .list([.string($0), d[$0]!]) })
+            case .namespace(let n): return .list(n.order.map { .list([.string($0), n.fields[$0]!]) })
+            case .undefined: return .list([])
+            default: throw fail("filter items needs a mapping, not a \(v.typeName)")
+            }
+        case "select", "reject", "selectattr", "rejectattr":
+            // select/reject(test, args…) test each item; …attr(attribute, test, args…) test an
+            // attribute of each; without a test, truthiness.
+            let byAttr = name.hasSuffix("attr")
+            var rest = args
+            var path: String?
+            if byAttr {
+                guard case .string(let p)? = rest.first else { throw fail("filter \(name) needs an attribute name") }
+                path = p
+                rest.removeFirst()
+            }
+            var testName: String?
+            if let first = rest.first {
+                guard case .string(let t) = first, knownTests.contains(t) else {
+                    throw fail("filter \(name): test \((try? first.text()) ?? first.typeName) is not supported by this chat-template interpreter")
+                }
+                testName = t
+                rest.removeFirst()
+            }
+            let keep = name.hasPrefix("select")
+            return .list(try iterate(v).filter { item in
+                let x = try path.map { try attribute(item, $0) } ?? item
+                let r = try testName.map { try test(x, $0, rest) } ?? x.truthy
+                return r == keep
+            })
+        case "map":
+            let items = try iterate(v)
+            if case .string(let path)? = kwargs["attribute"] {
+                return .list(try items.map { item in
+                    let x = try attribute(item, path)
+                    if x.isUndefined, let d = kwargs["default"] { return d }
+                    return x
+                })
+            }
+            guard case .string(let f)? = args.first, knownFilters.contains(f) else {
+                throw fail("filter map needs attribute= or the name of a supported filter")
+            }
+            let rest = Array(args.dropFirst())
+            return .list(try items.map { try filter($0, f, rest, [:]) })
+        case "int", "float":
+            var number: Double?
+            switch v {
+            case .int(let i): number = Double(i)
+            case .double(let d): number = d
+            case .bool(let b): number = b ? 1 : 0
+            case .string(let s):
+                let t = s.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")
+                number = Int(t).map(Double.init) ?? Double(t)
+            default: number = nil
+            }
+            if name == "int" {
+                if case .int = v { return v }
+                if case .string(let s) = v, let i = Int(s.trimmingCharacters(in: .whitespaces)) { return .int(i) }
+                guard let n = number, n.isFinite, abs(n) < 9e18 else { return args.first ?? .int(0) }
+                return .int(Int(n.rounded(.towardZero)))
+            }
+            guard let n = number else { return args.first ?? .double(0) }
+            return .double(n)
+        case "abs":
+            switch v {
+            case .int(let i): return .int(i == .min ? i : abs(i))
+            case .double(let d): return .double(abs(d))
+            default: throw fail("filter abs needs a number, not a \(v.typeName)")
+            }
         default: // tojson
             var indent: Int?
             if case .int(let i)? = kwargs["indent"] ?? args.first { indent = i }
