@@ -109,7 +109,8 @@ let package = Package(
         ),
         .testTarget(
             name: "LabelingTests",
-            dependencies: ["Labeling", "RunStore", "TransformerCore"]
+            dependencies: ["Labeling", "RunStore", "TransformerCore"],
+            exclude: ["Fixtures"]   // read in place through #filePath
         ),
         .testTarget(
             name: "RewardTrainingTests",

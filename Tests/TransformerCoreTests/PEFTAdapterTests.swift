@@ -21,7 +21,7 @@ final class PEFTAdapterTests: EveryPathTestCase {
             let expected = (r["logits"] as! [[[Double]]]).flatMap { $0.flatMap { $0.map(Float.init) } }
             let batch = TokenBatch(leftPadding: tokens, pad: 0)
             let acts = Activations(config: base.model.config, batch: batch.batch, length: batch.length)
-            try forEachPath {
+            forEachPath {
                 base.model.lora = nil
                 base.model.forward(batch, acts)
                 XCTAssertGreaterThan(maxAbsDiff(acts.logits.array, expected), 1e-2, "\(name): the adapter matters")
