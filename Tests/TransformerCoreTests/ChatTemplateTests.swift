@@ -126,6 +126,45 @@ final class ChatTemplateTests: XCTestCase {
         }
     }
 
+    /// A chat template comes with a downloaded model folder: one written to exhaust the stack,
+    /// the memory or the time is refused with an error.
+    func testHostileTemplatesAreRefused() {
+        let deep = 5000
+        let cases: [(String, String)] = [
+            ("{{ " + String(repeating: "(", count: deep) + "1" + String(repeating: ")", count: deep) + " }}", "nested more than 64 levels"),
+            ("{{ " + String(repeating: "not ", count: deep) + "x }}", "nested more than 64 levels"),
+            ("{{ " + String(repeating: "- ", count: deep) + "1 }}", "nested more than 64 levels"),
+            (String(repeating: "{% if true %}", count: deep) + String(repeating: "{% endif %}", count: deep), "blocks nested more than 64"),
+            ("{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}", "grows past 16 MB"),
+            ("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}", "more than 2000000 steps"),
+            ("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}", "nested more than 64 levels"),
+            ("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | tojson }}", "nested more than 64 levels"),
+            ("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x == ns.x }}", "nested more than 64 levels"),
+            ("{% set ns = namespace(head=none) %}{% for i in range(100000) %}{% set n = namespace(next=none) %}{% set n.next = ns.head %}{% set ns.head = n %}{% endfor %}", "nested more than 64 levels"),
+            ("{{ 1" + String(repeating: " + 1", count: 100_000) + " }}", "a chain of operators"),
+            ("{{ 'a'" + String(repeating: " ~ 'a'", count: 100_000) + " }}", "a chain of operators"),
+            ("{{ messages" + String(repeating: ".x", count: 100_000) + " }}", "a chain of operators"),
+            ("{{ 'a'" + String(repeating: " | upper", count: 100_000) + " }}", "a chain of operators"),
+            ("{{ x" + String(repeating: " or x", count: 100_000) + " }}", "a chain of operators"),
+            ("{% set ns = namespace(l=[]) %}{% for i in range(1000000) %}{% set ns.l = ns.l + [i] %}{% endfor %}", "steps"),
+            ("{% set ns = namespace(l=['" + String(repeating: "x", count: 1000) + "']) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", "rendering takes more than"),
+            ("{% set ns = namespace(l=['" + String(repeating: "x", count: 1000) + "']) %}{% for i in range(17) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | join }}", "grows past 16 MB"),
+            ("{% set ns = namespace(s='" + String(repeating: "a", count: 100_000) + "') %}{{ ns.s.replace('a', ns.s) }}", "replace could grow"),
+            ("{{ [1, [2]] | tojson(indent=100000000) }}", "indent of 100000000"),
+        ]
+        for (src, needle) in cases {
+            do {
+                let t = try ChatTemplate(src, name: "hostile.jinja")
+                _ = try t.render(messages: [ChatMessage(role: "user", content: "hi")], addGenerationPrompt: true)
+                XCTFail("accepted: \(src.prefix(80))")
+            } catch {
+                XCTAssertTrue("\(error)".contains(needle), "\(src.prefix(80)): \(error)")
+            }
+        }
+        // A negative indent is Python's: newlines and no spaces.
+        XCTAssertEqual(try ChatTemplate("{{ [1, 2] | tojson(indent=-1) }}").render(messages: [], addGenerationPrompt: false), "[\n1,\n2\n]")
+    }
+
     /// The run's explicit template, then the chat template, then the raw prompt; --chat forces
     /// the chat template (and needs one), chat false skips it.
     func testPromptPrecedence() throws {

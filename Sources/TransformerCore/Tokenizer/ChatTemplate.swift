@@ -136,7 +136,7 @@ private indirect enum Value {
     var isUndefined: Bool { if case .undefined = self { return true } else { return false } }
 
     /// How `{{ }}` and `~` and `string` print a value (Python's str()).
-    func text() throws -> String {
+    func text(depth: Int = 0) throws -> String {
         switch self {
         case .undefined: return ""
         case .none: return "None"
@@ -144,26 +144,40 @@ private indirect enum Value {
         case .int(let i): return String(i)
         case .double(let d): return d == d.rounded() && abs(d) < 1e16 ? String(format: "%.1f", d) : String(d)
         case .string(let s): return s
-        case .list(let l): return "[" + (try l.map { try $0.repr() }).joined(separator: ", ") + "]"
-        case .dict(let d, let keys): return "{" + (try keys.map { "'\($0)': " + (try d[$0]!.repr()) }).joined(separator: ", ") + "}"
+        case .list(let l): return try Value.joined("[", l.map { v in { try v.repr(depth: depth + 1) } }, ", ", "]", depth: depth)
+        case .dict(let d, let keys): return try Value.joined("{", keys.map { k in { "'\(k)': " + (try d[k]!.repr(depth: depth + 1)) } }, ", ", "}", depth: depth)
         case .namespace: return "<Namespace>"
         case .function(let f), .method(_, let f): return "<function \(f)>"
         }
     }
 
     /// Python's repr(), for values inside printed lists.
-    func repr() throws -> String {
+    func repr(depth: Int = 0) throws -> String {
         if case .string(let s) = self {
             return "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
                 .replacingOccurrences(of: "\n", with: "\\n") + "'"
         }
-        return try text()
+        return try text(depth: depth)
+    }
+
+    /// `open`, the parts separated by `separator`, `close`: refused when the value nests more
+    /// than `Limits.nesting` deep or the text grows past `Limits.textBytes`.
+    static func joined(_ open: String, _ parts: [() throws -> String], _ separator: String, _ close: String, depth: Int) throws -> String {
+        guard depth < Limits.nesting else { throw TemplateError("a value nested more than \(Limits.nesting) levels deep cannot be printed") }
+        var out = open
+        for (i, part) in parts.enumerated() {
+            if i > 0 { out += separator }
+            out += try part()
+            guard out.utf8.count <= Limits.textBytes else { throw TemplateError("a text grows past \(Limits.textBytes >> 20) MB") }
+        }
+        return out + close
     }
 
     /// JSON text (the `tojson` filter: keys in order, non-ASCII kept, `indent` as Python's json).
     func json(indent: Int?, level: Int = 0) throws -> String {
-        func pad(_ l: Int) -> String { indent.map { "\n" + String(repeating: " ", count: $0 * l) } ?? "" }
+        func pad(_ l: Int) -> String { indent.map { "\n" + String(repeating: " ", count: max(0, $0) * l) } ?? "" }
         let sep = indent == nil ? ", " : ","
+        if let indent, indent > 256 { throw TemplateError("tojson: an indent of \(indent) is more than 256") }
         switch self {
         case .undefined, .none: return "null"
         case .bool(let b): return b ? "true" : "false"
@@ -171,11 +185,11 @@ private indirect enum Value {
         case .string(let s): return JSONText.quote(s)
         case .list(let l):
             if l.isEmpty { return "[]" }
-            return "[" + (try l.map { pad(level + 1) + (try $0.json(indent: indent, level: level + 1)) }).joined(separator: sep) + pad(level) + "]"
+            return try Value.joined("[", l.map { v in { pad(level + 1) + (try v.json(indent: indent, level: level + 1)) } }, sep, pad(level) + "]", depth: level)
         case .dict(let d, let keys):
             if keys.isEmpty { return "{}" }
-            return "{" + (try keys.map { pad(level + 1) + JSONText.quote($0) + ": " + (try d[$0]!.json(indent: indent, level: level + 1)) })
-                .joined(separator: sep) + pad(level) + "}"
+            return try Value.joined("{", keys.map { k in { pad(level + 1) + JSONText.quote(k) + ": " + (try d[k]!.json(indent: indent, level: level + 1)) } },
+                                    sep, pad(level) + "}", depth: level)
         case .namespace(let n): return try Value.dict(n.fields, n.order).json(indent: indent, level: level)
         case .function, .method: throw TemplateError("tojson: a function cannot be serialised")
         }
@@ -415,10 +429,39 @@ private let knownTests: Set<String> = ["defined", "undefined", "none", "string",
                                        "divisibleby", "equalto", "eq", "==", "ne", "!=", "lt", "<", "le", "<=", "gt", ">",
                                        "ge", ">=", "in"]
 
+/// Limits that keep a hostile template from exhausting the stack, the memory or the time of the
+/// process that reads it: nesting of expressions and of blocks, the text any value or the
+/// output may grow to, and the steps a rendering may take.
+private enum Limits {
+    static let nesting = 64
+    /// The depth of an expression's tree: a parenthesis, list, call argument, `not` or `-`
+    /// counts 4 (each costs several parser frames), each further operand of a chain such as
+    /// `a + b + c`, `x.y.z` or `x | f | g` counts 1.
+    static let expression = 256
+    static let textBytes = 16 << 20
+    /// Steps of rendering: a tag or loop iteration counts 1, and so does each item of a list
+    /// (and each 256 bytes of a text) that an operator, filter or call makes.
+    static let steps = 2_000_000
+}
+
 private struct ExprParser {
     var toks: [Token]
     var pos = 0
     let line: Int
+    var depth = 0
+
+    /// Counts one level of nesting (see `Limits.expression`); the caller takes it back off.
+    mutating func nest() throws {
+        depth += 4
+        guard depth <= Limits.expression else { throw fail("an expression nested more than \(Limits.nesting) levels deep") }
+    }
+
+    /// Counts one more operand of a chain; the caller takes `wraps` back off `depth` at its end.
+    mutating func chain(_ wraps: inout Int) throws {
+        wraps += 1
+        depth += 1
+        guard depth <= Limits.expression else { throw fail("an expression nested more than \(Limits.nesting) levels deep (a chain of operators, filters or attributes too long)") }
+    }
 
     init(_ src: String, line: Int) throws { toks = try ExprLexer.tokens(src, line: line); self.line = line }
 
@@ -435,6 +478,8 @@ private struct ExprParser {
     mutating func atEnd() -> Bool { peek == .end }
 
     mutating func expression() throws -> Expr {
+        try nest()
+        defer { depth -= 4 }
         let value = try orExpr()
         if acceptName("if") {
             let cond = try orExpr()
@@ -445,49 +490,67 @@ private struct ExprParser {
     }
     mutating func orExpr() throws -> Expr {
         var l = try andExpr()
-        while acceptName("or") { l = .binary("or", l, try andExpr()) }
+        var wraps = 0
+        defer { depth -= wraps }
+        while acceptName("or") { try chain(&wraps); l = .binary("or", l, try andExpr()) }
         return l
     }
     mutating func andExpr() throws -> Expr {
         var l = try notExpr()
-        while acceptName("and") { l = .binary("and", l, try notExpr()) }
+        var wraps = 0
+        defer { depth -= wraps }
+        while acceptName("and") { try chain(&wraps); l = .binary("and", l, try notExpr()) }
         return l
     }
     mutating func notExpr() throws -> Expr {
-        if acceptName("not") { return .unary("not", try notExpr()) }
+        if acceptName("not") {
+            try nest()
+            defer { depth -= 4 }
+            return .unary("not", try notExpr())
+        }
         return try compare()
     }
     mutating func compare() throws -> Expr {
         var l = try concat()
+        var wraps = 0
+        defer { depth -= wraps }
         while true {
-            if case .op(let o) = peek, ["==", "!=", "<", ">", "<=", ">="].contains(o) { pos += 1; l = .binary(o, l, try concat()); continue }
-            if acceptName("in") { l = .binary("in", l, try concat()); continue }
+            if case .op(let o) = peek, ["==", "!=", "<", ">", "<=", ">="].contains(o) { pos += 1; try chain(&wraps); l = .binary(o, l, try concat()); continue }
+            if acceptName("in") { try chain(&wraps); l = .binary("in", l, try concat()); continue }
             if peek == .name("not"), toks.count > pos + 1, toks[pos + 1] == .name("in") {
-                pos += 2; l = .unary("not", .binary("in", l, try concat())); continue
+                pos += 2; try chain(&wraps); l = .unary("not", .binary("in", l, try concat())); continue
             }
             return l
         }
     }
     mutating func concat() throws -> Expr {
         var l = try additive()
-        while accept("~") { l = .binary("~", l, try additive()) }
+        var wraps = 0
+        defer { depth -= wraps }
+        while accept("~") { try chain(&wraps); l = .binary("~", l, try additive()) }
         return l
     }
     mutating func additive() throws -> Expr {
         var l = try multiplicative()
+        var wraps = 0
+        defer { depth -= wraps }
         while true {
-            if accept("+") { l = .binary("+", l, try multiplicative()) } else if accept("-") { l = .binary("-", l, try multiplicative()) } else { return l }
+            if accept("+") { try chain(&wraps); l = .binary("+", l, try multiplicative()) } else if accept("-") { try chain(&wraps); l = .binary("-", l, try multiplicative()) } else { return l }
         }
     }
     mutating func multiplicative() throws -> Expr {
         var l = try unary()
+        var wraps = 0
+        defer { depth -= wraps }
         while true {
-            if case .op(let o) = peek, ["*", "/", "//", "%"].contains(o) { pos += 1; l = .binary(o, l, try unary()) } else { return l }
+            if case .op(let o) = peek, ["*", "/", "//", "%"].contains(o) { pos += 1; try chain(&wraps); l = .binary(o, l, try unary()) } else { return l }
         }
     }
     /// A negation binds tighter than the filters after it, as in Jinja: `-3 | abs` is 3.
     mutating func unary(filters: Bool = true) throws -> Expr {
         if accept("-") {
+            try nest()
+            defer { depth -= 4 }
             let negation = Expr.unary("-", try unary(filters: false))
             return filters ? try postfix(negation) : negation
         }
@@ -510,7 +573,10 @@ private struct ExprParser {
     /// tests; a test's unparenthesised argument takes no filters or tests, as in Jinja.
     mutating func postfix(_ base: Expr, filters: Bool = true) throws -> Expr {
         var e = base
+        var wraps = 0
+        defer { depth -= wraps }
         while true {
+            if [.op("."), .op("["), .op("("), .op("|"), .name("is")].contains(peek) { try chain(&wraps) }
             if accept(".") {
                 e = .attr(e, try identifier())
             } else if accept("[") {
@@ -621,6 +687,7 @@ private struct Parser {
     let segments: [Segment]
     var pos = 0
     var loopDepth = 0
+    var blockDepth = 0
 
     init(segments: [Segment]) { self.segments = segments }
 
@@ -634,6 +701,8 @@ private struct Parser {
     /// leaves its statement text in `lastStatement`).
     var lastStatement = ""
     mutating func parseBlock(until: Set<String>) throws -> ([Node], (String, Int)?) {
+        blockDepth += 1
+        defer { blockDepth -= 1 }
         var nodes: [Node] = []
         while pos < segments.count {
             let seg = segments[pos]; pos += 1
@@ -648,6 +717,9 @@ private struct Parser {
                 let word = src.prefix { $0.isLetter || $0 == "_" }
                 let rest = String(src.dropFirst(word.count))
                 if until.contains(String(word)) { lastStatement = rest; return (nodes, (String(word), line)) }
+                if (word == "if" || word == "for") && blockDepth >= Limits.nesting {
+                    throw TemplateError("line \(line): blocks nested more than \(Limits.nesting) levels deep")
+                }
                 switch word {
                 case "if":
                     var branches: [(Expr, [Node])] = []
@@ -720,6 +792,48 @@ private struct Context {
     var scopes: [[String: Value]]
     let now: Date
     var line = 0
+    var steps = 0
+
+    /// Counts one step of rendering; refuses a template that takes more than `Limits.steps`.
+    mutating func step() throws {
+        steps += 1
+        guard steps <= Limits.steps else { throw fail("rendering takes more than \(Limits.steps) steps; is the template looping without end?") }
+    }
+
+    /// `v`, a value an expression made, charged to the steps by its size; refused when it is text
+    /// longer than `Limits.textBytes`, a list longer than a million, or nested (with `inside`
+    /// levels around it) more than `Limits.nesting` deep.
+    mutating func bounded(_ v: Value, inside: Int = 0) throws -> Value {
+        switch v {
+        case .string(let s):
+            guard s.utf8.count <= Limits.textBytes else { throw fail("a text grows past \(Limits.textBytes >> 20) MB") }
+            steps += s.utf8.count >> 8
+        case .list(let l):
+            guard l.count <= 1 << 20 else { throw fail("a list grows past \(1 << 20) items") }
+            steps += l.count
+        case .dict(let d, _): steps += d.count
+        default: break
+        }
+        try step()
+        switch v {
+        case .list, .dict, .namespace:
+            guard Self.nesting(v) + inside <= Limits.nesting else { throw fail("a value nested more than \(Limits.nesting) levels deep") }
+        default: break
+        }
+        return v
+    }
+
+    /// How deep lists, dicts and namespaces nest in `v`, counted no further than past the limit
+    /// (so a namespace that holds itself is counted, not followed for ever).
+    static func nesting(_ v: Value, _ level: Int = 0) -> Int {
+        guard level <= Limits.nesting else { return level }
+        switch v {
+        case .list(let l): return l.reduce(level + 1) { max($0, nesting($1, level + 1)) }
+        case .dict(let d, _): return d.values.reduce(level + 1) { max($0, nesting($1, level + 1)) }
+        case .namespace(let n): return n.fields.values.reduce(level + 1) { max($0, nesting($1, level + 1)) }
+        default: return level
+        }
+    }
 
     func lookup(_ n: String) -> Value {
         for s in scopes.reversed() { if let v = s[n] { return v } }
@@ -729,12 +843,16 @@ private struct Context {
     /// Renders `nodes`; stops early at a `break` or `continue` and says which.
     mutating func run(_ nodes: [Node], _ out: inout String) throws -> LoopSignal {
         for node in nodes {
+            try step()
             switch node {
             case .loopControl(let signal): return signal
-            case .text(let t): out += t
+            case .text(let t):
+                out += t
+                if out.utf8.count > Limits.textBytes { throw fail("the rendered text grows past \(Limits.textBytes >> 20) MB") }
             case .output(let e, let l):
                 line = l
                 out += try eval(e).text()
+                if out.utf8.count > Limits.textBytes { throw fail("the rendered text grows past \(Limits.textBytes >> 20) MB") }
             case .ifs(let branches, let elseBody):
                 var taken = false
                 var signal = LoopSignal.normal
@@ -748,6 +866,7 @@ private struct Context {
                 // of the body (one ended by break or continue does not count).
                 var completed = false
                 for (i, item) in items.enumerated() {
+                    try step()
                     var scope: [String: Value] = [:]
                     if names.count == 2 {
                         guard case .list(let pair) = item, pair.count == 2 else { throw TemplateError("line \(l): cannot unpack \(item.typeName) into two names") }
@@ -774,8 +893,9 @@ private struct Context {
                 }
             case .set(let name, let attr, let e, let l):
                 line = l
-                let v = try eval(e)
+                var v = try eval(e)
                 if let attr {
+                    v = try bounded(v, inside: 1)
                     guard case .namespace(let ns) = lookup(name) else { throw TemplateError("line \(l): \(name).\(attr) can only be set on a namespace()") }
                     ns.set(attr, v)
                 } else {
@@ -791,7 +911,9 @@ private struct Context {
     func iterate(_ v: Value) throws -> [Value] {
         switch v {
         case .list(let l): return l
-        case .string(let s): return s.map { .string(String($0)) }
+        case .string(let s):
+            guard s.utf8.count <= 1 << 20 else { throw fail("a text of more than 1 MB cannot be iterated") }
+            return s.map { .string(String($0)) }
         case .dict(_, let keys): return keys.map { .string($0) }
         case .undefined(let n): throw fail("\(n) is undefined and cannot be iterated")
         default: throw fail("a \(v.typeName) cannot be iterated")
@@ -816,11 +938,14 @@ private struct Context {
         switch e {
         case .literal(let v): return v
         case .name(let n): return lookup(n)
-        case .list(let items): return .list(try items.map { try eval($0) })
+        case .list(let items):
+            var values: [Value] = []
+            for x in items { values.append(try eval(x)) }
+            return try bounded(.list(values))
         case .dict(let items):
             var d: [String: Value] = [:], keys: [String] = []
             for (k, x) in items { if d[k] == nil { keys.append(k) }; d[k] = try eval(x) }
-            return .dict(d, keys)
+            return try bounded(.dict(d, keys))
         case .attr(let base, let name): return try member(try eval(base), name)
         case .index(let base, let idx):
             let b = try eval(base), i = try eval(idx)
@@ -858,13 +983,13 @@ private struct Context {
             let args = try argExprs.map { try eval($0) }
             var kwargs: [(String, Value)] = []
             for (k, x) in kwExprs { kwargs.append((k, try eval(x))) }
-            return try call(f, args, kwargs)
+            return try bounded(try call(f, args, kwargs))
         case .filter(let base, let name, let argExprs, let kwExprs):
             let v = try eval(base)
             let args = try argExprs.map { try eval($0) }
             var kwargs: [String: Value] = [:]
             for (k, x) in kwExprs { kwargs[k] = try eval(x) }
-            return try filter(v, name, args, kwargs)
+            return try bounded(try filter(v, name, args, kwargs))
         case .test(let base, let name, let negated, let argExprs):
             let v = try eval(base)
             let args = try argExprs.map { try eval($0) }
@@ -883,7 +1008,7 @@ private struct Context {
         case .binary(let op, let l, let r):
             if op == "and" { let a = try eval(l); return a.truthy ? try eval(r) : a }
             if op == "or" { let a = try eval(l); return a.truthy ? a : try eval(r) }
-            return try binary(op, try eval(l), try eval(r))
+            return try bounded(try binary(op, try eval(l), try eval(r)))
         }
     }
 
@@ -921,8 +1046,8 @@ private struct Context {
         case "divisibleby":
             guard case .int(let n) = try arg(), n != 0 else { throw fail("divisibleby needs a non-zero integer") }
             return try int() % n == 0
-        case "equalto", "eq", "==": return equal(v, try arg())
-        case "ne", "!=": return !equal(v, try arg())
+        case "equalto", "eq", "==": return try equal(v, try arg())
+        case "ne", "!=": return !(try equal(v, try arg()))
         case "lt", "<": return try binary("<", v, try arg()).truthy
         case "le", "<=": return try binary("<=", v, try arg()).truthy
         case "gt", ">": return try binary(">", v, try arg()).truthy
@@ -952,12 +1077,12 @@ private struct Context {
     func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
         switch op {
         case "~": return .string(try a.text() + b.text())
-        case "==": return .bool(equal(a, b))
-        case "!=": return .bool(!equal(a, b))
+        case "==": return .bool(try equal(a, b))
+        case "!=": return .bool(!(try equal(a, b)))
         case "in":
             switch b {
             case .string(let s): guard case .string(let x) = a else { throw fail("'in <string>' needs a string on the left") }; return .bool(s.contains(x))
-            case .list(let l): return .bool(l.contains { equal($0, a) })
+            case .list(let l): return .bool(try l.contains { try equal($0, a) })
             case .dict(let d, _): if case .string(let k) = a { return .bool(d[k] != nil) }; return .bool(false)
             default: throw fail("'in' needs a string, list or dict on the right, not a \(b.typeName)")
             }
@@ -1012,7 +1137,18 @@ private struct Context {
         throw fail("cannot apply \(op) to a \(a.typeName) and a \(b.typeName)")
     }
 
-    func equal(_ a: Value, _ b: Value) -> Bool {
+    /// `s` with every `a` replaced by `b`, refused before it is built when it could grow past
+    /// `Limits.textBytes`.
+    func replaced(_ s: String, _ a: String, _ b: String) throws -> String {
+        guard !a.isEmpty else { return s }
+        if b.utf8.count > a.utf8.count, s.utf8.count / a.utf8.count * b.utf8.count > Limits.textBytes {
+            throw fail("replace could grow a text past \(Limits.textBytes >> 20) MB")
+        }
+        return s.replacingOccurrences(of: a, with: b)
+    }
+
+    func equal(_ a: Value, _ b: Value, depth: Int = 0) throws -> Bool {
+        guard depth < Limits.nesting else { throw fail("values nested more than \(Limits.nesting) levels deep cannot be compared") }
         switch (a, b) {
         case (.none, .none): return true
         case (.bool(let x), .bool(let y)): return x == y
@@ -1020,7 +1156,7 @@ private struct Context {
         case (.double(let x), .double(let y)): return x == y
         case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y
         case (.string(let x), .string(let y)): return x == y
-        case (.list(let x), .list(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
+        case (.list(let x), .list(let y)): return try x.count == y.count && zip(x, y).allSatisfy { try equal($0, $1, depth: depth + 1) }
         default: return false
         }
     }
@@ -1048,14 +1184,14 @@ private struct Context {
         case "list": return .list(try iterate(v))
         case "join":
             let sep = try args.first?.text() ?? ""
-            return .string(try iterate(v).map { try $0.text() }.joined(separator: sep))
+            return .string(try Value.joined("", try iterate(v).map { item in { try item.text() } }, sep, "", depth: 0))
         case "default", "d":
             let useFalsy = args.count > 1 && args[1].truthy
             if v.isUndefined || (useFalsy && !v.truthy) { return args.first ?? .string("") }
             return v
         case "replace":
             guard args.count >= 2 else { throw fail("replace needs two arguments") }
-            return .string(try str().replacingOccurrences(of: try args[0].text(), with: try args[1].text()))
+            return .string(try replaced(try str(), try args[0].text(), try args[1].text()))
         case "items":
             switch v {
             case .dict(let d, let keys): return .list(keys.map { .list([.string($0), d[$0]!]) })
@@ -1183,7 +1319,7 @@ private struct Context {
             case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
             case "replace":
                 guard let a = try arg(0), let b = try arg(1) else { throw fail("replace needs two arguments") }
-                return .string(s.replacingOccurrences(of: a, with: b))
+                return .string(try replaced(s, a, b))
             default: // split
                 if let sep = try arg(0) { return .list(s.components(separatedBy: sep).map { .string($0) }) }
                 return .list(s.split(whereSeparator: { $0.isWhitespace }).map { .string(String($0)) })

@@ -119,3 +119,18 @@ put("prompts", "bad.jsonl", '{"prompt": "ok"}\n{"prompt": 3}\n{"text": "no promp
 put("trl-pairs", "pairs.jsonl", '{"prompt": "Q1", "chosen": " good", "rejected": " bad"}\n{"prompt": "Q2", "chosen": "x", "rejected": "y", "score": 1}\n')
 put("trl-pairs", "conversational.jsonl", '{"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "a"}], "rejected": []}\n')
 put("trl-pairs", "trailing-comma.jsonl", '{"prompt": "Q", "chosen": "a", "rejected": "b",}\n')
+
+# Chat templates (chat_template.jinja): the three fixture templates, snippets of the filters,
+# tests and loop controls, and a near miss
+FIXTURES = os.path.join(HERE, "..", "..", "TransformerCoreTests", "Fixtures", "hf", "arch")
+for name in ("chatml.jinja", "chatml-default-system.jinja", "llama3.jinja"):
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        put("chat-template", name, f.read())
+put("chat-template", "filters.jinja",
+    "{%- set ns = namespace(n=0) %}{%- set tools = ['search', 'code', 'calc'] %}\n"
+    "{{- 'Tools: ' + tools | reject('equalto', 'code') | join(', ') + '\\n' }}\n"
+    "{%- for m in messages | selectattr('role', 'ne', 'system') %}{% if loop.index is divisibleby 3 %}{% break %}{% endif %}"
+    "{% set ns.n = ns.n + m.content | length %}{{ m.role[:1] | upper ~ loop.index }}{% endfor %}\n"
+    "{%- for k, v in {'a': 1, 'b': [2, 3]} | items %} {{ k }}={{ v | tojson(indent=2) }}{% endfor %}\n"
+    "{{ ns.n | string + (messages | map(attribute='role') | list | length * 2.5) | string }}{{ '1' | int + 2 | float }}\n")
+put("chat-template", "unclosed.jinja", "{% for m in messages %}{{ m.content | trim }}{% if m.role == 'user' %}x{% endfor %}\n")

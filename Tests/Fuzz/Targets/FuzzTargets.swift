@@ -25,6 +25,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case prompts
     /// A TRL preference file for `rlhf labels import`.
     case trlPairs = "trl-pairs"
+    /// A model folder's `chat_template.jinja`: parsed, then rendered for a short conversation.
+    case chatTemplate = "chat-template"
 
     /// Runs the target on `data`: true when the parser returned a value, false when it threw (the
     /// expected outcome of most inputs). Anything else is a bug.
@@ -60,6 +62,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 _ = try PromptFile.read(url)
             case .trlPairs:
                 _ = try LabelsIO.parseTRL(data, name: "fuzz")
+            case .chatTemplate:
+                // ChatTemplate.load refuses text that is not UTF-8 before parsing.
+                guard let text = String(data: data, encoding: .utf8) else { return false }
+                let template = try ChatTemplate(text, name: "chat_template.jinja")
+                let messages = [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi {{ there }} <|im_end|>"),
+                                ChatMessage(role: "assistant", content: "Hello."), ChatMessage(role: "user", content: "Bye\n")]
+                _ = try template.render(messages: messages, addGenerationPrompt: true,
+                                        specialTokens: ["bos_token": "<s>", "eos_token": "</s>"], now: Date(timeIntervalSince1970: 1_764_000_000))
             }
             return true
         } catch {
