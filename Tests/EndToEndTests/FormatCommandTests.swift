@@ -24,6 +24,7 @@ final class FormatCommandTests: XCTestCase {
             let r = try cli.run(["tokenize", "--model", model, "--text", text, "--json"])
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertEqual(json(r.stdout)["ids"] as? [Int], c["ids"] as? [Int], text)
+            XCTAssertEqual(json(r.stdout)["text"] as? String, text)
         }
         let plain = try cli.run(["tokenize", "--model", model, "--text", "Hello world"])
         XCTAssertEqual(plain.stdout.trimmingCharacters(in: .whitespacesAndNewlines),

@@ -86,6 +86,8 @@ final class LlamaPipelineTests: ScratchFolderTestCase {
         try rlhf(["logprobs", "--model", out, "--text", "Hello", "--chat"])
         let tk = try rlhf(["tokenize", "--model", out, "--text", "Hello", "--chat", "--json"])
         XCTAssertTrue(tk.stdout.contains("\"<|begin_of_text|>\""), tk.stdout)
+        let rendered = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(tk.stdout.utf8)) as? [String: Any])?["text"] as? String)
+        XCTAssertTrue(rendered.hasPrefix("<|begin_of_text|><|start_header_id|>system") && rendered.hasSuffix("Hello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"), rendered)
         XCTAssertEqual(try rlhf(["status", "--run", run, "--check"]).status, 0)
     }
 

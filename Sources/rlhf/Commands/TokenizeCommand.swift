@@ -20,7 +20,8 @@ enum TokenizeCommand: Command {
       --text T      the text
       --file F      read the text from a UTF-8 file instead
       --chat        apply the folder's chat template to the text first
-      --json        print {"ids": [...], "tokens": [...]}, tokens in the vocabulary's spelling
+      --json        print {"text": ..., "ids": [...], "tokens": [...]}: the text encoded (with
+                    --chat, the rendered template) and tokens in the vocabulary's spelling
     """
 
     static func run(_ args: [String]) throws {
@@ -39,7 +40,9 @@ enum TokenizeCommand: Command {
         if a.flag("--chat") { notes.chatTemplate = try ChatTemplate.load(folder: folder)?.source }
         let ids = a.flag("--chat") ? try notes.promptIds(text, tokenizer: tok, chat: true) : tok.encode(text)
         if a.flag("--json") {
-            print(jsonLine([("ids", "[" + ids.map(String.init).joined(separator: ",") + "]"),
+            let encoded = a.flag("--chat") ? try notes.promptText(text, tokenizer: tok, chat: true) : text
+            print(jsonLine([("text", JSONText.quote(encoded)),
+                            ("ids", "[" + ids.map(String.init).joined(separator: ",") + "]"),
                             ("tokens", "[" + ids.map { JSONText.quote(tok.token($0)) }.joined(separator: ",") + "]")]))
         } else {
             print(ids.map(String.init).joined(separator: " "))
