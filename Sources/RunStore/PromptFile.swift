@@ -1,7 +1,8 @@
 import Foundation
 
 /// Reads prompt files for `rlhf prompts add`: JSONL (`{"prompt": "..."}` per line, other keys
-/// kept as metadata) or plain text with one prompt per line. Parsing is all or nothing: the first
+/// kept as metadata; the prompt may also be TRL's conversational form, one user message) or
+/// plain text with one prompt per line. Parsing is all or nothing: the first
 /// bad line is an error with its line number, and nothing is returned.
 public enum PromptFile {
     /// How a file is read.
@@ -78,7 +79,14 @@ public enum PromptFile {
         }
         guard var dict = obj as? [String: Any] else { throw StoreError("\(name):\(lineNo): expected a JSON object like {\"prompt\": \"...\"}") }
         guard let raw = dict.removeValue(forKey: "prompt") else { throw StoreError("\(name):\(lineNo): no \"prompt\" key") }
-        guard let text = raw as? String else { throw StoreError("\(name):\(lineNo): \"prompt\" must be a string") }
+        let text: String
+        if let s = raw as? String {
+            text = s
+        } else if let messages = raw as? [Any] {
+            text = try userTurn(messages, at: "\(name):\(lineNo)")
+        } else {
+            throw StoreError("\(name):\(lineNo): \"prompt\" must be a string, or a list holding one user message (TRL's conversational form)")
+        }
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw StoreError("\(name):\(lineNo): \"prompt\" is empty") }
         if text.contains("\0") { throw StoreError("\(name):\(lineNo): \"prompt\" contains a NUL character") }
         var metadata: String?
@@ -87,6 +95,33 @@ public enum PromptFile {
             metadata = String(decoding: d, as: UTF8.self)
         }
         return NewPrompt(text: text, metadata: metadata)
+    }
+
+    /// The text of a conversational prompt, `[{"role": "user", "content": …}]`, as TRL's
+    /// prompt-only datasets hold it. Content is a string, or a list of `{"type": "text",
+    /// "text": …}` parts (joined). A prompt is one user turn: a system message or a longer
+    /// conversation is refused, since the model's chat template lays out that one turn.
+    static func userTurn(_ messages: [Any], at: String) throws -> String {
+        guard messages.count == 1, let m = messages[0] as? [String: Any] else {
+            let roles = messages.compactMap { ($0 as? [String: Any])?["role"] as? String }
+            let what = roles.contains("system") ? "a system message" : "\(messages.count) messages"
+            throw StoreError("\(at): \"prompt\" holds \(what); a prompt is one user message (the model's chat template adds its own system message)")
+        }
+        guard let role = m["role"] as? String, role == "user" else {
+            throw StoreError("\(at): the message in \"prompt\" must have role \"user\"")
+        }
+        if let c = m["content"] as? String { return c }
+        if let parts = m["content"] as? [Any] {
+            var text = ""
+            for part in parts {
+                guard let d = part as? [String: Any], d["type"] as? String == "text", let t = d["text"] as? String else {
+                    throw StoreError("\(at): the message's content parts must be {\"type\": \"text\", \"text\": …} (images and other parts are not supported)")
+                }
+                text += t
+            }
+            return text
+        }
+        throw StoreError("\(at): the message in \"prompt\" needs \"content\": a string or a list of text parts")
     }
 }
 

@@ -274,11 +274,25 @@ final class PromptFileTests: XCTestCase {
         XCTAssertEqual(try parse("\u{FEFF}one\r\ntwo\n\nthree", .text).map(\.text), ["one", "two", "three"])
     }
 
+    /// TRL's conversational prompt-only form: one user message, content a string or text parts.
+    func testConversationalPrompts() throws {
+        let p = try parse("""
+        {"prompt": [{"role": "user", "content": "Name a colour."}], "id": 7}
+        {"prompt": [{"role": "user", "content": [{"type": "text", "text": "Two "}, {"type": "text", "text": "parts"}]}]}
+        """)
+        XCTAssertEqual(p, [NewPrompt(text: "Name a colour.", metadata: "{\"id\":7}"), NewPrompt(text: "Two parts")])
+    }
+
     func testErrorsNameTheLine() {
         let cases: [(String, PromptFile.Format, String)] = [
             ("{\"prompt\":\"a\"}\n{\"prompt\": \"b\"\n", .jsonl, "f.jsonl:2: invalid JSON"),
             ("{\"prompt\":\"a\"}\n\n{\"text\":\"b\"}\n", .jsonl, "f.jsonl:3: no \"prompt\" key"),
             ("{\"prompt\":3}\n", .jsonl, "f.jsonl:1: \"prompt\" must be a string"),
+            ("{\"prompt\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"u\"}]}\n", .jsonl, "f.jsonl:1: \"prompt\" holds a system message"),
+            ("{\"prompt\":\"a\"}\n{\"prompt\":[{\"role\":\"user\",\"content\":\"u\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n", .jsonl, "f.jsonl:2: \"prompt\" holds 2 messages"),
+            ("{\"prompt\":[{\"role\":\"assistant\",\"content\":\"a\"}]}\n", .jsonl, "must have role \"user\""),
+            ("{\"prompt\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\"}]}]}\n", .jsonl, "images and other parts are not supported"),
+            ("{\"prompt\":[{\"role\":\"user\",\"content\":\" \"}]}\n", .jsonl, "\"prompt\" is empty"),
             ("{\"prompt\":\"a\",}\n", .jsonl, "f.jsonl:1: invalid JSON"),
             ("{\"prompt\":\"a\",\"tags\":[1,2,]}\n", .jsonl, "f.jsonl:1: invalid JSON"),
             ("{\"prompt\":\"  \"}\n", .jsonl, "f.jsonl:1: \"prompt\" is empty"),

@@ -113,6 +113,7 @@ put("vocab-merges", "crlf", json.dumps({"a": 0, "b": 1, "ab": 2}).encode() + b"\
 put("prompts", "plain.txt", "Write a haiku about the sea.\nExplain RLHF in one sentence.\n\n  \nWhat is 2+2?\n")
 put("prompts", "prompts.jsonl", '{"prompt": "Tell me a story", "topic": "fiction", "n": 3}\n{"prompt": "Caf\\u00e9 \\ud83d\\ude00", "tags": ["a", null]}\n')
 put("prompts", "bom-crlf.jsonl", b"\xef\xbb\xbf" + b'{"prompt": "one"}\r\n{"prompt": "two"}\r\n')
+put("prompts", "conversational.jsonl", '{"prompt": [{"role": "user", "content": "Name a colour."}], "id": 1}\n{"prompt": [{"role": "user", "content": [{"type": "text", "text": "Two "}, {"type": "text", "text": "parts"}]}]}\n')
 put("prompts", "bad.jsonl", '{"prompt": "ok"}\n{"prompt": 3}\n{"text": "no prompt key"}\n')
 
 # TRL preference pairs
