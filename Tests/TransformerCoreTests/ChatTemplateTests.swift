@@ -82,7 +82,7 @@ final class ChatTemplateTests: XCTestCase {
         let ref = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let specials = ref["special_tokens_map"] as! [String: String]
         let cases = ref["cases"] as! [[String: Any]]
-        XCTAssertEqual(cases.count, 10)
+        XCTAssertEqual(cases.count, 11)
         for c in cases {
             let name = c["name"] as! String
             let tpl = try ChatTemplate(c["template"] as! String, name: name)
@@ -108,6 +108,7 @@ final class ChatTemplateTests: XCTestCase {
             ("{{ [1] | select('sameas', 1) | list }}", "test sameas is not supported"),
             ("{{ ['a'] | map('wordcount') | list }}", "filter map needs attribute= or the name of a supported filter"),
             ("{{ 1 is equalto }}", "test equalto needs an argument"),
+            ("{{ [1, 2][::0] }}", "slice step cannot be zero"),
             ("a\n{% if true %}{% break %}{% endif %}", "line 2: {% break %} outside a {% for %} loop"),
             ("{% set x %}block{% endset %}", "block {% set %}"),
             ("{{ 'a'.zfill(3) }}", "string method zfill is not supported"),

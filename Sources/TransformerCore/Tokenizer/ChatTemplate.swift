@@ -14,13 +14,13 @@ public struct ChatMessage: Equatable, Sendable {
 /// `loop.index`, `index0`, `first`, `last`, `length`, `revindex`, two-name unpacking and an
 /// `else` branch), `{% set name = … %}` and `{% set ns.attr = … %}`, whitespace control (`-`),
 /// string, integer, list and dict literals, `+ - * / // % ~`, comparisons, `in`, `and/or/not`,
-/// `x if c else y`, subscripts and slices, attribute access, the tests `defined`, `undefined`,
+/// `x if c else y`, subscripts and slices (with a step: `messages[::-1]`), attribute access, the tests `defined`, `undefined`,
 /// `none`, `string`, `number`, `integer`, `boolean`, `mapping`, `sequence`, `iterable`, `true`,
 /// `false`, `float`, `lower`, `upper`, `odd`, `even`, `divisibleby`, `equalto`/`eq`/`==`, `ne`/`!=`,
 /// `lt`/`<`, `le`/`<=`, `gt`/`>`, `ge`/`>=` and `in` (with an argument in parentheses or after a
 /// space), the filters `trim`, `length`, `count`, `lower`, `upper`, `capitalize`, `title`,
 /// `string`, `first`, `last`, `join`, `default`, `replace`, `list`, `tojson`, `items`, `select`,
-/// `reject`, `selectattr`, `rejectattr`, `map`, `int`, `float`, `abs`, string methods
+/// `reject`, `selectattr`, `rejectattr`, `map`, `int`, `float`, `abs`, `reverse`, string methods
 /// (`strip`, `startswith`, `split`, …), dict `items/keys/values/get`, and the globals
 /// `strftime_now`, `raise_exception`, `namespace`, `range` and `dict`. Anything else is refused
 /// when the template is read, with its line and construct.
@@ -340,7 +340,7 @@ private indirect enum Expr {
     case dict([(String, Expr)])
     case attr(Expr, String)
     case index(Expr, Expr)
-    case slice(Expr, Expr?, Expr?)
+    case slice(Expr, Expr?, Expr?, Expr?)
     case call(Expr, [Expr], [(String, Expr)])
     case filter(Expr, String, [Expr], [(String, Expr)])
     case test(Expr, String, Bool, [Expr])
@@ -423,7 +423,7 @@ private struct ExprLexer {
 
 private let knownFilters: Set<String> = ["trim", "length", "count", "lower", "upper", "capitalize", "title", "string",
                                          "first", "last", "join", "default", "d", "replace", "list", "tojson", "items",
-                                         "select", "reject", "selectattr", "rejectattr", "map", "int", "float", "abs"]
+                                         "select", "reject", "selectattr", "rejectattr", "map", "int", "float", "abs", "reverse"]
 private let knownTests: Set<String> = ["defined", "undefined", "none", "string", "number", "integer", "float", "boolean",
                                        "mapping", "sequence", "iterable", "true", "false", "lower", "upper", "odd", "even",
                                        "divisibleby", "equalto", "eq", "==", "ne", "!=", "lt", "<", "le", "<=", "gt", ">",
@@ -580,14 +580,16 @@ private struct ExprParser {
             if accept(".") {
                 e = .attr(e, try identifier())
             } else if accept("[") {
-                var lo: Expr?, hi: Expr?
+                var lo: Expr?, hi: Expr?, step: Expr?
                 if !accept(":") {
                     lo = try expression()
                     if accept("]") { e = .index(e, lo!); continue }
                     try expect(":")
                 }
-                if !accept("]") { hi = try expression(); try expect("]") }
-                e = .slice(e, lo, hi)
+                if peek != .op("]") && peek != .op(":") { hi = try expression() }
+                if accept(":") && peek != .op("]") { step = try expression() }
+                try expect("]")
+                e = .slice(e, lo, hi, step)
             } else if accept("(") {
                 let (a, k) = try arguments()
                 e = .call(e, a, k)
@@ -962,20 +964,35 @@ private struct Context {
             case (.undefined(let n), _): throw fail("\(n) is undefined and cannot be indexed")
             default: throw fail("a \(b.typeName) cannot be indexed by a \(i.typeName)")
             }
-        case .slice(let base, let lo, let hi):
+        case .slice(let base, let lo, let hi, let stepExpr):
             let b = try eval(base)
-            func bound(_ x: Expr?, _ n: Int, _ dflt: Int) throws -> Int {
-                guard let x else { return dflt }
-                guard case .int(let k) = try eval(x) else { throw fail("slice bounds must be integers") }
-                return max(0, min(n, k < 0 ? n + k : k))
+            func int(_ x: Expr?) throws -> Int? {
+                guard let x else { return nil }
+                let v = try eval(x)
+                if case .none = v { return nil }
+                guard case .int(let k) = v else { throw fail("slice bounds must be integers") }
+                return k
+            }
+            let (start, stop, step) = (try int(lo), try int(hi), try int(stepExpr) ?? 1)
+            guard step != 0 else { throw fail("slice step cannot be zero") }
+            // Python's slice.indices, then every step-th index.
+            func indices(_ n: Int) -> [Int] {
+                func clamp(_ k: Int?, _ dflt: Int) -> Int {
+                    guard let k else { return dflt }
+                    if k < 0 { return max(k + n, step > 0 ? 0 : -1) }
+                    return min(k, step > 0 ? n : n - 1)
+                }
+                var i = clamp(start, step > 0 ? 0 : n - 1)
+                let end = clamp(stop, step > 0 ? n : -1)
+                var out: [Int] = []
+                while step > 0 ? i < end : i > end { out.append(i); i &+= step }
+                return out
             }
             switch b {
-            case .list(let l):
-                let a = try bound(lo, l.count, 0), z = try bound(hi, l.count, l.count)
-                return .list(a < z ? Array(l[a..<z]) : [])
+            case .list(let l): return .list(indices(l.count).map { l[$0] })
             case .string(let s):
-                let c = Array(s), a = try bound(lo, c.count, 0), z = try bound(hi, c.count, c.count)
-                return .string(a < z ? String(c[a..<z]) : "")
+                let c = Array(s)
+                return .string(String(indices(c.count).map { c[$0] }))
             default: throw fail("a \(b.typeName) cannot be sliced")
             }
         case .call(let fn, let argExprs, let kwExprs):
@@ -1257,6 +1274,9 @@ private struct Context {
             }
             guard let n = number else { return args.first ?? .double(0) }
             return .double(n)
+        case "reverse":
+            if case .string(let s) = v { return .string(String(s.reversed())) }
+            return .list(try iterate(v).reversed())
         case "abs":
             switch v {
             case .int(let i): return .int(i == .min ? i : abs(i))

@@ -83,6 +83,13 @@ CASES = {
         "{{ none | int }} {{ ' 12 ' | int + 1 }} {{ '2' | float }} {{ 'x' | float }} {{ 4 | float / 8 }} "
         "{{ -3 | abs }} {{ -2.5 | abs }} {{ (2 | float) is float }} {{ '1_000' | int }}"
     ),
+    # Slices with a step (the `messages[::-1]` of Qwen-family templates) and reverse.
+    "slices_and_reverse": (
+        "{%- for m in messages[::-1] %}{{ m.role[0] }}{% endfor %} {{ messages[1::2] | map(attribute='role') | join(',') }} "
+        "{{ 'abcdef'[::2] }} {{ 'abcdef'[-2:] }} {{ 'abcdef'[4:1:-1] }} {{ 'abcdef'[:-4:-1] }} {{ [1, 2, 3, 4, 5][-1:-4:-2] | join }} "
+        "{{ [1, 2, 3][5:] | length }} {{ [1, 2, 3][::7] | join }} {{ 'abc' | reverse }} {{ messages | reverse | map(attribute='content') | first }} "
+        "{{ [3, 1, 2] | reverse | join }} {{ 'abcdef'[none:2] }}"
+    ),
     # Whitespace: a `-` strips only the text right after its tag, even when another tag
     # follows at once; \r\n becomes \n; one final newline of the template is dropped.
     "strip_then_tag": (
