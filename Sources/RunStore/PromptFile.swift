@@ -14,7 +14,9 @@ public enum PromptFile {
     public static let maxBytes = 256 << 20
 
     /// Parses the file at `url`.
-    public static func read(_ url: URL, format: Format = .auto) throws -> [NewPrompt] {
+    /// `key` names the JSON key that holds the prompt (`prompt` unless told otherwise: GSM8K's
+    /// `question`, Alpaca's `instruction`).
+    public static func read(_ url: URL, format: Format = .auto, key: String = "prompt") throws -> [NewPrompt] {
         let name = url.path
         guard let attrs = try? FileManager.default.attributesOfItem(atPath: name) else {
             throw StoreError("\(name): no such file")
@@ -34,11 +36,11 @@ public enum PromptFile {
                 f = firstLine?.first(where: { $0 != 32 && $0 != 9 }) == UInt8(ascii: "{") ? .jsonl : .text
             }
         }
-        return try parse(data, format: f, name: name)
+        return try parse(data, format: f, name: name, key: key)
     }
 
     /// Parses file contents (`name` is used in messages).
-    public static func parse(_ data: Data, format: Format, name: String) throws -> [NewPrompt] {
+    public static func parse(_ data: Data, format: Format, name: String, key: String = "prompt") throws -> [NewPrompt] {
         var out: [NewPrompt] = []
         var lineNo = 0
         let bytes = [UInt8](data)
@@ -62,14 +64,14 @@ public enum PromptFile {
                 if line.contains("\0") { throw StoreError("\(name):\(lineNo): the line contains a NUL character") }
                 out.append(NewPrompt(text: line))
             case .jsonl:
-                out.append(try jsonLine(line, name: name, lineNo: lineNo))
+                out.append(try jsonLine(line, name: name, lineNo: lineNo, key: key))
             }
         }
         if out.isEmpty { throw StoreError("\(name): no prompts (the file is empty or has only blank lines)") }
         return out
     }
 
-    private static func jsonLine(_ line: String, name: String, lineNo: Int) throws -> NewPrompt {
+    private static func jsonLine(_ line: String, name: String, lineNo: Int, key: String) throws -> NewPrompt {
         let obj: Any
         do {
             guard !StrictJSON.hasTrailingComma(line) else { throw StoreError("trailing comma") }
@@ -77,18 +79,22 @@ public enum PromptFile {
         } catch {
             throw StoreError("\(name):\(lineNo): invalid JSON")
         }
-        guard var dict = obj as? [String: Any] else { throw StoreError("\(name):\(lineNo): expected a JSON object like {\"prompt\": \"...\"}") }
-        guard let raw = dict.removeValue(forKey: "prompt") else { throw StoreError("\(name):\(lineNo): no \"prompt\" key") }
+        let k = quoted(key)
+        guard var dict = obj as? [String: Any] else { throw StoreError("\(name):\(lineNo): expected a JSON object like {\(k): \"...\"}") }
+        guard let raw = dict.removeValue(forKey: key) else {
+            let keys = dict.keys.sorted().prefix(8).map(quoted).joined(separator: ", ")
+            throw StoreError("\(name):\(lineNo): no \(k) key (the line has \(keys.isEmpty ? "no keys" : keys); --key names another)")
+        }
         let text: String
         if let s = raw as? String {
             text = s
         } else if let messages = raw as? [Any] {
-            text = try userTurn(messages, at: "\(name):\(lineNo)")
+            text = try userTurn(messages, at: "\(name):\(lineNo)", key: k)
         } else {
-            throw StoreError("\(name):\(lineNo): \"prompt\" must be a string, or a list holding one user message (TRL's conversational form)")
+            throw StoreError("\(name):\(lineNo): \(k) must be a string, or a list holding one user message (TRL's conversational form)")
         }
-        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw StoreError("\(name):\(lineNo): \"prompt\" is empty") }
-        if text.contains("\0") { throw StoreError("\(name):\(lineNo): \"prompt\" contains a NUL character") }
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw StoreError("\(name):\(lineNo): \(k) is empty") }
+        if text.contains("\0") { throw StoreError("\(name):\(lineNo): \(k) contains a NUL character") }
         var metadata: String?
         if !dict.isEmpty {
             let d = try JSONSerialization.data(withJSONObject: dict, options: [.sortedKeys, .withoutEscapingSlashes])
@@ -97,18 +103,24 @@ public enum PromptFile {
         return NewPrompt(text: text, metadata: metadata)
     }
 
+    /// `s` as a JSON string literal, for error messages.
+    static func quoted(_ s: String) -> String {
+        let d = (try? JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: d, as: UTF8.self)
+    }
+
     /// The text of a conversational prompt, `[{"role": "user", "content": …}]`, as TRL's
     /// prompt-only datasets hold it. Content is a string, or a list of `{"type": "text",
     /// "text": …}` parts (joined). A prompt is one user turn: a system message or a longer
     /// conversation is refused, since the model's chat template lays out that one turn.
-    static func userTurn(_ messages: [Any], at: String) throws -> String {
+    static func userTurn(_ messages: [Any], at: String, key: String) throws -> String {
         guard messages.count == 1, let m = messages[0] as? [String: Any] else {
             let roles = messages.compactMap { ($0 as? [String: Any])?["role"] as? String }
             let what = roles.contains("system") ? "a system message" : "\(messages.count) messages"
-            throw StoreError("\(at): \"prompt\" holds \(what); a prompt is one user message (the model's chat template adds its own system message)")
+            throw StoreError("\(at): \(key) holds \(what); a prompt is one user message (the model's chat template adds its own system message)")
         }
         guard let role = m["role"] as? String, role == "user" else {
-            throw StoreError("\(at): the message in \"prompt\" must have role \"user\"")
+            throw StoreError("\(at): the message in \(key) must have role \"user\"")
         }
         if let c = m["content"] as? String { return c }
         if let parts = m["content"] as? [Any] {
@@ -121,7 +133,7 @@ public enum PromptFile {
             }
             return text
         }
-        throw StoreError("\(at): the message in \"prompt\" needs \"content\": a string or a list of text parts")
+        throw StoreError("\(at): the message in \(key) needs \"content\": a string or a list of text parts")
     }
 }
 

@@ -91,6 +91,10 @@ final class RunCommandTests: ScratchFolderTestCase {
         XCTAssertEqual(try statusJSON()["prompts"] as? [String: Int], before)
         try rlhf("prompts", "add", "missing.jsonl", expect: 1)
         try rlhf("prompts", "add", write("x.txt", "a\n"), "--split", "test", expect: 2)
+        try rlhf("prompts", "add", write("y.txt", "a\n"), "--key", "question", "--format", "text", expect: 2)
+        // --key reads another key: GSM8K's question.
+        let q = try rlhf("prompts", "add", write("gsm.jsonl", "{\"question\":\"2+2?\",\"answer\":\"4\"}\n"), "--key", "question")
+        XCTAssertTrue(q.stdout.contains("imported 1 train prompt,"), q.stdout)
     }
 
     func testANewerDatabaseIsRefused() throws {

@@ -283,6 +283,19 @@ final class PromptFileTests: XCTestCase {
         XCTAssertEqual(p, [NewPrompt(text: "Name a colour.", metadata: "{\"id\":7}"), NewPrompt(text: "Two parts")])
     }
 
+    /// --key: the prompt under another key (GSM8K's question); errors name that key.
+    func testAnotherKey() throws {
+        let data = Data("{\"question\": \"2+2?\", \"answer\": \"4\"}\n".utf8)
+        XCTAssertEqual(try PromptFile.parse(data, format: .jsonl, name: "g.jsonl", key: "question"),
+                       [NewPrompt(text: "2+2?", metadata: "{\"answer\":\"4\"}")])
+        XCTAssertThrowsError(try PromptFile.parse(data, format: .jsonl, name: "g.jsonl")) { e in
+            XCTAssertTrue("\(e)".contains("g.jsonl:1: no \"prompt\" key (the line has \"answer\", \"question\"; --key names another)"), "\(e)")
+        }
+        XCTAssertThrowsError(try PromptFile.parse(Data("{\"question\": \"\"}\n".utf8), format: .jsonl, name: "g.jsonl", key: "question")) { e in
+            XCTAssertTrue("\(e)".contains("g.jsonl:1: \"question\" is empty"), "\(e)")
+        }
+    }
+
     func testErrorsNameTheLine() {
         let cases: [(String, PromptFile.Format, String)] = [
             ("{\"prompt\":\"a\"}\n{\"prompt\": \"b\"\n", .jsonl, "f.jsonl:2: invalid JSON"),

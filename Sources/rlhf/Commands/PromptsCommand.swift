@@ -9,10 +9,13 @@ enum PromptsCommand: Command {
     static let summary = "Import prompts into a run, or export them (prompts add FILE, prompts export)"
     static let help = """
     Usage: rlhf prompts add FILE [--run NAME] [--split train|eval] [--format auto|jsonl|text]
+                           [--key NAME]
            rlhf prompts export [--run NAME] [--split train|eval|all] [-o FILE]
 
     Reads FILE as JSONL, one {"prompt": "..."} object per line (other keys are kept as the
-    prompt's metadata), or as plain text with one prompt per line; blank lines are ignored. With
+    prompt's metadata; --key names another key, such as question or instruction), or as plain
+    text with one prompt per line; blank lines are ignored. A prompt may also be TRL's
+    conversational form, [{"role": "user", "content": "..."}]: one user message. With
     --format auto (the default) a .jsonl/.json file is JSONL, a .txt file is text, and otherwise a
     file whose first line starts with '{' is JSONL.
 
@@ -35,6 +38,8 @@ enum PromptsCommand: Command {
       --run NAME      the run (default: default)
       --split S       train (default) or eval
       --format F      auto (default), jsonl or text
+      --key NAME      the JSON key that holds each prompt (default: prompt); the file is read
+                      as JSONL
     """
 
     static func run(_ args: [String]) throws {
@@ -43,7 +48,7 @@ enum PromptsCommand: Command {
             throw UsageError(args.isEmpty ? "missing subcommand; use 'rlhf prompts add FILE' or 'rlhf prompts export'"
                                           : "unknown subcommand '\(args[0])'; use 'rlhf prompts add FILE' or 'rlhf prompts export'")
         }
-        let a = try Arguments(Array(args.dropFirst()), options: ["--run", "--split", "--format"], flags: [])
+        let a = try Arguments(Array(args.dropFirst()), options: ["--run", "--split", "--format", "--key"], flags: [])
         guard a.positional.count == 1 else { throw UsageError(a.positional.isEmpty ? "missing FILE" : "give one FILE at a time") }
         let splitName = a.string("--split") ?? "train"
         guard let split = PromptSplit(rawValue: splitName) else { throw UsageError("--split must be train or eval, got '\(splitName)'") }
@@ -51,7 +56,11 @@ enum PromptsCommand: Command {
         guard let format = PromptFile.Format(rawValue: formatName) else { throw UsageError("--format must be auto, jsonl or text, got '\(formatName)'") }
         let store = try openRun(a)
         let file = URL(fileURLWithPath: a.positional[0])
-        let prompts = try PromptFile.read(file, format: format)
+        let key = a.string("--key") ?? "prompt"
+        guard !key.isEmpty else { throw UsageError("--key needs a key name") }
+        if a.string("--key") != nil && format == .text { throw UsageError("--key applies to JSONL files, not to --format text") }
+        // A key only means something in JSONL: --key reads the file as JSONL whatever its name.
+        let prompts = try PromptFile.read(file, format: a.string("--key") != nil && format == .auto ? .jsonl : format, key: key)
         let run = try store.beginStageRun(stage: "prompts", config: jsonLine([("file", JSONText.quote(file.path)), ("split", JSONText.quote(split.rawValue))]), seed: nil)
         do {
             let (imported, skipped) = try store.addPrompts(prompts, split: split, source: file.lastPathComponent)
