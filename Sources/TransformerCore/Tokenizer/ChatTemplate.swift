@@ -1263,7 +1263,8 @@ private struct Context {
             case .bool(let b): number = b ? 1 : 0
             case .string(let s):
                 let t = s.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")
-                number = Int(t).map(Double.init) ?? Double(t)
+                // Python reads no hexadecimal floats, which Double(_:) would.
+                number = Int(t).map(Double.init) ?? (t.contains(where: { $0 == "x" || $0 == "X" }) ? nil : Double(t))
             default: number = nil
             }
             if name == "int" {

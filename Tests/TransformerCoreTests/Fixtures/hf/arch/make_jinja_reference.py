@@ -81,7 +81,8 @@ CASES = {
     "int_float_abs": (
         "{{ '3.7' | int }} {{ 'abc' | int }} {{ 'abc' | int(7) }} {{ 3.99 | int }} {{ -3.99 | int }} {{ true | int }} "
         "{{ none | int }} {{ ' 12 ' | int + 1 }} {{ '2' | float }} {{ 'x' | float }} {{ 4 | float / 8 }} "
-        "{{ -3 | abs }} {{ -2.5 | abs }} {{ (2 | float) is float }} {{ '1_000' | int }}"
+        "{{ -3 | abs }} {{ -2.5 | abs }} {{ (2 | float) is float }} {{ '1_000' | int }} {{ '0x1A' | int }} {{ '0x1p3' | float }} "
+        "{{ '1e3' | float }} {{ '1e3' | int }} {{ 'inf' | int }}"
     ),
     # Slices with a step (the `messages[::-1]` of Qwen-family templates) and reverse.
     "slices_and_reverse": (
