@@ -82,7 +82,7 @@ final class ChatTemplateTests: XCTestCase {
         let ref = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let specials = ref["special_tokens_map"] as! [String: String]
         let cases = ref["cases"] as! [[String: Any]]
-        XCTAssertEqual(cases.count, 11)
+        XCTAssertEqual(cases.count, 12)
         for c in cases {
             let name = c["name"] as! String
             let tpl = try ChatTemplate(c["template"] as! String, name: name)

@@ -12,7 +12,8 @@ public struct ChatMessage: Equatable, Sendable {
 ///
 /// Supported: text, `{{ … }}`, `{# … #}`, `{% if/elif/else/endif %}`, `{% for x in … %}` (with
 /// `loop.index`, `index0`, `first`, `last`, `length`, `revindex`, two-name unpacking and an
-/// `else` branch), `{% set name = … %}` and `{% set ns.attr = … %}`, whitespace control (`-`),
+/// `else` branch), `{% break %}`, `{% continue %}`, `{% generation %}` (transformers' marker of
+/// assistant text), `{% set name = … %}` and `{% set ns.attr = … %}`, whitespace control (`-`),
 /// string, integer, list and dict literals, `+ - * / // % ~`, comparisons, `in`, `and/or/not`,
 /// `x if c else y`, subscripts and slices (with a step: `messages[::-1]`), attribute access, the tests `defined`, `undefined`,
 /// `none`, `string`, `number`, `integer`, `boolean`, `mapping`, `sequence`, `iterable`, `true`,
@@ -766,11 +767,18 @@ private struct Parser {
                     let e = try p.expression()
                     guard p.atEnd() else { throw TemplateError("line \(line): unexpected text after {% set %}") }
                     nodes.append(.set(name, attr, e, line: line))
+                case "generation":
+                    // transformers' AssistantTracker: marks assistant text for return_assistant_tokens_mask;
+                    // rendered as its body.
+                    guard rest.trimmingCharacters(in: .whitespaces).isEmpty else { throw TemplateError("line \(line): unexpected text after {% generation %}") }
+                    let (body, end) = try parseBlock(until: ["endgeneration"])
+                    guard end != nil else { throw TemplateError("line \(line): {% generation %} is never closed with {% endgeneration %}") }
+                    nodes.append(.ifs([(.literal(.bool(true)), body)], nil))
                 case "break", "continue":
                     guard rest.trimmingCharacters(in: .whitespaces).isEmpty else { throw TemplateError("line \(line): unexpected text after {% \(word) %}") }
                     guard loopDepth > 0 else { throw TemplateError("line \(line): {% \(word) %} outside a {% for %} loop") }
                     nodes.append(.loopControl(word == "break" ? .breakLoop : .continueLoop))
-                case "endif", "endfor", "elif", "else":
+                case "endif", "endfor", "elif", "else", "endgeneration":
                     throw TemplateError("line \(line): {% \(word) %} without an opening tag")
                 default:
                     throw TemplateError("line \(line): {% \(word.isEmpty ? src : String(word)) %} is not supported by this chat-template interpreter")

@@ -91,6 +91,11 @@ CASES = {
         "{{ [1, 2, 3][5:] | length }} {{ [1, 2, 3][::7] | join }} {{ 'abc' | reverse }} {{ messages | reverse | map(attribute='content') | first }} "
         "{{ [3, 1, 2] | reverse | join }} {{ 'abcdef'[none:2] }}"
     ),
+    # transformers' {% generation %} block (assistant-token masks) renders its body.
+    "generation_block": (
+        "{%- for m in messages %}{{ '<' + m.role + '>' }}{% if m.role == 'assistant' %}{% generation %}"
+        "{{ m.content }}{% endgeneration %}{% else %}{{ m.content }}{% endif %}\n{% endfor %}"
+    ),
     # Whitespace: a `-` strips only the text right after its tag, even when another tag
     # follows at once; \r\n becomes \n; one final newline of the template is dropped.
     "strip_then_tag": (
