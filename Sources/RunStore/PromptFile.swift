@@ -79,10 +79,10 @@ public enum PromptFile {
         } catch {
             throw StoreError("\(name):\(lineNo): invalid JSON")
         }
-        let k = quoted(key)
+        let k = "\"\(key)\""
         guard var dict = obj as? [String: Any] else { throw StoreError("\(name):\(lineNo): expected a JSON object like {\(k): \"...\"}") }
         guard let raw = dict.removeValue(forKey: key) else {
-            let keys = dict.keys.sorted().prefix(8).map(quoted).joined(separator: ", ")
+            let keys = dict.keys.sorted().prefix(8).map { "\"\($0)\"" }.joined(separator: ", ")
             throw StoreError("\(name):\(lineNo): no \(k) key (the line has \(keys.isEmpty ? "no keys" : keys); --key names another)")
         }
         let text: String
@@ -101,12 +101,6 @@ public enum PromptFile {
             metadata = String(decoding: d, as: UTF8.self)
         }
         return NewPrompt(text: text, metadata: metadata)
-    }
-
-    /// `s` as a JSON string literal, for error messages.
-    static func quoted(_ s: String) -> String {
-        let d = (try? JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: d, as: UTF8.self)
     }
 
     /// The text of a conversational prompt, `[{"role": "user", "content": …}]`, as TRL's

@@ -850,6 +850,12 @@ private struct Context {
         return .undefined(n)
     }
 
+    /// Appends to the rendered text, which may not grow past `Limits.textBytes`.
+    func append(_ text: String, to out: inout String) throws {
+        out += text
+        if out.utf8.count > Limits.textBytes { throw fail("the rendered text grows past \(Limits.textBytes >> 20) MB") }
+    }
+
     /// Renders `nodes`; stops early at a `break` or `continue` and says which.
     mutating func run(_ nodes: [Node], _ out: inout String) throws -> LoopSignal {
         for node in nodes {
@@ -857,12 +863,10 @@ private struct Context {
             switch node {
             case .loopControl(let signal): return signal
             case .text(let t):
-                out += t
-                if out.utf8.count > Limits.textBytes { throw fail("the rendered text grows past \(Limits.textBytes >> 20) MB") }
+                try append(t, to: &out)
             case .output(let e, let l):
                 line = l
-                out += try eval(e).text()
-                if out.utf8.count > Limits.textBytes { throw fail("the rendered text grows past \(Limits.textBytes >> 20) MB") }
+                try append(try eval(e).text(), to: &out)
             case .ifs(let branches, let elseBody):
                 var taken = false
                 var signal = LoopSignal.normal
@@ -1264,23 +1268,25 @@ private struct Context {
             let rest = Array(args.dropFirst())
             return .list(try items.map { try filter($0, f, rest, [:]) })
         case "int", "float":
-            var number: Double?
+            // Python's int(x), else int(float(x)); float(x); the default (0) when neither reads x.
+            var whole: Int?, number: Double?
             switch v {
-            case .int(let i): number = Double(i)
+            case .int(let i): whole = i
+            case .bool(let b): whole = b ? 1 : 0
             case .double(let d): number = d
-            case .bool(let b): number = b ? 1 : 0
             case .string(let s):
                 let t = s.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")
+                whole = Int(t)
                 // Python reads no hexadecimal floats, which Double(_:) would.
-                number = Int(t).map(Double.init) ?? (t.contains(where: { $0 == "x" || $0 == "X" }) ? nil : Double(t))
-            default: number = nil
+                if whole == nil && !t.contains(where: { $0 == "x" || $0 == "X" }) { number = Double(t) }
+            default: break
             }
             if name == "int" {
-                if case .int = v { return v }
-                if case .string(let s) = v, let i = Int(s.trimmingCharacters(in: .whitespaces)) { return .int(i) }
+                if let whole { return .int(whole) }
                 guard let n = number, n.isFinite, abs(n) < 9e18 else { return args.first ?? .int(0) }
                 return .int(Int(n.rounded(.towardZero)))
             }
+            if let whole { return .double(Double(whole)) }
             guard let n = number else { return args.first ?? .double(0) }
             return .double(n)
         case "reverse":
