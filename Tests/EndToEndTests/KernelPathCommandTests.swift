@@ -41,6 +41,13 @@ final class KernelPathCommandTests: ScratchFolderTestCase {
                 XCTAssertEqual(obj?["cpu"] as? String, cpu, String(line))
             }
         }
+        // The layout flags are carried into the JSON line and the text.
+        let layouts = try rlhf(["bench", "--only", "matmul", "--shapes", "16x16x16", "--a-transposed", "--json"])
+        let row = layouts.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .first { $0["what"] as? String == "matmul" }
+        XCTAssertEqual(row?["a_transposed"] as? Bool, true, layouts.stdout)
+        XCTAssertEqual(row?["b_transposed"] as? Bool, false, layouts.stdout)
+        XCTAssertTrue(try rlhf(["bench", "--only", "matmul", "--shapes", "16x16x16", "--a-transposed"]).stdout.contains("16×16×16 Aᵀ"))
         // Without RLHF_ISA the best path is used.
         if let best = supportedPaths?.first {
             let r = try rlhf(["bench", "--only", "matmul", "--shapes", "4x4x4"], env: ["RLHF_ISA": ""])

@@ -116,7 +116,7 @@ final class GemmTests: EveryPathTestCase {
     /// The workers take runs of rows as they come free, so which thread computes which tile
     /// changes from run to run; the product must not: the same bits with one thread, two or
     /// three (more workers than cores take turns), for row counts that leave a partial panel,
-    /// with A read in place or packed, and against the reference.
+    /// with A transposed or row-major, and against the reference.
     func testProductIsTheSameBitsForAnyThreadCount() {
         forEachPath {
             for (m, n, k, transA) in [(1024, 96, 70, false), (301, 200, 600, true), (517, 40, 300, false)] {

@@ -177,15 +177,7 @@ public enum Gemm {
                 // how the rows were grouped, so any split gives the same bits.
                 func block(i0: Int, mcur: Int, worker: Int, pLo: Int, pHi: Int) {
                     let ap = packedA(worker).floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
-                    // A transposed (each k's rows contiguous) is read in place, panels of gemmMR rows
-                    // `colStride` apart per k; only a last partial panel is packed.
-                    let aInPlace = a.rowStride == 1
-                    let fullRows = mcur / gemmMR * gemmMR
-                    if !aInPlace {
-                        packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, width: gemmMR, into: ap)
-                    } else if fullRows < mcur {
-                        packA(a, i0: i0 + fullRows, mc: mcur - fullRows, p0: pc, kc: kcur, width: gemmMR, into: ap + fullRows * kcur)
-                    }
+                    packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, width: gemmMR, into: ap)
                     let tile = edgeTiles(worker).floats(gemmMR * gemmNR)
                     for panel in pLo..<pHi {
                         let j = panel * gemmNR
@@ -194,14 +186,12 @@ public enum Gemm {
                         while ir < mcur {
                             let mValid = min(gemmMR, mcur - ir)
                             let cTile = c + (i0 + ir) * ldc + jc + j
-                            let inPlace = aInPlace && ir < fullRows
-                            let aPanel = inPlace ? a.base + pc * a.colStride + i0 + ir : UnsafePointer(ap + ir * kcur)
-                            let lda = inPlace ? a.colStride : gemmMR
+                            let aPanel = UnsafePointer(ap + ir * kcur)
                             if mValid == gemmMR && nValid == gemmNR {
-                                kern.gemmTile(kcur, aPanel, lda, bp + panel * gemmNR * kcur, gemmNR,
+                                kern.gemmTile(kcur, aPanel, gemmMR, bp + panel * gemmNR * kcur, gemmNR,
                                               cTile, ldc, mode, biasBase.map { $0 + j })
                             } else {
-                                kern.gemmTile(kcur, aPanel, lda, bp + panel * gemmNR * kcur, gemmNR,
+                                kern.gemmTile(kcur, aPanel, gemmMR, bp + panel * gemmNR * kcur, gemmNR,
                                               tile, gemmNR, .overwrite, nil)
                                 storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j }, tileStride: gemmNR)
                             }
@@ -263,6 +253,25 @@ public enum Gemm {
     @inline(__always)
     static func packA(_ a: MatrixOperand, i0: Int, mc: Int, p0: Int, kc: Int, width gemmMR: Int, into ap: UnsafeMutablePointer<Float>) {
         let rs = a.rowStride, cs = a.colStride
+        if rs == 1 && cs != 1 {
+            // Transposed A: each k holds the block's rows contiguously. Walk k outermost, so each
+            // k's rows are read once, in order, and dealt out to the panels (panel by panel, every
+            // k of a panel is another page: a TLB miss per k when the rows are long).
+            let full = mc / gemmMR * gemmMR
+            for p in 0..<kc {
+                let src = a.base + (p0 + p) * cs + i0
+                var ir = 0
+                while ir < full {
+                    copyFloats(ap + ir * kc + p * gemmMR, src + ir, gemmMR)
+                    ir += gemmMR
+                }
+                if full < mc {
+                    let dst = ap + full * kc + p * gemmMR
+                    for ii in 0..<gemmMR { dst[ii] = full + ii < mc ? src[full + ii] : 0 }
+                }
+            }
+            return
+        }
         var ir = 0
         while ir < mc {
             let panel = ap + ir * kc
@@ -276,11 +285,6 @@ public enum Gemm {
                     for r in 0..<min(gemmMR, mc - ir - gemmMR) { prefetchLines(next + r * rs * 4, bytes: kc * 4) }
                 }
                 gatherRows(a.base + (i0 + ir) * rs + p0, rs, rows: rows, width: gemmMR, kc: kc, panel)
-            } else if rs == 1 {
-                // Transposed A: each k already holds the panel's rows contiguously.
-                for p in 0..<kc {
-                    copyFloats(panel + p * gemmMR, a.base + (p0 + p) * cs + i0 + ir, rows)
-                }
             } else {
                 for p in 0..<kc {
                     let src = a.base + (p0 + p) * cs + (i0 + ir) * rs

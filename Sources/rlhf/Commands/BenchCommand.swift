@@ -59,6 +59,7 @@ enum BenchCommand: Command {
       --shapes LIST   matmul shapes instead of the defaults, as M×K×N (or MxKxN), comma-separated
       --cold          matmul with B read from memory, not cache (rotating copies of B, 256 MiB)
       --transposed    matmul with B stored [N, K], as Linear ([out, in]) weights are
+      --a-transposed  matmul with A stored [K, M], as in a weight gradient (dW = dYᵀ·X)
       --numpy         also time numpy's matmul (OpenBLAS) on the same shapes, in this run;
                       needs python3 with numpy
       --torch         also time PyTorch on the same train and generate measurements, in this
@@ -83,7 +84,7 @@ enum BenchCommand: Command {
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank", "--frozen-dtype", "--model"],
-                              flags: ["--json", "--numpy", "--cold", "--torch", "--transposed"])
+                              flags: ["--json", "--numpy", "--cold", "--torch", "--transposed", "--a-transposed"])
         let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
         let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo", "bf16"]
@@ -112,11 +113,12 @@ enum BenchCommand: Command {
         let cold = a.flag("--cold")
         if only.contains("matmul") {
             for (m, k, n) in shapes {
-                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold, transposed: a.flag("--transposed"))
+                let transposedA = a.flag("--a-transposed")
+                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold, transposed: a.flag("--transposed"), transposedA: transposedA)
                 let gbps = gflops / Double(2 * m) * 4     // bytes of B streamed per second, in GB/s
                 out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold,
-                          "b_transposed": a.flag("--transposed"), "b_gb_per_s": round2(gbps)],
-                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(a.flag("--transposed") ? " Bᵀ" : "")".column(28)
+                          "b_transposed": a.flag("--transposed"), "a_transposed": transposedA, "b_gb_per_s": round2(gbps)],
+                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(transposedA ? " Aᵀ" : "")\(a.flag("--transposed") ? " Bᵀ" : "")".column(28)
                             + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
             }
             if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
@@ -238,7 +240,7 @@ enum BenchCommand: Command {
 
     // MARK: - Measurements
 
-    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false, transposed: Bool = false) -> Double {
+    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false, transposed: Bool = false, transposedA: Bool = false) -> Double {
         // Cold: rotate through copies of B that together exceed the last-level cache many times
         // over, so B comes from memory as a model's weights do when decoding.
         let copies = cold ? max(1, (256 << 20) / (k * n * 4)) : 1
@@ -251,7 +253,7 @@ enum BenchCommand: Command {
         let run = {
             let b = bs[which]
             which = (which + 1) % copies
-            Gemm.multiply(m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k),
+            Gemm.multiply(m: m, n: n, k: k, a: transposedA ? .transposed(a.pointer, columns: m) : .rowMajor(a.pointer, columns: k),
                           b: transposed ? .transposed(b.pointer, columns: k) : .rowMajor(b.pointer, columns: n), c: c.pointer, ldc: n)
         }
         let seconds = timeBest(repeats: repeats, minimumTime: 0.3, run)
