@@ -9,10 +9,10 @@ import CPUFeatures
 extension Body {
     /// C[0..<rows, 0..<2·lanes] (=|+=) A·B over `kc` steps, for `rows` 4, 6, 8 or 12 (a constant
     /// at each call, so the other rows' accumulators compile away). `a` holds the rows' values of
-    /// each k contiguously, `lda` floats apart; `b` has `ldb` floats between k rows, read
+    /// each k contiguously (packed: `rows` floats per k); `b` has `ldb` floats between k rows, read
     /// unaligned. In `.bias` mode the tile starts from `bias[0..<2·lanes]` down the rows.
     @inlinable @inline(__always)
-    public static func tile2(rows: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+    public static func tile2(rows: Int, _ kc: Int, _ a: UnsafePointer<Float>,
                              _ b: UnsafePointer<Float>, _ ldb: Int,
                              _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
                              _ bias: UnsafePointer<Float>?) {
@@ -65,7 +65,7 @@ extension Body {
                 let a11 = splat(ap[11])
                 c110 = madd(c110, a11, b0); c111 = madd(c111, a11, b1)
             }
-            ap += lda
+            ap += rows
             bp += bstride
             p += 1
         }

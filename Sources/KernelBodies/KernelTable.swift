@@ -4,7 +4,7 @@
 /// the target's `KernelISA` inside that target, so its compiler flags apply. The closures capture
 /// nothing; each is one non-generic function of the target.
 public final class KernelTable: @unchecked Sendable {
-    public typealias Tile = (_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+    public typealias Tile = (_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
                              _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?) -> Void
 
     /// The path's name, as `RLHF_ISA` spells it.
@@ -16,11 +16,11 @@ public final class KernelTable: @unchecked Sendable {
     /// Columns of the 4-row decode tile.
     public let decodeNR: Int
 
-    /// C[0..<gemmMR, 0..<gemmNR] (=|+=) A·B; A has `lda` floats per k (gemmMR when packed).
+    /// C[0..<gemmMR, 0..<gemmNR] (=|+=) A·B; A packed, gemmMR floats per k.
     public let gemmTile: Tile
-    /// C[0..<4, 0..<gemmNR] (=|+=) A·B; A holds 4 floats per k (`lda` is ignored).
+    /// C[0..<4, 0..<gemmNR] (=|+=) A·B; A holds 4 floats per k.
     public let gemmTile4: Tile
-    /// C[0..<4, 0..<decodeNR] (=|+=) A·B; A holds 4 floats per k (`lda` is ignored).
+    /// C[0..<4, 0..<decodeNR] (=|+=) A·B; A holds 4 floats per k.
     public let decodeTile: Tile
     /// out[i] = a_i·w0, out[8+i] = a_i·w1 for the 8 rows a_i of `a` (8 × k).
     public let dotRows8x2: (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
@@ -158,9 +158,9 @@ public final class KernelTable: @unchecked Sendable {
         return KernelTable(
             name: I.name, lanes: I.V.scalarCount,
             gemmMR: I.gemmMR, gemmNR: 2 * I.V.scalarCount, decodeNR: I.decodeVectors * I.V.scalarCount,
-            gemmTile: { kc, a, lda, b, ldb, c, ldc, mode, bias in B.tile2(rows: I.gemmMR, kc, a, lda, b, ldb, c, ldc, mode, bias) },
-            gemmTile4: { kc, a, _, b, ldb, c, ldc, mode, bias in B.tile2(rows: 4, kc, a, 4, b, ldb, c, ldc, mode, bias) },
-            decodeTile: { kc, a, _, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: I.decodeVectors, kc, a, b, ldb, c, ldc, mode, bias) },
+            gemmTile: { kc, a, b, ldb, c, ldc, mode, bias in B.tile2(rows: I.gemmMR, kc, a, b, ldb, c, ldc, mode, bias) },
+            gemmTile4: { kc, a, b, ldb, c, ldc, mode, bias in B.tile2(rows: 4, kc, a, b, ldb, c, ldc, mode, bias) },
+            decodeTile: { kc, a, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: I.decodeVectors, kc, a, b, ldb, c, ldc, mode, bias) },
             dotRows8x2: { B.dotRows8x2($0, $1, $2, $3, $4) },
             dotRows4x4: { B.dotRows4x4($0, $1, $2, $3, $4) },
             bf16: BF16Kernels(

@@ -48,8 +48,8 @@ protocol GemmElement: WeightElement {
 }
 
 extension Float: GemmElement {
-    static func tile4(_ k: KernelTable) -> Tile { { kc, a, b, ldb, c, ldc, mode, bias in k.gemmTile4(kc, a, 4, b, ldb, c, ldc, mode, bias) } }
-    static func decodeTile(_ k: KernelTable) -> Tile { { kc, a, b, ldb, c, ldc, mode, bias in k.decodeTile(kc, a, 4, b, ldb, c, ldc, mode, bias) } }
+    static func tile4(_ k: KernelTable) -> Tile { k.gemmTile4 }
+    static func decodeTile(_ k: KernelTable) -> Tile { k.decodeTile }
     static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void { k.dotRows8x2 }
     static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void { k.dotRows4x4 }
 }
@@ -188,10 +188,10 @@ public enum Gemm {
                             let cTile = c + (i0 + ir) * ldc + jc + j
                             let aPanel = UnsafePointer(ap + ir * kcur)
                             if mValid == gemmMR && nValid == gemmNR {
-                                kern.gemmTile(kcur, aPanel, gemmMR, bp + panel * gemmNR * kcur, gemmNR,
+                                kern.gemmTile(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
                                               cTile, ldc, mode, biasBase.map { $0 + j })
                             } else {
-                                kern.gemmTile(kcur, aPanel, gemmMR, bp + panel * gemmNR * kcur, gemmNR,
+                                kern.gemmTile(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
                                               tile, gemmNR, .overwrite, nil)
                                 storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j }, tileStride: gemmNR)
                             }
@@ -441,9 +441,9 @@ public enum Gemm {
                     let i = mp * gemmMR
                     let mValid = min(gemmMR, m - i)
                     if mValid == gemmMR {
-                        kern.gemmTile(k, ap + i * k, gemmMR, b.base + j, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
+                        kern.gemmTile(k, ap + i * k, b.base + j, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
                     } else {
-                        kern.gemmTile(k, ap + i * k, gemmMR, b.base + j, b.rowStride, tile, gemmNR, .overwrite, nil)
+                        kern.gemmTile(k, ap + i * k, b.base + j, b.rowStride, tile, gemmNR, .overwrite, nil)
                         storeEdge(tile, mValid, gemmNR, c + i * ldc + j, ldc, mode, bias.map { $0 + j }, tileStride: gemmNR)
                     }
                 }
