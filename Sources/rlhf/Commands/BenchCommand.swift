@@ -110,15 +110,14 @@ enum BenchCommand: Command {
         out.header("kernels \(Kernels.activePath.rawValue), threads \(Parallel.threadCount)")
 
         let shapes = try a.list("--shapes").map(parseShapes) ?? matmulShapes
-        let cold = a.flag("--cold")
+        let cold = a.flag("--cold"), transposedA = a.flag("--a-transposed"), transposedB = a.flag("--transposed")
         if only.contains("matmul") {
             for (m, k, n) in shapes {
-                let transposedA = a.flag("--a-transposed")
-                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold, transposed: a.flag("--transposed"), transposedA: transposedA)
+                let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold, transposed: transposedB, transposedA: transposedA)
                 let gbps = gflops / Double(2 * m) * 4     // bytes of B streamed per second, in GB/s
                 out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold,
-                          "b_transposed": a.flag("--transposed"), "a_transposed": transposedA, "b_gb_per_s": round2(gbps)],
-                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(transposedA ? " Aᵀ" : "")\(a.flag("--transposed") ? " Bᵀ" : "")".column(28)
+                          "b_transposed": transposedB, "a_transposed": transposedA, "b_gb_per_s": round2(gbps)],
+                         text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(transposedA ? " Aᵀ" : "")\(transposedB ? " Bᵀ" : "")".column(28)
                             + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
             }
             if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
