@@ -260,8 +260,8 @@ public enum Gemm {
             let full = mc / gemmMR * gemmMR
             for p in 0..<kc {
                 let src = a.base + (p0 + p) * cs + i0
-                // The rows of a k a few steps on are asked for meanwhile: rows that lie a multiple
-                // of 4 KiB apart come from memory more often than not.
+                // Each k is another row of X, usually out of cache and on another page, where the
+                // hardware prefetcher stops: ask for the rows of the k eight steps on meanwhile.
                 if p + 8 < kc { prefetchLines(UnsafeRawPointer(src + 8 * cs), bytes: mc * 4) }
                 var ir = 0
                 while ir < full {
