@@ -47,9 +47,11 @@ let package = Package(
         .target(name: "KernelsAVX512", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v4")),
         .target(name: "KernelsAVX2", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v3")),
         .target(name: "KernelsPortable", dependencies: ["KernelBodies"], swiftSettings: [noMathErrno, unchecked]),
+        // The chat-template interpreter; `unchecked` as when it was part of TransformerCore, so it compiles the same.
+        .target(name: "Jinja", swiftSettings: [unchecked]),
         .target(
             name: "TransformerCore",
-            dependencies: ["CPUFeatures", "KernelBodies", "KernelsAVX512", "KernelsAVX2", "KernelsPortable"],
+            dependencies: ["CPUFeatures", "KernelBodies", "KernelsAVX512", "KernelsAVX2", "KernelsPortable", "Jinja"],
             swiftSettings: [unchecked]
         ),
         .target(
