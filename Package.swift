@@ -58,29 +58,35 @@ let package = Package(
             name: "RunStore",
             dependencies: ["CSQLite"]
         ),
+        // What every stage repeats: loading registered models, the preference data, checkpoint
+        // and resume bookkeeping, and the settings types' command-line options.
+        .target(
+            name: "StageKit",
+            dependencies: ["TransformerCore", "RunStore"]
+        ),
         .target(
             name: "Generation",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "Labeling",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "RewardTraining",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "PPO",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "DPO",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "Compare",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "Curves",
@@ -88,7 +94,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare", "Curves"]
+            dependencies: ["TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare", "Curves"]
         ),
         // The parsers' fuzz targets; run by the fuzz harness and by FuzzSmokeTests.
         .target(
@@ -100,6 +106,10 @@ let package = Package(
             name: "TransformerCoreTests",
             dependencies: ["TransformerCore"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "StageKitTests",
+            dependencies: ["StageKit", "RunStore", "TransformerCore"]
         ),
         .testTarget(
             name: "RunStoreTests",
@@ -144,7 +154,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["rlhf", "RunStore", "TransformerCore"]
+            dependencies: ["rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "RewardTraining", "PPO", "DPO", "Compare"],
+            exclude: ["Fixtures"]   // read in place through #filePath
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -1,19 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
-
-/// Options of `rlhf compare`.
-public struct CompareOptions: Codable, Equatable, Sendable {
-    public var a: Int64 = 0, b: Int64 = 0
-    public var judge = "reward"
-    public var perPrompt = 4
-    public var maxNewTokens = 48
-    public var temperature: Float = 0.7
-    public var seed: UInt64 = 2024
-    /// The prompts sampled: the run's eval split.
-    public var split = "eval"
-    public init() {}
-}
+import StageKit
 
 /// What `rlhf compare` found.
 public struct CompareReport: Sendable {
@@ -27,7 +15,7 @@ public struct CompareReport: Sendable {
 /// scores each completion, and the i-th sample of A meets the i-th of B on the same prompt.
 /// Recorded as a stage run with its figures as metrics (compare/wins, …).
 public enum CompareStage {
-    public static func run(store: RunStore, options o: CompareOptions, judge: Judge,
+    public static func run(store: RunStore, options o: CompareConfig, judge: Judge,
                            progress: ((String, Int, Int) -> Void)? = nil) throws -> CompareReport {
         guard o.a != o.b else { throw StoreError("--a and --b are the same model (#\(o.a)); compare two different models") }
         let split = PromptSplit(rawValue: o.split) ?? .eval
@@ -35,13 +23,12 @@ public enum CompareStage {
         guard !prompts.isEmpty else { throw StoreError("the run has no \(split.rawValue) prompts; add some with 'rlhf prompts add FILE --split \(split.rawValue)'") }
         func load(_ id: Int64) throws -> PretrainedModel {
             guard let rec = try store.model(id: id) else { throw StoreError("the run has no model #\(id); 'rlhf status' lists them") }
-            let m = try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:)))
+            let m = try store.loadModel(rec)
             guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model, not a policy") }
             return m
         }
         let ma = try load(o.a), mb = try load(o.b)
-        let runId = try store.beginStageRun(stage: "compare", config: String(decoding: try JSONEncoder().encode(o), as: UTF8.self),
-                                            seed: Int64(bitPattern: o.seed))
+        let runId = try store.beginStageRun(stage: "compare", config: o, seed: o.seed)
         do {
             let settings = SamplingSettings(temperature: o.temperature)
             let sa = try HeadToHead.sample(ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {

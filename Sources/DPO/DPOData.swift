@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 
 /// One ranking as DPO reads it: the templated prompt's tokens, each compared completion's tokens
 /// (ending in EOS when the completion did), and the pairs the ranking implies.
@@ -23,24 +24,13 @@ public struct PreferenceExample: Equatable, Sendable {
 
 /// The run's comparisons as DPO examples.
 public enum DPOData {
-    /// One example per current ranking with at least one pair, in ranking order. Completions are
-    /// read as generation wrote them (their stored tokens), or, for imported text, encoded with
-    /// EOS appended when they ended with one; prompts are templated as generation templates them.
+    /// One example per current ranking with at least one pair, in ranking order, read as
+    /// `PreferenceData` reads them (stored tokens as generation wrote them), cut to fit `nCtx`.
     public static func examples(store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int) throws -> [PreferenceExample] {
-        let groups = try store.comparisonGroups()
-        let completions = try store.completions(ids: Array(Set(groups.flatMap(\.completionIds))))
-        var prompts: [Int64: [Int32]] = [:]
-        return try groups.map { g in
-            if prompts[g.promptId] == nil {
-                prompts[g.promptId] = try annotations.promptIds(try store.prompt(id: g.promptId)?.text ?? "", tokenizer: tokenizer)
-            }
-            let responses = try g.completionIds.map { id -> [Int32] in
-                let c = completions[id]!
-                if !c.tokenIds.isEmpty { try tokenizer.checkStored(c.tokenIds, "completion #\(c.id)") }
-                return annotations.scoredCompletionIds(c.tokenIds, text: c.text, stopped: c.finishReason == "eos", tokenizer: tokenizer)
-            }
-            let (p, r) = fit(prompt: prompts[g.promptId]!, responses: responses, nCtx: nCtx)
-            return PreferenceExample(rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds, prompt: p, responses: r, pairs: g.pairs)
+        try PreferenceData.rankings(store: store, tokenizer: tokenizer, annotations: annotations).map { r in
+            let (p, responses) = fit(prompt: r.prompt, responses: r.responses, nCtx: nCtx)
+            return PreferenceExample(rankingId: r.rankingId, promptId: r.promptId, completionIds: r.completionIds, prompt: p,
+                                     responses: responses, pairs: r.pairs)
         }
     }
 

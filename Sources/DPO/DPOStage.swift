@@ -1,38 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
-
-/// Options of `rlhf dpo`.
-public struct DPOOptions: Codable, Equatable, Sendable {
-    public var objective = DPOObjective()
-    public var epochs = 3
-    public var learningRate: Float = 1e-5
-    /// Rankings per optimiser step.
-    public var batch = 8
-    /// Sequences per forward pass.
-    public var microBatch = 16
-    public var seed: UInt64 = 0
-    /// The share of prompts held out, as train-reward holds them out (same seed, same split).
-    public var validationFraction = 0.1
-    public var maxGradNorm: Float = 1
-    public var weightDecay: Float = 0
-    /// Optimiser steps between checkpoints (each epoch's end is saved too).
-    public var saveEvery = 50
-    /// The model to train (nil: the run's latest policy).
-    public var policyModel: Int64?
-    /// The frozen reference (nil: the run's reference, else its base).
-    public var referenceModel: Int64?
-
-    public init() {}
-
-    /// Why these options cannot train, or nil.
-    public var validationError: String? {
-        if let e = objective.validationError { return e }
-        if !(validationFraction > 0 && validationFraction < 1) { return "--val-fraction must be between 0 and 1 (exclusive)" }
-        if !(learningRate > 0) || !learningRate.isFinite { return "--lr must be a positive number" }
-        return nil
-    }
-}
+import StageKit
 
 /// Progress of a DPO run, for the console.
 public enum DPOEvent {
@@ -63,8 +32,9 @@ public struct DPOReport: Sendable {
 /// on a stop request; `resume` continues the latest unfinished DPO run from its last checkpoint
 /// with the same metrics as an uninterrupted run.
 public enum DPOStage {
-    struct Config: Codable {
-        var options: DPOOptions
+    /// What the stage run stores: the settings and the models they were applied to.
+    struct StoredRun: Codable {
+        var options: DPOConfig
         var policyModelId: Int64
         var referenceModelId: Int64
     }
@@ -77,18 +47,15 @@ public enum DPOStage {
         var optimizerSHA: String
     }
 
-    public static func run(store: RunStore, options: DPOOptions, resume: Bool, events: ((DPOEvent) -> Void)? = nil,
+    public static func run(store: RunStore, options: DPOConfig, resume: Bool, events: ((DPOEvent) -> Void)? = nil,
                            shouldStop: () -> Bool = { false }) throws -> DPOReport {
         if let problem = options.validationError { throw StoreError(problem) }
         try store.markInterruptedRuns()
-        var config: Config
+        var config: StoredRun
         var runId: Int64 = 0
         var saved: SavedState?
         if resume {
-            let last = try store.stageRunToResume("dpo", label: "DPO", command: "rlhf dpo")
-            config = try JSONDecoder().decode(Config.self, from: Data(last.config.utf8))
-            runId = last.id
-            if let json = try store.stageState(runId, "resume") { saved = try JSONDecoder().decode(SavedState.self, from: Data(json.utf8)) }
+            (runId, config, saved) = try store.resumableStageRun("dpo", label: "DPO", command: "rlhf dpo", config: StoredRun.self, state: SavedState.self)
         } else {
             let policyId: Int64
             if let id = options.policyModel {
@@ -106,13 +73,13 @@ public enum DPOStage {
                 guard let r = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else { throw StoreError("the run has no reference or base model") }
                 refId = r.id
             }
-            config = Config(options: options, policyModelId: policyId, referenceModelId: refId)
+            config = StoredRun(options: options, policyModelId: policyId, referenceModelId: refId)
         }
         let o = config.options
 
         func load(_ id: Int64) throws -> (ModelRecord, PretrainedModel) {
-            guard let rec = try store.model(id: id) else { throw StoreError("model #\(id) is not in the run") }
-            let m = try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:)))
+            let rec = try store.requireModel(id: id)
+            let m = try store.loadModel(rec)
             guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model with a scalar head, not a language model") }
             return (rec, m)
         }
@@ -126,13 +93,9 @@ public enum DPOStage {
 
         // Data: the same rankings and prompt split as train-reward.
         let all = try DPOData.examples(store: store, tokenizer: tok, annotations: notes, nCtx: policy.config.nCtx)
-        guard !all.isEmpty else {
-            throw StoreError("the run has no comparisons yet; rank completions with 'rlhf label' (or 'rlhf label --simulate lexicon'), or import pairs with 'rlhf labels import'")
-        }
+        guard !all.isEmpty else { throw PreferenceData.noComparisons }
         let promptIds = Set(all.map(\.promptId))
-        guard promptIds.count >= 2 else {
-            throw StoreError("the comparisons cover \(promptIds.count) prompt; a validation split by prompt needs at least 2 (label more items)")
-        }
+        try PreferenceData.checkSplittable(promptIds)
         let valPrompts = PreferenceSplit.validationPrompts(promptIds, fraction: o.validationFraction, seed: o.seed)
         let usable = all.filter { !$0.prompt.isEmpty }
         let train = usable.filter { !valPrompts.contains($0.promptId) }, val = usable.filter { valPrompts.contains($0.promptId) }
@@ -141,11 +104,9 @@ public enum DPOStage {
 
         ModelFolder.removeStaleTemporaries(in: store.folder.appendingPathComponent("checkpoints"))
         if runId == 0 {
-            runId = try store.beginStageRun(stage: "dpo", config: String(decoding: try JSONEncoder().encode(config), as: UTF8.self),
-                                            seed: Int64(bitPattern: o.seed))
+            runId = try store.beginStageRun(stage: "dpo", config: config, seed: o.seed)
         } else {
-            try store.reopenStageRun(runId)
-            try store.truncateStageRun(runId, afterStep: saved?.step ?? 0)
+            try store.reopenStageRun(runId, afterStep: saved?.step ?? 0)
         }
         var report = DPOReport(stageRunId: runId, firstStep: saved?.step ?? 0, totalSteps: totalSteps)
         report.trainRankings = train.count; report.validationRankings = val.count
@@ -162,7 +123,7 @@ public enum DPOStage {
             func refs(_ exs: [PreferenceExample]) -> [[Double]] { exs.map { $0.completionIds.map { refTable[$0]! } } }
 
             let opt = AdamW(layout: policy.layout, config: AdamWConfig(learningRate: o.learningRate, weightDecay: o.weightDecay))
-            if let s = saved { try opt.loadState(from: URL(fileURLWithPath: s.optimizer), sha256: s.optimizerSHA) }
+            if let s = saved { try OptimizerFile(path: s.optimizer, sha256: s.optimizerSHA).restore(into: opt) }
             let schedule = LearningRateSchedule(kind: .linear, peak: o.learningRate, totalSteps: totalSteps)
             var current = startRec, savedStep = saved?.step ?? 0
             func checkpoint(_ step: Int) throws {
@@ -239,7 +200,7 @@ public enum DPOStage {
         }
         var table: [Int64: Double] = [:]
         for (ex, s) in zip(examples, sums) { for (id, v) in zip(ex.completionIds, s) { table[id] = v } }
-        let json = String(decoding: try JSONEncoder().encode(Dictionary(uniqueKeysWithValues: table.map { (String($0.key), $0.value) })), as: UTF8.self)
+        let json = try RunStore.json(Dictionary(uniqueKeysWithValues: table.map { (String($0.key), $0.value) }))
         try store.setStageState(runId, "reference_logprobs", json)
         return table
     }
@@ -252,17 +213,14 @@ public enum DPOStage {
         let path = "checkpoints/dpo-policy-\(runId)-\(step)"
         let folder = store.folder.appendingPathComponent(path)
         try ModelFolder.save(policy, tokenizer: tokenizer, annotations: notes.inherited, to: folder)
-        let stateDir = store.folder.appendingPathComponent("checkpoints/dpo-state-\(runId)")
-        try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
-        let url = stateDir.appendingPathComponent("optimizer-\(step).safetensors")
-        try opt.saveState(to: url)
-        let cfg = String(decoding: try JSONEncoder().encode(policy.config), as: UTF8.self)
-        let rec = try store.registerModel(role: .policy, path: path, sha256: try SHA256.hex(of: folder.appendingPathComponent(ModelFolder.weightsFile)),
-                                          config: cfg, promptTemplate: notes.promptTemplate, parentId: parent.id, stageRunId: runId, step: step,
-                                          note: "DPO step \(step)")
-        let state = SavedState(step: step, policyModelId: rec.id, optimizer: url.path, optimizerSHA: try SHA256.hex(of: url))
-        try store.setStageState(runId, "resume", String(decoding: try JSONEncoder().encode(state), as: UTF8.self))
-        if let old = previous?.optimizer, old != url.path { try? FileManager.default.removeItem(atPath: old) }
+        let optimizer = try OptimizerFile(saving: opt, to: try store.stateFolder(stage: "dpo", stageRunId: runId)
+            .appendingPathComponent("optimizer-\(step).safetensors"))
+        let rec = try store.registerCheckpoint(policy, role: .policy, path: path, weights: folder.appendingPathComponent(ModelFolder.weightsFile),
+                                               promptTemplate: notes.promptTemplate, parentId: parent.id, stageRunId: runId, step: step,
+                                               note: "DPO step \(step)")
+        let state = SavedState(step: step, policyModelId: rec.id, optimizer: optimizer.path, optimizerSHA: optimizer.sha256)
+        try store.setResumeState(state, stageRunId: runId)
+        if let old = previous?.optimizer, old != optimizer.path { try? FileManager.default.removeItem(atPath: old) }
         return (rec, state)
     }
 }

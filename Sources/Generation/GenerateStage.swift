@@ -1,37 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
-
-/// Options of `rlhf generate`.
-public struct GenerateOptions: Sendable {
-    /// Completions wanted per prompt (K).
-    public var perPrompt = 4
-    /// New tokens at most (N).
-    public var maxNewTokens = 48
-    /// Temperature, top-k, top-p.
-    public var sampling = SamplingSettings(temperature: 0.7)
-    /// Seed; each batch's generator is derived from it and the batch's prompts, so a resumed
-    /// run draws the same completions as an uninterrupted one.
-    public var seed: UInt64 = 0
-    /// Which prompts; nil means both splits.
-    public var split: PromptSplit? = .train
-    /// At most this many prompts in this run.
-    public var limit: Int?
-    /// Generate K more for every prompt even when it already has K from the current policy.
-    public var again = false
-    /// Sequences per forward pass.
-    public var batchSize = 32
-
-    public init() {}
-
-    /// The options as JSON, stored with the stage run.
-    public var json: String {
-        "{\"per_prompt\":\(perPrompt),\"max_new_tokens\":\(maxNewTokens),\"temperature\":\(sampling.temperature),"
-            + "\"top_k\":\(sampling.topK.map(String.init) ?? "null"),\"top_p\":\(sampling.topP),\"greedy\":\(sampling.greedy),"
-            + "\"seed\":\(seed),\"split\":\(split.map { "\"\($0.rawValue)\"" } ?? "null"),\"limit\":\(limit.map(String.init) ?? "null"),"
-            + "\"again\":\(again),\"batch_size\":\(batchSize)}"
-    }
-}
+import StageKit
 
 /// What a generate run did.
 public struct GenerateReport: Equatable, Sendable {
@@ -54,7 +24,7 @@ public struct GenerateReport: Equatable, Sendable {
 public enum GenerateStage {
     /// Runs the stage on `store`. `progress` is told (done, total) completions after each batch;
     /// `shouldStop` is checked between batches.
-    public static func run(store: RunStore, options o: GenerateOptions,
+    public static func run(store: RunStore, options o: GenerateConfig,
                            progress: ((Int, Int) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> GenerateReport {
         guard let policyRecord = try store.latestModel(role: .policy) else {
             throw StoreError("the run has no policy model; create the run with 'rlhf init --base SOURCE'")
@@ -73,7 +43,7 @@ public enum GenerateStage {
         if let limit = o.limit { todo = Array(todo.prefix(limit)) }
         if todo.isEmpty { return report }
 
-        let policy = try ModelFolder.load(chain: store.verifiedChain(policyRecord, sha256: SHA256.hex(of:)))
+        let policy = try store.loadModel(policyRecord)
         let tok = policy.tokenizer, ctx = policy.model.config.nCtx
         var encoded: [(PromptRecord, Int, [Int32])] = []
         for (p, n) in todo {
@@ -83,7 +53,7 @@ public enum GenerateStage {
         }
         if encoded.isEmpty { return report }
 
-        let runId = try store.beginStageRun(stage: "generate", config: o.json.dropLast() + ",\"policy_model_id\":\(policyRecord.id)}", seed: Int64(bitPattern: o.seed))
+        let runId = try store.beginStageRun(stage: "generate", config: StoredRun(config: o, policyModelId: policyRecord.id), seed: o.seed)
         report.stageRunId = runId
         let total = encoded.reduce(0) { $0 + $1.1 }
         let generator = Generator(model: policy.model)
@@ -137,5 +107,19 @@ public enum GenerateStage {
             h ^= h >> 29
         }
         return h
+    }
+
+    /// What the stage run stores: the settings, and beside them the policy that sampled.
+    struct StoredRun: Encodable {
+        var config: GenerateConfig
+        var policyModelId: Int64
+
+        enum CodingKeys: String, CodingKey { case policyModelId = "policy_model_id" }
+
+        func encode(to encoder: Encoder) throws {
+            try config.encode(to: encoder)
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(policyModelId, forKey: .policyModelId)
+        }
     }
 }

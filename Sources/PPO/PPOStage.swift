@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 
 /// What a `rlhf ppo` run did.
 public struct PPOReport: Sendable {
@@ -23,49 +24,42 @@ public enum PPOEvent {
 /// keeps sample completions, and saves policy, value model, optimiser moments, RNG state and β
 /// every `saveEvery` iterations so that `--resume` continues exactly where the last save left off.
 public enum PPOStage {
-    struct Config: Codable {
-        var settings: PPOSettings
+    /// What the stage run stores: the settings and the models they were applied to.
+    struct StoredRun: Codable {
+        var settings: PPOConfig
         var policyModelId: Int64
         var referenceModelId: Int64
         var rewardModelId: Int64
     }
 
-    public static func run(store: RunStore, settings: PPOSettings, resume: Bool, events: ((PPOEvent) -> Void)? = nil,
+    public static func run(store: RunStore, settings: PPOConfig, resume: Bool, events: ((PPOEvent) -> Void)? = nil,
                            shouldStop: () -> Bool = { false }) throws -> PPOReport {
-        if let problem = settings.validationError() { throw StoreError(problem) }
+        if let problem = settings.validationError { throw StoreError(problem) }
         try store.markInterruptedRuns()
-        var config: Config
+        var config: StoredRun
         var runId: Int64
         var saved: SavedState?
         if resume {
-            let last = try store.stageRunToResume("ppo", label: "PPO", command: "rlhf ppo")
-            config = try JSONDecoder().decode(Config.self, from: Data(last.config.utf8))
-            runId = last.id
-            saved = try SavedState.load(store: store, stageRunId: runId)
-            try store.reopenStageRun(runId)
-            try store.truncateStageRun(runId, afterStep: saved?.iteration ?? 0)
+            (runId, config, saved) = try store.resumableStageRun("ppo", label: "PPO", command: "rlhf ppo", config: StoredRun.self, state: SavedState.self)
+            try store.reopenStageRun(runId, afterStep: saved?.iteration ?? 0)
         } else {
             guard let p = try store.latestModel(role: .policy) else { throw StoreError("the run has no policy; create it with 'rlhf init'") }
             guard let ref = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else { throw StoreError("the run has no reference model") }
             guard let rm = try store.latestModel(role: .reward) else {
                 throw StoreError("the run has no reward model; train one with 'rlhf train-reward' first")
             }
-            config = Config(settings: settings, policyModelId: p.id, referenceModelId: ref.id, rewardModelId: rm.id)
+            config = StoredRun(settings: settings, policyModelId: p.id, referenceModelId: ref.id, rewardModelId: rm.id)
             runId = 0
         }
         let s = config.settings
 
         // Models.
-        func record(_ id: Int64) throws -> ModelRecord {
-            guard let rec = try store.model(id: id) else { throw StoreError("model #\(id) is not in the run") }
-            return rec
-        }
-        func load(_ rec: ModelRecord) throws -> PretrainedModel { try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:))) }
+        let record = store.requireModel(id:), load = store.loadModel
         /// The saved adapters of a resumed LoRA run, checked to adapt `base`.
         func savedAdapters(_ id: Int64, over base: Int64, config: ModelConfig) throws -> LoRAAdapters {
             let rec = try record(id)
             guard rec.baseId == base else { throw StoreError("model #\(id), saved by this PPO run, is not LoRA adapters over model #\(base); the run database is inconsistent") }
-            return try PEFTAdapter.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)), config: config)
+            return try PEFTAdapter.load(store.verifiedFolder(rec), config: config)
         }
         let lora = s.lora
         let startPolicyRec = try record(lora == nil ? saved?.policyModelId ?? config.policyModelId : config.policyModelId)
@@ -154,8 +148,7 @@ public enum PPOStage {
                                  settings: s, scorer: scorer)
         if let st = saved { try st.restore(into: trainer, store: store) }
         if runId == 0 {
-            runId = try store.beginStageRun(stage: "ppo", config: String(decoding: try JSONEncoder().encode(config), as: UTF8.self),
-                                            seed: Int64(bitPattern: s.seed))
+            runId = try store.beginStageRun(stage: "ppo", config: config, seed: s.seed)
         }
         var report = PPOReport(stageRunId: runId, firstIteration: trainer.iteration)
         events?(.started(stageRunId: runId, resumedAt: trainer.iteration, prompts: prompts.count, skippedPrompts: skipped))
@@ -215,35 +208,25 @@ public enum PPOStage {
                      parent: ModelRecord, policyBase: ModelRecord, reward: ModelRecord) throws -> ModelRecord {
         let it = trainer.iteration
         let policyPath = "checkpoints/policy-\(runId)-\(it)", valuePath = "checkpoints/value-\(runId)-\(it)"
-        let stateDir = store.folder.appendingPathComponent("checkpoints/ppo-state-\(runId)")
-        try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
-        func write(_ model: TransformerModel, _ path: String, over base: ModelRecord) throws -> (sha: String, baseId: Int64?) {
+        let stateDir = try store.stateFolder(stage: "ppo", stageRunId: runId)
+        func write(_ model: TransformerModel, _ path: String, over base: ModelRecord) throws -> (weights: URL, baseId: Int64?) {
             let file = try ModelFolder.saveTrained(model, tokenizer: tokenizer, annotations: notes.inherited, baseFolder: base.path,
                                                    to: store.folder.appendingPathComponent(path))
-            return (try SHA256.hex(of: file), model.lora == nil ? nil : base.id)
+            return (file, model.lora == nil ? nil : base.id)
         }
-        let (policySHA, policyBaseId) = try write(trainer.policy, policyPath, over: policyBase)
-        let (valueSHA, valueBaseId) = try write(trainer.value, valuePath, over: reward)
-        var files: [String: String] = [:]
-        for (name, opt) in [("policy", trainer.policyOptimizer), ("value", trainer.valueOptimizer)] {
-            let url = stateDir.appendingPathComponent("\(name)-optimizer-\(it).safetensors")
-            try opt.saveState(to: url)
-            files[name] = url.path
-        }
-        let cfg = String(decoding: try JSONEncoder().encode(trainer.policy.config), as: UTF8.self)
-        let vcfg = String(decoding: try JSONEncoder().encode(trainer.value.config), as: UTF8.self)
+        let (policyWeights, policyBaseId) = try write(trainer.policy, policyPath, over: policyBase)
+        let (valueWeights, valueBaseId) = try write(trainer.value, valuePath, over: reward)
+        let policyOptimizer = try OptimizerFile(saving: trainer.policyOptimizer, to: stateDir.appendingPathComponent("policy-optimizer-\(it).safetensors"))
+        let valueOptimizer = try OptimizerFile(saving: trainer.valueOptimizer, to: stateDir.appendingPathComponent("value-optimizer-\(it).safetensors"))
         let lora = trainer.policy.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""
-        let p = try store.registerModel(role: .policy, path: policyPath, sha256: policySHA,
-                                        config: cfg, promptTemplate: notes.promptTemplate, parentId: parent.id, stageRunId: runId, step: it,
-                                        note: "PPO iteration \(it)\(lora)", baseId: policyBaseId)
-        let v = try store.registerModel(role: .value, path: valuePath, sha256: valueSHA,
-                                        config: vcfg, promptTemplate: notes.promptTemplate, parentId: nil, stageRunId: runId, step: it,
-                                        note: "PPO value model, iteration \(it)\(lora)", baseId: valueBaseId)
+        let p = try store.registerCheckpoint(trainer.policy, role: .policy, path: policyPath, weights: policyWeights, promptTemplate: notes.promptTemplate,
+                                             parentId: parent.id, stageRunId: runId, step: it, note: "PPO iteration \(it)\(lora)", baseId: policyBaseId)
+        let v = try store.registerCheckpoint(trainer.value, role: .value, path: valuePath, weights: valueWeights, promptTemplate: notes.promptTemplate,
+                                             parentId: nil, stageRunId: runId, step: it, note: "PPO value model, iteration \(it)\(lora)", baseId: valueBaseId)
         let state = SavedState(iteration: it, beta: trainer.beta.bitPattern, rng: trainer.rng, policyModelId: p.id, valueModelId: v.id,
-                               policyOptimizer: files["policy"]!, valueOptimizer: files["value"]!,
-                               policyOptimizerSHA: try SHA256.hex(of: URL(fileURLWithPath: files["policy"]!)),
-                               valueOptimizerSHA: try SHA256.hex(of: URL(fileURLWithPath: files["value"]!)))
-        try store.setStageState(runId, "resume", String(decoding: try JSONEncoder().encode(state), as: UTF8.self))
+                               policyOptimizer: policyOptimizer.path, valueOptimizer: valueOptimizer.path,
+                               policyOptimizerSHA: policyOptimizer.sha256, valueOptimizerSHA: valueOptimizer.sha256)
+        try store.setResumeState(state, stageRunId: runId)
         return p
     }
 
@@ -270,18 +253,12 @@ public enum PPOStage {
         var policyOptimizerSHA: String
         var valueOptimizerSHA: String
 
-        static func load(store: RunStore, stageRunId: Int64) throws -> SavedState? {
-            guard let json = try store.stageState(stageRunId, "resume") else { return nil }
-            return try JSONDecoder().decode(SavedState.self, from: Data(json.utf8))
-        }
-
         func restore(into t: PPOTrainer, store: RunStore) throws {
             t.iteration = iteration
             t.beta = Float(bitPattern: beta)
             t.rng = rng
-            for (path, sha, opt) in [(policyOptimizer, policyOptimizerSHA, t.policyOptimizer), (valueOptimizer, valueOptimizerSHA, t.valueOptimizer)] {
-                try opt.loadState(from: URL(fileURLWithPath: path), sha256: sha)
-            }
+            try OptimizerFile(path: policyOptimizer, sha256: policyOptimizerSHA).restore(into: t.policyOptimizer)
+            try OptimizerFile(path: valueOptimizer, sha256: valueOptimizerSHA).restore(into: t.valueOptimizer)
         }
     }
 }

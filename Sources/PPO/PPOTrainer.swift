@@ -16,7 +16,7 @@ public struct IterationResult: Sendable {
 /// entropy bonus. Independent of the run database (PPOStage does the storage).
 public final class PPOTrainer {
     public let policy: TransformerModel, reference: TransformerModel, value: TransformerModel
-    public let settings: PPOSettings
+    public let settings: PPOConfig
     public let eos: Int32, pad: Int32
     /// Every token that ends a response (`eos` and, for Llama 3 Instruct, the others).
     public let stopTokens: [Int32]
@@ -84,7 +84,7 @@ public final class PPOTrainer {
     /// Total optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
 
-    public init(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, eos: Int32, stopTokens: [Int32]? = nil, pad: Int32, settings: PPOSettings,
+    public init(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, eos: Int32, stopTokens: [Int32]? = nil, pad: Int32, settings: PPOConfig,
                 scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) {
         precondition(value.hasScalarHead, "the value model needs a scalar head")
         precondition(policy.config == reference.config, "policy and reference must share a configuration")

@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 
 /// One ranking as training data: the token sequences (template(prompt) + completion, ending in
 /// EOS when the completion did) of the completions it compared, and its pairs.
@@ -28,28 +29,22 @@ public enum RewardData {
     /// imported pairs do). Longer than `nCtx`: the start of the prompt is dropped.
     public static func sequence(prompt: String, completion: CompletionRecord, tokenizer: Tokenizer,
                                 annotations: ModelAnnotations, nCtx: Int, useStoredTokens: Bool) throws -> [Int32] {
-        let stored = useStoredTokens ? completion.tokenIds : []
-        if !stored.isEmpty { try tokenizer.checkStored(stored, "completion #\(completion.id)") }
-        let body = annotations.scoredCompletionIds(stored, text: completion.text, stopped: completion.finishReason == "eos", tokenizer: tokenizer)
-        let seq = try annotations.promptIds(prompt, tokenizer: tokenizer) + body
-        return seq.count > nCtx ? Array(seq.suffix(nCtx)) : seq
+        let body = try PreferenceData.completionTokens(completion, tokenizer: tokenizer, annotations: annotations, useStoredTokens: useStoredTokens)
+        return fit(try annotations.promptIds(prompt, tokenizer: tokenizer) + body, nCtx: nCtx)
     }
 
-    /// One example per current ranking that has at least one pair (ties give none).
+    /// One example per current ranking that has at least one pair (ties give none), read as
+    /// `PreferenceData` reads them.
     public static func examples(store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int,
                                 useStoredTokens: Bool) throws -> [RankingExample] {
-        let groups = try store.comparisonGroups()
-        let completions = try store.completions(ids: Array(Set(groups.flatMap(\.completionIds))))
-        var prompts: [Int64: String] = [:]
-        return try groups.map { g in
-            if prompts[g.promptId] == nil { prompts[g.promptId] = try store.prompt(id: g.promptId)?.text ?? "" }
-            let seqs = try g.completionIds.map { id in
-                try sequence(prompt: prompts[g.promptId]!, completion: completions[id]!, tokenizer: tokenizer, annotations: annotations,
-                         nCtx: nCtx, useStoredTokens: useStoredTokens)
-            }
-            return RankingExample(rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds, sequences: seqs, pairs: g.pairs)
+        try PreferenceData.rankings(store: store, tokenizer: tokenizer, annotations: annotations, useStoredTokens: useStoredTokens).map { r in
+            RankingExample(rankingId: r.rankingId, promptId: r.promptId, completionIds: r.completionIds,
+                           sequences: r.responses.map { fit(r.prompt + $0, nCtx: nCtx) }, pairs: r.pairs)
         }
     }
+
+    /// A sequence longer than `nCtx` without the start of its prompt.
+    static func fit(_ seq: [Int32], nCtx: Int) -> [Int32] { seq.count > nCtx ? Array(seq.suffix(nCtx)) : seq }
 
     /// Splits by prompt (`PreferenceSplit`, the split DPO uses too): about `fraction` of the
     /// distinct prompts (at least one) go to validation with all their rankings. No prompt is on

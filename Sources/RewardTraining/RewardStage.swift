@@ -1,37 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
-
-/// Options of `rlhf train-reward`.
-public struct RewardOptions: Sendable {
-    public var epochs = 3
-    public var learningRate: Float = 5e-5
-    /// Rankings per optimiser step.
-    public var batch = 8
-    public var seed: UInt64 = 0
-    public var validationFraction = 0.1
-    public var margin: Float = 0
-    /// The model to start from: nil (the run's base), a model id of the run, or a folder.
-    public var initModel: String?
-    public var maxGradNorm: Float = 1
-    public var weightDecay: Float = 0
-    /// Sequences per forward pass.
-    public var microBatch = 16
-    /// LoRA adapters (and the head) to train over the frozen starting model; nil trains every
-    /// weight.
-    public var lora: LoRAConfig?
-    /// With LoRA, the float type the frozen projections are held in.
-    public var frozenDType: FrozenDType = .f32
-
-    public init() {}
-
-    public var json: String {
-        let l = lora.map { "{\"rank\":\($0.rank),\"alpha\":\($0.alpha),\"targets\":[\($0.targets.map(JSONText.quote).joined(separator: ","))],\"dropout\":\($0.dropout)}" }
-        return "{\"epochs\":\(epochs),\"lr\":\(learningRate),\"batch\":\(batch),\"seed\":\(seed),\"val_fraction\":\(validationFraction),"
-            + "\"margin\":\(margin),\"init\":\(initModel.map { JSONText.quote($0) } ?? "null"),\"max_grad_norm\":\(maxGradNorm),"
-            + "\"weight_decay\":\(weightDecay),\"micro_batch\":\(microBatch),\"lora\":\(l ?? "null"),\"frozen_dtype\":\"\(frozenDType.rawValue)\"}"
-    }
-}
+import StageKit
 
 /// Validation figures of one epoch.
 public struct EpochResult: Equatable, Sendable {
@@ -65,9 +35,9 @@ public enum RewardStage {
     /// Progress: (step, total steps, training loss of the step).
     public typealias Progress = (Int, Int, Double) -> Void
 
-    public static func run(store: RunStore, options o: RewardOptions, progress: Progress? = nil,
+    public static func run(store: RunStore, options o: RewardConfig, progress: Progress? = nil,
                            epochDone: ((EpochResult) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> RewardReport {
-        guard o.validationFraction > 0 && o.validationFraction < 1 else { throw StoreError("--val-fraction must be between 0 and 1 (exclusive)") }
+        if let problem = o.validationError { throw StoreError(problem) }
         let (initRecord, initChain) = try resolveInit(store: store, spec: o.initModel)
         if o.lora != nil && initRecord == nil {
             throw StoreError("--lora-rank trains adapters over a model registered in the run (the base, or --init ID), not over a folder; import the folder with 'rlhf init --base DIR' first")
@@ -80,16 +50,11 @@ public enum RewardStage {
         let cfg = base.model.config
 
         let comps = try store.comparisons()
-        guard !comps.isEmpty else {
-            throw StoreError("the run has no comparisons yet; rank completions with 'rlhf label' (or 'rlhf label --simulate lexicon'), or import pairs with 'rlhf labels import'")
-        }
+        guard !comps.isEmpty else { throw PreferenceData.noComparisons }
         // Stored token ids are valid only for the tokenizer that produced them: the run's own models.
         let examples = try RewardData.examples(store: store, tokenizer: base.tokenizer, annotations: annotations, nCtx: cfg.nCtx,
                                                useStoredTokens: o.initModel == nil || initRecord != nil)
-        let prompts = Set(examples.map(\.promptId))
-        guard prompts.count >= 2 else {
-            throw StoreError("the comparisons cover \(prompts.count) prompt; a validation split by prompt needs at least 2 (label more items)")
-        }
+        try PreferenceData.checkSplittable(Set(examples.map(\.promptId)))
         let (train, val) = RewardData.split(examples, fraction: o.validationFraction, seed: o.seed)
 
         // The reward model: the base network plus a fresh scalar head N(0, 1/√(n_embd+1)), zero bias.
@@ -114,7 +79,7 @@ public enum RewardStage {
         }
 
         ModelFolder.removeStaleTemporaries(in: store.folder.appendingPathComponent("checkpoints"))
-        let runId = try store.beginStageRun(stage: "train-reward", config: o.json, seed: Int64(bitPattern: o.seed))
+        let runId = try store.beginStageRun(stage: "train-reward", config: o, seed: o.seed)
         var report = RewardReport(stageRunId: runId)
         report.trainRankings = train.count; report.validationRankings = val.count
         report.trainPairs = train.reduce(0) { $0 + $1.pairs.count }; report.validationPairs = val.reduce(0) { $0 + $1.pairs.count }
@@ -180,11 +145,10 @@ public enum RewardStage {
 
             let path = "checkpoints/reward-\(runId)"
             let folder = store.folder.appendingPathComponent(path)
-            let sha = try SHA256.hex(of: ModelFolder.saveTrained(model, tokenizer: base.tokenizer, annotations: annotations,
-                                                                 baseFolder: initRecord?.path ?? "", to: folder))
-            let cfgJSON = String(decoding: try JSONEncoder().encode(cfg), as: UTF8.self)
+            let weights = try ModelFolder.saveTrained(model, tokenizer: base.tokenizer, annotations: annotations,
+                                                      baseFolder: initRecord?.path ?? "", to: folder)
             let bestResult = report.best!
-            report.model = try store.registerModel(role: .reward, path: path, sha256: sha, config: cfgJSON, promptTemplate: annotations.promptTemplate,
+            report.model = try store.registerCheckpoint(model, role: .reward, path: path, weights: weights, promptTemplate: annotations.promptTemplate,
                                                    parentId: initRecord?.id, stageRunId: runId, step: report.bestEpoch,
                                                    note: String(format: "val_accuracy %.4f, gain %.4g, bias %.4g", bestResult.validationAccuracy, report.gain, report.bias)
                                                        + (model.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""),
@@ -275,10 +239,10 @@ public enum RewardStage {
     static func resolveInit(store: RunStore, spec: String?) throws -> (ModelRecord?, [URL]) {
         if let spec, let id = Int64(spec) {
             guard let m = try store.model(id: id) else { throw StoreError("--init \(spec): the run has no model #\(spec)") }
-            return (m, try store.verifiedChain(m, sha256: SHA256.hex(of:)))
+            return (m, try store.verifiedChain(m))
         }
         if let spec { return (nil, [URL(fileURLWithPath: spec)]) }
         guard let b = try store.latestModel(role: .base) else { throw StoreError("the run has no base model; create it with 'rlhf init'") }
-        return (b, try store.verifiedChain(b, sha256: SHA256.hex(of:)))
+        return (b, try store.verifiedChain(b))
     }
 }

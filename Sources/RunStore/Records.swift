@@ -6,7 +6,7 @@ public enum ModelRole: String, CaseIterable, Sendable {
 }
 
 /// The two prompt sets of a run.
-public enum PromptSplit: String, CaseIterable, Sendable {
+public enum PromptSplit: String, Codable, CaseIterable, Sendable {
     case train, eval
 }
 

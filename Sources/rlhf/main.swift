@@ -1,4 +1,5 @@
 import Foundation
+import StageKit
 import TransformerCore
 
 let commands: [any Command.Type] = [
@@ -50,8 +51,9 @@ func main() -> Int32 {
     do {
         try command.run(args)
         return 0
-    } catch let e as UsageError {
-        printError("rlhf \(command.name): error: \(e.description). See 'rlhf \(command.name) --help'.")
+    } catch where error is UsageError || error is ConfigError {
+        // (A ConfigError is a stage's settings refusing a value given on the command line.)
+        printError("rlhf \(command.name): error: \(error). See 'rlhf \(command.name) --help'.")
         return 2
     } catch {
         printError("rlhf \(command.name): error: \(error)")

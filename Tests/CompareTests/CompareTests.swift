@@ -40,7 +40,7 @@ final class CompareTests: XCTestCase {
 
     func testTheSameWeightsTieEveryPairAndTheRunIsRecorded() throws {
         let (store, a, b) = try makeRun()
-        var o = CompareOptions()
+        var o = CompareConfig()
         o.a = a; o.b = b; o.perPrompt = 3; o.maxNewTokens = 10; o.temperature = 1
         let r = try CompareStage.run(store: store, options: o, judge: .text(name: "chars") { Double($0.count) })
         XCTAssertEqual(r.tally.pairs, 15)

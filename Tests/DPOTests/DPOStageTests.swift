@@ -38,8 +38,8 @@ final class DPOStageTests: XCTestCase {
         return store
     }
 
-    func options() -> DPOOptions {
-        var o = DPOOptions()
+    func options() -> DPOConfig {
+        var o = DPOConfig()
         o.epochs = 2; o.batch = 4; o.learningRate = 1e-3; o.saveEvery = 3; o.validationFraction = 0.25; o.seed = 7
         return o
     }
@@ -96,14 +96,14 @@ final class DPOStageTests: XCTestCase {
         XCTAssertTrue(first.interrupted)
         XCTAssertEqual(try b.stageRuns(stage: "dpo").first?.status, .interrupted)
         XCTAssertEqual(try b.latestModel(role: .policy)?.step, 4, "the stop saved the step it reached")
-        let rest = try DPOStage.run(store: b, options: DPOOptions(), resume: true)
+        let rest = try DPOStage.run(store: b, options: DPOConfig(), resume: true)
         XCTAssertEqual(rest.firstStep, 4)
         XCTAssertEqual(try b.stageRuns(stage: "dpo").count, 1, "the resume continued the same stage run")
         let ma = try metrics(a, whole.stageRunId).filter { !$0.key.hasPrefix("time") }, mb = try metrics(b, rest.stageRunId)
         XCTAssertEqual(Set(ma.keys), Set(mb.keys))
         for (k, v) in ma { XCTAssertEqual(mb[k] ?? .nan, v, accuracy: 1e-12, k) }
         XCTAssertEqual(try a.latestModel(role: .policy)?.sha256, try b.latestModel(role: .policy)?.sha256)
-        XCTAssertThrowsError(try DPOStage.run(store: b, options: DPOOptions(), resume: true)) { e in
+        XCTAssertThrowsError(try DPOStage.run(store: b, options: DPOConfig(), resume: true)) { e in
             XCTAssertTrue("\(e)".contains("finished"), "\(e)")
         }
     }

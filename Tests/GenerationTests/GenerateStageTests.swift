@@ -25,8 +25,8 @@ func makeRun(prompts: Int = 10, template: String? = nil, name: String = #functio
 }
 
 final class GenerateStageTests: XCTestCase {
-    func options(_ k: Int = 3) -> GenerateOptions {
-        var o = GenerateOptions()
+    func options(_ k: Int = 3) -> GenerateConfig {
+        var o = GenerateConfig()
         o.perPrompt = k; o.maxNewTokens = 12; o.batchSize = 7; o.seed = 42
         return o
     }

@@ -7,7 +7,7 @@ final class PPOTrainerTests: XCTestCase {
     let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 24)
     let eos: Int32 = 0, pad: Int32 = 1, target: Int32 = 7
 
-    func trainer(_ s: PPOSettings, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) -> PPOTrainer {
+    func trainer(_ s: PPOConfig, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) -> PPOTrainer {
         let policy = TransformerModel(config: cfg), reference = TransformerModel(config: cfg), value = TransformerModel(config: cfg, scalarHead: true)
         policy.initialize(seed: 1)
         for slot in policy.layout.slots where slot.decays { let t = policy.tensor(slot.name); for i in 0..<t.count { t[i] *= 5 } }
@@ -24,7 +24,7 @@ final class PPOTrainerTests: XCTestCase {
     /// after two iterations both models' parameters are bit-for-bit those of running them one
     /// after another.
     func testConcurrentModelUpdatesMatchSequential() {
-        var s = PPOSettings()
+        var s = PPOConfig()
         s.batch = 8; s.minibatches = 2; s.ppoEpochs = 2; s.responseLength = 10; s.learningRate = 1e-3; s.iterations = 2
         var results: [([Float], [Float])] = []
         for isolate in [false, true] {
@@ -42,7 +42,7 @@ final class PPOTrainerTests: XCTestCase {
 
     /// The first minibatch of the first epoch sees the rollout's own policy: ratio 1, no KL, no clipping.
     func testFirstMinibatchHasRatioOne() {
-        var s = PPOSettings()
+        var s = PPOConfig()
         s.batch = 8; s.minibatches = 2; s.ppoEpochs = 2; s.responseLength = 10; s.learningRate = 1e-3
         let t = trainer(s) { _, rs in rs.map { Float($0.count) / 10 } }
         var rng = SeededRandom(seed: 3)
@@ -58,8 +58,8 @@ final class PPOTrainerTests: XCTestCase {
     }
 
     /// The programmatic-reward setting: +1 per occurrence of `target`, 12 iterations of 32 prompts.
-    func targetSettings(learningRate: Float, klCoef: Float) -> PPOSettings {
-        var s = PPOSettings()
+    func targetSettings(learningRate: Float, klCoef: Float) -> PPOConfig {
+        var s = PPOConfig()
         s.batch = 32; s.minibatches = 4; s.responseLength = 12; s.learningRate = learningRate; s.klCoef = klCoef; s.missingEOSPenalty = nil
         s.iterations = 12; s.seed = 5
         return s
@@ -95,7 +95,7 @@ final class PPOTrainerTests: XCTestCase {
     }
 
     func testAdaptiveControllerMovesBeta() {
-        var s = PPOSettings()
+        var s = PPOConfig()
         s.batch = 8; s.minibatches = 2; s.ppoEpochs = 1; s.responseLength = 8; s.targetKL = 1e-6; s.klHorizon = 100
         let t = trainer(s) { _, rs in rs.map { _ in 0 } }
         var rng = SeededRandom(seed: 1)
@@ -112,7 +112,7 @@ final class PPOTrainerTests: XCTestCase {
 extension PPOTrainerTests {
     /// A NaN score poisons the losses, which is what PPOStage checks before logging or saving.
     func testNaNIsDetected() {
-        var s = PPOSettings()
+        var s = PPOConfig()
         s.batch = 4; s.minibatches = 1; s.ppoEpochs = 1; s.responseLength = 6; s.missingEOSPenalty = nil
         let t = trainer(s) { _, rs in rs.map { _ in .nan } }
         var rng = SeededRandom(seed: 2)
@@ -126,7 +126,7 @@ extension PPOTrainerTests {
 /// PPO with LoRA: the policy's adapters over frozen weights that the reference shares, the value
 /// model's adapters and head over a reward trunk it shares.
 extension PPOTrainerTests {
-    func loraTrainer(_ s: PPOSettings, rank: Int = 4, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) throws -> (PPOTrainer, rewardTrunk: TransformerModel) {
+    func loraTrainer(_ s: PPOConfig, rank: Int = 4, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) throws -> (PPOTrainer, rewardTrunk: TransformerModel) {
         let policy = TransformerModel(config: cfg), trunk = TransformerModel(config: cfg, scalarHead: true)
         policy.initialize(seed: 1)
         for slot in policy.layout.slots where slot.decays { let t = policy.tensor(slot.name); for i in 0..<t.count { t[i] *= 5 } }
@@ -173,7 +173,7 @@ extension PPOTrainerTests {
     /// With LoRA too, running the models' passes at once (policy beside the reference that
     /// shares its weights) gives the adapters of running them one after another, bit for bit.
     func testLoRAConcurrentPassesMatchSequential() throws {
-        var s = PPOSettings()
+        var s = PPOConfig()
         s.batch = 8; s.minibatches = 2; s.ppoEpochs = 2; s.responseLength = 10; s.learningRate = 1e-2; s.iterations = 2
         var results: [([Float], [Float])] = []
         for isolate in [false, true] {

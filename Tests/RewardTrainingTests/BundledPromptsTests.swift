@@ -29,7 +29,7 @@ final class BundledPromptsTests: XCTestCase {
         let b = try store.registerModel(role: .base, path: path, sha256: sha, config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: nil, stageRunId: nil)
         try store.registerModel(role: .policy, path: path, sha256: sha, config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: b.id, stageRunId: nil)
         _ = try store.addPrompts(try PromptFile.read(Self.repo.appendingPathComponent("prompts/train.jsonl")), split: .train, source: "train.jsonl")
-        var g = GenerateOptions()
+        var g = GenerateConfig()
         g.seed = 1
         _ = try GenerateStage.run(store: store, options: g)
         let lexicon = try Lexicon(folder: Self.repo.appendingPathComponent("labels/lexicon"))
@@ -37,8 +37,8 @@ final class BundledPromptsTests: XCTestCase {
         return store
     }
 
-    func options() -> RewardOptions {
-        var o = RewardOptions()
+    func options() -> RewardConfig {
+        var o = RewardConfig()
         // At 1e-4 three epochs left the model still climbing, and where it stopped (87–92% on
         // clean labels) depended on the kernel path's summation order, through every stage
         // upstream; at 3e-4 it settles at 93–94% on the AVX-512, AVX2 and portable paths alike.

@@ -149,9 +149,9 @@ final class RewardDataTests: XCTestCase {
         try ModelFolder.save(m, tokenizer: tok, to: store.folder.appendingPathComponent("checkpoints/base"))
         try store.registerModel(role: .base, path: "checkpoints/base", sha256: SHA256.hex(of: store.folder.appendingPathComponent("checkpoints/base/model.safetensors")),
                                 config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
-        XCTAssertThrowsError(try RewardStage.run(store: store, options: RewardOptions())) { e in XCTAssertTrue("\(e)".contains("no comparisons"), "\(e)") }
+        XCTAssertThrowsError(try RewardStage.run(store: store, options: RewardConfig())) { e in XCTAssertTrue("\(e)".contains("no comparisons"), "\(e)") }
         try addItem(store, prompt: "only", texts: ["a", "b"], rankings: [("x", [1, 2])])
-        XCTAssertThrowsError(try RewardStage.run(store: store, options: RewardOptions())) { e in XCTAssertTrue("\(e)".contains("at least 2"), "\(e)") }
+        XCTAssertThrowsError(try RewardStage.run(store: store, options: RewardConfig())) { e in XCTAssertTrue("\(e)".contains("at least 2"), "\(e)") }
         XCTAssertEqual(try store.stageRuns(stage: "train-reward").count, 0, "nothing was started")
     }
 }

@@ -47,6 +47,8 @@ struct Arguments {
     }
 
     func flag(_ name: String) -> Bool { flags.contains(name) }
+    /// Whether the option or switch `name` was given.
+    func has(_ name: String) -> Bool { options[name] != nil || flags.contains(name) }
     func string(_ name: String) -> String? { options[name] }
 
     func int(_ name: String, default value: Int? = nil, range: ClosedRange<Int>? = nil) throws -> Int? {

@@ -339,7 +339,7 @@ enum BenchCommand: Command {
 
     static func benchPPO(_ cfg: ModelConfig, loraRank: Int? = nil, frozen: FrozenDType = .f32) throws -> ([(String, Double)], Double) {
         let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank, frozen: frozen)
-        var s = PPOSettings()
+        var s = PPOConfig()
         s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
         let (trainer, _, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
                                              settings: s, rewardRows: 16, promptLengths: 8...24)
@@ -445,7 +445,7 @@ enum BenchCommand: Command {
 
     /// A PPO trainer over the given models (EOS 0, PAD 1), rewarded by `reward` through a
     /// runner, and `settings.batch` random prompts with lengths in `promptLengths`.
-    static func ppoSetup(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel, settings: PPOSettings,
+    static func ppoSetup(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel, settings: PPOConfig,
                          rewardRows: Int, promptLengths: ClosedRange<Int>) -> (PPOTrainer, ScalarHeadRunner, [[Int32]]) {
         let rm = ScalarHeadRunner(model: reward, rows: rewardRows)
         let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: settings) { ps, rs in
@@ -469,7 +469,7 @@ enum BenchCommand: Command {
         }
         let baseline = procStatusBytes("VmRSS")
         let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank, frozen: frozen)
-        var s = PPOSettings()
+        var s = PPOConfig()
         s.batch = 16; s.responseLength = 32; s.ppoEpochs = 1; s.minibatches = 2; s.iterations = 1
         let (trainer, rm, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
                                               settings: s, rewardRows: 8, promptLengths: 16...24)

@@ -3,6 +3,7 @@ import TransformerCore
 import RunStore
 import Labeling
 import Compare
+import StageKit
 
 /// `rlhf compare`: two policies of a run head to head on its eval prompts.
 enum CompareCommand: Command {
@@ -23,38 +24,16 @@ enum CompareCommand: Command {
     (stage compare) with its figures as metrics. Model ids are those of 'rlhf status'.
 
     Options (defaults in brackets):
-      --run NAME            the run [default]
-      --a ID, --b ID        the two models (policies of the run)
-      --judge J             reward, lexicon or length [reward]
-      --reward ID           the reward model for --judge reward [the latest]
-      --lexicon DIR         the lexicon for --judge lexicon [labels/lexicon]
-      --samples N           completions per prompt and model [4]
-      --max-new-tokens N    [48]
-      --temperature X       [0.7]
-      --seed S              [2024]
-      --json                print the figures as one JSON object
+    \(HelpRows.render([("--run NAME", ["the run [default]"])], column: 24))
+    \(CompareConfig.help(column: 24))
+    \(HelpRows.render([("--reward ID", ["the reward model for --judge reward [the latest]"]),
+                       ("--lexicon DIR", ["the lexicon for --judge lexicon [labels/lexicon]"]),
+                       ("--json", ["print the figures as one JSON object"])], column: 24))
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--a", "--b", "--judge", "--reward", "--lexicon", "--samples", "--max-new-tokens",
-                                              "--temperature", "--seed"], flags: ["--json"])
-        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        var o = CompareOptions()
-        func id(_ name: String) throws -> Int64 {
-            guard let s = a.string(name) else { throw UsageError("\(name) ID is required (model ids are listed by 'rlhf status')") }
-            guard let v = Int64(s) else { throw UsageError("\(name) expects a model id, got '\(s)'") }
-            return v
-        }
-        o.a = try id("--a"); o.b = try id("--b")
-        o.judge = a.string("--judge") ?? "reward"
-        guard ["reward", "lexicon", "length"].contains(o.judge) else { throw UsageError("--judge must be reward, lexicon or length, got '\(o.judge)'") }
-        o.perPrompt = try a.int("--samples", default: o.perPrompt, range: 1...1000)!
-        o.maxNewTokens = try a.int("--max-new-tokens", default: o.maxNewTokens, range: 1...100_000)!
-        if let t = a.string("--temperature") {
-            guard let x = Float(t), x > 0, x.isFinite else { throw UsageError("--temperature expects a positive number, got '\(t)'") }
-            o.temperature = x
-        }
-        o.seed = UInt64(try a.int("--seed", default: Int(o.seed), range: 0...Int.max)!)
+        let parsed = try StageArguments<CompareConfig>(args, options: ["--run", "--reward", "--lexicon"], flags: ["--json"])
+        let a = parsed.arguments, o = parsed.config
         let store = try openRun(a)
         let judge: Judge
         switch o.judge {
@@ -70,7 +49,7 @@ enum CompareCommand: Command {
                 }
                 rec = m
             }
-            let rm = try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:)))
+            let rm = try store.loadModel(rec)
             guard rm.model.hasScalarHead else { throw RuntimeError("model #\(rec.id) is not a reward model") }
             judge = .reward(rm)
         case "lexicon":

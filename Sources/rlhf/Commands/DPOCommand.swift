@@ -2,6 +2,7 @@ import Foundation
 import TransformerCore
 import RunStore
 import DPO
+import StageKit
 
 /// `rlhf dpo`: direct preference optimisation of the policy on the run's comparisons.
 enum DPOCommand: Command {
@@ -36,35 +37,17 @@ enum DPOCommand: Command {
     checkpoint with the same metrics as an uninterrupted run.
 
     Options (defaults in brackets):
-      --run NAME            the run [default]
-      --beta X              β [0.1]
-      --loss KIND           sigmoid, ipo or hinge [sigmoid]
-      --label-smoothing X   ε in [0, 0.5), sigmoid loss only [0]
-      --epochs N            passes over the training rankings [3]
-      --lr X                peak learning rate [1e-5]
-      --batch N             rankings per optimiser step [8]
-      --micro-batch N       sequences per forward pass [16]
-      --max-grad-norm X     gradient clipping [1]
-      --weight-decay X      AdamW weight decay [0]
-      --val-fraction F      share of prompts held out [0.1]
-      --seed S              seed of the split and the order [0]
-      --save-every N        steps between checkpoints [50]
-      --policy ID|base      the model to train; base: the run's base model, to run DPO
-                            beside PPO from the same start [the run's latest policy]
-      --reference ID        the frozen reference [the run's reference, i.e. its base]
-      --resume              continue the latest unfinished DPO run with its settings
-      --json                print the closing figures as one JSON object
+    \(HelpRows.render([("--run NAME", ["the run [default]"])], column: 24))
+    \(DPOConfig.help(column: 24))
+    \(HelpRows.render([("--resume", ["continue the latest unfinished DPO run with its settings"]),
+                       ("--json", ["print the closing figures as one JSON object"])], column: 24))
     """
 
     static func run(_ args: [String]) throws {
-        let valued = ["--run", "--beta", "--loss", "--label-smoothing", "--epochs", "--lr", "--batch", "--micro-batch", "--max-grad-norm",
-                      "--weight-decay", "--val-fraction", "--seed", "--save-every", "--policy", "--reference"]
-        let a = try Arguments(args, options: Set(valued), flags: ["--resume", "--json"])
-        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        var o = try options(a)
-        if a.flag("--resume") && args.contains(where: { valued.contains($0) && $0 != "--run" }) {
-            printError("note: --resume continues with the settings the run was started with; other options are ignored")
-        }
+        let parsed = try StageArguments<DPOConfig>(args, flags: ["--resume", "--json"])
+        let a = parsed.arguments
+        var o = parsed.config
+        parsed.noteIgnoredSettings()
         let store = try openRun(a)
         if a.string("--policy") == "base" {
             guard let b = try store.latestModel(role: .base) else { throw RuntimeError("the run has no base model") }
@@ -111,38 +94,5 @@ enum DPOCommand: Command {
                 print(String(format: "validation: accuracy %.1f%%, margin %.3f, loss %.4f", last.accuracy * 100, last.margin, last.loss))
             }
         }
-    }
-
-    /// The options of the command line.
-    static func options(_ a: Arguments) throws -> DPOOptions {
-        var o = DPOOptions()
-        func double(_ name: String, _ value: Double) throws -> Double {
-            guard let s = a.string(name) else { return value }
-            guard let x = Double(s), x.isFinite else { throw UsageError("\(name) expects a number, got '\(s)'") }
-            return x
-        }
-        o.objective.beta = try double("--beta", o.objective.beta)
-        if let k = a.string("--loss") {
-            guard let kind = DPOLossKind(rawValue: k) else { throw UsageError("--loss must be sigmoid, ipo or hinge, got '\(k)'") }
-            o.objective.kind = kind
-        }
-        o.objective.labelSmoothing = try double("--label-smoothing", o.objective.labelSmoothing)
-        o.epochs = try a.int("--epochs", default: o.epochs, range: 1...10_000)!
-        o.learningRate = Float(try double("--lr", Double(o.learningRate)))
-        o.batch = try a.int("--batch", default: o.batch, range: 1...100_000)!
-        o.microBatch = try a.int("--micro-batch", default: o.microBatch, range: 1...4096)!
-        o.maxGradNorm = Float(try double("--max-grad-norm", Double(o.maxGradNorm)))
-        o.weightDecay = Float(try double("--weight-decay", Double(o.weightDecay)))
-        o.validationFraction = try double("--val-fraction", o.validationFraction)
-        o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
-        o.saveEvery = try a.int("--save-every", default: o.saveEvery, range: 1...1_000_000)!
-        if let p = a.string("--policy"), p != "base" {
-            guard let id = Int64(p) else { throw UsageError("--policy expects a model id or 'base', got '\(p)'") }
-            o.policyModel = id
-        }
-        if let p = a.string("--reference") { guard let id = Int64(p) else { throw UsageError("--reference expects a model id, got '\(p)'") }; o.referenceModel = id }
-        if let problem = o.validationError { throw UsageError(problem) }
-        if !(o.maxGradNorm > 0) { throw UsageError("--max-grad-norm must be positive") }
-        return o
     }
 }

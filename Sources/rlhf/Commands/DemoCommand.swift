@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 import Generation
 import Labeling
 import RewardTraining
@@ -54,10 +55,10 @@ enum DemoCommand: Command {
         var base: DefaultBase.Recipe
         var rewardEpochs: Int
         var perPrompt: Int
-        var ppo: PPOSettings
-        var dpo: DPOOptions
+        var ppo: PPOConfig
+        var dpo: DPOConfig
         static func make(quick: Bool) -> Plan {
-            var p = PPOSettings()
+            var p = PPOConfig()
             p.iterations = quick ? 8 : 24
             p.batch = 64
             p.learningRate = 1e-4
@@ -68,7 +69,7 @@ enum DemoCommand: Command {
             p.seed = 1
             // DPO as train-reward and PPO are set: the reward model's epochs and seed (so the
             // same prompts are held out), PPO's learning rate, and DPO's usual β.
-            var d = DPOOptions()
+            var d = DPOConfig()
             d.epochs = 3; d.learningRate = p.learningRate; d.seed = 1
             return Plan(base: quick ? .quick() : .full(), rewardEpochs: 3, perPrompt: 6, ppo: p, dpo: d)
         }
@@ -81,10 +82,10 @@ enum DemoCommand: Command {
         let runName = a.string("--run") ?? "demo"
         var plan = Plan.make(quick: quick)
         let lora = try a.int("--lora-rank", range: 1...4096).map { LoRAConfig(rank: $0, alpha: Float(2 * $0), targets: []) }
-        let frozen = try LoRAFlags.frozenDType(a)
+        let frozen = try LoRAOptions.frozenDType(GivenOptions(values: a.options, flags: a.flags))
         if let lora {
             plan.ppo.lora = lora
-            plan.ppo.learningRate *= 10
+            plan.ppo.learningRate *= LoRAOptions.learningRateFactor
             if frozen == .bf16 { plan.ppo.frozenDType = .bf16 }
         }
         let say: (String) -> Void = json ? { printError($0) } : { print($0) }
@@ -126,7 +127,7 @@ enum DemoCommand: Command {
 
         header("Generate")
         let gen = progressCallback("   generate", unit: "completions")
-        var g = GenerateOptions()
+        var g = GenerateConfig()
         g.seed = 1
         g.perPrompt = plan.perPrompt
         let gr = try GenerateStage.run(store: store, options: g, progress: gen.update, shouldStop: { Interrupt.requested })
@@ -143,9 +144,9 @@ enum DemoCommand: Command {
         say("   \(labeled) items ranked, \(try store.counts().comparisons) comparisons")
 
         header("Train the reward model" + (lora.map { " (LoRA rank \($0.rank))" } ?? ""))
-        var ro = RewardOptions()
+        var ro = RewardConfig()
         ro.epochs = plan.rewardEpochs; ro.learningRate = 1e-4; ro.seed = 1
-        if let lora { ro.lora = lora; ro.learningRate *= 10; ro.frozenDType = frozen }
+        if let lora { ro.lora = lora; ro.learningRate *= LoRAOptions.learningRateFactor; ro.frozenDType = frozen }
         var rbar: ProgressBar?
         let rr = try RewardStage.run(store: store, options: ro, progress: { s, t, l in
             if rbar == nil { rbar = ProgressBar("   train-reward", total: t, unit: "steps") }
@@ -301,12 +302,12 @@ enum DemoCommand: Command {
 
     /// The base policy against each of `policies` on the eval prompts: every model samples the
     /// same prompts with the same seed, so the i-th samples pair up.
-    static func evaluate(store: RunStore, lexicon: Lexicon, settings: PPOSettings, policies: [Int64])
+    static func evaluate(store: RunStore, lexicon: Lexicon, settings: PPOConfig, policies: [Int64])
         throws -> (prompts: Int, perPrompt: Int, baseScore: Double, results: [PolicyResult]) {
         guard let baseRec = try store.models().first(where: { $0.role == .policy }), let refRec = try store.latestModel(role: .reference) else {
             throw RuntimeError("the demo run lost its models")
         }
-        func load(_ rec: ModelRecord) throws -> PretrainedModel { try ModelFolder.load(chain: store.verifiedChain(rec, sha256: SHA256.hex(of:))) }
+        let load = store.loadModel
         let ref = try load(refRec)
         let perPrompt = 4
         let prompts = try store.prompts(split: .eval)

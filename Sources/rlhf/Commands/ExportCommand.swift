@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 
 /// `rlhf export`: a model of a run as a Hugging Face model folder.
 enum ExportCommand: Command {
@@ -83,7 +84,7 @@ enum ExportCommand: Command {
         }
         if a.flag("--adapter") { return try exportAdapter(record, store: store, to: URL(fileURLWithPath: out), baseName: a.string("--base-name")) }
         if a.string("--base-name") != nil { throw UsageError("--base-name goes with --adapter") }
-        let model = try ModelFolder.load(chain: try store.verifiedChain(record, sha256: SHA256.hex(of:)))
+        let model = try store.loadModel(record)
         var dtype = dtypes[dtypeName] ?? .F32
         if dtypeName == "auto", let base = try store.latestModel(role: .base) {
             dtype = try ModelFolder.readConfig(store.checkpointFolder(base)).1.sourceDType ?? .F32
@@ -121,7 +122,7 @@ enum ExportCommand: Command {
         guard base.baseId == nil else {
             throw RuntimeError("model #\(record.id)'s adapters stack on other adapters (model #\(base.id)); PEFT takes one adapter over full weights, so export it merged, without --adapter")
         }
-        let chain = try store.verifiedChain(record, sha256: SHA256.hex(of:))
+        let chain = try store.verifiedChain(record)
         let baseConfig = try ModelFolder.readConfig(chain[0]).0
         let lora = try PEFTAdapter.load(chain[1], config: baseConfig)
         guard lora.head == nil else {

@@ -2,6 +2,7 @@ import Foundation
 import TransformerCore
 import RunStore
 import Generation
+import StageKit
 
 /// `rlhf generate`: K completions per prompt from the current policy.
 enum GenerateCommand: Command {
@@ -23,36 +24,14 @@ enum GenerateCommand: Command {
     flight and a rerun continues where it stopped, drawing the same samples as an uninterrupted
     run with the same seed.
 
-    Options:
-      --run NAME          the run (default: default)
-      --per-prompt K      completions per prompt (default 4)
-      --max-new-tokens N  new tokens at most (default 48)
-      --temperature X     sampling temperature (default 0.7)
-      --top-k K           top-k sampling (default: off)
-      --top-p P           nucleus sampling (default 1: off)
-      --seed S            random seed (default 0)
-      --split S           train (default), eval or all
-      --limit N           at most N prompts in this run
-      --again             K more completions even for prompts that have K already
-      --batch B           sequences per forward pass (default 32)
+    Options (defaults in brackets):
+    \(HelpRows.render([("--run NAME", ["the run [default]"])], column: 22))
+    \(GenerateConfig.help(column: 22))
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--per-prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
-                                              "--seed", "--split", "--limit", "--batch"], flags: ["--again"])
-        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        var o = GenerateOptions()
-        o.perPrompt = try a.int("--per-prompt", default: 4, range: 1...64)!
-        o.maxNewTokens = try a.int("--max-new-tokens", default: 48, range: 1...100_000)!
-        o.sampling = try SampleCommand.samplingSettings(a)
-        o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
-        switch a.string("--split") ?? "train" {
-        case "all": o.split = nil
-        case let s: guard let split = PromptSplit(rawValue: s) else { throw UsageError("--split must be train, eval or all, got '\(s)'") }; o.split = split
-        }
-        o.limit = try a.int("--limit", range: 1...Int.max)
-        o.again = a.flag("--again")
-        o.batchSize = try a.int("--batch", default: 32, range: 1...4096)!
+        let parsed = try StageArguments<GenerateConfig>(args)
+        let a = parsed.arguments, o = parsed.config
         let store = try openRun(a)
         Interrupt.install()
         let progress = progressCallback("generate", unit: "completions")

@@ -1,4 +1,5 @@
 import Foundation
+import StageKit
 import TransformerCore
 
 /// `rlhf pretrain`: a base model from a text corpus.
@@ -21,47 +22,16 @@ enum PretrainCommand: Command {
     The corpus is UTF-8 text whose documents are separated by lines holding only <|endoftext|>,
     such as prompts/corpus.txt (documents "Q: …\\nA: …", written by prompts/make_prompts.py).
 
-    Options:
-      --corpus FILE     the corpus
-      -o DIR            output folder (replaced if it exists)
-      --config C        S (default) or M
-      --arch A          gpt2 (default) or llama
-      --vocab-size N    tokenizer size including <|endoftext|> and <|pad|> (default 1024)
-      --steps N         optimiser steps (default 600)
-      --batch B         sequences per step (default 16)
-      --lr X            peak learning rate (default 0.002; cosine decay after 40 warmup steps)
-      --seed S          seed for initialisation, data order and the validation split (default 0)
-      --template T      prompt template stored with the model (default "Q: {prompt}\\nA:");
-                        "none" stores none
+    Options (defaults in brackets):
+    \(PretrainConfig.help(column: 20))
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--corpus", "-o", "--config", "--arch", "--vocab-size", "--steps", "--seed", "--batch", "--lr", "--template"], flags: [])
-        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        guard let corpusPath = a.string("--corpus") else { throw UsageError("--corpus FILE is required") }
-        guard let out = a.string("-o") else { throw UsageError("-o DIR is required") }
-        let cname = a.string("--config") ?? "S"
-        let arch = a.string("--arch") ?? "gpt2"
-        guard arch == "gpt2" || arch == "llama" else { throw UsageError("--arch must be gpt2 or llama, got '\(arch)'") }
-        guard ["S", "M"].contains(cname.uppercased()), let config = ModelConfig.preset(arch == "llama" ? "llama-" + cname.lowercased() : cname) else {
-            throw UsageError("--config must be S or M, got '\(cname)'")
-        }
-        var settings = PretrainSettings()
-        settings.steps = try a.int("--steps", default: 600, range: 1...10_000_000)!
-        settings.batch = try a.int("--batch", default: 16, range: 1...4096)!
-        settings.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
-        settings.length = config.nCtx
-        if let s = a.string("--lr") {
-            guard let x = Float(s), x > 0, x < 1 else { throw UsageError("--lr expects a number in (0, 1), got '\(s)'") }
-            settings.learningRate = x
-        }
-        let vocab = try a.int("--vocab-size", default: 1024, range: 258...1 << 20)!
-        var template: String? = a.string("--template") ?? "Q: {prompt}\nA:"
-        if template == "none" { template = nil }
-        if let t = template, !t.contains("{prompt}") { throw UsageError("--template must contain {prompt}") }
+        let c = try StageArguments<PretrainConfig>(args, options: []).config
+        let corpusPath = c.corpus!, out = c.output!
         let corpus = try readUTF8File(corpusPath)
         Interrupt.install()
-        let (model, report) = try build(corpus: corpus, config: config, vocabSize: vocab, settings: settings, template: template)
+        let (model, report) = try build(corpus: corpus, config: c.modelConfig!, vocabSize: c.vocabSize, settings: c.training, template: c.template)
         try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: model.annotations, to: URL(fileURLWithPath: out))
         print(String(format: "pretrained on %d documents (%d training tokens): train loss %.3f, validation loss %.3f, %@",
                      report.documents, report.trainTokens, report.trainLoss, report.validationLoss, ProgressBar.duration(report.seconds)))

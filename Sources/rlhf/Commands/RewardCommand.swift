@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 import RewardTraining
 
 /// `rlhf reward score`: the normalised reward of one completion.
@@ -30,7 +31,7 @@ enum RewardCommand: Command {
             guard let m = try store.latestModel(role: .reward) else { throw RuntimeError("the run has no reward model yet; train one with 'rlhf train-reward'") }
             record = m
         }
-        let rm = try ModelFolder.load(chain: try store.verifiedChain(record, sha256: SHA256.hex(of:)))
+        let rm = try store.loadModel(record)
         guard rm.model.hasScalarHead else { throw RuntimeError("model #\(record.id) has no scalar head") }
         var body = rm.tokenizer.encode(completion, allowSpecial: false)
         if !a.flag("--no-eos"), let eos = rm.tokenizer.eosId { body.append(eos) }

@@ -1,5 +1,6 @@
 import Foundation
 import TransformerCore
+import StageKit
 
 /// `rlhf sample`: one completion of a prompt.
 enum SampleCommand: Command {
@@ -66,17 +67,6 @@ enum SampleCommand: Command {
 
     /// Sampling options shared by the commands that sample.
     static func samplingSettings(_ a: Arguments) throws -> SamplingSettings {
-        var s = SamplingSettings(temperature: 0.7)
-        if let t = a.string("--temperature") {
-            guard let x = Float(t), x > 0, x.isFinite else { throw UsageError("--temperature expects a positive number, got '\(t)'") }
-            s.temperature = x
-        }
-        s.topK = try a.int("--top-k", range: 1...Int(Int32.max))
-        if let p = a.string("--top-p") {
-            guard let x = Float(p), x > 0, x <= 1 else { throw UsageError("--top-p expects a number in (0, 1], got '\(p)'") }
-            s.topP = x
-        }
-        s.greedy = a.flag("--greedy")
-        return s
+        try SamplingOptions.parse(GivenOptions(values: a.options, flags: a.flags))
     }
 }

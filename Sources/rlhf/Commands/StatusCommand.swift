@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 
 /// `rlhf status`: what a run holds.
 enum StatusCommand: Command {
@@ -106,7 +107,7 @@ enum StatusCommand: Command {
         if integrity != ["ok"] { problems += integrity.prefix(20).map { "run.sqlite: \($0)" } }
         let models = try store.models()
         for m in models {
-            do { _ = try store.verifiedFolder(m, sha256: SHA256.hex(of:)) } catch { problems.append("\(error)") }
+            do { _ = try store.verifiedFolder(m) } catch { problems.append("\(error)") }
         }
         let running = try store.stageRuns().filter { $0.status == .running }
         if json {

@@ -2,6 +2,7 @@ import Foundation
 import TransformerCore
 import RunStore
 import RewardTraining
+import StageKit
 
 /// `rlhf train-reward`: a reward model from the run's comparisons.
 enum TrainRewardCommand: Command {
@@ -30,34 +31,16 @@ enum TrainRewardCommand: Command {
     projections and the scalar head train (LoRA, as PEFT does it: A Kaiming-uniform, B zero, the
     head as PEFT's modules_to_save). The checkpoint holds the adapters and the head, PEFT's files,
     and is registered over the model it adapts. LoRA usually wants a larger learning rate than
-    full fine-tuning; without --lr it is 20 times the default (1e-3).
+    full fine-tuning: without --lr it is \(Int(RewardConfig.loraLearningRate / RewardConfig().learningRate)) times the default.
 
-    Options:
-      --run NAME          the run (default: default)
-      --epochs N          passes over the training rankings (default 3)
-      --lr X              peak learning rate (default 5e-5)
-      --batch N           rankings per optimiser step (default 8)
-      --seed S            seed for the head, the split and the order (default 0)
-      --val-fraction F    fraction of prompts held out (default 0.1)
-      --margin M          subtracted inside the sigmoid (default 0)
-      --init ID|DIR       start from this model instead of the base
-    \(LoRAFlags.help(column: 22))
+    Options (defaults in brackets):
+    \(HelpRows.render([("--run NAME", ["the run [default]"])], column: 22))
+    \(RewardConfig.help(column: 22))
     """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: Set(["--run", "--epochs", "--lr", "--batch", "--seed", "--val-fraction", "--margin", "--init"]).union(LoRAFlags.options),
-                              flags: [])
-        if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        var o = RewardOptions()
-        o.epochs = try a.int("--epochs", default: 3, range: 1...10_000)!
-        o.batch = try a.int("--batch", default: 8, range: 1...100_000)!
-        o.seed = UInt64(try a.int("--seed", default: 0, range: 0...Int.max)!)
-        o.lora = try LoRAFlags.parse(a)
-        o.frozenDType = try LoRAFlags.frozenDType(a)
-        o.learningRate = try float(a, "--lr", default: o.lora == nil ? 5e-5 : 1e-3, valid: { $0 > 0 && $0 < 1 })
-        o.validationFraction = Double(try float(a, "--val-fraction", default: 0.1, valid: { $0 > 0 && $0 < 1 }))
-        o.margin = try float(a, "--margin", default: 0, valid: { $0.isFinite })
-        o.initModel = a.string("--init")
+        let parsed = try StageArguments<RewardConfig>(args)
+        let a = parsed.arguments, o = parsed.config
         let store = try openRun(a)
         Interrupt.install()
         var bar: ProgressBar?
@@ -78,11 +61,5 @@ enum TrainRewardCommand: Command {
                          best.epoch, best.validationAccuracy * 100, r.normalizationSamples, r.gain, r.bias))
             print("registered reward model #\(m.id) at \(m.path)" + (m.baseId.map { " (LoRA adapters over model #\($0))" } ?? ""))
         }
-    }
-
-    static func float(_ a: Arguments, _ name: String, default value: Float, valid: (Float) -> Bool) throws -> Float {
-        guard let s = a.string(name) else { return value }
-        guard let x = Float(s), valid(x) else { throw UsageError("\(name): invalid value '\(s)'") }
-        return x
     }
 }

@@ -1,0 +1,104 @@
+import Foundation
+import XCTest
+@testable import Compare
+@testable import DPO
+@testable import Generation
+@testable import PPO
+@testable import RewardTraining
+import RunStore
+import StageKit
+import TransformerCore
+
+/// Every stage's settings, as stored in a run database written by rlhf 0.1.0 (before each stage's
+/// settings became one `…Config` type), read back with today's types: what `--resume`, `rlhf
+/// status` and the report read. The fixture and the commands that made it: Fixtures/README.md.
+final class StoredSettingsTests: XCTestCase {
+    var store: RunStore!
+
+    override func setUpWithError() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/run-0.1.0.sqlite")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("stored-settings-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: fixture, to: dir.appendingPathComponent(RunStore.databaseName))
+        store = try RunStore(folder: dir)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    func run(_ id: Int64, _ stage: String) throws -> StageRunRecord {
+        let r = try XCTUnwrap(try store.stageRuns(stage: stage).first { $0.id == id }, "stage run #\(id) (\(stage))")
+        return r
+    }
+
+    func testGenerate() throws {
+        var demo = GenerateConfig()
+        demo.perPrompt = 6; demo.seed = 1
+        XCTAssertEqual(try store.storedConfig(run(2, "generate"), as: GenerateConfig.self), demo)
+        var later = GenerateConfig()
+        later.limit = 2; later.again = true; later.maxNewTokens = 8; later.sampling.topK = 5; later.split = .eval
+        XCTAssertEqual(try store.storedConfig(run(6, "generate"), as: GenerateConfig.self), later)
+    }
+
+    func testTrainReward() throws {
+        var demo = RewardConfig()
+        demo.learningRate = 1e-4; demo.learningRate *= 10; demo.seed = 1
+        demo.lora = LoRAConfig(rank: 4, alpha: 8, targets: [])
+        XCTAssertEqual(try store.storedConfig(run(3, "train-reward"), as: RewardConfig.self), demo)
+        var later = RewardConfig()
+        later.epochs = 1; later.margin = 0.5; later.validationFraction = Double(Float(0.2)); later.seed = 3
+        XCTAssertEqual(try store.storedConfig(run(7, "train-reward"), as: RewardConfig.self), later)
+    }
+
+    func testPPO() throws {
+        let demo = try store.storedConfig(run(4, "ppo"), as: PPOStage.StoredRun.self)
+        var s = PPOConfig()
+        s.iterations = 8; s.learningRate = 1e-4; s.learningRate *= 10; s.klCoef = 0.1; s.targetKL = 6; s.saveEvery = 8; s.seed = 1
+        s.lora = LoRAConfig(rank: 4, alpha: 8, targets: [])
+        XCTAssertEqual(demo.settings, s)
+        XCTAssertEqual([demo.policyModelId, demo.referenceModelId, demo.rewardModelId], [2, 3, 4])
+        let saved = try XCTUnwrap(try store.resumeState(4, as: PPOStage.SavedState.self))
+        XCTAssertEqual([saved.iteration, Int(saved.policyModelId), Int(saved.valueModelId)], [8, 5, 6])
+        XCTAssertEqual(saved.policyOptimizerSHA, "ab4e8421a8d05b7d739721eb633cbe2fb58a7c1ef12a7d3eaaab125be0f45c95")
+
+        var t = PPOConfig()
+        t.iterations = 1; t.batch = 4; t.minibatches = 2; t.responseLength = 8; t.targetKL = 6; t.missingEOSPenalty = nil
+        t.whitenRewards = true; t.valueLearningRate = 3e-5
+        XCTAssertEqual(try store.storedConfig(run(8, "ppo"), as: PPOStage.StoredRun.self).settings, t)
+    }
+
+    func testDPO() throws {
+        let demo = try store.storedConfig(run(5, "dpo"), as: DPOStage.StoredRun.self)
+        var o = DPOConfig()
+        o.learningRate = 1e-4; o.seed = 1; o.policyModel = 2
+        XCTAssertEqual(demo.options, o)
+        XCTAssertEqual([demo.policyModelId, demo.referenceModelId], [2, 3])
+        var t = DPOConfig()
+        t.epochs = 1; t.objective.kind = .ipo; t.objective.beta = 0.2; t.policyModel = 1; t.saveEvery = 1000; t.batch = 64
+        XCTAssertEqual(try store.storedConfig(run(9, "dpo"), as: DPOStage.StoredRun.self).options, t)
+        let saved = try XCTUnwrap(try store.resumeState(9, as: DPOStage.SavedState.self))
+        XCTAssertEqual([saved.step, Int(saved.policyModelId)], [6, 15])
+    }
+
+    func testCompare() throws {
+        var c = CompareConfig()
+        c.a = 2; c.b = 11; c.judge = "lexicon"; c.perPrompt = 1; c.maxNewTokens = 8
+        XCTAssertEqual(try store.storedConfig(run(10, "compare"), as: CompareConfig.self), c)
+    }
+
+    /// What today's stages store reads back as the same settings, and keeps the keys the stored
+    /// JSON has always had.
+    func testTodaysSettingsRoundTrip() throws {
+        var g = GenerateConfig()
+        g.limit = 3; g.split = nil; g.sampling.topP = 0.9
+        let gJSON = try RunStore.json(GenerateStage.StoredRun(config: g, policyModelId: 7))
+        XCTAssertEqual(try JSONDecoder().decode(GenerateConfig.self, from: Data(gJSON.utf8)), g)
+        let keys = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(gJSON.utf8)) as? [String: Any]).keys
+        XCTAssertEqual(Set(keys), ["per_prompt", "max_new_tokens", "temperature", "top_k", "top_p", "greedy", "seed", "split", "limit",
+                                   "again", "batch_size", "policy_model_id"])
+        var r = RewardConfig()
+        r.initModel = "3"; r.frozenDType = .bf16; r.lora = LoRAConfig(rank: 2, alpha: 3, targets: ["c_attn"], dropout: 0.1)
+        let rJSON = try RunStore.json(r)
+        XCTAssertEqual(try JSONDecoder().decode(RewardConfig.self, from: Data(rJSON.utf8)), r)
+        XCTAssertTrue(try JSONSerialization.jsonObject(with: Data(try RunStore.json(RewardConfig()).utf8)) is [String: Any])
+        XCTAssertTrue(try RunStore.json(RewardConfig()).contains("\"lora\":null"), "absent settings are stored as null, as before")
+    }
+}
