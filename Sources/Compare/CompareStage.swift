@@ -29,7 +29,7 @@ public enum CompareStage {
         }
         let ma = try load(o.a), mb = try load(o.b)
         let runId = try store.beginStageRun(stage: "compare", config: o, seed: o.seed)
-        do {
+        return try store.failingStageRun(runId) {
             let settings = SamplingSettings(temperature: o.temperature)
             let sa = try HeadToHead.sample(ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
                 progress?("sample A", $0, $1)
@@ -52,9 +52,6 @@ public enum CompareStage {
             ])
             try store.finishStageRun(runId, status: .succeeded)
             return r
-        } catch {
-            try? store.finishStageRun(runId, status: .failed, error: "\(error)")
-            throw error
         }
     }
 }

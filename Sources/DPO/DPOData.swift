@@ -4,20 +4,11 @@ import RunStore
 import StageKit
 
 /// One ranking as DPO reads it: the templated prompt's tokens, each compared completion's tokens
-/// (ending in EOS when the completion did), and the pairs the ranking implies.
-public struct PreferenceExample: Equatable, Sendable {
-    public let rankingId: Int64
-    public let promptId: Int64
-    public let completionIds: [Int64]
-    public let prompt: [Int32]
-    public let responses: [[Int32]]
-    public let pairs: [ComparisonGroup.Pair]
+/// (ending in EOS when the completion did), and the pairs the ranking implies, cut to fit the
+/// context.
+public typealias PreferenceExample = RankedCompletions
 
-    public init(rankingId: Int64, promptId: Int64, completionIds: [Int64], prompt: [Int32], responses: [[Int32]], pairs: [ComparisonGroup.Pair]) {
-        self.rankingId = rankingId; self.promptId = promptId; self.completionIds = completionIds
-        self.prompt = prompt; self.responses = responses; self.pairs = pairs
-    }
-
+extension RankedCompletions {
     /// Pairs as index tuples.
     var pairTuples: [(chosen: Int, rejected: Int)] { pairs.map { ($0.chosen, $0.rejected) } }
 }

@@ -113,7 +113,7 @@ public enum DPOStage {
         report.trainPrompts = Set(train.map(\.promptId)); report.validationPrompts = Set(val.map(\.promptId))
         events?(.started(stageRunId: runId, resumedAt: saved?.step ?? 0, totalSteps: totalSteps, train: train.count, validation: val.count,
                          pairs: usable.reduce(0) { $0 + $1.pairs.count }))
-        do {
+        try store.failingStageRun(runId) {
             let trainer = DPOTrainer(policy: policy, objective: o.objective, rows: o.microBatch, pad: tok.padId ?? tok.eosId ?? 0)
             // Reference log-probabilities: computed once, stored in the stage run.
             let t0 = Date()
@@ -175,9 +175,6 @@ public enum DPOStage {
             if step > savedStep { try checkpoint(step) }
             try store.finishStageRun(runId, status: report.interrupted ? .interrupted : .succeeded,
                                      error: report.interrupted ? "stopped on request at step \(step); resume with 'rlhf dpo --resume'" : nil)
-        } catch {
-            try? store.finishStageRun(runId, status: .failed, error: "\(error)")
-            throw error
         }
         return report
     }

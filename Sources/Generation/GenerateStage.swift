@@ -60,7 +60,7 @@ public enum GenerateStage {
         let sampling = "{\"temperature\":\(o.sampling.temperature),\"top_k\":\(o.sampling.topK.map(String.init) ?? "null"),\"top_p\":\(o.sampling.topP),"
             + "\"greedy\":\(o.sampling.greedy),\"max_new_tokens\":\(o.maxNewTokens),\"seed\":\(o.seed)}"
         progress?(0, total)
-        do {
+        try store.failingStageRun(runId) {
             var i = 0
             while i < encoded.count {
                 if shouldStop() { report.interrupted = true; break }
@@ -91,9 +91,6 @@ public enum GenerateStage {
             }
             try store.finishStageRun(runId, status: report.interrupted ? .interrupted : .succeeded,
                                      error: report.interrupted ? "stopped on request after \(report.completions) completions" : nil)
-        } catch {
-            try? store.finishStageRun(runId, status: .failed, error: "\(error)")
-            throw error
         }
         return report
     }

@@ -114,9 +114,10 @@ final class Namespace {
     func set(_ k: String, _ v: Value) { if fields[k] == nil { order.append(k) }; fields[k] = v }
 }
 
-/// A JSON string literal of `s`, as TransformerCore's `JSONText.quote` writes it (Jinja imports
-/// nothing of TransformerCore).
-func jsonQuote(_ s: String) -> String {
+/// `s` as a JSON string literal: quotes, backslashes and control characters escaped, other
+/// characters written as UTF-8. Templates' `tojson` writes strings so, and TransformerCore's
+/// `JSONText.quote` is this function.
+public func jsonQuote(_ s: String) -> String {
     var out = "\""
     out.reserveCapacity(s.utf8.count + 2)
     for u in s.unicodeScalars {

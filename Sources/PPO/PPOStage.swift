@@ -153,7 +153,7 @@ public enum PPOStage {
         var report = PPOReport(stageRunId: runId, firstIteration: trainer.iteration)
         events?(.started(stageRunId: runId, resumedAt: trainer.iteration, prompts: prompts.count, skippedPrompts: skipped))
         var currentPolicy = try record(saved?.policyModelId ?? config.policyModelId)
-        do {
+        try store.failingStageRun(runId) {
             while trainer.iteration < s.iterations {
                 if shouldStop() { report.interrupted = true; break }
                 // A batch of prompts: without replacement when there are enough.
@@ -193,9 +193,6 @@ public enum PPOStage {
             }
             try store.finishStageRun(runId, status: report.interrupted ? .interrupted : .succeeded,
                                      error: report.interrupted ? "stopped on request at iteration \(trainer.iteration); resume with 'rlhf ppo --resume'" : nil)
-        } catch {
-            try? store.finishStageRun(runId, status: .failed, error: "\(error)")
-            throw error
         }
         return report
     }

@@ -2,7 +2,7 @@ import StageKit
 import TransformerCore
 
 /// Every setting of `rlhf train-reward`: its defaults, its command-line options and their help,
-/// and its validation. Stored with the stage run under the keys below.
+/// and its validation. Stored with the stage run under the keys below, those it has always had.
 public struct RewardConfig: StageConfig, Equatable {
     public var epochs = 3
     public var learningRate: Float = 5e-5
@@ -61,38 +61,5 @@ public struct RewardConfig: StageConfig, Equatable {
     enum CodingKeys: String, CodingKey {
         case epochs, learningRate = "lr", batch, seed, validationFraction = "val_fraction", margin, initModel = "init"
         case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay", microBatch = "micro_batch", lora, frozenDType = "frozen_dtype"
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        epochs = try c.decode(Int.self, forKey: .epochs)
-        learningRate = try c.decode(Float.self, forKey: .learningRate)
-        batch = try c.decode(Int.self, forKey: .batch)
-        seed = try c.decode(UInt64.self, forKey: .seed)
-        validationFraction = try c.decode(Double.self, forKey: .validationFraction)
-        margin = try c.decode(Float.self, forKey: .margin)
-        initModel = try c.decodeIfPresent(String.self, forKey: .initModel)
-        maxGradNorm = try c.decode(Float.self, forKey: .maxGradNorm)
-        weightDecay = try c.decode(Float.self, forKey: .weightDecay)
-        microBatch = try c.decode(Int.self, forKey: .microBatch)
-        lora = try c.decodeIfPresent(LoRAConfig.self, forKey: .lora)
-        frozenDType = try c.decode(FrozenDType.self, forKey: .frozenDType)
-    }
-
-    /// Every key, null where a setting is absent, as the stored settings have always had them.
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(epochs, forKey: .epochs)
-        try c.encode(learningRate, forKey: .learningRate)
-        try c.encode(batch, forKey: .batch)
-        try c.encode(seed, forKey: .seed)
-        try c.encode(validationFraction, forKey: .validationFraction)
-        try c.encode(margin, forKey: .margin)
-        try c.encode(initModel, forKey: .initModel)
-        try c.encode(maxGradNorm, forKey: .maxGradNorm)
-        try c.encode(weightDecay, forKey: .weightDecay)
-        try c.encode(microBatch, forKey: .microBatch)
-        try c.encode(lora, forKey: .lora)
-        try c.encode(frozenDType, forKey: .frozenDType)
     }
 }

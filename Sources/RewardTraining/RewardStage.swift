@@ -84,7 +84,7 @@ public enum RewardStage {
         report.trainRankings = train.count; report.validationRankings = val.count
         report.trainPairs = train.reduce(0) { $0 + $1.pairs.count }; report.validationPairs = val.reduce(0) { $0 + $1.pairs.count }
         report.trainPrompts = Set(train.map(\.promptId)); report.validationPrompts = Set(val.map(\.promptId))
-        do {
+        try store.failingStageRun(runId) {
             let runner = ScalarHeadRunner(model: model, rows: o.microBatch)
             let opt = AdamW(training: model, config: AdamWConfig(learningRate: o.learningRate, weightDecay: o.weightDecay))
             let stepsPerEpoch = (train.count + o.batch - 1) / o.batch
@@ -127,7 +127,7 @@ public enum RewardStage {
             }
             if report.interrupted {
                 try store.finishStageRun(runId, status: .interrupted, error: "stopped on request; no reward model was registered")
-                return report
+                return
             }
             // The best epoch, normalised.
             best!.params.withUnsafeBufferPointer { model.trainableParameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
@@ -154,9 +154,6 @@ public enum RewardStage {
                                                        + (model.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""),
                                                    baseId: model.lora == nil ? nil : initRecord!.id)
             try store.finishStageRun(runId, status: .succeeded)
-        } catch {
-            try? store.finishStageRun(runId, status: .failed, error: "\(error)")
-            throw error
         }
         return report
     }

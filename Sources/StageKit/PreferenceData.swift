@@ -18,6 +18,12 @@ public struct RankedCompletions: Equatable, Sendable {
     public let responses: [[Int32]]
     /// (chosen, rejected) as indices into `responses`.
     public let pairs: [ComparisonGroup.Pair]
+
+    /// A ranking of `completionIds` of `promptId`, their tokens, and its pairs.
+    public init(rankingId: Int64, promptId: Int64, completionIds: [Int64], prompt: [Int32], responses: [[Int32]], pairs: [ComparisonGroup.Pair]) {
+        self.rankingId = rankingId; self.promptId = promptId; self.completionIds = completionIds
+        self.prompt = prompt; self.responses = responses; self.pairs = pairs
+    }
 }
 
 /// The run's comparisons as token sequences, shared by reward training and DPO so that both read

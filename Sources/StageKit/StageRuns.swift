@@ -87,3 +87,16 @@ public struct OptimizerFile: Sendable {
         try optimizer.loadState(from: URL(fileURLWithPath: path), sha256: sha256)
     }
 }
+
+extension RunStore {
+    /// Runs the work of stage run `id`, and marks the run failed, with the error, when it throws:
+    /// a run that died leaves its error in the database for `rlhf status`.
+    public func failingStageRun<T>(_ id: Int64, _ work: () throws -> T) throws -> T {
+        do {
+            return try work()
+        } catch {
+            try? finishStageRun(id, status: .failed, error: "\(error)")
+            throw error
+        }
+    }
+}

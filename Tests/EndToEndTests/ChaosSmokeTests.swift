@@ -1,10 +1,10 @@
 import XCTest
 import Foundation
 
-/// A few seconds of Tests/Chaos/chaos.py, which the README documents for its long run (120 kills
-/// and more): every stage of the loop killed at least once with SIGKILL and resumed, then the
-/// script's checks (database integrity, checkpoint hashes, no stage left running, every confirmed
-/// ranking stored exactly once, PPO and DPO metrics equal to uninterrupted runs').
+/// A few seconds of Tests/Chaos/chaos.py, which Sources/rlhf/rlhf.docc/Reliability.md documents for
+/// its long run (120 kills and more): every stage of the loop killed at least once with SIGKILL and
+/// resumed, then the script's checks (database integrity, checkpoint hashes, no stage left running,
+/// every confirmed ranking stored exactly once, PPO and DPO metrics equal to uninterrupted runs').
 final class ChaosSmokeTests: XCTestCase {
     func testAShortChaosRunPasses() throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -120,7 +120,7 @@ final class TRLExportTests: XCTestCase {
     }
 
     /// What TRL, transformers and OpenRLHF tokenize from the exported files equals what rlhf
-    /// generated from and scored, except where the README says otherwise.
+    /// generated from and scored, except where Sources/rlhf/rlhf.docc/HandOff.md says otherwise.
     func testReferenceToolsSeeTheIdsRLHFScored() throws {
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("trl_reference.json"))
         let ref = try JSONSerialization.jsonObject(with: data) as! [String: Any]

@@ -1,31 +1,12 @@
 import Foundation
+import Jinja
 
 /// Small helpers for writing JSON by hand (where key order matters, such as a vocabulary written
 /// in id order) and for reading JSON objects with clear errors.
 public enum JSONText {
     /// `s` as a JSON string literal: quotes, backslashes and control characters escaped, other
     /// characters written as UTF-8.
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        out.reserveCapacity(s.utf8.count + 2)
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F || (0x2028...0x2029).contains(u.value) {
-                    out += String(format: "\\u%04x", u.value)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
-        return out
-    }
+    public static func quote(_ s: String) -> String { jsonQuote(s) }
 
     /// Parses `data` as a JSON object; `what` names the source in errors.
     public static func object(_ data: Data, _ what: String) throws -> [String: Any] {

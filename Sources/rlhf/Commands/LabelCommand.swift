@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 import Labeling
 
 /// `rlhf label`: rank completions by keyboard, or with a simulated labeler.
@@ -90,15 +91,12 @@ enum LabelCommand: Command {
                                                                            ("seed", "\(seed)"), ("annotator", JSONText.quote(annotator)),
                                                                            ("order", JSONText.quote(order.rawValue))]), seed: Int64(seed))
         let progress = progressCallback("label", unit: "items")
-        do {
+        try store.failingStageRun(run) {
             let n = try SimulatedLabeler.run(store: store, rule: rule, noise: noise, seed: seed, annotator: annotator, order: order,
                                              guidelinesVersion: guidelines.version, progress: progress.update)
             progress.bar()?.finish()
             try store.finishStageRun(run, status: .succeeded)
             print("\(annotator) ranked \(n) item\(n == 1 ? "" : "s") by the \(rule.name) rule (noise \(noise))")
-        } catch {
-            try? store.finishStageRun(run, status: .failed, error: "\(error)")
-            throw error
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 import Labeling
 
 /// `rlhf labels export|import|stats`.
@@ -81,16 +82,13 @@ enum LabelsCommand: Command {
         let pairs = try LabelsIO.parseTRL(data, name: path)
         let store = try openRun(a)
         let run = try store.beginStageRun(stage: "label", config: jsonLine([("import", JSONText.quote(path))]), seed: nil)
-        do {
+        try store.failingStageRun(run) {
             var pairs = pairs
             if let name = a.string("--annotator") { for i in pairs.indices { pairs[i].annotator = name } }
             let r = try store.importPairs(pairs, annotator: "import", stageRunId: run,
                                           source: URL(fileURLWithPath: path).lastPathComponent)
             try store.finishStageRun(run, status: .succeeded)
             print("imported \(r.rankings) pair\(r.rankings == 1 ? "" : "s") as rankings of two (\(r.newPrompts) new prompt\(r.newPrompts == 1 ? "" : "s"))")
-        } catch {
-            try? store.finishStageRun(run, status: .failed, error: "\(error)")
-            throw error
         }
     }
 

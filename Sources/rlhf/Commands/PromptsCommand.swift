@@ -1,6 +1,7 @@
 import Foundation
 import TransformerCore
 import RunStore
+import StageKit
 import Labeling
 
 /// `rlhf prompts add|export`: imports prompts into a run, and writes them out for other tools.
@@ -62,13 +63,10 @@ enum PromptsCommand: Command {
         // A key only means something in JSONL: --key reads the file as JSONL whatever its name.
         let prompts = try PromptFile.read(file, format: a.string("--key") != nil && format == .auto ? .jsonl : format, key: key)
         let run = try store.beginStageRun(stage: "prompts", config: jsonLine([("file", JSONText.quote(file.path)), ("split", JSONText.quote(split.rawValue))]), seed: nil)
-        do {
+        try store.failingStageRun(run) {
             let (imported, skipped) = try store.addPrompts(prompts, split: split, source: file.lastPathComponent)
             try store.finishStageRun(run, status: .succeeded)
             print("imported \(imported) \(split.rawValue) prompt\(imported == 1 ? "" : "s"), skipped \(skipped) duplicate\(skipped == 1 ? "" : "s") (from \(file.path))")
-        } catch {
-            try? store.finishStageRun(run, status: .failed, error: "\(error)")
-            throw error
         }
     }
 
