@@ -233,7 +233,7 @@ struct Context {
             let v = try eval(x)
             if op == "not" { return .bool(!v.truthy) }
             switch v {
-            case .int(let i): return .int(-i)
+            case .int(let i): return .int(0 &- i)   // wraps, as + and - do (-Int.min would trap)
             case .double(let d): return .double(-d)
             default: throw fail("cannot negate a \(v.typeName)")
             }

@@ -17,7 +17,9 @@ extension Context {
         case .function("range"):
             let ints = try args.map { v -> Int in guard case .int(let i) = v else { throw fail("range needs integers") }; return i }
             let (lo, hi) = ints.count >= 2 ? (ints[0], ints[1]) : (0, ints.first ?? 0)
-            guard hi - lo <= 1 << 20 else { throw fail("range too long") }
+            // hi - lo can overflow (range(-9223372036854775807 - 1, 9223372036854775807)).
+            let (span, overflow) = hi.subtractingReportingOverflow(lo)
+            guard lo >= hi || (!overflow && span <= 1 << 20) else { throw fail("range too long") }
             return .list(lo < hi ? (lo..<hi).map { .int($0) } : [])
         case .method(let base, let name):
             if case .dict(let d, let keys) = base {
