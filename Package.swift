@@ -108,6 +108,10 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "JinjaTests",
+            dependencies: ["Jinja"]
+        ),
+        .testTarget(
             name: "StageKitTests",
             dependencies: ["StageKit", "RunStore", "TransformerCore"]
         ),

@@ -127,13 +127,6 @@ final class ChatTemplateTests: XCTestCase {
         }
     }
 
-    /// Integer arithmetic at the ends of the range wraps, as it does for + and -, rather than
-    /// stopping the program.
-    func testIntegerNegationAtTheLimitWraps() throws {
-        let t = try ChatTemplate("{{ -(-9223372036854775807 - 1) }} {{ -(5) }}", name: "limits.jinja")
-        XCTAssertEqual(try t.render(messages: [], addGenerationPrompt: false), "-9223372036854775808 -5")
-    }
-
     /// A chat template comes with a downloaded model folder: one written to exhaust the stack,
     /// the memory or the time is refused with an error.
     func testHostileTemplatesAreRefused() {
@@ -159,7 +152,6 @@ final class ChatTemplateTests: XCTestCase {
             ("{% set ns = namespace(l=['" + String(repeating: "x", count: 1000) + "']) %}{% for i in range(17) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | join }}", "grows past 16 MB"),
             ("{% set ns = namespace(s='" + String(repeating: "a", count: 100_000) + "') %}{{ ns.s.replace('a', ns.s) }}", "replace could grow"),
             ("{{ [1, [2]] | tojson(indent=100000000) }}", "indent of 100000000"),
-            ("{% for i in range(-9223372036854775807 - 1, 9223372036854775807) %}{% endfor %}", "range too long"),
         ]
         for (src, needle) in cases {
             do {
