@@ -82,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "Curves",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["RunStore"]
         ),
         .executableTarget(
             name: "rlhf",
@@ -118,7 +118,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PPOTests",
-            dependencies: ["PPO", "RunStore", "TransformerCore"],
+            dependencies: ["PPO", "TransformerCore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -132,7 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CurvesTests",
-            dependencies: ["Curves", "RunStore"],
+            dependencies: ["Curves"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -140,6 +140,7 @@ let package = Package(
             dependencies: ["FuzzTargets"],
             path: "Tests/Fuzz/Smoke"
         ),
+        // Runs the built `rlhf` binary (a dependency so that it is built; not imported).
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["rlhf", "RunStore", "TransformerCore"]
