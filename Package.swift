@@ -114,7 +114,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RewardTrainingTests",
-            dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling", "DPO"]
+            dependencies: ["RewardTraining", "RunStore", "TransformerCore"]
         ),
         .testTarget(
             name: "PPOTests",
@@ -123,7 +123,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DPOTests",
-            dependencies: ["DPO", "RunStore", "TransformerCore", "RewardTraining"],
+            dependencies: ["DPO", "RunStore", "TransformerCore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -140,10 +140,11 @@ let package = Package(
             dependencies: ["FuzzTargets"],
             path: "Tests/Fuzz/Smoke"
         ),
-        // Runs the built `rlhf` binary (a dependency so that it is built; not imported).
+        // Runs the built `rlhf` binary (a dependency so that it is built; not imported), and holds
+        // the tests that drive several stages in-process.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["rlhf", "RunStore", "TransformerCore"]
+            dependencies: ["rlhf", "RunStore", "TransformerCore", "Generation", "Labeling", "RewardTraining", "DPO"]
         ),
     ],
     swiftLanguageModes: [.v5]
