@@ -70,7 +70,7 @@ let package = Package(
         ),
         .target(
             name: "Labeling",
-            dependencies: ["StageKit", "TransformerCore", "RunStore"]
+            dependencies: ["TransformerCore", "RunStore"]
         ),
         .target(
             name: "RewardTraining",
@@ -90,7 +90,7 @@ let package = Package(
         ),
         .target(
             name: "Curves",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["RunStore"]
         ),
         .executableTarget(
             name: "rlhf",
@@ -130,16 +130,16 @@ let package = Package(
         ),
         .testTarget(
             name: "RewardTrainingTests",
-            dependencies: ["RewardTraining", "RunStore", "TransformerCore", "Generation", "Labeling", "DPO"]
+            dependencies: ["RewardTraining", "RunStore", "TransformerCore"]
         ),
         .testTarget(
             name: "PPOTests",
-            dependencies: ["PPO", "RunStore", "TransformerCore"],
+            dependencies: ["PPO", "TransformerCore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "DPOTests",
-            dependencies: ["DPO", "RunStore", "TransformerCore", "RewardTraining"],
+            dependencies: ["DPO", "RunStore", "TransformerCore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -148,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CurvesTests",
-            dependencies: ["Curves", "RunStore"],
+            dependencies: ["Curves"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -156,9 +156,11 @@ let package = Package(
             dependencies: ["FuzzTargets"],
             path: "Tests/Fuzz/Smoke"
         ),
+        // Runs the built `rlhf` binary (a dependency so that it is built; not imported), and holds
+        // the tests that drive several stages in-process.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "RewardTraining", "PPO", "DPO", "Compare"],
+            dependencies: ["rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare"],
             exclude: ["Fixtures"]   // read in place through #filePath
         ),
     ],

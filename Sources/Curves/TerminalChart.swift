@@ -1,4 +1,5 @@
 import Foundation
+import RunStore
 
 /// Line charts drawn with text: braille dots (2×4 per character) when the terminal speaks UTF-8,
 /// plain ASCII otherwise; optional ANSI colour per run.
@@ -197,5 +198,3 @@ public enum CurvesView {
         return lines
     }
 }
-
-import RunStore

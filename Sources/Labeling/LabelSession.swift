@@ -1,3 +1,5 @@
+import Foundation
+
 /// A key press, decoded from the terminal's bytes.
 public enum Key: Equatable, Sendable {
     case char(Character)
@@ -129,5 +131,3 @@ public struct LabelSession: Equatable, Sendable {
         guidelinesScroll = min(guidelinesScroll, max(0, contentLines - page))
     }
 }
-
-import Foundation

@@ -3,10 +3,10 @@ import Foundation
 import TransformerCore
 @testable import RunStore
 @testable import DPO
-import RewardTraining
 
-/// `DPOStage` on a run: storage, lineage, the split shared with train-reward, and a stop and
-/// resume that gives the same metrics and weights as an uninterrupted run.
+/// `DPOStage` on a run: a stop and resume that gives the same metrics and weights as an
+/// uninterrupted run, and runs refused. A whole run (storage, lineage, metrics, and the split
+/// it shares with train-reward) is checked in EndToEndTests' DPOStageSplitTests.
 final class DPOStageTests: XCTestCase {
     var folders: [URL] = []
     override func tearDown() { for f in folders { try? FileManager.default.removeItem(at: f) } }
@@ -48,43 +48,6 @@ final class DPOStageTests: XCTestCase {
         var out: [String: Double] = [:]
         for m in try store.metrics(stageRunId: id) { out["\(m.name)@\(m.step)"] = m.value }
         return out
-    }
-
-    func testTrainsRegistersAndSharesTrainRewardsSplit() throws {
-        let store = try makeRun()
-        let startPolicy = try XCTUnwrap(store.latestModel(role: .policy))
-        let r = try DPOStage.run(store: store, options: options(), resume: false)
-        XCTAssertFalse(r.interrupted)
-        XCTAssertEqual(r.trainRankings + r.validationRankings, 36)
-        XCTAssertEqual(r.totalSteps, 2 * ((r.trainRankings + 3) / 4))
-        // The same prompts are held out as train-reward holds out with the same seed and fraction.
-        let tok = try ModelFolder.load(store.verifiedFolder(startPolicy, sha256: SHA256.hex(of:)))
-        let ex = try RewardData.examples(store: store, tokenizer: tok.tokenizer, annotations: tok.annotations, nCtx: 64, useStoredTokens: true)
-        let (_, val) = RewardData.split(ex, fraction: 0.25, seed: 7)
-        XCTAssertEqual(Set(val.map(\.promptId)), r.validationPrompts)
-        XCTAssertTrue(r.trainPrompts.isDisjoint(with: r.validationPrompts))
-        // The final policy is registered with its lineage and stage run.
-        let final = try XCTUnwrap(store.latestModel(role: .policy))
-        XCTAssertEqual(final.id, r.lastPolicy?.id)
-        XCTAssertEqual(final.stageRunId, r.stageRunId)
-        XCTAssertEqual(final.step, r.totalSteps)
-        var chain: [Int64] = [], cur: ModelRecord? = final
-        while let c = cur, c.stageRunId == r.stageRunId { chain.append(c.id); cur = try c.parentId.flatMap { try store.model(id: $0) } }
-        XCTAssertEqual(cur?.id, startPolicy.id, "the checkpoints descend from the policy DPO started from")
-        XCTAssertNoThrow(try store.verifiedFolder(final, sha256: SHA256.hex(of:)))
-        // Metrics in TRL's names: every step, and validation at each epoch's end.
-        let m = try metrics(store, r.stageRunId)
-        for k in ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"] {
-            XCTAssertNotNil(m["\(k)@1"], k)
-            XCTAssertNotNil(m["eval_\(k)@\(r.totalSteps)"], "eval_" + k)
-        }
-        XCTAssertEqual(try store.metrics(stageRunId: r.stageRunId, names: ["eval_loss"]).map(\.step), [r.totalSteps / 2, r.totalSteps])
-        // Training on these pairs raises the margin and lowers the loss on the training steps.
-        XCTAssertLessThan(m["loss@\(r.totalSteps)"]!, m["loss@1"]!)
-        XCTAssertEqual(try store.stageRuns(stage: "dpo").first?.status, .succeeded)
-        // The reference's log-probabilities were stored, one per compared completion.
-        let stored = try XCTUnwrap(store.stageState(r.stageRunId, "reference_logprobs"))
-        XCTAssertEqual(try JSONDecoder().decode([String: Double].self, from: Data(stored.utf8)).count, 72)
     }
 
     func testStoppedAndResumedRunEqualsAnUninterruptedOne() throws {

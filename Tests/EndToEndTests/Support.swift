@@ -1,5 +1,6 @@
 import Foundation
 import RunStore
+import XCTest
 
 /// What one run of the binary did.
 struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
@@ -57,8 +58,6 @@ func killWhenLogged(_ args: [String], store: RunStore, metric: String, step: Int
     p.waitUntilExit()
     return p.terminationReason
 }
-
-import XCTest
 
 /// A test case with a scratch folder (the working directory of the binary) removed afterwards.
 class ScratchFolderTestCase: XCTestCase {

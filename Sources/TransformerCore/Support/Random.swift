@@ -1,3 +1,5 @@
+import Foundation
+
 /// A seeded, reproducible random number generator (xoshiro256**, seeded through splitmix64).
 ///
 /// Its whole state is four integers, so a run can save and restore it exactly.
@@ -66,5 +68,3 @@ public struct SeededRandom: RandomNumberGenerator, Equatable, Codable, Sendable 
 
 @inline(__always) func _log(_ x: Double) -> Double { Foundation.log(x) }
 @inline(__always) func _cos(_ x: Double) -> Double { Foundation.cos(x) }
-
-import Foundation

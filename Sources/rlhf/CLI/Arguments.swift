@@ -1,3 +1,5 @@
+import Foundation
+
 /// A usage error: the command line itself is wrong (exit status 2).
 struct UsageError: Error, CustomStringConvertible {
     let description: String
@@ -62,5 +64,3 @@ struct Arguments {
         options[name].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
     }
 }
-
-import Foundation
