@@ -19,7 +19,4 @@ extension RunStore {
         guard let rec = try model(id: id) else { throw StoreError("model #\(id) is not in the run") }
         return rec
     }
-
-    /// The SHA-256 of a file this stage just wrote.
-    public static func sha256(of file: URL) throws -> String { try SHA256.hex(of: file) }
 }

@@ -42,7 +42,7 @@ final class StageRunsTests: XCTestCase {
         opt.update(params: params, grads: grads, lr: 0.1)
         let url = try store.stateFolder(stage: "toy", stageRunId: 1).appendingPathComponent("optimizer.safetensors")
         let file = try OptimizerFile(saving: opt, to: url)
-        XCTAssertEqual(file.sha256, try RunStore.sha256(of: url))
+        XCTAssertEqual(file.sha256, try SHA256.hex(of: url))
         let fresh = AdamW(layout: layout, config: AdamWConfig(learningRate: 0.1))
         try file.restore(into: fresh)
         var bytes = try Data(contentsOf: url)

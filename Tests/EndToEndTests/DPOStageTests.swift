@@ -5,9 +5,10 @@ import TransformerCore
 @testable import DPO
 import RewardTraining
 
-/// `DPOStage` on a run, beside train-reward: storage, lineage, metrics, and the validation split
-/// it shares with train-reward. The run is made as DPOStageTests in DPOTests makes it.
-final class DPOStageSplitTests: XCTestCase {
+/// `DPOStage` on a run: storage, lineage, metrics, the validation split it shares with
+/// train-reward (hence here, beside another stage), a stop and resume that gives the same metrics
+/// and weights as an uninterrupted run, and runs refused.
+final class DPOStageTests: XCTestCase {
     var folders: [URL] = []
     override func tearDown() { for f in folders { try? FileManager.default.removeItem(at: f) } }
 
@@ -48,6 +49,38 @@ final class DPOStageSplitTests: XCTestCase {
         var out: [String: Double] = [:]
         for m in try store.metrics(stageRunId: id) { out["\(m.name)@\(m.step)"] = m.value }
         return out
+    }
+
+    func testStoppedAndResumedRunEqualsAnUninterruptedOne() throws {
+        let a = try makeRun(), b = try makeRun()
+        let whole = try DPOStage.run(store: a, options: options(), resume: false)
+        var steps = 0
+        let first = try DPOStage.run(store: b, options: options(), resume: false, events: { if case .step = $0 { steps += 1 } },
+                                     shouldStop: { steps >= 4 })
+        XCTAssertTrue(first.interrupted)
+        XCTAssertEqual(try b.stageRuns(stage: "dpo").first?.status, .interrupted)
+        XCTAssertEqual(try b.latestModel(role: .policy)?.step, 4, "the stop saved the step it reached")
+        let rest = try DPOStage.run(store: b, options: DPOConfig(), resume: true)
+        XCTAssertEqual(rest.firstStep, 4)
+        XCTAssertEqual(try b.stageRuns(stage: "dpo").count, 1, "the resume continued the same stage run")
+        let ma = try metrics(a, whole.stageRunId).filter { !$0.key.hasPrefix("time") }, mb = try metrics(b, rest.stageRunId)
+        XCTAssertEqual(Set(ma.keys), Set(mb.keys))
+        for (k, v) in ma { XCTAssertEqual(mb[k] ?? .nan, v, accuracy: 1e-12, k) }
+        XCTAssertEqual(try a.latestModel(role: .policy)?.sha256, try b.latestModel(role: .policy)?.sha256)
+        XCTAssertThrowsError(try DPOStage.run(store: b, options: DPOConfig(), resume: true)) { e in
+            XCTAssertTrue("\(e)".contains("finished"), "\(e)")
+        }
+    }
+
+    func testRunsWithoutComparisonsOrWithBadSettingsAreRefused() throws {
+        let store = try makeRun()
+        var o = options()
+        o.objective.beta = 0
+        XCTAssertThrowsError(try DPOStage.run(store: store, options: o, resume: false))
+        o = options(); o.policyModel = 99
+        XCTAssertThrowsError(try DPOStage.run(store: store, options: o, resume: false)) { XCTAssertTrue("\($0)".contains("#99"), "\($0)") }
+        XCTAssertThrowsError(try DPOStage.run(store: store, options: options(), resume: true)) { XCTAssertTrue("\($0)".contains("no DPO run"), "\($0)") }
+        XCTAssertTrue(try store.stageRuns(stage: "dpo").isEmpty, "a refused run records nothing")
     }
 
     func testTrainsRegistersAndSharesTrainRewardsSplit() throws {
