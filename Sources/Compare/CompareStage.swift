@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// What `rlhf compare` found.
 public struct CompareReport: Sendable {
@@ -15,12 +15,16 @@ public struct CompareReport: Sendable {
 /// scores each completion, and the i-th sample of A meets the i-th of B on the same prompt.
 /// Recorded as a stage run with its figures as metrics (compare/wins, …).
 public enum CompareStage {
-    public static func run(store: RunStore, options o: CompareConfig, judge: Judge,
-                           progress: ((String, Int, Int) -> Void)? = nil) throws -> CompareReport {
+    public static func run(
+        store: RunStore, options o: CompareConfig, judge: Judge,
+        progress: ((String, Int, Int) -> Void)? = nil
+    ) throws -> CompareReport {
         guard o.a != o.b else { throw StoreError("--a and --b are the same model (#\(o.a)); compare two different models") }
         let split = PromptSplit(rawValue: o.split) ?? .eval
         let prompts = try store.prompts(split: split)
-        guard !prompts.isEmpty else { throw StoreError("the run has no \(split.rawValue) prompts; add some with 'rlhf prompts add FILE --split \(split.rawValue)'") }
+        guard !prompts.isEmpty else {
+            throw StoreError("the run has no \(split.rawValue) prompts; add some with 'rlhf prompts add FILE --split \(split.rawValue)'")
+        }
         func load(_ id: Int64) throws -> PretrainedModel {
             guard let rec = try store.model(id: id) else { throw StoreError("the run has no model #\(id); 'rlhf status' lists them") }
             let m = try store.loadModel(rec)
@@ -31,25 +35,33 @@ public enum CompareStage {
         let runId = try store.beginStageRun(stage: "compare", config: o, seed: o.seed)
         return try store.failingStageRun(runId) {
             let settings = SamplingSettings(temperature: o.temperature)
-            let sa = try HeadToHead.sample(ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+            let sa = try HeadToHead.sample(
+                ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed
+            ) {
                 progress?("sample A", $0, $1)
             }
-            let sb = try HeadToHead.sample(mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+            let sb = try HeadToHead.sample(
+                mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed
+            ) {
                 progress?("sample B", $0, $1)
             }
             // A prompt one model cannot fit is skipped by both.
             let common = Set(sa.map(\.promptId)).intersection(sb.map(\.promptId))
             let pa = sa.filter { common.contains($0.promptId) }, pb = sb.filter { common.contains($0.promptId) }
-            guard !pa.isEmpty else { throw StoreError("no \(split.rawValue) prompt fits both models' context with --max-new-tokens \(o.maxNewTokens)") }
+            guard !pa.isEmpty else {
+                throw StoreError("no \(split.rawValue) prompt fits both models' context with --max-new-tokens \(o.maxNewTokens)")
+            }
             let xa = try judge.scores(pa), xb = try judge.scores(pb)
             var r = CompareReport(stageRunId: runId, prompts: common.count, tally: HeadToHead.tally(xa, xb))
             r.meanA = xa.reduce(0, +) / Double(xa.count); r.meanB = xb.reduce(0, +) / Double(xb.count)
             let ci = r.tally.interval
-            try store.logMetrics(stageRunId: runId, step: 0, [
-                ("compare/wins", Double(r.tally.wins)), ("compare/losses", Double(r.tally.losses)), ("compare/ties", Double(r.tally.ties)),
-                ("compare/preferred_a", r.tally.preferred), ("compare/ci_low", ci.low), ("compare/ci_high", ci.high),
-                ("compare/score_a", r.meanA), ("compare/score_b", r.meanB),
-            ])
+            try store.logMetrics(
+                stageRunId: runId, step: 0,
+                [
+                    ("compare/wins", Double(r.tally.wins)), ("compare/losses", Double(r.tally.losses)), ("compare/ties", Double(r.tally.ties)),
+                    ("compare/preferred_a", r.tally.preferred), ("compare/ci_low", ci.low), ("compare/ci_high", ci.high),
+                    ("compare/score_a", r.meanA), ("compare/score_b", r.meanB),
+                ])
             try store.finishStageRun(runId, status: .succeeded)
             return r
         }

@@ -1,6 +1,6 @@
 import Foundation
-import TransformerCore
 import RunStore
+import TransformerCore
 
 /// One sampled completion of a prompt.
 public struct Sample: Sendable {
@@ -39,8 +39,10 @@ public enum HeadToHead {
     /// Samples `perPrompt` completions of each prompt from `model`, `batch` sequences at a time,
     /// from a generator seeded with `seed` (so two models draw with common random numbers).
     /// Prompts that do not fit the context with `maxNewTokens` are skipped.
-    public static func sample(_ model: PretrainedModel, prompts: [PromptRecord], perPrompt: Int, maxNewTokens: Int,
-                              settings: SamplingSettings, seed: UInt64, batch: Int = 64, progress: ((Int, Int) -> Void)? = nil) throws -> [Sample] {
+    public static func sample(
+        _ model: PretrainedModel, prompts: [PromptRecord], perPrompt: Int, maxNewTokens: Int,
+        settings: SamplingSettings, seed: UInt64, batch: Int = 64, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> [Sample] {
         let tok = model.tokenizer, stops = model.annotations.stopTokens(tok)
         let encoded = try prompts.compactMap { p -> (PromptRecord, [Int32])? in
             let ids = try model.annotations.promptIds(p.text, tokenizer: tok)
@@ -53,12 +55,15 @@ public enum HeadToHead {
         out.reserveCapacity(inputs.count)
         for start in stride(from: 0, to: inputs.count, by: batch) {
             let chunk = Array(inputs[start..<min(start + batch, inputs.count)])
-            let gens = generator.generate(prompts: chunk.map(\.1), maxNewTokens: maxNewTokens, settings: settings, stopTokens: stops,
-                                          pad: tok.padId ?? stops.first ?? 0, rng: &rng)
+            let gens = generator.generate(
+                prompts: chunk.map(\.1), maxNewTokens: maxNewTokens, settings: settings, stopTokens: stops,
+                pad: tok.padId ?? stops.first ?? 0, rng: &rng)
             for ((p, ids), g) in zip(chunk, gens) {
                 let finished = g.finishReason == .eos
-                out.append(Sample(promptId: p.id, prompt: p.text, promptTokens: ids, tokens: g.tokens, logProbs: g.logProbs,
-                                  text: tok.decode(finished ? Array(g.tokens.dropLast()) : g.tokens), finished: finished))
+                out.append(
+                    Sample(
+                        promptId: p.id, prompt: p.text, promptTokens: ids, tokens: g.tokens, logProbs: g.logProbs,
+                        text: tok.decode(finished ? Array(g.tokens.dropLast()) : g.tokens), finished: finished))
             }
             progress?(out.count, inputs.count)
         }

@@ -11,7 +11,8 @@ public struct ReportData: Sendable {
     public struct StageRow: Sendable {
         public var id: Int64, stage: String, status: String, started: Double, finished: Double?, config: String, error: String?
         public init(id: Int64, stage: String, status: String, started: Double, finished: Double?, config: String, error: String?) {
-            self.id = id; self.stage = stage; self.status = status; self.started = started; self.finished = finished; self.config = config; self.error = error
+            self.id = id; self.stage = stage; self.status = status; self.started = started; self.finished = finished; self.config = config;
+            self.error = error
         }
     }
     public struct Sample: Sendable {
@@ -36,9 +37,11 @@ public struct ReportData: Sendable {
     public var dpoCharts: String = ""
     public var samples: [Sample]
 
-    public init(runName: String, generatedAt: Date = Date(), counts: [(String, String)] = [], models: [ModelRow] = [], stages: [StageRow] = [],
-                labels: [(String, String)] = [], annotators: [[String]] = [], rewardEpochs: [[String]] = [], rewardCharts: String = "",
-                ppoCharts: String = "", samples: [Sample] = []) {
+    public init(
+        runName: String, generatedAt: Date = Date(), counts: [(String, String)] = [], models: [ModelRow] = [], stages: [StageRow] = [],
+        labels: [(String, String)] = [], annotators: [[String]] = [], rewardEpochs: [[String]] = [], rewardCharts: String = "",
+        ppoCharts: String = "", samples: [Sample] = []
+    ) {
         self.runName = runName; self.generatedAt = generatedAt; self.counts = counts; self.models = models; self.stages = stages
         self.labels = labels; self.annotators = annotators; self.rewardEpochs = rewardEpochs; self.rewardCharts = rewardCharts
         self.ppoCharts = ppoCharts; self.samples = samples
@@ -63,42 +66,59 @@ public enum HTMLReport {
         df.dateFormat = "yyyy-MM-dd HH:mm:ss"
         func when(_ t: Double?) -> String { t.map { df.string(from: Date(timeIntervalSince1970: $0)) } ?? "—" }
         var h = """
-        <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>rlhf report — \(e(d.runName))</title>
-        <style>
-        body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
-        h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-        table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
-        th{background:#f4f4f4}.none{color:#888}pre{white-space:pre-wrap;background:#f8f8f8;padding:.5em;font-size:.85em;margin:0}
-        details summary{cursor:pointer}.sample{border:1px solid #e4e4e4;border-radius:4px;padding:.6em;margin:.5em 0}
-        .score{font-weight:bold}svg{max-width:100%;height:auto}
-        </style></head><body>
-        <h1>RLHF run report: \(e(d.runName))</h1>
-        <p>Generated \(e(df.string(from: d.generatedAt))) by rlhf.</p>
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>rlhf report — \(e(d.runName))</title>
+            <style>
+            body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+            h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+            table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+            th{background:#f4f4f4}.none{color:#888}pre{white-space:pre-wrap;background:#f8f8f8;padding:.5em;font-size:.85em;margin:0}
+            details summary{cursor:pointer}.sample{border:1px solid #e4e4e4;border-radius:4px;padding:.6em;margin:.5em 0}
+            .score{font-weight:bold}svg{max-width:100%;height:auto}
+            </style></head><body>
+            <h1>RLHF run report: \(e(d.runName))</h1>
+            <p>Generated \(e(df.string(from: d.generatedAt))) by rlhf.</p>
 
-        """
+            """
         h += "<section id=\"summary\"><h2>Summary</h2>\n" + table(["what", "count"], d.counts.map { [$0.0, $0.1] }) + "</section>\n"
-        h += "<section id=\"models\"><h2>Models and lineage</h2>\n" + table(["id", "role", "parent", "step", "path", "sha256", "note"], d.models.map {
-            ["#\($0.id)", $0.role, $0.parent.map { "#\($0)" } ?? "—", $0.step.map(String.init) ?? "—", $0.path, String($0.sha.prefix(12)), $0.note ?? ""]
-        }) + "</section>\n"
+        h +=
+            "<section id=\"models\"><h2>Models and lineage</h2>\n"
+            + table(
+                ["id", "role", "parent", "step", "path", "sha256", "note"],
+                d.models.map {
+                    [
+                        "#\($0.id)", $0.role, $0.parent.map { "#\($0)" } ?? "—", $0.step.map(String.init) ?? "—", $0.path, String($0.sha.prefix(12)),
+                        $0.note ?? "",
+                    ]
+                }) + "</section>\n"
         h += "<section id=\"stages\"><h2>Stage runs</h2>\n"
-        if d.stages.isEmpty { h += "<p class=\"none\">none yet</p>" } else {
+        if d.stages.isEmpty {
+            h += "<p class=\"none\">none yet</p>"
+        } else {
             h += "<table><thead><tr><th>id</th><th>stage</th><th>status</th><th>started</th><th>finished</th><th>config</th></tr></thead><tbody>\n"
             for s in d.stages {
-                h += "<tr><td>#\(s.id)</td><td>\(e(s.stage))</td><td>\(e(s.status))\(s.error.map { "<br><small>\(e($0))</small>" } ?? "")</td><td>\(e(when(s.started)))</td><td>\(e(when(s.finished)))</td>"
+                h +=
+                    "<tr><td>#\(s.id)</td><td>\(e(s.stage))</td><td>\(e(s.status))\(s.error.map { "<br><small>\(e($0))</small>" } ?? "")</td><td>\(e(when(s.started)))</td><td>\(e(when(s.finished)))</td>"
                 h += "<td><details><summary>config</summary><pre>\(e(s.config))</pre></details></td></tr>\n"
             }
             h += "</tbody></table>"
         }
         h += "</section>\n"
-        h += "<section id=\"labels\"><h2>Labels</h2>\n" + table(["figure", "value"], d.labels.map { [$0.0, $0.1] })
+        h +=
+            "<section id=\"labels\"><h2>Labels</h2>\n" + table(["figure", "value"], d.labels.map { [$0.0, $0.1] })
             + table(["annotator", "labels", "skipped", "flagged", "median s/item"], d.annotators) + "</section>\n"
-        h += "<section id=\"reward\"><h2>Reward model</h2>\n" + table(["epoch", "validation loss", "validation accuracy", "validation margin"], d.rewardEpochs)
+        h +=
+            "<section id=\"reward\"><h2>Reward model</h2>\n"
+            + table(["epoch", "validation loss", "validation accuracy", "validation margin"], d.rewardEpochs)
             + (d.rewardCharts.isEmpty ? "" : "<div class=\"chart\">\n\(d.rewardCharts)</div>") + "</section>\n"
-        h += "<section id=\"ppo\"><h2>PPO</h2>\n" + (d.ppoCharts.isEmpty ? "<p class=\"none\">no PPO run yet</p>" : "<div class=\"chart\">\n\(d.ppoCharts)</div>") + "</section>\n"
+        h +=
+            "<section id=\"ppo\"><h2>PPO</h2>\n"
+            + (d.ppoCharts.isEmpty ? "<p class=\"none\">no PPO run yet</p>" : "<div class=\"chart\">\n\(d.ppoCharts)</div>") + "</section>\n"
         if !d.dpoCharts.isEmpty || !d.dpoEpochs.isEmpty {
-            h += "<section id=\"dpo\"><h2>DPO</h2>\n" + table(["epoch", "step", "eval loss", "eval accuracy", "eval margin", "eval chosen", "eval rejected"], d.dpoEpochs)
+            h +=
+                "<section id=\"dpo\"><h2>DPO</h2>\n"
+                + table(["epoch", "step", "eval loss", "eval accuracy", "eval margin", "eval chosen", "eval rejected"], d.dpoEpochs)
                 + (d.dpoCharts.isEmpty ? "" : "<div class=\"chart\">\n\(d.dpoCharts)</div>") + "</section>\n"
         }
         h += "<section id=\"samples\"><h2>Sample completions per PPO iteration</h2>\n"

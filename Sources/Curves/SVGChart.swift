@@ -40,7 +40,9 @@ public enum SVGChart {
         out += "<rect x=\"\(fmt(left))\" y=\"\(fmt(top))\" width=\"\(fmt(pw))\" height=\"\(fmt(ph))\" class=\"frame\"/>\n"
         guard !finite.isEmpty else {
             out += "<text x=\"\(fmt(left + pw / 2))\" y=\"\(fmt(top + ph / 2))\" text-anchor=\"middle\" class=\"empty\">no data</text>\n"
-            for s in series { out += "<path class=\"series\" data-run=\"\(escape(s.run))\" data-points=\"0\" data-skipped=\"\(s.nonFinite)\" d=\"\"/>\n" }
+            for s in series {
+                out += "<path class=\"series\" data-run=\"\(escape(s.run))\" data-points=\"0\" data-skipped=\"\(s.nonFinite)\" d=\"\"/>\n"
+            }
             return out + "</g>\n"
         }
         let (ylo, yhi) = Ticks.range(finite.map(\.1))
@@ -71,13 +73,15 @@ public enum SVGChart {
             }
             let (d, n) = path(s.points)
             let raw = smooth.map { $0 > 0 } ?? false
-            out += "<path class=\"series\" data-run=\"\(escape(s.run))\" data-points=\"\(n)\" data-skipped=\"\(s.nonFinite)\" d=\"\(d)\" stroke=\"\(color)\" fill=\"none\" stroke-width=\"1.5\"\(raw ? " stroke-opacity=\"0.3\"" : "")/>\n"
+            out +=
+                "<path class=\"series\" data-run=\"\(escape(s.run))\" data-points=\"\(n)\" data-skipped=\"\(s.nonFinite)\" d=\"\(d)\" stroke=\"\(color)\" fill=\"none\" stroke-width=\"1.5\"\(raw ? " stroke-opacity=\"0.3\"" : "")/>\n"
             if n == 1, let p = s.finite.first {
                 out += "<circle cx=\"\(fmt(sx(p.0)))\" cy=\"\(fmt(sy(p.1)))\" r=\"3\" fill=\"\(color)\"/>\n"
             }
             if let alpha = smooth, alpha > 0, n > 0 {
                 let (ds, ns) = path(s.smoothed(alpha).points)
-                out += "<path class=\"smoothed\" data-run=\"\(escape(s.run))\" data-points=\"\(ns)\" d=\"\(ds)\" stroke=\"\(color)\" fill=\"none\" stroke-width=\"2\"/>\n"
+                out +=
+                    "<path class=\"smoothed\" data-run=\"\(escape(s.run))\" data-points=\"\(ns)\" d=\"\(ds)\" stroke=\"\(color)\" fill=\"none\" stroke-width=\"2\"/>\n"
             }
         }
         return out + "</g>\n"
@@ -92,18 +96,23 @@ public enum SVGChart {
             return (order.firstIndex(of: a) ?? 99, a) < (order.firstIndex(of: b) ?? 99, b)
         }
         let width = Double(cols) * pw + 20, height = Double(rows) * ph + 70
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\">\n"
-        out += "<style>.ptitle{font-size:13px;font-weight:bold}.tick{font-size:10px;fill:#555}.axis{font-size:10px;fill:#777}.grid{stroke:#e4e4e4;stroke-width:1}.frame{fill:none;stroke:#999}.empty{font-size:12px;fill:#999}.legend{font-size:12px}</style>\n"
+        var out =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\">\n"
+        out +=
+            "<style>.ptitle{font-size:13px;font-weight:bold}.tick{font-size:10px;fill:#555}.axis{font-size:10px;fill:#777}.grid{stroke:#e4e4e4;stroke-width:1}.frame{fill:none;stroke:#999}.empty{font-size:12px;fill:#999}.legend{font-size:12px}</style>\n"
         out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         out += "<text x=\"10\" y=\"22\" font-size=\"16\" font-weight=\"bold\">\(escape(title))</text>\n"
         var lx = 10.0
         for (i, r) in runs.enumerated() {
-            out += "<g class=\"legend\"><line x1=\"\(fmt(lx))\" x2=\"\(fmt(lx + 18))\" y1=\"40\" y2=\"40\" stroke=\"\(colors[i % colors.count])\" stroke-width=\"3\"/>"
+            out +=
+                "<g class=\"legend\"><line x1=\"\(fmt(lx))\" x2=\"\(fmt(lx + 18))\" y1=\"40\" y2=\"40\" stroke=\"\(colors[i % colors.count])\" stroke-width=\"3\"/>"
             out += "<text x=\"\(fmt(lx + 24))\" y=\"44\">\(escape(r))</text></g>\n"
             lx += 40 + Double(r.count) * 7
         }
         for (k, p) in panels.enumerated() {
-            out += panel(metric: p.metric, series: p.series, x: 10 + Double(k % cols) * pw, y: 56 + Double(k / cols) * ph, w: pw - 10, h: ph - 10, smooth: smooth)
+            out += panel(
+                metric: p.metric, series: p.series, x: 10 + Double(k % cols) * pw, y: 56 + Double(k / cols) * ph, w: pw - 10, h: ph - 10,
+                smooth: smooth)
         }
         return out + "</svg>\n"
     }

@@ -53,7 +53,8 @@ public enum TerminalChart {
         let plotRows = h - 2
         let (ylo, yhi) = Ticks.range(allFinite.map(\.1))
         let (xlo0, xhi0) = Ticks.range(allFinite.map(\.0))
-        let (xlo, xhi) = allFinite.count == 1 ? (xlo0, xhi0) : (allFinite.map(\.0).min()!, max(allFinite.map(\.0).max()!, allFinite.map(\.0).min()! + 1e-12))
+        let (xlo, xhi) =
+            allFinite.count == 1 ? (xlo0, xhi0) : (allFinite.map(\.0).min()!, max(allFinite.map(\.0).max()!, allFinite.map(\.0).min()! + 1e-12))
         let yTicks = Ticks.nice(ylo, yhi, count: max(2, min(5, plotRows / 2 + 1)))
         let labelWidth = max(yTicks.map { Ticks.label($0).count }.max() ?? 1, Ticks.label(ylo).count, Ticks.label(yhi).count)
         let cols = w - labelWidth - 2
@@ -177,7 +178,8 @@ public enum TerminalChart {
 /// Several runs' curves as terminal panels, one per metric.
 public enum CurvesView {
     /// Loads the series of each run for `stage` and `metrics`.
-    public static func load(runs: [(name: String, store: RunStore)], stage: String, metrics: [String]) throws -> [(metric: String, series: [Series])] {
+    public static func load(runs: [(name: String, store: RunStore)], stage: String, metrics: [String]) throws -> [(metric: String, series: [Series])]
+    {
         var byMetric: [String: [Series]] = [:]
         for r in runs {
             let (_, series) = try r.store.series(stage: stage, metrics: metrics, runName: r.name)
@@ -187,7 +189,9 @@ public enum CurvesView {
     }
 
     /// The whole text: a legend when there are several runs, then the panels.
-    public static func render(_ panels: [(metric: String, series: [Series])], width: Int, panelHeight: Int, style: TerminalChart.Style, smooth: Double?) -> [String] {
+    public static func render(
+        _ panels: [(metric: String, series: [Series])], width: Int, panelHeight: Int, style: TerminalChart.Style, smooth: Double?
+    ) -> [String] {
         var lines: [String] = []
         let runs = panels.first?.series.map(\.run) ?? []
         if runs.count > 1 { lines.append(TerminalChart.legend(runs, style: style)) }

@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// One ranking as DPO reads it: the templated prompt's tokens, each compared completion's tokens
 /// (ending in EOS when the completion did), and the pairs the ranking implies, cut to fit the
@@ -20,8 +20,9 @@ public enum DPOData {
     public static func examples(store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int) throws -> [PreferenceExample] {
         try PreferenceData.rankings(store: store, tokenizer: tokenizer, annotations: annotations).map { r in
             let (p, responses) = fit(prompt: r.prompt, responses: r.responses, nCtx: nCtx)
-            return PreferenceExample(rankingId: r.rankingId, promptId: r.promptId, completionIds: r.completionIds, prompt: p,
-                                     responses: responses, pairs: r.pairs)
+            return PreferenceExample(
+                rankingId: r.rankingId, promptId: r.promptId, completionIds: r.completionIds, prompt: p,
+                responses: responses, pairs: r.pairs)
         }
     }
 

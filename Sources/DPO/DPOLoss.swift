@@ -64,9 +64,11 @@ public struct DPOStats: Equatable, Sendable {
 
     /// The figures in TRL's names, with `prefix` ("" for training steps, "eval_" for validation).
     public func metrics(prefix: String = "") -> [(String, Double)] {
-        [("\(prefix)loss", loss), ("\(prefix)rewards/chosen", rewardsChosen), ("\(prefix)rewards/rejected", rewardsRejected),
-         ("\(prefix)rewards/accuracies", accuracy), ("\(prefix)rewards/margins", margin),
-         ("\(prefix)logps/chosen", logpsChosen), ("\(prefix)logps/rejected", logpsRejected)]
+        [
+            ("\(prefix)loss", loss), ("\(prefix)rewards/chosen", rewardsChosen), ("\(prefix)rewards/rejected", rewardsRejected),
+            ("\(prefix)rewards/accuracies", accuracy), ("\(prefix)rewards/margins", margin),
+            ("\(prefix)logps/chosen", logpsChosen), ("\(prefix)logps/rejected", logpsRejected),
+        ]
     }
 
     /// Merges `other` into these figures as a weighted mean.
@@ -88,8 +90,10 @@ extension DPOObjective {
     /// summed log-probabilities of the ranking's completions; pairs index into them. Returns the
     /// ranking's figures (weight 1) and the gradient of `weight`·loss with respect to each policy
     /// log-probability.
-    public func ranking(policy: [Double], reference: [Double], pairs: [(chosen: Int, rejected: Int)],
-                        weight: Double = 1) -> (stats: DPOStats, gradient: [Double]) {
+    public func ranking(
+        policy: [Double], reference: [Double], pairs: [(chosen: Int, rejected: Int)],
+        weight: Double = 1
+    ) -> (stats: DPOStats, gradient: [Double]) {
         var grad = [Double](repeating: 0, count: policy.count)
         var s = DPOStats()
         guard !pairs.isEmpty else { return (s, grad) }

@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// Progress of a DPO run, for the console.
 public enum DPOEvent {
@@ -47,15 +47,18 @@ public enum DPOStage {
         var optimizerSHA: String
     }
 
-    public static func run(store: RunStore, options: DPOConfig, resume: Bool, events: ((DPOEvent) -> Void)? = nil,
-                           shouldStop: () -> Bool = { false }) throws -> DPOReport {
+    public static func run(
+        store: RunStore, options: DPOConfig, resume: Bool, events: ((DPOEvent) -> Void)? = nil,
+        shouldStop: () -> Bool = { false }
+    ) throws -> DPOReport {
         if let problem = options.validationError { throw StoreError(problem) }
         try store.markInterruptedRuns()
         var config: StoredRun
         var runId: Int64 = 0
         var saved: SavedState?
         if resume {
-            (runId, config, saved) = try store.resumableStageRun("dpo", label: "DPO", command: "rlhf dpo", config: StoredRun.self, state: SavedState.self)
+            (runId, config, saved) = try store.resumableStageRun(
+                "dpo", label: "DPO", command: "rlhf dpo", config: StoredRun.self, state: SavedState.self)
         } else {
             let policyId: Int64
             if let id = options.policyModel {
@@ -70,7 +73,9 @@ public enum DPOStage {
                 guard let m = try store.model(id: id) else { throw StoreError("--reference \(id): the run has no model #\(id)") }
                 refId = m.id
             } else {
-                guard let r = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else { throw StoreError("the run has no reference or base model") }
+                guard let r = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else {
+                    throw StoreError("the run has no reference or base model")
+                }
                 refId = r.id
             }
             config = StoredRun(options: options, policyModelId: policyId, referenceModelId: refId)
@@ -80,13 +85,16 @@ public enum DPOStage {
         func load(_ id: Int64) throws -> (ModelRecord, PretrainedModel) {
             let rec = try store.requireModel(id: id)
             let m = try store.loadModel(rec)
-            guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model with a scalar head, not a language model") }
+            guard !m.model.hasScalarHead else {
+                throw StoreError("model #\(id) is a \(rec.role.rawValue) model with a scalar head, not a language model")
+            }
             return (rec, m)
         }
         let (startRec, start) = try load(saved?.policyModelId ?? config.policyModelId)
         let (_, reference) = try load(config.referenceModelId)
         guard start.model.config == reference.model.config, start.tokenizer.tokens == reference.tokenizer.tokens else {
-            throw StoreError("the policy (#\(config.policyModelId)) and the reference (#\(config.referenceModelId)) differ in configuration or tokenizer")
+            throw StoreError(
+                "the policy (#\(config.policyModelId)) and the reference (#\(config.referenceModelId)) differ in configuration or tokenizer")
         }
         let tok = start.tokenizer, notes = start.annotations
         let policy = start.model
@@ -111,14 +119,17 @@ public enum DPOStage {
         var report = DPOReport(stageRunId: runId, firstStep: saved?.step ?? 0, totalSteps: totalSteps)
         report.trainRankings = train.count; report.validationRankings = val.count
         report.trainPrompts = Set(train.map(\.promptId)); report.validationPrompts = Set(val.map(\.promptId))
-        events?(.started(stageRunId: runId, resumedAt: saved?.step ?? 0, totalSteps: totalSteps, train: train.count, validation: val.count,
-                         pairs: usable.reduce(0) { $0 + $1.pairs.count }))
+        events?(
+            .started(
+                stageRunId: runId, resumedAt: saved?.step ?? 0, totalSteps: totalSteps, train: train.count, validation: val.count,
+                pairs: usable.reduce(0) { $0 + $1.pairs.count }))
         try store.failingStageRun(runId) {
             let trainer = DPOTrainer(policy: policy, objective: o.objective, rows: o.microBatch, pad: tok.padId ?? tok.eosId ?? 0)
             // Reference log-probabilities: computed once, stored in the stage run.
             let t0 = Date()
-            let refTable = try referenceLogProbs(store: store, runId: runId, trainer: trainer, reference: reference.model,
-                                                 examples: train + val, events: events)
+            let refTable = try referenceLogProbs(
+                store: store, runId: runId, trainer: trainer, reference: reference.model,
+                examples: train + val, events: events)
             report.referenceSeconds = Date().timeIntervalSince(t0)
             func refs(_ exs: [PreferenceExample]) -> [[Double]] { exs.map { $0.completionIds.map { refTable[$0]! } } }
 
@@ -127,8 +138,9 @@ public enum DPOStage {
             let schedule = LearningRateSchedule(kind: .linear, peak: o.learningRate, totalSteps: totalSteps)
             var current = startRec, savedStep = saved?.step ?? 0
             func checkpoint(_ step: Int) throws {
-                (current, saved) = try save(store: store, runId: runId, step: step, policy: policy, optimizer: opt, tokenizer: tok, notes: notes,
-                                            parent: current, previous: saved)
+                (current, saved) = try save(
+                    store: store, runId: runId, step: step, policy: policy, optimizer: opt, tokenizer: tok, notes: notes,
+                    parent: current, previous: saved)
                 savedStep = step
                 report.lastPolicy = current
                 events?(.saved(step: step, policy: current))
@@ -157,8 +169,12 @@ public enum DPOStage {
                     opt.update(params: policy.parameters, grads: policy.gradients, lr: lr)
                     step += 1
                     report.stepsDone += 1
-                    try store.logMetrics(stageRunId: runId, step: step, stats.metrics() + [("grad_norm", Double(norm)), ("lr", Double(lr)),
-                                                                                          ("epoch", Double(step) / Double(stepsPerEpoch))])
+                    try store.logMetrics(
+                        stageRunId: runId, step: step,
+                        stats.metrics() + [
+                            ("grad_norm", Double(norm)), ("lr", Double(lr)),
+                            ("epoch", Double(step) / Double(stepsPerEpoch)),
+                        ])
                     events?(.step(step, stats, lr: lr))
                     let epochEnd = step % stepsPerEpoch == 0
                     if epochEnd {
@@ -173,8 +189,9 @@ public enum DPOStage {
             report.trainSeconds = Date().timeIntervalSince(t1)
             // What a stop request left unsaved is saved, so a resume loses nothing.
             if step > savedStep { try checkpoint(step) }
-            try store.finishStageRun(runId, status: report.interrupted ? .interrupted : .succeeded,
-                                     error: report.interrupted ? "stopped on request at step \(step); resume with 'rlhf dpo --resume'" : nil)
+            try store.finishStageRun(
+                runId, status: report.interrupted ? .interrupted : .succeeded,
+                error: report.interrupted ? "stopped on request at step \(step); resume with 'rlhf dpo --resume'" : nil)
         }
         return report
     }
@@ -182,8 +199,10 @@ public enum DPOStage {
     /// The reference's summed log-probability of every completion in `examples`, by completion
     /// id: read from the stage run when an earlier (interrupted) process stored them, else
     /// computed and stored.
-    static func referenceLogProbs(store: RunStore, runId: Int64, trainer: DPOTrainer, reference: TransformerModel,
-                                  examples: [PreferenceExample], events: ((DPOEvent) -> Void)?) throws -> [Int64: Double] {
+    static func referenceLogProbs(
+        store: RunStore, runId: Int64, trainer: DPOTrainer, reference: TransformerModel,
+        examples: [PreferenceExample], events: ((DPOEvent) -> Void)?
+    ) throws -> [Int64: Double] {
         if let json = try store.stageState(runId, "reference_logprobs") {
             let stored = try JSONDecoder().decode([String: Double].self, from: Data(json.utf8))
             var table: [Int64: Double] = [:]
@@ -205,16 +224,21 @@ public enum DPOStage {
     /// Saves the policy as a registered checkpoint and the optimiser moments beside it, then
     /// records both as the point to resume from (and removes the previous moments file).
     /// Returns the new policy's record and the resume state.
-    static func save(store: RunStore, runId: Int64, step: Int, policy: TransformerModel, optimizer opt: AdamW, tokenizer: Tokenizer,
-                     notes: ModelAnnotations, parent: ModelRecord, previous: SavedState?) throws -> (ModelRecord, SavedState) {
+    static func save(
+        store: RunStore, runId: Int64, step: Int, policy: TransformerModel, optimizer opt: AdamW, tokenizer: Tokenizer,
+        notes: ModelAnnotations, parent: ModelRecord, previous: SavedState?
+    ) throws -> (ModelRecord, SavedState) {
         let path = "checkpoints/dpo-policy-\(runId)-\(step)"
         let folder = store.folder.appendingPathComponent(path)
         try ModelFolder.save(policy, tokenizer: tokenizer, annotations: notes.inherited, to: folder)
-        let optimizer = try OptimizerFile(saving: opt, to: try store.stateFolder(stage: "dpo", stageRunId: runId)
-            .appendingPathComponent("optimizer-\(step).safetensors"))
-        let rec = try store.registerCheckpoint(policy, role: .policy, path: path, weights: folder.appendingPathComponent(ModelFolder.weightsFile),
-                                               promptTemplate: notes.promptTemplate, parentId: parent.id, stageRunId: runId, step: step,
-                                               note: "DPO step \(step)")
+        let optimizer = try OptimizerFile(
+            saving: opt,
+            to: try store.stateFolder(stage: "dpo", stageRunId: runId)
+                .appendingPathComponent("optimizer-\(step).safetensors"))
+        let rec = try store.registerCheckpoint(
+            policy, role: .policy, path: path, weights: folder.appendingPathComponent(ModelFolder.weightsFile),
+            promptTemplate: notes.promptTemplate, parentId: parent.id, stageRunId: runId, step: step,
+            note: "DPO step \(step)")
         let state = SavedState(step: step, policyModelId: rec.id, optimizer: optimizer.path, optimizerSHA: optimizer.sha256)
         try store.setResumeState(state, stageRunId: runId)
         if let old = previous?.optimizer, old != optimizer.path { try? FileManager.default.removeItem(atPath: old) }

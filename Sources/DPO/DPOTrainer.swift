@@ -121,8 +121,9 @@ public final class DPOTrainer {
             var row = 0
             for ex in group {
                 let k = ex.responses.count
-                let (s, g) = objective.ranking(policy: Array(sums[row..<(row + k)]), reference: reference[order[next]],
-                                               pairs: ex.pairTuples, weight: weight)
+                let (s, g) = objective.ranking(
+                    policy: Array(sums[row..<(row + k)]), reference: reference[order[next]],
+                    pairs: ex.pairTuples, weight: weight)
                 stats.merge(s)
                 for (c, d) in g.enumerated() {
                     let r = row + c

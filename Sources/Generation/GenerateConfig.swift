@@ -49,8 +49,9 @@ public struct GenerateConfig: StageConfig, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         perPrompt = try c.decode(Int.self, forKey: .perPrompt)
         maxNewTokens = try c.decode(Int.self, forKey: .maxNewTokens)
-        sampling = SamplingSettings(greedy: try c.decode(Bool.self, forKey: .greedy), temperature: try c.decode(Float.self, forKey: .temperature),
-                                    topK: try c.decodeIfPresent(Int.self, forKey: .topK), topP: try c.decode(Float.self, forKey: .topP))
+        sampling = SamplingSettings(
+            greedy: try c.decode(Bool.self, forKey: .greedy), temperature: try c.decode(Float.self, forKey: .temperature),
+            topK: try c.decodeIfPresent(Int.self, forKey: .topK), topP: try c.decode(Float.self, forKey: .topP))
         seed = try c.decode(UInt64.self, forKey: .seed)
         split = try c.decodeIfPresent(PromptSplit.self, forKey: .split)
         limit = try c.decodeIfPresent(Int.self, forKey: .limit)

@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// What a generate run did.
 public struct GenerateReport: Equatable, Sendable {
@@ -24,8 +24,10 @@ public struct GenerateReport: Equatable, Sendable {
 public enum GenerateStage {
     /// Runs the stage on `store`. `progress` is told (done, total) completions after each batch;
     /// `shouldStop` is checked between batches.
-    public static func run(store: RunStore, options o: GenerateConfig,
-                           progress: ((Int, Int) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> GenerateReport {
+    public static func run(
+        store: RunStore, options o: GenerateConfig,
+        progress: ((Int, Int) -> Void)? = nil, shouldStop: () -> Bool = { false }
+    ) throws -> GenerateReport {
         guard let policyRecord = try store.latestModel(role: .policy) else {
             throw StoreError("the run has no policy model; create the run with 'rlhf init --base SOURCE'")
         }
@@ -38,7 +40,13 @@ public enum GenerateStage {
         var todo: [(PromptRecord, Int)] = []
         for p in prompts {
             let n = have[p.id] ?? 0
-            if o.again { todo.append((p, o.perPrompt)) } else if n < o.perPrompt { todo.append((p, o.perPrompt - n)) } else { report.alreadyDone += 1 }
+            if o.again {
+                todo.append((p, o.perPrompt))
+            } else if n < o.perPrompt {
+                todo.append((p, o.perPrompt - n))
+            } else {
+                report.alreadyDone += 1
+            }
         }
         if let limit = o.limit { todo = Array(todo.prefix(limit)) }
         if todo.isEmpty { return report }
@@ -57,7 +65,8 @@ public enum GenerateStage {
         report.stageRunId = runId
         let total = encoded.reduce(0) { $0 + $1.1 }
         let generator = Generator(model: policy.model)
-        let sampling = "{\"temperature\":\(o.sampling.temperature),\"top_k\":\(o.sampling.topK.map(String.init) ?? "null"),\"top_p\":\(o.sampling.topP),"
+        let sampling =
+            "{\"temperature\":\(o.sampling.temperature),\"top_k\":\(o.sampling.topK.map(String.init) ?? "null"),\"top_p\":\(o.sampling.topP),"
             + "\"greedy\":\(o.sampling.greedy),\"max_new_tokens\":\(o.maxNewTokens),\"seed\":\(o.seed)}"
         progress?(0, total)
         try store.failingStageRun(runId) {
@@ -71,17 +80,20 @@ public enum GenerateStage {
                 while i < encoded.count && seqs + encoded[i].1 <= o.batchSize { batch.append(encoded[i]); seqs += encoded[i].1; i += 1 }
                 var rng = SeededRandom(seed: batchSeed(o.seed, batch.map { ($0.0.id, have[$0.0.id] ?? 0) }))
                 let inputs = batch.flatMap { b in Array(repeating: b.2, count: b.1) }
-                let outs = generator.generate(prompts: inputs, maxNewTokens: o.maxNewTokens, settings: o.sampling,
-                                              stopTokens: policy.annotations.stopTokens(tok), pad: tok.padId ?? tok.eosId ?? 0, rng: &rng)
+                let outs = generator.generate(
+                    prompts: inputs, maxNewTokens: o.maxNewTokens, settings: o.sampling,
+                    stopTokens: policy.annotations.stopTokens(tok), pad: tok.padId ?? tok.eosId ?? 0, rng: &rng)
                 var rows: [NewCompletion] = []
                 var k = 0
                 for b in batch {
                     for _ in 0..<b.1 {
                         let g = outs[k]; k += 1
                         let body = g.finishReason == .eos ? Array(g.tokens.dropLast()) : g.tokens
-                        rows.append(NewCompletion(promptId: b.0.id, modelId: policyRecord.id, stageRunId: runId, text: tok.decode(body),
-                                                  tokenIds: g.tokens, finishReason: g.finishReason.rawValue,
-                                                  logprobSum: Double(g.logProbs.reduce(0, +)), sampling: sampling))
+                        rows.append(
+                            NewCompletion(
+                                promptId: b.0.id, modelId: policyRecord.id, stageRunId: runId, text: tok.decode(body),
+                                tokenIds: g.tokens, finishReason: g.finishReason.rawValue,
+                                logprobSum: Double(g.logProbs.reduce(0, +)), sampling: sampling))
                     }
                 }
                 try store.addCompletions(rows)
@@ -89,8 +101,9 @@ public enum GenerateStage {
                 report.prompts += batch.count
                 progress?(report.completions, total)
             }
-            try store.finishStageRun(runId, status: report.interrupted ? .interrupted : .succeeded,
-                                     error: report.interrupted ? "stopped on request after \(report.completions) completions" : nil)
+            try store.finishStageRun(
+                runId, status: report.interrupted ? .interrupted : .succeeded,
+                error: report.interrupted ? "stopped on request after \(report.completions) completions" : nil)
         }
         return report
     }

@@ -93,11 +93,14 @@ struct Context {
                         scope[names[0]] = item
                     }
                     let n = items.count
-                    scope["loop"] = .dict(["index": .int(i + 1), "index0": .int(i), "first": .bool(i == 0), "last": .bool(i == n - 1),
-                                           "length": .int(n), "revindex": .int(n - i), "revindex0": .int(n - i - 1),
-                                           "previtem": i > 0 ? items[i - 1] : .undefined("previtem"),
-                                           "nextitem": i + 1 < n ? items[i + 1] : .undefined("nextitem")],
-                                          ["index", "index0", "first", "last", "length", "revindex", "revindex0"])
+                    scope["loop"] = .dict(
+                        [
+                            "index": .int(i + 1), "index0": .int(i), "first": .bool(i == 0), "last": .bool(i == n - 1),
+                            "length": .int(n), "revindex": .int(n - i), "revindex0": .int(n - i - 1),
+                            "previtem": i > 0 ? items[i - 1] : .undefined("previtem"),
+                            "nextitem": i + 1 < n ? items[i + 1] : .undefined("nextitem"),
+                        ],
+                        ["index", "index0", "first", "last", "length", "revindex", "revindex0"])
                     // Each iteration has its own scope: a `set` inside the loop does not leak out.
                     scopes.append(scope)
                     defer { scopes.removeLast() }
@@ -145,8 +148,10 @@ struct Context {
         case .dict(let d, _): return d[key] ?? (["items", "keys", "values", "get"].contains(key) ? .method(v, key) : .undefined(key))
         case .namespace(let n): return n.fields[key] ?? .undefined(key)
         case .string:
-            let methods: Set<String> = ["strip", "lstrip", "rstrip", "startswith", "endswith", "upper", "lower", "title",
-                                        "capitalize", "split", "replace"]
+            let methods: Set<String> = [
+                "strip", "lstrip", "rstrip", "startswith", "endswith", "upper", "lower", "title",
+                "capitalize", "split", "replace",
+            ]
             guard methods.contains(key) else { throw fail("string method \(key) is not supported by this chat-template interpreter") }
             return .method(v, key)
         case .undefined(let n): throw fail("\(n) is undefined, so it has no attribute \(key)")
@@ -233,7 +238,7 @@ struct Context {
             let v = try eval(x)
             if op == "not" { return .bool(!v.truthy) }
             switch v {
-            case .int(let i): return .int(0 &- i)   // wraps, as + and - do (-Int.min would trap)
+            case .int(let i): return .int(0 &- i) // wraps, as + and - do (-Int.min would trap)
             case .double(let d): return .double(-d)
             default: throw fail("cannot negate a \(v.typeName)")
             }

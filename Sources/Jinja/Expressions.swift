@@ -86,14 +86,17 @@ struct ExprLexer {
     }
 }
 
-let knownFilters: Set<String> = ["trim", "length", "count", "lower", "upper", "capitalize", "title", "string",
-                                         "first", "last", "join", "default", "d", "replace", "list", "tojson", "items",
-                                         "select", "reject", "selectattr", "rejectattr", "map", "int", "float", "abs", "reverse"]
-let knownTests: Set<String> = ["defined", "undefined", "none", "string", "number", "integer", "float", "boolean",
-                                       "mapping", "sequence", "iterable", "true", "false", "lower", "upper", "odd", "even",
-                                       "divisibleby", "equalto", "eq", "==", "ne", "!=", "lt", "<", "le", "<=", "gt", ">",
-                                       "ge", ">=", "in"]
-
+let knownFilters: Set<String> = [
+    "trim", "length", "count", "lower", "upper", "capitalize", "title", "string",
+    "first", "last", "join", "default", "d", "replace", "list", "tojson", "items",
+    "select", "reject", "selectattr", "rejectattr", "map", "int", "float", "abs", "reverse",
+]
+let knownTests: Set<String> = [
+    "defined", "undefined", "none", "string", "number", "integer", "float", "boolean",
+    "mapping", "sequence", "iterable", "true", "false", "lower", "upper", "odd", "even",
+    "divisibleby", "equalto", "eq", "==", "ne", "!=", "lt", "<", "le", "<=", "gt", ">",
+    "ge", ">=", "in",
+]
 
 struct ExprParser {
     var toks: [Token]
@@ -295,7 +298,7 @@ struct ExprParser {
     mutating func primary() throws -> Expr {
         switch next() {
         case .string(var s):
-            while case .string(let more) = peek { s += more; pos += 1 }   // adjacent literals concatenate
+            while case .string(let more) = peek { s += more; pos += 1 } // adjacent literals concatenate
             return .literal(.string(s))
         case .int(let i): return .literal(.int(i))
         case .double(let d): return .literal(.double(d))

@@ -20,12 +20,24 @@ extension Context {
         case "undefined": return v.isUndefined
         case "none": if case .none = v { return true } else { return false }
         case "string": if case .string = v { return true } else { return false }
-        case "number": switch v { case .int, .double: return true; default: return false }
+        case "number":
+            switch v {
+            case .int, .double: return true;
+            default: return false
+            }
         case "integer": if case .int = v { return true } else { return false }
         case "float": if case .double = v { return true } else { return false }
         case "boolean": if case .bool = v { return true } else { return false }
-        case "mapping": switch v { case .dict, .namespace: return true; default: return false }
-        case "sequence", "iterable": switch v { case .list, .string, .dict: return true; default: return false }
+        case "mapping":
+            switch v {
+            case .dict, .namespace: return true;
+            default: return false
+            }
+        case "sequence", "iterable":
+            switch v {
+            case .list, .string, .dict: return true;
+            default: return false
+            }
         case "true": if case .bool(true) = v { return true } else { return false }
         case "false": if case .bool(false) = v { return true } else { return false }
         case "lower", "upper":
@@ -122,19 +134,21 @@ extension Context {
                 rest.removeFirst()
             }
             let keep = name.hasPrefix("select")
-            return .list(try iterate(v).filter { item in
-                let x = try path.map { try attribute(item, $0) } ?? item
-                let r = try testName.map { try test(x, $0, rest) } ?? x.truthy
-                return r == keep
-            })
+            return .list(
+                try iterate(v).filter { item in
+                    let x = try path.map { try attribute(item, $0) } ?? item
+                    let r = try testName.map { try test(x, $0, rest) } ?? x.truthy
+                    return r == keep
+                })
         case "map":
             let items = try iterate(v)
             if case .string(let path)? = kwargs["attribute"] {
-                return .list(try items.map { item in
-                    let x = try attribute(item, path)
-                    if x.isUndefined, let d = kwargs["default"] { return d }
-                    return x
-                })
+                return .list(
+                    try items.map { item in
+                        let x = try attribute(item, path)
+                        if x.isUndefined, let d = kwargs["default"] { return d }
+                        return x
+                    })
             }
             guard case .string(let f)? = args.first, knownFilters.contains(f) else {
                 throw fail("filter map needs attribute= or the name of a supported filter")

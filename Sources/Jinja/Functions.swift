@@ -15,7 +15,9 @@ extension Context {
             if case .function("dict") = f { return .dict(ns.fields, ns.order) }
             return .namespace(ns)
         case .function("range"):
-            let ints = try args.map { v -> Int in guard case .int(let i) = v else { throw fail("range needs integers") }; return i }
+            let ints = try args.map { v -> Int in
+                guard case .int(let i) = v else { throw fail("range needs integers") }; return i
+            }
             let (lo, hi) = ints.count >= 2 ? (ints[0], ints[1]) : (0, ints.first ?? 0)
             // hi - lo can overflow (range(-9223372036854775807 - 1, 9223372036854775807)).
             let (span, overflow) = hi.subtractingReportingOverflow(lo)

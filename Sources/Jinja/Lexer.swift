@@ -27,9 +27,9 @@ enum Lexer {
         var out: [Segment] = []
         var text = String.UnicodeScalarView()
         var i = 0, line = 1
-        var stripNext = false          // a `-` before the tag's end: strip whitespace that follows
-        var trimNewline = false        // trim_blocks: drop one newline after a block or comment tag
-        var bufferStart = 0            // source index of the first scalar in `text`
+        var stripNext = false // a `-` before the tag's end: strip whitespace that follows
+        var trimNewline = false // trim_blocks: drop one newline after a block or comment tag
+        var bufferStart = 0 // source index of the first scalar in `text`
         func flushText() { if !text.isEmpty { out.append(.text(String(text))); text = String.UnicodeScalarView() } }
         while i < s.count {
             let c = s[i]

@@ -20,7 +20,7 @@ import Foundation
 /// when the template is read, with its line and construct.
 ///
 /// The template is hostile input: nesting, text sizes and rendering steps are bounded (`Limits`).
-public struct Template: @unchecked Sendable {   // immutable once parsed; its literals hold no namespace
+public struct Template: @unchecked Sendable { // immutable once parsed; its literals hold no namespace
     let nodes: [Node]
 
     /// Parses `source`; throws a `TemplateError` with the line of what it cannot read.

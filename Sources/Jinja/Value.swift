@@ -50,7 +50,8 @@ indirect enum Value {
     /// Python's repr(), for values inside printed lists.
     func repr(depth: Int = 0) throws -> String {
         if case .string(let s) = self {
-            return "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+            return "'"
+                + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
                 .replacingOccurrences(of: "\n", with: "\\n") + "'"
         }
         return try text(depth: depth)
@@ -81,13 +82,16 @@ indirect enum Value {
         case .string(let s): return jsonQuote(s)
         case .list(let l):
             if l.isEmpty { return "[]" }
-            return try Value.joined("[", l.map { v in { pad(level + 1) + (try v.json(indent: indent, level: level + 1)) } },
-                                    sep, pad(level) + "]", depth: level)
+            return try Value.joined(
+                "[", l.map { v in { pad(level + 1) + (try v.json(indent: indent, level: level + 1)) } },
+                sep, pad(level) + "]", depth: level)
         case .dict(let d, let keys):
             if keys.isEmpty { return "{}" }
-            return try Value.joined("{", keys.map { k in
-                return { pad(level + 1) + jsonQuote(k) + ": " + (try d[k]!.json(indent: indent, level: level + 1)) }
-            }, sep, pad(level) + "}", depth: level)
+            return try Value.joined(
+                "{",
+                keys.map { k in
+                    return { pad(level + 1) + jsonQuote(k) + ": " + (try d[k]!.json(indent: indent, level: level + 1)) }
+                }, sep, pad(level) + "}", depth: level)
         case .namespace(let n): return try Value.dict(n.fields, n.order).json(indent: indent, level: level)
         case .function, .method: throw TemplateError("tojson: a function cannot be serialised")
         }

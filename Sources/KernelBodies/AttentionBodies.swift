@@ -8,8 +8,10 @@ extension Body {
     /// are not read; rows of `out` past `rows` are not written. With `lda` 1 and `aStep` the row
     /// length, A is read as the transpose of a row-major matrix.
     @inlinable @inline(__always)
-    public static func attentionTile(_ a: UnsafePointer<Float>, _ lda: Int, _ rows: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                                     _ k: Int, _ cols: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ aStep: Int) {
+    public static func attentionTile(
+        _ a: UnsafePointer<Float>, _ lda: Int, _ rows: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ k: Int, _ cols: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ aStep: Int
+    ) {
         let l = lanes, vb = vbytes
         let chunks = (cols + l - 1) / l
         let a0 = a, a1 = a + Swift.min(1, rows - 1) * lda, a2 = a + Swift.min(2, rows - 1) * lda, a3 = a + Swift.min(3, rows - 1) * lda
@@ -55,8 +57,10 @@ extension Body {
     /// query's own position is always allowed). `scores` has room for whole vectors past ti and
     /// is used as scratch. Writes row[0..<t], zero after ti.
     @inlinable @inline(__always)
-    public static func attentionSoftmaxRow(_ scores: UnsafeMutablePointer<Float>, _ allow: UnsafePointer<Float>, _ ti: Int,
-                                           _ scale: Float, _ row: UnsafeMutablePointer<Float>, _ t: Int) {
+    public static func attentionSoftmaxRow(
+        _ scores: UnsafeMutablePointer<Float>, _ allow: UnsafePointer<Float>, _ ti: Int,
+        _ scale: Float, _ row: UnsafeMutablePointer<Float>, _ t: Int
+    ) {
         let l = lanes
         let chunks = ti / l + 1
         let sv = splat(scale)
@@ -69,7 +73,7 @@ extension Body {
             store(x, scores + l * j)
             mv = vmax(mv, x)
         }
-        scores[ti] = own                        // a query always sees itself, even a padding one
+        scores[ti] = own // a query always sees itself, even a padding one
         let m = splat(Swift.max(hmax(mv), own))
         var acc = V()
         for j in 0..<chunks {
@@ -88,8 +92,10 @@ extension Body {
     /// One row of the softmax backward: ds[s] = p[s]·(dp[s] − Σ p·dp)·scale for s ≤ ti, and
     /// zeros from ti+1 to `zeroEnd`.
     @inlinable @inline(__always)
-    public static func softmaxGradRow(_ p: UnsafePointer<Float>, _ dp: UnsafePointer<Float>, _ ds: UnsafeMutablePointer<Float>,
-                                      _ ti: Int, _ scale: Float, _ zeroEnd: Int) {
+    public static func softmaxGradRow(
+        _ p: UnsafePointer<Float>, _ dp: UnsafePointer<Float>, _ ds: UnsafeMutablePointer<Float>,
+        _ ti: Int, _ scale: Float, _ zeroEnd: Int
+    ) {
         let l = lanes
         let sum = dot(p, dp, ti + 1)
         // elementwise, so vector and scalar lanes round alike
@@ -104,8 +110,10 @@ extension Body {
     /// `ld` positions per head dimension). Each vector of scores stays in a register across the
     /// head dimensions.
     @inlinable @inline(__always)
-    public static func decodeScores(_ q: UnsafePointer<Float>, _ scale: Float, _ keys: UnsafePointer<Float>, _ ld: Int, _ hs: Int,
-                                    _ n: Int, _ scores: UnsafeMutablePointer<Float>) {
+    public static func decodeScores(
+        _ q: UnsafePointer<Float>, _ scale: Float, _ keys: UnsafePointer<Float>, _ ld: Int, _ hs: Int,
+        _ n: Int, _ scores: UnsafeMutablePointer<Float>
+    ) {
         let l = lanes
         var s = 0
         while s + l <= n {
@@ -125,8 +133,10 @@ extension Body {
     /// out[j] = Σ_s p[s]·values[s·hs + j] for j < hs over the positions with p[s] ≠ 0, in order
     /// of s, a vector of output columns at a time held in a register.
     @inlinable @inline(__always)
-    public static func decodeWeightedValues(_ p: UnsafePointer<Float>, _ n: Int, _ values: UnsafePointer<Float>, _ hs: Int,
-                                            _ out: UnsafeMutablePointer<Float>) {
+    public static func decodeWeightedValues(
+        _ p: UnsafePointer<Float>, _ n: Int, _ values: UnsafePointer<Float>, _ hs: Int,
+        _ out: UnsafeMutablePointer<Float>
+    ) {
         let l = lanes
         var j = 0
         while j + l <= hs {

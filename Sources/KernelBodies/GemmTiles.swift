@@ -12,13 +12,16 @@ extension Body {
     /// each k contiguously (packed: `rows` floats per k); `b` has `ldb` floats between k rows, read
     /// unaligned. In `.bias` mode the tile starts from `bias[0..<2·lanes]` down the rows.
     @inlinable @inline(__always)
-    public static func tile2(rows: Int, _ kc: Int, _ a: UnsafePointer<Float>,
-                             _ b: UnsafePointer<Float>, _ ldb: Int,
-                             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
-                             _ bias: UnsafePointer<Float>?) {
+    public static func tile2(
+        rows: Int, _ kc: Int, _ a: UnsafePointer<Float>,
+        _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
+        _ bias: UnsafePointer<Float>?
+    ) {
         let vb = vbytes
         let cr = UnsafeMutableRawPointer(c)
-        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V(), c80 = V(), c81 = V(), c90 = V(), c91 = V(), c100 = V(), c101 = V(), c110 = V(), c111 = V()
+        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V(),
+            c60 = V(), c61 = V(), c70 = V(), c71 = V(), c80 = V(), c81 = V(), c90 = V(), c91 = V(), c100 = V(), c101 = V(), c110 = V(), c111 = V()
         var ap = a
         var bp = UnsafeRawPointer(b)
         let bstride = ldb * 4
@@ -109,14 +112,17 @@ extension Body {
     /// `a` holds 4 floats per k and B is read in place, `ldb` elements between k rows; B's
     /// elements are floats, or bfloat16 widened as they are loaded (half the bytes to stream).
     @inlinable @inline(__always)
-    public static func decodeTile<W: WeightElement>(vectors nv: Int, _ kc: Int, _ a: UnsafePointer<Float>,
-                                  _ b: UnsafePointer<W>, _ ldb: Int,
-                                  _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
-                                  _ bias: UnsafePointer<Float>?) {
+    public static func decodeTile<W: WeightElement>(
+        vectors nv: Int, _ kc: Int, _ a: UnsafePointer<Float>,
+        _ b: UnsafePointer<W>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
+        _ bias: UnsafePointer<Float>?
+    ) {
         let vb = vbytes
         let cr = UnsafeMutableRawPointer(c)
         let l = lanes
-        var c00 = V(), c01 = V(), c02 = V(), c03 = V(), c04 = V(), c05 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V(), c20 = V(), c21 = V(), c22 = V(), c23 = V(), c24 = V(), c25 = V(), c30 = V(), c31 = V(), c32 = V(), c33 = V(), c34 = V(), c35 = V()
+        var c00 = V(), c01 = V(), c02 = V(), c03 = V(), c04 = V(), c05 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V(),
+            c20 = V(), c21 = V(), c22 = V(), c23 = V(), c24 = V(), c25 = V(), c30 = V(), c31 = V(), c32 = V(), c33 = V(), c34 = V(), c35 = V()
         var ap = a
         var bp = UnsafeRawPointer(b)
         let bstride = ldb * MemoryLayout<W>.stride
@@ -202,8 +208,10 @@ extension Body {
     /// registers (a 12-row GEMM tile) all 16 sums are held at once; with 16, the rows go in two
     /// halves of four, reading `w0` and `w1` again from L1.
     @inlinable @inline(__always)
-    public static func dotRows8x2<W: WeightElement>(_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<W>,
-                                                    _ w1: UnsafePointer<W>, _ out: UnsafeMutablePointer<Float>) {
+    public static func dotRows8x2<W: WeightElement>(
+        _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<W>,
+        _ w1: UnsafePointer<W>, _ out: UnsafeMutablePointer<Float>
+    ) {
         if I.gemmMR >= 12 {
             dotRows(8, a, k, w0, w1, out)
         } else {
@@ -218,8 +226,10 @@ extension Body {
     /// 32 vector registers (AVX-512, arm64) four rows of `a` at a time; with 16 (AVX2, SSE) two
     /// at a time, so the 4 × 4 tile is two passes over weights that stay in L1.
     @inlinable @inline(__always)
-    public static func dotRows4x4<W: WeightElement>(_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<W>, _ ldw: Int,
-                                                    _ out: UnsafeMutablePointer<Float>) {
+    public static func dotRows4x4<W: WeightElement>(
+        _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<W>, _ ldw: Int,
+        _ out: UnsafeMutablePointer<Float>
+    ) {
         if I.gemmMR >= 12 {
             dotRowsX4(4, a, k, w, ldw, out, prefetch: true)
         } else {
@@ -234,8 +244,10 @@ extension Body {
     /// of multiply-adds (measured on Zen 5: 15 GB/s from memory on two cores without, 24 with,
     /// of 26 that a plain sum reads at).
     @inlinable @inline(__always)
-    public static func dotRowsX4<W: WeightElement>(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<W>, _ ldw: Int,
-                                                   _ out: UnsafeMutablePointer<Float>, prefetch: Bool) {
+    public static func dotRowsX4<W: WeightElement>(
+        _ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<W>, _ ldw: Int,
+        _ out: UnsafeMutablePointer<Float>, prefetch: Bool
+    ) {
         let vb = vbytes, l = lanes
         let size = MemoryLayout<W>.stride
         let rowBytes = ldw * size
@@ -271,7 +283,7 @@ extension Body {
             out[8] = hsum(c20); out[9] = hsum(c21); out[10] = hsum(c22); out[11] = hsum(c23)
             out[12] = hsum(c30); out[13] = hsum(c31); out[14] = hsum(c32); out[15] = hsum(c33)
         }
-        for p in (k / l) * l ..< k {
+        for p in (k / l) * l..<k {
             for i in 0..<rows { for r in 0..<4 { out[4 * i + r] += a[i * k + p] * W.scalar(wr, r * ldw + p) } }
         }
     }
@@ -279,8 +291,10 @@ extension Body {
     /// out[i] = a_i·w0 and out[8 + i] = a_i·w1 for the first `rows` (4 or 8, a constant) rows of
     /// `a` (k floats apart).
     @inlinable @inline(__always)
-    public static func dotRows<W: WeightElement>(_ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<W>,
-                                                 _ w1: UnsafePointer<W>, _ out: UnsafeMutablePointer<Float>) {
+    public static func dotRows<W: WeightElement>(
+        _ rows: Int, _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<W>,
+        _ w1: UnsafePointer<W>, _ out: UnsafeMutablePointer<Float>
+    ) {
         let vb = vbytes, l = lanes
         var x0 = V(), x1 = V(), x2 = V(), x3 = V(), x4 = V(), x5 = V(), x6 = V(), x7 = V()
         var y0 = V(), y1 = V(), y2 = V(), y3 = V(), y4 = V(), y5 = V(), y6 = V(), y7 = V()
@@ -309,7 +323,7 @@ extension Body {
             out[4] = hsum(x4); out[5] = hsum(x5); out[6] = hsum(x6); out[7] = hsum(x7)
             out[12] = hsum(y4); out[13] = hsum(y5); out[14] = hsum(y6); out[15] = hsum(y7)
         }
-        for p in (k / l) * l ..< k {
+        for p in (k / l) * l..<k {
             for i in 0..<rows { out[i] += a[i * k + p] * W.scalar(r0, p); out[8 + i] += a[i * k + p] * W.scalar(r1, p) }
         }
     }

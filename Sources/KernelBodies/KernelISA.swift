@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One instruction set's vector types and tile shapes. A kernel target defines one conforming
@@ -127,7 +127,7 @@ public enum Body<I: KernelISA> {
         p = madd(splat(0.5), p, r)
         p = madd(splat(1.0), p, r)
         p = madd(splat(1.0), p, r)
-        let bits = unsafeBitCast(t, to: I.U.self) &- I.U(repeating: 0x4B40_0000)   // k as an integer
+        let bits = unsafeBitCast(t, to: I.U.self) &- I.U(repeating: 0x4B40_0000) // k as an integer
         let scale = unsafeBitCast((bits &+ I.U(repeating: 127)) &<< I.U(repeating: 23), to: V.self) // 2^k
         return I.zeroWhereLess(p * scale, x, splat(-87.0))
     }

@@ -4,8 +4,10 @@
 /// the target's `KernelISA` inside that target, so its compiler flags apply. The closures capture
 /// nothing; each is one non-generic function of the target.
 public final class KernelTable: @unchecked Sendable {
-    public typealias Tile = (_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
-                             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?) -> Void
+    public typealias Tile = (
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?
+    ) -> Void
 
     /// The path's name, as `RLHF_ISA` spells it.
     public let name: String
@@ -23,12 +25,18 @@ public final class KernelTable: @unchecked Sendable {
     /// C[0..<4, 0..<decodeNR] (=|+=) A·B; A holds 4 floats per k.
     public let decodeTile: Tile
     /// out[i] = a_i·w0, out[8+i] = a_i·w1 for the 8 rows a_i of `a` (8 × k).
-    public let dotRows8x2: (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
-                            _ out: UnsafeMutablePointer<Float>) -> Void
+    public let dotRows8x2:
+        (
+            _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
+            _ out: UnsafeMutablePointer<Float>
+        ) -> Void
 
     /// out[4·i + r] = a_i·w_r for the 4 rows a_i of `a` (4 × k) and 4 rows w_r of `w`, `ldw` apart.
-    public let dotRows4x4: (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
-                            _ out: UnsafeMutablePointer<Float>) -> Void
+    public let dotRows4x4:
+        (
+            _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
+            _ out: UnsafeMutablePointer<Float>
+        ) -> Void
     /// The decode-sized kernels above with B in bfloat16 (frozen weights held at half size).
     public let bf16: BF16Kernels
     public let dot: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float
@@ -44,72 +52,117 @@ public final class KernelTable: @unchecked Sendable {
     /// tanh of 16 floats in place (for tests of the vector tanh).
     public let tanh16: (UnsafeMutablePointer<Float>) -> Void
 
-    public let layerNormRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                               UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) -> Void
-    public let layerNormBackwardRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                                       UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
-                                       UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
+    public let layerNormRows:
+        (
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float
+        ) -> Void
+    public let layerNormBackwardRows:
+        (
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+            UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int
+        ) -> Void
     public let geluForward: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void
     public let geluBackward: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void
     public let softmaxRow: (UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>) -> (Float, Float)
-    public let logitGradientRow: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
-                                  Int, Float, Float, Float, Float, Float) -> Void
-    public let adamw: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                       Int, Float, Float, Float, Float, Float, Float) -> Void
+    public let logitGradientRow:
+        (
+            UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+            Int, Float, Float, Float, Float, Float
+        ) -> Void
+    public let adamw:
+        (
+            UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            Int, Float, Float, Float, Float, Float, Float
+        ) -> Void
 
-    public let attentionTile: (UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, Int, Int,
-                               UnsafeMutablePointer<Float>, Int, Int) -> Void
+    public let attentionTile:
+        (
+            UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, Int, Int,
+            UnsafeMutablePointer<Float>, Int, Int
+        ) -> Void
     public let attentionSoftmaxRow: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void
     public let softmaxGradRow: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Int) -> Void
     public let decodeScores: (UnsafePointer<Float>, Float, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void
     public let decodeWeightedValues: (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
     /// RMSNorm rows lo..<hi (out, rstd, inp, w, lo, hi, C, eps).
-    public let rmsNormRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) -> Void
+    public let rmsNormRows:
+        (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) -> Void
     /// RMSNorm backward rows lo..<hi (dinp, pdw, dout, inp, w, rstd, lo, hi, C).
-    public let rmsNormBackwardRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
+    public let rmsNormBackwardRows:
+        (
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+            UnsafePointer<Float>, Int, Int, Int
+        ) -> Void
     /// SwiGLU rows lo..<hi (out, gate|up, lo, hi, I).
     public let swigluRows: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
     /// SwiGLU backward rows lo..<hi (dgate|dup, gate|up, dout, lo, hi, I).
     public let swigluBackwardRows: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
 
     @usableFromInline
-    init(name: String,
-         lanes: Int,
-         gemmMR: Int,
-         gemmNR: Int,
-         decodeNR: Int,
-         gemmTile: @escaping Tile,
-         gemmTile4: @escaping Tile,
-         decodeTile: @escaping Tile,
-         dotRows8x2: @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void,
-         dotRows4x4: @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int, _ out: UnsafeMutablePointer<Float>) -> Void,
-         bf16: BF16Kernels,
-         dot: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float,
-         axpy: @escaping (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
-         addInPlace: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
-         add: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void,
-         scaleInPlace: @escaping (Float, UnsafeMutablePointer<Float>, Int) -> Void,
-         maxElement: @escaping (UnsafePointer<Float>, Int) -> Float,
-         expShiftSum: @escaping (UnsafePointer<Float>, Float, UnsafeMutablePointer<Float>, Int) -> Float,
-         sumOfSquares: @escaping (UnsafePointer<Float>, Int) -> Double,
-         exp16: @escaping (UnsafeMutablePointer<Float>) -> Void,
-         tanh16: @escaping (UnsafeMutablePointer<Float>) -> Void,
-         layerNormRows: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) -> Void,
-         layerNormBackwardRows: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void,
-         geluForward: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void,
-         geluBackward: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void,
-         softmaxRow: @escaping (UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>) -> (Float, Float),
-         logitGradientRow: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Float, Float, Float, Float) -> Void,
-         adamw: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Float, Float, Float, Float, Float) -> Void,
-         attentionTile: @escaping (UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>, Int, Int) -> Void,
-         attentionSoftmaxRow: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void,
-         softmaxGradRow: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Int) -> Void,
-         decodeScores: @escaping (UnsafePointer<Float>, Float, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
-         decodeWeightedValues: @escaping (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void,
-         rmsNormRows: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) -> Void,
-         rmsNormBackwardRows: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void,
-         swigluRows: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void,
-         swigluBackwardRows: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void) {
+    init(
+        name: String,
+        lanes: Int,
+        gemmMR: Int,
+        gemmNR: Int,
+        decodeNR: Int,
+        gemmTile: @escaping Tile,
+        gemmTile4: @escaping Tile,
+        decodeTile: @escaping Tile,
+        dotRows8x2:
+            @escaping (
+                _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>
+            ) -> Void,
+        dotRows4x4:
+            @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int, _ out: UnsafeMutablePointer<Float>) -> Void,
+        bf16: BF16Kernels,
+        dot: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float,
+        axpy: @escaping (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
+        addInPlace: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
+        add: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void,
+        scaleInPlace: @escaping (Float, UnsafeMutablePointer<Float>, Int) -> Void,
+        maxElement: @escaping (UnsafePointer<Float>, Int) -> Float,
+        expShiftSum: @escaping (UnsafePointer<Float>, Float, UnsafeMutablePointer<Float>, Int) -> Float,
+        sumOfSquares: @escaping (UnsafePointer<Float>, Int) -> Double,
+        exp16: @escaping (UnsafeMutablePointer<Float>) -> Void,
+        tanh16: @escaping (UnsafeMutablePointer<Float>) -> Void,
+        layerNormRows:
+            @escaping (
+                UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                UnsafePointer<Float>, Int, Int, Int, Float
+            ) -> Void,
+        layerNormBackwardRows:
+            @escaping (
+                UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int
+            ) -> Void,
+        geluForward: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void,
+        geluBackward: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void,
+        softmaxRow: @escaping (UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>) -> (Float, Float),
+        logitGradientRow:
+            @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Float, Float, Float, Float) -> Void,
+        adamw:
+            @escaping (
+                UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Float, Float,
+                Float, Float, Float
+            ) -> Void,
+        attentionTile: @escaping (UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>, Int, Int) -> Void,
+        attentionSoftmaxRow: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void,
+        softmaxGradRow: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Float, Int) -> Void,
+        decodeScores: @escaping (UnsafePointer<Float>, Float, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+        decodeWeightedValues: @escaping (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void,
+        rmsNormRows:
+            @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Float) ->
+            Void,
+        rmsNormBackwardRows:
+            @escaping (
+                UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                UnsafePointer<Float>, Int, Int, Int
+            ) -> Void,
+        swigluRows: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void,
+        swigluBackwardRows: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
+    ) {
         self.name = name
         self.lanes = lanes
         self.gemmMR = gemmMR
@@ -176,8 +229,12 @@ public final class KernelTable: @unchecked Sendable {
             maxElement: { B.maxElement($0, $1) },
             expShiftSum: { B.expShiftSum($0, $1, $2, $3) },
             sumOfSquares: { B.sumOfSquares($0, $1) },
-            exp16: { p in var i = 0; while i < 16 { B.store(B.exp(B.load(p + i)), p + i); i += B.lanes } },
-            tanh16: { p in var i = 0; while i < 16 { B.store(B.tanh(B.load(p + i)), p + i); i += B.lanes } },
+            exp16: { p in
+                var i = 0; while i < 16 { B.store(B.exp(B.load(p + i)), p + i); i += B.lanes }
+            },
+            tanh16: { p in
+                var i = 0; while i < 16 { B.store(B.tanh(B.load(p + i)), p + i); i += B.lanes }
+            },
             layerNormRows: { B.layerNormRows($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) },
             layerNormBackwardRows: { B.layerNormBackwardRows($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) },
             geluForward: { B.geluForward($0, $1, $2, $3) },
@@ -199,23 +256,35 @@ public final class KernelTable: @unchecked Sendable {
 
 /// Decode-sized kernels whose B operand is bfloat16, widened to floats as it is loaded.
 public struct BF16Kernels: Sendable {
-    public typealias Tile = @Sendable (_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<BFloat16>, _ ldb: Int,
-                                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?) -> Void
+    public typealias Tile =
+        @Sendable (
+            _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<BFloat16>, _ ldb: Int,
+            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?
+        ) -> Void
     /// C[0..<4, 0..<gemmNR] (=|+=) A·B; A holds 4 floats per k.
     public let gemmTile4: Tile
     /// C[0..<4, 0..<decodeNR] (=|+=) A·B; A holds 4 floats per k.
     public let decodeTile: Tile
     /// out[i] = a_i·w0, out[8+i] = a_i·w1 for the 8 rows a_i of `a` (8 × k).
-    public let dotRows8x2: @Sendable (_ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<BFloat16>, _ w1: UnsafePointer<BFloat16>,
-                                      _ out: UnsafeMutablePointer<Float>) -> Void
+    public let dotRows8x2:
+        @Sendable (
+            _ a: UnsafePointer<Float>, _ k: Int, _ w0: UnsafePointer<BFloat16>, _ w1: UnsafePointer<BFloat16>,
+            _ out: UnsafeMutablePointer<Float>
+        ) -> Void
     /// out[4·i + r] = a_i·w_r for the 4 rows a_i of `a` (4 × k) and 4 rows w_r of `w`, `ldw` apart.
-    public let dotRows4x4: @Sendable (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<BFloat16>, _ ldw: Int,
-                                      _ out: UnsafeMutablePointer<Float>) -> Void
+    public let dotRows4x4:
+        @Sendable (
+            _ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<BFloat16>, _ ldw: Int,
+            _ out: UnsafeMutablePointer<Float>
+        ) -> Void
 
     @inlinable
-    public init(gemmTile4: @escaping Tile, decodeTile: @escaping Tile,
-                dotRows8x2: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, UnsafePointer<BFloat16>, UnsafeMutablePointer<Float>) -> Void,
-                dotRows4x4: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void) {
+    public init(
+        gemmTile4: @escaping Tile, decodeTile: @escaping Tile,
+        dotRows8x2:
+            @escaping @Sendable (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, UnsafePointer<BFloat16>, UnsafeMutablePointer<Float>) -> Void,
+        dotRows4x4: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void
+    ) {
         self.gemmTile4 = gemmTile4
         self.decodeTile = decodeTile
         self.dotRows8x2 = dotRows8x2

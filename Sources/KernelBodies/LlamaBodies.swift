@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Per-row and elementwise bodies of the Llama family: RMSNorm and the SwiGLU gate.
@@ -9,9 +9,11 @@ import Darwin
 extension Body {
     /// RMSNorm of rows lo..<hi: out (N,C) = inp·rstd·w with rstd = 1/√(mean(inp²) + eps); saves rstd.
     @inlinable @inline(__always)
-    public static func rmsNormRows(_ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
-                                   _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                   _ lo: Int, _ hi: Int, _ c: Int, _ eps: Float) {
+    public static func rmsNormRows(
+        _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
+        _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ lo: Int, _ hi: Int, _ c: Int, _ eps: Float
+    ) {
         let l = lanes
         for i in lo..<hi {
             let x = inp + i * c, o = out + i * c
@@ -31,9 +33,11 @@ extension Body {
     /// RMSNorm backward for rows lo..<hi: dinp += rstd·(w·dout − x̂·mean(w·dout·x̂)) with
     /// x̂ = inp·rstd, and pdw (C) += Σ dout·x̂.
     @inlinable @inline(__always)
-    public static func rmsNormBackwardRows(_ dinp: UnsafeMutablePointer<Float>, _ pdw: UnsafeMutablePointer<Float>,
-                                           _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                           _ rstd: UnsafePointer<Float>, _ lo: Int, _ hi: Int, _ c: Int) {
+    public static func rmsNormBackwardRows(
+        _ dinp: UnsafeMutablePointer<Float>, _ pdw: UnsafeMutablePointer<Float>,
+        _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ rstd: UnsafePointer<Float>, _ lo: Int, _ hi: Int, _ c: Int
+    ) {
         let l = lanes
         for i in lo..<hi {
             let x = inp + i * c, d = dout + i * c, dx = dinp + i * c
@@ -80,8 +84,10 @@ extension Body {
     /// SwiGLU backward for rows lo..<hi: dgu (N, 2I) = (dout·up·silu'(gate) | dout·silu(gate)),
     /// with silu'(g) = σ(g)·(1 + g·(1 − σ(g))).
     @inlinable @inline(__always)
-    public static func swigluBackwardRows(_ dgu: UnsafeMutablePointer<Float>, _ gu: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
-                                          _ lo: Int, _ hi: Int, _ width: Int) {
+    public static func swigluBackwardRows(
+        _ dgu: UnsafeMutablePointer<Float>, _ gu: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
+        _ lo: Int, _ hi: Int, _ width: Int
+    ) {
         let l = lanes
         for i in lo..<hi {
             let g = gu + i * 2 * width, u = g + width, d = dout + i * width

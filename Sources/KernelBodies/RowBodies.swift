@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Per-row and elementwise bodies: LayerNorm, GELU, the softmax rows of the logit heads, AdamW.
@@ -9,9 +9,11 @@ import Darwin
 extension Body {
     /// LayerNorm of rows lo..<hi: out (N,C) = (inp − mean)·rstd·w + b; saves mean and rstd.
     @inlinable @inline(__always)
-    public static func layerNormRows(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
-                                     _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                                     _ lo: Int, _ hi: Int, _ c: Int, _ eps: Float) {
+    public static func layerNormRows(
+        _ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
+        _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ lo: Int, _ hi: Int, _ c: Int, _ eps: Float
+    ) {
         let l = lanes
         for i in lo..<hi {
             let x = inp + i * c, o = out + i * c
@@ -37,9 +39,11 @@ extension Body {
     /// LayerNorm backward for rows lo..<hi: dinp += LayerNorm'ᵀ dout, and the per-channel sums
     /// pdw (C) += Σ dout·x̂, pdb (C) += Σ dout.
     @inlinable @inline(__always)
-    public static func layerNormBackwardRows(_ dinp: UnsafeMutablePointer<Float>, _ pdw: UnsafeMutablePointer<Float>, _ pdb: UnsafeMutablePointer<Float>,
-                                             _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                             _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ lo: Int, _ hi: Int, _ c: Int) {
+    public static func layerNormBackwardRows(
+        _ dinp: UnsafeMutablePointer<Float>, _ pdw: UnsafeMutablePointer<Float>, _ pdb: UnsafeMutablePointer<Float>,
+        _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ lo: Int, _ hi: Int, _ c: Int
+    ) {
         let l = lanes
         for i in lo..<hi {
             let x = inp + i * c, d = dout + i * c, dx = dinp + i * c
@@ -96,8 +100,10 @@ extension Body {
 
     /// dinp = gelu'(inp)·dout for elements lo..<hi (dinp may alias dout).
     @inlinable @inline(__always)
-    public static func geluBackward(_ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
-                                    _ lo: Int, _ hi: Int) {
+    public static func geluBackward(
+        _ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
+        _ lo: Int, _ hi: Int
+    ) {
         let l = lanes
         let geluScale: Float = 0.7978845608028654 // sqrt(2/π)
         var i = lo
@@ -151,8 +157,10 @@ extension Body {
     /// drow[j] = −gl·p_j/τ − ge·p_j·(log p_j + H)/τ with log p_j = row_j/τ − lse, from the
     /// probabilities of `softmaxRow`.
     @inlinable @inline(__always)
-    public static func logitGradientRow(_ row: UnsafePointer<Float>, _ probs: UnsafePointer<Float>, _ drow: UnsafeMutablePointer<Float>,
-                                        _ v: Int, _ invT: Float, _ lse: Float, _ h: Float, _ gl: Float, _ ge: Float) {
+    public static func logitGradientRow(
+        _ row: UnsafePointer<Float>, _ probs: UnsafePointer<Float>, _ drow: UnsafeMutablePointer<Float>,
+        _ v: Int, _ invT: Float, _ lse: Float, _ h: Float, _ gl: Float, _ ge: Float
+    ) {
         let l = lanes
         let a = splat(-gl * invT), geT = splat(-ge * invT)
         let shift = splat(h - lse), ivv = splat(invT)
@@ -177,9 +185,11 @@ extension Body {
     /// One AdamW step over `count` parameters: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
     /// θ ← θ·keep − lrc·m / (√(v/bc2) + ε), with lrc = lr/(1−β1ᵗ) and keep = 1 − lr·λ.
     @inlinable @inline(__always)
-    public static func adamw(_ pp: UnsafeMutablePointer<Float>, _ gp: UnsafePointer<Float>, _ mp: UnsafeMutablePointer<Float>,
-                             _ vp: UnsafeMutablePointer<Float>, _ count: Int, _ b1: Float, _ b2: Float, _ lrc: Float,
-                             _ bc2: Float, _ eps: Float, _ keep: Float) {
+    public static func adamw(
+        _ pp: UnsafeMutablePointer<Float>, _ gp: UnsafePointer<Float>, _ mp: UnsafeMutablePointer<Float>,
+        _ vp: UnsafeMutablePointer<Float>, _ count: Int, _ b1: Float, _ b2: Float, _ lrc: Float,
+        _ bc2: Float, _ eps: Float, _ keep: Float
+    ) {
         let l = lanes
         let b1v = splat(b1), b2v = splat(b2)
         let ob1 = splat(1 - b1), ob2 = splat(1 - b2)

@@ -1,6 +1,6 @@
 import Foundation
-import TransformerCore
 import RunStore
+import TransformerCore
 
 /// The interactive `rlhf label` loop: shows one item at a time, turns keys into rankings, and
 /// stores each submit, skip or flag in its own transaction the moment it happens.
@@ -39,8 +39,9 @@ public final class LabelApp {
         let records = try store.completions(ids: shown)
         let ordered = shown.compactMap { records[$0] }
         let prompt = try store.prompt(id: item.promptId)?.text ?? "(missing prompt)"
-        return Current(item: item, shown: shown, prompt: prompt, bytes: queue.displayBytes(ordered, tokenizers: &tokenizers),
-                       session: LabelSession(count: shown.count, ranks: ranks), editing: editing, startedAt: Date().timeIntervalSince1970)
+        return Current(
+            item: item, shown: shown, prompt: prompt, bytes: queue.displayBytes(ordered, tokenizers: &tokenizers),
+            session: LabelSession(count: shown.count, ranks: ranks), editing: editing, startedAt: Date().timeIntervalSince1970)
     }
 
     private func progressText(pending: Int) -> String {
@@ -72,7 +73,8 @@ public final class LabelApp {
             if let r = reopen {
                 let item = LabelItem(promptId: r.ranking.promptId, modelId: r.ranking.modelId, completionIds: r.ranking.shownOrder.sorted())
                 current = try load(item, shown: r.ranking.shownOrder, ranks: r.ranking.status == .ranked ? r.ranking.ranks : nil, editing: r.id)
-                current.session.message = "editing your \(r.ranking.status == .ranked ? "ranking" : r.ranking.status.rawValue) of this item; Enter saves the change"
+                current.session.message =
+                    "editing your \(r.ranking.status == .ranked ? "ranking" : r.ranking.status.rawValue) of this item; Enter saves the change"
             } else if let next = pending.first {
                 current = try load(next, shown: queue.shownOrder(next), ranks: nil, editing: nil)
             } else {
@@ -85,9 +87,10 @@ public final class LabelApp {
             // One item.
             itemLoop: while true {
                 let (w, h) = terminal.size
-                let view = LabelView(title: title, progress: progressText(pending: pending.count), prompt: current.prompt,
-                                     completions: current.bytes, session: current.session, editing: current.editing != nil,
-                                     guidelines: guidelines.text, guidelinesSource: guidelines.source)
+                let view = LabelView(
+                    title: title, progress: progressText(pending: pending.count), prompt: current.prompt,
+                    completions: current.bytes, session: current.session, editing: current.editing != nil,
+                    guidelines: guidelines.text, guidelinesSource: guidelines.source)
                 if w < 40 || h < 10 {
                     terminal.draw(["Terminal too small (\(w)×\(h)); rlhf label needs at least 40×10.", "q quits."])
                 } else {
@@ -111,11 +114,13 @@ public final class LabelApp {
                     /// screen with the error, and Enter tries again.
                     func save(_ status: RankingStatus, ranks: [Int]?, reason: String?) -> Bool {
                         do {
-                            try self.store.submitRanking(NewRanking(promptId: current.item.promptId, modelId: current.item.modelId,
-                                                                    annotator: queue.annotator, shownOrder: current.shown, ranks: ranks,
-                                                                    status: status, reason: reason, guidelineVersion: guidelines.version,
-                                                                    source: "human", startedAt: current.startedAt, submittedAt: now),
-                                                         replacing: current.editing)
+                            try self.store.submitRanking(
+                                NewRanking(
+                                    promptId: current.item.promptId, modelId: current.item.modelId,
+                                    annotator: queue.annotator, shownOrder: current.shown, ranks: ranks,
+                                    status: status, reason: reason, guidelineVersion: guidelines.version,
+                                    source: "human", startedAt: current.startedAt, submittedAt: now),
+                                replacing: current.editing)
                         } catch {
                             if let reason { current.session.mode = .flagReason(reason) }
                             let again = status == .skipped ? "s" : "Enter"
@@ -148,9 +153,11 @@ public final class LabelApp {
     /// The screen after the last item: `u` reopens, anything else quits. True means quit.
     private func waitWhenDone(terminal: Terminal, pending: Int, reopen: inout RankingRecord?) throws -> Bool {
         let (w, h) = terminal.size
-        var lines = ["\u{1B}[7m" + TextLayout.pad(title + " · " + progressText(pending: pending), max(20, w)) + "\u{1B}[0m", "",
-                     "  Every item is labeled. Thank you!", "",
-                     "  u  reopen your last item    q  quit"]
+        var lines = [
+            "\u{1B}[7m" + TextLayout.pad(title + " · " + progressText(pending: pending), max(20, w)) + "\u{1B}[0m", "",
+            "  Every item is labeled. Thank you!", "",
+            "  u  reopen your last item    q  quit",
+        ]
         while lines.count < h { lines.append("") }
         terminal.draw(Array(lines.prefix(h)))
         while true {

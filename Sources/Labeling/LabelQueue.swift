@@ -1,6 +1,6 @@
 import Foundation
-import TransformerCore
 import RunStore
+import TransformerCore
 
 /// How completions are ordered on screen.
 public enum DisplayOrder: String, CaseIterable, Sendable {

@@ -15,8 +15,10 @@ public struct LabelView: Sendable {
     public var guidelines: String
     public var guidelinesSource: String
 
-    public init(title: String, progress: String, prompt: String, completions: [[UInt8]], session: LabelSession,
-                editing: Bool = false, guidelines: String = "", guidelinesSource: String = "") {
+    public init(
+        title: String, progress: String, prompt: String, completions: [[UInt8]], session: LabelSession,
+        editing: Bool = false, guidelines: String = "", guidelinesSource: String = ""
+    ) {
         self.title = title; self.progress = progress; self.prompt = prompt; self.completions = completions
         self.session = session; self.editing = editing; self.guidelines = guidelines; self.guidelinesSource = guidelinesSource
     }
@@ -82,7 +84,9 @@ public enum LabelScreen {
         let b = v.session.builder
         switch v.session.mode {
         case .flagReason(let reason):
-            bottom.append(TextLayout.truncate("\(bold)Flag reason:\(reset) " + TerminalSafe.escape(reason, keepNewlines: false) + "▏  (Enter flags, Esc cancels)", w + 8))
+            bottom.append(
+                TextLayout.truncate(
+                    "\(bold)Flag reason:\(reset) " + TerminalSafe.escape(reason, keepNewlines: false) + "▏  (Enter flags, Esc cancels)", w + 8))
         default:
             let ranking = b.groups.isEmpty && !b.tiePending ? "\(dim)press the number of the best completion\(reset)" : b.summary
             let done = b.isComplete ? "   \(bold)Enter submits\(reset)" : ""
@@ -91,7 +95,8 @@ public enum LabelScreen {
         if let m = v.session.message {
             bottom.append(bold + TextLayout.truncate(TerminalSafe.escape(m, keepNewlines: false), w) + reset)
         } else {
-            let help = w >= 100
+            let help =
+                w >= 100
                 ? "1-9 rank  = tie  Bksp undo pick  Enter submit  s skip  f flag  u reopen last  j/k scroll  g guidelines  ? help  q quit"
                 : "1-9 rank =tie Bksp undo Enter submit s skip f flag u back j/k g ?help q quit"
             bottom.append(dim + TextLayout.truncate(help, w) + reset)
@@ -102,12 +107,17 @@ public enum LabelScreen {
         var contentLines = 0
         switch v.session.mode {
         case .help:
-            body = ["\(bold)Keys\(reset)", ""] + keyHelp.map { "  " + TextLayout.pad($0.0, 13) + $0.1 }
+            body =
+                ["\(bold)Keys\(reset)", ""] + keyHelp.map { "  " + TextLayout.pad($0.0, 13) + $0.1 }
                 + ["", "Ctrl-S, Ctrl-Q and Ctrl-Z do nothing here. Press any key to go back."]
             contentLines = body.count
         case .guidelines:
             let text = v.guidelines.isEmpty ? "(no guidelines: \(v.guidelinesSource) was not found)" : v.guidelines
-            let all = ["\(bold)Guidelines\(reset) \(dim)\(TerminalSafe.escape(v.guidelinesSource, keepNewlines: false)) · j/k scroll · any other key returns\(reset)", ""]
+            let all =
+                [
+                    "\(bold)Guidelines\(reset) \(dim)\(TerminalSafe.escape(v.guidelinesSource, keepNewlines: false)) · j/k scroll · any other key returns\(reset)",
+                    "",
+                ]
                 + TextLayout.wrap(TerminalSafe.escape(text), w - 2).map { " " + $0 }
             contentLines = all.count
             let start = min(v.session.guidelinesScroll, max(0, all.count - page))

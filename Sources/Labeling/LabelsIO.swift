@@ -1,6 +1,6 @@
 import Foundation
-import TransformerCore
 import RunStore
+import TransformerCore
 
 /// Moving labels in and out of a run, and summarising them.
 public enum LabelsIO {
@@ -102,14 +102,17 @@ public enum LabelsIO {
                 guard let chosen = texts[c.chosenId], let rejected = texts[c.rejectedId] else {
                     throw StoreError("comparison of ranking #\(c.rankingId) names a completion missing from the run database")
                 }
-                let origin = try storedOrigin(chosen) ?? PairOrigin(
-                    run: run, prompt: try prompt(c.promptId).text, promptId: c.promptId, rankingId: c.rankingId,
-                    annotator: annotators[c.rankingId] ?? "", chosen: side(chosen), rejected: side(rejected))
+                let origin =
+                    try storedOrigin(chosen)
+                    ?? PairOrigin(
+                        run: run, prompt: try prompt(c.promptId).text, promptId: c.promptId, rankingId: c.rankingId,
+                        annotator: annotators[c.rankingId] ?? "", chosen: side(chosen), rejected: side(rejected))
                 if chosen.finishReason == "length" || rejected.finishReason == "length" { cutAtLength += 1 }
                 var fields: [(String, String)]
                 if format == .trl {
                     if laidOut[c.promptId] == nil {
-                        laidOut[c.promptId] = try context.map { try $0.annotations.standaloneText(origin.prompt, tokenizer: $0.tokenizer) } ?? origin.prompt
+                        laidOut[c.promptId] =
+                            try context.map { try $0.annotations.standaloneText(origin.prompt, tokenizer: $0.tokenizer) } ?? origin.prompt
                     }
                     let p = laidOut[c.promptId]!
                     func body(_ r: CompletionRecord) -> String { r.text + stopText(r) }
@@ -122,7 +125,10 @@ public enum LabelsIO {
                     }
                 } else {
                     func turn(_ role: String, _ text: String) -> String { "[{\"role\":\"\(role)\",\"content\":\(JSONText.quote(text))}]" }
-                    fields = [("prompt", turn("user", origin.prompt)), ("chosen", turn("assistant", chosen.text)), ("rejected", turn("assistant", rejected.text))]
+                    fields = [
+                        ("prompt", turn("user", origin.prompt)), ("chosen", turn("assistant", chosen.text)),
+                        ("rejected", turn("assistant", rejected.text)),
+                    ]
                 }
                 var meta = "{\"format\":\"\(format.rawValue)\""
                 if format == .trl && !stops.isEmpty { meta += ",\"stop\":[" + stops.map(JSONText.quote).joined(separator: ",") + "]" }
@@ -138,7 +144,8 @@ public enum LabelsIO {
                 let comps = k.shownOrder.enumerated().map { i, id in
                     "{\"id\":\(id),\"text\":\(JSONText.quote(texts[id]?.text ?? "")),\"rank\":\(k.ranks.map { String($0[i]) } ?? "null")}"
                 }
-                out += "{\"run\":\(JSONText.quote(run)),\"ranking_id\":\(r.id),\"model_id\":\(k.modelId.map(String.init) ?? "null"),\"prompt\":\(JSONText.quote(try prompt(k.promptId).text)),\"annotator\":\(JSONText.quote(k.annotator)),"
+                out +=
+                    "{\"run\":\(JSONText.quote(run)),\"ranking_id\":\(r.id),\"model_id\":\(k.modelId.map(String.init) ?? "null"),\"prompt\":\(JSONText.quote(try prompt(k.promptId).text)),\"annotator\":\(JSONText.quote(k.annotator)),"
                     + "\"status\":\"\(k.status.rawValue)\",\"reason\":\(k.reason.map(JSONText.quote) ?? "null"),\"source\":\(JSONText.quote(k.source)),"
                     + "\"guideline_version\":\(k.guidelineVersion.map(JSONText.quote) ?? "null"),\"started_at\":\(k.startedAt),\"submitted_at\":\(k.submittedAt),"
                     + "\"completions\":[\(comps.joined(separator: ","))]}\n"
@@ -172,8 +179,9 @@ public enum LabelsIO {
     /// The origin an imported completion brought with it.
     static func storedOrigin(_ r: CompletionRecord) throws -> PairOrigin? {
         guard r.modelId == nil, r.sampling.contains("\"origin\""),
-              let obj = try? JSONSerialization.jsonObject(with: Data(r.sampling.utf8)) as? [String: Any], let o = obj["origin"],
-              let data = try? JSONSerialization.data(withJSONObject: o) else { return nil }
+            let obj = try? JSONSerialization.jsonObject(with: Data(r.sampling.utf8)) as? [String: Any], let o = obj["origin"],
+            let data = try? JSONSerialization.data(withJSONObject: o)
+        else { return nil }
         return try? JSONDecoder().decode(PairOrigin.self, from: data)
     }
 
@@ -181,7 +189,8 @@ public enum LabelsIO {
     /// `tokenizer(text)` does, gives the ids rlhf scores for the completion.
     static func tokenizesAsScored(_ text: String, prompt: String, completion r: CompletionRecord, _ ctx: PromptContext) throws -> Bool {
         let t = ctx.tokenizer, a = ctx.annotations
-        let scored = try a.promptIds(prompt, tokenizer: t) + a.scoredCompletionIds(r.tokenIds, text: r.text, stopped: r.finishReason == "eos", tokenizer: t)
+        let scored =
+            try a.promptIds(prompt, tokenizer: t) + a.scoredCompletionIds(r.tokenIds, text: r.text, stopped: r.finishReason == "eos", tokenizer: t)
         return t.encodeWithSpecialTokens(text) == scored
     }
 
@@ -201,7 +210,8 @@ public enum LabelsIO {
             let at = "\(name):\(lineNo)"
             guard let line = String(validating: bytes, as: UTF8.self) else { throw StoreError("\(at): not valid UTF-8") }
             guard !StrictJSON.hasTrailingComma(line),
-                  let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) else { throw StoreError("\(at): invalid JSON") }
+                let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8))
+            else { throw StoreError("\(at): invalid JSON") }
             guard let d = obj as? [String: Any] else { throw StoreError("\(at): expected a JSON object with prompt, chosen and rejected") }
             var values: [String] = []
             var conversational: Bool?
@@ -224,8 +234,10 @@ public enum LabelsIO {
             var pair = ImportedPair(prompt: values[0], chosen: values[1], rejected: values[2])
             if let meta = d["rlhf"] {
                 guard let m = meta as? [String: Any], let o = m["origin"], let od = try? JSONSerialization.data(withJSONObject: o),
-                      let origin = try? JSONDecoder().decode(PairOrigin.self, from: od) else {
-                    throw StoreError("\(at): \"rlhf\" is not the object rlhf export writes (format, stop, origin with run, prompt, ids and finish reasons)")
+                    let origin = try? JSONDecoder().decode(PairOrigin.self, from: od)
+                else {
+                    throw StoreError(
+                        "\(at): \"rlhf\" is not the object rlhf export writes (format, stop, origin with run, prompt, ids and finish reasons)")
                 }
                 for f in [origin.chosen.finish, origin.rejected.finish] where f != "eos" && f != "length" {
                     throw StoreError("\(at): a finish reason is eos or length, not \(f)")
@@ -235,7 +247,8 @@ public enum LabelsIO {
                     guard finish == "eos", let stop = stops.filter({ s.hasSuffix($0) }).max(by: { $0.count < $1.count }) else { return s }
                     return String(s.dropLast(stop.count))
                 }
-                pair = ImportedPair(prompt: origin.prompt, chosen: strip(values[1], origin.chosen.finish), rejected: strip(values[2], origin.rejected.finish))
+                pair = ImportedPair(
+                    prompt: origin.prompt, chosen: strip(values[1], origin.chosen.finish), rejected: strip(values[2], origin.rejected.finish))
                 pair.chosenFinish = origin.chosen.finish
                 pair.rejectedFinish = origin.rejected.finish
                 pair.annotator = origin.annotator.isEmpty ? nil : origin.annotator
@@ -295,10 +308,12 @@ public enum LabelsIO {
         for (name, rs) in byAnnotator.sorted(by: { $0.key < $1.key }) {
             let secs = rs.map { $0.submittedAt - $0.startedAt }.sorted()
             let median = secs.isEmpty ? 0 : (secs.count % 2 == 1 ? secs[secs.count / 2] : (secs[secs.count / 2 - 1] + secs[secs.count / 2]) / 2)
-            s.annotators.append(AnnotatorStats(annotator: name, count: rs.count,
-                                               skipRate: Double(rs.filter { $0.status == .skipped }.count) / Double(rs.count),
-                                               flagRate: Double(rs.filter { $0.status == .flagged }.count) / Double(rs.count),
-                                               medianSeconds: median))
+            s.annotators.append(
+                AnnotatorStats(
+                    annotator: name, count: rs.count,
+                    skipRate: Double(rs.filter { $0.status == .skipped }.count) / Double(rs.count),
+                    flagRate: Double(rs.filter { $0.status == .flagged }.count) / Double(rs.count),
+                    medianSeconds: median))
         }
         let ranked = rankings.filter { $0.status == .ranked && $0.ranks != nil }
         // Position bias.

@@ -1,6 +1,6 @@
 import Foundation
-import TransformerCore
 import RunStore
+import TransformerCore
 
 /// A word-list scorer: positive words minus negative words.
 public struct Lexicon: Sendable {
@@ -16,8 +16,9 @@ public struct Lexicon: Sendable {
             guard let data = try? Data(contentsOf: url) else {
                 throw StoreError("\(url.path): cannot read the lexicon (run from the project folder, or pass --lexicon DIR)")
             }
-            return Set(String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+            return Set(
+                String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+                    .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty && !$0.hasPrefix("#") })
         }
         positive = try words("positive.txt")
         negative = try words("negative.txt")
@@ -26,7 +27,9 @@ public struct Lexicon: Sendable {
 
     /// Lower-cased words of a text (letters and apostrophes).
     public static func words(_ text: String) -> [String] {
-        text.lowercased().split { !($0.isLetter || $0 == "'") }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "'")) }.filter { !$0.isEmpty }
+        text.lowercased().split { !($0.isLetter || $0 == "'") }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "'")) }.filter {
+            !$0.isEmpty
+        }
     }
 
     /// Positive minus negative word occurrences.
@@ -52,7 +55,10 @@ public enum SimulationRule: Sendable {
 
     /// `lexicon` or `length`, as stored in a ranking's source.
     public var name: String {
-        switch self { case .lexicon: return "lexicon"; case .length: return "length" }
+        switch self {
+        case .lexicon: return "lexicon";
+        case .length: return "length"
+        }
     }
 }
 
@@ -72,8 +78,10 @@ public enum SimulatedLabeler {
     }
 
     /// Labels everything `annotator` has not labeled yet. Each item is one transaction.
-    public static func run(store: RunStore, rule: SimulationRule, noise: Double, seed: UInt64, annotator: String,
-                           order: DisplayOrder, guidelinesVersion: String?, progress: ((Int, Int) -> Void)? = nil) throws -> Int {
+    public static func run(
+        store: RunStore, rule: SimulationRule, noise: Double, seed: UInt64, annotator: String,
+        order: DisplayOrder, guidelinesVersion: String?, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> Int {
         let queue = try LabelQueue(store: store, annotator: annotator, order: order)
         let pending = try queue.pending()
         progress?(0, pending.count)
@@ -84,9 +92,11 @@ public enum SimulatedLabeler {
             var rng = SeededRandom(seed: seed ^ LabelQueue.seed(annotator, item.promptId, item.modelId))
             let r = ranks(scores: scores, noise: noise, rng: &rng)
             let now = Date().timeIntervalSince1970
-            try store.submitRanking(NewRanking(promptId: item.promptId, modelId: item.modelId, annotator: annotator, shownOrder: shown,
-                                               ranks: r, status: .ranked, guidelineVersion: guidelinesVersion,
-                                               source: "simulated:\(rule.name)", startedAt: now, submittedAt: now))
+            try store.submitRanking(
+                NewRanking(
+                    promptId: item.promptId, modelId: item.modelId, annotator: annotator, shownOrder: shown,
+                    ranks: r, status: .ranked, guidelineVersion: guidelinesVersion,
+                    source: "simulated:\(rule.name)", startedAt: now, submittedAt: now))
             progress?(n + 1, pending.count)
         }
         return pending.count

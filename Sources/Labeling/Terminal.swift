@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The controlling terminal in raw mode on the alternate screen. The original settings come
@@ -95,7 +96,7 @@ public final class Terminal {
         guard poll(&pfd, 1, timeoutMs) > 0 else { return [] }
         var buf = [UInt8](repeating: 0, count: 256)
         let n = read(input, &buf, buf.count)
-        guard n > 0 else { return n == 0 ? [.interrupt] : [] }   // end of input: leave
+        guard n > 0 else { return n == 0 ? [.interrupt] : [] } // end of input: leave
         return KeyDecoder.decode(Array(buf[0..<n]))
     }
 }
@@ -154,7 +155,7 @@ public enum KeyDecoder {
             case 0x0D, 0x0A: keys.append(.enter)
             case 0x7F, 0x08: keys.append(.backspace)
             case 0x03: keys.append(.interrupt)
-            case 0x00..<0x20: keys.append(.other)          // Ctrl-S, Ctrl-Q, Ctrl-Z and the rest: nothing
+            case 0x00..<0x20: keys.append(.other) // Ctrl-S, Ctrl-Q, Ctrl-Z and the rest: nothing
             default:
                 // One UTF-8 character; a malformed byte is one unknown key.
                 var len = 1

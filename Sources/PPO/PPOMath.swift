@@ -107,7 +107,9 @@ public enum PPOMath {
 
     /// The clipped value loss 0.5·masked mean of max((V − R)², (clip(V, V_old ± ε_v) − R)²), its
     /// gradient with respect to each new value, and the fraction of tokens where clipping won.
-    public static func valueLoss(newValues: [Float], oldValues: [Float], returns: [Float], mask: [Bool], clip eps: Float) -> (loss: Double, gradient: [Float], clipFraction: Double) {
+    public static func valueLoss(newValues: [Float], oldValues: [Float], returns: [Float], mask: [Bool], clip eps: Float) -> (
+        loss: Double, gradient: [Float], clipFraction: Double
+    ) {
         let n = mask.reduce(0) { $0 + ($1 ? 1 : 0) }
         var grad = [Float](repeating: 0, count: mask.count)
         guard n > 0 else { return (0, grad, 0) }

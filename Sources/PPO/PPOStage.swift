@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// What a `rlhf ppo` run did.
 public struct PPOReport: Sendable {
@@ -32,19 +32,24 @@ public enum PPOStage {
         var rewardModelId: Int64
     }
 
-    public static func run(store: RunStore, settings: PPOConfig, resume: Bool, events: ((PPOEvent) -> Void)? = nil,
-                           shouldStop: () -> Bool = { false }) throws -> PPOReport {
+    public static func run(
+        store: RunStore, settings: PPOConfig, resume: Bool, events: ((PPOEvent) -> Void)? = nil,
+        shouldStop: () -> Bool = { false }
+    ) throws -> PPOReport {
         if let problem = settings.validationError { throw StoreError(problem) }
         try store.markInterruptedRuns()
         var config: StoredRun
         var runId: Int64
         var saved: SavedState?
         if resume {
-            (runId, config, saved) = try store.resumableStageRun("ppo", label: "PPO", command: "rlhf ppo", config: StoredRun.self, state: SavedState.self)
+            (runId, config, saved) = try store.resumableStageRun(
+                "ppo", label: "PPO", command: "rlhf ppo", config: StoredRun.self, state: SavedState.self)
             try store.reopenStageRun(runId, afterStep: saved?.iteration ?? 0)
         } else {
             guard let p = try store.latestModel(role: .policy) else { throw StoreError("the run has no policy; create it with 'rlhf init'") }
-            guard let ref = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else { throw StoreError("the run has no reference model") }
+            guard let ref = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else {
+                throw StoreError("the run has no reference model")
+            }
             guard let rm = try store.latestModel(role: .reward) else {
                 throw StoreError("the run has no reward model; train one with 'rlhf train-reward' first")
             }
@@ -58,7 +63,9 @@ public enum PPOStage {
         /// The saved adapters of a resumed LoRA run, checked to adapt `base`.
         func savedAdapters(_ id: Int64, over base: Int64, config: ModelConfig) throws -> LoRAAdapters {
             let rec = try record(id)
-            guard rec.baseId == base else { throw StoreError("model #\(id), saved by this PPO run, is not LoRA adapters over model #\(base); the run database is inconsistent") }
+            guard rec.baseId == base else {
+                throw StoreError("model #\(id), saved by this PPO run, is not LoRA adapters over model #\(base); the run database is inconsistent")
+            }
             return try PEFTAdapter.load(store.verifiedFolder(rec), config: config)
         }
         let lora = s.lora
@@ -94,7 +101,10 @@ public enum PPOStage {
                 reference = TransformerModel(sharingWeightsOf: policy)
             } else {
                 reference = try load(referenceRec).model
-                events?(.warning("the reference (model #\(referenceRec.id)) is not the starting policy (model #\(startPolicyRec.id)), so it is held as a second copy rather than shared"))
+                events?(
+                    .warning(
+                        "the reference (model #\(referenceRec.id)) is not the starting policy (model #\(startPolicyRec.id)), so it is held as a second copy rather than shared"
+                    ))
             }
             // The value model: adapters and a head over the reward model's frozen trunk, shared.
             let rcfg = rewardModel.model.config
@@ -127,7 +137,9 @@ public enum PPOStage {
         }
         let tok = startPolicy.tokenizer, notes = startPolicy.annotations
         let stops = notes.stopTokens(tok)
-        guard let eos = stops.first else { throw StoreError("the policy has no end-of-text token (tokenizer eos_token or eos_token_id in its config)") }
+        guard let eos = stops.first else {
+            throw StoreError("the policy has no end-of-text token (tokenizer eos_token or eos_token_id in its config)")
+        }
 
         // Prompts.
         var prompts: [(id: Int64, ids: [Int32])] = [], skipped = 0
@@ -135,17 +147,24 @@ public enum PPOStage {
             let ids = try notes.promptIds(p.text, tokenizer: tok)
             if ids.isEmpty || ids.count + s.responseLength > policy.config.nCtx { skipped += 1 } else { prompts.append((p.id, ids)) }
         }
-        guard !prompts.isEmpty else { throw StoreError("the run has no train prompts that fit the context with --response-length \(s.responseLength)") }
+        guard !prompts.isEmpty else {
+            throw StoreError("the run has no train prompts that fit the context with --response-length \(s.responseLength)")
+        }
 
         // The reward: the normalised reward model.
         let rmRunner = ScalarHeadRunner(model: rewardModel.model, rows: 16)
         let gain = rewardModel.annotations.rewardGain ?? 1, bias = rewardModel.annotations.rewardBias ?? 0
         let nCtx = rewardModel.model.config.nCtx
         let scorer: ([[Int32]], [[Int32]]) -> [Float] = { ps, rs in
-            rmRunner.scores(zip(ps, rs).map { p, r in let q = p + r; return q.count > nCtx ? Array(q.suffix(nCtx)) : q }).map { gain * $0 + bias }
+            rmRunner.scores(
+                zip(ps, rs).map { p, r in
+                    let q = p + r; return q.count > nCtx ? Array(q.suffix(nCtx)) : q
+                }
+            ).map { gain * $0 + bias }
         }
-        let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: eos, stopTokens: stops, pad: tok.padId ?? eos,
-                                 settings: s, scorer: scorer)
+        let trainer = PPOTrainer(
+            policy: policy, reference: reference, value: value, eos: eos, stopTokens: stops, pad: tok.padId ?? eos,
+            settings: s, scorer: scorer)
         if let st = saved { try st.restore(into: trainer, store: store) }
         if runId == 0 {
             runId = try store.beginStageRun(stage: "ppo", config: config, seed: s.seed)
@@ -169,30 +188,50 @@ public enum PPOStage {
                 let it = trainer.iteration
                 let total = result.metric("loss/total") ?? .nan
                 guard total.isFinite, trainer.parametersAreFinite() else {
-                    throw StoreError("a loss or a parameter became NaN or infinite at iteration \(it); the last saved checkpoint is intact (lower --lr, or resume from it with --resume after fixing)")
+                    throw StoreError(
+                        "a loss or a parameter became NaN or infinite at iteration \(it); the last saved checkpoint is intact (lower --lr, or resume from it with --resume after fixing)"
+                    )
                 }
                 try store.logMetrics(stageRunId: runId, step: it, result.metrics)
-                try store.addCompletions(result.samples.map { smp in
-                    let body = smp.finished ? Array(smp.response.dropLast()) : smp.response
-                    return NewCompletion(promptId: picks[smp.row].id, modelId: currentPolicy.id, stageRunId: runId,
-                                         text: tok.decode(body), tokenIds: smp.response, finishReason: smp.finished ? "eos" : "length",
-                                         logprobSum: nil, sampling: "{\"temperature\":\(s.temperature)}", iteration: it, score: Double(smp.score))
-                })
+                try store.addCompletions(
+                    result.samples.map { smp in
+                        let body = smp.finished ? Array(smp.response.dropLast()) : smp.response
+                        return NewCompletion(
+                            promptId: picks[smp.row].id, modelId: currentPolicy.id, stageRunId: runId,
+                            text: tok.decode(body), tokenIds: smp.response, finishReason: smp.finished ? "eos" : "length",
+                            logprobSum: nil, sampling: "{\"temperature\":\(s.temperature)}", iteration: it, score: Double(smp.score))
+                    })
                 events?(.iteration(it, result))
                 report.iterationsDone += 1
                 let kl = result.metric("objective/kl") ?? 0
-                if kl < -1 { events?(.warning(String(format: "iteration %d: the KL estimate is negative (%.3f); the policy may be drifting into regions the reference finds likelier, check the learning rate", it, kl))) }
+                if kl < -1 {
+                    events?(
+                        .warning(
+                            String(
+                                format:
+                                    "iteration %d: the KL estimate is negative (%.3f); the policy may be drifting into regions the reference finds likelier, check the learning rate",
+                                it, kl)))
+                }
                 let limit = s.targetKL.map { 3 * $0 } ?? 30
-                if kl > limit { events?(.warning(String(format: "iteration %d: KL %.2f is large (over %.1f); the policy is moving far from the reference, consider a larger --kl-coef or --target-kl", it, kl, limit))) }
+                if kl > limit {
+                    events?(
+                        .warning(
+                            String(
+                                format:
+                                    "iteration %d: KL %.2f is large (over %.1f); the policy is moving far from the reference, consider a larger --kl-coef or --target-kl",
+                                it, kl, limit)))
+                }
                 if it % s.saveEvery == 0 || it == s.iterations {
-                    currentPolicy = try save(store: store, trainer: trainer, runId: runId, tokenizer: tok, notes: notes,
-                                             parent: currentPolicy, policyBase: startPolicyRec, reward: rewardRec)
+                    currentPolicy = try save(
+                        store: store, trainer: trainer, runId: runId, tokenizer: tok, notes: notes,
+                        parent: currentPolicy, policyBase: startPolicyRec, reward: rewardRec)
                     report.lastPolicy = currentPolicy
                     events?(.saved(iteration: it, policy: currentPolicy))
                 }
             }
-            try store.finishStageRun(runId, status: report.interrupted ? .interrupted : .succeeded,
-                                     error: report.interrupted ? "stopped on request at iteration \(trainer.iteration); resume with 'rlhf ppo --resume'" : nil)
+            try store.finishStageRun(
+                runId, status: report.interrupted ? .interrupted : .succeeded,
+                error: report.interrupted ? "stopped on request at iteration \(trainer.iteration); resume with 'rlhf ppo --resume'" : nil)
         }
         return report
     }
@@ -201,28 +240,36 @@ public enum PPOStage {
     /// the trainer's state, registering the new policy (and value model) in the run.
     /// With LoRA, the checkpoints hold the adapters, registered over `policyBase` (the policy's)
     /// and `reward` (the value model's).
-    static func save(store: RunStore, trainer: PPOTrainer, runId: Int64, tokenizer: Tokenizer, notes: ModelAnnotations,
-                     parent: ModelRecord, policyBase: ModelRecord, reward: ModelRecord) throws -> ModelRecord {
+    static func save(
+        store: RunStore, trainer: PPOTrainer, runId: Int64, tokenizer: Tokenizer, notes: ModelAnnotations,
+        parent: ModelRecord, policyBase: ModelRecord, reward: ModelRecord
+    ) throws -> ModelRecord {
         let it = trainer.iteration
         let policyPath = "checkpoints/policy-\(runId)-\(it)", valuePath = "checkpoints/value-\(runId)-\(it)"
         let stateDir = try store.stateFolder(stage: "ppo", stageRunId: runId)
         func write(_ model: TransformerModel, _ path: String, over base: ModelRecord) throws -> (weights: URL, baseId: Int64?) {
-            let file = try ModelFolder.saveTrained(model, tokenizer: tokenizer, annotations: notes.inherited, baseFolder: base.path,
-                                                   to: store.folder.appendingPathComponent(path))
+            let file = try ModelFolder.saveTrained(
+                model, tokenizer: tokenizer, annotations: notes.inherited, baseFolder: base.path,
+                to: store.folder.appendingPathComponent(path))
             return (file, model.lora == nil ? nil : base.id)
         }
         let (policyWeights, policyBaseId) = try write(trainer.policy, policyPath, over: policyBase)
         let (valueWeights, valueBaseId) = try write(trainer.value, valuePath, over: reward)
-        let policyOptimizer = try OptimizerFile(saving: trainer.policyOptimizer, to: stateDir.appendingPathComponent("policy-optimizer-\(it).safetensors"))
-        let valueOptimizer = try OptimizerFile(saving: trainer.valueOptimizer, to: stateDir.appendingPathComponent("value-optimizer-\(it).safetensors"))
+        let policyOptimizer = try OptimizerFile(
+            saving: trainer.policyOptimizer, to: stateDir.appendingPathComponent("policy-optimizer-\(it).safetensors"))
+        let valueOptimizer = try OptimizerFile(
+            saving: trainer.valueOptimizer, to: stateDir.appendingPathComponent("value-optimizer-\(it).safetensors"))
         let lora = trainer.policy.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""
-        let p = try store.registerCheckpoint(trainer.policy, role: .policy, path: policyPath, weights: policyWeights, promptTemplate: notes.promptTemplate,
-                                             parentId: parent.id, stageRunId: runId, step: it, note: "PPO iteration \(it)\(lora)", baseId: policyBaseId)
-        let v = try store.registerCheckpoint(trainer.value, role: .value, path: valuePath, weights: valueWeights, promptTemplate: notes.promptTemplate,
-                                             parentId: nil, stageRunId: runId, step: it, note: "PPO value model, iteration \(it)\(lora)", baseId: valueBaseId)
-        let state = SavedState(iteration: it, beta: trainer.beta.bitPattern, rng: trainer.rng, policyModelId: p.id, valueModelId: v.id,
-                               policyOptimizer: policyOptimizer.path, valueOptimizer: valueOptimizer.path,
-                               policyOptimizerSHA: policyOptimizer.sha256, valueOptimizerSHA: valueOptimizer.sha256)
+        let p = try store.registerCheckpoint(
+            trainer.policy, role: .policy, path: policyPath, weights: policyWeights, promptTemplate: notes.promptTemplate,
+            parentId: parent.id, stageRunId: runId, step: it, note: "PPO iteration \(it)\(lora)", baseId: policyBaseId)
+        let v = try store.registerCheckpoint(
+            trainer.value, role: .value, path: valuePath, weights: valueWeights, promptTemplate: notes.promptTemplate,
+            parentId: nil, stageRunId: runId, step: it, note: "PPO value model, iteration \(it)\(lora)", baseId: valueBaseId)
+        let state = SavedState(
+            iteration: it, beta: trainer.beta.bitPattern, rng: trainer.rng, policyModelId: p.id, valueModelId: v.id,
+            policyOptimizer: policyOptimizer.path, valueOptimizer: valueOptimizer.path,
+            policyOptimizerSHA: policyOptimizer.sha256, valueOptimizerSHA: valueOptimizer.sha256)
         try store.setResumeState(state, stageRunId: runId)
         return p
     }

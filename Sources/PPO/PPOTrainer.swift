@@ -67,15 +67,22 @@ public final class PPOTrainer {
         let acts = [policyActs, referenceActs, valueActs].reduce(0) { sum, cache in
             sum + cache.values.reduce(0) { $0 + $1.floatCount }
         }
-        let weightBytes = policy.weightBytes + (reference.sharesWeights || policy.sharesWeights ? 0 : reference.weightBytes)
+        let weightBytes =
+            policy.weightBytes + (reference.sharesWeights || policy.sharesWeights ? 0 : reference.weightBytes)
             + (value.sharesWeights ? 0 : value.weightBytes)
         let adapters = [policy, value].reduce(0) { $0 + ($1.lora?.parameters.count ?? 0) }
         return [
-            (policy.sharesWeights || reference.sharesWeights ? "policy and reference (one base), value parameters" : "policy, reference, value parameters",
-             weightBytes),
+            (
+                policy.sharesWeights || reference.sharesWeights
+                    ? "policy and reference (one base), value parameters" : "policy, reference, value parameters",
+                weightBytes
+            ),
             ("LoRA adapters (policy, value)", 4 * adapters),
             ("gradients (policy, value)", 4 * (policy.trainableGradients.count + value.trainableGradients.count)),
-            ("AdamW moments (policy, value)", 4 * (policyOptimizer.m.count + policyOptimizer.v.count + valueOptimizer.m.count + valueOptimizer.v.count)),
+            (
+                "AdamW moments (policy, value)",
+                4 * (policyOptimizer.m.count + policyOptimizer.v.count + valueOptimizer.m.count + valueOptimizer.v.count)
+            ),
             ("activations (policy, reference, value)", 4 * acts),
             ("generation (KV cache, buffers)", 4 * generator.heldFloatCount),
         ]
@@ -84,8 +91,11 @@ public final class PPOTrainer {
     /// Total optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalUpdates: Int { settings.iterations * settings.ppoEpochs * settings.minibatches }
 
-    public init(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, eos: Int32, stopTokens: [Int32]? = nil, pad: Int32, settings: PPOConfig,
-                scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) {
+    public init(
+        policy: TransformerModel, reference: TransformerModel, value: TransformerModel, eos: Int32, stopTokens: [Int32]? = nil, pad: Int32,
+        settings: PPOConfig,
+        scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]
+    ) {
         precondition(value.hasScalarHead, "the value model needs a scalar head")
         precondition(policy.config == reference.config, "policy and reference must share a configuration")
         self.policy = policy; self.reference = reference; self.value = value
@@ -94,16 +104,21 @@ public final class PPOTrainer {
         rng = SeededRandom(seed: settings.seed)
         precondition(reference.lora == nil, "the reference is never adapted")
         policyOptimizer = AdamW(training: policy, config: AdamWConfig(learningRate: settings.learningRate, eps: settings.adamEps, weightDecay: 0))
-        valueOptimizer = AdamW(training: value, config: AdamWConfig(learningRate: settings.valueLearningRate ?? settings.learningRate,
-                                                                  eps: settings.adamEps, weightDecay: 0))
+        valueOptimizer = AdamW(
+            training: value,
+            config: AdamWConfig(
+                learningRate: settings.valueLearningRate ?? settings.learningRate,
+                eps: settings.adamEps, weightDecay: 0))
         generator = Generator(model: policy)
     }
 
     /// Rows of token sequences: left-padded prompts of width P followed by responses of width R.
     typealias Layout = PromptResponseBatch
 
-    private func acts(_ cache: inout [Int: Activations], _ model: TransformerModel, rows: Int, t: Int,
-                      inferenceOnly: Bool = false) -> Activations {
+    private func acts(
+        _ cache: inout [Int: Activations], _ model: TransformerModel, rows: Int, t: Int,
+        inferenceOnly: Bool = false
+    ) -> Activations {
         let key = rows << 20 | t
         if let a = cache[key] { return a }
         let a = Activations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
@@ -116,8 +131,10 @@ public final class PPOTrainer {
     private func policyForward(_ model: TransformerModel, _ layout: Layout, _ rows: [Int]) -> (Activations, TokenBatch) {
         let b = layout.batch(rows)
         // the reference only ever runs forward
-        let a = model === reference ? acts(&referenceActs, model, rows: rows.count, t: layout.t, inferenceOnly: true)
-                                    : acts(&policyActs, model, rows: rows.count, t: layout.t)
+        let a =
+            model === reference
+            ? acts(&referenceActs, model, rows: rows.count, t: layout.t, inferenceOnly: true)
+            : acts(&policyActs, model, rows: rows.count, t: layout.t)
         model.forward(b, a)
         return (a, b)
     }
@@ -144,8 +161,9 @@ public final class PPOTrainer {
 
         // 1. Rollout.
         let gens = timed("generate") {
-            generator.generate(prompts: prompts, maxNewTokens: r, settings: SamplingSettings(temperature: s.temperature),
-                               stopTokens: stopTokens, pad: pad, rng: &rng)
+            generator.generate(
+                prompts: prompts, maxNewTokens: r, settings: SamplingSettings(temperature: s.temperature),
+                stopTokens: stopTokens, pad: pad, rng: &rng)
         }
         let responses = gens.map(\.tokens)
         let finished = gens.map { $0.finishReason == .eos }
@@ -163,8 +181,9 @@ public final class PPOTrainer {
                 let rows = Array(start..<min(start + mbRows, bsz))
                 time("reference") {
                     let (ra, _) = self.policyForward(self.reference, layout, rows)
-                    layout.gather(LogitHeads.targetLogProbs(ra, targets: layout.targets(rows), temperature: s.temperature),
-                                  rows, into: &refLogprobs)
+                    layout.gather(
+                        LogitHeads.targetLogProbs(ra, targets: layout.targets(rows), temperature: s.temperature),
+                        rows, into: &refLogprobs)
                 }
             }
             time("reward") { scores = self.scorer(prompts, responses) }
@@ -263,8 +282,9 @@ public final class PPOTrainer {
                     }
                     addTime(&policyClock, "update optimizer") {
                         clipGradientNorm(self.policy.trainableGradients, maxNorm: s.maxGradNorm)
-                        self.policyOptimizer.update(params: self.policy.trainableParameters, grads: self.policy.trainableGradients,
-                                                    lr: self.learningRate(s.learningRate, update: globalUpdate))
+                        self.policyOptimizer.update(
+                            params: self.policy.trainableParameters, grads: self.policy.trainableGradients,
+                            lr: self.learningRate(s.learningRate, update: globalUpdate))
                     }
                 }
                 let valuePart = {
@@ -279,8 +299,9 @@ public final class PPOTrainer {
                     }
                     addTime(&valueClock, "update optimizer") {
                         clipGradientNorm(self.value.trainableGradients, maxNorm: s.maxGradNorm)
-                        self.valueOptimizer.update(params: self.value.trainableParameters, grads: self.value.trainableGradients,
-                                                   lr: self.learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
+                        self.valueOptimizer.update(
+                            params: self.value.trainableParameters, grads: self.value.trainableGradients,
+                            lr: self.learningRate(s.valueLearningRate ?? s.learningRate, update: globalUpdate))
                     }
                 }
                 let partsStart = Date()
@@ -309,7 +330,9 @@ public final class PPOTrainer {
         }
         let u = Double(max(1, updates))
         let updateTime = Date().timeIntervalSince(t1)
-        profile = ["generate", "reference", "reward", "value", "policy logprobs", "update forward", "update backward", "update optimizer"].map { ($0, clock[$0] ?? 0) }
+        profile = ["generate", "reference", "reward", "value", "policy logprobs", "update forward", "update backward", "update optimizer"].map {
+            ($0, clock[$0] ?? 0)
+        }
         profile.append(("update other", updateTime - ["update forward", "update backward", "update optimizer"].reduce(0) { $0 + (clock[$1] ?? 0) }))
         let (vMean, _) = PPOMath.maskedMeanVariance(values, lengths: lengths, width: r)
         let (retMean, _) = PPOMath.maskedMeanVariance(returns, lengths: lengths, width: r)

@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// One ranking as training data: the token sequences (template(prompt) + completion, ending in
 /// EOS when the completion did) of the completions it compared, and its pairs.
@@ -27,19 +27,24 @@ public enum RewardData {
     /// The token sequence a reward model reads for a completion: the templated prompt followed
     /// by the completion's own tokens (re-encoded from its text, with EOS, when it has none, as
     /// imported pairs do). Longer than `nCtx`: the start of the prompt is dropped.
-    public static func sequence(prompt: String, completion: CompletionRecord, tokenizer: Tokenizer,
-                                annotations: ModelAnnotations, nCtx: Int, useStoredTokens: Bool) throws -> [Int32] {
+    public static func sequence(
+        prompt: String, completion: CompletionRecord, tokenizer: Tokenizer,
+        annotations: ModelAnnotations, nCtx: Int, useStoredTokens: Bool
+    ) throws -> [Int32] {
         let body = try PreferenceData.completionTokens(completion, tokenizer: tokenizer, annotations: annotations, useStoredTokens: useStoredTokens)
         return fit(try annotations.promptIds(prompt, tokenizer: tokenizer) + body, nCtx: nCtx)
     }
 
     /// One example per current ranking that has at least one pair (ties give none), read as
     /// `PreferenceData` reads them.
-    public static func examples(store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int,
-                                useStoredTokens: Bool) throws -> [RankingExample] {
+    public static func examples(
+        store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int,
+        useStoredTokens: Bool
+    ) throws -> [RankingExample] {
         try PreferenceData.rankings(store: store, tokenizer: tokenizer, annotations: annotations, useStoredTokens: useStoredTokens).map { r in
-            RankingExample(rankingId: r.rankingId, promptId: r.promptId, completionIds: r.completionIds,
-                           sequences: r.responses.map { fit(r.prompt + $0, nCtx: nCtx) }, pairs: r.pairs)
+            RankingExample(
+                rankingId: r.rankingId, promptId: r.promptId, completionIds: r.completionIds,
+                sequences: r.responses.map { fit(r.prompt + $0, nCtx: nCtx) }, pairs: r.pairs)
         }
     }
 
@@ -49,7 +54,8 @@ public enum RewardData {
     /// Splits by prompt (`PreferenceSplit`, the split DPO uses too): about `fraction` of the
     /// distinct prompts (at least one) go to validation with all their rankings. No prompt is on
     /// both sides.
-    public static func split(_ examples: [RankingExample], fraction: Double, seed: UInt64) -> (train: [RankingExample], validation: [RankingExample]) {
+    public static func split(_ examples: [RankingExample], fraction: Double, seed: UInt64) -> (train: [RankingExample], validation: [RankingExample])
+    {
         let val = PreferenceSplit.validationPrompts(Set(examples.map(\.promptId)), fraction: fraction, seed: seed)
         return (examples.filter { !val.contains($0.promptId) }, examples.filter { val.contains($0.promptId) })
     }
@@ -62,7 +68,9 @@ public enum RankingLoss {
     public static func negLogSigmoid(_ x: Double) -> Double { max(-x, 0) + log1p(exp(-abs(x))) }
 
     /// The ranking's loss and its gradient with respect to each reward, scaled by `weight`.
-    public static func lossAndGradient(rewards: [Float], pairs: [RankingExample.Pair], margin: Float, weight: Float = 1) -> (loss: Double, gradient: [Float]) {
+    public static func lossAndGradient(rewards: [Float], pairs: [RankingExample.Pair], margin: Float, weight: Float = 1) -> (
+        loss: Double, gradient: [Float]
+    ) {
         var grad = [Float](repeating: 0, count: rewards.count)
         guard !pairs.isEmpty else { return (0, grad) }
         var loss = 0.0
@@ -70,7 +78,7 @@ public enum RankingLoss {
         for p in pairs {
             let d = Double(rewards[p.chosen]) - Double(rewards[p.rejected]) - Double(margin)
             loss += negLogSigmoid(d)
-            let s = 1 / (1 + exp(d))          // σ(−d) = −∂(−log σ(d))/∂d
+            let s = 1 / (1 + exp(d)) // σ(−d) = −∂(−log σ(d))/∂d
             grad[p.chosen] -= Float(s * scale)
             grad[p.rejected] += Float(s * scale)
         }

@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// Validation figures of one epoch.
 public struct EpochResult: Equatable, Sendable {
@@ -35,12 +35,16 @@ public enum RewardStage {
     /// Progress: (step, total steps, training loss of the step).
     public typealias Progress = (Int, Int, Double) -> Void
 
-    public static func run(store: RunStore, options o: RewardConfig, progress: Progress? = nil,
-                           epochDone: ((EpochResult) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> RewardReport {
+    public static func run(
+        store: RunStore, options o: RewardConfig, progress: Progress? = nil,
+        epochDone: ((EpochResult) -> Void)? = nil, shouldStop: () -> Bool = { false }
+    ) throws -> RewardReport {
         if let problem = o.validationError { throw StoreError(problem) }
         let (initRecord, initChain) = try resolveInit(store: store, spec: o.initModel)
         if o.lora != nil && initRecord == nil {
-            throw StoreError("--lora-rank trains adapters over a model registered in the run (the base, or --init ID), not over a folder; import the folder with 'rlhf init --base DIR' first")
+            throw StoreError(
+                "--lora-rank trains adapters over a model registered in the run (the base, or --init ID), not over a folder; import the folder with 'rlhf init --base DIR' first"
+            )
         }
         let base = try ModelFolder.load(chain: initChain)
         let policyTemplate = try store.latestModel(role: .policy)?.promptTemplate
@@ -52,8 +56,9 @@ public enum RewardStage {
         let comps = try store.comparisons()
         guard !comps.isEmpty else { throw PreferenceData.noComparisons }
         // Stored token ids are valid only for the tokenizer that produced them: the run's own models.
-        let examples = try RewardData.examples(store: store, tokenizer: base.tokenizer, annotations: annotations, nCtx: cfg.nCtx,
-                                               useStoredTokens: o.initModel == nil || initRecord != nil)
+        let examples = try RewardData.examples(
+            store: store, tokenizer: base.tokenizer, annotations: annotations, nCtx: cfg.nCtx,
+            useStoredTokens: o.initModel == nil || initRecord != nil)
         try PreferenceData.checkSplittable(Set(examples.map(\.promptId)))
         let (train, val) = RewardData.split(examples, fraction: o.validationFraction, seed: o.seed)
 
@@ -109,16 +114,25 @@ public enum RewardStage {
                     step += 1
                     epochLoss += m.loss * Double(batch.count)
                     guard m.loss.isFinite else { throw StoreError("the training loss became \(m.loss) at step \(step); lower --lr") }
-                    try store.logMetrics(stageRunId: runId, step: step, [("reward/loss", m.loss), ("reward/margin", m.margin),
-                                                                          ("reward/accuracy", m.accuracy), ("lr", Double(lr))])
+                    try store.logMetrics(
+                        stageRunId: runId, step: step,
+                        [
+                            ("reward/loss", m.loss), ("reward/margin", m.margin),
+                            ("reward/accuracy", m.accuracy), ("lr", Double(lr)),
+                        ])
                     progress?(step, stepsPerEpoch * o.epochs, m.loss)
                 }
                 let v = evaluate(val, runner: runner, margin: o.margin)
-                let result = EpochResult(epoch: epoch, trainLoss: epochLoss / Double(max(1, train.count)), validationLoss: v.loss,
-                                         validationAccuracy: v.accuracy, validationMargin: v.margin)
+                let result = EpochResult(
+                    epoch: epoch, trainLoss: epochLoss / Double(max(1, train.count)), validationLoss: v.loss,
+                    validationAccuracy: v.accuracy, validationMargin: v.margin)
                 report.epochs.append(result)
-                try store.logMetrics(stageRunId: runId, step: epoch, [("reward/val_loss", v.loss), ("reward/val_accuracy", v.accuracy),
-                                                                       ("reward/val_margin", v.margin), ("reward/epoch_loss", result.trainLoss)])
+                try store.logMetrics(
+                    stageRunId: runId, step: epoch,
+                    [
+                        ("reward/val_loss", v.loss), ("reward/val_accuracy", v.accuracy),
+                        ("reward/val_margin", v.margin), ("reward/epoch_loss", result.trainLoss),
+                    ])
                 epochDone?(result)
                 if best == nil || v.accuracy > best!.accuracy || (v.accuracy == best!.accuracy && v.loss < best!.loss) {
                     best = (v.accuracy, v.loss, model.trainableParameters.array)
@@ -131,8 +145,9 @@ public enum RewardStage {
             }
             // The best epoch, normalised.
             best!.params.withUnsafeBufferPointer { model.trainableParameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
-            let samples = try normalizationSamples(store: store, tokenizer: base.tokenizer, annotations: annotations, nCtx: cfg.nCtx,
-                                                   fallback: train)
+            let samples = try normalizationSamples(
+                store: store, tokenizer: base.tokenizer, annotations: annotations, nCtx: cfg.nCtx,
+                fallback: train)
             let raw = runner.scores(samples).map(Double.init)
             let mean = raw.reduce(0, +) / Double(raw.count)
             let std = (raw.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(raw.count)).squareRoot()
@@ -140,19 +155,25 @@ public enum RewardStage {
             report.bias = Float(-mean) * report.gain
             report.normalizationSamples = samples.count
             annotations.rewardGain = report.gain; annotations.rewardBias = report.bias
-            try store.logMetrics(stageRunId: runId, step: report.bestEpoch, [("reward/norm_raw_mean", mean), ("reward/norm_raw_std", std),
-                                                                             ("reward/best_epoch", Double(report.bestEpoch))])
+            try store.logMetrics(
+                stageRunId: runId, step: report.bestEpoch,
+                [
+                    ("reward/norm_raw_mean", mean), ("reward/norm_raw_std", std),
+                    ("reward/best_epoch", Double(report.bestEpoch)),
+                ])
 
             let path = "checkpoints/reward-\(runId)"
             let folder = store.folder.appendingPathComponent(path)
-            let weights = try ModelFolder.saveTrained(model, tokenizer: base.tokenizer, annotations: annotations,
-                                                      baseFolder: initRecord?.path ?? "", to: folder)
+            let weights = try ModelFolder.saveTrained(
+                model, tokenizer: base.tokenizer, annotations: annotations,
+                baseFolder: initRecord?.path ?? "", to: folder)
             let bestResult = report.best!
-            report.model = try store.registerCheckpoint(model, role: .reward, path: path, weights: weights, promptTemplate: annotations.promptTemplate,
-                                                   parentId: initRecord?.id, stageRunId: runId, step: report.bestEpoch,
-                                                   note: String(format: "val_accuracy %.4f, gain %.4g, bias %.4g", bestResult.validationAccuracy, report.gain, report.bias)
-                                                       + (model.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""),
-                                                   baseId: model.lora == nil ? nil : initRecord!.id)
+            report.model = try store.registerCheckpoint(
+                model, role: .reward, path: path, weights: weights, promptTemplate: annotations.promptTemplate,
+                parentId: initRecord?.id, stageRunId: runId, step: report.bestEpoch,
+                note: String(format: "val_accuracy %.4f, gain %.4g, bias %.4g", bestResult.validationAccuracy, report.gain, report.bias)
+                    + (model.lora.map { ", LoRA r=\($0.config.rank)" } ?? ""),
+                baseId: model.lora == nil ? nil : initRecord!.id)
             try store.finishStageRun(runId, status: .succeeded)
         }
         return report
@@ -197,7 +218,9 @@ public enum RewardStage {
     }
 
     /// Validation loss (mean over rankings), pair accuracy and mean margin.
-    public static func evaluate(_ examples: [RankingExample], runner: ScalarHeadRunner, margin: Float) -> (loss: Double, accuracy: Double, margin: Double) {
+    public static func evaluate(_ examples: [RankingExample], runner: ScalarHeadRunner, margin: Float) -> (
+        loss: Double, accuracy: Double, margin: Double
+    ) {
         guard !examples.isEmpty else { return (.nan, .nan, .nan) }
         let scores = runner.scores(examples.flatMap(\.sequences))
         var offset = 0, loss = 0.0, correct = 0, pairs = 0, marginSum = 0.0
@@ -216,15 +239,19 @@ public enum RewardStage {
 
     /// The base policy's completions of the run's train-split prompts (the first policy
     /// registered), or, when it has none, the completions of the training rankings.
-    static func normalizationSamples(store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int,
-                                     fallback: [RankingExample]) throws -> [[Int32]] {
+    static func normalizationSamples(
+        store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int,
+        fallback: [RankingExample]
+    ) throws -> [[Int32]] {
         let firstPolicy = try store.models().first { $0.role == .policy }
         var seqs: [[Int32]] = []
         if let p = firstPolicy {
             for prompt in try store.prompts(split: .train) {
                 for c in try store.completions(promptId: prompt.id) where c.modelId == p.id {
-                    seqs.append(try RewardData.sequence(prompt: prompt.text, completion: c, tokenizer: tokenizer, annotations: annotations,
-                                                    nCtx: nCtx, useStoredTokens: true))
+                    seqs.append(
+                        try RewardData.sequence(
+                            prompt: prompt.text, completion: c, tokenizer: tokenizer, annotations: annotations,
+                            nCtx: nCtx, useStoredTokens: true))
                 }
             }
         }

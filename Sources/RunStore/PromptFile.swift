@@ -21,7 +21,9 @@ public enum PromptFile {
         guard let attrs = try? FileManager.default.attributesOfItem(atPath: name) else {
             throw StoreError("\(name): no such file")
         }
-        if let size = attrs[.size] as? Int, size > maxBytes { throw StoreError("\(name): \(size) bytes is over the \(maxBytes)-byte limit for a prompt file") }
+        if let size = attrs[.size] as? Int, size > maxBytes {
+            throw StoreError("\(name): \(size) bytes is over the \(maxBytes)-byte limit for a prompt file")
+        }
         var data = Data()
         // An empty regular file is not read: Foundation's Data(contentsOf:) leaks a 4 KiB buffer
         // on it (LeakSanitizer reports it at exit).
@@ -31,7 +33,11 @@ public enum PromptFile {
         var f = format
         if f == .auto {
             let ext = url.pathExtension.lowercased()
-            if ext == "jsonl" || ext == "ndjson" || ext == "json" { f = .jsonl } else if ext == "txt" { f = .text } else {
+            if ext == "jsonl" || ext == "ndjson" || ext == "json" {
+                f = .jsonl
+            } else if ext == "txt" {
+                f = .text
+            } else {
                 let firstLine = data.split(separator: UInt8(ascii: "\n")).first { !$0.allSatisfy { $0 == 32 || $0 == 9 || $0 == 13 } }
                 f = firstLine?.first(where: { $0 != 32 && $0 != 9 }) == UInt8(ascii: "{") ? .jsonl : .text
             }
@@ -121,7 +127,8 @@ public enum PromptFile {
             var text = ""
             for part in parts {
                 guard let d = part as? [String: Any], d["type"] as? String == "text", let t = d["text"] as? String else {
-                    throw StoreError("\(at): the message's content parts must be {\"type\": \"text\", \"text\": …} (images and other parts are not supported)")
+                    throw StoreError(
+                        "\(at): the message's content parts must be {\"type\": \"text\", \"text\": …} (images and other parts are not supported)")
                 }
                 text += t
             }

@@ -24,8 +24,10 @@ public struct NewRanking: Equatable, Sendable {
     public var startedAt: Double
     public var submittedAt: Double
 
-    public init(promptId: Int64, modelId: Int64?, annotator: String, shownOrder: [Int64], ranks: [Int]?, status: RankingStatus,
-                reason: String? = nil, guidelineVersion: String? = nil, source: String = "human", startedAt: Double, submittedAt: Double) {
+    public init(
+        promptId: Int64, modelId: Int64?, annotator: String, shownOrder: [Int64], ranks: [Int]?, status: RankingStatus,
+        reason: String? = nil, guidelineVersion: String? = nil, source: String = "human", startedAt: Double, submittedAt: Double
+    ) {
         self.promptId = promptId; self.modelId = modelId; self.annotator = annotator; self.shownOrder = shownOrder
         self.ranks = ranks; self.status = status; self.reason = reason; self.guidelineVersion = guidelineVersion
         self.source = source; self.startedAt = startedAt; self.submittedAt = submittedAt
@@ -104,17 +106,22 @@ extension RunStore {
         }
         guard Set(r.shownOrder).count == r.shownOrder.count else { throw StoreError("a ranking shows each completion once") }
         return try db.transaction {
-            try db.run("""
+            try db.run(
+                """
                 INSERT INTO rankings (prompt_id, model_id, annotator, shown_order, ranks, status, reason, guideline_version, source, started_at, submitted_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.int(r.promptId), r.modelId.map { .int($0) } ?? .null, .text(r.annotator), .text(Self.jsonArray(r.shownOrder)),
-                      r.ranks.map { .text(Self.jsonArray($0)) } ?? .null, .text(r.status.rawValue), r.reason.map { .text($0) } ?? .null,
-                      r.guidelineVersion.map { .text($0) } ?? .null, .text(r.source), .double(r.startedAt), .double(r.submittedAt)])
+                """,
+                [
+                    .int(r.promptId), r.modelId.map { .int($0) } ?? .null, .text(r.annotator), .text(Self.jsonArray(r.shownOrder)),
+                    r.ranks.map { .text(Self.jsonArray($0)) } ?? .null, .text(r.status.rawValue), r.reason.map { .text($0) } ?? .null,
+                    r.guidelineVersion.map { .text($0) } ?? .null, .text(r.source), .double(r.startedAt), .double(r.submittedAt),
+                ])
             let id = db.lastInsertId
             if r.status == .ranked, let ranks = r.ranks {
                 for c in Self.comparisons(shownOrder: r.shownOrder, ranks: ranks) {
-                    try db.run("INSERT INTO comparisons (ranking_id, chosen_id, rejected_id, rank_gap) VALUES (?, ?, ?, ?)",
-                               [.int(id), .int(c.chosen), .int(c.rejected), .int(Int64(c.gap))])
+                    try db.run(
+                        "INSERT INTO comparisons (ranking_id, chosen_id, rejected_id, rank_gap) VALUES (?, ?, ?, ?)",
+                        [.int(id), .int(c.chosen), .int(c.rejected), .int(Int64(c.gap))])
                 }
             }
             if let old = replacing {
@@ -126,13 +133,16 @@ extension RunStore {
         }
     }
 
-    private static let rankingColumns = "id, prompt_id, model_id, annotator, shown_order, ranks, status, reason, guideline_version, source, started_at, submitted_at, replaced_by"
+    private static let rankingColumns =
+        "id, prompt_id, model_id, annotator, shown_order, ranks, status, reason, guideline_version, source, started_at, submitted_at, replaced_by"
 
     private func rankingRecord(_ s: Statement) -> RankingRecord {
-        RankingRecord(id: s.int(0), ranking: NewRanking(
-            promptId: s.int(1), modelId: s.optionalInt(2), annotator: s.text(3), shownOrder: Self.parseInts(s.text(4)).map(Int64.init),
-            ranks: s.optionalText(5).map { Self.parseInts($0) }, status: RankingStatus(rawValue: s.text(6)) ?? .skipped,
-            reason: s.optionalText(7), guidelineVersion: s.optionalText(8), source: s.text(9), startedAt: s.double(10), submittedAt: s.double(11)),
+        RankingRecord(
+            id: s.int(0),
+            ranking: NewRanking(
+                promptId: s.int(1), modelId: s.optionalInt(2), annotator: s.text(3), shownOrder: Self.parseInts(s.text(4)).map(Int64.init),
+                ranks: s.optionalText(5).map { Self.parseInts($0) }, status: RankingStatus(rawValue: s.text(6)) ?? .skipped,
+                reason: s.optionalText(7), guidelineVersion: s.optionalText(8), source: s.text(9), startedAt: s.double(10), submittedAt: s.double(11)),
             replacedBy: s.optionalInt(12))
     }
 
@@ -141,7 +151,9 @@ extension RunStore {
         var clauses: [String] = [], params: [SQLValue] = []
         if let annotator { clauses.append("annotator = ?"); params.append(.text(annotator)) }
         if !includeReplaced { clauses.append("replaced_by IS NULL") }
-        let sql = "SELECT \(Self.rankingColumns) FROM rankings" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY submitted_at, id"
+        let sql =
+            "SELECT \(Self.rankingColumns) FROM rankings" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+            + " ORDER BY submitted_at, id"
         return try db.query(sql, params, rankingRecord)
     }
 
@@ -152,10 +164,12 @@ extension RunStore {
 
     /// The comparisons of current rankings, grouped by ranking in id order.
     public func comparisons() throws -> [ComparisonRecord] {
-        try db.query("""
+        try db.query(
+            """
             SELECT c.ranking_id, r.prompt_id, c.chosen_id, c.rejected_id, c.rank_gap FROM comparisons c
             JOIN rankings r ON r.id = c.ranking_id WHERE r.replaced_by IS NULL ORDER BY c.ranking_id, c.id
-            """) { ComparisonRecord(rankingId: $0.int(0), promptId: $0.int(1), chosenId: $0.int(2), rejectedId: $0.int(3), rankGap: Int($0.int(4))) }
+            """
+        ) { ComparisonRecord(rankingId: $0.int(0), promptId: $0.int(1), chosenId: $0.int(2), rejectedId: $0.int(3), rankGap: Int($0.int(4))) }
     }
 
     /// The comparisons of current rankings, one group per ranking that implies at least one pair
@@ -181,11 +195,13 @@ extension RunStore {
     /// Items to label: for each prompt of `split` (nil: both), the completions each model wrote
     /// for it (at most the first 9), where there are at least two. In prompt id order.
     public func labelItems(split: PromptSplit? = .train) throws -> [LabelItem] {
-        let rows = try db.query("""
+        let rows = try db.query(
+            """
             SELECT c.prompt_id, c.model_id, c.id FROM completions c JOIN prompts p ON p.id = c.prompt_id
             WHERE c.iteration IS NULL AND c.model_id IS NOT NULL\(split != nil ? " AND p.split = ?" : "")
             ORDER BY c.prompt_id, c.model_id, c.id
-            """, split.map { [.text($0.rawValue)] } ?? []) { ($0.int(0), $0.optionalInt(1), $0.int(2)) }
+            """, split.map { [.text($0.rawValue)] } ?? []
+        ) { ($0.int(0), $0.optionalInt(1), $0.int(2)) }
         var items: [LabelItem] = []
         var i = 0
         while i < rows.count {
@@ -201,7 +217,9 @@ extension RunStore {
     /// The prompt with this id.
     public func prompt(id: Int64) throws -> PromptRecord? {
         try db.query("SELECT id, text, source, split, metadata FROM prompts WHERE id = ?", [.int(id)]) {
-            PromptRecord(id: $0.int(0), text: $0.text(1), source: $0.optionalText(2), split: PromptSplit(rawValue: $0.text(3)) ?? .train, metadata: $0.optionalText(4))
+            PromptRecord(
+                id: $0.int(0), text: $0.text(1), source: $0.optionalText(2), split: PromptSplit(rawValue: $0.text(3)) ?? .train,
+                metadata: $0.optionalText(4))
         }.first
     }
 
@@ -228,30 +246,35 @@ public struct ImportedPair: Equatable, Sendable {
 extension RunStore {
     /// Stores pairs as rankings of two, all in one transaction: a missing prompt is added to the
     /// train split, both texts become completions (of no model), and the chosen one ranks first.
-    public func importPairs(_ pairs: [ImportedPair], annotator: String, stageRunId: Int64, source: String) throws -> (rankings: Int, newPrompts: Int) {
+    public func importPairs(_ pairs: [ImportedPair], annotator: String, stageRunId: Int64, source: String) throws -> (rankings: Int, newPrompts: Int)
+    {
         try db.transaction {
             var newPrompts = 0
             let t = Date().timeIntervalSince1970
             for p in pairs {
-                newPrompts += try db.run("INSERT OR IGNORE INTO prompts (text, source, split, created_at) VALUES (?, ?, 'train', ?)",
-                                         [.text(p.prompt), .text(source), .double(t)])
+                newPrompts += try db.run(
+                    "INSERT OR IGNORE INTO prompts (text, source, split, created_at) VALUES (?, ?, 'train', ?)",
+                    [.text(p.prompt), .text(source), .double(t)])
                 let promptId = try db.scalarInt("SELECT id FROM prompts WHERE text = ?", [.text(p.prompt)])!
                 var ids: [Int64] = []
                 for (i, (text, finish)) in [(p.chosen, p.chosenFinish), (p.rejected, p.rejectedFinish)].enumerated() {
                     guard finish == "eos" || finish == "length" else { throw StoreError("a finish reason is eos or length, not \(finish)") }
                     let sampling = i == 0 && p.origin != nil ? "{\"source\":\"import\",\"origin\":\(p.origin!)}" : "{\"source\":\"import\"}"
-                    try db.run("""
+                    try db.run(
+                        """
                         INSERT INTO completions (prompt_id, model_id, stage_run_id, text, token_ids, finish_reason, logprob_sum, sampling, created_at)
                         VALUES (?, NULL, ?, ?, ?, ?, NULL, ?, ?)
                         """, [.int(promptId), .int(stageRunId), .text(text), .blob([]), .text(finish), .text(sampling), .double(t)])
                     ids.append(db.lastInsertId)
                 }
-                try db.run("""
+                try db.run(
+                    """
                     INSERT INTO rankings (prompt_id, model_id, annotator, shown_order, ranks, status, source, started_at, submitted_at)
                     VALUES (?, NULL, ?, ?, '[1,2]', 'ranked', 'import', ?, ?)
                     """, [.int(promptId), .text(p.annotator ?? annotator), .text(Self.jsonArray(ids)), .double(t), .double(t)])
-                try db.run("INSERT INTO comparisons (ranking_id, chosen_id, rejected_id, rank_gap) VALUES (?, ?, ?, 1)",
-                           [.int(db.lastInsertId), .int(ids[0]), .int(ids[1])])
+                try db.run(
+                    "INSERT INTO comparisons (ranking_id, chosen_id, rejected_id, rank_gap) VALUES (?, ?, ?, 1)",
+                    [.int(db.lastInsertId), .int(ids[0]), .int(ids[1])])
             }
             return (pairs.count, newPrompts)
         }

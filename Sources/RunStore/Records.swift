@@ -72,8 +72,10 @@ public struct NewCompletion: Sendable {
     public var iteration: Int?
     public var score: Double?
 
-    public init(promptId: Int64, modelId: Int64?, stageRunId: Int64, text: String, tokenIds: [Int32], finishReason: String,
-                logprobSum: Double?, sampling: String, iteration: Int? = nil, score: Double? = nil) {
+    public init(
+        promptId: Int64, modelId: Int64?, stageRunId: Int64, text: String, tokenIds: [Int32], finishReason: String,
+        logprobSum: Double?, sampling: String, iteration: Int? = nil, score: Double? = nil
+    ) {
         self.promptId = promptId; self.modelId = modelId; self.stageRunId = stageRunId; self.text = text
         self.tokenIds = tokenIds; self.finishReason = finishReason; self.logprobSum = logprobSum
         self.sampling = sampling; self.iteration = iteration; self.score = score

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The run database: `runs/NAME/run.sqlite` and the checkpoints it registers.
@@ -45,7 +46,9 @@ public final class RunStore {
         let known = migrations.last?.version ?? 0
         let found = Int(try db.scalarInt("PRAGMA user_version") ?? 0)
         if found > known {
-            throw StoreError("\(path) has schema version \(found), newer than this program knows (\(known)); it was written by a newer rlhf, so upgrade rlhf to use this run")
+            throw StoreError(
+                "\(path) has schema version \(found), newer than this program knows (\(known)); it was written by a newer rlhf, so upgrade rlhf to use this run"
+            )
         }
         if found == 0 {
             let tables = try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
@@ -86,23 +89,28 @@ public final class RunStore {
     public func beginStageRun(stage: String, config: String, seed: Int64?) throws -> Int64 {
         try markInterruptedRuns()
         return try db.transaction {
-            try db.run("INSERT INTO stage_runs (stage, config, seed, started_at, status, pid, host) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                       [.text(stage), .text(config), seed.map { .int($0) } ?? .null, .double(Date().timeIntervalSince1970),
-                        .int(Int64(getpid())), .text(Self.hostName)])
+            try db.run(
+                "INSERT INTO stage_runs (stage, config, seed, started_at, status, pid, host) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                [
+                    .text(stage), .text(config), seed.map { .int($0) } ?? .null, .double(Date().timeIntervalSince1970),
+                    .int(Int64(getpid())), .text(Self.hostName),
+                ])
             return db.lastInsertId
         }
     }
 
     /// Records how a stage run ended.
     public func finishStageRun(_ id: Int64, status: StageStatus, error: String? = nil) throws {
-        try db.run("UPDATE stage_runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-                   [.text(status.rawValue), .double(Date().timeIntervalSince1970), error.map { .text($0) } ?? .null, .int(id)])
+        try db.run(
+            "UPDATE stage_runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+            [.text(status.rawValue), .double(Date().timeIntervalSince1970), error.map { .text($0) } ?? .null, .int(id)])
     }
 
     /// Takes over an unfinished stage run (to resume it): running again, owned by this process.
     public func reopenStageRun(_ id: Int64) throws {
-        try db.run("UPDATE stage_runs SET status = 'running', finished_at = NULL, error = NULL, pid = ?, host = ? WHERE id = ?",
-                   [.int(Int64(getpid())), .text(Self.hostName), .int(id)])
+        try db.run(
+            "UPDATE stage_runs SET status = 'running', finished_at = NULL, error = NULL, pid = ?, host = ? WHERE id = ?",
+            [.int(Int64(getpid())), .text(Self.hostName), .int(id)])
     }
 
     /// The latest run of `stage`, to resume it: refused with a message saying what to do when
@@ -110,7 +118,9 @@ public final class RunStore {
     /// stage in messages ("PPO") and `command` is how a new run starts ("rlhf ppo").
     public func stageRunToResume(_ stage: String, label: String, command: String) throws -> StageRunRecord {
         try markInterruptedRuns()
-        guard let last = try stageRuns(stage: stage).first else { throw StoreError("there is no \(label) run to resume; start one with '\(command)'") }
+        guard let last = try stageRuns(stage: stage).first else {
+            throw StoreError("there is no \(label) run to resume; start one with '\(command)'")
+        }
         guard last.status != .succeeded else { throw StoreError("the latest \(label) run (#\(last.id)) finished; start a new one with '\(command)'") }
         guard last.status != .running else { throw StoreError("\(label) run #\(last.id) is still running in another process") }
         return last
@@ -128,12 +138,15 @@ public final class RunStore {
     /// Marks runs whose process on this host is gone (killed, crashed) as interrupted.
     @discardableResult
     public func markInterruptedRuns() throws -> Int {
-        let running = try db.query("SELECT id, pid, host FROM stage_runs WHERE status = 'running'") { ($0.int(0), $0.optionalInt(1), $0.optionalText(2)) }
+        let running = try db.query("SELECT id, pid, host FROM stage_runs WHERE status = 'running'") {
+            ($0.int(0), $0.optionalInt(1), $0.optionalText(2))
+        }
         var n = 0
         for (id, pid, host) in running where host == Self.hostName {
             guard let pid, pid > 0, kill(pid_t(pid), 0) != 0, errno == ESRCH else { continue }
-            n += try db.run("UPDATE stage_runs SET status = 'interrupted', finished_at = ?, error = 'the process ended without finishing (killed or crashed)' WHERE id = ? AND status = 'running'",
-                            [.double(Date().timeIntervalSince1970), .int(id)])
+            n += try db.run(
+                "UPDATE stage_runs SET status = 'interrupted', finished_at = ?, error = 'the process ended without finishing (killed or crashed)' WHERE id = ? AND status = 'running'",
+                [.double(Date().timeIntervalSince1970), .int(id)])
         }
         return n
     }
@@ -146,11 +159,13 @@ public final class RunStore {
 
     /// Stage runs, newest first, optionally of one stage.
     public func stageRuns(stage: String? = nil) throws -> [StageRunRecord] {
-        let sql = "SELECT id, stage, config, seed, started_at, finished_at, status, error FROM stage_runs"
+        let sql =
+            "SELECT id, stage, config, seed, started_at, finished_at, status, error FROM stage_runs"
             + (stage != nil ? " WHERE stage = ?" : "") + " ORDER BY id DESC"
         return try db.query(sql, stage.map { [.text($0)] } ?? []) {
-            StageRunRecord(id: $0.int(0), stage: $0.text(1), config: $0.text(2), seed: $0.optionalInt(3), startedAt: $0.double(4),
-                           finishedAt: $0.optionalDouble(5), status: StageStatus(rawValue: $0.text(6)) ?? .failed, error: $0.optionalText(7))
+            StageRunRecord(
+                id: $0.int(0), stage: $0.text(1), config: $0.text(2), seed: $0.optionalInt(3), startedAt: $0.double(4),
+                finishedAt: $0.optionalDouble(5), status: StageStatus(rawValue: $0.text(6)) ?? .failed, error: $0.optionalText(7))
         }
     }
 
@@ -170,25 +185,32 @@ public final class RunStore {
     /// LoRA adapters name the registered model they adapt as `baseId`; `sha256` is then that of
     /// their adapter_model.safetensors.
     @discardableResult
-    public func registerModel(role: ModelRole, path: String, sha256: String, config: String, promptTemplate: String?,
-                              parentId: Int64?, stageRunId: Int64?, step: Int? = nil, note: String? = nil, baseId: Int64? = nil) throws -> ModelRecord {
+    public func registerModel(
+        role: ModelRole, path: String, sha256: String, config: String, promptTemplate: String?,
+        parentId: Int64?, stageRunId: Int64?, step: Int? = nil, note: String? = nil, baseId: Int64? = nil
+    ) throws -> ModelRecord {
         try db.transaction {
             if let b = baseId, try model(id: b) == nil { throw StoreError("cannot register adapters over model #\(b): the run has no such model") }
-            try db.run("""
+            try db.run(
+                """
                 INSERT INTO models (role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at, base_id)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.text(role.rawValue), .text(path), .text(sha256), .text(config), promptTemplate.map { .text($0) } ?? .null,
-                      parentId.map { .int($0) } ?? .null, stageRunId.map { .int($0) } ?? .null, step.map { .int(Int64($0)) } ?? .null,
-                      note.map { .text($0) } ?? .null, .double(Date().timeIntervalSince1970), baseId.map { .int($0) } ?? .null])
+                """,
+                [
+                    .text(role.rawValue), .text(path), .text(sha256), .text(config), promptTemplate.map { .text($0) } ?? .null,
+                    parentId.map { .int($0) } ?? .null, stageRunId.map { .int($0) } ?? .null, step.map { .int(Int64($0)) } ?? .null,
+                    note.map { .text($0) } ?? .null, .double(Date().timeIntervalSince1970), baseId.map { .int($0) } ?? .null,
+                ])
             return try model(id: db.lastInsertId)!
         }
     }
 
     private static let modelColumns = "id, role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at, base_id"
     private func modelRecord(_ s: Statement) -> ModelRecord {
-        ModelRecord(id: s.int(0), role: ModelRole(rawValue: s.text(1)) ?? .base, path: s.text(2), sha256: s.text(3), config: s.text(4),
-                    promptTemplate: s.optionalText(5), parentId: s.optionalInt(6), stageRunId: s.optionalInt(7),
-                    step: s.optionalInt(8).map(Int.init), note: s.optionalText(9), createdAt: s.double(10), baseId: s.optionalInt(11))
+        ModelRecord(
+            id: s.int(0), role: ModelRole(rawValue: s.text(1)) ?? .base, path: s.text(2), sha256: s.text(3), config: s.text(4),
+            promptTemplate: s.optionalText(5), parentId: s.optionalInt(6), stageRunId: s.optionalInt(7),
+            step: s.optionalInt(8).map(Int.init), note: s.optionalText(9), createdAt: s.double(10), baseId: s.optionalInt(11))
     }
 
     /// The model with this id.
@@ -215,7 +237,8 @@ public final class RunStore {
     /// stay inside it. A run folder may come from someone else, so a path that is absolute, goes
     /// up through `..`, or reaches outside through a symbolic link is refused, not followed.
     public func checkpointFolder(_ m: ModelRecord) throws -> URL {
-        let outside = "the \(m.role.rawValue) model #\(m.id) is registered at '\(m.path)', which leads outside the run folder; checkpoints must live under \(folder.path) (this run database may come from an untrusted source)"
+        let outside =
+            "the \(m.role.rawValue) model #\(m.id) is registered at '\(m.path)', which leads outside the run folder; checkpoints must live under \(folder.path) (this run database may come from an untrusted source)"
         guard !m.path.isEmpty, !m.path.hasPrefix("/"), !m.path.split(separator: "/").contains("..") else { throw StoreError(outside) }
         let dir = folder.appendingPathComponent(m.path)
         guard Self.isInside(dir, folder) else { throw StoreError(outside) }
@@ -250,14 +273,21 @@ public final class RunStore {
         let dir = try checkpointFolder(m)
         let weights = dir.appendingPathComponent(m.weightsFile)
         guard FileManager.default.fileExists(atPath: weights.path) else {
-            throw StoreError("the \(m.role.rawValue) model #\(m.id) is registered at \(dir.path), but \(weights.lastPathComponent) is missing there; restore the file or re-create the run")
+            throw StoreError(
+                "the \(m.role.rawValue) model #\(m.id) is registered at \(dir.path), but \(weights.lastPathComponent) is missing there; restore the file or re-create the run"
+            )
         }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where !Self.isInside(dir.appendingPathComponent(name), folder) {
-            throw StoreError("the \(m.role.rawValue) model #\(m.id) has \(name) linking outside the run folder; refusing to read it (this run database may come from an untrusted source)")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        where !Self.isInside(dir.appendingPathComponent(name), folder) {
+            throw StoreError(
+                "the \(m.role.rawValue) model #\(m.id) has \(name) linking outside the run folder; refusing to read it (this run database may come from an untrusted source)"
+            )
         }
         let sha = try sha256(weights)
         guard sha == m.sha256 else {
-            throw StoreError("the \(m.role.rawValue) model #\(m.id) at \(weights.path) has changed since it was registered (SHA-256 \(sha.prefix(12))…, expected \(m.sha256.prefix(12))…); it was modified or corrupted")
+            throw StoreError(
+                "the \(m.role.rawValue) model #\(m.id) at \(weights.path) has changed since it was registered (SHA-256 \(sha.prefix(12))…, expected \(m.sha256.prefix(12))…); it was modified or corrupted"
+            )
         }
         return dir
     }
@@ -287,9 +317,12 @@ public final class RunStore {
             var imported = 0, skipped = 0
             let t = Date().timeIntervalSince1970
             for p in prompts {
-                let n = try db.run("INSERT OR IGNORE INTO prompts (text, source, split, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
-                                   [.text(p.text), source.map { .text($0) } ?? .null, .text(split.rawValue),
-                                    p.metadata.map { .text($0) } ?? .null, .double(t)])
+                let n = try db.run(
+                    "INSERT OR IGNORE INTO prompts (text, source, split, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        .text(p.text), source.map { .text($0) } ?? .null, .text(split.rawValue),
+                        p.metadata.map { .text($0) } ?? .null, .double(t),
+                    ])
                 if n == 1 { imported += 1 } else { skipped += 1 }
             }
             return (imported, skipped)
@@ -300,7 +333,9 @@ public final class RunStore {
     public func prompts(split: PromptSplit? = nil) throws -> [PromptRecord] {
         let sql = "SELECT id, text, source, split, metadata FROM prompts" + (split != nil ? " WHERE split = ?" : "") + " ORDER BY id"
         return try db.query(sql, split.map { [.text($0.rawValue)] } ?? []) {
-            PromptRecord(id: $0.int(0), text: $0.text(1), source: $0.optionalText(2), split: PromptSplit(rawValue: $0.text(3)) ?? .train, metadata: $0.optionalText(4))
+            PromptRecord(
+                id: $0.int(0), text: $0.text(1), source: $0.optionalText(2), split: PromptSplit(rawValue: $0.text(3)) ?? .train,
+                metadata: $0.optionalText(4))
         }
     }
 
@@ -311,12 +346,17 @@ public final class RunStore {
         try db.transaction {
             let t = Date().timeIntervalSince1970
             for c in items {
-                try db.run("""
+                try db.run(
+                    """
                     INSERT INTO completions (prompt_id, model_id, stage_run_id, text, token_ids, finish_reason, logprob_sum, sampling, iteration, score, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.int(c.promptId), c.modelId.map { .int($0) } ?? .null, .int(c.stageRunId), .text(c.text), .blob(TokenBlob.encode(c.tokenIds)),
-                          .text(c.finishReason), c.logprobSum.map { .double($0) } ?? .null, .text(c.sampling), c.iteration.map { .int(Int64($0)) } ?? .null,
-                          c.score.map { .double($0) } ?? .null, .double(t)])
+                    """,
+                    [
+                        .int(c.promptId), c.modelId.map { .int($0) } ?? .null, .int(c.stageRunId), .text(c.text), .blob(TokenBlob.encode(c.tokenIds)),
+                        .text(c.finishReason), c.logprobSum.map { .double($0) } ?? .null, .text(c.sampling),
+                        c.iteration.map { .int(Int64($0)) } ?? .null,
+                        c.score.map { .double($0) } ?? .null, .double(t),
+                    ])
             }
         }
     }
@@ -324,22 +364,29 @@ public final class RunStore {
     /// How many completions each prompt has from `modelId` (prompts with none are absent).
     public func completionCounts(modelId: Int64) throws -> [Int64: Int] {
         var out: [Int64: Int] = [:]
-        for (p, n) in try db.query("SELECT prompt_id, count(*) FROM completions WHERE model_id = ? AND iteration IS NULL GROUP BY prompt_id", [.int(modelId)], { ($0.int(0), Int($0.int(1))) }) {
+        for (p, n) in try db.query(
+            "SELECT prompt_id, count(*) FROM completions WHERE model_id = ? AND iteration IS NULL GROUP BY prompt_id", [.int(modelId)],
+            { ($0.int(0), Int($0.int(1))) })
+        {
             out[p] = n
         }
         return out
     }
 
-    private static let completionColumns = "id, prompt_id, model_id, stage_run_id, text, token_ids, finish_reason, logprob_sum, sampling, iteration, score"
+    private static let completionColumns =
+        "id, prompt_id, model_id, stage_run_id, text, token_ids, finish_reason, logprob_sum, sampling, iteration, score"
     private func completionRecord(_ s: Statement) -> CompletionRecord {
-        CompletionRecord(id: s.int(0), promptId: s.int(1), modelId: s.optionalInt(2), stageRunId: s.int(3), text: s.text(4),
-                         tokenIds: TokenBlob.decode(s.blob(5)), finishReason: s.text(6), logprobSum: s.optionalDouble(7), sampling: s.text(8),
-                         iteration: s.optionalInt(9).map(Int.init), score: s.optionalDouble(10))
+        CompletionRecord(
+            id: s.int(0), promptId: s.int(1), modelId: s.optionalInt(2), stageRunId: s.int(3), text: s.text(4),
+            tokenIds: TokenBlob.decode(s.blob(5)), finishReason: s.text(6), logprobSum: s.optionalDouble(7), sampling: s.text(8),
+            iteration: s.optionalInt(9).map(Int.init), score: s.optionalDouble(10))
     }
 
     /// Completions of a prompt (generated ones, not PPO samples), in id order.
     public func completions(promptId: Int64) throws -> [CompletionRecord] {
-        try db.query("SELECT \(Self.completionColumns) FROM completions WHERE prompt_id = ? AND iteration IS NULL ORDER BY id", [.int(promptId)], completionRecord)
+        try db.query(
+            "SELECT \(Self.completionColumns) FROM completions WHERE prompt_id = ? AND iteration IS NULL ORDER BY id", [.int(promptId)],
+            completionRecord)
     }
 
     /// Completions by id (missing ids are absent from the result).
@@ -347,7 +394,9 @@ public final class RunStore {
         var out: [Int64: CompletionRecord] = [:]
         for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
             let marks = chunk.map { _ in "?" }.joined(separator: ",")
-            for c in try db.query("SELECT \(Self.completionColumns) FROM completions WHERE id IN (\(marks))", chunk.map { .int($0) }, completionRecord) {
+            for c in try db.query(
+                "SELECT \(Self.completionColumns) FROM completions WHERE id IN (\(marks))", chunk.map { .int($0) }, completionRecord)
+            {
                 out[c.id] = c
             }
         }
@@ -356,8 +405,9 @@ public final class RunStore {
 
     /// The samples a stage run kept per iteration (PPO), in iteration and id order.
     public func samples(stageRunId: Int64) throws -> [CompletionRecord] {
-        try db.query("SELECT \(Self.completionColumns) FROM completions WHERE stage_run_id = ? AND iteration IS NOT NULL ORDER BY iteration, id",
-                     [.int(stageRunId)], completionRecord)
+        try db.query(
+            "SELECT \(Self.completionColumns) FROM completions WHERE stage_run_id = ? AND iteration IS NOT NULL ORDER BY iteration, id",
+            [.int(stageRunId)], completionRecord)
     }
 
     // MARK: Metrics
@@ -367,8 +417,9 @@ public final class RunStore {
         try db.transaction {
             let t = Date().timeIntervalSince1970
             for (name, v) in values {
-                try db.run("INSERT OR REPLACE INTO metrics (stage_run_id, name, step, value, time) VALUES (?, ?, ?, ?, ?)",
-                           [.int(stageRunId), .text(name), .int(Int64(step)), v.isFinite ? .double(v) : (v.isNaN ? .null : .double(v)), .double(t)])
+                try db.run(
+                    "INSERT OR REPLACE INTO metrics (stage_run_id, name, step, value, time) VALUES (?, ?, ?, ?, ?)",
+                    [.int(stageRunId), .text(name), .int(Int64(step)), v.isFinite ? .double(v) : (v.isNaN ? .null : .double(v)), .double(t)])
             }
         }
     }
@@ -382,7 +433,8 @@ public final class RunStore {
             params += names.map { .text($0) }
         }
         if let afterStep { clauses.append("step > ?"); params.append(.int(Int64(afterStep))) }
-        let sql = "SELECT stage_run_id, name, step, value, time FROM metrics" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+        let sql =
+            "SELECT stage_run_id, name, step, value, time FROM metrics" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
             + " ORDER BY stage_run_id, name, step"
         return try db.query(sql, params) {
             MetricPoint(stageRunId: $0.int(0), name: $0.text(1), step: Int($0.int(2)), value: $0.optionalDouble(3) ?? .nan, time: $0.double(4))
@@ -403,18 +455,22 @@ public final class RunStore {
 
     /// The latest value of a metric over every stage run of `stage`, with its step.
     public func latestMetric(stage: String, name: String) throws -> (step: Int, value: Double)? {
-        try db.query("""
+        try db.query(
+            """
             SELECT m.step, m.value FROM metrics m JOIN stage_runs s ON s.id = m.stage_run_id
             WHERE s.stage = ? AND m.name = ? ORDER BY m.stage_run_id DESC, m.step DESC LIMIT 1
-            """, [.text(stage), .text(name)]) { (Int($0.int(0)), $0.optionalDouble(1) ?? .nan) }.first
+            """, [.text(stage), .text(name)]
+        ) { (Int($0.int(0)), $0.optionalDouble(1) ?? .nan) }.first
     }
 
     /// The value of a metric at one step of the latest stage run of `stage` that logged it.
     public func metric(stage: String, name: String, step: Int) throws -> Double? {
-        try db.query("""
+        try db.query(
+            """
             SELECT m.value FROM metrics m JOIN stage_runs s ON s.id = m.stage_run_id
             WHERE s.stage = ? AND m.name = ? AND m.step = ? ORDER BY m.stage_run_id DESC LIMIT 1
-            """, [.text(stage), .text(name), .int(Int64(step))]) { $0.optionalDouble(0) ?? .nan }.first
+            """, [.text(stage), .text(name), .int(Int64(step))]
+        ) { $0.optionalDouble(0) ?? .nan }.first
     }
 
     // MARK: Status
@@ -422,15 +478,22 @@ public final class RunStore {
     /// Counts of everything in the run.
     public func counts() throws -> RunCounts {
         var c = RunCounts()
-        for (k, n) in try db.query("SELECT split, count(*) FROM prompts GROUP BY split", [], { ($0.text(0), Int($0.int(1))) }) { c.promptsBySplit[k] = n }
+        for (k, n) in try db.query("SELECT split, count(*) FROM prompts GROUP BY split", [], { ($0.text(0), Int($0.int(1))) }) {
+            c.promptsBySplit[k] = n
+        }
         c.completions = Int(try db.scalarInt("SELECT count(*) FROM completions WHERE iteration IS NULL") ?? 0)
-        for (k, n) in try db.query("SELECT status, count(*) FROM rankings WHERE replaced_by IS NULL GROUP BY status", [], { ($0.text(0), Int($0.int(1))) }) {
+        for (k, n) in try db.query(
+            "SELECT status, count(*) FROM rankings WHERE replaced_by IS NULL GROUP BY status", [], { ($0.text(0), Int($0.int(1))) })
+        {
             c.rankingsByStatus[k] = n
             c.rankings += n
         }
-        c.comparisons = Int(try db.scalarInt("SELECT count(*) FROM comparisons c JOIN rankings r ON r.id = c.ranking_id WHERE r.replaced_by IS NULL") ?? 0)
+        c.comparisons = Int(
+            try db.scalarInt("SELECT count(*) FROM comparisons c JOIN rankings r ON r.id = c.ranking_id WHERE r.replaced_by IS NULL") ?? 0)
         for (k, n) in try db.query("SELECT role, count(*) FROM models GROUP BY role", [], { ($0.text(0), Int($0.int(1))) }) { c.modelsByRole[k] = n }
-        for (k, n) in try db.query("SELECT status, count(*) FROM stage_runs GROUP BY status", [], { ($0.text(0), Int($0.int(1))) }) { c.stageRunsByStatus[k] = n }
+        for (k, n) in try db.query("SELECT status, count(*) FROM stage_runs GROUP BY status", [], { ($0.text(0), Int($0.int(1))) }) {
+            c.stageRunsByStatus[k] = n
+        }
         return c
     }
 }

@@ -1,5 +1,5 @@
-import Foundation
 import CSQLite
+import Foundation
 
 /// A failure of the run database, with a message for the user.
 public struct StoreError: Error, CustomStringConvertible, Equatable {
@@ -78,8 +78,13 @@ final class Connection {
         case SQLITE_CORRUPT: return StoreError("\(path): the database is corrupt (\(msg))")
         case SQLITE_BUSY, SQLITE_LOCKED: return StoreError("\(path): the database stayed locked by another process for too long (\(msg))")
         case SQLITE_READONLY:
-            return StoreError("\(path): the database is read-only (\(msg)); rlhf writes to a run (and to run.sqlite-wal and -shm beside it) even to read it, so the run folder must be writable: fix its permissions, or copy the run folder somewhere writable")
-        default: return StoreError("\(path): database error: \(msg)" + (systemErrno != 0 && rc & 0xFF == SQLITE_IOERR ? " (\(String(cString: strerror(systemErrno))))" : ""))
+            return StoreError(
+                "\(path): the database is read-only (\(msg)); rlhf writes to a run (and to run.sqlite-wal and -shm beside it) even to read it, so the run folder must be writable: fix its permissions, or copy the run folder somewhere writable"
+            )
+        default:
+            return StoreError(
+                "\(path): database error: \(msg)"
+                    + (systemErrno != 0 && rc & 0xFF == SQLITE_IOERR ? " (\(String(cString: strerror(systemErrno))))" : ""))
         }
     }
 

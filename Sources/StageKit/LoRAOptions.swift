@@ -12,19 +12,37 @@ public enum LoRAOptions {
 
     /// The group for a config whose adapters are `lora` and whose frozen weights' type is set by
     /// `setFrozen`. `dropout` false leaves out --lora-dropout (PPO trains without dropout).
-    public static func group<C>(_ lora: WritableKeyPath<C, LoRAConfig?>, dropout: Bool = true,
-                                setFrozen: @escaping (inout C, FrozenDType) -> Void) -> ConfigOption<C> {
+    public static func group<C>(
+        _ lora: WritableKeyPath<C, LoRAConfig?>, dropout: Bool = true,
+        setFrozen: @escaping (inout C, FrozenDType) -> Void
+    ) -> ConfigOption<C> {
         var rows: [(label: String, help: [String])] = [
-            ("--lora-rank R", ["train LoRA adapters of rank R over frozen weights instead of every",
-                               "weight; checkpoints hold the adapters (default: full fine-tuning)"]),
+            (
+                "--lora-rank R",
+                [
+                    "train LoRA adapters of rank R over frozen weights instead of every",
+                    "weight; checkpoints hold the adapters (default: full fine-tuning)",
+                ]
+            ),
             ("--lora-alpha A", ["LoRA alpha: the update is scaled by A/R (default 2·R)"]),
-            ("--lora-targets L", ["comma-separated projections to adapt (default: all of them:",
-                                  "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj for the Llama",
-                                  "family, c_attn,c_proj,c_fc for GPT-2)"]),
+            (
+                "--lora-targets L",
+                [
+                    "comma-separated projections to adapt (default: all of them:",
+                    "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj for the Llama",
+                    "family, c_attn,c_proj,c_fc for GPT-2)",
+                ]
+            ),
         ]
         if dropout { rows.append(("--lora-dropout P", ["dropout on the adapters' input while training (default 0)"])) }
-        rows.append(("--frozen-dtype T", ["f32 or bf16: with LoRA, hold the frozen projections in bfloat16,",
-                                          "half their memory (default f32)"]))
+        rows.append(
+            (
+                "--frozen-dtype T",
+                [
+                    "f32 or bf16: with LoRA, hold the frozen projections in bfloat16,",
+                    "half their memory (default f32)",
+                ]
+            ))
         // --lora-dropout is accepted even where it is not listed, so that the stage's validation
         // can say why it does not apply.
         return ConfigOption(rows: rows, valued: names.sorted()) { c, given in

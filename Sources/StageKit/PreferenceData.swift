@@ -33,8 +33,10 @@ public enum PreferenceData {
     /// order. Completions are read as generation wrote them (their stored tokens, checked against
     /// the tokenizer) when `useStoredTokens`, else, as for imported text, encoded with EOS
     /// appended when they ended with one.
-    public static func rankings(store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations,
-                                useStoredTokens: Bool = true) throws -> [RankedCompletions] {
+    public static func rankings(
+        store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations,
+        useStoredTokens: Bool = true
+    ) throws -> [RankedCompletions] {
         let groups = try store.comparisonGroups()
         let completions = try store.completions(ids: Array(Set(groups.flatMap(\.completionIds))))
         var prompts: [Int64: [Int32]] = [:]
@@ -45,16 +47,19 @@ public enum PreferenceData {
             let responses = try g.completionIds.map { id in
                 try completionTokens(completions[id]!, tokenizer: tokenizer, annotations: annotations, useStoredTokens: useStoredTokens)
             }
-            return RankedCompletions(rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds,
-                                     prompt: prompts[g.promptId]!, responses: responses, pairs: g.pairs)
+            return RankedCompletions(
+                rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds,
+                prompt: prompts[g.promptId]!, responses: responses, pairs: g.pairs)
         }
     }
 
     /// A completion's tokens as a scoring model reads them: its stored tokens (checked against
     /// `tokenizer`) when `useStoredTokens` and it has them, else its text re-encoded, with EOS
     /// when it stopped at one.
-    public static func completionTokens(_ c: CompletionRecord, tokenizer: Tokenizer, annotations: ModelAnnotations,
-                                        useStoredTokens: Bool) throws -> [Int32] {
+    public static func completionTokens(
+        _ c: CompletionRecord, tokenizer: Tokenizer, annotations: ModelAnnotations,
+        useStoredTokens: Bool
+    ) throws -> [Int32] {
         let stored = useStoredTokens ? c.tokenIds : []
         if !stored.isEmpty { try tokenizer.checkStored(stored, "completion #\(c.id)") }
         return annotations.scoredCompletionIds(stored, text: c.text, stopped: c.finishReason == "eos", tokenizer: tokenizer)
@@ -62,7 +67,8 @@ public enum PreferenceData {
 
     /// The error both stages give for a run with no comparisons.
     public static let noComparisons = StoreError(
-        "the run has no comparisons yet; rank completions with 'rlhf label' (or 'rlhf label --simulate lexicon'), or import pairs with 'rlhf labels import'")
+        "the run has no comparisons yet; rank completions with 'rlhf label' (or 'rlhf label --simulate lexicon'), or import pairs with 'rlhf labels import'"
+    )
 
     /// Refuses comparisons that cover fewer than two prompts, which a split by prompt into train
     /// and validation (`PreferenceSplit`) cannot divide.

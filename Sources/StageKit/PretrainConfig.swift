@@ -33,8 +33,10 @@ public struct PretrainConfig: StageConfig, Equatable {
             return x
         },
         .seed(\.training.seed, "seed for initialisation, data order and the validation split"),
-        .value("--template", "T", \.template, "prompt template stored with the model; \"none\" stores none",
-               shown: { $0.map { "\"\($0.replacingOccurrences(of: "\n", with: "\\n"))\"" } ?? "none" }) { $0 == "none" ? nil : $0 },
+        .value(
+            "--template", "T", \.template, "prompt template stored with the model; \"none\" stores none",
+            shown: { $0.map { "\"\($0.replacingOccurrences(of: "\n", with: "\\n"))\"" } ?? "none" }
+        ) { $0 == "none" ? nil : $0 },
     ]
 
     /// The model's configuration: the preset that --config and --arch name.

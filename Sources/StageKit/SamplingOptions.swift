@@ -11,8 +11,10 @@ public enum SamplingOptions {
             ("--top-p P", ["nucleus sampling (default 1: off)"]),
         ]
         if greedy { rows.append(("--greedy", ["always the most likely token"])) }
-        return ConfigOption(rows: rows, valued: ["--temperature", "--top-k", "--top-p"], switches: greedy ? ["--greedy"] : [],
-                            shownDefault: { c in formatDefault(c[keyPath: key].temperature) }) { c, given in
+        return ConfigOption(
+            rows: rows, valued: ["--temperature", "--top-k", "--top-p"], switches: greedy ? ["--greedy"] : [],
+            shownDefault: { c in formatDefault(c[keyPath: key].temperature) }
+        ) { c, given in
             c[keyPath: key] = try parse(given, start: c[keyPath: key])
         }
     }

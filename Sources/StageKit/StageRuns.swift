@@ -17,8 +17,10 @@ extension RunStore {
 
     /// The latest unfinished run of `stage` (`label` and `command` name it in the error when there
     /// is none), its settings, and the state its last save stored, if any.
-    public func resumableStageRun<C: Decodable, S: Decodable>(_ stage: String, label: String, command: String,
-                                                              config: C.Type, state: S.Type) throws -> (id: Int64, config: C, state: S?) {
+    public func resumableStageRun<C: Decodable, S: Decodable>(
+        _ stage: String, label: String, command: String,
+        config: C.Type, state: S.Type
+    ) throws -> (id: Int64, config: C, state: S?) {
         let last = try stageRunToResume(stage, label: label, command: command)
         return (last.id, try storedConfig(last), try resumeState(last.id))
     }
@@ -49,10 +51,13 @@ extension RunStore {
 
     /// Registers the checkpoint of `model` at `path` (relative to the run), whose weights file
     /// was just written at `weights`, with the model's configuration.
-    public func registerCheckpoint(_ model: TransformerModel, role: ModelRole, path: String, weights: URL, promptTemplate: String?,
-                                   parentId: Int64?, stageRunId: Int64, step: Int?, note: String, baseId: Int64? = nil) throws -> ModelRecord {
-        try registerModel(role: role, path: path, sha256: try SHA256.hex(of: weights), config: try Self.json(model.config),
-                          promptTemplate: promptTemplate, parentId: parentId, stageRunId: stageRunId, step: step, note: note, baseId: baseId)
+    public func registerCheckpoint(
+        _ model: TransformerModel, role: ModelRole, path: String, weights: URL, promptTemplate: String?,
+        parentId: Int64?, stageRunId: Int64, step: Int?, note: String, baseId: Int64? = nil
+    ) throws -> ModelRecord {
+        try registerModel(
+            role: role, path: path, sha256: try SHA256.hex(of: weights), config: try Self.json(model.config),
+            promptTemplate: promptTemplate, parentId: parentId, stageRunId: stageRunId, step: step, note: note, baseId: baseId)
     }
 
     /// A value as the compact JSON text the run database stores.

@@ -3,21 +3,23 @@ import StageKit
 import TransformerCore
 
 let commands: [any Command.Type] = [
-    DemoCommand.self, InitCommand.self, PromptsCommand.self, GenerateCommand.self, LabelCommand.self, LabelsCommand.self, TrainRewardCommand.self, RewardCommand.self, PPOCommand.self, DPOCommand.self, CompareCommand.self, ExportCommand.self, CurvesCommand.self, ReportCommand.self, MetricsCommand.self, StatusCommand.self,
+    DemoCommand.self, InitCommand.self, PromptsCommand.self, GenerateCommand.self, LabelCommand.self, LabelsCommand.self, TrainRewardCommand.self,
+    RewardCommand.self, PPOCommand.self, DPOCommand.self, CompareCommand.self, ExportCommand.self, CurvesCommand.self, ReportCommand.self,
+    MetricsCommand.self, StatusCommand.self,
     TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, PretrainCommand.self, BenchCommand.self,
 ]
 
 let topHelp = """
-rlhf — an RLHF pipeline in Swift: generate, label, train a reward model, PPO or DPO, compare, curves.
+    rlhf — an RLHF pipeline in Swift: generate, label, train a reward model, PPO or DPO, compare, curves.
 
-Usage: rlhf <command> [options]
-       rlhf <command> --help
+    Usage: rlhf <command> [options]
+           rlhf <command> --help
 
-Commands:
-\(commands.map { "  " + $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
+    Commands:
+    \(commands.map { "  " + $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
 
-Exit status: 0 on success, 1 on failure, 2 on a usage error.
-"""
+    Exit status: 0 on success, 1 on failure, 2 on a usage error.
+    """
 
 func main() -> Int32 {
     var args = Array(CommandLine.arguments.dropFirst())
@@ -51,7 +53,7 @@ func main() -> Int32 {
     do {
         try command.run(args)
         return 0
-    } catch where error is UsageError || error is ConfigError {
+    } catch  where error is UsageError || error is ConfigError {
         // (A ConfigError is a stage's settings refusing a value given on the command line.)
         printError("rlhf \(command.name): error: \(error). See 'rlhf \(command.name) --help'.")
         return 2

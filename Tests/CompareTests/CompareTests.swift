@@ -1,8 +1,9 @@
-import XCTest
 import Foundation
 import TransformerCore
-@testable import RunStore
+import XCTest
+
 @testable import Compare
+@testable import RunStore
 
 /// Head-to-head counting, its interval, and paired sampling.
 final class CompareTests: XCTestCase {
@@ -32,8 +33,10 @@ final class CompareTests: XCTestCase {
         try ModelFolder.save(model, tokenizer: tok, to: dir.appendingPathComponent("checkpoints/p"))
         let store = try RunStore(folder: dir, create: true)
         let sha = try SHA256.hex(of: dir.appendingPathComponent("checkpoints/p/model.safetensors"))
-        let a = try store.registerModel(role: .policy, path: "checkpoints/p", sha256: sha, config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
-        let b = try store.registerModel(role: .policy, path: "checkpoints/p", sha256: sha, config: "{}", promptTemplate: nil, parentId: a.id, stageRunId: nil)
+        let a = try store.registerModel(
+            role: .policy, path: "checkpoints/p", sha256: sha, config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+        let b = try store.registerModel(
+            role: .policy, path: "checkpoints/p", sha256: sha, config: "{}", promptTemplate: nil, parentId: a.id, stageRunId: nil)
         _ = try store.addPrompts((0..<5).map { NewPrompt(text: "eval prompt \($0)") }, split: .eval, source: nil)
         return (store, a.id, b.id)
     }
@@ -57,7 +60,8 @@ final class CompareTests: XCTestCase {
         let rec = try XCTUnwrap(store.model(id: a))
         let m = try ModelFolder.load(store.verifiedFolder(rec, sha256: SHA256.hex(of:)))
         let prompts = try store.prompts(split: .eval)
-        let s = try HeadToHead.sample(m, prompts: prompts, perPrompt: 2, maxNewTokens: 8, settings: SamplingSettings(temperature: 1), seed: 1, batch: 3)
+        let s = try HeadToHead.sample(
+            m, prompts: prompts, perPrompt: 2, maxNewTokens: 8, settings: SamplingSettings(temperature: 1), seed: 1, batch: 3)
         XCTAssertEqual(s.map(\.promptId), prompts.flatMap { [$0.id, $0.id] })
         XCTAssertTrue(s.allSatisfy { !$0.tokens.isEmpty && $0.tokens.count <= 8 })
         // Different seeds draw different completions (the pairing is not trivially equal).

@@ -1,15 +1,18 @@
-import XCTest
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import XCTest
+
 @testable import Curves
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// Collects the `path` elements of an SVG with their attributes.
 final class SVGPaths: NSObject, XMLParserDelegate {
     var paths: [[String: String]] = []
     var elements = 0
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:])
+    {
         elements += 1
         if name == "path" { paths.append(attributes) }
     }
@@ -67,7 +70,9 @@ final class CurvesTests: XCTestCase {
             let text: String = (overlay + smoothed).joined(separator: "\n") + "\n"
             let url = Self.fixtures.appendingPathComponent(file)
             if ProcessInfo.processInfo.environment["RLHF_WRITE_GOLDEN"] != nil {
-                try text.write(to: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(file)"), atomically: true, encoding: .utf8)
+                try text.write(
+                    to: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(file)"), atomically: true,
+                    encoding: .utf8)
             }
             XCTAssertEqual(text, try String(contentsOf: url, encoding: .utf8), file)
         }
@@ -77,31 +82,41 @@ final class CurvesTests: XCTestCase {
         let style = TerminalChart.Style(unicode: true, color: true)
         let empty = TerminalChart.panel(metric: "m", series: [Series(run: "a", metric: "m", points: [])], width: 60, height: 8, style: style)
         XCTAssertTrue(empty.joined().contains("no data yet"))
-        let allNaN = TerminalChart.panel(metric: "m", series: [Series(run: "a", metric: "m", points: [(1, .nan), (2, .infinity)])], width: 60, height: 8, style: style)
+        let allNaN = TerminalChart.panel(
+            metric: "m", series: [Series(run: "a", metric: "m", points: [(1, .nan), (2, .infinity)])], width: 60, height: 8, style: style)
         XCTAssertTrue(allNaN.joined().contains("no finite values (2 NaN or infinite)"))
-        let single = TerminalChart.panel(metric: "m", series: [Series(run: "a", metric: "m", points: [(5, 0.25)])], width: 60, height: 8, style: style)
+        let single = TerminalChart.panel(
+            metric: "m", series: [Series(run: "a", metric: "m", points: [(5, 0.25)])], width: 60, height: 8, style: style)
         XCTAssertEqual(single.count, 8)
         XCTAssertTrue(single[0].contains("last 0.25"))
         XCTAssertEqual(single.joined().unicodeScalars.filter { (0x2801...0x28FF).contains($0.value) }.count, 1, "one dot")
-        let constant = TerminalChart.panel(metric: "m", series: [Series(run: "a", metric: "m", points: (0..<10).map { (Double($0), 3) })], width: 60, height: 8, style: style)
+        let constant = TerminalChart.panel(
+            metric: "m", series: [Series(run: "a", metric: "m", points: (0..<10).map { (Double($0), 3) })], width: 60, height: 8, style: style)
         XCTAssertTrue(constant.contains { $0.contains("3 ┤") }, constant.joined(separator: "\n"))
-        let huge = TerminalChart.panel(metric: "m", series: [Series(run: "a", metric: "m", points: [(0, -1e300), (1, 1e300), (2, 1e-300), (3, .nan)])], width: 80, height: 8, style: style)
+        let huge = TerminalChart.panel(
+            metric: "m", series: [Series(run: "a", metric: "m", points: [(0, -1e300), (1, 1e300), (2, 1e-300), (3, .nan)])], width: 80, height: 8,
+            style: style)
         XCTAssertTrue(huge[0].contains("(1 NaN/inf skipped)"))
         XCTAssertTrue(huge.joined().contains("1e+300"))
-        let tiny = TerminalChart.panel(metric: "m", series: [Series(run: "a", metric: "m", points: [(0, 1e-12), (1, 3e-12)])], width: 60, height: 8, style: style)
+        let tiny = TerminalChart.panel(
+            metric: "m", series: [Series(run: "a", metric: "m", points: [(0, 1e-12), (1, 3e-12)])], width: 60, height: 8, style: style)
         XCTAssertEqual(tiny.count, 8)
         // Plain ASCII and no colour when asked.
-        let plain = TerminalChart.panel(metric: "m", series: [line(10)], width: 40, height: 6, style: TerminalChart.Style(unicode: false, color: false))
+        let plain = TerminalChart.panel(
+            metric: "m", series: [line(10)], width: 40, height: 6, style: TerminalChart.Style(unicode: false, color: false))
         XCTAssertFalse(plain.joined().unicodeScalars.contains { $0.value > 0x7E || $0.value == 0x1B })
         for s in [empty, allNaN, single, constant, tiny] {
             XCTAssertTrue(s.allSatisfy { TextWidth.visible($0) <= 60 }, s.joined(separator: "\n"))
         }
         XCTAssertTrue(huge.allSatisfy { TextWidth.visible($0) <= 80 }, huge.joined(separator: "\n"))
-        let narrow = TerminalChart.panel(metric: "m", series: [Series(run: "a", metric: "m", points: [(0, -1e300), (1, 1e300), (3, .nan)])], width: 40, height: 6, style: style)
+        let narrow = TerminalChart.panel(
+            metric: "m", series: [Series(run: "a", metric: "m", points: [(0, -1e300), (1, 1e300), (3, .nan)])], width: 40, height: 6, style: style)
         XCTAssertTrue(narrow.allSatisfy { TextWidth.visible($0) <= 40 }, "notes that do not fit are dropped: " + narrow.joined(separator: "\n"))
         // SVG of the same edge cases parses.
-        let panels: [(metric: String, series: [Series])] = [("e", [Series(run: "a", metric: "e", points: [])]), ("n", [Series(run: "a", metric: "n", points: [(1, .nan)])]),
-                                                            ("s", [Series(run: "a", metric: "s", points: [(1, 2)])]), ("h", [Series(run: "a", metric: "h", points: [(0, -1e300), (1, 1e300)])])]
+        let panels: [(metric: String, series: [Series])] = [
+            ("e", [Series(run: "a", metric: "e", points: [])]), ("n", [Series(run: "a", metric: "n", points: [(1, .nan)])]),
+            ("s", [Series(run: "a", metric: "s", points: [(1, 2)])]), ("h", [Series(run: "a", metric: "h", points: [(0, -1e300), (1, 1e300)])]),
+        ]
         XCTAssertNotNil(parse(SVGChart.document(title: "edge", panels: panels)))
     }
 

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import DPO
 
 /// The DPO losses, their gradients with respect to the summed log-probabilities and TRL's reward
@@ -27,8 +28,9 @@ final class DPOLossTests: XCTestCase {
             XCTAssertNil(objective.validationError)
             var stats = DPOStats()
             for (i, r) in f.rankings.enumerated() {
-                let (s, g) = objective.ranking(policy: r.policy, reference: r.reference, pairs: r.pairs.map { ($0[0], $0[1]) },
-                                               weight: 1 / Double(f.rankings.count))
+                let (s, g) = objective.ranking(
+                    policy: r.policy, reference: r.reference, pairs: r.pairs.map { ($0[0], $0[1]) },
+                    weight: 1 / Double(f.rankings.count))
                 stats.merge(s)
                 for (k, (x, y)) in zip(g, c.gradient[i]).enumerated() {
                     XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y)), "\(c.loss) β \(c.beta) ε \(c.label_smoothing): ∂L/∂logπ[\(i)][\(k)]")

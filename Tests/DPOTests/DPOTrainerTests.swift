@@ -1,7 +1,8 @@
-import XCTest
 import Foundation
-import TransformerCore
 import RunStore
+import TransformerCore
+import XCTest
+
 @testable import DPO
 
 /// The trainer's summed log-probabilities against unpadded forward passes, and its parameter
@@ -21,12 +22,15 @@ final class DPOTrainerTests: XCTestCase {
         var rng = SeededRandom(seed: 9)
         func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(1 + rng.int(below: cfg.vocabSize - 1)) } }
         return [
-            PreferenceExample(rankingId: 1, promptId: 1, completionIds: [1, 2, 3], prompt: tokens(5), responses: [tokens(4), tokens(7), tokens(2)],
-                              pairs: [.init(chosen: 0, rejected: 1), .init(chosen: 2, rejected: 1), .init(chosen: 0, rejected: 2)]),
-            PreferenceExample(rankingId: 2, promptId: 2, completionIds: [4, 5], prompt: tokens(3), responses: [tokens(6), tokens(1)],
-                              pairs: [.init(chosen: 1, rejected: 0)]),
-            PreferenceExample(rankingId: 3, promptId: 3, completionIds: [6, 7], prompt: tokens(8), responses: [tokens(3), []],
-                              pairs: [.init(chosen: 0, rejected: 1)]),
+            PreferenceExample(
+                rankingId: 1, promptId: 1, completionIds: [1, 2, 3], prompt: tokens(5), responses: [tokens(4), tokens(7), tokens(2)],
+                pairs: [.init(chosen: 0, rejected: 1), .init(chosen: 2, rejected: 1), .init(chosen: 0, rejected: 2)]),
+            PreferenceExample(
+                rankingId: 2, promptId: 2, completionIds: [4, 5], prompt: tokens(3), responses: [tokens(6), tokens(1)],
+                pairs: [.init(chosen: 1, rejected: 0)]),
+            PreferenceExample(
+                rankingId: 3, promptId: 3, completionIds: [6, 7], prompt: tokens(8), responses: [tokens(3), []],
+                pairs: [.init(chosen: 0, rejected: 1)]),
         ]
     }
 
@@ -77,8 +81,9 @@ final class DPOTrainerTests: XCTestCase {
                     p.pointee = saved - h; let down = trainer.evaluate(exs, reference: ref).loss
                     p.pointee = saved
                     let numeric = (up - down) / (2 * Double(h)), a = Double(grad[i])
-                    XCTAssertLessThanOrEqual(abs(numeric - a), 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
-                                             "\(kind) \(slot.name)[\(i)]: analytic \(a), numeric \(numeric)")
+                    XCTAssertLessThanOrEqual(
+                        abs(numeric - a), 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
+                        "\(kind) \(slot.name)[\(i)]: analytic \(a), numeric \(numeric)")
                     checked += 1
                 }
             }
@@ -93,7 +98,9 @@ final class DPOTrainerTests: XCTestCase {
         XCTAssertEqual(trainer.passes(examples(), nCtx: 14).map { $0.count }, [1, 1, 1])
         let wide = DPOTrainer(policy: model(seed: 1), objective: DPOObjective(), rows: 16, pad: 0)
         XCTAssertEqual(wide.passes(examples(), nCtx: cfg.nCtx).map { $0.count }, [3])
-        XCTAssertEqual(wide.passes(examples(), nCtx: 14).map { $0.count }, [2, 1], "prompts 5 and 3 with responses up to 7 fit 14; the prompt of 8 would make 15")
+        XCTAssertEqual(
+            wide.passes(examples(), nCtx: 14).map { $0.count }, [2, 1], "prompts 5 and 3 with responses up to 7 fit 14; the prompt of 8 would make 15"
+        )
     }
 
     func testFitCutsThePromptStartThenTheResponseEnd() {

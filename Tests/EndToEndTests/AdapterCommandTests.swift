@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 @testable import TransformerCore
 
@@ -10,11 +11,15 @@ final class AdapterCommandTests: ScratchFolderTestCase {
         .appendingPathComponent("TransformerCoreTests/Fixtures")
 
     func testInitMergesAPeftAdapter() throws {
-        let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("peft/peft_reference.json"))) as! [String: Any]
+        let ref =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("peft/peft_reference.json")))
+            as! [String: Any]
         for (name, base) in [("llama-lora", "hf/arch/llama-tiny"), ("gpt2-lora", "hf/tiny-gpt2")] {
             let run = dir.appendingPathComponent(name).path
-            let out = try rlhf(["init", "--run", run, "--base", Self.fixtures.appendingPathComponent(base).path,
-                                "--adapter", Self.fixtures.appendingPathComponent("peft/\(name)").path])
+            let out = try rlhf([
+                "init", "--run", run, "--base", Self.fixtures.appendingPathComponent(base).path,
+                "--adapter", Self.fixtures.appendingPathComponent("peft/\(name)").path,
+            ])
             XCTAssertTrue(out.stdout.contains("merged in: LoRA r="), out.stdout)
             let model = try ModelFolder.load(URL(fileURLWithPath: run).appendingPathComponent("checkpoints/base"))
             let r = ref[name] as! [String: Any]
@@ -30,8 +35,11 @@ final class AdapterCommandTests: ScratchFolderTestCase {
             XCTAssertTrue(try store.latestModel(role: .base)?.note?.contains("adapter") == true)
         }
         // An adapter of another model, or no adapter at all: refused, and no run is left behind.
-        let bad = try rlhf(["init", "--run", path("bad"), "--base", Self.fixtures.appendingPathComponent("hf/arch/llama-tiny").path,
-                            "--adapter", Self.fixtures.appendingPathComponent("peft/gpt2-lora").path], expect: 1)
+        let bad = try rlhf(
+            [
+                "init", "--run", path("bad"), "--base", Self.fixtures.appendingPathComponent("hf/arch/llama-tiny").path,
+                "--adapter", Self.fixtures.appendingPathComponent("peft/gpt2-lora").path,
+            ], expect: 1)
         XCTAssertTrue(bad.stderr.contains("not a projection of a llama block"), bad.stderr)
         try rlhf(["init", "--run", path("bad"), "--base", "random:S", "--adapter", path("nowhere")], expect: 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad")))

@@ -1,5 +1,5 @@
-import XCTest
 import Foundation
+import XCTest
 
 /// Drives the built `rlhf` binary.
 final class CLITests: XCTestCase {
@@ -65,8 +65,12 @@ extension CLITests {
         XCTAssertEqual(r.status, 0, r.stderr)
         let objects = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let phases = objects.filter { $0["what"] as? String == "ppo" }.compactMap { $0["phase"] as? String }
-        XCTAssertEqual(phases, ["generate", "reference", "reward", "value", "policy logprobs", "update forward", "update backward",
-                                "update optimizer", "update other", "total"])
+        XCTAssertEqual(
+            phases,
+            [
+                "generate", "reference", "reward", "value", "policy logprobs", "update forward", "update backward",
+                "update optimizer", "update other", "total",
+            ])
         let seconds = objects.filter { $0["what"] as? String == "ppo" }.map { $0["seconds"] as? Double ?? -1 }
         XCTAssertTrue(seconds.allSatisfy { $0 >= 0 })
         XCTAssertEqual(seconds.dropLast().reduce(0, +), seconds.last!, accuracy: 0.05 * seconds.last! + 0.01, "the phases add up to the total")

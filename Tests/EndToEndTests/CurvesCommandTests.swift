@@ -1,15 +1,15 @@
-import XCTest
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import XCTest
+
 @testable import RunStore
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// `rlhf curves` (terminal, SVG, --follow), `rlhf report` and `rlhf metrics export` through the binary.
 final class CurvesCommandTests: ScratchFolderTestCase {
     var run: String { dir.appendingPathComponent("run").path }
-
-
 
     func testCurvesReportAndExport() throws {
         try rlhf(["init", "--run", run, "--base", "random:S"])

@@ -1,9 +1,10 @@
-import XCTest
 import Foundation
-import TransformerCore
-@testable import RunStore
-@testable import DPO
 import RewardTraining
+import TransformerCore
+import XCTest
+
+@testable import DPO
+@testable import RunStore
 
 /// `DPOStage` on a run: storage, lineage, metrics, the validation split it shares with
 /// train-reward (hence here, beside another stage), a stop and resume that gives the same metrics
@@ -22,13 +23,16 @@ final class DPOStageTests: XCTestCase {
         model.initialize(seed: 5)
         let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 20_000, seed: 3), vocabSize: 300)
         let template = "Q: {prompt}\nA:"
-        try ModelFolder.save(model, tokenizer: tok, annotations: ModelAnnotations(promptTemplate: template), to: dir.appendingPathComponent("checkpoints/base"))
+        try ModelFolder.save(
+            model, tokenizer: tok, annotations: ModelAnnotations(promptTemplate: template), to: dir.appendingPathComponent("checkpoints/base"))
         let store = try RunStore(folder: dir, create: true)
         let sha = try SHA256.hex(of: dir.appendingPathComponent("checkpoints/base/model.safetensors"))
         var parent: Int64?
         for role in [ModelRole.base, .policy, .reference] {
-            parent = try store.registerModel(role: role, path: "checkpoints/base", sha256: sha, config: "{}", promptTemplate: template,
-                                             parentId: parent, stageRunId: nil).id
+            parent = try store.registerModel(
+                role: role, path: "checkpoints/base", sha256: sha, config: "{}", promptTemplate: template,
+                parentId: parent, stageRunId: nil
+            ).id
         }
         let pairs = (0..<36).map { i in
             ImportedPair(prompt: "question \(i % 12)", chosen: "thanks, glad to help \(i)", rejected: "ugh whatever \(i)")
@@ -55,8 +59,9 @@ final class DPOStageTests: XCTestCase {
         let a = try makeRun(), b = try makeRun()
         let whole = try DPOStage.run(store: a, options: options(), resume: false)
         var steps = 0
-        let first = try DPOStage.run(store: b, options: options(), resume: false, events: { if case .step = $0 { steps += 1 } },
-                                     shouldStop: { steps >= 4 })
+        let first = try DPOStage.run(
+            store: b, options: options(), resume: false, events: { if case .step = $0 { steps += 1 } },
+            shouldStop: { steps >= 4 })
         XCTAssertTrue(first.interrupted)
         XCTAssertEqual(try b.stageRuns(stage: "dpo").first?.status, .interrupted)
         XCTAssertEqual(try b.latestModel(role: .policy)?.step, 4, "the stop saved the step it reached")
@@ -79,7 +84,9 @@ final class DPOStageTests: XCTestCase {
         XCTAssertThrowsError(try DPOStage.run(store: store, options: o, resume: false))
         o = options(); o.policyModel = 99
         XCTAssertThrowsError(try DPOStage.run(store: store, options: o, resume: false)) { XCTAssertTrue("\($0)".contains("#99"), "\($0)") }
-        XCTAssertThrowsError(try DPOStage.run(store: store, options: options(), resume: true)) { XCTAssertTrue("\($0)".contains("no DPO run"), "\($0)") }
+        XCTAssertThrowsError(try DPOStage.run(store: store, options: options(), resume: true)) {
+            XCTAssertTrue("\($0)".contains("no DPO run"), "\($0)")
+        }
         XCTAssertTrue(try store.stageRuns(stage: "dpo").isEmpty, "a refused run records nothing")
     }
 

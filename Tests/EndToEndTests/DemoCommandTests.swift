@@ -1,5 +1,5 @@
-import XCTest
 import Foundation
+import XCTest
 
 /// `rlhf demo --quick --dpo` from the project's folder, with thresholds suited to the short
 /// version (the full demo's figures are in the README), and `rlhf export` of the aligned policy.
@@ -11,7 +11,10 @@ final class DemoCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: run) }
         let r = try runCLI(["demo", "--quick", "--dpo", "--json", "--run", run.path], cwd: Self.repo)
         XCTAssertEqual(r.status, 0, r.stderr)
-        for stage in ["1. Base model", "2. Init", "3. Bundled prompts", "4. Generate", "5. Simulated labeling", "6. Train the reward model", "7. PPO", "8. DPO", "9. Curves", "10. Report"] {
+        for stage in [
+            "1. Base model", "2. Init", "3. Bundled prompts", "4. Generate", "5. Simulated labeling", "6. Train the reward model", "7. PPO", "8. DPO",
+            "9. Curves", "10. Report",
+        ] {
             XCTAssertTrue(r.stderr.contains("== \(stage)"), stage)
         }
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)

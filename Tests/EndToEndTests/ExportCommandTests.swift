@@ -1,6 +1,6 @@
-import XCTest
 import Foundation
 import TransformerCore
+import XCTest
 
 /// `rlhf export` writes the float type the base model was published in: a BF16 folder comes
 /// back out as BF16 (bit for bit, for the untrained base), an F32 one as F32, unless --dtype says
@@ -24,7 +24,9 @@ final class ExportCommandTests: ScratchFolderTestCase {
             return b
         }
         defer { buffers.forEach { $0.deallocate() } }
-        let outs = zip(src.names, buffers).map { n, b in SafeTensorsOutput(name: n, shape: src.entries[n]!.shape, data: UnsafeBufferPointer(b), dtype: dtype) }
+        let outs = zip(src.names, buffers).map { n, b in
+            SafeTensorsOutput(name: n, shape: src.entries[n]!.shape, data: UnsafeBufferPointer(b), dtype: dtype)
+        }
         try SafeTensorsWriter.write(outs, to: out.appendingPathComponent("model.safetensors"))
         return out
     }

@@ -1,5 +1,5 @@
-import XCTest
 import Foundation
+import XCTest
 
 /// `rlhf tokenize`, `logprobs`, `sample` and `tokenizer train` against the Hugging Face fixtures
 /// of Tests/TransformerCoreTests/Fixtures/hf (made by make_hf_fixtures.py).
@@ -27,8 +27,9 @@ final class FormatCommandTests: XCTestCase {
             XCTAssertEqual(json(r.stdout)["text"] as? String, text)
         }
         let plain = try cli.run(["tokenize", "--model", model, "--text", "Hello world"])
-        XCTAssertEqual(plain.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
-                       ((golden["tokenizer"] as! [[String: Any]])[0]["ids"] as! [Int]).map(String.init).joined(separator: " "))
+        XCTAssertEqual(
+            plain.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+            ((golden["tokenizer"] as! [[String: Any]])[0]["ids"] as! [Int]).map(String.init).joined(separator: " "))
     }
 
     func testLogprobsEqualLogSoftmaxOfTransformersLogits() throws {
@@ -79,7 +80,8 @@ final class FormatCommandTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-tok-\(getpid())")
         try? FileManager.default.removeItem(at: dir)
         let corpus = dir.appendingPathExtension("txt")
-        try (0..<300).map { "kind answer number \($0 % 17), thanks; rude reply 😀 \($0 % 5)" }.joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
+        try (0..<300).map { "kind answer number \($0 % 17), thanks; rude reply 😀 \($0 % 5)" }.joined(separator: "\n").write(
+            to: corpus, atomically: true, encoding: .utf8)
         let r = try cli.run(["tokenizer", "train", "--corpus", corpus.path, "--vocab-size", "300", "-o", dir.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("300-token"))
@@ -90,8 +92,9 @@ final class FormatCommandTests: XCTestCase {
         XCTAssertEqual((json(t.stdout)["ids"] as? [Int])?.last, 298, "<|endoftext|> is the first special token after the merges")
         let again = dir.appendingPathExtension("again")
         _ = try cli.run(["tokenizer", "train", "--corpus", corpus.path, "--vocab-size", "300", "-o", again.path])
-        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("tokenizer.json")), try Data(contentsOf: again.appendingPathComponent("tokenizer.json")),
-                       "training is deterministic")
+        XCTAssertEqual(
+            try Data(contentsOf: dir.appendingPathComponent("tokenizer.json")), try Data(contentsOf: again.appendingPathComponent("tokenizer.json")),
+            "training is deterministic")
     }
 
     func testFormatCommandErrors() throws {

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 @testable import TransformerCore
 
@@ -19,7 +20,8 @@ final class HandOffCommandTests: ScratchFolderTestCase {
         var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: cfgURL)) as! [String: Any]
         cfg["rlhf_prompt_template"] = "Q: {prompt}\nA:"
         try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
-        try "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}".write(to: out.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+        try "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}".write(
+            to: out.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
         return out
     }
 
@@ -28,7 +30,8 @@ final class HandOffCommandTests: ScratchFolderTestCase {
         let a = path("a")
         try rlhf(["init", "--run", a, "--base", base.path])
         let prompts = dir.appendingPathComponent("p.jsonl")
-        try (0..<6).map { "{\"prompt\":\"Tell me about topic \($0).\"}" }.joined(separator: "\n").write(to: prompts, atomically: true, encoding: .utf8)
+        try (0..<6).map { "{\"prompt\":\"Tell me about topic \($0).\"}" }.joined(separator: "\n").write(
+            to: prompts, atomically: true, encoding: .utf8)
         try rlhf(["prompts", "add", prompts.path, "--run", a])
         try rlhf(["generate", "--run", a, "--per-prompt", "3", "--max-new-tokens", "6", "--seed", "3"])
         try rlhf(["label", "--run", a, "--simulate", "length"])
@@ -39,7 +42,9 @@ final class HandOffCommandTests: ScratchFolderTestCase {
             let first = path("a-\(format).jsonl"), again = path("b-\(format).jsonl")
             let ex = try rlhf(["labels", "export", "--run", a, "--format", format, "-o", first])
             XCTAssertTrue(ex.stdout.contains("wrote \(pairs) pairs"), ex.stdout)
-            let line = try JSONSerialization.jsonObject(with: Data(String(contentsOfFile: first, encoding: .utf8).split(separator: "\n")[0].utf8)) as! [String: Any]
+            let line =
+                try JSONSerialization.jsonObject(with: Data(String(contentsOfFile: first, encoding: .utf8).split(separator: "\n")[0].utf8))
+                as! [String: Any]
             let meta = line["rlhf"] as! [String: Any], origin = meta["origin"] as! [String: Any]
             XCTAssertEqual(meta["format"] as? String, format)
             XCTAssertEqual(origin["run"] as? String, "a")
@@ -69,11 +74,13 @@ final class HandOffCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(ex.stdout.contains("the prompt template \"Q: {prompt}\\nA:\""), ex.stdout)
         let exported = try ModelFolder.load(out)
         let tok = exported.tokenizer
-        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("additional_chat_templates/original.jinja"), encoding: .utf8),
-                       try String(contentsOf: base.appendingPathComponent("chat_template.jinja"), encoding: .utf8))
+        XCTAssertEqual(
+            try String(contentsOf: out.appendingPathComponent("additional_chat_templates/original.jinja"), encoding: .utf8),
+            try String(contentsOf: base.appendingPathComponent("chat_template.jinja"), encoding: .utf8))
         for p in ["Tell me about topic 1.", "x\ny"] {
-            XCTAssertEqual(try exported.annotations.promptIds(p, tokenizer: tok, chat: true), try exported.annotations.promptIds(p, tokenizer: tok),
-                           "the exported chat template gives the ids rlhf generated from")
+            XCTAssertEqual(
+                try exported.annotations.promptIds(p, tokenizer: tok, chat: true), try exported.annotations.promptIds(p, tokenizer: tok),
+                "the exported chat template gives the ids rlhf generated from")
         }
         let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as! [String: Any]
         let prov = cfg["rlhf_provenance"] as! [String: Any]

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 /// A run folder from someone else is data, not instructions: an HTML report and an SVG of a run
@@ -42,11 +43,15 @@ final class HostileReportTests: ScratchFolderTestCase {
                 let id = try store.beginStageRun(stage: "ppo", config: "{\"note\":\(jsonString(Self.payloads("config")[i]))}", seed: nil)
                 try store.logMetrics(stageRunId: id, step: 1, [("objective/scores", 0.5), ("objective/kl", 0.1)])
                 let prompt = try store.prompts().first!
-                try store.addCompletions([NewCompletion(promptId: prompt.id, modelId: base.id, stageRunId: id, text: Self.payloads("sample")[i],
-                                                        tokenIds: [], finishReason: "eos", logprobSum: nil, sampling: "{}", iteration: 1, score: 0.25)])
+                try store.addCompletions([
+                    NewCompletion(
+                        promptId: prompt.id, modelId: base.id, stageRunId: id, text: Self.payloads("sample")[i],
+                        tokenIds: [], finishReason: "eos", logprobSum: nil, sampling: "{}", iteration: 1, score: 0.25)
+                ])
                 try store.finishStageRun(id, status: .failed, error: p)
-                try store.registerModel(role: .policy, path: "checkpoints/" + Self.payloads("path")[i], sha256: base.sha256, config: base.config,
-                                        promptTemplate: nil, parentId: base.id, stageRunId: id, step: i, note: Self.payloads("note")[i])
+                try store.registerModel(
+                    role: .policy, path: "checkpoints/" + Self.payloads("path")[i], sha256: base.sha256, config: base.config,
+                    promptTemplate: nil, parentId: base.id, stageRunId: id, step: i, note: Self.payloads("note")[i])
             }
             let stage = try store.beginStageRun(stage: Self.payloads("stagename")[0], config: "{}", seed: nil)
             try store.finishStageRun(stage, status: .succeeded)
@@ -56,8 +61,9 @@ final class HostileReportTests: ScratchFolderTestCase {
         try rlhf(["curves", "--run", run, "--stage", "ppo", "--svg", svg.path])
 
         let html = try String(contentsOf: report, encoding: .utf8)
-        XCTAssertTrue(html.contains("setAttribute(&#39;data-pwned&#39;") || html.contains("setAttribute('data-pwned'"),
-                      "the hostile strings are in the report, as text")
+        XCTAssertTrue(
+            html.contains("setAttribute(&#39;data-pwned&#39;") || html.contains("setAttribute('data-pwned'"),
+            "the hostile strings are in the report, as text")
         for (name, text) in [("report", html), ("svg", try String(contentsOf: svg, encoding: .utf8))] {
             let lower = text.lowercased()
             for tag in ["<script", "<img", "<iframe", "<meta http-equiv", "<a href", "<svg onload"] {
@@ -90,9 +96,11 @@ final class HostileReportTests: ScratchFolderTestCase {
     static func dumpDOM(_ browser: String, _ page: URL) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: browser)
-        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=3000",
-                       "--user-data-dir=" + FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-chromium-\(getpid())").path,
-                       "--dump-dom", page.absoluteString]
+        p.arguments = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=3000",
+            "--user-data-dir=" + FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-chromium-\(getpid())").path,
+            "--dump-dom", page.absoluteString,
+        ]
         let out = Pipe()
         p.standardOutput = out; p.standardError = FileHandle.nullDevice
         try p.run()

@@ -1,13 +1,12 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 /// `rlhf label` in a real pseudo-terminal, and the simulated labelers and label files through the binary.
 final class LabelCommandTests: ScratchFolderTestCase {
     var runPath: String { dir.appendingPathComponent("run").path }
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-
 
     func makeRun(prompts: [String], perPrompt: Int = 3) throws {
         try rlhf(["init", "--run", runPath, "--base", "random:S"])
@@ -18,8 +17,12 @@ final class LabelCommandTests: ScratchFolderTestCase {
     }
 
     func label(_ extra: [String] = []) throws -> PTYProcess {
-        try PTYProcess(rlhfBinary, ["label", "--run", runPath, "--annotator", "tester", "--order", "fixed",
-                                    "--guidelines", Self.repo.appendingPathComponent("labels/guidelines.md").path] + extra)
+        try PTYProcess(
+            rlhfBinary,
+            [
+                "label", "--run", runPath, "--annotator", "tester", "--order", "fixed",
+                "--guidelines", Self.repo.appendingPathComponent("labels/guidelines.md").path,
+            ] + extra)
     }
 
     func testRankKillRestartUndoAndEdit() throws {
@@ -30,9 +33,12 @@ final class LabelCommandTests: ScratchFolderTestCase {
             let third = try store.prompts().first { $0.text == "third item" }!
             let run = try store.beginStageRun(stage: "test", config: "{}", seed: nil)
             let policy = try store.latestModel(role: .policy)!.id
-            try store.addCompletions(["\u{1B}]0;pwned\u{07}title \u{1B}[2J wiped", "carriage\rreturn \u{1B}[31mred"].map {
-                NewCompletion(promptId: third.id, modelId: policy, stageRunId: run, text: $0, tokenIds: [], finishReason: "eos", logprobSum: 0, sampling: "{}")
-            })
+            try store.addCompletions(
+                ["\u{1B}]0;pwned\u{07}title \u{1B}[2J wiped", "carriage\rreturn \u{1B}[31mred"].map {
+                    NewCompletion(
+                        promptId: third.id, modelId: policy, stageRunId: run, text: $0, tokenIds: [], finishReason: "eos", logprobSum: 0,
+                        sampling: "{}")
+                })
             try store.finishStageRun(run, status: .succeeded)
         }
 
@@ -40,10 +46,10 @@ final class LabelCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(p1.waitFor("first item"), p1.text)
         XCTAssertTrue(p1.waitFor("0/4 done"))
         p1.markOutput()
-        p1.send("21\r")                          // 2 best, then 1; Enter puts 3 last
+        p1.send("21\r") // 2 best, then 1; Enter puts 3 last
         XCTAssertTrue(p1.waitFor("second item"), p1.text)
         p1.markOutput()
-        p1.send("3=1\r")                         // 3 and 1 tie for best; 2 last
+        p1.send("3=1\r") // 3 and 1 tie for best; 2 last
         XCTAssertTrue(p1.waitFor("third item"), p1.text)
         p1.kill(SIGKILL)
         XCTAssertEqual(p1.wait(), 128 + SIGKILL)
@@ -67,7 +73,7 @@ final class LabelCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(p2.waitFor("editing"), p2.text)
         XCTAssertTrue(p2.waitFor("second item"))
         p2.markOutput()
-        p2.send("\u{7F}\u{7F}23\r")              // drop "2" and the tied "1", then rank 2 and 3 after 3… → 1 > 2 > 3
+        p2.send("\u{7F}\u{7F}23\r") // drop "2" and the tied "1", then rank 2 and 3 after 3… → 1 > 2 > 3
         XCTAssertTrue(p2.waitFor("change saved"), p2.text)
         XCTAssertTrue(p2.waitFor("third item"))
         p2.send("q")
@@ -94,9 +100,9 @@ final class LabelCommandTests: ScratchFolderTestCase {
         typealias Prlimit = @convention(c) (pid_t, Int32, UnsafePointer<rlimit>?, UnsafeMutablePointer<rlimit>?) -> Int32
         let prlimit = unsafeBitCast(try XCTUnwrap(dlsym(nil, "prlimit")), to: Prlimit.self)
         #if os(Linux)
-        let fileSizeResource = Int32(RLIMIT_FSIZE.rawValue)
+            let fileSizeResource = Int32(RLIMIT_FSIZE.rawValue)
         #else
-        let fileSizeResource = RLIMIT_FSIZE
+            let fileSizeResource = RLIMIT_FSIZE
         #endif
         func setFileSizeLimit(_ bytes: rlim_t) {
             var lim = rlimit(rlim_cur: bytes, rlim_max: rlim_t.max)
@@ -109,7 +115,7 @@ final class LabelCommandTests: ScratchFolderTestCase {
         let store = try RunStore(folder: URL(fileURLWithPath: runPath))
         XCTAssertEqual(try store.rankings(annotator: "tester").count, 0)
         p.markOutput()
-        p.send("\r")                              // still failing: still kept
+        p.send("\r") // still failing: still kept
         XCTAssertTrue(p.waitFor("NOT SAVED"), p.text)
         XCTAssertFalse(p.waitFor("second item", timeout: 1), "the failed item stays on screen")
         XCTAssertEqual(try store.rankings(annotator: "tester").count, 0)
@@ -148,7 +154,7 @@ final class LabelCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(p.waitFor("beta"))
         p.send("fnot english\r")
         XCTAssertTrue(p.waitFor("gamma"))
-        p.send("\u{03}")                          // Ctrl-C quits cleanly
+        p.send("\u{03}") // Ctrl-C quits cleanly
         XCTAssertEqual(p.wait(), 0)
         let store = try RunStore(folder: URL(fileURLWithPath: runPath))
         XCTAssertEqual(try store.rankings().map(\.ranking.status), [.skipped, .flagged])

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 @testable import TransformerCore
 
@@ -13,7 +14,8 @@ final class LlamaPipelineTests: ScratchFolderTestCase {
         .appendingPathComponent("../TransformerCoreTests/Fixtures/hf/arch").standardizedFileURL
 
     func path(_ s: String) -> String { dir.appendingPathComponent(s).path }
-    static let lexicon = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../labels/lexicon").standardizedFileURL.path
+    static let lexicon = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../labels/lexicon")
+        .standardizedFileURL.path
 
     /// llama-tiny plus the files a downloaded Llama-3.x-Instruct folder also has.
     func instructFolder() throws -> URL {
@@ -87,7 +89,9 @@ final class LlamaPipelineTests: ScratchFolderTestCase {
         let tk = try rlhf(["tokenize", "--model", out, "--text", "Hello", "--chat", "--json"])
         XCTAssertTrue(tk.stdout.contains("\"<|begin_of_text|>\""), tk.stdout)
         let rendered = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(tk.stdout.utf8)) as? [String: Any])?["text"] as? String)
-        XCTAssertTrue(rendered.hasPrefix("<|begin_of_text|><|start_header_id|>system") && rendered.hasSuffix("Hello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"), rendered)
+        XCTAssertTrue(
+            rendered.hasPrefix("<|begin_of_text|><|start_header_id|>system")
+                && rendered.hasSuffix("Hello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"), rendered)
         XCTAssertEqual(try rlhf(["status", "--run", run, "--check"]).status, 0)
     }
 
@@ -98,7 +102,9 @@ final class LlamaPipelineTests: ScratchFolderTestCase {
         for i in 0..<60 { docs.append("Q: What is \(i) plus one?\nA: It is \(i + 1). Glad to help!") }
         let corpus = dir.appendingPathComponent("corpus.txt")
         try docs.joined(separator: "\n<|endoftext|>\n").write(to: corpus, atomically: true, encoding: .utf8)
-        let pre = try rlhf(["pretrain", "--arch", "llama", "--corpus", corpus.path, "-o", path("base"), "--steps", "30", "--batch", "4", "--vocab-size", "300"])
+        let pre = try rlhf([
+            "pretrain", "--arch", "llama", "--corpus", corpus.path, "-o", path("base"), "--steps", "30", "--batch", "4", "--vocab-size", "300",
+        ])
         XCTAssertTrue(pre.stdout.contains("validation loss"), pre.stdout)
         let (cfg, notes) = try ModelFolder.readConfig(URL(fileURLWithPath: path("base")))
         XCTAssertEqual(cfg.architecture, .llama)

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 @testable import TransformerCore
 
@@ -34,24 +35,35 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         for base in ["random:S", "random:llama-s"] {
             let run = "arch-" + base.dropFirst(7)
             try prepare(run, base: base)
-            let rm = try rlhf(["train-reward", "--run", path(run), "--epochs", "2", "--lora-rank", "4", "--lora-targets", base == "random:S" ? "c_attn,c_fc" : "q_proj,v_proj,down_proj"])
+            let rm = try rlhf([
+                "train-reward", "--run", path(run), "--epochs", "2", "--lora-rank", "4", "--lora-targets",
+                base == "random:S" ? "c_attn,c_fc" : "q_proj,v_proj,down_proj",
+            ])
             XCTAssertTrue(rm.stdout.contains("LoRA adapters over model #1"), rm.stdout)
             let s = try store(run)
             let baseRec = try s.latestModel(role: .base)!, reward = try s.latestModel(role: .reward)!
             XCTAssertEqual(reward.baseId, baseRec.id)
             let rewardDir = try s.checkpointFolder(reward), baseDir = try s.checkpointFolder(baseRec)
-            XCTAssertFalse(FileManager.default.fileExists(atPath: rewardDir.appendingPathComponent("model.safetensors").path), "no copy of the weights")
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: rewardDir.appendingPathComponent("model.safetensors").path), "no copy of the weights")
             func size(_ url: URL) throws -> Int { try FileManager.default.attributesOfItem(atPath: url.path)[.size] as! Int }
-            XCTAssertLessThan(try size(rewardDir.appendingPathComponent("adapter_model.safetensors")), try size(baseDir.appendingPathComponent("model.safetensors")) / 4)
-            XCTAssertTrue(try rlhf(["ppo", "--run", path(run), "--lora-rank", "4", "--iterations", "2", "--batch", "8", "--minibatches", "2",
-                                    "--response-length", "8", "--save-every", "1"]).stdout.contains("PPO finished: 2 iterations"))
+            XCTAssertLessThan(
+                try size(rewardDir.appendingPathComponent("adapter_model.safetensors")),
+                try size(baseDir.appendingPathComponent("model.safetensors")) / 4)
+            XCTAssertTrue(
+                try rlhf([
+                    "ppo", "--run", path(run), "--lora-rank", "4", "--iterations", "2", "--batch", "8", "--minibatches", "2",
+                    "--response-length", "8", "--save-every", "1",
+                ]).stdout.contains("PPO finished: 2 iterations"))
             let startPolicy = try s.models().first { $0.role == .policy }!
             let policy = try s.latestModel(role: .policy)!, value = try s.latestModel(role: .value)!
             XCTAssertEqual(policy.baseId, startPolicy.id, "the policy's adapters are over its starting weights")
             XCTAssertEqual(value.baseId, reward.id, "the value model's adapters are over the reward model")
             XCTAssertEqual(try s.verifiedChain(value, sha256: SHA256.hex(of:)).count, 3, "base, reward adapters, value adapters")
             // The merged reward model scores; generate samples from the LoRA policy; status checks every checkpoint.
-            XCTAssertTrue(try rlhf(["generate", "--run", path(run), "--per-prompt", "1", "--max-new-tokens", "4", "--limit", "2"]).stdout.contains("generated 2"))
+            XCTAssertTrue(
+                try rlhf(["generate", "--run", path(run), "--per-prompt", "1", "--max-new-tokens", "4", "--limit", "2"]).stdout.contains(
+                    "generated 2"))
             let check = try rlhf(["status", "--run", path(run), "--check"])
             XCTAssertFalse(check.stdout.contains("problem"), check.stdout)
             // A changed base is caught through the adapters that depend on it.
@@ -69,12 +81,16 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         try prepare("a")
         try rlhf(["train-reward", "--run", path("a"), "--epochs", "1", "--lora-rank", "4"])
         try FileManager.default.copyItem(atPath: path("a"), toPath: path("b"))
-        let args = ["--iterations", "8", "--batch", "16", "--response-length", "24", "--save-every", "2", "--seed", "3", "--lora-rank", "8", "--lora-alpha", "8"]
+        let args = [
+            "--iterations", "8", "--batch", "16", "--response-length", "24", "--save-every", "2", "--seed", "3", "--lora-rank", "8", "--lora-alpha",
+            "8",
+        ]
         XCTAssertTrue(try rlhf(["ppo", "--run", path("a")] + args).stdout.contains("PPO finished: 8 iterations"))
 
         let sb = try store("b")
-        XCTAssertEqual(try killWhenLogged(["ppo", "--run", path("b")] + args, store: sb, metric: "objective/kl", step: 5), .uncaughtSignal,
-                       "the run must be killed mid-way")
+        XCTAssertEqual(
+            try killWhenLogged(["ppo", "--run", path("b")] + args, store: sb, metric: "objective/kl", step: 5), .uncaughtSignal,
+            "the run must be killed mid-way")
         let resumed = try rlhf(["ppo", "--run", path("b"), "--resume"])
         XCTAssertTrue(resumed.stdout.contains("resuming PPO run"), resumed.stdout)
         let a = try ppoMetrics("a"), b = try ppoMetrics("b")
@@ -93,7 +109,8 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         try rlhf(["export", "--run", path("a"), "-o", merged.path])
         let out = try rlhf(["export", "--run", path("a"), "--adapter", "-o", peft.path])
         XCTAssertTrue(out.stdout.contains("PeftModel.from_pretrained"), out.stdout)
-        let peftConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: peft.appendingPathComponent("adapter_config.json"))) as! [String: Any]
+        let peftConfig =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: peft.appendingPathComponent("adapter_config.json"))) as! [String: Any]
         XCTAssertEqual(peftConfig["task_type"] as? String, "CAUSAL_LM")
         XCTAssertEqual(peftConfig["r"] as? Int, 8)
         let baseFolder = URL(fileURLWithPath: peftConfig["base_model_name_or_path"] as! String)
@@ -102,8 +119,9 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         let reference = try ModelFolder.load(merged)
         let diff = zip(base.model.parameters.array, reference.model.parameters.array).map { abs($0 - $1) }.max()!
         XCTAssertLessThan(diff, 1e-6)
-        XCTAssertGreaterThan(zip(try ModelFolder.load(baseFolder).model.parameters.array, reference.model.parameters.array).map { abs($0 - $1) }.max()!, 1e-5,
-                             "PPO moved the policy")
+        XCTAssertGreaterThan(
+            zip(try ModelFolder.load(baseFolder).model.parameters.array, reference.model.parameters.array).map { abs($0 - $1) }.max()!, 1e-5,
+            "PPO moved the policy")
     }
 
     /// `--frozen-dtype bf16`: the stages run with the frozen projections in bfloat16, store the
@@ -118,18 +136,22 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         let args = ["--iterations", "6", "--batch", "16", "--response-length", "16", "--save-every", "2", "--seed", "5", "--lora-rank", "4"]
         XCTAssertTrue(try rlhf(["ppo", "--run", path("h")] + args + ["--frozen-dtype", "bf16"]).stdout.contains("PPO finished: 6 iterations"))
         XCTAssertTrue(try store("h").stageRuns(stage: "ppo")[0].config.contains("bf16"))
-        XCTAssertEqual(try killWhenLogged(["ppo", "--run", path("h2")] + args + ["--frozen-dtype", "bf16"], store: store("h2"), metric: "objective/kl", step: 3),
-                       .uncaughtSignal, "the run must be killed mid-way")
+        XCTAssertEqual(
+            try killWhenLogged(
+                ["ppo", "--run", path("h2")] + args + ["--frozen-dtype", "bf16"], store: store("h2"), metric: "objective/kl", step: 3),
+            .uncaughtSignal, "the run must be killed mid-way")
         XCTAssertTrue(try rlhf(["ppo", "--run", path("h2"), "--resume"]).stdout.contains("resuming PPO run"))
         let a = try ppoMetrics("h"), b = try ppoMetrics("h2")
         XCTAssertEqual(Set(a.keys), Set(b.keys))
         for (k, v) in a { XCTAssertEqual(b[k] ?? .nan, v, accuracy: 1e-9 + 1e-6 * abs(v), k) }
         try rlhf(["ppo", "--run", path("h3")] + args)
         let f32 = try ppoMetrics("h3")
-        XCTAssertTrue(a.contains { k, v in k.hasPrefix("objective/kl@") && abs((f32[k] ?? v) - v) > 1e-7 * max(1, abs(v)) },
-                      "bfloat16 weights change the run")
+        XCTAssertTrue(
+            a.contains { k, v in k.hasPrefix("objective/kl@") && abs((f32[k] ?? v) - v) > 1e-7 * max(1, abs(v)) },
+            "bfloat16 weights change the run")
         // Adapters are saved, not weights: the policy checkpoint exports merged in f32 as usual.
-        XCTAssertTrue(try rlhf(["export", "--run", path("h"), "-o", dir.appendingPathComponent("hx").path]).stdout.contains("wrote the policy model"))
+        XCTAssertTrue(
+            try rlhf(["export", "--run", path("h"), "-o", dir.appendingPathComponent("hx").path]).stdout.contains("wrote the policy model"))
     }
 
     func testLoRAOptionErrors() throws {
@@ -149,7 +171,8 @@ final class LoRAStageCommandTests: ScratchFolderTestCase {
         let full = try rlhf(["export", "--run", path("e"), "--adapter", "-o", path("x")], expect: 1)
         XCTAssertTrue(full.stderr.contains("without --lora-rank"), full.stderr)
         XCTAssertEqual(try store("e").stageRuns(stage: "train-reward").count, 0, "nothing started")
-        let adapterAsBase = try rlhf(["init", "--run", path("f"), "--base", AdapterCommandTests.fixtures.appendingPathComponent("peft/gpt2-lora").path], expect: 1)
+        let adapterAsBase = try rlhf(
+            ["init", "--run", path("f"), "--base", AdapterCommandTests.fixtures.appendingPathComponent("peft/gpt2-lora").path], expect: 1)
         XCTAssertTrue(adapterAsBase.stderr.contains("holds LoRA adapters") && adapterAsBase.stderr.contains("--adapter"), adapterAsBase.stderr)
     }
 }

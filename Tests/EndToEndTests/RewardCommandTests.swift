@@ -1,12 +1,11 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 /// `rlhf train-reward`, `rlhf reward score` and `status` through the binary, on imported pairs.
 final class RewardCommandTests: ScratchFolderTestCase {
     var run: String { dir.appendingPathComponent("run").path }
-
-
 
     func pairsFile(_ n: Int) throws -> String {
         let lines = (0..<n).map { i in

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 /// `rlhf init`, `prompts add`, `generate` and `status` through the built binary, in a scratch
@@ -29,7 +30,9 @@ final class RunCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: cwd.appendingPathComponent("runs/default/checkpoints/base/model.safetensors").path))
         let again = try rlhf("init", "--base", "random:S", expect: 1)
         XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
-        let add = try rlhf("prompts", "add", write("p.jsonl", "{\"prompt\":\"Hi there\",\"topic\":\"greeting\"}\n{\"prompt\":\"What is rain?\"}\n{\"prompt\":\"Hi there\"}\n"))
+        let add = try rlhf(
+            "prompts", "add",
+            write("p.jsonl", "{\"prompt\":\"Hi there\",\"topic\":\"greeting\"}\n{\"prompt\":\"What is rain?\"}\n{\"prompt\":\"Hi there\"}\n"))
         XCTAssertTrue(add.stdout.contains("imported 2 train prompts, skipped 1 duplicate"), add.stdout)
         try rlhf("prompts", "add", write("e.txt", "eval one\neval two\neval three\n"), "--split", "eval")
         let gen = try rlhf("generate", "--per-prompt", "3", "--max-new-tokens", "10")

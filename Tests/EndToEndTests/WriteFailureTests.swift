@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 /// Every write path under a failing write: the binary runs under a file-size limit (`ulimit -f`,
@@ -47,7 +48,9 @@ final class WriteFailureTests: ScratchFolderTestCase {
     @discardableResult
     func importPairs(_ n: Int, limitKiB: Int? = nil) throws -> CLIResult {
         let file = dir.appendingPathComponent("pairs-\(n).jsonl")
-        let pairs = (0..<n).map { "{\"prompt\":\"question \($0) about the weather\",\"chosen\":\"thanks, glad to help with that\",\"rejected\":\"ugh whatever\"}" }
+        let pairs = (0..<n).map {
+            "{\"prompt\":\"question \($0) about the weather\",\"chosen\":\"thanks, glad to help with that\",\"rejected\":\"ugh whatever\"}"
+        }
         try pairs.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
         let args = ["labels", "import", file.path, "--run", run]
         return try limitKiB.map { try limited($0, args) } ?? rlhf(args)
@@ -119,8 +122,10 @@ final class WriteFailureTests: ScratchFolderTestCase {
         let before = try Data(contentsOf: db)
         try lock(true)
         defer { try? lock(false) }
-        for args in [["status"], ["train-reward", "--epochs", "1"], ["labels", "import", dir.appendingPathComponent("pairs-40.jsonl").path],
-                     ["generate", "--max-new-tokens", "4"], ["ppo", "--iterations", "1"]] {
+        for args in [
+            ["status"], ["train-reward", "--epochs", "1"], ["labels", "import", dir.appendingPathComponent("pairs-40.jsonl").path],
+            ["generate", "--max-new-tokens", "4"], ["ppo", "--iterations", "1"],
+        ] {
             let r = try runCLI(args + ["--run", run], cwd: dir, launcher: launcher)
             XCTAssertEqual(r.status, 1, "\(args): \(r.stdout) \(r.stderr)")
             let errors = r.stderr.split(separator: "\n").filter { $0.contains("error:") }
@@ -143,8 +148,12 @@ final class WriteFailureTests: ScratchFolderTestCase {
             let id = try store.beginStageRun(stage: "ppo", config: "{}", seed: 1)
             for step in 1...1500 {
                 let x = Double(step)
-                try store.logMetrics(stageRunId: id, step: step, [("objective/scores", sin(x / 50)), ("objective/kl", x / 1000), ("objective/entropy", cos(x / 70)),
-                                                                  ("loss/value", 1 / x), ("policy/clipfrac", 0.1), ("objective/kl_coef", 0.05)])
+                try store.logMetrics(
+                    stageRunId: id, step: step,
+                    [
+                        ("objective/scores", sin(x / 50)), ("objective/kl", x / 1000), ("objective/entropy", cos(x / 70)),
+                        ("loss/value", 1 / x), ("policy/clipfrac", 0.1), ("objective/kl_coef", 0.05),
+                    ])
             }
             try store.finishStageRun(id, status: .succeeded)
         }

@@ -12,7 +12,7 @@ let package = Package(
             name: "rlhf-fuzz",
             dependencies: [.product(name: "FuzzTargets", package: "rlhf")],
             path: "Harness"
-        ),
+        )
     ],
     swiftLanguageModes: [.v5]
 )

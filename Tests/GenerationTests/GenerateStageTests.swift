@@ -1,8 +1,9 @@
-import XCTest
 import Foundation
 import TransformerCore
-@testable import RunStore
+import XCTest
+
 @testable import Generation
+@testable import RunStore
 
 /// A run with a tiny random policy and some prompts.
 func makeRun(prompts: Int = 10, template: String? = nil, name: String = #function) throws -> RunStore {
@@ -18,7 +19,8 @@ func makeRun(prompts: Int = 10, template: String? = nil, name: String = #functio
     try ModelFolder.save(model, tokenizer: tok, annotations: ModelAnnotations(promptTemplate: template), to: ck)
     let store = try RunStore(folder: dir, create: true)
     let sha = try SHA256.hex(of: ck.appendingPathComponent("model.safetensors"))
-    try store.registerModel(role: .policy, path: "checkpoints/base", sha256: sha, config: "{}", promptTemplate: template, parentId: nil, stageRunId: nil)
+    try store.registerModel(
+        role: .policy, path: "checkpoints/base", sha256: sha, config: "{}", promptTemplate: template, parentId: nil, stageRunId: nil)
     _ = try store.addPrompts((0..<prompts).map { NewPrompt(text: "prompt number \($0)") }, split: .train, source: nil)
     _ = try store.addPrompts([NewPrompt(text: "an eval prompt")], split: .eval, source: nil)
     return store
@@ -68,7 +70,8 @@ final class GenerateStageTests: XCTestCase {
         // …and one stopped after its first batch, then rerun.
         let split = try makeRun()
         var batches = 0
-        let r1 = try GenerateStage.run(store: split, options: options(), progress: { done, _ in if done > 0 { batches += 1 } }, shouldStop: { batches >= 1 })
+        let r1 = try GenerateStage.run(
+            store: split, options: options(), progress: { done, _ in if done > 0 { batches += 1 } }, shouldStop: { batches >= 1 })
         XCTAssertTrue(r1.interrupted)
         XCTAssertEqual(r1.completions, 6, "batch 7 holds two whole prompts of 3")
         XCTAssertEqual(try split.stageRuns(stage: "generate")[0].status, .interrupted)
@@ -100,8 +103,9 @@ final class GenerateStageTests: XCTestCase {
         // The same greedy continuation, computed directly from the templated prompt.
         let m = try ModelFolder.load(store.folder.appendingPathComponent("checkpoints/base"))
         var rng = SeededRandom(seed: 0)
-        let direct = Generator(model: m.model).generate(prompts: [m.tokenizer.encode("Q: prompt number 0\nA:")], maxNewTokens: 12,
-                                                       settings: SamplingSettings(greedy: true), eos: m.tokenizer.eosId, pad: 0, rng: &rng)[0]
+        let direct = Generator(model: m.model).generate(
+            prompts: [m.tokenizer.encode("Q: prompt number 0\nA:")], maxNewTokens: 12,
+            settings: SamplingSettings(greedy: true), eos: m.tokenizer.eosId, pad: 0, rng: &rng)[0]
         XCTAssertEqual(c.tokenIds, direct.tokens)
         let body = c.finishReason == "eos" ? Array(c.tokenIds.dropLast()) : c.tokenIds
         XCTAssertEqual(c.text, m.tokenizer.decode(body))

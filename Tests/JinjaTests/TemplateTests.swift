@@ -11,8 +11,10 @@ final class TemplateTests: XCTestCase {
 
     func testGlobalsLoopsAndFilters() throws {
         let messages: Variable = .list([.dict([("role", .string("user")), ("content", .string("hi"))])])
-        XCTAssertEqual(try render("{% for m in messages %}{{ m.role | upper }}: {{ m['content'] }}{% if not loop.last %}, {% endif %}{% endfor %}",
-                                  ["messages": messages]), "USER: hi")
+        XCTAssertEqual(
+            try render(
+                "{% for m in messages %}{{ m.role | upper }}: {{ m['content'] }}{% if not loop.last %}, {% endif %}{% endfor %}",
+                ["messages": messages]), "USER: hi")
         XCTAssertEqual(try render("{{ range(3) | join('-') }} {{ strftime_now('%Y') }}"), "0-1-2 1970")
         XCTAssertEqual(try render("{{ x | tojson }}", ["x": .string("a\"b\n")]), "\"a\\\"b\\n\"")
     }
@@ -25,8 +27,9 @@ final class TemplateTests: XCTestCase {
     /// Integer arithmetic at the ends of the range wraps, as + and - do, rather than stopping the
     /// program; range() refuses a span that overflows instead of asking for 2^64 items.
     func testIntegersAtTheLimits() throws {
-        XCTAssertEqual(try render("{{ -(-9223372036854775807 - 1) }} {{ -(5) }} {{ 9223372036854775807 + 1 }}"),
-                       "-9223372036854775808 -5 -9223372036854775808")
+        XCTAssertEqual(
+            try render("{{ -(-9223372036854775807 - 1) }} {{ -(5) }} {{ 9223372036854775807 + 1 }}"),
+            "-9223372036854775808 -5 -9223372036854775808")
         XCTAssertThrowsError(try render("{% for i in range(-9223372036854775807 - 1, 9223372036854775807) %}{% endfor %}")) {
             XCTAssertTrue("\($0)".contains("range too long"), "\($0)")
         }

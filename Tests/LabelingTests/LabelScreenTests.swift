@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Labeling
 
 final class LabelScreenTests: XCTestCase {
@@ -12,21 +13,25 @@ final class LabelScreenTests: XCTestCase {
     let hostile: [[UInt8]] = [
         Array("\u{1B}[2J\u{1B}]0;pwned\u{07}title and \u{1B}[31mred\u{1B}[0m".utf8),
         Array("carriage\rreturn and back\u{8}space and bell\u{07}".utf8) + [0xFF, 0xC3, 0x28],
-        Array("\u{9B}6n \u{202E}reversed\u{202C} and a very long line that needs wrapping because it goes on and on and on past the edge of an eighty column terminal window".utf8),
+        Array(
+            "\u{9B}6n \u{202E}reversed\u{202C} and a very long line that needs wrapping because it goes on and on and on past the edge of an eighty column terminal window"
+                .utf8),
     ]
 
     func view(_ session: LabelSession = LabelSession(count: 3)) -> LabelView {
-        LabelView(title: "rlhf label · default · alice", progress: "3/10 done · 2.0/min · ETA 4s",
-                  prompt: "How do I \u{1B}[5mfix\u{1B}[0m a flat tire?", completions: hostile, session: session,
-                  guidelines: "Be kind.\n\u{1B}[31mno escapes here\u{1B}[0m", guidelinesSource: "labels/guidelines.md")
+        LabelView(
+            title: "rlhf label · default · alice", progress: "3/10 done · 2.0/min · ETA 4s",
+            prompt: "How do I \u{1B}[5mfix\u{1B}[0m a flat tire?", completions: hostile, session: session,
+            guidelines: "Be kind.\n\u{1B}[31mno escapes here\u{1B}[0m", guidelinesSource: "labels/guidelines.md")
     }
 
     func check(_ lines: [String], width: Int, height: Int, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(lines.count, height, file: file, line: line)
         for l in lines {
             let p = plain(l)
-            XCTAssertFalse(p.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || (0x202A...0x202E).contains($0.value) },
-                           "control character reaches the terminal: \(p.debugDescription)", file: file, line: line)
+            XCTAssertFalse(
+                p.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || (0x202A...0x202E).contains($0.value) },
+                "control character reaches the terminal: \(p.debugDescription)", file: file, line: line)
             XCTAssertLessThanOrEqual(TextLayout.width(p), width, "too wide: \(p)", file: file, line: line)
         }
     }

@@ -1,25 +1,26 @@
 import XCTest
+
 @testable import Labeling
 
 final class RankingBuilderTests: XCTestCase {
     func testPicksTiesBackspaceAndFinish() {
         var b = RankingBuilder(count: 4)
-        XCTAssertNil(b.pick(1))                 // completion 2 is best
+        XCTAssertNil(b.pick(1)) // completion 2 is best
         XCTAssertEqual(b.pick(1), .alreadyPicked)
         XCTAssertEqual(b.pick(7), .outOfRange)
         XCTAssertNil(b.tie())
-        XCTAssertNil(b.pick(3))                 // 4 ties with 2
+        XCTAssertNil(b.pick(3)) // 4 ties with 2
         XCTAssertEqual(b.summary, "2 = 4")
         XCTAssertNil(b.pick(0))
         XCTAssertEqual(b.summary, "2 = 4 > 1")
         XCTAssertNil(b.removeLast())
         XCTAssertEqual(b.summary, "2 = 4")
-        XCTAssertNil(b.tie()); XCTAssertNil(b.removeLast())  // Backspace first cancels a pending tie
+        XCTAssertNil(b.tie()); XCTAssertNil(b.removeLast()) // Backspace first cancels a pending tie
         XCTAssertEqual(b.summary, "2 = 4")
         XCTAssertFalse(b.tiePending)
         XCTAssertEqual(b.finish(), .incomplete(left: 2))
         XCTAssertNil(b.pick(2))
-        XCTAssertNil(b.finish())                // the one left goes last
+        XCTAssertNil(b.finish()) // the one left goes last
         XCTAssertEqual(b.ranks, [3, 1, 2, 1])
         XCTAssertEqual(RankingBuilder(count: 4, ranks: [3, 1, 2, 1]).groups, [[1, 3], [2], [0]])
     }
@@ -29,7 +30,7 @@ final class RankingBuilderTests: XCTestCase {
         XCTAssertEqual(b.tie(), .nothingToTie)
         XCTAssertEqual(b.removeLast(), .nothingToRemove)
         XCTAssertNil(b.pick(0)); XCTAssertNil(b.tie())
-        XCTAssertNil(b.finish())                // a pending tie takes the last one into the group
+        XCTAssertNil(b.finish()) // a pending tie takes the last one into the group
         XCTAssertEqual(b.ranks, [1, 1])
     }
 }
@@ -67,8 +68,8 @@ final class LabelSessionTests: XCTestCase {
         XCTAssertEqual(s.handle(.interrupt), .quit)
         _ = s.handle(.char("f"))
         XCTAssertEqual(s.mode, .flagReason(""))
-        XCTAssertEqual(s.handle(.enter), .none)                      // an empty reason is refused
-        XCTAssertEqual(run(&s, keys("off topicx") + [.backspace]), [])   // letters, including s, q and u, are typed
+        XCTAssertEqual(s.handle(.enter), .none) // an empty reason is refused
+        XCTAssertEqual(run(&s, keys("off topicx") + [.backspace]), []) // letters, including s, q and u, are typed
         XCTAssertEqual(s.mode, .flagReason("off topic"))
         XCTAssertEqual(s.handle(.enter), .flag("off topic"))
         XCTAssertEqual(s.mode, .ranking)
@@ -111,7 +112,8 @@ final class KeyDecoderTests: XCTestCase {
     func testDecodesTerminalInput() {
         XCTAssertEqual(KeyDecoder.decode(Array("1=2".utf8)), [.char("1"), .char("="), .char("2")])
         XCTAssertEqual(KeyDecoder.decode([0x0D, 0x0A, 0x7F, 0x08, 0x03]), [.enter, .enter, .backspace, .backspace, .interrupt])
-        XCTAssertEqual(KeyDecoder.decode(Array("\u{1B}[A\u{1B}[B\u{1B}OA\u{1B}[5~\u{1B}[6~\u{1B}[H".utf8)), [.up, .down, .up, .pageUp, .pageDown, .home])
+        XCTAssertEqual(
+            KeyDecoder.decode(Array("\u{1B}[A\u{1B}[B\u{1B}OA\u{1B}[5~\u{1B}[6~\u{1B}[H".utf8)), [.up, .down, .up, .pageUp, .pageDown, .home])
         XCTAssertEqual(KeyDecoder.decode([0x1B]), [.escape])
         XCTAssertEqual(KeyDecoder.decode(Array("é日".utf8)), [.char("é"), .char("日")])
         XCTAssertEqual(KeyDecoder.decode([0x13, 0x11, 0x1A]), [.other, .other, .other])

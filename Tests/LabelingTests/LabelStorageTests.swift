@@ -1,8 +1,9 @@
-import XCTest
 import Foundation
 import TransformerCore
-@testable import RunStore
+import XCTest
+
 @testable import Labeling
+@testable import RunStore
 
 /// A run with prompts and completions written straight into the store (no model needed).
 func labelingRun(items: Int, perItem: Int, texts: ((Int, Int) -> String)? = nil, name: String = #function) throws -> RunStore {
@@ -10,13 +11,16 @@ func labelingRun(items: Int, perItem: Int, texts: ((Int, Int) -> String)? = nil,
         .appendingPathComponent("rlhf-label-\(getpid())-\(name.filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))")
     let store = try RunStore(folder: dir, create: true)
     let run = try store.beginStageRun(stage: "generate", config: "{}", seed: nil)
-    let m = try store.registerModel(role: .policy, path: "checkpoints/none", sha256: "0", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: run)
+    let m = try store.registerModel(
+        role: .policy, path: "checkpoints/none", sha256: "0", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: run)
     _ = try store.addPrompts((0..<items).map { NewPrompt(text: "prompt \($0)") }, split: .train, source: nil)
     var rows: [NewCompletion] = []
     for p in try store.prompts() {
         for k in 0..<perItem {
-            rows.append(NewCompletion(promptId: p.id, modelId: m.id, stageRunId: run, text: texts?(Int(p.id), k) ?? "reply \(k) to \(p.text)",
-                                      tokenIds: [], finishReason: "eos", logprobSum: 0, sampling: "{}"))
+            rows.append(
+                NewCompletion(
+                    promptId: p.id, modelId: m.id, stageRunId: run, text: texts?(Int(p.id), k) ?? "reply \(k) to \(p.text)",
+                    tokenIds: [], finishReason: "eos", logprobSum: 0, sampling: "{}"))
         }
     }
     try store.addCompletions(rows)
@@ -34,11 +38,14 @@ final class LabelStorageTests: XCTestCase {
         let store = try labelingRun(items: 2, perItem: 3)
         let item = try store.labelItems()[0]
         let shown = [item.completionIds[2], item.completionIds[0], item.completionIds[1]]
-        let r = NewRanking(promptId: item.promptId, modelId: item.modelId, annotator: "alice", shownOrder: shown, ranks: [1, 2, 1],
-                           status: .ranked, guidelineVersion: "abc123", source: "human", startedAt: 100.25, submittedAt: 107.5)
+        let r = NewRanking(
+            promptId: item.promptId, modelId: item.modelId, annotator: "alice", shownOrder: shown, ranks: [1, 2, 1],
+            status: .ranked, guidelineVersion: "abc123", source: "human", startedAt: 100.25, submittedAt: 107.5)
         let id = try store.submitRanking(r)
         XCTAssertEqual(try store.ranking(id: id)?.ranking, r)
-        XCTAssertEqual(try store.comparisons().map { [$0.chosenId, $0.rejectedId] }, [[shown[0], shown[1]], [shown[2], shown[1]]].sorted { $0.lexicographicallyPrecedes($1) })
+        XCTAssertEqual(
+            try store.comparisons().map { [$0.chosenId, $0.rejectedId] },
+            [[shown[0], shown[1]], [shown[2], shown[1]]].sorted { $0.lexicographicallyPrecedes($1) })
         var edit = r; edit.ranks = [3, 1, 2]; edit.submittedAt = 120
         let id2 = try store.submitRanking(edit, replacing: id)
         XCTAssertEqual(try store.ranking(id: id)?.replacedBy, id2)
@@ -57,10 +64,14 @@ final class LabelStorageTests: XCTestCase {
         let alice = try LabelQueue(store: store, annotator: "alice", order: .random)
         XCTAssertEqual(try alice.pending().count, 4)
         let items = alice.items
-        try store.submitRanking(NewRanking(promptId: items[0].promptId, modelId: items[0].modelId, annotator: "alice",
-                                           shownOrder: alice.shownOrder(items[0]), ranks: nil, status: .skipped, startedAt: 0, submittedAt: 1))
-        try store.submitRanking(NewRanking(promptId: items[1].promptId, modelId: items[1].modelId, annotator: "alice",
-                                           shownOrder: alice.shownOrder(items[1]), ranks: nil, status: .flagged, reason: "odd", startedAt: 0, submittedAt: 1))
+        try store.submitRanking(
+            NewRanking(
+                promptId: items[0].promptId, modelId: items[0].modelId, annotator: "alice",
+                shownOrder: alice.shownOrder(items[0]), ranks: nil, status: .skipped, startedAt: 0, submittedAt: 1))
+        try store.submitRanking(
+            NewRanking(
+                promptId: items[1].promptId, modelId: items[1].modelId, annotator: "alice",
+                shownOrder: alice.shownOrder(items[1]), ranks: nil, status: .flagged, reason: "odd", startedAt: 0, submittedAt: 1))
         XCTAssertEqual(try alice.pending().map(\.promptId), [items[2].promptId, items[3].promptId])
         let bob = try LabelQueue(store: store, annotator: "bob", order: .random)
         XCTAssertEqual(try bob.pending().count, 4, "other annotators still see every item")
@@ -81,7 +92,8 @@ final class LabelStorageTests: XCTestCase {
         XCTAssertEqual(SimulatedLabeler.ranks(scores: [1, 3, 2], noise: 1, rng: &rng), [2, 3, 1])
         let texts = ["stupid stupid", "thanks", "kind thanks", "nothing"]
         let store = try labelingRun(items: 3, perItem: 4, texts: { _, k in texts[k] })
-        let n = try SimulatedLabeler.run(store: store, rule: .lexicon(lex), noise: 0, seed: 0, annotator: "sim", order: .random, guidelinesVersion: "g1")
+        let n = try SimulatedLabeler.run(
+            store: store, rule: .lexicon(lex), noise: 0, seed: 0, annotator: "sim", order: .random, guidelinesVersion: "g1")
         XCTAssertEqual(n, 3)
         for r in try store.rankings() {
             let cs = try store.completions(ids: r.ranking.shownOrder)
@@ -91,7 +103,9 @@ final class LabelStorageTests: XCTestCase {
             XCTAssertEqual(r.ranking.guidelineVersion, "g1")
         }
         XCTAssertEqual(try store.comparisons().count, 3 * 6)
-        XCTAssertEqual(try SimulatedLabeler.run(store: store, rule: .lexicon(lex), noise: 0, seed: 0, annotator: "sim", order: .random, guidelinesVersion: nil), 0)
+        XCTAssertEqual(
+            try SimulatedLabeler.run(store: store, rule: .lexicon(lex), noise: 0, seed: 0, annotator: "sim", order: .random, guidelinesVersion: nil),
+            0)
         let length = SimulationRule.length(target: 2)
         XCTAssertGreaterThan(length.score("two words"), length.score("one"))
         XCTAssertGreaterThan(length.score("two words"), length.score("three words here"))
@@ -100,8 +114,10 @@ final class LabelStorageTests: XCTestCase {
     func testExportImportRoundTripAndErrors() throws {
         let store = try labelingRun(items: 2, perItem: 3, texts: { p, k in "text \(p)-\(k) \"quoted\"\n\u{1B}" })
         let items = try store.labelItems()
-        try store.submitRanking(NewRanking(promptId: items[0].promptId, modelId: items[0].modelId, annotator: "a",
-                                           shownOrder: items[0].completionIds, ranks: [1, 2, 2], status: .ranked, startedAt: 0, submittedAt: 1))
+        try store.submitRanking(
+            NewRanking(
+                promptId: items[0].promptId, modelId: items[0].modelId, annotator: "a",
+                shownOrder: items[0].completionIds, ranks: [1, 2, 2], status: .ranked, startedAt: 0, submittedAt: 1))
         let trl = try LabelsIO.export(store: store, format: .trl)
         XCTAssertEqual(trl.lines, 2)
         let pairs = try LabelsIO.parseTRL(Data(trl.text.utf8), name: "x")
@@ -117,11 +133,14 @@ final class LabelStorageTests: XCTestCase {
         // Into another run: each pair becomes a ranking of two.
         let other = try labelingRun(items: 1, perItem: 2)
         let run = try other.beginStageRun(stage: "label", config: "{}", seed: nil)
-        let r = try other.importPairs(pairs + [ImportedPair(prompt: "brand new", chosen: "yes", rejected: "no")], annotator: "import", stageRunId: run, source: "x")
+        let r = try other.importPairs(
+            pairs + [ImportedPair(prompt: "brand new", chosen: "yes", rejected: "no")], annotator: "import", stageRunId: run, source: "x")
         XCTAssertEqual(r.rankings, 3); XCTAssertEqual(r.newPrompts, 1, "\"prompt 0\" is already in that run")
         XCTAssertEqual(try other.comparisons().count, 3)
         let back = try LabelsIO.parseTRL(Data(LabelsIO.export(store: other, format: .trl).text.utf8), name: "y")
-        XCTAssertEqual(back.map { [$0.prompt, $0.chosen, $0.rejected] }, (pairs + [ImportedPair(prompt: "brand new", chosen: "yes", rejected: "no")]).map { [$0.prompt, $0.chosen, $0.rejected] })
+        XCTAssertEqual(
+            back.map { [$0.prompt, $0.chosen, $0.rejected] },
+            (pairs + [ImportedPair(prompt: "brand new", chosen: "yes", rejected: "no")]).map { [$0.prompt, $0.chosen, $0.rejected] })
         XCTAssertEqual(back.prefix(2).map(\.origin), pairs.map(\.origin), "imported pairs keep where they came from")
         XCTAssertEqual(back.map(\.annotator), ["a", "a", "import"])
 
@@ -156,7 +175,7 @@ final class LabelStorageTests: XCTestCase {
         XCTAssertEqual(s.annotators[0].count, 4)
         XCTAssertEqual(s.annotators[0].skipRate, 0.25)
         XCTAssertEqual(s.annotators[0].flagRate, 0.25)
-        XCTAssertEqual(s.annotators[0].medianSeconds, 40)   // median of 10, 30, 50, 60
+        XCTAssertEqual(s.annotators[0].medianSeconds, 40) // median of 10, 30, 50, 60
         XCTAssertEqual(s.annotators[1].medianSeconds, 30)
         XCTAssertEqual(s.sharedItems, 2)
         // Item 1 pairs (1,2) disagree, (1,3) agree, (2,3) agree; item 2: (4,5) agree, (4,6) agree, (5,6) a tie for a.

@@ -1,8 +1,9 @@
-import XCTest
 import Foundation
 import TransformerCore
-@testable import RunStore
+import XCTest
+
 @testable import Labeling
+@testable import RunStore
 
 /// The files other tools read, against what those tools make of them. Four prompt layouts (a
 /// GPT-2 prompt template; a prompt template on a tokenizer that puts Llama 3's BOS first; a
@@ -14,7 +15,8 @@ import TransformerCore
 /// exports (then rerun the script).
 final class TRLExportTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/trl")
-    static let hf = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../TransformerCoreTests/Fixtures/hf").standardizedFileURL
+    static let hf = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../TransformerCoreTests/Fixtures/hf")
+        .standardizedFileURL
 
     struct Case {
         var name: String
@@ -27,7 +29,8 @@ final class TRLExportTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-trl-tok-\(getpid())-\(source.filter(\.isLetter))")
         try? FileManager.default.removeItem(at: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: hf.appendingPathComponent(source).appendingPathComponent("tokenizer.json"), to: dir.appendingPathComponent("tokenizer.json"))
+        try FileManager.default.copyItem(
+            at: hf.appendingPathComponent(source).appendingPathComponent("tokenizer.json"), to: dir.appendingPathComponent("tokenizer.json"))
         try config.write(to: dir.appendingPathComponent("tokenizer_config.json"), atomically: true, encoding: .utf8)
         return dir
     }
@@ -37,14 +40,19 @@ final class TRLExportTests: XCTestCase {
         let qwen = try instructTokenizer("arch/qwen2-tiny", config: #"{"bos_token": null, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}"#)
         func text(_ u: URL) throws -> String { try String(contentsOf: u, encoding: .utf8) }
         return [
-            Case(name: "gpt2-template", tokenizerFolder: hf.appendingPathComponent("tiny-gpt2"),
-                 annotations: ModelAnnotations(promptTemplate: "Q: {prompt}\nA:")),
-            Case(name: "llama3-template", tokenizerFolder: llama,
-                 annotations: ModelAnnotations(promptTemplate: "Frage: {prompt}\t→ Antwort:", stopTokenIds: [605, 604])),
-            Case(name: "llama3-chat", tokenizerFolder: llama,
-                 annotations: ModelAnnotations(chatTemplate: try text(fixtures.appendingPathComponent("llama3-nodate.jinja")), stopTokenIds: [605, 604])),
-            Case(name: "qwen2-chatml", tokenizerFolder: qwen,
-                 annotations: ModelAnnotations(chatTemplate: try text(hf.appendingPathComponent("arch/chatml.jinja")), stopTokenIds: [605])),
+            Case(
+                name: "gpt2-template", tokenizerFolder: hf.appendingPathComponent("tiny-gpt2"),
+                annotations: ModelAnnotations(promptTemplate: "Q: {prompt}\nA:")),
+            Case(
+                name: "llama3-template", tokenizerFolder: llama,
+                annotations: ModelAnnotations(promptTemplate: "Frage: {prompt}\t→ Antwort:", stopTokenIds: [605, 604])),
+            Case(
+                name: "llama3-chat", tokenizerFolder: llama,
+                annotations: ModelAnnotations(
+                    chatTemplate: try text(fixtures.appendingPathComponent("llama3-nodate.jinja")), stopTokenIds: [605, 604])),
+            Case(
+                name: "qwen2-chatml", tokenizerFolder: qwen,
+                annotations: ModelAnnotations(chatTemplate: try text(hf.appendingPathComponent("arch/chatml.jinja")), stopTokenIds: [605])),
         ]
     }
 
@@ -62,7 +70,8 @@ final class TRLExportTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-trl-\(getpid())-\(c.name)-\(UInt32.random(in: 0...UInt32.max))")
         let store = try RunStore(folder: dir, create: true)
         let run = try store.beginStageRun(stage: "generate", config: "{}", seed: nil)
-        let m = try store.registerModel(role: .policy, path: "checkpoints/none", sha256: "0", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: run)
+        let m = try store.registerModel(
+            role: .policy, path: "checkpoints/none", sha256: "0", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: run)
         _ = try store.addPrompts(prompts.map { NewPrompt(text: $0) }, split: .train, source: nil)
         let stop = c.annotations.stopTokens(tokenizer).first!
         var rows: [NewCompletion] = []
@@ -70,15 +79,19 @@ final class TRLExportTests: XCTestCase {
             for (k, (text, stopped)) in completions.enumerated() {
                 // A chat model answers without the leading space a prompt template leaves room for.
                 let body = c.annotations.usesChatTemplate() ? text : " " + text + (k == 0 ? "" : " (\(p.id))")
-                rows.append(NewCompletion(promptId: p.id, modelId: m.id, stageRunId: run, text: body,
-                                          tokenIds: tokenizer.encode(body, allowSpecial: false) + (stopped ? [stop] : []),
-                                          finishReason: stopped ? "eos" : "length", logprobSum: 0, sampling: "{}"))
+                rows.append(
+                    NewCompletion(
+                        promptId: p.id, modelId: m.id, stageRunId: run, text: body,
+                        tokenIds: tokenizer.encode(body, allowSpecial: false) + (stopped ? [stop] : []),
+                        finishReason: stopped ? "eos" : "length", logprobSum: 0, sampling: "{}"))
             }
         }
         try store.addCompletions(rows)
         for item in try store.labelItems() {
-            try store.submitRanking(NewRanking(promptId: item.promptId, modelId: item.modelId, annotator: "alice", shownOrder: item.completionIds,
-                                               ranks: item.promptId == 2 ? [2, 1, 3] : [1, 2, 3], status: .ranked, startedAt: 0, submittedAt: 1))
+            try store.submitRanking(
+                NewRanking(
+                    promptId: item.promptId, modelId: item.modelId, annotator: "alice", shownOrder: item.completionIds,
+                    ranks: item.promptId == 2 ? [2, 1, 3] : [1, 2, 3], status: .ranked, startedAt: 0, submittedAt: 1))
         }
         return store
     }
@@ -114,7 +127,8 @@ final class TRLExportTests: XCTestCase {
                     try text.write(to: url, atomically: true, encoding: .utf8)
                     continue
                 }
-                XCTAssertEqual(try String(contentsOf: url, encoding: .utf8), text, "\(c.name)/\(name) differs from the file the reference script read")
+                XCTAssertEqual(
+                    try String(contentsOf: url, encoding: .utf8), text, "\(c.name)/\(name) differs from the file the reference script read")
             }
         }
     }
@@ -167,8 +181,9 @@ final class TRLExportTests: XCTestCase {
                 let body = chosen.finishReason == "eos" ? Array(chosen.tokenIds.dropLast()) : chosen.tokenIds
                 let stop = a.stopTokens(t).first!
                 if a.usesChatTemplate() {
-                    XCTAssertTrue(convChosen[i].starts(with: p + body + [stop]),
-                                  "\(c.name) pair \(i): \(convChosen[i]) vs \(p + body + [stop])")
+                    XCTAssertTrue(
+                        convChosen[i].starts(with: p + body + [stop]),
+                        "\(c.name) pair \(i): \(convChosen[i]) vs \(p + body + [stop])")
                 } else {
                     XCTAssertEqual(convChosen[i], p + body + [stop], "\(c.name) pair \(i): the conversational pair")
                 }
@@ -193,7 +208,8 @@ final class TRLExportTests: XCTestCase {
                 XCTAssertTrue(pairs.allSatisfy { $0.annotator == "alice" && $0.origin != nil })
                 XCTAssertFalse(pairs.contains { $0.chosen.contains("<|") || $0.rejected.contains("<|") }, "the stop text is taken off")
 
-                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-trl-rt-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "rlhf-trl-rt-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
                 let other = try RunStore(folder: dir, create: true)
                 let run = try other.beginStageRun(stage: "label", config: "{}", seed: nil)
                 let r = try other.importPairs(pairs, annotator: "import", stageRunId: run, source: "x")
@@ -217,14 +233,20 @@ final class TRLExportTests: XCTestCase {
             let source = a.exportedChatTemplate(tok)
             let ct = try ChatTemplate(source)
             for p in Self.prompts + ["", "{prompt}"] {
-                let rendered = try ct.render(messages: [ChatMessage(role: "user", content: p)], addGenerationPrompt: true, specialTokens: tok.namedSpecialTokens)
+                let rendered = try ct.render(
+                    messages: [ChatMessage(role: "user", content: p)], addGenerationPrompt: true, specialTokens: tok.namedSpecialTokens)
                 XCTAssertEqual(tok.encode(rendered), try a.promptIds(p, tokenizer: tok), "\(String(describing: template)) \(p)")
-                let without = try ct.render(messages: [ChatMessage(role: "user", content: p)], addGenerationPrompt: false, specialTokens: tok.namedSpecialTokens)
+                let without = try ct.render(
+                    messages: [ChatMessage(role: "user", content: p)], addGenerationPrompt: false, specialTokens: tok.namedSpecialTokens)
                 XCTAssertEqual(without, rendered, "the generation prompt adds nothing")
-                let pair = try ct.render(messages: [ChatMessage(role: "user", content: p), ChatMessage(role: "assistant", content: " ok")], addGenerationPrompt: false)
+                let pair = try ct.render(
+                    messages: [ChatMessage(role: "user", content: p), ChatMessage(role: "assistant", content: " ok")], addGenerationPrompt: false)
                 XCTAssertEqual(pair, rendered + " ok<|eot_id|>")
             }
-            XCTAssertThrowsError(try ct.render(messages: [ChatMessage(role: "system", content: "s"), ChatMessage(role: "user", content: "u")], addGenerationPrompt: true)) {
+            XCTAssertThrowsError(
+                try ct.render(
+                    messages: [ChatMessage(role: "system", content: "s"), ChatMessage(role: "user", content: "u")], addGenerationPrompt: true)
+            ) {
                 XCTAssertTrue("\($0)".contains("single user prompts"), "\($0)")
             }
         }
@@ -243,25 +265,43 @@ final class TRLExportTests: XCTestCase {
         // Text that reads as a special token in transformers but was generated as plain bytes.
         let run = try store.beginStageRun(stage: "generate", config: "{}", seed: nil)
         let text = " see <|endoftext|> here"
-        try store.addCompletions([NewCompletion(promptId: 1, modelId: 1, stageRunId: run, text: text, tokenIds: tok.encode(text, allowSpecial: false),
-                                                finishReason: "length", logprobSum: 0, sampling: "{}"),
-                                  NewCompletion(promptId: 1, modelId: 1, stageRunId: run, text: " plain", tokenIds: tok.encode(" plain", allowSpecial: false),
-                                                finishReason: "length", logprobSum: 0, sampling: "{}")])
+        try store.addCompletions([
+            NewCompletion(
+                promptId: 1, modelId: 1, stageRunId: run, text: text, tokenIds: tok.encode(text, allowSpecial: false),
+                finishReason: "length", logprobSum: 0, sampling: "{}"),
+            NewCompletion(
+                promptId: 1, modelId: 1, stageRunId: run, text: " plain", tokenIds: tok.encode(" plain", allowSpecial: false),
+                finishReason: "length", logprobSum: 0, sampling: "{}"),
+        ])
         let ids = try store.completions(promptId: 1).suffix(2).map(\.id)
-        try store.submitRanking(NewRanking(promptId: 1, modelId: 1, annotator: "bob", shownOrder: ids, ranks: [1, 2], status: .ranked, startedAt: 0, submittedAt: 1))
+        try store.submitRanking(
+            NewRanking(promptId: 1, modelId: 1, annotator: "bob", shownOrder: ids, ranks: [1, 2], status: .ranked, startedAt: 0, submittedAt: 1))
         XCTAssertEqual(try LabelsIO.export(store: store, format: .trl, context: ctx).retokenized, 1)
     }
 
     func testMalformedConversationalAndProvenanceLinesAreRefused() {
-        let ok = #"{"prompt":[{"role":"user","content":"p"}],"chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#
+        let ok =
+            #"{"prompt":[{"role":"user","content":"p"}],"chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#
         XCTAssertEqual(try LabelsIO.parseTRL(Data(ok.utf8), name: "x").map(\.chosen), ["a"])
         let bad: [(String, String)] = [
-            (#"{"prompt":[{"role":"system","content":"s"},{"role":"user","content":"p"}],"chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#, "exactly one message"),
-            (#"{"prompt":[{"role":"user","content":"p"}],"chosen":[{"role":"user","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#, "role \"assistant\""),
-            (#"{"prompt":[{"role":"user","content":[{"type":"text","text":"p"}]}],"chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#, "string content"),
+            (
+                #"{"prompt":[{"role":"system","content":"s"},{"role":"user","content":"p"}],"chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#,
+                "exactly one message"
+            ),
+            (
+                #"{"prompt":[{"role":"user","content":"p"}],"chosen":[{"role":"user","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#,
+                "role \"assistant\""
+            ),
+            (
+                #"{"prompt":[{"role":"user","content":[{"type":"text","text":"p"}]}],"chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#,
+                "string content"
+            ),
             (#"{"prompt":"p","chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}"#, "mixes"),
             (#"{"prompt":"p","chosen":"a","rejected":"b","rlhf":{"origin":{"run":"r"}}}"#, "x:1: \"rlhf\" is not"),
-            (#"{"prompt":"p","chosen":"a","rejected":"b","rlhf":{"origin":{"run":"r","prompt":"p","prompt_id":1,"ranking_id":1,"annotator":"a","chosen":{"completion_id":1,"stage_run_id":1,"finish":"stop"},"rejected":{"completion_id":2,"stage_run_id":1,"finish":"eos"}}}}"#, "eos or length"),
+            (
+                #"{"prompt":"p","chosen":"a","rejected":"b","rlhf":{"origin":{"run":"r","prompt":"p","prompt_id":1,"ranking_id":1,"annotator":"a","chosen":{"completion_id":1,"stage_run_id":1,"finish":"stop"},"rejected":{"completion_id":2,"stage_run_id":1,"finish":"eos"}}}}"#,
+                "eos or length"
+            ),
         ]
         for (text, needle) in bad {
             XCTAssertThrowsError(try LabelsIO.parseTRL(Data(text.utf8), name: "x")) { e in XCTAssertTrue("\(e)".contains(needle), "\(e)") }

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import PPO
 
 /// PPOMath against Fixtures/ppo_reference.json, written by Fixtures/make_ppo_reference.py (numpy,
@@ -21,20 +22,25 @@ final class PPOMathTests: XCTestCase {
     }
 
     func testRewardsGAEReturnsAndWhitening() {
-        let rewards = PPOMath.tokenRewards(logprobs: f("logprobs"), refLogprobs: f("ref_logprobs"), scores: f("scores"),
-                                           lengths: lengths, width: width, beta: Float(d("beta")))
+        let rewards = PPOMath.tokenRewards(
+            logprobs: f("logprobs"), refLogprobs: f("ref_logprobs"), scores: f("scores"),
+            lengths: lengths, width: width, beta: Float(d("beta")))
         close(rewards, f("rewards"), 1e-6, "rewards")
-        let (adv, ret) = PPOMath.gae(rewards: f("rewards"), values: f("values"), lengths: lengths, width: width,
-                                     gamma: Float(d("gamma")), lambda: Float(d("lambda")))
+        let (adv, ret) = PPOMath.gae(
+            rewards: f("rewards"), values: f("values"), lengths: lengths, width: width,
+            gamma: Float(d("gamma")), lambda: Float(d("lambda")))
         close(adv, f("advantages"), 1e-5, "advantages")
         close(ret, f("returns"), 1e-5, "returns")
         close(PPOMath.whiten(f("advantages"), lengths: lengths, width: width), f("advantages_white"), 1e-5, "whitened advantages")
         close(PPOMath.whiten(f("rewards"), lengths: lengths, width: width, shiftMean: false), f("rewards_white"), 1e-5, "whitened rewards")
-        XCTAssertEqual(PPOMath.explainedVariance(values: f("values"), returns: f("returns"), lengths: lengths, width: width), d("explained_variance"), accuracy: 1e-5)
+        XCTAssertEqual(
+            PPOMath.explainedVariance(values: f("values"), returns: f("returns"), lengths: lengths, width: width), d("explained_variance"),
+            accuracy: 1e-5)
     }
 
     func testPolicyLossAndGradient() {
-        let pl = PPOMath.policyLoss(newLogprobs: f("new_logprobs"), oldLogprobs: f("logprobs"), advantages: f("advantages_white"), mask: mask, clip: Float(d("eps")))
+        let pl = PPOMath.policyLoss(
+            newLogprobs: f("new_logprobs"), oldLogprobs: f("logprobs"), advantages: f("advantages_white"), mask: mask, clip: Float(d("eps")))
         XCTAssertEqual(pl.loss, d("pg_loss"), accuracy: 1e-6)
         XCTAssertEqual(pl.clipFraction, d("pg_clipfrac"), accuracy: 1e-12)
         XCTAssertEqual(pl.approxKL, d("approxkl"), accuracy: 1e-6)
@@ -61,7 +67,8 @@ final class PPOMathTests: XCTestCase {
     func testAdaptiveKLController() {
         for row in Self.ref["kl_controller"] as! [[NSNumber]] {
             let v = row.map(\.doubleValue)
-            XCTAssertEqual(Double(PPOMath.adaptiveKL(beta: Float(v[0]), kl: v[1], target: v[2], samples: Int(v[3]), horizon: v[4])), v[5], accuracy: 1e-7)
+            XCTAssertEqual(
+                Double(PPOMath.adaptiveKL(beta: Float(v[0]), kl: v[1], target: v[2], samples: Int(v[3]), horizon: v[4])), v[5], accuracy: 1e-7)
         }
     }
 }

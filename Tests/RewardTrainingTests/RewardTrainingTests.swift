@@ -1,14 +1,17 @@
-import XCTest
 import Foundation
 import TransformerCore
-@testable import RunStore
+import XCTest
+
 @testable import RewardTraining
+@testable import RunStore
 
 final class RankingLossTests: XCTestCase {
     /// The gradient with respect to the rewards, against central differences of a plain formula.
     func testLossAndGradientAgainstFiniteDifferences() {
         let rewards: [Float] = [0.3, -1.2, 2.0, 0.1]
-        let pairs = [RankingExample.Pair(chosen: 2, rejected: 0), .init(chosen: 2, rejected: 1), .init(chosen: 0, rejected: 1), .init(chosen: 3, rejected: 1)]
+        let pairs = [
+            RankingExample.Pair(chosen: 2, rejected: 0), .init(chosen: 2, rejected: 1), .init(chosen: 0, rejected: 1), .init(chosen: 3, rejected: 1),
+        ]
         func plain(_ r: [Double], margin: Double) -> Double {
             pairs.map { -log(1 / (1 + exp(-(r[$0.chosen] - r[$0.rejected] - margin)))) }.reduce(0, +) / Double(pairs.count)
         }
@@ -36,9 +39,11 @@ final class RankingLossTests: XCTestCase {
         for slot in model.layout.slots { let t = model.tensor(slot.name); for i in 0..<t.count { t[i] += 0.2 * rng.normal() } }
         let runner = ScalarHeadRunner(model: model, rows: 4)
         // Two rankings: one of three completions (with a tie between two), one of two.
-        let a = RankingExample(rankingId: 1, promptId: 1, completionIds: [1, 2, 3], sequences: [[1, 2, 3, 4], [1, 2, 5], [1, 2, 6, 7, 8]],
-                               pairs: [.init(chosen: 0, rejected: 1), .init(chosen: 0, rejected: 2)])
-        let b = RankingExample(rankingId: 2, promptId: 2, completionIds: [4, 5], sequences: [[9, 10, 11], [9, 12]], pairs: [.init(chosen: 1, rejected: 0)])
+        let a = RankingExample(
+            rankingId: 1, promptId: 1, completionIds: [1, 2, 3], sequences: [[1, 2, 3, 4], [1, 2, 5], [1, 2, 6, 7, 8]],
+            pairs: [.init(chosen: 0, rejected: 1), .init(chosen: 0, rejected: 2)])
+        let b = RankingExample(
+            rankingId: 2, promptId: 2, completionIds: [4, 5], sequences: [[9, 10, 11], [9, 12]], pairs: [.init(chosen: 1, rejected: 0)])
         let margin: Float = 0.3
         func loss() -> Double {
             var total = 0.0
@@ -61,8 +66,9 @@ final class RankingLossTests: XCTestCase {
                 p.pointee = saved - 1e-2; let down = loss()
                 p.pointee = saved
                 let numeric = (up - down) / 2e-2
-                XCTAssertLessThanOrEqual(abs(numeric - Double(g[i])), 1e-3 + 2e-2 * max(abs(numeric), abs(Double(g[i]))),
-                                         "\(slot.name)[\(i)]: analytic \(g[i]), numeric \(numeric)")
+                XCTAssertLessThanOrEqual(
+                    abs(numeric - Double(g[i])), 1e-3 + 2e-2 * max(abs(numeric), abs(Double(g[i]))),
+                    "\(slot.name)[\(i)]: analytic \(g[i]), numeric \(numeric)")
                 checked += 1
             }
         }
@@ -72,7 +78,8 @@ final class RankingLossTests: XCTestCase {
 
 /// A run with a tiny tokenizer; the tests add prompts, completions and rankings by hand.
 func rewardRun(name: String = #function) throws -> (RunStore, Tokenizer) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-rm-\(getpid())-\(name.filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "rlhf-rm-\(getpid())-\(name.filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))")
     let store = try RunStore(folder: dir, create: true)
     let tok = try BPETrainer.train(corpus: "kind answers and rude answers to questions", vocabSize: 280)
     return (store, tok)
@@ -83,10 +90,15 @@ final class RewardDataTests: XCTestCase {
         _ = try store.addPrompts([NewPrompt(text: prompt)], split: .train, source: nil)
         let pid = try store.prompts().first { $0.text == prompt }!.id
         let run = try store.beginStageRun(stage: "test", config: "{}", seed: nil)
-        try store.addCompletions(texts.map { NewCompletion(promptId: pid, modelId: nil, stageRunId: run, text: $0, tokenIds: [], finishReason: "eos", logprobSum: nil, sampling: "{}") })
+        try store.addCompletions(
+            texts.map {
+                NewCompletion(
+                    promptId: pid, modelId: nil, stageRunId: run, text: $0, tokenIds: [], finishReason: "eos", logprobSum: nil, sampling: "{}")
+            })
         let ids = try store.completions(promptId: pid).map(\.id)
         for (who, ranks) in rankings {
-            try store.submitRanking(NewRanking(promptId: pid, modelId: nil, annotator: who, shownOrder: ids, ranks: ranks, status: .ranked, startedAt: 0, submittedAt: 1))
+            try store.submitRanking(
+                NewRanking(promptId: pid, modelId: nil, annotator: who, shownOrder: ids, ranks: ranks, status: .ranked, startedAt: 0, submittedAt: 1))
         }
     }
 
@@ -116,17 +128,24 @@ final class RewardDataTests: XCTestCase {
             XCTAssertEqual(Set(val.map(\.promptId)).count, 6)
             XCTAssertEqual(val.count, 12, "both annotators' rankings of a held-out prompt are held out")
         }
-        XCTAssertEqual(RewardData.split(ex, fraction: 0.2, seed: 1).validation.map(\.rankingId), RewardData.split(ex, fraction: 0.2, seed: 1).validation.map(\.rankingId))
-        XCTAssertNotEqual(RewardData.split(ex, fraction: 0.2, seed: 1).validation.map(\.rankingId), RewardData.split(ex, fraction: 0.2, seed: 2).validation.map(\.rankingId))
+        XCTAssertEqual(
+            RewardData.split(ex, fraction: 0.2, seed: 1).validation.map(\.rankingId),
+            RewardData.split(ex, fraction: 0.2, seed: 1).validation.map(\.rankingId))
+        XCTAssertNotEqual(
+            RewardData.split(ex, fraction: 0.2, seed: 1).validation.map(\.rankingId),
+            RewardData.split(ex, fraction: 0.2, seed: 2).validation.map(\.rankingId))
     }
 
     func testNoComparisonsIsAClearError() throws {
         let (store, tok) = try rewardRun()
         let m = TransformerModel(config: ModelConfig(nLayer: 1, nHead: 1, nEmbd: 8, nCtx: 16, vocabSize: tok.count))
         try ModelFolder.save(m, tokenizer: tok, to: store.folder.appendingPathComponent("checkpoints/base"))
-        try store.registerModel(role: .base, path: "checkpoints/base", sha256: SHA256.hex(of: store.folder.appendingPathComponent("checkpoints/base/model.safetensors")),
-                                config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
-        XCTAssertThrowsError(try RewardStage.run(store: store, options: RewardConfig())) { e in XCTAssertTrue("\(e)".contains("no comparisons"), "\(e)") }
+        try store.registerModel(
+            role: .base, path: "checkpoints/base", sha256: SHA256.hex(of: store.folder.appendingPathComponent("checkpoints/base/model.safetensors")),
+            config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+        XCTAssertThrowsError(try RewardStage.run(store: store, options: RewardConfig())) { e in
+            XCTAssertTrue("\(e)".contains("no comparisons"), "\(e)")
+        }
         try addItem(store, prompt: "only", texts: ["a", "b"], rankings: [("x", [1, 2])])
         XCTAssertThrowsError(try RewardStage.run(store: store, options: RewardConfig())) { e in XCTAssertTrue("\(e)".contains("at least 2"), "\(e)") }
         XCTAssertEqual(try store.stageRuns(stage: "train-reward").count, 0, "nothing was started")

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 func tempRun(_ name: String = #function) -> URL {
@@ -46,10 +47,12 @@ final class RunStoreTests: XCTestCase {
         }
         // A later program adds a column and a table.
         let next = Schema.currentVersion + 1
-        let v2 = Migration(version: next, sql: """
-            ALTER TABLE prompts ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
-            CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
-            """)
+        let v2 = Migration(
+            version: next,
+            sql: """
+                ALTER TABLE prompts ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+                CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+                """)
         let store = try RunStore(folder: dir, migrations: Schema.migrations + [v2])
         XCTAssertEqual(store.schemaVersion, next)
         XCTAssertEqual(try store.db.scalarInt("PRAGMA user_version"), Int64(next))
@@ -103,7 +106,8 @@ final class RunStoreTests: XCTestCase {
 
     func testPromptsDeduplicateAndKeepMetadata() throws {
         let store = try RunStore(folder: tempRun(), create: true)
-        let r1 = try store.addPrompts([NewPrompt(text: "a", metadata: "{\"topic\":\"x\"}"), NewPrompt(text: "b"), NewPrompt(text: "a")], split: .train, source: "f")
+        let r1 = try store.addPrompts(
+            [NewPrompt(text: "a", metadata: "{\"topic\":\"x\"}"), NewPrompt(text: "b"), NewPrompt(text: "a")], split: .train, source: "f")
         XCTAssertEqual(r1.imported, 2); XCTAssertEqual(r1.skipped, 1)
         let r2 = try store.addPrompts([NewPrompt(text: "b"), NewPrompt(text: "c")], split: .eval, source: nil)
         XCTAssertEqual(r2.imported, 1); XCTAssertEqual(r2.skipped, 1)
@@ -116,12 +120,16 @@ final class RunStoreTests: XCTestCase {
     func testCompletionsRoundTrip() throws {
         let store = try RunStore(folder: tempRun(), create: true)
         let run = try store.beginStageRun(stage: "generate", config: "{}", seed: 3)
-        let m = try store.registerModel(role: .policy, path: "checkpoints/p", sha256: "00", config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: nil, stageRunId: run)
+        let m = try store.registerModel(
+            role: .policy, path: "checkpoints/p", sha256: "00", config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: nil, stageRunId: run)
         _ = try store.addPrompts([NewPrompt(text: "p")], split: .train, source: nil)
         let pid = try store.prompts()[0].id
         let ids: [Int32] = [0, 1, -1, Int32.max, Int32.min, 50256]
-        try store.addCompletions([NewCompletion(promptId: pid, modelId: m.id, stageRunId: run, text: "héllo\u{1B}[31m", tokenIds: ids,
-                                                finishReason: "eos", logprobSum: -3.25, sampling: "{\"temperature\":0.7}")])
+        try store.addCompletions([
+            NewCompletion(
+                promptId: pid, modelId: m.id, stageRunId: run, text: "héllo\u{1B}[31m", tokenIds: ids,
+                finishReason: "eos", logprobSum: -3.25, sampling: "{\"temperature\":0.7}")
+        ])
         let back = try store.completions(promptId: pid)
         XCTAssertEqual(back.count, 1)
         XCTAssertEqual(back[0].tokenIds, ids)
@@ -131,10 +139,18 @@ final class RunStoreTests: XCTestCase {
         XCTAssertEqual(try store.completionCounts(modelId: m.id), [pid: 1])
         XCTAssertEqual(try store.latestModel(role: .policy)?.promptTemplate, "Q: {prompt}\nA:")
         // A completion must point at a real prompt (foreign keys are on).
-        XCTAssertThrowsError(try store.addCompletions([NewCompletion(promptId: 999, modelId: m.id, stageRunId: run, text: "", tokenIds: [],
-                                                                     finishReason: "eos", logprobSum: 0, sampling: "{}")]))
-        XCTAssertThrowsError(try store.addCompletions([NewCompletion(promptId: pid, modelId: m.id, stageRunId: run, text: "", tokenIds: [],
-                                                                     finishReason: "stop", logprobSum: 0, sampling: "{}")]))
+        XCTAssertThrowsError(
+            try store.addCompletions([
+                NewCompletion(
+                    promptId: 999, modelId: m.id, stageRunId: run, text: "", tokenIds: [],
+                    finishReason: "eos", logprobSum: 0, sampling: "{}")
+            ]))
+        XCTAssertThrowsError(
+            try store.addCompletions([
+                NewCompletion(
+                    promptId: pid, modelId: m.id, stageRunId: run, text: "", tokenIds: [],
+                    finishReason: "stop", logprobSum: 0, sampling: "{}")
+            ]))
         XCTAssertEqual(try store.completions(promptId: pid).count, 1, "a failed batch adds nothing")
     }
 
@@ -159,10 +175,13 @@ final class RunStoreTests: XCTestCase {
         try FileManager.default.createDirectory(at: ck, withIntermediateDirectories: true)
         try Data("weights".utf8).write(to: ck.appendingPathComponent("model.safetensors"))
         let fakeHash: (URL) throws -> String = { url in String((try Data(contentsOf: url)).count) }
-        let m = try store.registerModel(role: .policy, path: "checkpoints/p", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+        let m = try store.registerModel(
+            role: .policy, path: "checkpoints/p", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
         XCTAssertEqual(try store.verifiedFolder(m, sha256: fakeHash).standardizedFileURL.path, ck.standardizedFileURL.path)
         try Data("weights, changed".utf8).write(to: ck.appendingPathComponent("model.safetensors"))
-        XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash)) { e in XCTAssertTrue("\(e)".contains("has changed since it was registered"), "\(e)") }
+        XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash)) { e in
+            XCTAssertTrue("\(e)".contains("has changed since it was registered"), "\(e)")
+        }
         try FileManager.default.removeItem(at: ck.appendingPathComponent("model.safetensors"))
         XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash)) { e in XCTAssertTrue("\(e)".contains("is missing"), "\(e)") }
     }
@@ -181,17 +200,23 @@ final class RunStoreTests: XCTestCase {
         try folder("base", "model.safetensors", "weights")
         try folder("lora", "adapter_model.safetensors", "adapters")
         try folder("lora2", "adapter_model.safetensors", "more adapters")
-        let base = try store.registerModel(role: .base, path: "checkpoints/base", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
-        let a = try store.registerModel(role: .policy, path: "checkpoints/lora", sha256: "8", config: "{}", promptTemplate: nil, parentId: base.id,
-                                        stageRunId: nil, baseId: base.id)
-        let b = try store.registerModel(role: .policy, path: "checkpoints/lora2", sha256: "13", config: "{}", promptTemplate: nil, parentId: a.id,
-                                        stageRunId: nil, baseId: a.id)
+        let base = try store.registerModel(
+            role: .base, path: "checkpoints/base", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+        let a = try store.registerModel(
+            role: .policy, path: "checkpoints/lora", sha256: "8", config: "{}", promptTemplate: nil, parentId: base.id,
+            stageRunId: nil, baseId: base.id)
+        let b = try store.registerModel(
+            role: .policy, path: "checkpoints/lora2", sha256: "13", config: "{}", promptTemplate: nil, parentId: a.id,
+            stageRunId: nil, baseId: a.id)
         XCTAssertEqual(a.baseId, base.id)
         XCTAssertEqual(a.weightsFile, "adapter_model.safetensors")
         XCTAssertEqual(try store.verifiedChain(b, sha256: fakeHash).map(\.lastPathComponent), ["base", "lora", "lora2"])
         XCTAssertEqual(try store.verifiedChain(base, sha256: fakeHash).map(\.lastPathComponent), ["base"])
-        XCTAssertThrowsError(try store.registerModel(role: .policy, path: "x", sha256: "1", config: "{}", promptTemplate: nil, parentId: nil,
-                                                     stageRunId: nil, baseId: 99)) { e in XCTAssertTrue("\(e)".contains("#99"), "\(e)") }
+        XCTAssertThrowsError(
+            try store.registerModel(
+                role: .policy, path: "x", sha256: "1", config: "{}", promptTemplate: nil, parentId: nil,
+                stageRunId: nil, baseId: 99)
+        ) { e in XCTAssertTrue("\(e)".contains("#99"), "\(e)") }
         try folder("base", "model.safetensors", "weights, changed")
         XCTAssertThrowsError(try store.verifiedChain(b, sha256: fakeHash)) { e in XCTAssertTrue("\(e)".contains("base model #\(base.id)"), "\(e)") }
     }
@@ -207,18 +232,25 @@ final class RunStoreTests: XCTestCase {
         try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("checkpoints/linked"), withDestinationURL: elsewhere)
         let inner = dir.appendingPathComponent("checkpoints/inner")
         try FileManager.default.createDirectory(at: inner, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(at: inner.appendingPathComponent("model.safetensors"),
-                                                   withDestinationURL: elsewhere.appendingPathComponent("model.safetensors"))
-        for path in [elsewhere.path, "../" + elsewhere.lastPathComponent, "checkpoints/../../" + elsewhere.lastPathComponent, "checkpoints/linked", "checkpoints/inner", ""] {
+        try FileManager.default.createSymbolicLink(
+            at: inner.appendingPathComponent("model.safetensors"),
+            withDestinationURL: elsewhere.appendingPathComponent("model.safetensors"))
+        for path in [
+            elsewhere.path, "../" + elsewhere.lastPathComponent, "checkpoints/../../" + elsewhere.lastPathComponent, "checkpoints/linked",
+            "checkpoints/inner", "",
+        ] {
             let m = try store.registerModel(role: .policy, path: path, sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
-            XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash), path) { e in XCTAssertTrue("\(e)".contains("outside the run folder"), "\(path): \(e)") }
+            XCTAssertThrowsError(try store.verifiedFolder(m, sha256: fakeHash), path) { e in
+                XCTAssertTrue("\(e)".contains("outside the run folder"), "\(path): \(e)")
+            }
         }
         // A link that stays inside the run is fine.
         let real = dir.appendingPathComponent("checkpoints/real")
         try FileManager.default.createDirectory(at: real, withIntermediateDirectories: true)
         try Data("weights".utf8).write(to: real.appendingPathComponent("model.safetensors"))
         try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("checkpoints/alias"), withDestinationURL: real)
-        let ok = try store.registerModel(role: .policy, path: "checkpoints/alias", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
+        let ok = try store.registerModel(
+            role: .policy, path: "checkpoints/alias", sha256: "7", config: "{}", promptTemplate: nil, parentId: nil, stageRunId: nil)
         XCTAssertNoThrow(try store.verifiedFolder(ok, sha256: fakeHash))
     }
 
@@ -228,7 +260,7 @@ final class RunStoreTests: XCTestCase {
         p.executableURL = URL(fileURLWithPath: "/bin/true")
         try p.run(); p.waitUntilExit()
         let dead = try store.beginStageRun(stage: "generate", config: "{}", seed: nil)
-        let alive = try store.beginStageRun(stage: "generate", config: "{}", seed: nil)   // this process
+        let alive = try store.beginStageRun(stage: "generate", config: "{}", seed: nil) // this process
         try store.db.run("UPDATE stage_runs SET pid = ? WHERE id = ?", [.int(Int64(p.processIdentifier)), .int(dead)])
         XCTAssertEqual(try store.markInterruptedRuns(), 1)
         let runs = Dictionary(uniqueKeysWithValues: try store.stageRuns().map { ($0.id, $0.status) })
@@ -245,7 +277,7 @@ final class RunStoreTests: XCTestCase {
         var failures: [String] = []
         DispatchQueue.concurrentPerform(iterations: 2) { w in
             do {
-                let store = try RunStore(folder: dir)       // its own connection, as another process would have
+                let store = try RunStore(folder: dir) // its own connection, as another process would have
                 for step in 0..<150 {
                     if w == 0 {
                         try store.logMetrics(stageRunId: runA, step: step, [("a", Double(step)), ("b", 1)])
@@ -276,18 +308,20 @@ final class PromptFileTests: XCTestCase {
 
     /// TRL's conversational prompt-only form: one user message, content a string or text parts.
     func testConversationalPrompts() throws {
-        let p = try parse("""
-        {"prompt": [{"role": "user", "content": "Name a colour."}], "id": 7}
-        {"prompt": [{"role": "user", "content": [{"type": "text", "text": "Two "}, {"type": "text", "text": "parts"}]}]}
-        """)
+        let p = try parse(
+            """
+            {"prompt": [{"role": "user", "content": "Name a colour."}], "id": 7}
+            {"prompt": [{"role": "user", "content": [{"type": "text", "text": "Two "}, {"type": "text", "text": "parts"}]}]}
+            """)
         XCTAssertEqual(p, [NewPrompt(text: "Name a colour.", metadata: "{\"id\":7}"), NewPrompt(text: "Two parts")])
     }
 
     /// --key: the prompt under another key (GSM8K's question); errors name that key.
     func testAnotherKey() throws {
         let data = Data("{\"question\": \"2+2?\", \"answer\": \"4\"}\n".utf8)
-        XCTAssertEqual(try PromptFile.parse(data, format: .jsonl, name: "g.jsonl", key: "question"),
-                       [NewPrompt(text: "2+2?", metadata: "{\"answer\":\"4\"}")])
+        XCTAssertEqual(
+            try PromptFile.parse(data, format: .jsonl, name: "g.jsonl", key: "question"),
+            [NewPrompt(text: "2+2?", metadata: "{\"answer\":\"4\"}")])
         XCTAssertThrowsError(try PromptFile.parse(data, format: .jsonl, name: "g.jsonl")) { e in
             XCTAssertTrue("\(e)".contains("g.jsonl:1: no \"prompt\" key (the line has \"answer\", \"question\"; --key names another)"), "\(e)")
         }
@@ -301,8 +335,14 @@ final class PromptFileTests: XCTestCase {
             ("{\"prompt\":\"a\"}\n{\"prompt\": \"b\"\n", .jsonl, "f.jsonl:2: invalid JSON"),
             ("{\"prompt\":\"a\"}\n\n{\"text\":\"b\"}\n", .jsonl, "f.jsonl:3: no \"prompt\" key"),
             ("{\"prompt\":3}\n", .jsonl, "f.jsonl:1: \"prompt\" must be a string"),
-            ("{\"prompt\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"u\"}]}\n", .jsonl, "f.jsonl:1: \"prompt\" holds a system message"),
-            ("{\"prompt\":\"a\"}\n{\"prompt\":[{\"role\":\"user\",\"content\":\"u\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n", .jsonl, "f.jsonl:2: \"prompt\" holds 2 messages"),
+            (
+                "{\"prompt\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"u\"}]}\n", .jsonl,
+                "f.jsonl:1: \"prompt\" holds a system message"
+            ),
+            (
+                "{\"prompt\":\"a\"}\n{\"prompt\":[{\"role\":\"user\",\"content\":\"u\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n", .jsonl,
+                "f.jsonl:2: \"prompt\" holds 2 messages"
+            ),
             ("{\"prompt\":[{\"role\":\"assistant\",\"content\":\"a\"}]}\n", .jsonl, "must have role \"user\""),
             ("{\"prompt\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\"}]}]}\n", .jsonl, "images and other parts are not supported"),
             ("{\"prompt\":[{\"role\":\"user\",\"content\":\" \"}]}\n", .jsonl, "\"prompt\" is empty"),

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import TransformerCore
 
 /// The CPU name `rlhf bench` prints: CPUID decoded as the kernel decodes it, AMD generations by
@@ -26,14 +27,18 @@ final class CPUDescriptionTests: XCTestCase {
     }
 
     func testX86DescriptionsNameTheBrandFamilyAndModel() {
-        XCTAssertEqual(CPUDescription.x86(vendor: "AuthenticAMD", brand: "AMD EPYC", family: 25, model: 17),
-                       "AMD EPYC (family 25, model 17: Zen 4)")
-        XCTAssertEqual(CPUDescription.x86(vendor: "GenuineIntel", brand: "  Intel(R) Xeon(R)   Platinum 8488C\u{0}", family: 6, model: 143),
-                       "Intel(R) Xeon(R) Platinum 8488C (family 6, model 143)", "Intel CPUs are not given a generation")
-        XCTAssertEqual(CPUDescription.x86(vendor: "GenuineIntel", brand: "", family: 6, model: 85),
-                       "GenuineIntel (family 6, model 85)", "the vendor stands in for a missing brand string")
-        XCTAssertEqual(CPUDescription.x86(vendor: "AuthenticAMD", brand: "AMD\u{1B}[2J EPYC", family: 26, model: 2),
-                       "AMD[2J EPYC (family 26, model 2: Zen 5)", "control characters are dropped")
+        XCTAssertEqual(
+            CPUDescription.x86(vendor: "AuthenticAMD", brand: "AMD EPYC", family: 25, model: 17),
+            "AMD EPYC (family 25, model 17: Zen 4)")
+        XCTAssertEqual(
+            CPUDescription.x86(vendor: "GenuineIntel", brand: "  Intel(R) Xeon(R)   Platinum 8488C\u{0}", family: 6, model: 143),
+            "Intel(R) Xeon(R) Platinum 8488C (family 6, model 143)", "Intel CPUs are not given a generation")
+        XCTAssertEqual(
+            CPUDescription.x86(vendor: "GenuineIntel", brand: "", family: 6, model: 85),
+            "GenuineIntel (family 6, model 85)", "the vendor stands in for a missing brand string")
+        XCTAssertEqual(
+            CPUDescription.x86(vendor: "AuthenticAMD", brand: "AMD\u{1B}[2J EPYC", family: 26, model: 2),
+            "AMD[2J EPYC (family 26, model 2: Zen 5)", "control characters are dropped")
     }
 
     func testModelNameIsReadFromCPUInfoText() {
@@ -45,23 +50,23 @@ final class CPUDescriptionTests: XCTestCase {
     /// CPUID by its own code: vendor, brand, and the displayed family and model.
     func testThisCPUMatchesWhatTheLinuxKernelReports() throws {
         #if os(Linux) && arch(x86_64)
-        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        func field(_ name: String) -> String? {
-            for line in info.split(separator: "\n") {
-                let parts = line.split(separator: ":", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
-                    return parts[1].trimmingCharacters(in: .whitespaces)
+            let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+            func field(_ name: String) -> String? {
+                for line in info.split(separator: "\n") {
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
+                        return parts[1].trimmingCharacters(in: .whitespaces)
+                    }
                 }
+                return nil
             }
-            return nil
-        }
-        let vendor = try XCTUnwrap(field("vendor_id"))
-        let family = try XCTUnwrap(field("cpu family").flatMap { Int($0) })
-        let model = try XCTUnwrap(field("model").flatMap { Int($0) })
-        let brand = field("model name") ?? ""
-        XCTAssertEqual(CPUDescription.current, CPUDescription.x86(vendor: vendor, brand: brand, family: family, model: model))
+            let vendor = try XCTUnwrap(field("vendor_id"))
+            let family = try XCTUnwrap(field("cpu family").flatMap { Int($0) })
+            let model = try XCTUnwrap(field("model").flatMap { Int($0) })
+            let brand = field("model name") ?? ""
+            XCTAssertEqual(CPUDescription.current, CPUDescription.x86(vendor: vendor, brand: brand, family: family, model: model))
         #else
-        XCTAssertFalse(CPUDescription.current.isEmpty)
+            XCTAssertFalse(CPUDescription.current.isEmpty)
         #endif
     }
 }

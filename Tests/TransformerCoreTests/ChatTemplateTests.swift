@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import TransformerCore
 
 /// The chat-template interpreter against transformers' `apply_chat_template`
@@ -30,8 +31,9 @@ final class ChatTemplateTests: XCTestCase {
             let (tpl, tok, specials, t) = try template(name)
             for c in t["cases"] as! [[String: Any]] {
                 let gen = c["add_generation_prompt"] as! Bool
-                let text = try tpl.render(messages: messages(c["messages"]), addGenerationPrompt: gen, specialTokens: specials,
-                                          variables: c["kwargs"] as! [String: String])
+                let text = try tpl.render(
+                    messages: messages(c["messages"]), addGenerationPrompt: gen, specialTokens: specials,
+                    variables: c["kwargs"] as! [String: String])
                 let what = "\(name) \(c["conversation"]!) gen=\(gen)"
                 XCTAssertEqual(text, c["rendered"] as? String, what)
                 XCTAssertEqual(tok.encode(text), int32s(c["ids"]), what)
@@ -48,28 +50,30 @@ final class ChatTemplateTests: XCTestCase {
         var comps = DateComponents()
         comps.year = 2026; comps.month = 12; comps.day = 2; comps.hour = 12
         let now = Calendar(identifier: .gregorian).date(from: comps)!
-        let text = try tpl.render(messages: [ChatMessage(role: "user", content: "Hello! How are you today?")], addGenerationPrompt: true,
-                                  specialTokens: specials, now: now)
+        let text = try tpl.render(
+            messages: [ChatMessage(role: "user", content: "Hello! How are you today?")], addGenerationPrompt: true,
+            specialTokens: specials, now: now)
         XCTAssertEqual(text, d["rendered"] as? String)
         XCTAssertEqual(tok.encode(text), int32s(d["ids"]))
     }
 
     func testScopingLoopsAndExpressions() throws {
         let src = """
-        {%- set ns = namespace(n=0) %}{% set outer = 'o' %}
-        {%- for m in messages %}{% set outer = 'inner' %}{% set ns.n = ns.n + 1 %}
-        {{- loop.index }}/{{ loop.length }}{{ ',' if not loop.last else '' }}
-        {%- endfor %}
-        {{- ' ' ~ outer ~ ' ' ~ ns.n ~ ' ' ~ messages[-1].content[1:3] | upper ~ ' ' ~ (messages | length) }}
-        {%- if 'x' in messages[0]['content'] and messages[0].role is not none %} has-x{% endif %}
-        {{- ' ' ~ ' pad '.strip() ~ '|' ~ [1, 2, 3] | join('-') ~ '|' ~ {'a': 'b'}.a ~ '|' ~ missing | default('dflt') }}
-        {%- for k, v in {'p': 1, 'q': 2}.items() %} {{ k }}={{ v }}{% endfor %}
-        {%- for x in [] %}never{% else %} empty{% endfor %}
-        {{- ' ' ~ 7 // 2 ~ ' ' ~ 7 % 3 ~ ' ' ~ "a\\tb" | length ~ ' ' ~ ["x"] | tojson }}
-        """
+            {%- set ns = namespace(n=0) %}{% set outer = 'o' %}
+            {%- for m in messages %}{% set outer = 'inner' %}{% set ns.n = ns.n + 1 %}
+            {{- loop.index }}/{{ loop.length }}{{ ',' if not loop.last else '' }}
+            {%- endfor %}
+            {{- ' ' ~ outer ~ ' ' ~ ns.n ~ ' ' ~ messages[-1].content[1:3] | upper ~ ' ' ~ (messages | length) }}
+            {%- if 'x' in messages[0]['content'] and messages[0].role is not none %} has-x{% endif %}
+            {{- ' ' ~ ' pad '.strip() ~ '|' ~ [1, 2, 3] | join('-') ~ '|' ~ {'a': 'b'}.a ~ '|' ~ missing | default('dflt') }}
+            {%- for k, v in {'p': 1, 'q': 2}.items() %} {{ k }}={{ v }}{% endfor %}
+            {%- for x in [] %}never{% else %} empty{% endfor %}
+            {{- ' ' ~ 7 // 2 ~ ' ' ~ 7 % 3 ~ ' ' ~ "a\\tb" | length ~ ' ' ~ ["x"] | tojson }}
+            """
         let tpl = try ChatTemplate(src)
-        let out = try tpl.render(messages: [ChatMessage(role: "user", content: "xyz"), ChatMessage(role: "assistant", content: "abcd")],
-                                 addGenerationPrompt: false)
+        let out = try tpl.render(
+            messages: [ChatMessage(role: "user", content: "xyz"), ChatMessage(role: "assistant", content: "abcd")],
+            addGenerationPrompt: false)
         XCTAssertEqual(out, "1/2,2/2 o 2 BC 2 has-x pad|1-2-3|b|dflt p=1 q=2 empty 3 1 3 [\"x\"]")
     }
 
@@ -122,7 +126,9 @@ final class ChatTemplateTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(needle), "\(src): \(error)")
             }
         }
-        XCTAssertThrowsError(try ChatTemplate("{{ raise_exception('only user and assistant roles') }}").render(messages: [], addGenerationPrompt: false)) {
+        XCTAssertThrowsError(
+            try ChatTemplate("{{ raise_exception('only user and assistant roles') }}").render(messages: [], addGenerationPrompt: false)
+        ) {
             XCTAssertTrue("\($0)".contains("only user and assistant roles"))
         }
     }
@@ -139,17 +145,32 @@ final class ChatTemplateTests: XCTestCase {
             ("{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}", "grows past 16 MB"),
             ("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}", "more than 2000000 steps"),
             ("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}", "nested more than 64 levels"),
-            ("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | tojson }}", "nested more than 64 levels"),
-            ("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x == ns.x }}", "nested more than 64 levels"),
-            ("{% set ns = namespace(head=none) %}{% for i in range(100000) %}{% set n = namespace(next=none) %}{% set n.next = ns.head %}{% set ns.head = n %}{% endfor %}", "nested more than 64 levels"),
+            (
+                "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | tojson }}",
+                "nested more than 64 levels"
+            ),
+            (
+                "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x == ns.x }}",
+                "nested more than 64 levels"
+            ),
+            (
+                "{% set ns = namespace(head=none) %}{% for i in range(100000) %}{% set n = namespace(next=none) %}{% set n.next = ns.head %}{% set ns.head = n %}{% endfor %}",
+                "nested more than 64 levels"
+            ),
             ("{{ 1" + String(repeating: " + 1", count: 100_000) + " }}", "a chain of operators"),
             ("{{ 'a'" + String(repeating: " ~ 'a'", count: 100_000) + " }}", "a chain of operators"),
             ("{{ messages" + String(repeating: ".x", count: 100_000) + " }}", "a chain of operators"),
             ("{{ 'a'" + String(repeating: " | upper", count: 100_000) + " }}", "a chain of operators"),
             ("{{ x" + String(repeating: " or x", count: 100_000) + " }}", "a chain of operators"),
             ("{% set ns = namespace(l=[]) %}{% for i in range(1000000) %}{% set ns.l = ns.l + [i] %}{% endfor %}", "steps"),
-            ("{% set ns = namespace(l=['" + String(repeating: "x", count: 1000) + "']) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", "rendering takes more than"),
-            ("{% set ns = namespace(l=['" + String(repeating: "x", count: 1000) + "']) %}{% for i in range(17) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | join }}", "grows past 16 MB"),
+            (
+                "{% set ns = namespace(l=['" + String(repeating: "x", count: 1000)
+                    + "']) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", "rendering takes more than"
+            ),
+            (
+                "{% set ns = namespace(l=['" + String(repeating: "x", count: 1000)
+                    + "']) %}{% for i in range(17) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | join }}", "grows past 16 MB"
+            ),
             ("{% set ns = namespace(s='" + String(repeating: "a", count: 100_000) + "') %}{{ ns.s.replace('a', ns.s) }}", "replace could grow"),
             ("{{ [1, [2]] | tojson(indent=100000000) }}", "indent of 100000000"),
         ]
@@ -188,7 +209,8 @@ final class ChatTemplateTests: XCTestCase {
     func testTemplateIsFoundInEitherPlace() throws {
         let dir = temporaryFolder()
         XCTAssertNil(try ChatTemplate.load(folder: dir))
-        try #"{"chat_template": "{{ bos_token }}hi"}"#.write(to: dir.appendingPathComponent("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        try #"{"chat_template": "{{ bos_token }}hi"}"#.write(
+            to: dir.appendingPathComponent("tokenizer_config.json"), atomically: true, encoding: .utf8)
         XCTAssertEqual(try ChatTemplate.load(folder: dir)?.source, "{{ bos_token }}hi")
         try #"{"chat_template": [{"name": "tool_use", "template": "t"}, {"name": "default", "template": "d"}]}"#
             .write(to: dir.appendingPathComponent("tokenizer_config.json"), atomically: true, encoding: .utf8)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import TransformerCore
 
 /// Frozen projections held in bfloat16 (`--frozen-dtype bf16`), on every kernel path and
@@ -106,8 +107,9 @@ final class FrozenBF16Tests: EveryPathTestCase {
                 let v = cfg.vocabSize
                 for row in 0..<prompts.count {
                     let last = Array(UnsafeBufferPointer(start: acts.logits.pointer + (row * full.length + full.length - 1) * v, count: v))
-                    XCTAssertLessThan(maxAbsDiff(Array(decoded[1][row * v..<(row + 1) * v]), last), 1e-4 * max(1, last.map(abs).max()!),
-                                      "\(cfg.architecture) KV cache vs full forward, row \(row)")
+                    XCTAssertLessThan(
+                        maxAbsDiff(Array(decoded[1][row * v..<(row + 1) * v]), last), 1e-4 * max(1, last.map(abs).max()!),
+                        "\(cfg.architecture) KV cache vs full forward, row \(row)")
                 }
             }
         }

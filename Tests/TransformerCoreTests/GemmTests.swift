@@ -1,15 +1,18 @@
 import XCTest
+
 @testable import TransformerCore
 
 final class GemmTests: EveryPathTestCase {
     /// Reference product in Double.
     func naive(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand) -> [Double] {
         var c = [Double](repeating: 0, count: m * n)
-        for i in 0..<m { for j in 0..<n {
-            var s = 0.0
-            for p in 0..<k { s += Double(a.base[i * a.rowStride + p * a.colStride]) * Double(b.base[p * b.rowStride + j * b.colStride]) }
-            c[i * n + j] = s
-        } }
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k { s += Double(a.base[i * a.rowStride + p * a.colStride]) * Double(b.base[p * b.rowStride + j * b.colStride]) }
+                c[i * n + j] = s
+            }
+        }
         return c
     }
 
@@ -31,30 +34,37 @@ final class GemmTests: EveryPathTestCase {
         let bOp: MatrixOperand = transB ? .transposed(b.pointer, columns: k) : .rowMajor(b.pointer, columns: n)
         if bf16 {
             let hOp: BF16MatrixOperand = transB ? .transposed(half, columns: k) : .rowMajor(half, columns: n)
-            Gemm.multiply(m: m, n: n, k: k, a: aOp, b: hOp, c: c.pointer, ldc: n, accumulate: accumulate,
-                          bias: bias ? UnsafePointer(bv.pointer) : nil)
+            Gemm.multiply(
+                m: m, n: n, k: k, a: aOp, b: hOp, c: c.pointer, ldc: n, accumulate: accumulate,
+                bias: bias ? UnsafePointer(bv.pointer) : nil)
         } else {
-            Gemm.multiply(m: m, n: n, k: k, a: aOp, b: bOp, c: c.pointer, ldc: n, accumulate: accumulate,
-                          bias: bias ? UnsafePointer(bv.pointer) : nil)
+            Gemm.multiply(
+                m: m, n: n, k: k, a: aOp, b: bOp, c: c.pointer, ldc: n, accumulate: accumulate,
+                bias: bias ? UnsafePointer(bv.pointer) : nil)
         }
         let ref = naive(m: m, n: n, k: k, a: aOp, b: bOp)
         var worst = 0.0
-        for i in 0..<m { for j in 0..<n {
-            var expect = ref[i * n + j]
-            if accumulate { expect += Double(c0[i * n + j]) } else if bias { expect += Double(bv[j]) }
-            worst = max(worst, abs(expect - Double(c[i * n + j])))
-        } }
-        XCTAssertLessThan(worst, 1e-4 * Double(max(1, k)).squareRoot(),
-                          "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) acc \(accumulate) bias \(bias) bf16 \(bf16)", line: line)
+        for i in 0..<m {
+            for j in 0..<n {
+                var expect = ref[i * n + j]
+                if accumulate { expect += Double(c0[i * n + j]) } else if bias { expect += Double(bv[j]) }
+                worst = max(worst, abs(expect - Double(c[i * n + j])))
+            }
+        }
+        XCTAssertLessThan(
+            worst, 1e-4 * Double(max(1, k)).squareRoot(),
+            "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) acc \(accumulate) bias \(bias) bf16 \(bf16)", line: line)
     }
 
     /// The product's shapes: edge sizes around each path's tiles and blocks.
-    static let shapes = [(1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
-                         (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
-                         (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
-                         (4, 160, 40), (7, 140, 700), (8, 130, 20),
-                         (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12),
-                         (8, 128, 40), (5, 56, 9), (3, 200, 33)]
+    static let shapes = [
+        (1, 1, 1), (5, 7, 3), (12, 32, 16), (13, 33, 17), (8, 70, 40), (24, 64, 300), (3, 100, 33),
+        (100, 45, 257), (97, 129, 513), (200, 64, 20), (6, 200, 50), (1, 96, 9), (8, 4800, 64),
+        (4, 200, 30), (2, 300, 17), (4, 96, 5), (6, 200, 1100), (8, 96, 600), (5, 300, 513),
+        (4, 160, 40), (7, 140, 700), (8, 130, 20),
+        (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12),
+        (8, 128, 40), (5, 56, 9), (3, 200, 33),
+    ]
 
     /// B in bfloat16 (frozen weights held at half size) on every path: the decode tiles and
     /// dot-product kernels that widen B as they stream it, the leftover columns, and the blocked
@@ -76,10 +86,10 @@ final class GemmTests: EveryPathTestCase {
     /// Rounding to bfloat16 by its definition: the nearest of the two neighbours that keep 7
     /// mantissa bits, ties to the even one; overflow to infinity; NaN kept.
     func testBFloat16Rounding() {
-        let ulp1: Float = 1.0 / 128  // spacing of bfloat16 in [1, 2)
-        XCTAssertEqual(BFloat16(1 + ulp1 / 2).float, 1)                   // tie → even (1.0)
-        XCTAssertEqual(BFloat16(1 + 3 * ulp1 / 2).float, 1 + 2 * ulp1)    // tie → even (1 + 2 ulp)
-        XCTAssertEqual(BFloat16(1 + ulp1 / 2 + ulp1 / 64).float, 1 + ulp1)  // above the tie → up
+        let ulp1: Float = 1.0 / 128 // spacing of bfloat16 in [1, 2)
+        XCTAssertEqual(BFloat16(1 + ulp1 / 2).float, 1) // tie → even (1.0)
+        XCTAssertEqual(BFloat16(1 + 3 * ulp1 / 2).float, 1 + 2 * ulp1) // tie → even (1 + 2 ulp)
+        XCTAssertEqual(BFloat16(1 + ulp1 / 2 + ulp1 / 64).float, 1 + ulp1) // above the tie → up
         XCTAssertEqual(BFloat16(-(1 + ulp1 / 4)).float, -1)
         XCTAssertEqual(BFloat16(Float.greatestFiniteMagnitude).float, .infinity)
         XCTAssertEqual(BFloat16(-Float.infinity).float, -.infinity)
@@ -101,9 +111,11 @@ final class GemmTests: EveryPathTestCase {
             // the decode paths (m ≤ 8 and m ≤ 24) and the blocked path; around the AVX2 and SSE
             // tiles (6×16, 6×8, 4×24 decode, 4×8); decode panels that leave whole narrow panels.
             for (m, n, k) in Self.shapes {
-                for transA in [false, true] { for transB in [false, true] {
-                    check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)
-                } }
+                for transA in [false, true] {
+                    for transB in [false, true] {
+                        check(m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false, bias: false)
+                    }
+                }
                 check(m: m, n: n, k: k, transA: false, transB: false, accumulate: true, bias: false)
                 check(m: m, n: n, k: k, transA: false, transB: true, accumulate: false, bias: true)
                 check(m: m, n: n, k: k, transA: false, transB: true, accumulate: true, bias: false)
@@ -136,8 +148,9 @@ final class GemmTests: EveryPathTestCase {
                 for threads in [2, 3] {
                     for _ in 0..<3 {
                         let other = product(threads: threads)
-                        XCTAssertEqual(zip(one, other).filter { $0.bitPattern != $1.bitPattern }.count, 0,
-                                       "elements that differ, one thread against \(threads): m \(m) n \(n) k \(k)")
+                        XCTAssertEqual(
+                            zip(one, other).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                            "elements that differ, one thread against \(threads): m \(m) n \(n) k \(k)")
                     }
                 }
                 let ref = naive(m: m, n: n, k: k, a: aOp, b: .rowMajor(b.pointer, columns: n))

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import TransformerCore
 
 /// Compares the Swift core with Fixtures/golden_tiny_gpt2.json, produced by the independent
@@ -115,8 +116,9 @@ final class GoldenTests: EveryPathTestCase {
             let both = LogitHeads.targetLogProbsAndEntropies(acts, targets: targets, temperature: tau)
             XCTAssertEqual(both.logProbs, logp)
             XCTAssertEqual(both.entropies, ent)
-            let logp2 = LogitHeads.logitGradient(acts, targets: targets, temperature: tau,
-                                                 dLogProb: g.floats("coef_logp"), dEntropy: g.floats("coef_ent"))
+            let logp2 = LogitHeads.logitGradient(
+                acts, targets: targets, temperature: tau,
+                dLogProb: g.floats("coef_logp"), dEntropy: g.floats("coef_ent"))
             XCTAssertLessThanOrEqual(maxAbsDiff(logp2, logp), 1e-6)
             model.zeroGradients()
             model.backward(batch, acts, fromLogits: true)
@@ -131,9 +133,10 @@ final class GoldenTests: EveryPathTestCase {
             let g = Self.golden
             let (model, _) = makeModel(scalarHead: false)
             let ad = g.json["adamw"] as! [String: Any]
-            let cfg = AdamWConfig(learningRate: (ad["lr"] as! NSNumber).floatValue, beta1: (ad["beta1"] as! NSNumber).floatValue,
-                                  beta2: (ad["beta2"] as! NSNumber).floatValue, eps: (ad["eps"] as! NSNumber).floatValue,
-                                  weightDecay: (ad["weight_decay"] as! NSNumber).floatValue)
+            let cfg = AdamWConfig(
+                learningRate: (ad["lr"] as! NSNumber).floatValue, beta1: (ad["beta1"] as! NSNumber).floatValue,
+                beta2: (ad["beta2"] as! NSNumber).floatValue, eps: (ad["eps"] as! NSNumber).floatValue,
+                weightDecay: (ad["weight_decay"] as! NSNumber).floatValue)
             let opt = AdamW(layout: model.layout, config: cfg)
             for grads in [g.tensors("grads"), g.tensors("grads2", in: ad)] {
                 for (name, values) in grads { let t = model.gradient(name); for i in 0..<values.count { t[i] = values[i] } }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import TransformerCore
 
 /// KV-cache decoding equals the full forward pass; left padding does not change real positions.
@@ -13,7 +14,8 @@ final class InvarianceTests: EveryPathTestCase {
             let model = TransformerModel(config: cfg, scalarHead: true)
             model.initialize(seed: 31)
             var rng = SeededRandom(seed: 32)
-            let batch = TokenBatch(leftPadding: [randomTokens(11, vocab: cfg.vocabSize, rng: &rng), randomTokens(6, vocab: cfg.vocabSize, rng: &rng)], pad: 3)
+            let batch = TokenBatch(
+                leftPadding: [randomTokens(11, vocab: cfg.vocabSize, rng: &rng), randomTokens(6, vocab: cfg.vocabSize, rng: &rng)], pad: 3)
             let full = Activations(config: cfg, batch: batch.batch, length: batch.length)
             let lean = Activations(config: cfg, batch: batch.batch, length: batch.length, inferenceOnly: true)
             model.forward(batch, full)
@@ -42,7 +44,7 @@ final class InvarianceTests: EveryPathTestCase {
             let first = run(reused, a, steps: 8)
             _ = run(reused, a + a, steps: 4)
             _ = run(reused, b, steps: 20)
-            XCTAssertEqual(run(reused, a, steps: 8), first)     // reuses b's cache
+            XCTAssertEqual(run(reused, a, steps: 8), first) // reuses b's cache
             XCTAssertEqual(run(Generator(model: model), a, steps: 8), first)
         }
     }
@@ -51,8 +53,10 @@ final class InvarianceTests: EveryPathTestCase {
         forEachArchitecture(configs) { cfg in
             let model = randomModel(cfg, seed: 21, scale: 5)
             var rng = SeededRandom(seed: 22)
-            let prompts = [randomTokens(7, vocab: cfg.vocabSize, rng: &rng), randomTokens(3, vocab: cfg.vocabSize, rng: &rng),
-                           randomTokens(12, vocab: cfg.vocabSize, rng: &rng), randomTokens(1, vocab: cfg.vocabSize, rng: &rng)]
+            let prompts = [
+                randomTokens(7, vocab: cfg.vocabSize, rng: &rng), randomTokens(3, vocab: cfg.vocabSize, rng: &rng),
+                randomTokens(12, vocab: cfg.vocabSize, rng: &rng), randomTokens(1, vocab: cfg.vocabSize, rng: &rng),
+            ]
             let steps = 9
             let fed = (0..<prompts.count).map { _ in randomTokens(steps, vocab: cfg.vocabSize, rng: &rng) }
             let gen = Generator(model: model)

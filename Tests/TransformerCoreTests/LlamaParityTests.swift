@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import TransformerCore
 
 /// Llama-family folders against transformers: tiny random `LlamaForCausalLM` (grouped-query
@@ -23,13 +24,19 @@ final class LlamaParityTests: EveryPathTestCase {
 
     func testConfigsAreReadAsTransformersWritesThem() throws {
         let (llama, _) = try ModelFolder.readConfig(fixtureURL("hf/arch/llama-tiny"))
-        XCTAssertEqual(llama, ModelConfig(llama: .llama, nLayer: 2, nHead: 4, nKVHead: 2, nEmbd: 64, headDim: 16, intermediateSize: 96,
-                                          nCtx: 128, vocabSize: 608, rmsNormEpsilon: 1e-5, ropeTheta: 500000,
-                                          ropeScaling: RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16),
-                                          tieWordEmbeddings: false))
+        XCTAssertEqual(
+            llama,
+            ModelConfig(
+                llama: .llama, nLayer: 2, nHead: 4, nKVHead: 2, nEmbd: 64, headDim: 16, intermediateSize: 96,
+                nCtx: 128, vocabSize: 608, rmsNormEpsilon: 1e-5, ropeTheta: 500000,
+                ropeScaling: RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16),
+                tieWordEmbeddings: false))
         let (qwen, _) = try ModelFolder.readConfig(fixtureURL("hf/arch/qwen2-tiny"))
-        XCTAssertEqual(qwen, ModelConfig(llama: .qwen2, nLayer: 2, nHead: 4, nKVHead: 2, nEmbd: 64, intermediateSize: 128,
-                                         nCtx: 128, vocabSize: 606, rmsNormEpsilon: 1e-6, ropeTheta: 1000000, tieWordEmbeddings: true))
+        XCTAssertEqual(
+            qwen,
+            ModelConfig(
+                llama: .qwen2, nLayer: 2, nHead: 4, nKVHead: 2, nEmbd: 64, intermediateSize: 128,
+                nCtx: 128, vocabSize: 606, rmsNormEpsilon: 1e-6, ropeTheta: 1000000, tieWordEmbeddings: true))
         XCTAssertTrue(qwen.attentionBias)
         // The rotary frequencies, llama3 scaling included, are transformers' float32 ones.
         for (name, cfg) in [("llama-tiny", llama), ("qwen2-tiny", qwen)] {
@@ -99,20 +106,23 @@ final class LlamaParityTests: EveryPathTestCase {
                 let gen = Generator(model: m.model)
                 for run in greedy["runs"] as! [[String: Any]] {
                     var rng = SeededRandom(seed: 1)
-                    let out = gen.generate(prompts: [int32s(run["ids"])], maxNewTokens: 12, settings: SamplingSettings(greedy: true),
-                                           stopTokens: [], pad: 0, rng: &rng)
+                    let out = gen.generate(
+                        prompts: [int32s(run["ids"])], maxNewTokens: 12, settings: SamplingSettings(greedy: true),
+                        stopTokens: [], pad: 0, rng: &rng)
                     XCTAssertEqual(out[0].tokens, int32s(run["new_ids"]), name)
                 }
                 let stopping = withEos["stopping_run"] as! [String: Any]
                 var rng = SeededRandom(seed: 1)
-                let out = gen.generate(prompts: [int32s(stopping["ids"])], maxNewTokens: 12, settings: SamplingSettings(greedy: true),
-                                       stopTokens: stops, pad: 0, rng: &rng)
+                let out = gen.generate(
+                    prompts: [int32s(stopping["ids"])], maxNewTokens: 12, settings: SamplingSettings(greedy: true),
+                    stopTokens: stops, pad: 0, rng: &rng)
                 XCTAssertEqual(out[0].tokens, int32s(stopping["new_ids"]), name)
                 XCTAssertEqual(out[0].finishReason, .eos, name)
                 // The same prompt, batched beside a longer one (left padding in the cache).
                 let long = int32s((greedy["runs"] as! [[String: Any]]).last!["ids"])
-                let both = gen.generate(prompts: [long, int32s(stopping["ids"])], maxNewTokens: 12, settings: SamplingSettings(greedy: true),
-                                        stopTokens: stops, pad: 0, rng: &rng)
+                let both = gen.generate(
+                    prompts: [long, int32s(stopping["ids"])], maxNewTokens: 12, settings: SamplingSettings(greedy: true),
+                    stopTokens: stops, pad: 0, rng: &rng)
                 XCTAssertEqual(both[1].tokens, int32s(stopping["new_ids"]), "\(name), batched")
             }
         }
@@ -143,8 +153,9 @@ final class LlamaParityTests: EveryPathTestCase {
             let m = try ModelFolder.load(fixtureURL("hf/arch/\(name)"))
             for shard in [nil, 60_000] as [Int?] {
                 let dir = temporaryFolder().appendingPathComponent("out")
-                let files = try ModelFolder.save(m.model, tokenizer: m.tokenizer, annotations: m.annotations, to: dir,
-                                                 maxShardBytes: shard, dtype: m.annotations.sourceDType ?? .F32)
+                let files = try ModelFolder.save(
+                    m.model, tokenizer: m.tokenizer, annotations: m.annotations, to: dir,
+                    maxShardBytes: shard, dtype: m.annotations.sourceDType ?? .F32)
                 XCTAssertEqual(files > 1, shard != nil, name)
                 let back = try ModelFolder.load(dir)
                 XCTAssertEqual(back.model.config, m.model.config, name)

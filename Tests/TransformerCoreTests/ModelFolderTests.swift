@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import TransformerCore
 
 /// Hugging Face GPT-2 folders against transformers: logits and greedy continuations of a tiny
@@ -29,8 +30,9 @@ final class ModelFolderTests: XCTestCase {
         for c in hfGolden["greedy"] as! [[String: Any]] {
             var rng = SeededRandom(seed: 1)
             let prompt = int32s(c["prompt_ids"])
-            let out = gen.generate(prompts: [prompt], maxNewTokens: 20, settings: SamplingSettings(greedy: true),
-                                   eos: m.tokenizer.eosId, pad: 0, rng: &rng)
+            let out = gen.generate(
+                prompts: [prompt], maxNewTokens: 20, settings: SamplingSettings(greedy: true),
+                eos: m.tokenizer.eosId, pad: 0, rng: &rng)
             XCTAssertEqual(out[0].tokens, int32s(c["continuation"]), "prompt \(prompt)")
         }
     }
@@ -129,7 +131,9 @@ final class ModelFolderTests: XCTestCase {
             try SafeTensorsWriter.write(outs, to: weights)
         }
         try head.withUnsafeBufferPointer { p in
-            var outs = a.model.layout.slots.map { SafeTensorsOutput(name: $0.name, shape: $0.shape, data: UnsafeBufferPointer(a.model.tensor($0.name))) }
+            var outs = a.model.layout.slots.map {
+                SafeTensorsOutput(name: $0.name, shape: $0.shape, data: UnsafeBufferPointer(a.model.tensor($0.name)))
+            }
             outs.append(SafeTensorsOutput(name: "lm_head.weight", shape: [700, 32], data: p))
             try SafeTensorsWriter.write(outs, to: weights)
         }
@@ -155,7 +159,9 @@ final class ModelFolderTests: XCTestCase {
         for s in 0..<shards {
             let shard = String(format: "model-%05d-of-%05d.safetensors", s + 1, shards)
             let mine = file.names.indices.filter { $0 % shards == s }
-            let outs = mine.map { i in values[i].withUnsafeBufferPointer { SafeTensorsOutput(name: file.names[i], shape: file.entries[file.names[i]]!.shape, data: $0) } }
+            let outs = mine.map { i in
+                values[i].withUnsafeBufferPointer { SafeTensorsOutput(name: file.names[i], shape: file.entries[file.names[i]]!.shape, data: $0) }
+            }
             try SafeTensorsWriter.write(outs, to: dir.appendingPathComponent(shard))
             for i in mine { map[file.names[i]] = shard }
         }
@@ -204,7 +210,8 @@ final class ModelFolderTests: XCTestCase {
         let dup = try SafeTensorsFile(url: dir.appendingPathComponent(shard))
         let values = try dup.floats(first)
         try values.withUnsafeBufferPointer { p in
-            try SafeTensorsWriter.write([SafeTensorsOutput(name: first, shape: dup.entries[first]!.shape, data: p)], to: dir.appendingPathComponent("extra.safetensors"))
+            try SafeTensorsWriter.write(
+                [SafeTensorsOutput(name: first, shape: dup.entries[first]!.shape, data: p)], to: dir.appendingPathComponent("extra.safetensors"))
         }
         try writeIndex(map.merging(["extra-tensor-name": "extra.safetensors"]) { $1 }, in: dir)
         XCTAssertThrowsError(try ModelFolder.load(dir)) { e in XCTAssertTrue("\(e)".contains("is in both"), "\(e)") }
@@ -223,7 +230,8 @@ final class ModelFolderTests: XCTestCase {
         let index = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(WeightFiles.indexFile))) as! [String: Any]
         let total = (index["metadata"] as! [String: Any])["total_size"] as! Int
         XCTAssertEqual(total, a.model.layout.slots.reduce(0) { $0 + $1.count * 4 })
-        XCTAssertEqual(weights.shardNames.count, (index["weight_map"] as! [String: String]).values.reduce(into: Set<String>()) { $0.insert($1) }.count)
+        XCTAssertEqual(
+            weights.shardNames.count, (index["weight_map"] as! [String: String]).values.reduce(into: Set<String>()) { $0.insert($1) }.count)
         XCTAssertGreaterThan(weights.shardNames.count, 3)
         for name in weights.shardNames {
             let f = try SafeTensorsFile(url: dir.appendingPathComponent(name))

@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import TransformerCore
 
 /// PEFT LoRA folders made by the `peft` library (Fixtures/peft/make_peft_fixtures.py): the base
@@ -14,7 +15,9 @@ final class PEFTAdapterTests: EveryPathTestCase {
         for (name, value) in ref.sorted(by: { $0.key < $1.key }) {
             let r = value as! [String: Any]
             let folder = Self.peft.appendingPathComponent(name)
-            let cfgBase = try JSONText.object(Data(contentsOf: folder.appendingPathComponent("adapter_config.json")), "adapter")["base_model_name_or_path"] as! String
+            let cfgBase =
+                try JSONText.object(Data(contentsOf: folder.appendingPathComponent("adapter_config.json")), "adapter")["base_model_name_or_path"]
+                as! String
             let base = try ModelFolder.load(Self.peft.appendingPathComponent(cfgBase).standardizedFileURL)
             let lora = try PEFTAdapter.load(folder, config: base.model.config)
             let tokens = (r["tokens"] as! [[Int]]).map { $0.map(Int32.init) }
@@ -53,21 +56,26 @@ final class PEFTAdapterTests: EveryPathTestCase {
         let original = try JSONText.object(Data(contentsOf: src.appendingPathComponent("adapter_config.json")), "adapter")
         let cases: [(String, Any, String)] = [
             ("peft_type", "IA3", "only LORA"), ("use_dora", true, "DoRA"), ("use_rslora", true, "rsLoRA"),
-            ("bias", "all", "bias \"all\""), ("rank_pattern", ["q_proj": 8], "rank_pattern"), ("modules_to_save", ["lm_head"], "only as the scalar head"),
+            ("bias", "all", "bias \"all\""), ("rank_pattern", ["q_proj": 8], "rank_pattern"),
+            ("modules_to_save", ["lm_head"], "only as the scalar head"),
             ("modules_to_save", ["score"], "no tensor base_model.model.score.weight"), ("r", 4096, "more than the"),
             ("layers_to_transform", [0], "layers_to_transform"), ("target_modules", ".*q_proj", "regular expression"),
-            ("target_modules", ["q_proj", "c_attn"], "c_attn is not a projection"), ("r", 2, "has shape"), ("r", 8, "its file holds"), ("r", 0, "rank from 1"),
+            ("target_modules", ["q_proj", "c_attn"], "c_attn is not a projection"), ("r", 2, "has shape"), ("r", 8, "its file holds"),
+            ("r", 0, "rank from 1"),
             ("target_modules", ["q_proj"], "is not a LoRA matrix"),
         ]
         for (key, value, needle) in cases {
             let dir = temporaryFolder()
-            try FileManager.default.copyItem(at: src.appendingPathComponent(PEFTAdapter.weightsFile), to: dir.appendingPathComponent(PEFTAdapter.weightsFile))
+            try FileManager.default.copyItem(
+                at: src.appendingPathComponent(PEFTAdapter.weightsFile), to: dir.appendingPathComponent(PEFTAdapter.weightsFile))
             var cfg = original
             cfg[key] = value
             try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent(PEFTAdapter.configFile))
             XCTAssertThrowsError(try PEFTAdapter.load(dir, config: base), key) { XCTAssertTrue("\($0)".contains(needle), "\(key): \($0)") }
         }
-        XCTAssertThrowsError(try PEFTAdapter.load(temporaryFolder(), config: base)) { XCTAssertTrue("\($0)".contains("no adapter_config.json"), "\($0)") }
+        XCTAssertThrowsError(try PEFTAdapter.load(temporaryFolder(), config: base)) {
+            XCTAssertTrue("\($0)".contains("no adapter_config.json"), "\($0)")
+        }
     }
 
     /// Adapters with a scalar head of their own (a reward or value model's) round-trip through

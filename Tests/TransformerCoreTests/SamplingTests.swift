@@ -1,12 +1,15 @@
 import XCTest
+
 @testable import TransformerCore
 
 final class SamplingTests: EveryPathTestCase {
     let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 48, vocabSize: 61)
 
     func prompts(_ rng: inout SeededRandom) -> [[Int32]] {
-        [randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng),
-         randomTokens(9, vocab: cfg.vocabSize, rng: &rng)]
+        [
+            randomTokens(5, vocab: cfg.vocabSize, rng: &rng), randomTokens(2, vocab: cfg.vocabSize, rng: &rng),
+            randomTokens(9, vocab: cfg.vocabSize, rng: &rng),
+        ]
     }
 
     func testGreedyIsArgmaxOfFullForward() {
@@ -15,8 +18,9 @@ final class SamplingTests: EveryPathTestCase {
             var rng = SeededRandom(seed: 42)
             let ps = prompts(&rng)
             var r = SeededRandom(seed: 1)
-            let out = Generator(model: model).generate(prompts: ps, maxNewTokens: 10, settings: SamplingSettings(greedy: true),
-                                                       eos: nil, pad: 0, rng: &r)
+            let out = Generator(model: model).generate(
+                prompts: ps, maxNewTokens: 10, settings: SamplingSettings(greedy: true),
+                eos: nil, pad: 0, rng: &r)
             for (p, g) in zip(ps, out) {
                 XCTAssertEqual(g.tokens.count, 10)
                 XCTAssertEqual(g.finishReason, .length)

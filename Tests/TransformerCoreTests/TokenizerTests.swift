@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import TransformerCore
 
 /// Byte-level BPE against Hugging Face: the ids of Fixtures/hf/golden_hf.json were produced by
@@ -31,7 +32,9 @@ final class TokenizerTests: XCTestCase {
     func testRoundTripOnAnyText() throws {
         let tok = try Tokenizer.load(folder: fixtureURL("hf/tokenizer"))
         var rng = SeededRandom(seed: 5)
-        let pool: [Unicode.Scalar] = ["a", "Z", " ", "\n", "\t", "'", "s", "é", "\u{301}", "日", "😀", "\u{200D}", "1", "!", "\u{0}", "\u{1B}", "\u{A0}", "\u{3000}"]
+        let pool: [Unicode.Scalar] = [
+            "a", "Z", " ", "\n", "\t", "'", "s", "é", "\u{301}", "日", "😀", "\u{200D}", "1", "!", "\u{0}", "\u{1B}", "\u{A0}", "\u{3000}",
+        ]
         for _ in 0..<300 {
             var s = String.UnicodeScalarView()
             for _ in 0..<rng.int(below: 40) { s.append(pool[rng.int(below: pool.count)]) }
@@ -78,8 +81,11 @@ final class TokenizerTests: XCTestCase {
                     let text = codePoints(c["text_cp"])
                     let ids = int32s(c["ids_no_special"])
                     XCTAssertEqual(tok.encode(text), ids, "\(name): \(text.debugDescription)")
-                    XCTAssertEqual(tok.encodeWithSpecialTokens(text), int32s(c["ids_with_special"]), "\(name) with special tokens: \(text.debugDescription)")
-                    XCTAssertEqual(Array(tok.decode(ids).unicodeScalars), Array(codePoints(c["decoded_cp"]).unicodeScalars), "\(name) decode: \(text.debugDescription)")
+                    XCTAssertEqual(
+                        tok.encodeWithSpecialTokens(text), int32s(c["ids_with_special"]), "\(name) with special tokens: \(text.debugDescription)")
+                    XCTAssertEqual(
+                        Array(tok.decode(ids).unicodeScalars), Array(codePoints(c["decoded_cp"]).unicodeScalars),
+                        "\(name) decode: \(text.debugDescription)")
                     checked[name, default: 0] += 1
                 }
             }
@@ -120,7 +126,9 @@ final class TokenizerTests: XCTestCase {
             let normalized = codePoints(c["normalized_cp"])
             var pieces: [[Unicode.Scalar]] = []
             let bytes = Array(normalized.utf8)
-            PreTokenizer.forEachPiece(bytes, 0, bytes.count, pattern: pattern) { pieces.append(Array(String(decoding: $0, as: UTF8.self).unicodeScalars)) }
+            PreTokenizer.forEachPiece(bytes, 0, bytes.count, pattern: pattern) {
+                pieces.append(Array(String(decoding: $0, as: UTF8.self).unicodeScalars))
+            }
             let expected = (c["regex_pieces_cp"] as! [Any]).map { Array(codePoints($0).unicodeScalars) }
             XCTAssertEqual(pieces, expected, "\(pattern): \(normalized.debugDescription)")
             n += 1
@@ -138,13 +146,14 @@ final class TokenizerTests: XCTestCase {
             try JSONSerialization.data(withJSONObject: root).write(to: url)
             XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) { e in XCTAssertTrue("\(e)".contains(expected), "\(expected): \(e)") }
         }
-        try refuses({ r in
-            var pre = r["pre_tokenizer"] as! [String: Any]
-            var list = pre["pretokenizers"] as! [[String: Any]]
-            list[0]["pattern"] = ["Regex": #"\w+|\s+"#]
-            pre["pretokenizers"] = list
-            r["pre_tokenizer"] = pre
-        }, "not Llama 3's or Qwen2's")
+        try refuses(
+            { r in
+                var pre = r["pre_tokenizer"] as! [String: Any]
+                var list = pre["pretokenizers"] as! [[String: Any]]
+                list[0]["pattern"] = ["Regex": #"\w+|\s+"#]
+                pre["pretokenizers"] = list
+                r["pre_tokenizer"] = pre
+            }, "not Llama 3's or Qwen2's")
         try refuses({ r in r["normalizer"] = ["type": "NFKC"] }, "normalizer NFKC is not supported")
         try refuses({ r in r["post_processor"] = ["type": "RobertaProcessing"] }, "post_processor RobertaProcessing is not supported")
         try refuses({ r in r["pre_tokenizer"] = ["type": "Metaspace"] }, "pre-tokenizer Metaspace is not supported")
@@ -164,7 +173,8 @@ final class TokenizerTests: XCTestCase {
         let ids = tok.encode(text)
         XCTAssertEqual(tok.decode(ids), text)
         // The same as the pieces encoded separately: whitespace minus its last space, then " b".
-        let pieces = tok.encode("a") + tok.encode(String(repeating: " ", count: 19_999)) + tok.encode(" b") + tok.encode(String(repeating: "\n", count: 5000))
+        let pieces =
+            tok.encode("a") + tok.encode(String(repeating: " ", count: 19_999)) + tok.encode(" b") + tok.encode(String(repeating: "\n", count: 5000))
         XCTAssertEqual(ids, pieces)
     }
 
@@ -252,7 +262,7 @@ final class WordCacheTests: XCTestCase {
         var reference: [[UInt8]: [Int32]] = [:]
         var rng = SeededRandom(seed: 3)
         for i in 0..<5000 {
-            let word = (0..<rng.int(below: 24)).map { _ in UInt8(rng.int(below: 4) + 97) }   // few letters: many near-duplicates
+            let word = (0..<rng.int(below: 24)).map { _ in UInt8(rng.int(below: 4) + 97) } // few letters: many near-duplicates
             if reference[word] != nil { continue }
             let ids = (0..<(i % 5)).map { _ in Int32(rng.int(below: 1000)) }
             word.withUnsafeBufferPointer { cache.insert($0, hash: WordCache.hash($0), ids: ids) }

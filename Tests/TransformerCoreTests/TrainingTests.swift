@@ -1,17 +1,18 @@
 import XCTest
+
 @testable import TransformerCore
 
 final class TrainingTests: EveryPathTestCase {
     func testSchedules() {
         let lin = LearningRateSchedule(kind: .linear, peak: 1, warmupSteps: 10, totalSteps: 110, minimum: 0)
-        XCTAssertEqual(lin.rate(at: 0), 0.1, accuracy: 1e-6)     // warmup: (step+1)/warmup
+        XCTAssertEqual(lin.rate(at: 0), 0.1, accuracy: 1e-6) // warmup: (step+1)/warmup
         XCTAssertEqual(lin.rate(at: 9), 1.0, accuracy: 1e-6)
-        XCTAssertEqual(lin.rate(at: 60), 0.5, accuracy: 1e-6)    // halfway through decay
+        XCTAssertEqual(lin.rate(at: 60), 0.5, accuracy: 1e-6) // halfway through decay
         XCTAssertEqual(lin.rate(at: 110), 0.0, accuracy: 1e-6)
-        XCTAssertEqual(lin.rate(at: 500), 0.0, accuracy: 1e-6)   // clamped after the end
+        XCTAssertEqual(lin.rate(at: 500), 0.0, accuracy: 1e-6) // clamped after the end
         let cos = LearningRateSchedule(kind: .cosine, peak: 2, totalSteps: 100, minimum: 0.2)
         XCTAssertEqual(cos.rate(at: 0), 2, accuracy: 1e-6)
-        XCTAssertEqual(cos.rate(at: 50), 1.1, accuracy: 1e-5)    // midpoint: (peak + min)/2
+        XCTAssertEqual(cos.rate(at: 50), 1.1, accuracy: 1e-5) // midpoint: (peak + min)/2
         XCTAssertEqual(cos.rate(at: 100), 0.2, accuracy: 1e-6)
         XCTAssertEqual(LearningRateSchedule(kind: .constant, peak: 3, totalSteps: 10).rate(at: 7), 3)
     }
@@ -19,7 +20,7 @@ final class TrainingTests: EveryPathTestCase {
     func testGradientClipping() {
         forEachPath {
             let g = FloatBuffer([3, 4] + [Float](repeating: 0, count: 30))
-            XCTAssertEqual(clipGradientNorm(g, maxNorm: 10), 5, accuracy: 1e-6)   // below the bound: unchanged
+            XCTAssertEqual(clipGradientNorm(g, maxNorm: 10), 5, accuracy: 1e-6) // below the bound: unchanged
             XCTAssertEqual(g[0], 3)
             XCTAssertEqual(clipGradientNorm(g, maxNorm: 1), 5, accuracy: 1e-6)
             XCTAssertEqual((g[0] * g[0] + g[1] * g[1]).squareRoot(), 1, accuracy: 1e-5)
@@ -112,7 +113,7 @@ final class TrainingTests: EveryPathTestCase {
                 clipGradientNorm(model.gradients, maxNorm: 1)
                 opt.update(params: model.parameters, grads: model.gradients, lr: 3e-3)
             }
-            XCTAssertEqual(Double(first), log(29.0), accuracy: 0.2)   // near uniform at init
+            XCTAssertEqual(Double(first), log(29.0), accuracy: 0.2) // near uniform at init
             XCTAssertLessThan(last, first * 0.5, "memorising one batch should halve the loss")
         }
     }

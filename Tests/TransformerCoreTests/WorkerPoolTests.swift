@@ -1,6 +1,7 @@
-import XCTest
 import Foundation
 import Synchronization
+import XCTest
+
 @testable import TransformerCore
 
 final class WorkerPoolTests: XCTestCase {

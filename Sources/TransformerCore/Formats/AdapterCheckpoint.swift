@@ -32,7 +32,8 @@ extension ModelFolder {
     /// tokenizer and annotations; `model` is `base`'s network, or a scalar-head copy of it
     /// holding the adapters' head when they have one and it has not.
     static func adapterFolder(_ folder: URL, over base: PretrainedModel) throws
-        -> (model: TransformerModel, lora: LoRAAdapters, tokenizer: Tokenizer, annotations: ModelAnnotations) {
+        -> (model: TransformerModel, lora: LoRAAdapters, tokenizer: Tokenizer, annotations: ModelAnnotations)
+    {
         var (config, notes) = try readConfig(folder)
         guard config == base.model.config else {
             throw FormatError("\(folder.path): its config.json describes another model than the one its adapters are registered over")
@@ -59,9 +60,12 @@ extension ModelFolder {
     /// Writes `lora` as an adapter checkpoint (replacing `folder`, via a temporary folder): the
     /// description of the adapted model (its config, with a scalar head when the adapters have
     /// one; the tokenizer; the annotations) and the PEFT adapter files naming `baseModel`.
-    public static func saveAdapters(_ lora: LoRAAdapters, tokenizer: Tokenizer, annotations: ModelAnnotations, baseModel: String, to folder: URL) throws {
+    public static func saveAdapters(_ lora: LoRAAdapters, tokenizer: Tokenizer, annotations: ModelAnnotations, baseModel: String, to folder: URL)
+        throws
+    {
         try AtomicFile.replaceFolder(folder) { tmp in
-            try writeDescription(lora.modelConfig, scalarHead: lora.head != nil, tokenizer: tokenizer, annotations: annotations, into: tmp, dtype: .F32)
+            try writeDescription(
+                lora.modelConfig, scalarHead: lora.head != nil, tokenizer: tokenizer, annotations: annotations, into: tmp, dtype: .F32)
             try PEFTAdapter.writeContents(lora, into: tmp, baseModel: baseModel)
         }
     }
@@ -69,10 +73,14 @@ extension ModelFolder {
     /// Saves what a trainer trained as a checkpoint folder: the adapters (naming the folder of
     /// the checkpoint they adapt, `baseFolder`, as their base) when the model has them, else
     /// every weight. Returns the file whose SHA-256 fingerprints the checkpoint.
-    public static func saveTrained(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, baseFolder: String,
-                                   to folder: URL) throws -> URL {
+    public static func saveTrained(
+        _ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, baseFolder: String,
+        to folder: URL
+    ) throws -> URL {
         if let lora = model.lora {
-            try saveAdapters(lora, tokenizer: tokenizer, annotations: annotations, baseModel: "../" + URL(fileURLWithPath: baseFolder).lastPathComponent, to: folder)
+            try saveAdapters(
+                lora, tokenizer: tokenizer, annotations: annotations, baseModel: "../" + URL(fileURLWithPath: baseFolder).lastPathComponent,
+                to: folder)
             return folder.appendingPathComponent(PEFTAdapter.weightsFile)
         }
         try save(model, tokenizer: tokenizer, annotations: annotations, to: folder)

@@ -36,21 +36,21 @@ public enum HalfFloat {
         if exponent == 0xFF {
             return sign | 0x7C00 | (mantissa != 0 ? 0x200 | UInt16(truncatingIfNeeded: mantissa >> 13) : 0)
         }
-        let e = exponent - 127 + 15           // the binary16 exponent field, before rounding
+        let e = exponent - 127 + 15 // the binary16 exponent field, before rounding
         if e >= 0x1F { return sign | 0x7C00 }
         if e <= 0 {
             // A binary16 subnormal (or zero): the 24-bit significand shifted right by 14 − e.
-            if e < -10 { return sign }        // below half the smallest subnormal: ±0
+            if e < -10 { return sign } // below half the smallest subnormal: ±0
             let significand = mantissa | 0x80_0000
             let shift = UInt32(14 - e)
             var r = significand >> shift
             let rest = significand & ((1 << shift) - 1), half = UInt32(1) << (shift - 1)
-            if rest > half || (rest == half && r & 1 == 1) { r += 1 }   // may become the smallest normal: right
+            if rest > half || (rest == half && r & 1 == 1) { r += 1 } // may become the smallest normal: right
             return sign | UInt16(r)
         }
         var r = UInt32(e) << 10 | (mantissa >> 13)
         let rest = mantissa & 0x1FFF
-        if rest > 0x1000 || (rest == 0x1000 && r & 1 == 1) { r += 1 }   // a carry into the exponent is right, up to infinity
+        if rest > 0x1000 || (rest == 0x1000 && r & 1 == 1) { r += 1 } // a carry into the exponent is right, up to infinity
         return sign | UInt16(r)
     }
 }

@@ -25,7 +25,9 @@ public enum JSONText {
         do { attrs = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
             throw FormatError("\(url.path): cannot read (\(FileManager.default.fileExists(atPath: url.path) ? "permission denied" : "no such file"))")
         }
-        if let size = attrs[.size] as? Int, size > limit { throw FormatError("\(url.path): \(size) bytes is larger than the \(limit)-byte limit for this kind of file") }
+        if let size = attrs[.size] as? Int, size > limit {
+            throw FormatError("\(url.path): \(size) bytes is larger than the \(limit)-byte limit for this kind of file")
+        }
         // Foundation's Data(contentsOf:) leaks a 4 KiB buffer on an empty file (found by fuzzing).
         if attrs[.type] as? FileAttributeType == .typeRegular, attrs[.size] as? Int == 0 { return Data() }
         do { return try Data(contentsOf: url) } catch { throw FormatError("\(url.path): cannot read (\(error.localizedDescription))") }

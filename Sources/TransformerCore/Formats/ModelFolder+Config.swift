@@ -29,7 +29,8 @@ extension ModelFolder {
             notes.sourceDType = t
         }
         if let p = c["rlhf_provenance"] {
-            guard p is [String: Any], let data = try? JSONSerialization.data(withJSONObject: p, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            guard p is [String: Any], let data = try? JSONSerialization.data(withJSONObject: p, options: [.sortedKeys, .withoutEscapingSlashes])
+            else {
                 throw FormatError("\(what): rlhf_provenance must be a JSON object")
             }
             notes.provenance = String(decoding: data, as: UTF8.self)
@@ -51,16 +52,19 @@ extension ModelFolder {
             throw FormatError("\(what): tie_word_embeddings is false; the core needs the LM head tied to wte")
         }
         if JSONText.bool(c["scale_attn_weights"]) == false { throw FormatError("\(what): scale_attn_weights false is not supported") }
-        if JSONText.bool(c["scale_attn_by_inverse_layer_idx"]) == true { throw FormatError("\(what): scale_attn_by_inverse_layer_idx is not supported") }
+        if JSONText.bool(c["scale_attn_by_inverse_layer_idx"]) == true {
+            throw FormatError("\(what): scale_attn_by_inverse_layer_idx is not supported")
+        }
         if JSONText.bool(c["add_cross_attention"]) == true { throw FormatError("\(what): cross-attention is not supported") }
         func int(_ keys: String...) throws -> Int {
             for k in keys { if let v = JSONText.int(c[k]) { return v } }
             throw FormatError("\(what): missing integer \(keys[0])")
         }
-        let config = ModelConfig(nLayer: try int("n_layer", "num_hidden_layers"), nHead: try int("n_head", "num_attention_heads"),
-                               nEmbd: try int("n_embd", "hidden_size"), nCtx: try int("n_positions", "n_ctx"),
-                               vocabSize: try int("vocab_size"),
-                               layerNormEpsilon: Float(JSONText.double(c["layer_norm_epsilon"]) ?? 1e-5))
+        let config = ModelConfig(
+            nLayer: try int("n_layer", "num_hidden_layers"), nHead: try int("n_head", "num_attention_heads"),
+            nEmbd: try int("n_embd", "hidden_size"), nCtx: try int("n_positions", "n_ctx"),
+            vocabSize: try int("vocab_size"),
+            layerNormEpsilon: Float(JSONText.double(c["layer_norm_epsilon"]) ?? 1e-5))
         if let problem = config.validationError() { throw FormatError("\(what): \(problem)") }
         if let inner = JSONText.int(c["n_inner"]), inner != 4 * config.nEmbd {
             throw FormatError("\(what): n_inner \(inner) is not supported; the core uses 4 × n_embd = \(4 * config.nEmbd)")
@@ -71,7 +75,8 @@ extension ModelFolder {
     /// A Llama or Qwen2 `config.json` (transformers 4's `rope_theta`/`rope_scaling` or 5's
     /// `rope_parameters`), refusing, with the field named, anything the core does not compute.
     static func llamaConfig(_ c: [String: Any], _ what: String, _ arch: Architecture) throws -> ModelConfig {
-        let known: Set<String> = arch == .llama
+        let known: Set<String> =
+            arch == .llama
             ? ["LlamaForCausalLM", "LlamaModel", "LlamaForSequenceClassification"]
             : ["Qwen2ForCausalLM", "Qwen2Model", "Qwen2ForSequenceClassification"]
         if let archs = c["architectures"] as? [String], let other = archs.first(where: { !known.contains($0) }) {
@@ -99,7 +104,11 @@ extension ModelFolder {
         let theta = JSONText.double(params?["rope_theta"]) ?? JSONText.double(c["rope_theta"]) ?? 10000
         var scaling: RopeScaling?
         let scalingObject: [String: Any]?
-        if let p = params { scalingObject = p } else if c["rope_scaling"] is NSNull || c["rope_scaling"] == nil { scalingObject = nil } else {
+        if let p = params {
+            scalingObject = p
+        } else if c["rope_scaling"] is NSNull || c["rope_scaling"] == nil {
+            scalingObject = nil
+        } else {
             guard let o = c["rope_scaling"] as? [String: Any] else { throw FormatError("\(what): rope_scaling must be an object or null") }
             scalingObject = o
         }
@@ -109,22 +118,26 @@ extension ModelFolder {
             case "default": break
             case "llama3":
                 guard let f = JSONText.double(o["factor"]), let lo = JSONText.double(o["low_freq_factor"]),
-                      let hi = JSONText.double(o["high_freq_factor"]), let old = JSONText.int(o["original_max_position_embeddings"]) else {
-                    throw FormatError("\(what): rope_scaling llama3 needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings")
+                    let hi = JSONText.double(o["high_freq_factor"]), let old = JSONText.int(o["original_max_position_embeddings"])
+                else {
+                    throw FormatError(
+                        "\(what): rope_scaling llama3 needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings")
                 }
                 scaling = RopeScaling(factor: f, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: old)
             default:
-                throw FormatError("\(what): rope_scaling type \(kind) is not supported; the core implements the default rotary embedding and llama3 scaling")
+                throw FormatError(
+                    "\(what): rope_scaling type \(kind) is not supported; the core implements the default rotary embedding and llama3 scaling")
             }
         }
         let heads = try int("num_attention_heads")
-        let config = ModelConfig(llama: arch, nLayer: try int("num_hidden_layers"), nHead: heads,
-                                 nKVHead: JSONText.int(c["num_key_value_heads"]) ?? heads, nEmbd: try int("hidden_size"),
-                                 headDim: JSONText.int(c["head_dim"]), intermediateSize: try int("intermediate_size"),
-                                 nCtx: try int("max_position_embeddings"), vocabSize: try int("vocab_size"),
-                                 rmsNormEpsilon: Float(JSONText.double(c["rms_norm_eps"]) ?? 1e-6),
-                                 ropeTheta: theta, ropeScaling: scaling,
-                                 tieWordEmbeddings: JSONText.bool(c["tie_word_embeddings"]) ?? false)
+        let config = ModelConfig(
+            llama: arch, nLayer: try int("num_hidden_layers"), nHead: heads,
+            nKVHead: JSONText.int(c["num_key_value_heads"]) ?? heads, nEmbd: try int("hidden_size"),
+            headDim: JSONText.int(c["head_dim"]), intermediateSize: try int("intermediate_size"),
+            nCtx: try int("max_position_embeddings"), vocabSize: try int("vocab_size"),
+            rmsNormEpsilon: Float(JSONText.double(c["rms_norm_eps"]) ?? 1e-6),
+            ropeTheta: theta, ropeScaling: scaling,
+            tieWordEmbeddings: JSONText.bool(c["tie_word_embeddings"]) ?? false)
         if let problem = config.validationError() { throw FormatError("\(what): \(problem)") }
         // A rotary table for every position is allocated with the model; keep it sane.
         if config.nCtx > 1 << 18 { throw FormatError("\(what): max_position_embeddings \(config.nCtx) is above the supported 262144") }
@@ -188,7 +201,9 @@ extension ModelFolder {
             "\"bos_token_id\":\(tokenizer.bosId.map(String.init) ?? "null")", "\"eos_token_id\":\(eos)",
         ]
         if let s = c.ropeScaling {
-            f.append("\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":\(s.factor),\"low_freq_factor\":\(s.lowFreqFactor),\"high_freq_factor\":\(s.highFreqFactor),\"original_max_position_embeddings\":\(s.originalMaxPositions)}")
+            f.append(
+                "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":\(s.factor),\"low_freq_factor\":\(s.lowFreqFactor),\"high_freq_factor\":\(s.highFreqFactor),\"original_max_position_embeddings\":\(s.originalMaxPositions)}"
+            )
         } else {
             f.append("\"rope_scaling\":null")
         }

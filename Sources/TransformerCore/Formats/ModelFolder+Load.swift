@@ -5,7 +5,9 @@ extension ModelFolder {
     /// Loads a model folder: config, weights and tokenizer.
     public static func load(_ folder: URL) throws -> PretrainedModel {
         if holdsAdapters(folder) {
-            throw FormatError("\(folder.path) holds LoRA adapters (\(PEFTAdapter.configFile)), not a model; load it over its base model (rlhf init --base BASE --adapter \(folder.lastPathComponent))")
+            throw FormatError(
+                "\(folder.path) holds LoRA adapters (\(PEFTAdapter.configFile)), not a model; load it over its base model (rlhf init --base BASE --adapter \(folder.lastPathComponent))"
+            )
         }
         var (config, notes) = try readConfig(folder)
         let (model, weights) = try loadWeightFiles(folder, config: config)
@@ -40,7 +42,6 @@ extension ModelFolder {
         try loadWeightFiles(folder, config: config).model
     }
 
-
     /// `loadWeights`, with the weight files it read (whose float type `load` records as the
     /// source dtype).
     static func loadWeightFiles(_ folder: URL, config: ModelConfig) throws -> (model: TransformerModel, weights: WeightFiles) {
@@ -48,7 +49,9 @@ extension ModelFolder {
         let fm = FileManager.default
         if !fm.fileExists(atPath: url.path) && !WeightFiles.isSharded(folder) {
             if fm.fileExists(atPath: folder.appendingPathComponent("pytorch_model.bin").path) {
-                throw FormatError("\(folder.path): only model.safetensors weights are supported, not pytorch_model.bin; re-save with save_pretrained(..., safe_serialization=True)")
+                throw FormatError(
+                    "\(folder.path): only model.safetensors weights are supported, not pytorch_model.bin; re-save with save_pretrained(..., safe_serialization=True)"
+                )
             }
             throw FormatError("\(folder.path): no model.safetensors (or model.safetensors.index.json with its shards)")
         }
@@ -75,7 +78,9 @@ extension ModelFolder {
                 if core == "lm_head.weight" { tiedHead = n; continue }
                 if core == "score.weight" || core == "score.bias" { core = n }
             }
-            if byName[core] != nil { throw FormatError("\(what): tensor \(core) appears twice (with and without the \(llama ? "model." : "transformer.") prefix)") }
+            if byName[core] != nil {
+                throw FormatError("\(what): tensor \(core) appears twice (with and without the \(llama ? "model." : "transformer.") prefix)")
+            }
             byName[core] = n
         }
         let scalar = byName["score.weight"] != nil
@@ -86,7 +91,7 @@ extension ModelFolder {
         var sources: [(slot: String, file: String)] = []
         for slot in layout.slots {
             guard let fileName = byName.removeValue(forKey: slot.name) else {
-                if slot.name == "score.bias" { continue }   // Hugging Face's score layer has no bias
+                if slot.name == "score.bias" { continue } // Hugging Face's score layer has no bias
                 throw FormatError("\(what): missing tensor \(slot.name)")
             }
             let e = file.entries[fileName]!
@@ -98,7 +103,9 @@ extension ModelFolder {
         }
         extra = byName.values.sorted()
         if !extra.isEmpty {
-            throw FormatError("\(what): unexpected tensors for a \(config.architecture.rawValue) model of this config: \(extra.prefix(5).joined(separator: ", "))\(extra.count > 5 ? ", …" : "")")
+            throw FormatError(
+                "\(what): unexpected tensors for a \(config.architecture.rawValue) model of this config: \(extra.prefix(5).joined(separator: ", "))\(extra.count > 5 ? ", …" : "")"
+            )
         }
         let model = TransformerModel(config: config, scalarHead: scalar)
         for (slot, fileName) in sources { try file.read(fileName, into: model.tensor(slot)) }
@@ -106,8 +113,10 @@ extension ModelFolder {
             let head = try file.floats(tiedHead)
             let wte = UnsafeMutableBufferPointer(start: model.p.wte, count: config.vocabSize * config.nEmbd)
             guard head.count == wte.count, zip(head, wte).allSatisfy({ $0 == $1 }) else {
-                throw FormatError(llama ? "\(what): lm_head.weight differs from model.embed_tokens.weight although tie_word_embeddings is true"
-                                        : "\(what): lm_head.weight differs from wte.weight; untied output heads are not supported for GPT-2")
+                throw FormatError(
+                    llama
+                        ? "\(what): lm_head.weight differs from model.embed_tokens.weight although tie_word_embeddings is true"
+                        : "\(what): lm_head.weight differs from wte.weight; untied output heads are not supported for GPT-2")
             }
         }
         return (model, file)

@@ -11,8 +11,10 @@ extension ModelFolder {
     /// does; checkpoints inside a run are always one file. Returns the number of weight files
     /// written.
     @discardableResult
-    public static func save(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
-                            maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
+    public static func save(
+        _ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations = .init(), to folder: URL,
+        maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32
+    ) throws -> Int {
         var files = 0
         try AtomicFile.replaceFolder(folder) { tmp in
             files = try writeContents(model, tokenizer: tokenizer, annotations: annotations, into: tmp, maxShardBytes: maxShardBytes, dtype: dtype)
@@ -30,8 +32,10 @@ extension ModelFolder {
 
     /// Writes everything of a model folder but its weights: config.json (with the annotations),
     /// generation_config.json, chat templates and the tokenizer files.
-    static func writeDescription(_ c: ModelConfig, scalarHead: Bool, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
-                                 dtype: SafeTensorsDType) throws {
+    static func writeDescription(
+        _ c: ModelConfig, scalarHead: Bool, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
+        dtype: SafeTensorsDType
+    ) throws {
         precondition(tokenizer.count <= c.vocabSize, "tokenizer larger than the model's vocabulary")
         var fields = configFields(c, scalarHead: scalarHead, tokenizer: tokenizer, dtype: dtype, stopTokenIds: annotations.stopTokenIds)
         if let pad = tokenizer.padId { fields.append("\"pad_token_id\":\(pad)") }
@@ -52,7 +56,8 @@ extension ModelFolder {
             let dir = folder.appendingPathComponent("additional_chat_templates")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             for (name, t) in annotations.additionalChatTemplates.sorted(by: { $0.key < $1.key }) {
-                precondition(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }, "a template name is a plain word")
+                precondition(
+                    !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }, "a template name is a plain word")
                 try AtomicFile.write(Data(t.utf8), to: dir.appendingPathComponent(name + ".jinja"))
             }
         }
@@ -64,11 +69,14 @@ extension ModelFolder {
     /// Writes config.json, model.safetensors (or shards and their index) and the tokenizer files
     /// into an existing folder; returns the number of weight files.
     @discardableResult
-    static func writeContents(_ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
-                              maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32) throws -> Int {
+    static func writeContents(
+        _ model: TransformerModel, tokenizer: Tokenizer, annotations: ModelAnnotations, into folder: URL,
+        maxShardBytes: Int? = nil, dtype: SafeTensorsDType = .F32
+    ) throws -> Int {
         precondition(dtype.isFloatLoadable, "weights are written as F32, F16 or BF16")
         guard model.frozenDType == .f32 else {
-            throw FormatError("this model holds its projections in bfloat16 (--frozen-dtype bf16) and cannot be saved as full weights; save its adapters")
+            throw FormatError(
+                "this model holds its projections in bfloat16 (--frozen-dtype bf16) and cannot be saved as full weights; save its adapters")
         }
         let c = model.config
         try writeDescription(c, scalarHead: model.hasScalarHead, tokenizer: tokenizer, annotations: annotations, into: folder, dtype: dtype)

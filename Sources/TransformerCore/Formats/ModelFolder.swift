@@ -29,8 +29,10 @@ public struct ModelAnnotations: Equatable, Sendable {
     public var provenance: String?
 
     /// Annotations.
-    public init(promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil, sourceDType: SafeTensorsDType? = nil,
-                chatTemplate: String? = nil, stopTokenIds: [Int32] = []) {
+    public init(
+        promptTemplate: String? = nil, rewardGain: Float? = nil, rewardBias: Float? = nil, sourceDType: SafeTensorsDType? = nil,
+        chatTemplate: String? = nil, stopTokenIds: [Int32] = []
+    ) {
         self.promptTemplate = promptTemplate; self.rewardGain = rewardGain; self.rewardBias = rewardBias
         self.sourceDType = sourceDType; self.chatTemplate = chatTemplate; self.stopTokenIds = stopTokenIds
     }
@@ -56,8 +58,9 @@ public struct ModelAnnotations: Equatable, Sendable {
         guard let source = chatTemplate else {
             throw FormatError("the model has no chat template (chat_template.jinja or chat_template in tokenizer_config.json)")
         }
-        return try ChatTemplate.parsed(source).render(messages: [ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
-                                                      specialTokens: tokenizer.namedSpecialTokens)
+        return try ChatTemplate.parsed(source).render(
+            messages: [ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
+            specialTokens: tokenizer.namedSpecialTokens)
     }
 
     /// The token ids of a prompt, as `promptText` lays it out. A chat-templated prompt is

@@ -15,13 +15,18 @@ public enum PEFTAdapter {
     public static func load(_ folder: URL, config: ModelConfig) throws -> LoRAAdapters {
         let url = folder.appendingPathComponent(configFile)
         let what = url.path
-        guard FileManager.default.fileExists(atPath: url.path) else { throw FormatError("\(folder.path): no \(configFile); expected a PEFT LoRA adapter folder") }
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw FormatError("\(folder.path): no \(configFile); expected a PEFT LoRA adapter folder")
+        }
         let c = try JSONText.object(JSONText.readFile(url, limit: 1 << 20), what)
         func refuse(_ m: String) -> FormatError { FormatError("\(what): \(m)") }
-        guard (c["peft_type"] as? String)?.uppercased() == "LORA" else { throw refuse("peft_type \(c["peft_type"] ?? "missing") is not supported; only LORA adapters are") }
+        guard (c["peft_type"] as? String)?.uppercased() == "LORA" else {
+            throw refuse("peft_type \(c["peft_type"] ?? "missing") is not supported; only LORA adapters are")
+        }
         guard let r = JSONText.int(c["r"]), r >= 1, r <= 4096 else { throw refuse("r must be a rank from 1 to 4096") }
         guard let alpha = JSONText.double(c["lora_alpha"]), alpha > 0, alpha.isFinite else { throw refuse("lora_alpha must be a positive number") }
-        for (key, unsupported) in [("use_dora", "DoRA"), ("use_rslora", "rsLoRA scaling"), ("lora_bias", "LoRA biases")] where JSONText.bool(c[key]) == true {
+        for (key, unsupported) in [("use_dora", "DoRA"), ("use_rslora", "rsLoRA scaling"), ("lora_bias", "LoRA biases")]
+        where JSONText.bool(c[key]) == true {
             throw refuse("\(key) is true: \(unsupported) is not supported")
         }
         if let b = c["bias"] as? String, b != "none" { throw refuse("bias \"\(b)\" is not supported (only \"none\")") }
@@ -41,7 +46,9 @@ public enum PEFTAdapter {
             scalarHead = true
         }
         if c["target_modules"] is String { throw refuse("target_modules as a regular expression is not supported; give a list of module names") }
-        guard let targets = c["target_modules"] as? [String], !targets.isEmpty else { throw refuse("target_modules must be a non-empty list of module names") }
+        guard let targets = c["target_modules"] as? [String], !targets.isEmpty else {
+            throw refuse("target_modules must be a non-empty list of module names")
+        }
         let dropout = JSONText.double(c["lora_dropout"]) ?? 0
         guard dropout >= 0 && dropout < 1 else { throw refuse("lora_dropout must be in [0, 1)") }
         // The file first: every matrix the config declares must be in it, so its size bounds
@@ -50,8 +57,9 @@ public enum PEFTAdapter {
         let inFile = file.entries.values.reduce(0) { $0 &+ $1.shape.reduce(1, &*) }
         let lora: LoRAAdapters
         do {
-            lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(alpha), targets: targets, dropout: Float(dropout)), model: config,
-                                    scalarHead: scalarHead, maxFloats: inFile + config.nEmbd + 1)
+            lora = try LoRAAdapters(
+                config: LoRAConfig(rank: r, alpha: Float(alpha), targets: targets, dropout: Float(dropout)), model: config,
+                scalarHead: scalarHead, maxFloats: inFile + config.nEmbd + 1)
         } catch let e as FormatError {
             throw refuse(e.description)
         }
@@ -79,12 +87,15 @@ public enum PEFTAdapter {
             try file.read(w, into: UnsafeMutableBufferPointer(rebasing: head[0..<c]))
             head[c] = 0
             if let b = file.entries[headBiasName] {
-                guard b.shape == [1] || b.shape == [] else { throw FormatError("\(file.url.path): \(headBiasName) has shape \(b.shape), expected [1]") }
+                guard b.shape == [1] || b.shape == [] else {
+                    throw FormatError("\(file.url.path): \(headBiasName) has shape \(b.shape), expected [1]")
+                }
                 try file.read(headBiasName, into: UnsafeMutableBufferPointer(rebasing: head[c...]))
             }
             headNames = [w, headBiasName]
         }
-        for n in file.names where !names.contains(n) && !headNames.contains(n) && !names.contains(n.replacingOccurrences(of: ".default.weight", with: ".weight")) {
+        for n in file.names
+        where !names.contains(n) && !headNames.contains(n) && !names.contains(n.replacingOccurrences(of: ".default.weight", with: ".weight")) {
             throw FormatError("\(file.url.path): tensor \(n) is not a LoRA matrix of the targets \(targets.joined(separator: ", "))")
         }
         return lora
@@ -106,7 +117,8 @@ public enum PEFTAdapter {
         let fields: [(String, String)] = [
             ("alpha_pattern", "{}"), ("base_model_name_or_path", JSONText.quote(baseModel)), ("bias", "\"none\""),
             ("fan_in_fan_out", lora.modelConfig.architecture.isLlamaFamily ? "false" : "true"), ("inference_mode", "true"),
-            ("init_lora_weights", "true"), ("layers_to_transform", "null"), ("lora_alpha", "\(Double(cfg.alpha))"), ("lora_dropout", "\(Double(cfg.dropout))"),
+            ("init_lora_weights", "true"), ("layers_to_transform", "null"), ("lora_alpha", "\(Double(cfg.alpha))"),
+            ("lora_dropout", "\(Double(cfg.dropout))"),
             ("modules_to_save", lora.head == nil ? "null" : "[\"score\"]"), ("peft_type", "\"LORA\""), ("r", "\(cfg.rank)"), ("rank_pattern", "{}"),
             ("target_modules", "[" + cfg.targets.map(JSONText.quote).joined(separator: ", ") + "]"), ("task_type", JSONText.quote(taskType)),
             ("use_dora", "false"), ("use_rslora", "false"),
@@ -114,7 +126,8 @@ public enum PEFTAdapter {
         let json = "{\n" + fields.map { "  \(JSONText.quote($0.0)): \($0.1)" }.joined(separator: ",\n") + "\n}\n"
         try AtomicFile.write(Data(json.utf8), to: folder.appendingPathComponent(configFile))
         var outs = lora.tensors.map { t in
-            SafeTensorsOutput(name: t.name, shape: t.shape, data: UnsafeBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1]))
+            SafeTensorsOutput(
+                name: t.name, shape: t.shape, data: UnsafeBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1]))
         }
         if let h = lora.head {
             let c = lora.modelConfig.nEmbd

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Element types a safetensors file may declare. Only F32, F16 and BF16 can be loaded as floats;
@@ -105,7 +106,8 @@ public final class SafeTensorsFile {
     deinit { if let base { munmap(base, mappedLength) } }
 
     private static func parse(_ obj: [String: Any], dataLength: Int, _ fail: (String) -> FormatError) throws
-        -> ([SafeTensorsEntry], [String: String]) {
+        -> ([SafeTensorsEntry], [String: String])
+    {
         var metadata: [String: String] = [:]
         var list: [SafeTensorsEntry] = []
         for (name, value) in obj {
@@ -125,7 +127,9 @@ public final class SafeTensorsFile {
             var shape: [Int] = []
             var count = 1
             for d in rawShape {
-                guard let v = JSONText.int(d), v >= 0 else { throw fail("tensor \(name): shape \(rawShape) has a dimension that is not a non-negative integer") }
+                guard let v = JSONText.int(d), v >= 0 else {
+                    throw fail("tensor \(name): shape \(rawShape) has a dimension that is not a non-negative integer")
+                }
                 let (c, overflow) = count.multipliedReportingOverflow(by: v)
                 guard !overflow, c <= dataLength else { throw fail("tensor \(name): shape \(rawShape) declares more elements than the file holds") }
                 count = c; shape.append(v)
@@ -141,11 +145,16 @@ public final class SafeTensorsFile {
             }
             list.append(SafeTensorsEntry(name: name, dtype: dtype, shape: shape, byteRange: b..<en))
         }
-        list.sort { $0.byteRange.lowerBound != $1.byteRange.lowerBound ? $0.byteRange.lowerBound < $1.byteRange.lowerBound : $0.byteRange.upperBound < $1.byteRange.upperBound }
+        list.sort {
+            $0.byteRange.lowerBound != $1.byteRange.lowerBound
+                ? $0.byteRange.lowerBound < $1.byteRange.lowerBound : $0.byteRange.upperBound < $1.byteRange.upperBound
+        }
         var end = 0
         for e in list {
             if e.byteRange.lowerBound < end { throw fail("tensor \(e.name): its bytes overlap another tensor's") }
-            if e.byteRange.lowerBound > end { throw fail("tensor \(e.name): a gap of \(e.byteRange.lowerBound - end) bytes precedes it; the data must be fully indexed") }
+            if e.byteRange.lowerBound > end {
+                throw fail("tensor \(e.name): a gap of \(e.byteRange.lowerBound - end) bytes precedes it; the data must be fully indexed")
+            }
             end = e.byteRange.upperBound
         }
         if end != dataLength { throw fail("\(dataLength - end) bytes at the end of the data belong to no tensor") }
@@ -161,7 +170,9 @@ public final class SafeTensorsFile {
     /// Converts tensor `name` to Float into `dest`, which holds exactly its element count.
     public func read(_ name: String, into dest: UnsafeMutableBufferPointer<Float>) throws {
         guard let e = entries[name] else { throw FormatError("\(url.path): no tensor named \(name)") }
-        guard e.dtype.isFloatLoadable else { throw FormatError("\(url.path): tensor \(name) is \(e.dtype.rawValue); only F32, F16 and BF16 load as floats") }
+        guard e.dtype.isFloatLoadable else {
+            throw FormatError("\(url.path): tensor \(name) is \(e.dtype.rawValue); only F32, F16 and BF16 load as floats")
+        }
         guard dest.count == e.count else { throw FormatError("\(url.path): tensor \(name) has \(e.count) elements, expected \(dest.count)") }
         let src = try rawBytes(name)
         let d = dest.baseAddress!
@@ -172,7 +183,9 @@ public final class SafeTensorsFile {
         case .F16:
             for i in 0..<e.count { d[i] = HalfFloat.float(fromBits: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         case .BF16:
-            for i in 0..<e.count { d[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
+            for i in 0..<e.count {
+                d[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
+            }
         default: break
         }
     }
@@ -218,7 +231,9 @@ public enum SafeTensorsWriter {
         var offset = 0
         for t in tensors {
             let bytes = t.data.count * t.dtype.size
-            parts.append("\(JSONText.quote(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            parts.append(
+                "\(JSONText.quote(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            )
             offset += bytes
         }
         var header = "{" + parts.joined(separator: ",") + "}"

@@ -32,8 +32,10 @@ let attentionScratch = ScratchSet()
 /// Copies `rows` rows of `cols` floats (source rows `lds` apart) into rows `ldd` apart, filling
 /// columns cols..<ldd with zeros.
 @inline(__always)
-func packRowsPadded(_ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: Int,
-                    _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+func packRowsPadded(
+    _ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: Int,
+    _ dst: UnsafeMutablePointer<Float>, _ ldd: Int
+) {
     for r in 0..<rows {
         copyFloats(dst + r * ldd, src + r * lds, cols)
         if ldd > cols { (dst + r * ldd + cols).update(repeating: 0, count: ldd - cols) }
@@ -42,8 +44,10 @@ func packRowsPadded(_ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: In
 
 /// dst[j·ldd + i] = src[i·lds + j] for i < rows, j < cols, and zeros in dst columns rows..<ldd.
 @inline(__always)
-func transposePadded(_ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: Int,
-                     _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+func transposePadded(
+    _ src: UnsafePointer<Float>, _ lds: Int, rows: Int, cols: Int,
+    _ dst: UnsafeMutablePointer<Float>, _ ldd: Int
+) {
     for j in 0..<cols {
         let d = dst + j * ldd
         for i in 0..<rows { d[i] = src[i * lds + j] }
@@ -80,8 +84,10 @@ struct AttentionHeads {
 /// Per (b, h), four query rows at a time: scores = q·Kᵀ with Kᵀ packed (hs, T), the masked
 /// softmax, then out = P·V with V packed (T, hs) — both products register-tiled, and each
 /// block only goes as far as the last key its rows may see.
-func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>,
-                      _ mask: UnsafePointer<UInt8>, _ b: Int, _ t: Int, _ shape: AttentionHeads) {
+func attentionForward(
+    _ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>,
+    _ mask: UnsafePointer<UInt8>, _ b: Int, _ t: Int, _ shape: AttentionHeads
+) {
     let hs = shape.hs, nh = shape.nh, ld = shape.ldqkv, ldo = shape.ldout
     let scale = 1 / Float(hs).squareRoot()
     let tp = roundUp16(t), hp = roundUp16(hs)
@@ -117,8 +123,10 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
 /// give dS (T×T, scale folded in) four rows at a time, with dQ = dS·K; then dK = dSᵀ·Q and
 /// dV = Pᵀ·dO with dS and P read column-wise in place, each row block starting at its own index
 /// since both transposes are upper-triangular. dK and dV sum over the group's query heads.
-func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ qkv: UnsafePointer<Float>,
-                       _ att: UnsafePointer<Float>, _ b: Int, _ t: Int, _ shape: AttentionHeads) {
+func attentionBackward(
+    _ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ qkv: UnsafePointer<Float>,
+    _ att: UnsafePointer<Float>, _ b: Int, _ t: Int, _ shape: AttentionHeads
+) {
     let hs = shape.hs, nh = shape.nh, nkv = shape.nkv, ld = shape.ldqkv, ldo = shape.ldout
     let scale = 1 / Float(hs).squareRoot()
     let tp = roundUp16(t), hp = roundUp16(hs)

@@ -1,6 +1,7 @@
 import CPUFeatures
 import KernelBodies
 import Synchronization
+
 // Part of this module's interface (bfloat16 operands and frozen weights).
 @_exported import struct KernelBodies.BFloat16
 
@@ -37,28 +38,39 @@ public typealias BF16MatrixOperand = StridedMatrix<BFloat16>
 /// B's element type as the product's drivers see it: how to read it and which decode kernels
 /// stream it.
 protocol GemmElement: WeightElement {
-    typealias Tile = (_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Self>, _ ldb: Int,
-                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?) -> Void
+    typealias Tile = (
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Self>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?
+    ) -> Void
     /// The 4-row tile two vectors wide, A packed 4 floats per k.
     static func tile4(_ k: KernelTable) -> Tile
     /// The 4-row decode tile, `decodeNR` columns.
     static func decodeTile(_ k: KernelTable) -> Tile
-    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Self>, UnsafePointer<Self>, UnsafeMutablePointer<Float>) -> Void
+    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Self>, UnsafePointer<Self>, UnsafeMutablePointer<Float>) ->
+        Void
     static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Self>, Int, UnsafeMutablePointer<Float>) -> Void
 }
 
 extension Float: GemmElement {
     static func tile4(_ k: KernelTable) -> Tile { k.gemmTile4 }
     static func decodeTile(_ k: KernelTable) -> Tile { k.decodeTile }
-    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void { k.dotRows8x2 }
-    static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void { k.dotRows4x4 }
+    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>)
+        -> Void
+    { k.dotRows8x2 }
+    static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void {
+        k.dotRows4x4
+    }
 }
 
 extension BFloat16: GemmElement {
     static func tile4(_ k: KernelTable) -> Tile { k.bf16.gemmTile4 }
     static func decodeTile(_ k: KernelTable) -> Tile { k.bf16.decodeTile }
-    static func dotRows8x2(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, UnsafePointer<BFloat16>, UnsafeMutablePointer<Float>) -> Void { k.bf16.dotRows8x2 }
-    static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void { k.bf16.dotRows4x4 }
+    static func dotRows8x2(_ k: KernelTable) -> (
+        UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, UnsafePointer<BFloat16>, UnsafeMutablePointer<Float>
+    ) -> Void { k.bf16.dotRows8x2 }
+    static func dotRows4x4(_ k: KernelTable) -> (UnsafePointer<Float>, Int, UnsafePointer<BFloat16>, Int, UnsafeMutablePointer<Float>) -> Void {
+        k.bf16.dotRows4x4
+    }
 }
 
 /// Single-precision matrix multiplication, BLIS-style: B is packed in KC×NC blocks shared by
@@ -70,8 +82,8 @@ extension BFloat16: GemmElement {
 /// the parts of an isolated region at once, but not on two threads otherwise.
 public enum Gemm {
     static let kc = 256
-    static let mc = 96      // 8 panels of 12 rows or 16 of 6: A block = 96 KiB, resident in L2
-    static let nc = 4096    // B block = 256 × 4096 floats = 4 MiB, resident in L3
+    static let mc = 96 // 8 panels of 12 rows or 16 of 6: A block = 96 KiB, resident in L2
+    static let nc = 4096 // B block = 256 × 4096 floats = 4 MiB, resident in L3
     /// Below this many multiply-adds a product runs on one thread.
     static let parallelThreshold = 1 << 20
 
@@ -81,9 +93,11 @@ public enum Gemm {
 
     /// C(m×n) = A(m×k)·B(k×n) [+ bias(n) broadcast over rows] [+ C if `accumulate`].
     /// `ldc` is the row stride of C.
-    public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
-                                c: UnsafeMutablePointer<Float>, ldc: Int,
-                                accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
+    public static func multiply(
+        m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        accumulate: Bool = false, bias: UnsafePointer<Float>? = nil
+    ) {
         product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias)
     }
 
@@ -91,14 +105,18 @@ public enum Gemm {
     /// kernels widen B as they stream it, and the blocked path widens it as it packs it, so the
     /// micro-kernels are the single-precision ones and the result is that of `multiply` on B
     /// widened to floats.
-    public static func multiply(m: Int, n: Int, k: Int, a: MatrixOperand, b: BF16MatrixOperand,
-                                c: UnsafeMutablePointer<Float>, ldc: Int,
-                                accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
+    public static func multiply(
+        m: Int, n: Int, k: Int, a: MatrixOperand, b: BF16MatrixOperand,
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        accumulate: Bool = false, bias: UnsafePointer<Float>? = nil
+    ) {
         product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias)
     }
 
-    static func product<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
-                                        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, bias: UnsafePointer<Float>?) {
+    static func product<W: GemmElement>(
+        m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, bias: UnsafePointer<Float>?
+    ) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             for i in 0..<m where !accumulate {
@@ -123,20 +141,24 @@ public enum Gemm {
                 return
             }
             if b.rowStride == 1 && m <= 8 {
-                smallMTransposedB(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
-                                  accumulate: accumulate, bias: bias, threads: threads)
+                smallMTransposedB(
+                    m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc,
+                    accumulate: accumulate, bias: bias, threads: threads)
                 return
             }
         }
-        blocked(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate,
-                bias: bias, threads: threads)
+        blocked(
+            m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate,
+            bias: bias, threads: threads)
     }
 
     // MARK: - The blocked path
 
-    static func blocked<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
-                        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                        bias: UnsafePointer<Float>?, threads: Int) {
+    static func blocked<W: GemmElement>(
+        m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+        bias: UnsafePointer<Float>?, threads: Int
+    ) {
         let kern = Kernels.active
         let gemmMR = kern.gemmMR, gemmNR = kern.gemmNR
         // For the static split (one thread, or when columns are split too): row blocks of at most
@@ -161,13 +183,15 @@ public enum Gemm {
                     // Row-major B: each worker packs whole rows of the block into every panel, so
                     // memory is read in order (one panel per task read a few lines of each row).
                     Parallel.forEachTask(threads, threads: threads) { part, _ in
-                        packBRows(b, p0: pc, rows: kcur * part / threads ..< kcur * (part + 1) / threads, kc: kcur,
-                                  j0: jc, n: ncur, width: gemmNR, into: bp)
+                        packBRows(
+                            b, p0: pc, rows: kcur * part / threads..<kcur * (part + 1) / threads, kc: kcur,
+                            j0: jc, n: ncur, width: gemmNR, into: bp)
                     }
                 } else {
                     Parallel.forEachTask(panels, threads: threads) { panel, _ in
-                        packB(b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
-                              width: gemmNR, into: bp + panel * gemmNR * kcur)
+                        packB(
+                            b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
+                            width: gemmNR, into: bp + panel * gemmNR * kcur)
                     }
                 }
                 let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
@@ -188,11 +212,13 @@ public enum Gemm {
                             let cTile = c + (i0 + ir) * ldc + jc + j
                             let aPanel = UnsafePointer(ap + ir * kcur)
                             if mValid == gemmMR && nValid == gemmNR {
-                                kern.gemmTile(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
-                                              cTile, ldc, mode, biasBase.map { $0 + j })
+                                kern.gemmTile(
+                                    kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
+                                    cTile, ldc, mode, biasBase.map { $0 + j })
                             } else {
-                                kern.gemmTile(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
-                                              tile, gemmNR, .overwrite, nil)
+                                kern.gemmTile(
+                                    kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
+                                    tile, gemmNR, .overwrite, nil)
                                 storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j }, tileStride: gemmNR)
                             }
                             ir += gemmMR
@@ -235,9 +261,11 @@ public enum Gemm {
 
     /// Adds or stores the valid corner of a micro-tile whose rows are `tileStride` floats apart.
     @inline(__always)
-    static func storeEdge(_ tile: UnsafeMutablePointer<Float>, _ mValid: Int, _ nValid: Int,
-                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
-                          _ bias: UnsafePointer<Float>?, tileStride: Int) {
+    static func storeEdge(
+        _ tile: UnsafeMutablePointer<Float>, _ mValid: Int, _ nValid: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode,
+        _ bias: UnsafePointer<Float>?, tileStride: Int
+    ) {
         for i in 0..<mValid {
             let t = tile + i * tileStride, row = c + i * ldc
             switch mode {
@@ -312,8 +340,10 @@ public enum Gemm {
     /// dst[p·width + i] = src[i·stride + p] for i < rows (≤ width), p < kc: `rows` source rows
     /// read side by side, so reads stay sequential per row and writes are contiguous.
     @inline(__always)
-    static func gatherRows<W: WeightElement>(_ src: UnsafePointer<W>, _ stride: Int, rows: Int, width: Int, kc: Int,
-                                             _ dst: UnsafeMutablePointer<Float>) {
+    static func gatherRows<W: WeightElement>(
+        _ src: UnsafePointer<W>, _ stride: Int, rows: Int, width: Int, kc: Int,
+        _ dst: UnsafeMutablePointer<Float>
+    ) {
         typealias V4 = SIMD4<Float>
         let size = MemoryLayout<W>.stride
         var i = 0
@@ -373,8 +403,10 @@ public enum Gemm {
     /// panels of `width` columns that `packB` writes (panel q at `bp + q·width·kc`), zero-padding
     /// the last panel.
     @inline(__always)
-    static func packBRows<W: GemmElement>(_ b: StridedMatrix<W>, p0: Int, rows: Range<Int>, kc: Int, j0: Int, n: Int,
-                                          width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
+    static func packBRows<W: GemmElement>(
+        _ b: StridedMatrix<W>, p0: Int, rows: Range<Int>, kc: Int, j0: Int, n: Int,
+        width gemmNR: Int, into bp: UnsafeMutablePointer<Float>
+    ) {
         let rs = b.rowStride
         let panels = (n + gemmNR - 1) / gemmNR
         let raw = UnsafeRawPointer(b.base), floats = b.base as? UnsafePointer<Float>
@@ -407,7 +439,9 @@ public enum Gemm {
     /// goes to `packBRows`) into one panel of `width` columns (`width` floats per k),
     /// zero-padding missing columns.
     @inline(__always)
-    static func packB<W: GemmElement>(_ b: StridedMatrix<W>, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>) {
+    static func packB<W: GemmElement>(
+        _ b: StridedMatrix<W>, p0: Int, kc: Int, j0: Int, nValid: Int, width gemmNR: Int, into bp: UnsafeMutablePointer<Float>
+    ) {
         let rs = b.rowStride, cs = b.colStride
         if rs == 1 {
             gatherRows(b.base + j0 * cs + p0, cs, rows: nValid, width: gemmNR, kc: kc, bp)
@@ -425,9 +459,11 @@ public enum Gemm {
 
     /// Few rows, row-major B (k×n, e.g. a weight in [in, out] layout): the micro-kernel reads B
     /// in place; only A (a dozen rows) is packed.
-    static func smallMRowMajorB(m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                bias: UnsafePointer<Float>?, threads: Int) {
+    static func smallMRowMajorB(
+        m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+        bias: UnsafePointer<Float>?, threads: Int
+    ) {
         let kern = Kernels.active
         let gemmMR = kern.gemmMR, gemmNR = kern.gemmNR
         let mPanels = (m + gemmMR - 1) / gemmMR
@@ -472,9 +508,11 @@ public enum Gemm {
     /// each B row per panel streams weights from memory about a third faster than the 192 of an
     /// 8×48 tile. The last n mod decodeNR columns go through the 4-row GEMM tile the same way,
     /// and what is left (under gemmNR columns) through `smallMRowMajorB`.
-    static func decodeRowMajorB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                bias: UnsafePointer<Float>?, threads: Int) {
+    static func decodeRowMajorB<W: GemmElement>(
+        m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+        bias: UnsafePointer<Float>?, threads: Int
+    ) {
         let kern = Kernels.active
         let gemmNR = kern.gemmNR, decodeNR = kern.decodeNR
         let halves = m <= 4 ? 1 : 2
@@ -504,9 +542,10 @@ public enum Gemm {
                 for h in 0..<halves {
                     let full = m - 4 * h >= 4
                     let first: TileMode = full ? mode : .overwrite
-                    kernel(kcur, ap + h * 4 * k + p0 * 4, b.base + p0 * b.rowStride + j, b.rowStride,
-                           full ? c + 4 * h * ldc + j : tile, full ? ldc : width,
-                           p0 == 0 ? first : .accumulate, full && p0 == 0 ? bias.map { $0 + j } : nil)
+                    kernel(
+                        kcur, ap + h * 4 * k + p0 * 4, b.base + p0 * b.rowStride + j, b.rowStride,
+                        full ? c + 4 * h * ldc + j : tile, full ? ldc : width,
+                        p0 == 0 ? first : .accumulate, full && p0 == 0 ? bias.map { $0 + j } : nil)
                 }
                 p0 += kcur
             }
@@ -536,17 +575,20 @@ public enum Gemm {
                 for p in 0..<k { for j in 0..<rest { t[p * rest + j] = W.scalar(raw, p * b.rowStride + j0 + j) } }
                 tail = .rowMajor(t, columns: rest)
             }
-            smallMRowMajorB(m: m, n: n - j0, k: k, a: a, b: tail,
-                            c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)
+            smallMRowMajorB(
+                m: m, n: n - j0, k: k, a: a, b: tail,
+                c: c + j0, ldc: ldc, accumulate: accumulate, bias: bias.map { $0 + j0 }, threads: 1)
         }
     }
 
     /// Few rows (≤ 8), B given as the transpose of a row-major matrix (n×k, e.g. the tied
     /// embedding for the LM head): each output is a dot product of two contiguous rows, and
     /// every row of the big matrix is read once.
-    static func smallMTransposedB<W: GemmElement>(m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
-                                  c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                                  bias: UnsafePointer<Float>?, threads: Int) {
+    static func smallMTransposedB<W: GemmElement>(
+        m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+        bias: UnsafePointer<Float>?, threads: Int
+    ) {
         // Gather A rows contiguously (8 × k, rows past m zero) so the kernel has no branches.
         let ap = packedA(0).floats(8 * k)
         for i in 0..<8 {

@@ -1,11 +1,12 @@
-import Foundation
 import CPUFeatures
+import Foundation
 import KernelBodies
-#if arch(x86_64)
-import KernelsAVX512
-import KernelsAVX2
-#endif
 import KernelsPortable
+
+#if arch(x86_64)
+    import KernelsAVX512
+    import KernelsAVX2
+#endif
 
 /// An instruction-set path of the kernels.
 public enum KernelPath: String, CaseIterable, Sendable {
@@ -44,13 +45,13 @@ public enum Kernels {
     /// Whether this CPU can run `path`.
     public static func supports(_ path: KernelPath) -> Bool {
         #if arch(x86_64)
-        switch path {
-        case .avx512: return x86Level >= 4
-        case .avx2: return x86Level >= 3
-        case .portable: return true
-        }
+            switch path {
+            case .avx512: return x86Level >= 4
+            case .avx2: return x86Level >= 3
+            case .portable: return true
+            }
         #else
-        return path == .portable
+            return path == .portable
         #endif
     }
 
@@ -61,13 +62,13 @@ public enum Kernels {
     public static func table(_ path: KernelPath) -> KernelTable {
         precondition(supports(path), "the \(path.rawValue) kernels need \(path.requirement), which this CPU lacks")
         #if arch(x86_64)
-        switch path {
-        case .avx512: return avx512Kernels
-        case .avx2: return avx2Kernels
-        case .portable: return portableKernels
-        }
+            switch path {
+            case .avx512: return avx512Kernels
+            case .avx2: return avx2Kernels
+            case .portable: return portableKernels
+            }
         #else
-        return portableKernels
+            return portableKernels
         #endif
     }
 
@@ -75,13 +76,14 @@ public enum Kernels {
     public static func requestedPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> KernelPath? {
         guard let raw = environment["RLHF_ISA"]?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
         guard let path = KernelPath(rawValue: raw) else {
-            throw KernelPathError(description: "RLHF_ISA=\(raw) is not a kernel path; use avx512, avx2 or portable (or leave it unset for the best this CPU supports)")
+            throw KernelPathError(
+                description: "RLHF_ISA=\(raw) is not a kernel path; use avx512, avx2 or portable (or leave it unset for the best this CPU supports)")
         }
         guard supports(path) else {
             #if arch(x86_64)
-            let onX86 = true
+                let onX86 = true
             #else
-            let onX86 = false
+                let onX86 = false
             #endif
             throw KernelPathError(description: refusal(raw, path, onX86: onX86, available: available))
         }
@@ -91,7 +93,8 @@ public enum Kernels {
     /// Why `RLHF_ISA=raw` cannot run here: an x86-64 path asked for on another architecture, or
     /// an x86-64 CPU without the instructions the path needs.
     static func refusal(_ raw: String, _ path: KernelPath, onX86: Bool, available: [KernelPath]) -> String {
-        let rest = "this machine supports \(available.map(\.rawValue).joined(separator: ", ")) (the default would be \((available.first ?? .portable).rawValue))"
+        let rest =
+            "this machine supports \(available.map(\.rawValue).joined(separator: ", ")) (the default would be \((available.first ?? .portable).rawValue))"
         if !onX86 && path != .portable {
             return "RLHF_ISA=\(raw): the \(path.rawValue) kernels are for x86-64 CPUs, and this is \(machineArchitecture); \(rest)"
         }
@@ -101,11 +104,11 @@ public enum Kernels {
     /// The architecture this program was built for, in words.
     static var machineArchitecture: String {
         #if arch(arm64)
-        return "an arm64 machine"
+            return "an arm64 machine"
         #elseif arch(x86_64)
-        return "an x86-64 machine"
+            return "an x86-64 machine"
         #else
-        return "a machine of another architecture"
+            return "a machine of another architecture"
         #endif
     }
 

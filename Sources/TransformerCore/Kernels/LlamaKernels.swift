@@ -4,8 +4,10 @@ import Foundation
 // position embeddings, and the token embedding without learned positions.
 
 /// out (N,C) = inp·rstd·w; saves rstd (N) for the backward pass.
-func rmsNormForward(_ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
-                    _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ n: Int, _ c: Int, _ eps: Float) {
+func rmsNormForward(
+    _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
+    _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ n: Int, _ c: Int, _ eps: Float
+) {
     let k = Kernels.active
     Parallel.forRanges(n, cost: n * c, minCostPerThread: 1 << 15) { rows in
         k.rmsNormRows(out, rstd, inp, w, rows.lowerBound, rows.upperBound, c, eps)
@@ -14,9 +16,11 @@ func rmsNormForward(_ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePoi
 
 /// dinp (N,C) += RMSNorm'ᵀ dout; dw (C) += Σ dout·x̂. The per-channel sums are taken per worker
 /// into `partials` (threads × C floats) and then reduced.
-func rmsNormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
-                     _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                     _ rstd: UnsafePointer<Float>, _ n: Int, _ c: Int, _ partials: Scratch) {
+func rmsNormBackward(
+    _ dinp: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+    _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+    _ rstd: UnsafePointer<Float>, _ n: Int, _ c: Int, _ partials: Scratch
+) {
     let k = Kernels.active
     let threads = n * c >= (1 << 16) ? min(Parallel.threadCount, n) : 1
     let part = partials.floats(threads * c)
@@ -94,14 +98,18 @@ final class RotaryTable: @unchecked Sendable {
 }
 
 /// out (N,C) = wte[tokens]
-func embeddingForward(_ out: UnsafeMutablePointer<Float>, _ tokens: UnsafePointer<Int32>,
-                      _ wte: UnsafePointer<Float>, _ n: Int, _ c: Int) {
+func embeddingForward(
+    _ out: UnsafeMutablePointer<Float>, _ tokens: UnsafePointer<Int32>,
+    _ wte: UnsafePointer<Float>, _ n: Int, _ c: Int
+) {
     for i in 0..<n { copyFloats(out + i * c, wte + Int(tokens[i]) * c, c) }
 }
 
 /// dwte[tokens] += dout, split over channels so two rows with the same token never race.
-func embeddingBackward(_ dwte: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
-                       _ tokens: UnsafePointer<Int32>, _ n: Int, _ c: Int) {
+func embeddingBackward(
+    _ dwte: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+    _ tokens: UnsafePointer<Int32>, _ n: Int, _ c: Int
+) {
     let chunks = max(1, c / 64)
     Parallel.forEach(chunks, cost: n * c, minCostPerThread: 1 << 16) { chunk in
         let lo = c * chunk / chunks, hi = c * (chunk + 1) / chunks

@@ -13,8 +13,9 @@ public func bf16LogitChange(_ model: TransformerModel) -> [(String, Double)] {
     var rng = SeededRandom(seed: 11)
     let prompts = (0..<4).map { _ in (0..<8).map { _ in Int32(rng.int(below: cfg.vocabSize)) } }
     let length = min(128, cfg.nCtx)
-    let out = Generator(model: model).generate(prompts: prompts, maxNewTokens: length - 8, settings: SamplingSettings(temperature: 1),
-                                               eos: nil, pad: 0, rng: &rng)
+    let out = Generator(model: model).generate(
+        prompts: prompts, maxNewTokens: length - 8, settings: SamplingSettings(temperature: 1),
+        eos: nil, pad: 0, rng: &rng)
     let batch = TokenBatch(leftPadding: zip(prompts, out).map { $0 + $1.tokens }, pad: 0)
     let half = TransformerModel(config: cfg, scalarHead: model.hasScalarHead)
     half.copyParameters(from: model)
@@ -45,10 +46,12 @@ public func bf16LogitChange(_ model: TransformerModel) -> [(String, Double)] {
         kl += k; agree += ap == aq ? 1 : 0; rows += 1
     }
     let n = Double(rows * v), mean = sum / n
-    return [("tokens compared", Double(rows)),
-            ("max |Δ logit|", maxDiff),
-            ("mean |Δ logit|", sumDiff / n),
-            ("std of the f32 logits (for scale)", (sumSq / n - mean * mean).squareRoot()),
-            ("mean KL(f32 ‖ bf16) per token, nats", kl / Double(rows)),
-            ("argmax agreement, %", 100 * Double(agree) / Double(rows))]
+    return [
+        ("tokens compared", Double(rows)),
+        ("max |Δ logit|", maxDiff),
+        ("mean |Δ logit|", sumDiff / n),
+        ("std of the f32 logits (for scale)", (sumSq / n - mean * mean).squareRoot()),
+        ("mean KL(f32 ‖ bf16) per token, nats", kl / Double(rows)),
+        ("argmax agreement, %", 100 * Double(agree) / Double(rows)),
+    ]
 }

@@ -47,14 +47,18 @@ extension TransformerModel {
     func projectionSlots(layer l: Int) -> [(ProjectionSite, [String])] {
         if config.architecture.isLlamaFamily {
             let h = "model.layers.\(l)."
-            return [(.qkv, [h + "self_attn.q_proj.weight", h + "self_attn.k_proj.weight", h + "self_attn.v_proj.weight"]),
-                    (.attentionOut, [h + "self_attn.o_proj.weight"]),
-                    (.mlpIn, [h + "mlp.gate_proj.weight", h + "mlp.up_proj.weight"]),
-                    (.mlpOut, [h + "mlp.down_proj.weight"])]
+            return [
+                (.qkv, [h + "self_attn.q_proj.weight", h + "self_attn.k_proj.weight", h + "self_attn.v_proj.weight"]),
+                (.attentionOut, [h + "self_attn.o_proj.weight"]),
+                (.mlpIn, [h + "mlp.gate_proj.weight", h + "mlp.up_proj.weight"]),
+                (.mlpOut, [h + "mlp.down_proj.weight"]),
+            ]
         }
         let h = "h.\(l)."
-        return [(.qkv, [h + "attn.c_attn.weight"]), (.attentionOut, [h + "attn.c_proj.weight"]),
-                (.mlpIn, [h + "mlp.c_fc.weight"]), (.mlpOut, [h + "mlp.c_proj.weight"])]
+        return [
+            (.qkv, [h + "attn.c_attn.weight"]), (.attentionOut, [h + "attn.c_proj.weight"]),
+            (.mlpIn, [h + "mlp.c_fc.weight"]), (.mlpOut, [h + "mlp.c_proj.weight"]),
+        ]
     }
 
     /// Holds the weights of every block projection (attention q|k|v and output, MLP in and out)
@@ -82,7 +86,7 @@ extension TransformerModel {
         var starts: [Int] = [], total = 0
         for r in ranges {
             starts.append(total)
-            total += (r.count + 31) / 32 * 32   // each projection 64-byte aligned
+            total += (r.count + 31) / 32 * 32 // each projection 64-byte aligned
         }
         let storage = FloatBuffer(count: (total + 1) / 2, hugePages: true)
         let dst = UnsafeMutableRawPointer(storage.pointer)

@@ -59,7 +59,9 @@ public enum LogitHeads {
     }
 
     /// `targetLogProbs` and `entropies` from one softmax pass over each row.
-    public static func targetLogProbsAndEntropies(_ acts: Activations, targets: [Int32], temperature: Float = 1) -> (logProbs: [Float], entropies: [Float]) {
+    public static func targetLogProbsAndEntropies(_ acts: Activations, targets: [Int32], temperature: Float = 1) -> (
+        logProbs: [Float], entropies: [Float]
+    ) {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         precondition(targets.count == n)
         var lp = [Float](repeating: 0, count: n), ent = [Float](repeating: 0, count: n)
@@ -99,8 +101,10 @@ public enum LogitHeads {
     /// under temperature τ; returns the target log-probabilities (0 for ignored targets).
     /// Either gradient may be nil; a negative target contributes no log-probability term.
     @discardableResult
-    public static func logitGradient(_ acts: Activations, targets: [Int32], temperature: Float,
-                                     dLogProb: [Float]?, dEntropy: [Float]?) -> [Float] {
+    public static func logitGradient(
+        _ acts: Activations, targets: [Int32], temperature: Float,
+        dLogProb: [Float]?, dEntropy: [Float]?
+    ) -> [Float] {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         precondition(targets.count == n && (dLogProb?.count ?? n) == n && (dEntropy?.count ?? n) == n)
         let logits = acts.logits.pointer, dlogits = acts.dlogits.pointer

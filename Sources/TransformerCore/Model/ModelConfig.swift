@@ -71,9 +71,11 @@ public struct ModelConfig: Equatable, Sendable {
     }
 
     /// A Llama-family configuration (`.llama` or `.qwen2`; Qwen2 has q/k/v biases).
-    public init(llama architecture: Architecture = .llama, nLayer: Int, nHead: Int, nKVHead: Int, nEmbd: Int,
-                headDim: Int? = nil, intermediateSize: Int, nCtx: Int, vocabSize: Int, rmsNormEpsilon: Float = 1e-5,
-                ropeTheta: Double = 10000, ropeScaling: RopeScaling? = nil, tieWordEmbeddings: Bool) {
+    public init(
+        llama architecture: Architecture = .llama, nLayer: Int, nHead: Int, nKVHead: Int, nEmbd: Int,
+        headDim: Int? = nil, intermediateSize: Int, nCtx: Int, vocabSize: Int, rmsNormEpsilon: Float = 1e-5,
+        ropeTheta: Double = 10000, ropeScaling: RopeScaling? = nil, tieWordEmbeddings: Bool
+    ) {
         precondition(architecture.isLlamaFamily, "init(llama:) builds Llama-family configurations")
         self.architecture = architecture
         self.nLayer = nLayer; self.nHead = nHead; self.nEmbd = nEmbd
@@ -103,7 +105,8 @@ public struct ModelConfig: Equatable, Sendable {
         if !(ropeTheta > 1) || !ropeTheta.isFinite { return "rope_theta must be a finite number above 1 (got \(ropeTheta))" }
         if let s = ropeScaling {
             if !(s.factor >= 1) || !(s.lowFreqFactor > 0) || !(s.highFreqFactor > s.lowFreqFactor) || s.originalMaxPositions < 1
-                || !s.factor.isFinite || !s.highFreqFactor.isFinite {
+                || !s.factor.isFinite || !s.highFreqFactor.isFinite
+            {
                 return "rope_scaling (llama3) needs factor ≥ 1, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings ≥ 1"
             }
         }
@@ -132,17 +135,21 @@ public struct ModelConfig: Equatable, Sendable {
         case "m": return ModelConfig(nLayer: 6, nHead: 6, nEmbd: 384, nCtx: 256, vocabSize: 8192)
         case "l": return ModelConfig(nLayer: 12, nHead: 12, nEmbd: 768, nCtx: 1024, vocabSize: 50257)
         case "llama-m":
-            return ModelConfig(llama: .llama, nLayer: 6, nHead: 6, nKVHead: 2, nEmbd: 384, intermediateSize: 1024,
-                               nCtx: 256, vocabSize: 8192, ropeTheta: 10000, tieWordEmbeddings: true)
+            return ModelConfig(
+                llama: .llama, nLayer: 6, nHead: 6, nKVHead: 2, nEmbd: 384, intermediateSize: 1024,
+                nCtx: 256, vocabSize: 8192, ropeTheta: 10000, tieWordEmbeddings: true)
         case "llama-s":
-            return ModelConfig(llama: .llama, nLayer: 4, nHead: 4, nKVHead: 2, nEmbd: 128, intermediateSize: 352,
-                               nCtx: 128, vocabSize: 512, ropeTheta: 10000, tieWordEmbeddings: true)
+            return ModelConfig(
+                llama: .llama, nLayer: 4, nHead: 4, nKVHead: 2, nEmbd: 128, intermediateSize: 352,
+                nCtx: 128, vocabSize: 512, ropeTheta: 10000, tieWordEmbeddings: true)
         case "smollm-135m":
-            return ModelConfig(llama: .llama, nLayer: 30, nHead: 9, nKVHead: 3, nEmbd: 576, intermediateSize: 1536,
-                               nCtx: 2048, vocabSize: 49152, ropeTheta: 100000, tieWordEmbeddings: true)
+            return ModelConfig(
+                llama: .llama, nLayer: 30, nHead: 9, nKVHead: 3, nEmbd: 576, intermediateSize: 1536,
+                nCtx: 2048, vocabSize: 49152, ropeTheta: 100000, tieWordEmbeddings: true)
         case "qwen-0.5b":
-            return ModelConfig(llama: .qwen2, nLayer: 24, nHead: 14, nKVHead: 2, nEmbd: 896, intermediateSize: 4864,
-                               nCtx: 32768, vocabSize: 151936, rmsNormEpsilon: 1e-6, ropeTheta: 1000000, tieWordEmbeddings: true)
+            return ModelConfig(
+                llama: .qwen2, nLayer: 24, nHead: 14, nKVHead: 2, nEmbd: 896, intermediateSize: 4864,
+                nCtx: 32768, vocabSize: 151936, rmsNormEpsilon: 1e-6, ropeTheta: 1000000, tieWordEmbeddings: true)
         default: return nil
         }
     }
@@ -197,24 +204,29 @@ extension ModelConfig: Codable {
             throw DecodingError.dataCorruptedError(forKey: .modelType, in: c, debugDescription: "model_type \(type) is not supported")
         }
         if !arch.isLlamaFamily {
-            self.init(nLayer: try c.decode(Int.self, forKey: .nLayer), nHead: try c.decode(Int.self, forKey: .nHead),
-                      nEmbd: try c.decode(Int.self, forKey: .nEmbd), nCtx: try c.decode(Int.self, forKey: .nCtx),
-                      vocabSize: try c.decode(Int.self, forKey: .vocabSize),
-                      layerNormEpsilon: try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5)
+            self.init(
+                nLayer: try c.decode(Int.self, forKey: .nLayer), nHead: try c.decode(Int.self, forKey: .nHead),
+                nEmbd: try c.decode(Int.self, forKey: .nEmbd), nCtx: try c.decode(Int.self, forKey: .nCtx),
+                vocabSize: try c.decode(Int.self, forKey: .vocabSize),
+                layerNormEpsilon: try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5)
             return
         }
         let s = try c.decodeIfPresent(ScalingKeys.self, forKey: .ropeScaling)
         let heads = try c.decode(Int.self, forKey: .heads)
-        self.init(llama: arch, nLayer: try c.decode(Int.self, forKey: .layers), nHead: heads,
-                  nKVHead: try c.decodeIfPresent(Int.self, forKey: .kvHeads) ?? heads,
-                  nEmbd: try c.decode(Int.self, forKey: .hiddenSize), headDim: try c.decodeIfPresent(Int.self, forKey: .headDim),
-                  intermediateSize: try c.decode(Int.self, forKey: .intermediateSize),
-                  nCtx: try c.decode(Int.self, forKey: .maxPositions), vocabSize: try c.decode(Int.self, forKey: .vocabSize),
-                  rmsNormEpsilon: try c.decodeIfPresent(Float.self, forKey: .rmsNormEps) ?? 1e-5,
-                  ropeTheta: try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000,
-                  ropeScaling: s.map { RopeScaling(factor: $0.factor, lowFreqFactor: $0.low_freq_factor, highFreqFactor: $0.high_freq_factor,
-                                                   originalMaxPositions: $0.original_max_position_embeddings) },
-                  tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tie) ?? false)
+        self.init(
+            llama: arch, nLayer: try c.decode(Int.self, forKey: .layers), nHead: heads,
+            nKVHead: try c.decodeIfPresent(Int.self, forKey: .kvHeads) ?? heads,
+            nEmbd: try c.decode(Int.self, forKey: .hiddenSize), headDim: try c.decodeIfPresent(Int.self, forKey: .headDim),
+            intermediateSize: try c.decode(Int.self, forKey: .intermediateSize),
+            nCtx: try c.decode(Int.self, forKey: .maxPositions), vocabSize: try c.decode(Int.self, forKey: .vocabSize),
+            rmsNormEpsilon: try c.decodeIfPresent(Float.self, forKey: .rmsNormEps) ?? 1e-5,
+            ropeTheta: try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000,
+            ropeScaling: s.map {
+                RopeScaling(
+                    factor: $0.factor, lowFreqFactor: $0.low_freq_factor, highFreqFactor: $0.high_freq_factor,
+                    originalMaxPositions: $0.original_max_position_embeddings)
+            },
+            tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tie) ?? false)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -233,8 +245,10 @@ extension ModelConfig: Codable {
         try c.encode(layerNormEpsilon, forKey: .rmsNormEps); try c.encode(ropeTheta, forKey: .ropeTheta)
         try c.encode(tieWordEmbeddings, forKey: .tie)
         if let s = ropeScaling {
-            try c.encode(ScalingKeys(rope_type: "llama3", factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
-                                     original_max_position_embeddings: s.originalMaxPositions), forKey: .ropeScaling)
+            try c.encode(
+                ScalingKeys(
+                    rope_type: "llama3", factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
+                    original_max_position_embeddings: s.originalMaxPositions), forKey: .ropeScaling)
         }
     }
 }

@@ -116,21 +116,23 @@ struct ModelTensors {
             head = o("lm_head.weight") ?? wte
             blocks = (0..<config.nLayer).map { l in
                 let h = "model.layers.\(l)."
-                return BlockTensors(ln1w: p(h + "input_layernorm.weight"), qkvw: p(h + "self_attn.q_proj.weight"),
-                                    projw: p(h + "self_attn.o_proj.weight"), ln2w: p(h + "post_attention_layernorm.weight"),
-                                    fcw: p(h + "mlp.gate_proj.weight"), fcprojw: p(h + "mlp.down_proj.weight"),
-                                    ln1b: nil, qkvb: o(h + "self_attn.q_proj.bias"), projb: nil, ln2b: nil, fcb: nil, fcprojb: nil)
+                return BlockTensors(
+                    ln1w: p(h + "input_layernorm.weight"), qkvw: p(h + "self_attn.q_proj.weight"),
+                    projw: p(h + "self_attn.o_proj.weight"), ln2w: p(h + "post_attention_layernorm.weight"),
+                    fcw: p(h + "mlp.gate_proj.weight"), fcprojw: p(h + "mlp.down_proj.weight"),
+                    ln1b: nil, qkvb: o(h + "self_attn.q_proj.bias"), projb: nil, ln2b: nil, fcb: nil, fcprojb: nil)
             }
         } else {
             wte = p("wte.weight"); wpe = p("wpe.weight"); lnfw = p("ln_f.weight"); lnfb = p("ln_f.bias")
             head = wte
             blocks = (0..<config.nLayer).map { l in
                 let h = "h.\(l)."
-                return BlockTensors(ln1w: p(h + "ln_1.weight"), qkvw: p(h + "attn.c_attn.weight"),
-                                    projw: p(h + "attn.c_proj.weight"), ln2w: p(h + "ln_2.weight"),
-                                    fcw: p(h + "mlp.c_fc.weight"), fcprojw: p(h + "mlp.c_proj.weight"),
-                                    ln1b: p(h + "ln_1.bias"), qkvb: p(h + "attn.c_attn.bias"), projb: p(h + "attn.c_proj.bias"),
-                                    ln2b: p(h + "ln_2.bias"), fcb: p(h + "mlp.c_fc.bias"), fcprojb: p(h + "mlp.c_proj.bias"))
+                return BlockTensors(
+                    ln1w: p(h + "ln_1.weight"), qkvw: p(h + "attn.c_attn.weight"),
+                    projw: p(h + "attn.c_proj.weight"), ln2w: p(h + "ln_2.weight"),
+                    fcw: p(h + "mlp.c_fc.weight"), fcprojw: p(h + "mlp.c_proj.weight"),
+                    ln1b: p(h + "ln_1.bias"), qkvb: p(h + "attn.c_attn.bias"), projb: p(h + "attn.c_proj.bias"),
+                    ln2b: p(h + "ln_2.bias"), fcb: p(h + "mlp.c_fc.bias"), fcprojb: p(h + "mlp.c_proj.bias"))
             }
         }
     }

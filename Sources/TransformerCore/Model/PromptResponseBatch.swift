@@ -22,9 +22,12 @@ public struct PromptResponseBatch: Sendable {
         for (pr, resp) in zip(prompts, responses) {
             let padCount = p - pr.count
             tokens += [Int32](repeating: pad, count: padCount) + pr + resp + [Int32](repeating: pad, count: r - resp.count)
-            mask += [UInt8](repeating: 0, count: padCount) + [UInt8](repeating: 1, count: pr.count + resp.count) + [UInt8](repeating: 0, count: r - resp.count)
+            mask +=
+                [UInt8](repeating: 0, count: padCount) + [UInt8](repeating: 1, count: pr.count + resp.count)
+                + [UInt8](repeating: 0, count: r - resp.count)
             let last = Int32(pr.count + max(0, resp.count) - 1)
-            positions += [Int32](repeating: 0, count: padCount) + (0..<Int32(pr.count + resp.count)).map { $0 }
+            positions +=
+                [Int32](repeating: 0, count: padCount) + (0..<Int32(pr.count + resp.count)).map { $0 }
                 + [Int32](repeating: last, count: r - resp.count)
         }
     }

@@ -30,7 +30,7 @@ public final class ScalarHeadRunner {
         var padded = seqs
         while padded.count < rows { padded.append([]) }
         var batch = TokenBatch(rightPadding: padded, pad: 0)
-        if batch.length < t {   // widen to the bucket length with more padding
+        if batch.length < t { // widen to the bucket length with more padding
             let extra = t - batch.length
             var tokens: [Int32] = [], mask: [UInt8] = [], pos: [Int32] = []
             for r in 0..<rows {

@@ -69,7 +69,8 @@ public final class TransformerModel {
             let t = parameters.pointer + slot.offset
             let std: Float
             if slot.name.hasSuffix("ln_1.weight") || slot.name.hasSuffix("ln_2.weight") || slot.name == "ln_f.weight"
-                || slot.name.hasSuffix("layernorm.weight") || slot.name == "model.norm.weight" {
+                || slot.name.hasSuffix("layernorm.weight") || slot.name == "model.norm.weight"
+            {
                 t.update(repeating: 1, count: slot.count); continue
             } else if slot.name == "score.weight" {
                 std = 1 / Float(config.nEmbd + 1).squareRoot()

@@ -34,15 +34,19 @@ public final class Generator {
     /// Samples up to `maxNewTokens` tokens after each prompt. A sequence stops at `eos` (when
     /// given) or at the limit. `pad` fills the left padding (it is masked out, so any valid id
     /// works). Prompts need at least one token, and prompt + new tokens must fit in n_ctx.
-    public func generate(prompts: [[Int32]], maxNewTokens: Int, settings: SamplingSettings,
-                         eos: Int32?, pad: Int32, rng: inout SeededRandom) -> [Generation] {
+    public func generate(
+        prompts: [[Int32]], maxNewTokens: Int, settings: SamplingSettings,
+        eos: Int32?, pad: Int32, rng: inout SeededRandom
+    ) -> [Generation] {
         generate(prompts: prompts, maxNewTokens: maxNewTokens, settings: settings, stopTokens: eos.map { [$0] } ?? [], pad: pad, rng: &rng)
     }
 
     /// `generate`, stopping a sequence at any of `stopTokens` (Llama 3 Instruct has three), which
     /// ends its tokens with `finishReason == .eos`.
-    public func generate(prompts: [[Int32]], maxNewTokens: Int, settings: SamplingSettings,
-                         stopTokens: [Int32], pad: Int32, rng: inout SeededRandom) -> [Generation] {
+    public func generate(
+        prompts: [[Int32]], maxNewTokens: Int, settings: SamplingSettings,
+        stopTokens: [Int32], pad: Int32, rng: inout SeededRandom
+    ) -> [Generation] {
         let stops = Set(stopTokens)
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
         let b = prompts.count, v = model.config.vocabSize
@@ -88,7 +92,7 @@ public final class Generator {
         if reuse, let spare = spareCache, spare.batch == b, spare.capacity >= tp + extra {
             cache = spare
         } else {
-            spareCache = nil        // free the old one before allocating
+            spareCache = nil // free the old one before allocating
             cache = KVCache(config: cfg, batch: b, capacity: tp + extra)
             if reuse { spareCache = cache }
         }
@@ -224,9 +228,10 @@ public final class Generator {
     /// logits[rows] (·, V) = hidden (rows.count, C) · wteᵀ
     private func lmHead(_ hidden: UnsafeMutablePointer<Float>, _ rows: Range<Int>) {
         let cfg = model.config, st = state!
-        Gemm.multiply(m: rows.count, n: cfg.vocabSize, k: cfg.nEmbd, a: .rowMajor(hidden, columns: cfg.nEmbd),
-                      b: .transposed(model.p.head, columns: cfg.nEmbd), c: st.logits.pointer + rows.lowerBound * cfg.vocabSize,
-                      ldc: cfg.vocabSize)
+        Gemm.multiply(
+            m: rows.count, n: cfg.vocabSize, k: cfg.nEmbd, a: .rowMajor(hidden, columns: cfg.nEmbd),
+            b: .transposed(model.p.head, columns: cfg.nEmbd), c: st.logits.pointer + rows.lowerBound * cfg.vocabSize,
+            ldc: cfg.vocabSize)
     }
 
     private func decodeState(_ b: Int) -> DecodeState {

@@ -1,5 +1,5 @@
-import Foundation
 import CPUFeatures
+import Foundation
 
 /// A one-line name of the CPU, so that a benchmark's figures say what they were measured on.
 ///
@@ -19,7 +19,10 @@ public enum CPUDescription {
         var apple = [CChar](repeating: 0, count: 128)
         if rlhf_apple_cpu_brand(&apple, Int32(apple.count)) == 1 { return squeezed(string(apple)) }
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let name = modelName(inCPUInfo: text) { return name }
+            let name = modelName(inCPUInfo: text)
+        {
+            return name
+        }
         var u = utsname()
         uname(&u)
         let machine = withUnsafeBytes(of: &u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

@@ -29,8 +29,10 @@ public enum Parallel {
     /// When `cost` (in the caller's units) is below twice `minCostPerThread`, it all runs on this
     /// thread: waking a worker costs more than small work.
     @inline(__always)
-    public static func forEach(_ count: Int, cost: Int = Int.max, minCostPerThread: Int = 0,
-                               _ body: (Int) -> Void) {
+    public static func forEach(
+        _ count: Int, cost: Int = Int.max, minCostPerThread: Int = 0,
+        _ body: (Int) -> Void
+    ) {
         let threads = min(threadCount, count)
         if threads <= 1 || cost < minCostPerThread * 2 {
             for i in 0..<count { body(i) }
@@ -44,8 +46,10 @@ public enum Parallel {
 
     /// Splits `0..<count` into one contiguous range per thread and runs `body(range)` on each.
     @inline(__always)
-    public static func forRanges(_ count: Int, cost: Int = Int.max, minCostPerThread: Int = 0,
-                                 _ body: (Range<Int>) -> Void) {
+    public static func forRanges(
+        _ count: Int, cost: Int = Int.max, minCostPerThread: Int = 0,
+        _ body: (Range<Int>) -> Void
+    ) {
         let threads = min(threadCount, count)
         if threads <= 1 || cost < minCostPerThread * 2 {
             if count > 0 { body(0..<count) }

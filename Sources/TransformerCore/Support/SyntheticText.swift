@@ -4,8 +4,10 @@ public enum SyntheticText {
     /// punctuation, line breaks and some accented, CJK and emoji characters.
     public static func generate(bytes: Int, seed: UInt64) -> String {
         var rng = SeededRandom(seed: seed)
-        let syllables = ["the", "an", "re", "in", "er", "on", "at", "es", "or", "ti", "ing", "ly", "pro", "con", "ble", "ment",
-                         "ka", "mo", "su", "ve", "qui", "tha", "ské", "über", "日本", "語", "😀"]
+        let syllables = [
+            "the", "an", "re", "in", "er", "on", "at", "es", "or", "ti", "ing", "ly", "pro", "con", "ble", "ment",
+            "ka", "mo", "su", "ve", "qui", "tha", "ské", "über", "日本", "語", "😀",
+        ]
         let punct = [".", ",", "!", "?", ";", ":", "'s", "'ll", " -", "\"", "(", ")"]
         var out = ""
         out.reserveCapacity(bytes + 64)

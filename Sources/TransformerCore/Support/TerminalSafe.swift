@@ -20,9 +20,13 @@ public enum TerminalSafe {
             }
             // Decode one UTF-8 scalar strictly; anything malformed is shown byte by byte.
             var len = 0, v: UInt32 = 0, minValue: UInt32 = 0
-            if b0 & 0xE0 == 0xC0 { len = 2; v = UInt32(b0 & 0x1F); minValue = 0x80 }
-            else if b0 & 0xF0 == 0xE0 { len = 3; v = UInt32(b0 & 0x0F); minValue = 0x800 }
-            else if b0 & 0xF8 == 0xF0 { len = 4; v = UInt32(b0 & 0x07); minValue = 0x10000 }
+            if b0 & 0xE0 == 0xC0 {
+                len = 2; v = UInt32(b0 & 0x1F); minValue = 0x80
+            } else if b0 & 0xF0 == 0xE0 {
+                len = 3; v = UInt32(b0 & 0x0F); minValue = 0x800
+            } else if b0 & 0xF8 == 0xF0 {
+                len = 4; v = UInt32(b0 & 0x07); minValue = 0x10000
+            }
             var ok = len > 0 && i + len <= bytes.count
             if ok {
                 for k in 1..<len {

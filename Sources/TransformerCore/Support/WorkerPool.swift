@@ -71,7 +71,7 @@ final class WorkerPool: @unchecked Sendable {
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
                 if spins & 1023 != 0 { continue }
-                sched_yield()       // let another runnable thread on this core go first
+                sched_yield() // let another runnable thread on this core go first
                 let now = DispatchTime.now().uptimeNanoseconds
                 if deadline == 0 { deadline = now + Self.spinNanoseconds; continue }
                 if now < deadline { continue }

@@ -9,10 +9,14 @@ public enum BPETrainer {
     public typealias Progress = (Int, Int) -> Void
 
     /// Trains a tokenizer of at most `vocabSize` ids on `corpus`.
-    public static func train(corpus: String, vocabSize: Int, specialTokens: [String] = ["<|endoftext|>", "<|pad|>"],
-                             progress: Progress? = nil) throws -> Tokenizer {
+    public static func train(
+        corpus: String, vocabSize: Int, specialTokens: [String] = ["<|endoftext|>", "<|pad|>"],
+        progress: Progress? = nil
+    ) throws -> Tokenizer {
         guard vocabSize >= 256 + specialTokens.count else {
-            throw FormatError("a byte-level vocabulary needs at least \(256 + specialTokens.count) ids (256 bytes + \(specialTokens.count) special tokens); got \(vocabSize)")
+            throw FormatError(
+                "a byte-level vocabulary needs at least \(256 + specialTokens.count) ids (256 bytes + \(specialTokens.count) special tokens); got \(vocabSize)"
+            )
         }
         // Base symbols: the 256 bytes, ordered by their byte-level code point (GPT-2's order).
         let byteOrder = (0..<256).sorted { ByteLevel.scalar[$0] < ByteLevel.scalar[$1] }
@@ -48,7 +52,7 @@ public enum BPETrainer {
         let planned = vocabSize - specialTokens.count - 256
         var stamp = [Int](repeating: -1, count: words.count)
         while merges.count < planned, let top = heap.pop(by: PairCount.before(spelling)) {
-            guard pairCount[top.key] == top.count else { continue }     // stale entry
+            guard pairCount[top.key] == top.count else { continue } // stale entry
             guard top.count >= 2 else { break }
             let a = Int32(truncatingIfNeeded: top.key >> 32), b = Int32(truncatingIfNeeded: top.key & 0xFFFF_FFFF)
             let newId = Int32(spelling.count)
@@ -91,8 +95,9 @@ public enum BPETrainer {
         var special: [String: Int] = [:]
         for (i, s) in specialTokens.enumerated() { special[s] = spelling.count + i }
         let mergeStrings = merges.map { (ByteLevel.encode(spelling[Int($0.0)]), ByteLevel.encode(spelling[Int($0.1)])) }
-        return try Tokenizer(vocab: vocab, merges: mergeStrings, special: special,
-                             eos: specialTokens.first, pad: specialTokens.count > 1 ? specialTokens[1] : nil)
+        return try Tokenizer(
+            vocab: vocab, merges: mergeStrings, special: special,
+            eos: specialTokens.first, pad: specialTokens.count > 1 ? specialTokens[1] : nil)
     }
 }
 

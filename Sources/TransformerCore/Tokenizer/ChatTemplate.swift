@@ -68,8 +68,10 @@ public final class ChatTemplate: @unchecked Sendable {
     /// Renders a conversation as transformers' `apply_chat_template(messages, tokenize=False,
     /// add_generation_prompt:, **variables)` does. `specialTokens` are the tokenizer's named
     /// tokens (`bos_token`, `eos_token`, …); `now` is what `strftime_now` formats.
-    public func render(messages: [ChatMessage], addGenerationPrompt: Bool, specialTokens: [String: String] = [:],
-                       variables: [String: String] = [:], now: Date = Date()) throws -> String {
+    public func render(
+        messages: [ChatMessage], addGenerationPrompt: Bool, specialTokens: [String: String] = [:],
+        variables: [String: String] = [:], now: Date = Date()
+    ) throws -> String {
         var globals: [String: Variable] = [
             "messages": .list(messages.map { .dict([("role", .string($0.role)), ("content", .string($0.content))]) }),
             "add_generation_prompt": .bool(addGenerationPrompt),

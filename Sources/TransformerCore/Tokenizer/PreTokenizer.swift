@@ -33,9 +33,9 @@ enum PreTokenizer {
     @inline(__always)
     static func kind(_ v: UInt32) -> Kind {
         guard v < 128 else { return classify(v) }
-        if (v | 0x20) &- 97 < 26 { return .letter }          // A–Z, a–z
-        if v &- 48 < 10 { return .number }                    // 0–9
-        if v == 32 || v &- 9 < 5 { return .space }            // space, \t \n \v \f \r
+        if (v | 0x20) &- 97 < 26 { return .letter } // A–Z, a–z
+        if v &- 48 < 10 { return .number } // 0–9
+        if v == 32 || v &- 9 < 5 { return .space } // space, \t \n \v \f \r
         return .other
     }
 
@@ -61,10 +61,10 @@ enum PreTokenizer {
             // 's 't 're 've 'm 'll 'd
             if s[i] == apostrophe, i + 1 < n {
                 let c = s[i + 1]
-                if c == 115 || c == 116 || c == 109 || c == 100 { ends.append(i + 2); i += 2; continue }   // s t m d
+                if c == 115 || c == 116 || c == 109 || c == 100 { ends.append(i + 2); i += 2; continue } // s t m d
                 if i + 2 < n {
                     let d = s[i + 2]
-                    if (c == 114 && d == 101) || (c == 118 && d == 101) || (c == 108 && d == 108) {     // re ve ll
+                    if (c == 114 && d == 101) || (c == 118 && d == 101) || (c == 108 && d == 108) { // re ve ll
                         ends.append(i + 3); i += 3; continue
                     }
                 }
@@ -112,8 +112,10 @@ enum PreTokenizer {
 
     /// Calls `body` with the bytes of each pre-tokenised piece of bytes[from..<to], which must
     /// hold whole UTF-8 scalars.
-    static func forEachPiece(_ bytes: [UInt8], _ from: Int, _ to: Int, pattern: PreTokenization = .gpt2,
-                             _ body: (ArraySlice<UInt8>) -> Void) {
+    static func forEachPiece(
+        _ bytes: [UInt8], _ from: Int, _ to: Int, pattern: PreTokenization = .gpt2,
+        _ body: (ArraySlice<UInt8>) -> Void
+    ) {
         guard from < to else { return }
         var scalars: [UInt32] = []
         var starts: [Int] = []
@@ -179,10 +181,10 @@ enum PreTokenizer {
             // (?i:'s|'t|'re|'ve|'m|'ll|'d)
             if s[i] == apostrophe, i + 1 < n {
                 let c = lower(s[i + 1])
-                if c == 115 || c == 116 || c == 109 || c == 100 { ends.append(i + 2); i += 2; continue }   // s t m d
+                if c == 115 || c == 116 || c == 109 || c == 100 { ends.append(i + 2); i += 2; continue } // s t m d
                 if i + 2 < n {
                     let d = lower(s[i + 2])
-                    if (c == 114 && d == 101) || (c == 118 && d == 101) || (c == 108 && d == 108) {     // re ve ll
+                    if (c == 114 && d == 101) || (c == 118 && d == 101) || (c == 108 && d == 108) { // re ve ll
                         ends.append(i + 3); i += 3; continue
                     }
                 }
@@ -190,7 +192,11 @@ enum PreTokenizer {
             let k = kind(s[i])
             // [^\r\n\p{L}\p{N}]?\p{L}+
             var letters = -1
-            if k == .letter { letters = i } else if k != .number && s[i] != cr && s[i] != lf && i + 1 < n && kind(s[i + 1]) == .letter { letters = i + 1 }
+            if k == .letter {
+                letters = i
+            } else if k != .number && s[i] != cr && s[i] != lf && i + 1 < n && kind(s[i + 1]) == .letter {
+                letters = i + 1
+            }
             if letters >= 0 {
                 var e = letters + 1
                 while e < n && kind(s[e]) == .letter { e += 1 }

@@ -15,8 +15,9 @@ extension ModelAnnotations {
     /// gives the ids of `promptIds` (for prompts without special-token text in them).
     public func exportedChatTemplate(_ tokenizer: Tokenizer) -> String {
         if usesChatTemplate(), let own = chatTemplate { return own }
-        return ChatTemplate.reproducing(promptTemplate: promptTemplate, prefix: tokenizer.decode(tokenizer.prefixIds),
-                                        stop: stopText(tokenizer))
+        return ChatTemplate.reproducing(
+            promptTemplate: promptTemplate, prefix: tokenizer.decode(tokenizer.prefixIds),
+            stop: stopText(tokenizer))
     }
 
     /// The prompt as text that `tokenizer(text)` in transformers (special tokens added, as TRL's
@@ -42,7 +43,8 @@ extension ChatTemplate {
         let user = parts.map(jinjaString).joined(separator: " + content + ")
         var lines = [
             "{#- Written by rlhf export: lays a prompt out as the aligned model saw it"
-                + (promptTemplate.map { " (prompt template " + JSONText.quote($0).replacingOccurrences(of: "#}", with: "# }") + ")" } ?? " (the raw prompt)") + ". -#}",
+                + (promptTemplate.map { " (prompt template " + JSONText.quote($0).replacingOccurrences(of: "#}", with: "# }") + ")" }
+                    ?? " (the raw prompt)") + ". -#}"
         ]
         if !prefix.isEmpty { lines.append("{{- \(jinjaString(prefix)) -}}") }
         lines += [

@@ -35,9 +35,13 @@ extension Tokenizer {
         let (preTokenization, addPrefix) = try preTokenizer(root["pre_tokenizer"], what)
         let (prefixIds, suffixIds) = try postProcessor(root["post_processor"], what)
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let s = model[key] as? String, !s.isEmpty { throw FormatError("\(what): BPE \(key) \"\(s)\" is not supported by a byte-level tokenizer") }
+            if let s = model[key] as? String, !s.isEmpty {
+                throw FormatError("\(what): BPE \(key) \"\(s)\" is not supported by a byte-level tokenizer")
+            }
         }
-        if JSONText.bool(model["byte_fallback"]) == true { throw FormatError("\(what): byte_fallback BPE is not a byte-level tokenizer and is not supported") }
+        if JSONText.bool(model["byte_fallback"]) == true {
+            throw FormatError("\(what): byte_fallback BPE is not a byte-level tokenizer and is not supported")
+        }
         if let d = JSONText.double(model["dropout"]), d > 0 { throw FormatError("\(what): BPE dropout is not supported") }
         guard let rawVocab = model["vocab"] as? [String: Any] else { throw FormatError("\(what): model.vocab is missing or not an object") }
         let vocab = try intMap(rawVocab, "\(what): model.vocab")
@@ -47,7 +51,9 @@ extension Tokenizer {
         for (i, m) in rawMerges.enumerated() {
             if let s = m as? String {
                 let parts = s.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw FormatError("\(what): merge \(i + 1) \(JSONText.quote(s)) is not two tokens separated by a space") }
+                guard parts.count == 2 else {
+                    throw FormatError("\(what): merge \(i + 1) \(JSONText.quote(s)) is not two tokens separated by a space")
+                }
                 merges.append((String(parts[0]), String(parts[1])))
             } else if let pair = m as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
                 merges.append((a, b))
@@ -64,10 +70,11 @@ extension Tokenizer {
         }
         let folder = url.deletingLastPathComponent()
         let pad = try configToken("pad_token", near: folder)
-        return try Tokenizer(vocab: vocab, merges: merges, special: special,
-                             eos: try configToken("eos_token", near: folder) ?? "<|endoftext|>", pad: pad ?? "<|pad|>",
-                             bos: try configToken("bos_token", near: folder), addPrefixSpace: addPrefix, ignoreMerges: JSONText.bool(model["ignore_merges"]) ?? false,
-                             preTokenization: preTokenization, normalizesNFC: nfc, prefixIds: prefixIds, suffixIds: suffixIds)
+        return try Tokenizer(
+            vocab: vocab, merges: merges, special: special,
+            eos: try configToken("eos_token", near: folder) ?? "<|endoftext|>", pad: pad ?? "<|pad|>",
+            bos: try configToken("bos_token", near: folder), addPrefixSpace: addPrefix, ignoreMerges: JSONText.bool(model["ignore_merges"]) ?? false,
+            preTokenization: preTokenization, normalizesNFC: nfc, prefixIds: prefixIds, suffixIds: suffixIds)
     }
 
     /// Loads GPT-2's original `vocab.json` + `merges.txt` pair.
@@ -89,15 +96,18 @@ extension Tokenizer {
             if let id = vocab[name] { special[name] = id }
         }
         let pad = try configToken("pad_token", near: folder)
-        return try Tokenizer(vocab: vocab, merges: merges, special: special, eos: "<|endoftext|>", pad: pad ?? "<|pad|>",
-                             bos: try configToken("bos_token", near: folder))
+        return try Tokenizer(
+            vocab: vocab, merges: merges, special: special, eos: "<|endoftext|>", pad: pad ?? "<|pad|>",
+            bos: try configToken("bos_token", near: folder))
     }
 
     private static func intMap(_ raw: [String: Any], _ what: String) throws -> [String: Int] {
         var out: [String: Int] = [:]
         out.reserveCapacity(raw.count)
         for (k, v) in raw {
-            guard let id = JSONText.int(v), id >= 0 else { throw FormatError("\(what): the id of \(JSONText.quote(k)) is not a non-negative integer") }
+            guard let id = JSONText.int(v), id >= 0 else {
+                throw FormatError("\(what): the id of \(JSONText.quote(k)) is not a non-negative integer")
+            }
             out[k] = id
         }
         return out
@@ -114,7 +124,8 @@ extension Tokenizer {
             if list.count == 1, let only = list[0] as? [String: Any] {
                 p = only
             } else if list.count == 2, let digits = list[0] as? [String: Any], let byteLevel = list[1] as? [String: Any],
-                      digits["type"] as? String == "Digits" {
+                digits["type"] as? String == "Digits"
+            {
                 guard JSONText.bool(digits["individual_digits"]) == true else {
                     throw FormatError("\(what): a Digits pre-tokenizer without individual_digits is not supported")
                 }
@@ -124,9 +135,11 @@ extension Tokenizer {
                 pattern = .gpt2Digits
                 p = byteLevel
             } else if list.count == 2, let split = list[0] as? [String: Any], let byteLevel = list[1] as? [String: Any],
-                      split["type"] as? String == "Split" {
+                split["type"] as? String == "Split"
+            {
                 guard let regex = (split["pattern"] as? [String: Any])?["Regex"] as? String,
-                      let known = [PreTokenization.llama3, .qwen2].first(where: { $0.splitPattern == regex }) else {
+                    let known = [PreTokenization.llama3, .qwen2].first(where: { $0.splitPattern == regex })
+                else {
                     throw FormatError("\(what): the Split pre-tokenizer's pattern is not Llama 3's or Qwen2's, the ones this code reproduces exactly")
                 }
                 guard split["behavior"] as? String == "Isolated", JSONText.bool(split["invert"]) != true else {
@@ -138,11 +151,15 @@ extension Tokenizer {
                 pattern = known
                 p = byteLevel
             } else {
-                throw FormatError("\(what): this Sequence of pre-tokenizers is not supported; only ByteLevel, Digits then ByteLevel (SmolLM), or Split then ByteLevel (Llama 3, Qwen2)")
+                throw FormatError(
+                    "\(what): this Sequence of pre-tokenizers is not supported; only ByteLevel, Digits then ByteLevel (SmolLM), or Split then ByteLevel (Llama 3, Qwen2)"
+                )
             }
         }
         let type = p["type"] as? String ?? "?"
-        guard type == "ByteLevel" else { throw FormatError("\(what): pre-tokenizer \(type) is not supported; only ByteLevel (GPT-2), or Split then ByteLevel (Llama 3, Qwen2)") }
+        guard type == "ByteLevel" else {
+            throw FormatError("\(what): pre-tokenizer \(type) is not supported; only ByteLevel (GPT-2), or Split then ByteLevel (Llama 3, Qwen2)")
+        }
         if pattern == .gpt2 || pattern == .gpt2Digits, JSONText.bool(p["use_regex"]) == false {
             throw FormatError("\(what): a ByteLevel pre-tokenizer without GPT-2's pattern (use_regex false) is not supported")
         }
@@ -175,7 +192,9 @@ extension Tokenizer {
                             throw FormatError("\(what): the template's special token \(JSONText.quote(name)) has no ids")
                         }
                         let values = try ids.map { v -> Int32 in
-                            guard let i = JSONText.int(v), i >= 0, i < 1 << 24 else { throw FormatError("\(what): the ids of \(JSONText.quote(name)) are not token ids") }
+                            guard let i = JSONText.int(v), i >= 0, i < 1 << 24 else {
+                                throw FormatError("\(what): the ids of \(JSONText.quote(name)) are not token ids")
+                            }
                             return Int32(i)
                         }
                         if seenA { suffix += values } else { prefix += values }
@@ -238,7 +257,8 @@ extension Tokenizer {
             preTokenizer = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},\(preTokenizer)]}"
         }
         if let regex = preTokenization.splitPattern {
-            preTokenizer = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\(JSONText.quote(regex))},"
+            preTokenizer =
+                "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\(JSONText.quote(regex))},"
                 + "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":\(prefix),\"trim_offsets\":true,\"use_regex\":false}]}"
         }
         var postProcessor = "{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":false,\"use_regex\":true}"
@@ -250,20 +270,21 @@ extension Tokenizer {
             let specials = Set(prefixIds + suffixIds).sorted().map {
                 "\(JSONText.quote(tokens[Int($0)])):{\"id\":\(JSONText.quote(tokens[Int($0)])),\"ids\":[\($0)],\"tokens\":[\(JSONText.quote(tokens[Int($0)]))]}"
             }
-            postProcessor = "{\"type\":\"Sequence\",\"processors\":[\(postProcessor),{\"type\":\"TemplateProcessing\",\"single\":[\(single.joined(separator: ","))],"
+            postProcessor =
+                "{\"type\":\"Sequence\",\"processors\":[\(postProcessor),{\"type\":\"TemplateProcessing\",\"single\":[\(single.joined(separator: ","))],"
                 + "\"pair\":[\(pair.joined(separator: ","))],\"special_tokens\":{\(specials.joined(separator: ","))}}]}"
         }
         let tokenizerJSON = """
-        {"version":"1.0","truncation":null,"padding":null,"added_tokens":[\(added)],\
-        "normalizer":\(normalizesNFC ? "{\"type\":\"NFC\"}" : "null"),\
-        "pre_tokenizer":\(preTokenizer),\
-        "post_processor":\(postProcessor),\
-        "decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},\
-        "model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":"","end_of_word_suffix":"",\
-        "fuse_unk":false,"byte_fallback":false,"ignore_merges":\(ignoreMerges),"vocab":{\(vocabBody)},\
-        "merges":[\(mergeStrings.map(JSONText.quote).joined(separator: ","))]}}
+            {"version":"1.0","truncation":null,"padding":null,"added_tokens":[\(added)],\
+            "normalizer":\(normalizesNFC ? "{\"type\":\"NFC\"}" : "null"),\
+            "pre_tokenizer":\(preTokenizer),\
+            "post_processor":\(postProcessor),\
+            "decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},\
+            "model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":"","end_of_word_suffix":"",\
+            "fuse_unk":false,"byte_fallback":false,"ignore_merges":\(ignoreMerges),"vocab":{\(vocabBody)},\
+            "merges":[\(mergeStrings.map(JSONText.quote).joined(separator: ","))]}}
 
-        """
+            """
         let fullVocab = "{" + vocabBody + "}\n"
         let mergesTXT = "#version: 0.2\n" + mergeStrings.map { $0 + "\n" }.joined()
         let eos = eosId.map { JSONText.quote(tokens[Int($0)]) } ?? "null"
@@ -273,11 +294,11 @@ extension Tokenizer {
             "\"\($0.value)\":{\"content\":\(JSONText.quote($0.key)),\"lstrip\":false,\"normalized\":false,\"rstrip\":false,\"single_word\":false,\"special\":true}"
         }.joined(separator: ",")
         let config = """
-        {"tokenizer_class":"\(preTokenization == .gpt2 ? "GPT2Tokenizer" : "PreTrainedTokenizerFast")","model_max_length":\(maxLength),"add_prefix_space":\(prefix),\
-        "clean_up_tokenization_spaces":false,"bos_token":\(bos),"eos_token":\(eos),"unk_token":\(eos),"pad_token":\(pad),\
-        "added_tokens_decoder":{\(decoder)}}
+            {"tokenizer_class":"\(preTokenization == .gpt2 ? "GPT2Tokenizer" : "PreTrainedTokenizerFast")","model_max_length":\(maxLength),"add_prefix_space":\(prefix),\
+            "clean_up_tokenization_spaces":false,"bos_token":\(bos),"eos_token":\(eos),"unk_token":\(eos),"pad_token":\(pad),\
+            "added_tokens_decoder":{\(decoder)}}
 
-        """
+            """
         let specialMap = "{\"bos_token\":\(bos),\"eos_token\":\(eos),\"unk_token\":\(eos)\(padId != nil ? ",\"pad_token\":\(pad)" : "")}\n"
         try AtomicFile.write(Data(tokenizerJSON.utf8), to: folder.appendingPathComponent("tokenizer.json"))
         try AtomicFile.write(Data(fullVocab.utf8), to: folder.appendingPathComponent("vocab.json"))

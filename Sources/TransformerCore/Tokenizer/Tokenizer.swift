@@ -64,10 +64,12 @@ public final class Tokenizer: @unchecked Sendable {
     /// Builds a tokenizer from a vocabulary, merges given as token-string pairs, and special
     /// tokens. Every byte's symbol must be in the vocabulary, and so must both halves and the
     /// result of every merge. `pad` names the padding token, `eos` the end-of-text token.
-    public init(vocab: [String: Int], merges: [(String, String)], special: [String: Int],
-                eos: String? = "<|endoftext|>", pad: String? = "<|pad|>", bos: String? = nil,
-                addPrefixSpace: Bool = false, ignoreMerges: Bool = false, preTokenization: PreTokenization = .gpt2,
-                normalizesNFC: Bool = false, prefixIds: [Int32] = [], suffixIds: [Int32] = []) throws {
+    public init(
+        vocab: [String: Int], merges: [(String, String)], special: [String: Int],
+        eos: String? = "<|endoftext|>", pad: String? = "<|pad|>", bos: String? = nil,
+        addPrefixSpace: Bool = false, ignoreMerges: Bool = false, preTokenization: PreTokenization = .gpt2,
+        normalizesNFC: Bool = false, prefixIds: [Int32] = [], suffixIds: [Int32] = []
+    ) throws {
         var all = vocab
         for (s, id) in special {
             if let existing = all[s], existing != id { throw FormatError("special token \(s) has id \(id) but the vocabulary gives it \(existing)") }
@@ -96,7 +98,8 @@ public final class Tokenizer: @unchecked Sendable {
         for b in 0..<256 {
             let sym = ByteLevel.encode([UInt8(b)])
             guard let id = vocab[sym] else {
-                throw FormatError("the vocabulary lacks the byte-level symbol for byte \(b) (\(JSONText.quote(sym))); is this a byte-level BPE vocabulary?")
+                throw FormatError(
+                    "the vocabulary lacks the byte-level symbol for byte \(b) (\(JSONText.quote(sym))); is this a byte-level BPE vocabulary?")
             }
             byteIds[b] = Int32(id)
         }
@@ -107,7 +110,9 @@ public final class Tokenizer: @unchecked Sendable {
         var pairs: [(Int32, Int32)] = []
         pairs.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
-            guard let ia = vocab[a], let ib = vocab[b] else { throw FormatError("merge \(rank + 1) (\(a) \(b)) uses a token that is not in the vocabulary") }
+            guard let ia = vocab[a], let ib = vocab[b] else {
+                throw FormatError("merge \(rank + 1) (\(a) \(b)) uses a token that is not in the vocabulary")
+            }
             guard let im = vocab[a + b] else { throw FormatError("merge \(rank + 1) (\(a) \(b)) produces \(a + b), which is not in the vocabulary") }
             let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
             if table[key] == nil { table[key] = (Int32(rank), Int32(im)) }
@@ -147,7 +152,9 @@ public final class Tokenizer: @unchecked Sendable {
     /// tokenizer, gets this error instead of reaching the model.
     public func checkStored(_ ids: [Int32], _ what: @autoclosure () -> String) throws {
         if let bad = ids.first(where: { $0 < 0 || Int($0) >= count }) {
-            throw FormatError("\(what()) holds token id \(bad), outside the tokenizer's \(count) tokens; the run database is damaged or was written with another tokenizer")
+            throw FormatError(
+                "\(what()) holds token id \(bad), outside the tokenizer's \(count) tokens; the run database is damaged or was written with another tokenizer"
+            )
         }
     }
 
@@ -199,7 +206,7 @@ public final class Tokenizer: @unchecked Sendable {
         let end = bytes.endIndex
         while i < end {
             guard let j = bytes[i...].firstIndex(where: { $0 >= 0x80 }) else { out.append(contentsOf: bytes[i...]); break }
-            let start = j > i ? j - 1 : j            // the character before may compose with what follows
+            let start = j > i ? j - 1 : j // the character before may compose with what follows
             out.append(contentsOf: bytes[i..<start])
             let k: Int = bytes[j...].firstIndex(where: { $0 < 0x80 }) ?? end
             out.append(contentsOf: String(decoding: bytes[start..<k], as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
@@ -221,7 +228,7 @@ public final class Tokenizer: @unchecked Sendable {
         if ignoreMerges, let whole = vocab[ByteLevel.encode(word)] { return [whole] }
         let n = word.count
         var sym = word.map { byteIds[Int($0)] }
-        var next = Array(1...n)          // n means none
+        var next = Array(1...n) // n means none
         var prev = Array(-1..<(n - 1))
         var alive = [Bool](repeating: true, count: n)
         var heap = BinaryHeap<MergeCandidate>()

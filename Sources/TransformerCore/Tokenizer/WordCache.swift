@@ -61,9 +61,11 @@ struct WordCache {
             while true {
                 let slot = s[i]
                 if slot.key < 0 { return false }
-                if slot.hash == hash && Int(slot.keyLength) == word.count && keys.withUnsafeBufferPointer({ k in
-                    word.count == 0 || memcmp(k.baseAddress! + Int(slot.key), word.baseAddress!, word.count) == 0
-                }) {
+                if slot.hash == hash && Int(slot.keyLength) == word.count
+                    && keys.withUnsafeBufferPointer({ k in
+                        word.count == 0 || memcmp(k.baseAddress! + Int(slot.key), word.baseAddress!, word.count) == 0
+                    })
+                {
                     out.append(contentsOf: values[Int(slot.value)..<Int(slot.value + slot.valueLength)])
                     return true
                 }

@@ -61,9 +61,12 @@ public final class AdamW {
     /// Writes the moments and the step count to a safetensors file (tensors `m` and `v`, the step
     /// in the metadata), atomically.
     public func saveState(to url: URL) throws {
-        try SafeTensorsWriter.write([SafeTensorsOutput(name: "m", shape: [m.count], data: UnsafeBufferPointer(start: m.pointer, count: m.count)),
-                                     SafeTensorsOutput(name: "v", shape: [v.count], data: UnsafeBufferPointer(start: v.pointer, count: v.count))],
-                                    metadata: ["step": String(step)], to: url)
+        try SafeTensorsWriter.write(
+            [
+                SafeTensorsOutput(name: "m", shape: [m.count], data: UnsafeBufferPointer(start: m.pointer, count: m.count)),
+                SafeTensorsOutput(name: "v", shape: [v.count], data: UnsafeBufferPointer(start: v.pointer, count: v.count)),
+            ],
+            metadata: ["step": String(step)], to: url)
     }
 
     /// Reads what `saveState` wrote, after checking the file's SHA-256 against `sha256`.
@@ -101,8 +104,9 @@ public final class AdamW {
                 let stop = r == endRange ? endOffset : count
                 let decay = decays ? lr * wd : 0
                 if stop > off {
-                    kern.adamw(pp + base + off, gp + base + off, mp + base + off, vp + base + off, stop - off,
-                               b1, b2, lr / bc1, bc2, eps, 1 - decay)
+                    kern.adamw(
+                        pp + base + off, gp + base + off, mp + base + off, vp + base + off, stop - off,
+                        b1, b2, lr / bc1, bc2, eps, 1 - decay)
                 }
                 r += 1; off = 0
             }

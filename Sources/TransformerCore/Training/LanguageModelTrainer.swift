@@ -58,10 +58,14 @@ public final class LanguageModelTrainer {
     public func run(progress: ((Int, Float, Double) -> Void)? = nil, shouldStop: () -> Bool = { false }) -> Float {
         let b = settings.batch, t = settings.length
         let acts = Activations(config: model.config, batch: b, length: t)
-        let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: settings.learningRate, beta1: 0.9, beta2: 0.95,
-                                                                  eps: 1e-8, weightDecay: settings.weightDecay))
-        let schedule = LearningRateSchedule(kind: .cosine, peak: settings.learningRate, warmupSteps: settings.warmupSteps,
-                                            totalSteps: settings.steps, minimum: settings.learningRate / 10)
+        let opt = AdamW(
+            layout: model.layout,
+            config: AdamWConfig(
+                learningRate: settings.learningRate, beta1: 0.9, beta2: 0.95,
+                eps: 1e-8, weightDecay: settings.weightDecay))
+        let schedule = LearningRateSchedule(
+            kind: .cosine, peak: settings.learningRate, warmupSteps: settings.warmupSteps,
+            totalSteps: settings.steps, minimum: settings.learningRate / 10)
         var rng = SeededRandom(seed: settings.seed)
         var loss: Float = 0
         let start = Date()
@@ -135,12 +139,18 @@ public enum Pretraining {
 
     /// Trains a byte-level BPE tokenizer of `vocabSize` and a model of `config` (its vocabulary
     /// resized to the tokenizer) on `corpus` (documents separated by `<|endoftext|>` lines).
-    public static func run(corpus: String, config: ModelConfig, vocabSize: Int, settings: PretrainSettings, template: String?,
-                           progress: ((Phase) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> (PretrainedModel, Report) {
+    public static func run(
+        corpus: String, config: ModelConfig, vocabSize: Int, settings: PretrainSettings, template: String?,
+        progress: ((Phase) -> Void)? = nil, shouldStop: () -> Bool = { false }
+    ) throws -> (PretrainedModel, Report) {
         let start = Date()
         let docs = LanguageModelTrainer.documents(corpus: corpus)
-        guard docs.count >= 20 else { throw FormatError("the corpus has \(docs.count) documents; pretraining needs at least 20 (separate them with lines holding <|endoftext|>)") }
-        let tok = try BPETrainer.train(corpus: docs.joined(separator: "\n"), vocabSize: vocabSize) { d, t in progress?(.tokenizer(done: d, total: t)) }
+        guard docs.count >= 20 else {
+            throw FormatError(
+                "the corpus has \(docs.count) documents; pretraining needs at least 20 (separate them with lines holding <|endoftext|>)")
+        }
+        let tok = try BPETrainer.train(corpus: docs.joined(separator: "\n"), vocabSize: vocabSize) { d, t in progress?(.tokenizer(done: d, total: t))
+        }
         var cfg = config
         cfg.vocabSize = tok.count
         let model = TransformerModel(config: cfg)
@@ -148,11 +158,13 @@ public enum Pretraining {
         let eos = tok.eosId!
         let encoded = docs.map { tok.encode($0, allowSpecial: false) + [eos] }
         let trainer = LanguageModelTrainer(model: model, documents: encoded, settings: settings)
-        let loss = trainer.run(progress: { s, l, tps in progress?(.training(step: s, total: settings.steps, loss: l, tokensPerSecond: tps)) },
-                               shouldStop: shouldStop)
+        let loss = trainer.run(
+            progress: { s, l, tps in progress?(.training(step: s, total: settings.steps, loss: l, tokensPerSecond: tps)) },
+            shouldStop: shouldStop)
         let val = trainer.validationLoss()
-        let report = Report(documents: docs.count, trainTokens: trainer.trainTokens, trainLoss: loss, validationLoss: val,
-                            seconds: Date().timeIntervalSince(start))
+        let report = Report(
+            documents: docs.count, trainTokens: trainer.trainTokens, trainLoss: loss, validationLoss: val,
+            seconds: Date().timeIntervalSince(start))
         return (PretrainedModel(model: model, tokenizer: tok, annotations: ModelAnnotations(promptTemplate: template)), report)
     }
 }

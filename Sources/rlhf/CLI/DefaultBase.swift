@@ -31,20 +31,28 @@ enum DefaultBase {
         var h = SHA256()
         h.update(data)
         let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys      // key order is not stable otherwise
-        let key = String(data: try encoder.encode(recipe.settings), encoding: .utf8)! + "|\(recipe.config.nLayer),\(recipe.config.nHead),\(recipe.config.nEmbd),\(recipe.config.nCtx)|\(recipe.vocabSize)|\(recipe.template)"
+        encoder.outputFormatting = .sortedKeys // key order is not stable otherwise
+        let key =
+            String(data: try encoder.encode(recipe.settings), encoding: .utf8)!
+            + "|\(recipe.config.nLayer),\(recipe.config.nHead),\(recipe.config.nEmbd),\(recipe.config.nCtx)|\(recipe.vocabSize)|\(recipe.template)"
         h.update(Data(key.utf8))
         let hash = h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
         let folder = URL(fileURLWithPath: "runs/.base-cache/base-\(hash)")
-        if (try? ModelFolder.readConfig(folder)) != nil && FileManager.default.fileExists(atPath: folder.appendingPathComponent(ModelFolder.weightsFile).path) {
+        if (try? ModelFolder.readConfig(folder)) != nil
+            && FileManager.default.fileExists(atPath: folder.appendingPathComponent(ModelFolder.weightsFile).path)
+        {
             log("using the cached base model \(folder.path)")
             return (folder, false)
         }
         log("building the base model from \(corpusPath) (config S, \(recipe.settings.steps) steps; cached afterwards)")
-        let (model, report) = try PretrainCommand.build(corpus: String(decoding: data, as: UTF8.self), config: recipe.config,
-                                                        vocabSize: recipe.vocabSize, settings: recipe.settings, template: recipe.template)
+        let (model, report) = try PretrainCommand.build(
+            corpus: String(decoding: data, as: UTF8.self), config: recipe.config,
+            vocabSize: recipe.vocabSize, settings: recipe.settings, template: recipe.template)
         try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: model.annotations, to: folder)
-        log(String(format: "base model ready: validation loss %.3f (%@) at %@", report.validationLoss, ProgressBar.duration(report.seconds), folder.path))
+        log(
+            String(
+                format: "base model ready: validation loss %.3f (%@) at %@", report.validationLoss, ProgressBar.duration(report.seconds), folder.path)
+        )
         return (folder, true)
     }
 }

@@ -1,38 +1,38 @@
-import Foundation
-import TransformerCore
-import RunStore
 import Curves
+import Foundation
+import RunStore
+import TransformerCore
 
 /// `rlhf curves`: reward curves in the terminal, or as SVG.
 enum CurvesCommand: Command {
     static let name = "curves"
     static let summary = "Plot a run's curves in the terminal (or --svg FILE)"
     static let help = """
-    Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|reward|dpo] [--metrics LIST] [--smooth ALPHA]
-                       [--follow] [--svg FILE] [--width N] [--height N]
+        Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|reward|dpo] [--metrics LIST] [--smooth ALPHA]
+                           [--follow] [--svg FILE] [--width N] [--height N]
 
-    One panel per metric, with braille line charts (ASCII when the locale is not UTF-8), axis
-    ticks, and the last, min and max values. Several runs overlay in one panel, each in its own
-    colour, with a legend; colour is off with NO_COLOR or when stdout is not a terminal. NaN and
-    infinite values are skipped (and counted); a metric with no data says so.
+        One panel per metric, with braille line charts (ASCII when the locale is not UTF-8), axis
+        ticks, and the last, min and max values. Several runs overlay in one panel, each in its own
+        colour, with a legend; colour is off with NO_COLOR or when stdout is not a terminal. NaN and
+        infinite values are skipped (and counted); a metric with no data says so.
 
-    Defaults: --stage ppo when the run has a PPO run, else dpo when it has a DPO run, else
-    reward. PPO metrics: objective/scores, objective/kl, objective/entropy, loss/value,
-    policy/clipfrac, objective/kl_coef. Reward metrics: reward/loss, reward/val_accuracy,
-    reward/margin. DPO metrics: loss, rewards/accuracies, rewards/margins, rewards/chosen,
-    rewards/rejected, eval_rewards/accuracies (validation, at each epoch's end).
+        Defaults: --stage ppo when the run has a PPO run, else dpo when it has a DPO run, else
+        reward. PPO metrics: objective/scores, objective/kl, objective/entropy, loss/value,
+        policy/clipfrac, objective/kl_coef. Reward metrics: reward/loss, reward/val_accuracy,
+        reward/margin. DPO metrics: loss, rewards/accuracies, rewards/margins, rewards/chosen,
+        rewards/rejected, eval_rewards/accuracies (validation, at each epoch's end).
 
-    Options:
-      --run LIST       run names or paths, comma-separated (default: default)
-      --stage S        ppo, reward or dpo
-      --metrics LIST   comma-separated metric names
-      --smooth ALPHA   draw an exponential moving average (0 ≤ α < 1) over the raw series
-      --follow         redraw as new points land while another process writes the run
-                       (read-only snapshots, never blocking the writer); Ctrl-C stops
-      --svg FILE       write a standalone SVG instead of drawing in the terminal
-      --width N        columns (default: the terminal's, or 80)
-      --height N       rows per panel (default: fitted to the terminal, or 10)
-    """
+        Options:
+          --run LIST       run names or paths, comma-separated (default: default)
+          --stage S        ppo, reward or dpo
+          --metrics LIST   comma-separated metric names
+          --smooth ALPHA   draw an exponential moving average (0 ≤ α < 1) over the raw series
+          --follow         redraw as new points land while another process writes the run
+                           (read-only snapshots, never blocking the writer); Ctrl-C stops
+          --svg FILE       write a standalone SVG instead of drawing in the terminal
+          --width N        columns (default: the terminal's, or 80)
+          --height N       rows per panel (default: fitted to the terminal, or 10)
+        """
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--run", "--stage", "--metrics", "--smooth", "--svg", "--width", "--height"], flags: ["--follow"])

@@ -1,55 +1,55 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// `rlhf export`: a model of a run as a Hugging Face model folder.
 enum ExportCommand: Command {
     static let name = "export"
     static let summary = "Write a model of a run as a Hugging Face model folder"
     static let help = """
-    Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] [--dtype auto|f32|bf16|f16]
-                       [--max-shard-size SIZE] -o DIR
+        Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] [--dtype auto|f32|bf16|f16]
+                           [--max-shard-size SIZE] -o DIR
 
-    Writes the run's latest policy (the default), reward model, value model, base model, or the
-    model with that id, as a Hugging Face model folder: config.json, model.safetensors and the
-    tokenizer files. The policy loads with transformers' AutoModelForCausalLM.from_pretrained
-    (GPT2LMHeadModel, LlamaForCausalLM or Qwen2ForCausalLM) and its tokenizer with
-    AutoTokenizer.from_pretrained; a reward or value model is written for
-    AutoModelForSequenceClassification (num_labels 1), its normalisation in config.json
-    (rlhf_reward_gain, rlhf_reward_bias). The checkpoint's hash is checked first. DIR is replaced.
+        Writes the run's latest policy (the default), reward model, value model, base model, or the
+        model with that id, as a Hugging Face model folder: config.json, model.safetensors and the
+        tokenizer files. The policy loads with transformers' AutoModelForCausalLM.from_pretrained
+        (GPT2LMHeadModel, LlamaForCausalLM or Qwen2ForCausalLM) and its tokenizer with
+        AutoTokenizer.from_pretrained; a reward or value model is written for
+        AutoModelForSequenceClassification (num_labels 1), its normalisation in config.json
+        (rlhf_reward_gain, rlhf_reward_bias). The checkpoint's hash is checked first. DIR is replaced.
 
-    chat_template.jinja lays a prompt out as the run did: the model's own chat template when the
-    run's prompts went through it, otherwise a template written for the run's prompt template
-    (or the raw prompt), so that transformers' apply_chat_template([{"role": "user", "content":
-    p}], add_generation_prompt=True) gives the ids rlhf generated from. A model's own template
-    that the run did not use is kept as additional_chat_templates/original.jinja. config.json's
-    rlhf_provenance names the run, the model id and role, its parent, and the stage, stage run,
-    step, checkpoint and SHA-256 it came from.
+        chat_template.jinja lays a prompt out as the run did: the model's own chat template when the
+        run's prompts went through it, otherwise a template written for the run's prompt template
+        (or the raw prompt), so that transformers' apply_chat_template([{"role": "user", "content":
+        p}], add_generation_prompt=True) gives the ids rlhf generated from. A model's own template
+        that the run did not use is kept as additional_chat_templates/original.jinja. config.json's
+        rlhf_provenance names the run, the model id and role, its parent, and the stage, stage run,
+        step, checkpoint and SHA-256 it came from.
 
-    The weights are written in the float type the run's base model was published in (bf16 in,
-    bf16 out; --dtype auto, the default), or as --dtype says; F16 and BF16 are rounded to nearest
-    even from the F32 the run trains in. config.json's torch_dtype says which.
+        The weights are written in the float type the run's base model was published in (bf16 in,
+        bf16 out; --dtype auto, the default), or as --dtype says; F16 and BF16 are rounded to nearest
+        even from the F32 the run trains in. config.json's torch_dtype says which.
 
-    Weights larger than --max-shard-size (default 5GB, as transformers' save_pretrained) are
-    split into model-0000i-of-0000n.safetensors shards with a model.safetensors.index.json.
-    SIZE is bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).
+        Weights larger than --max-shard-size (default 5GB, as transformers' save_pretrained) are
+        split into model-0000i-of-0000n.safetensors shards with a model.safetensors.index.json.
+        SIZE is bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).
 
-    With --adapter, a policy trained with --lora-rank is written as its LoRA adapters, a PEFT
-    folder (adapter_config.json and adapter_model.safetensors with PEFT's tensor names) that
-    PeftModel.from_pretrained(base, DIR) loads over the checkpoint they adapt, normally the run's
-    base model (checkpoints/base, itself a Hugging Face folder). adapter_config.json names that
-    folder as base_model_name_or_path, or --base-name NAME (a hub name, say).
+        With --adapter, a policy trained with --lora-rank is written as its LoRA adapters, a PEFT
+        folder (adapter_config.json and adapter_model.safetensors with PEFT's tensor names) that
+        PeftModel.from_pretrained(base, DIR) loads over the checkpoint they adapt, normally the run's
+        base model (checkpoints/base, itself a Hugging Face folder). adapter_config.json names that
+        folder as base_model_name_or_path, or --base-name NAME (a hub name, say).
 
-    Options:
-      --run NAME           the run (default: default)
-      --model WHICH        policy, reward, value, base, reference or a model id (default: policy)
-      --dtype T            auto, f32, bf16 or f16 (default: auto)
-      --max-shard-size S   largest weight file (default 5GB)
-      --adapter            write LoRA adapters as a PEFT folder instead of merged weights
-      --base-name NAME     base_model_name_or_path for --adapter (default: the base folder's path)
-      -o DIR               the folder to write (replaced)
-    """
+        Options:
+          --run NAME           the run (default: default)
+          --model WHICH        policy, reward, value, base, reference or a model id (default: policy)
+          --dtype T            auto, f32, bf16 or f16 (default: auto)
+          --max-shard-size S   largest weight file (default 5GB)
+          --adapter            write LoRA adapters as a PEFT folder instead of merged weights
+          --base-name NAME     base_model_name_or_path for --adapter (default: the base folder's path)
+          -o DIR               the folder to write (replaced)
+        """
 
     /// Parses a size such as 5GB, 500MB, 2GiB or 1000000 (bytes).
     static func parseSize(_ s: String) throws -> Int {
@@ -78,7 +78,9 @@ enum ExportCommand: Command {
             guard let m = try store.model(id: id) else { throw RuntimeError("the run has no model #\(id)") }
             record = m
         } else {
-            guard let role = ModelRole(rawValue: which) else { throw UsageError("--model must be policy, reward, value, base, reference or an id, got '\(which)'") }
+            guard let role = ModelRole(rawValue: which) else {
+                throw UsageError("--model must be policy, reward, value, base, reference or an id, got '\(which)'")
+            }
             guard let m = try store.latestModel(role: role) else { throw RuntimeError("the run has no \(role.rawValue) model") }
             record = m
         }
@@ -97,21 +99,31 @@ enum ExportCommand: Command {
         // The chat template lays a prompt out as this run did, so that apply_chat_template in
         // transformers gives the ids rlhf generated from; a model's own template, when the run
         // laid prompts out another way, is kept by name.
-        let laidOut = notes.usesChatTemplate() ? "the model's chat template" : notes.promptTemplate.map { "the prompt template \(JSONText.quote($0))" } ?? "the raw prompt"
+        let laidOut =
+            notes.usesChatTemplate()
+            ? "the model's chat template" : notes.promptTemplate.map { "the prompt template \(JSONText.quote($0))" } ?? "the raw prompt"
         if !notes.usesChatTemplate() {
             if let own = notes.chatTemplate { notes.additionalChatTemplates["original"] = own }
             notes.chatTemplate = notes.exportedChatTemplate(model.tokenizer)
         }
         let stage = try record.stageRunId.flatMap { id in try store.stageRuns().first { $0.id == id }?.stage }
-        notes.provenance = jsonLine([("run", JSONText.quote(store.folder.lastPathComponent)), ("model_id", "\(record.id)"),
-                                     ("role", JSONText.quote(record.role.rawValue)), ("parent_id", record.parentId.map { "\($0)" } ?? "null"),
-                                     ("stage", stage.map(JSONText.quote) ?? "null"), ("stage_run_id", record.stageRunId.map { "\($0)" } ?? "null"),
-                                     ("step", record.step.map { "\($0)" } ?? "null"), ("checkpoint", JSONText.quote(record.path)),
-                                     ("sha256", JSONText.quote(record.sha256))])
-        let shards = try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: notes, to: URL(fileURLWithPath: out),
-                                          maxShardBytes: maxShard, dtype: dtype)
-        print("wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out) as \(dtype.rawValue)" + (shards > 1 ? " in \(shards) shards" : ""))
-        print("  chat_template.jinja lays prompts out with \(laidOut), as this run did" + (notes.additionalChatTemplates["original"] != nil ? "; the model's own template is kept as additional_chat_templates/original.jinja" : ""))
+        notes.provenance = jsonLine([
+            ("run", JSONText.quote(store.folder.lastPathComponent)), ("model_id", "\(record.id)"),
+            ("role", JSONText.quote(record.role.rawValue)), ("parent_id", record.parentId.map { "\($0)" } ?? "null"),
+            ("stage", stage.map(JSONText.quote) ?? "null"), ("stage_run_id", record.stageRunId.map { "\($0)" } ?? "null"),
+            ("step", record.step.map { "\($0)" } ?? "null"), ("checkpoint", JSONText.quote(record.path)),
+            ("sha256", JSONText.quote(record.sha256)),
+        ])
+        let shards = try ModelFolder.save(
+            model.model, tokenizer: model.tokenizer, annotations: notes, to: URL(fileURLWithPath: out),
+            maxShardBytes: maxShard, dtype: dtype)
+        print(
+            "wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out) as \(dtype.rawValue)"
+                + (shards > 1 ? " in \(shards) shards" : ""))
+        print(
+            "  chat_template.jinja lays prompts out with \(laidOut), as this run did"
+                + (notes.additionalChatTemplates["original"] != nil
+                    ? "; the model's own template is kept as additional_chat_templates/original.jinja" : ""))
     }
 
     /// `--adapter`: a policy's LoRA adapters as a PEFT folder over the run's checkpoint they adapt.
@@ -120,18 +132,26 @@ enum ExportCommand: Command {
             throw RuntimeError("model #\(record.id) holds full weights (it was trained without --lora-rank); export it without --adapter")
         }
         guard base.baseId == nil else {
-            throw RuntimeError("model #\(record.id)'s adapters stack on other adapters (model #\(base.id)); PEFT takes one adapter over full weights, so export it merged, without --adapter")
+            throw RuntimeError(
+                "model #\(record.id)'s adapters stack on other adapters (model #\(base.id)); PEFT takes one adapter over full weights, so export it merged, without --adapter"
+            )
         }
         let chain = try store.verifiedChain(record)
         let baseConfig = try ModelFolder.readConfig(chain[0]).0
         let lora = try PEFTAdapter.load(chain[1], config: baseConfig)
         guard lora.head == nil else {
-            throw RuntimeError("model #\(record.id) is a \(record.role.rawValue) model: its adapters carry a scalar head with a bias and a normalisation that transformers' sequence classifiers lack; export it merged, without --adapter")
+            throw RuntimeError(
+                "model #\(record.id) is a \(record.role.rawValue) model: its adapters carry a scalar head with a bias and a normalisation that transformers' sequence classifiers lack; export it merged, without --adapter"
+            )
         }
         let name = baseName ?? chain[0].standardizedFileURL.path
         try PEFTAdapter.save(lora, to: out, baseModel: name)
-        print("wrote the LoRA adapters of the \(record.role.rawValue) model #\(record.id) (r=\(lora.config.rank), alpha \(lora.config.alpha), \(lora.config.targets.joined(separator: ","))) to \(out.path)")
-        print("  they adapt model #\(base.id), the \(base.role.rawValue) checkpoint at \(chain[0].path) (base_model_name_or_path \(JSONText.quote(name)));")
+        print(
+            "wrote the LoRA adapters of the \(record.role.rawValue) model #\(record.id) (r=\(lora.config.rank), alpha \(lora.config.alpha), \(lora.config.targets.joined(separator: ","))) to \(out.path)"
+        )
+        print(
+            "  they adapt model #\(base.id), the \(base.role.rawValue) checkpoint at \(chain[0].path) (base_model_name_or_path \(JSONText.quote(name)));"
+        )
         print("  load with PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), \(JSONText.quote(out.path)))")
     }
 }

@@ -1,43 +1,43 @@
 import Foundation
-import TransformerCore
 import RunStore
+import TransformerCore
 
 /// `rlhf init`: creates a run with its base model registered as policy and reference.
 enum InitCommand: Command {
     static let name = "init"
     static let summary = "Create a run from a base model"
     static let help = """
-    Usage: rlhf init [--run NAME] --base SOURCE [--adapter DIR] [--force] [--seed S]
+        Usage: rlhf init [--run NAME] --base SOURCE [--adapter DIR] [--force] [--seed S]
 
-    Creates runs/NAME/ (NAME defaults to 'default'; a path with a slash also works) holding
-    run.sqlite and checkpoints/. The base model is copied into checkpoints/base as a Hugging Face
-    folder (F16/BF16 weights become F32; its chat template and stop tokens are kept) and
-    registered three times: as the base, as the first policy and as the frozen reference.
+        Creates runs/NAME/ (NAME defaults to 'default'; a path with a slash also works) holding
+        run.sqlite and checkpoints/. The base model is copied into checkpoints/base as a Hugging Face
+        folder (F16/BF16 weights become F32; its chat template and stop tokens are kept) and
+        registered three times: as the base, as the first policy and as the frozen reference.
 
-    SOURCE is one of:
-      DIR          a Hugging Face model folder: GPT-2, Llama (SmolLM2, Llama 3.x) or Qwen2
-                   (Qwen2.5); config.json, model.safetensors or sharded weights, tokenizer.json;
-                   or a checkpoint folder of this project
-      default      the built-in base model: pretrained from prompts/corpus.txt on first use
-                   (about a minute) and cached under runs/.base-cache/
-      random:S     a randomly initialised model of a bench configuration, with a byte-level BPE
-                   tokenizer trained on generated text; for tests and trials. GPT-2 shapes S, M,
-                   L (GPT-2 small); Llama shapes llama-s (small), smollm-135m (SmolLM2-135M) and
-                   qwen-0.5b (Qwen2.5-0.5B), which get a ChatML chat template
+        SOURCE is one of:
+          DIR          a Hugging Face model folder: GPT-2, Llama (SmolLM2, Llama 3.x) or Qwen2
+                       (Qwen2.5); config.json, model.safetensors or sharded weights, tokenizer.json;
+                       or a checkpoint folder of this project
+          default      the built-in base model: pretrained from prompts/corpus.txt on first use
+                       (about a minute) and cached under runs/.base-cache/
+          random:S     a randomly initialised model of a bench configuration, with a byte-level BPE
+                       tokenizer trained on generated text; for tests and trials. GPT-2 shapes S, M,
+                       L (GPT-2 small); Llama shapes llama-s (small), smollm-135m (SmolLM2-135M) and
+                       qwen-0.5b (Qwen2.5-0.5B), which get a ChatML chat template
 
-    With --adapter DIR, a PEFT LoRA adapter of that base (adapter_config.json and
-    adapter_model.safetensors, as PeftModel.save_pretrained writes them; a causal-LM adapter,
-    say from supervised fine-tuning) is merged into it, as PEFT's merge_and_unload does: the run
-    starts from the adapted model. Adapters this code cannot compute exactly (DoRA, rsLoRA,
-    per-module ranks, adapted biases, modules_to_save) are refused by name.
+        With --adapter DIR, a PEFT LoRA adapter of that base (adapter_config.json and
+        adapter_model.safetensors, as PeftModel.save_pretrained writes them; a causal-LM adapter,
+        say from supervised fine-tuning) is merged into it, as PEFT's merge_and_unload does: the run
+        starts from the adapted model. Adapters this code cannot compute exactly (DoRA, rsLoRA,
+        per-module ranks, adapted biases, modules_to_save) are refused by name.
 
-    Options:
-      --run NAME    the run (default: default)
-      --base SOURCE the base model (required)
-      --adapter DIR a PEFT LoRA adapter to merge into the base
-      --force       replace an existing run of that name (its labels and checkpoints are deleted)
-      --seed S      initialisation seed for random:… sources (default 0)
-    """
+        Options:
+          --run NAME    the run (default: default)
+          --base SOURCE the base model (required)
+          --adapter DIR a PEFT LoRA adapter to merge into the base
+          --force       replace an existing run of that name (its labels and checkpoints are deleted)
+          --seed S      initialisation seed for random:… sources (default 0)
+        """
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--run", "--base", "--seed", "--adapter"], flags: ["--force"])
@@ -48,9 +48,13 @@ enum InitCommand: Command {
         let fm = FileManager.default
         let exists = fm.fileExists(atPath: folder.appendingPathComponent(RunStore.databaseName).path)
         if exists && !a.flag("--force") {
-            throw RuntimeError("a run already exists at \(folder.path); choose another --run NAME, or pass --force to replace it (its labels and checkpoints will be deleted)")
+            throw RuntimeError(
+                "a run already exists at \(folder.path); choose another --run NAME, or pass --force to replace it (its labels and checkpoints will be deleted)"
+            )
         }
-        if !exists, fm.fileExists(atPath: folder.path), let items = try? fm.contentsOfDirectory(atPath: folder.path), !items.isEmpty, !a.flag("--force") {
+        if !exists, fm.fileExists(atPath: folder.path), let items = try? fm.contentsOfDirectory(atPath: folder.path), !items.isEmpty,
+            !a.flag("--force")
+        {
             throw RuntimeError("\(folder.path) exists and is not empty but holds no run; choose another --run NAME or pass --force")
         }
         let base = try loadSource(source, seed: UInt64(seed))
@@ -59,7 +63,8 @@ enum InitCommand: Command {
             let folder = URL(fileURLWithPath: dir)
             let cfg = folder.appendingPathComponent(PEFTAdapter.configFile)
             if FileManager.default.fileExists(atPath: cfg.path),
-               let task = (try? JSONText.object(JSONText.readFile(cfg, limit: 1 << 20), cfg.path))?["task_type"] as? String, task != "CAUSAL_LM" {
+                let task = (try? JSONText.object(JSONText.readFile(cfg, limit: 1 << 20), cfg.path))?["task_type"] as? String, task != "CAUSAL_LM"
+            {
                 throw RuntimeError("--adapter \(dir): task_type \(task); init takes an adapter of a causal language model (CAUSAL_LM)")
             }
             let lora = try PEFTAdapter.load(folder, config: base.model.config)
@@ -75,8 +80,9 @@ enum InitCommand: Command {
         try? fm.removeItem(at: tmp)
         do {
             try fm.createDirectory(at: tmp.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
-            try ModelFolder.save(base.model, tokenizer: base.tokenizer, annotations: base.annotations,
-                                 to: tmp.appendingPathComponent("checkpoints/base"))
+            try ModelFolder.save(
+                base.model, tokenizer: base.tokenizer, annotations: base.annotations,
+                to: tmp.appendingPathComponent("checkpoints/base"))
             try register(base, source: described, seed: seed, in: tmp)
             if fm.fileExists(atPath: folder.path) {
                 let old = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())")
@@ -94,26 +100,34 @@ enum InitCommand: Command {
         let c = base.model.config
         print("created run \(folder.path)")
         let heads = c.nKVHead == c.nHead ? "\(c.nHead) heads" : "\(c.nHead) heads (\(c.nKVHead) key/value)"
-        print("  base model: \(source) — \(c.architecture.rawValue), \(c.nLayer) layers, \(c.nEmbd) wide, \(heads), context \(c.nCtx), vocabulary \(base.tokenizer.count)/\(c.vocabSize)")
+        print(
+            "  base model: \(source) — \(c.architecture.rawValue), \(c.nLayer) layers, \(c.nEmbd) wide, \(heads), context \(c.nCtx), vocabulary \(base.tokenizer.count)/\(c.vocabSize)"
+        )
         if base.annotations.chatTemplate != nil && base.annotations.promptTemplate == nil {
-            print("  prompts are put into the model's chat template (one user turn); stop tokens \(base.annotations.stopTokens(base.tokenizer).map(String.init).joined(separator: ", "))")
+            print(
+                "  prompts are put into the model's chat template (one user turn); stop tokens \(base.annotations.stopTokens(base.tokenizer).map(String.init).joined(separator: ", "))"
+            )
         }
         if let t = base.annotations.promptTemplate { print("  prompt template: \(JSONText.quote(t))") }
         if let m = merged {
-            print("  adapter \(a.string("--adapter")!) merged in: LoRA r=\(m.config.rank), alpha \(m.config.alpha), on \(m.adapters.count) projections (\(m.config.targets.joined(separator: ", ")))")
+            print(
+                "  adapter \(a.string("--adapter")!) merged in: LoRA r=\(m.config.rank), alpha \(m.config.alpha), on \(m.adapters.count) projections (\(m.config.targets.joined(separator: ", ")))"
+            )
         }
         print("next: rlhf prompts add FILE --run \(a.string("--run") ?? "default")")
     }
 
     static func register(_ base: PretrainedModel, source: String, seed: Int, in folder: URL) throws {
         let store = try RunStore(folder: folder, create: true)
-        let run = try store.beginStageRun(stage: "init", config: jsonLine([("base", JSONText.quote(source)), ("seed", "\(seed)")]), seed: Int64(seed))
+        let run = try store.beginStageRun(
+            stage: "init", config: jsonLine([("base", JSONText.quote(source)), ("seed", "\(seed)")]), seed: Int64(seed))
         let path = "checkpoints/base"
         let sha = try SHA256.hex(of: folder.appendingPathComponent(path).appendingPathComponent(ModelFolder.weightsFile))
         let config = String(decoding: try JSONEncoder().encode(base.model.config), as: UTF8.self)
         let template = base.annotations.promptTemplate
-        let b = try store.registerModel(role: .base, path: path, sha256: sha, config: config, promptTemplate: template,
-                                        parentId: nil, stageRunId: run, note: source)
+        let b = try store.registerModel(
+            role: .base, path: path, sha256: sha, config: config, promptTemplate: template,
+            parentId: nil, stageRunId: run, note: source)
         try store.registerModel(role: .policy, path: path, sha256: sha, config: config, promptTemplate: template, parentId: b.id, stageRunId: run)
         try store.registerModel(role: .reference, path: path, sha256: sha, config: config, promptTemplate: template, parentId: b.id, stageRunId: run)
         try store.finishStageRun(run, status: .succeeded)
@@ -122,14 +136,14 @@ enum InitCommand: Command {
     /// A ChatML template (as SmolLM2-Instruct's, without its default system message) for the
     /// random Llama-family presets.
     static let chatML = """
-    {%- for message in messages %}
-        {{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}
-    {%- endfor %}
-    {%- if add_generation_prompt %}
-        {{- '<|im_start|>assistant\n' }}
-    {%- endif %}
+        {%- for message in messages %}
+            {{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}
+        {%- endfor %}
+        {%- if add_generation_prompt %}
+            {{- '<|im_start|>assistant\n' }}
+        {%- endif %}
 
-    """
+        """
 
     /// A model folder, default, or random:CONFIG.
     static func loadSource(_ source: String, seed: UInt64) throws -> PretrainedModel {
@@ -148,8 +162,9 @@ enum InitCommand: Command {
                 let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096))
                 return PretrainedModel(model: model, tokenizer: tok)
             }
-            let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096),
-                                           specialTokens: ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"])
+            let tok = try BPETrainer.train(
+                corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096),
+                specialTokens: ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"])
             let notes = ModelAnnotations(chatTemplate: chatML, stopTokenIds: [tok.specialTokens["<|im_end|>"]!, tok.eosId!])
             return PretrainedModel(model: model, tokenizer: tok, annotations: notes)
         }

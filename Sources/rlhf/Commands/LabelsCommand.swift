@@ -1,44 +1,44 @@
 import Foundation
-import TransformerCore
+import Labeling
 import RunStore
 import StageKit
-import Labeling
+import TransformerCore
 
 /// `rlhf labels export|import|stats`.
 enum LabelsCommand: Command {
     static let name = "labels"
     static let summary = "Export, import and summarise labels (labels export|import|stats)"
     static let help = """
-    Usage: rlhf labels export [--run NAME] --format trl|trl-conversational|rankings [-o FILE]
-           rlhf labels import FILE [--run NAME] [--annotator NAME]
-           rlhf labels stats [--run NAME] [--json]
+        Usage: rlhf labels export [--run NAME] --format trl|trl-conversational|rankings [-o FILE]
+               rlhf labels import FILE [--run NAME] [--annotator NAME]
+               rlhf labels stats [--run NAME] [--json]
 
-    export   trl: one {"prompt","chosen","rejected"} line per comparison, TRL's standard
-             preference form. The prompt is laid out as the run's model read it (its prompt
-             template, or its chat template), and a completion that stopped ends with the stop
-             token's text, so that transformers' tokenizer(prompt + chosen) gives the ids rlhf
-             scored. Use it with the tokenizer of the model you train.
-             trl-conversational: the same pairs as TRL's conversational form, the raw prompt as a
-             user turn and each completion as an assistant turn; the trainer applies the chat
-             template. Use it with a folder from 'rlhf export', whose chat template lays prompts
-             out as this run did, or when the run's prompts went through the model's own template.
-             rankings: one line per ranking (with the run's name and the ranked model's id),
-             its completions, ranks and metadata.
-             Each TRL line also carries an "rlhf" object, which TRL ignores: the format, the stop
-             text, and the origin (run, raw prompt, prompt, ranking, completion, model and stage
-             run ids, finish reasons, annotator). Only current rankings (an edited ranking's
-             earlier version is left out). The file goes to labels/RUN-FORMAT.jsonl unless -o
-             names one; '-o -' writes to stdout.
-    import   reads a TRL file in either form; each pair becomes a ranking of two (the chosen
-             text first) by --annotator (default: the file's annotator, else import). A file that
-             rlhf exported gives back the raw prompts, the completions without the stop text,
-             how each ended, and its origin, which a later export writes out unchanged. All or
-             nothing: a malformed line stops the import with its line number and imports nothing.
-             Missing prompts join the train split.
-    stats    per annotator: labels, skip and flag rates, median seconds per item; agreement on
-             items ranked by two or more annotators (pairwise agreement and Kendall's tau-b);
-             position bias: how often the completion shown first was ranked best, against chance.
-    """
+        export   trl: one {"prompt","chosen","rejected"} line per comparison, TRL's standard
+                 preference form. The prompt is laid out as the run's model read it (its prompt
+                 template, or its chat template), and a completion that stopped ends with the stop
+                 token's text, so that transformers' tokenizer(prompt + chosen) gives the ids rlhf
+                 scored. Use it with the tokenizer of the model you train.
+                 trl-conversational: the same pairs as TRL's conversational form, the raw prompt as a
+                 user turn and each completion as an assistant turn; the trainer applies the chat
+                 template. Use it with a folder from 'rlhf export', whose chat template lays prompts
+                 out as this run did, or when the run's prompts went through the model's own template.
+                 rankings: one line per ranking (with the run's name and the ranked model's id),
+                 its completions, ranks and metadata.
+                 Each TRL line also carries an "rlhf" object, which TRL ignores: the format, the stop
+                 text, and the origin (run, raw prompt, prompt, ranking, completion, model and stage
+                 run ids, finish reasons, annotator). Only current rankings (an edited ranking's
+                 earlier version is left out). The file goes to labels/RUN-FORMAT.jsonl unless -o
+                 names one; '-o -' writes to stdout.
+        import   reads a TRL file in either form; each pair becomes a ranking of two (the chosen
+                 text first) by --annotator (default: the file's annotator, else import). A file that
+                 rlhf exported gives back the raw prompts, the completions without the stop text,
+                 how each ended, and its origin, which a later export writes out unchanged. All or
+                 nothing: a malformed line stops the import with its line number and imports nothing.
+                 Missing prompts join the train split.
+        stats    per annotator: labels, skip and flag rates, median seconds per item; agreement on
+                 items ranked by two or more annotators (pairwise agreement and Kendall's tau-b);
+                 position bias: how often the completion shown first was ranked best, against chance.
+        """
 
     static func run(_ args: [String]) throws {
         guard let sub = args.first else { throw UsageError("missing subcommand; use export, import or stats") }
@@ -67,10 +67,14 @@ enum LabelsCommand: Command {
         let n = export.lines
         print("wrote \(n) \(format == .rankings ? "ranking" : "pair")\(n == 1 ? "" : "s") to \(out)")
         if export.retokenized > 0 {
-            print("  \(export.retokenized) of \(n) pairs tokenize differently as text than the ids rlhf generated and scored (a model may write a text in tokens other than the tokenizer's own split, or a token may merge across the end of the prompt); a trainer reading the text sees the tokenizer's split")
+            print(
+                "  \(export.retokenized) of \(n) pairs tokenize differently as text than the ids rlhf generated and scored (a model may write a text in tokens other than the tokenizer's own split, or a token may merge across the end of the prompt); a trainer reading the text sees the tokenizer's split"
+            )
         }
         if export.cutAtLength > 0 {
-            print("  \(export.cutAtLength) of \(n) pairs have a completion cut at the length limit; TRL's trainers append the tokenizer's EOS to it, which rlhf does not")
+            print(
+                "  \(export.cutAtLength) of \(n) pairs have a completion cut at the length limit; TRL's trainers append the tokenizer's EOS to it, which rlhf does not"
+            )
         }
     }
 
@@ -85,10 +89,13 @@ enum LabelsCommand: Command {
         try store.failingStageRun(run) {
             var pairs = pairs
             if let name = a.string("--annotator") { for i in pairs.indices { pairs[i].annotator = name } }
-            let r = try store.importPairs(pairs, annotator: "import", stageRunId: run,
-                                          source: URL(fileURLWithPath: path).lastPathComponent)
+            let r = try store.importPairs(
+                pairs, annotator: "import", stageRunId: run,
+                source: URL(fileURLWithPath: path).lastPathComponent)
             try store.finishStageRun(run, status: .succeeded)
-            print("imported \(r.rankings) pair\(r.rankings == 1 ? "" : "s") as rankings of two (\(r.newPrompts) new prompt\(r.newPrompts == 1 ? "" : "s"))")
+            print(
+                "imported \(r.rankings) pair\(r.rankings == 1 ? "" : "s") as rankings of two (\(r.newPrompts) new prompt\(r.newPrompts == 1 ? "" : "s"))"
+            )
         }
     }
 
@@ -100,30 +107,45 @@ enum LabelsCommand: Command {
         func num(_ x: Double?) -> String { x.map { jsonNumber((($0 * 10000).rounded()) / 10000) } ?? "null" }
         if a.flag("--json") {
             let ann = s.annotators.map {
-                jsonLine([("annotator", JSONText.quote($0.annotator)), ("count", "\($0.count)"), ("skip_rate", num($0.skipRate)),
-                          ("flag_rate", num($0.flagRate)), ("median_seconds", num($0.medianSeconds))])
+                jsonLine([
+                    ("annotator", JSONText.quote($0.annotator)), ("count", "\($0.count)"), ("skip_rate", num($0.skipRate)),
+                    ("flag_rate", num($0.flagRate)), ("median_seconds", num($0.medianSeconds)),
+                ])
             }
-            print(jsonLine([("annotators", "[" + ann.joined(separator: ",") + "]"), ("shared_items", "\(s.sharedItems)"),
-                            ("pairwise_agreement", num(s.pairwiseAgreement)), ("kendall_tau", num(s.kendallTau)),
-                            ("position_bias", jsonLine([("rankings", "\(s.rankedCount)"), ("first_shown_best", "\(s.firstShownBest)"),
-                                                        ("rate", num(s.firstShownBestRate)), ("chance", num(s.chanceFirstBest))]))]))
+            print(
+                jsonLine([
+                    ("annotators", "[" + ann.joined(separator: ",") + "]"), ("shared_items", "\(s.sharedItems)"),
+                    ("pairwise_agreement", num(s.pairwiseAgreement)), ("kendall_tau", num(s.kendallTau)),
+                    (
+                        "position_bias",
+                        jsonLine([
+                            ("rankings", "\(s.rankedCount)"), ("first_shown_best", "\(s.firstShownBest)"),
+                            ("rate", num(s.firstShownBestRate)), ("chance", num(s.chanceFirstBest)),
+                        ])
+                    ),
+                ]))
             return
         }
         if s.annotators.isEmpty { print("no labels yet"); return }
         print("annotator              labels   skipped  flagged  median s/item")
         for x in s.annotators {
-            print(TerminalSafe.escape(x.annotator, keepNewlines: false).padding(toLength: 22, withPad: " ", startingAt: 0)
-                  + String(format: "%7d   %6.1f%%  %6.1f%%  %9.1f", x.count, x.skipRate * 100, x.flagRate * 100, x.medianSeconds))
+            print(
+                TerminalSafe.escape(x.annotator, keepNewlines: false).padding(toLength: 22, withPad: " ", startingAt: 0)
+                    + String(format: "%7d   %6.1f%%  %6.1f%%  %9.1f", x.count, x.skipRate * 100, x.flagRate * 100, x.medianSeconds))
         }
         if s.sharedItems > 0 {
-            print(String(format: "agreement on %d shared items: pairwise %.1f%%, Kendall's tau-b %.3f", s.sharedItems,
-                         (s.pairwiseAgreement ?? 0) * 100, s.kendallTau ?? 0))
+            print(
+                String(
+                    format: "agreement on %d shared items: pairwise %.1f%%, Kendall's tau-b %.3f", s.sharedItems,
+                    (s.pairwiseAgreement ?? 0) * 100, s.kendallTau ?? 0))
         } else {
             print("agreement: no item has been ranked by two annotators yet")
         }
         if s.rankedCount > 0 {
-            print(String(format: "position bias: the completion shown first was ranked best in %.1f%% of %d rankings (chance %.1f%%)",
-                         s.firstShownBestRate * 100, s.rankedCount, s.chanceFirstBest * 100))
+            print(
+                String(
+                    format: "position bias: the completion shown first was ranked best in %.1f%% of %d rankings (chance %.1f%%)",
+                    s.firstShownBestRate * 100, s.rankedCount, s.chanceFirstBest * 100))
         }
     }
 }

@@ -6,19 +6,19 @@ enum LogprobsCommand: Command {
     static let name = "logprobs"
     static let summary = "Print each token's log-probability under a model"
     static let help = """
-    Usage: rlhf logprobs --model DIR --text T [--chat] [--json]
+        Usage: rlhf logprobs --model DIR --text T [--chat] [--json]
 
-    Runs the model of DIR (a Hugging Face GPT-2 folder) once over the tokens of T and prints, for
-    each token, log p(token | tokens before it). The first token has none. The text is used as
-    it is: no prompt template is applied. With --chat the text is one user turn of the model's
-    chat template, followed by the assistant's generation prompt, and those tokens are scored.
+        Runs the model of DIR (a Hugging Face GPT-2 folder) once over the tokens of T and prints, for
+        each token, log p(token | tokens before it). The first token has none. The text is used as
+        it is: no prompt template is applied. With --chat the text is one user turn of the model's
+        chat template, followed by the assistant's generation prompt, and those tokens are scored.
 
-    Options:
-      --model DIR   model folder
-      --text T      the text (at most n_positions tokens)
-      --chat        apply the model's chat template to the text first
-      --json        print {"tokens": [{"id", "token", "text", "logprob"}], "sum": S}
-    """
+        Options:
+          --model DIR   model folder
+          --text T      the text (at most n_positions tokens)
+          --chat        apply the model's chat template to the text first
+          --json        print {"tokens": [{"id", "token", "text", "logprob"}], "sum": S}
+        """
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--model", "--text"], flags: ["--json", "--chat"])
@@ -34,8 +34,10 @@ enum LogprobsCommand: Command {
         let sum = lps.dropFirst().reduce(0, +)
         if a.flag("--json") {
             let items = ids.enumerated().map { i, id in
-                jsonLine([("id", "\(id)"), ("token", JSONText.quote(m.tokenizer.token(id))),
-                          ("text", JSONText.quote(m.tokenizer.decode([id]))), ("logprob", i == 0 ? "null" : jsonNumber(Double(lps[i])))])
+                jsonLine([
+                    ("id", "\(id)"), ("token", JSONText.quote(m.tokenizer.token(id))),
+                    ("text", JSONText.quote(m.tokenizer.decode([id]))), ("logprob", i == 0 ? "null" : jsonNumber(Double(lps[i]))),
+                ])
             }
             print(jsonLine([("tokens", "[" + items.joined(separator: ",") + "]"), ("sum", jsonNumber(Double(sum)))]))
             return

@@ -1,23 +1,26 @@
 import Foundation
-import TransformerCore
+import RewardTraining
 import RunStore
 import StageKit
-import RewardTraining
+import TransformerCore
 
 /// `rlhf reward score`: the normalised reward of one completion.
 enum RewardCommand: Command {
     static let name = "reward"
     static let summary = "Score a completion with the run's reward model (reward score)"
     static let help = """
-    Usage: rlhf reward score [--run NAME] --prompt P --completion C [--model ID] [--no-eos] [--json]
+        Usage: rlhf reward score [--run NAME] --prompt P --completion C [--model ID] [--no-eos] [--json]
 
-    Prints the normalised reward (gain · head + bias) of the completion C of prompt P under the
-    run's latest reward model (or model ID). The prompt is wrapped in the model's prompt template
-    and the completion is taken as finished, so it is followed by EOS unless --no-eos.
-    """
+        Prints the normalised reward (gain · head + bias) of the completion C of prompt P under the
+        run's latest reward model (or model ID). The prompt is wrapped in the model's prompt template
+        and the completion is taken as finished, so it is followed by EOS unless --no-eos.
+        """
 
     static func run(_ args: [String]) throws {
-        guard args.first == "score" else { throw UsageError(args.isEmpty ? "missing subcommand; use 'rlhf reward score'" : "unknown subcommand '\(args[0])'; use 'rlhf reward score'") }
+        guard args.first == "score" else {
+            throw UsageError(
+                args.isEmpty ? "missing subcommand; use 'rlhf reward score'" : "unknown subcommand '\(args[0])'; use 'rlhf reward score'")
+        }
         let a = try Arguments(Array(args.dropFirst()), options: ["--run", "--prompt", "--completion", "--model"], flags: ["--json", "--no-eos"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let prompt = a.string("--prompt") else { throw UsageError("--prompt P is required") }
@@ -25,10 +28,14 @@ enum RewardCommand: Command {
         let store = try openRun(a)
         let record: ModelRecord
         if let s = a.string("--model") {
-            guard let id = Int64(s), let m = try store.model(id: id), m.role == .reward else { throw RuntimeError("--model \(s): no reward model with that id in the run") }
+            guard let id = Int64(s), let m = try store.model(id: id), m.role == .reward else {
+                throw RuntimeError("--model \(s): no reward model with that id in the run")
+            }
             record = m
         } else {
-            guard let m = try store.latestModel(role: .reward) else { throw RuntimeError("the run has no reward model yet; train one with 'rlhf train-reward'") }
+            guard let m = try store.latestModel(role: .reward) else {
+                throw RuntimeError("the run has no reward model yet; train one with 'rlhf train-reward'")
+            }
             record = m
         }
         let rm = try store.loadModel(record)

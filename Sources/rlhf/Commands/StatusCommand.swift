@@ -1,30 +1,30 @@
 import Foundation
-import TransformerCore
 import RunStore
 import StageKit
+import TransformerCore
 
 /// `rlhf status`: what a run holds.
 enum StatusCommand: Command {
     static let name = "status"
     static let summary = "Show what a run holds: prompts, completions, labels, models, stage runs"
     static let help = """
-    Usage: rlhf status [--run NAME] [--json] [--check]
+        Usage: rlhf status [--run NAME] [--json] [--check]
 
-    Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
-    comparisons, models by role, and stage runs by status; the current policy; the latest
-    reward-model validation accuracy, the latest PPO iteration's key metrics and the latest DPO
-    validation figures once those stages have run. Stage runs whose process died are shown as
-    interrupted.
+        Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
+        comparisons, models by role, and stage runs by status; the current policy; the latest
+        reward-model validation accuracy, the latest PPO iteration's key metrics and the latest DPO
+        validation figures once those stages have run. Stage runs whose process died are shown as
+        interrupted.
 
-    --check verifies the run instead: SQLite's integrity check of run.sqlite, and every
-    registered checkpoint (inside the run folder, its model.safetensors present, with the SHA-256
-    it was registered with). It prints one line per problem and exits 1 if there is any.
+        --check verifies the run instead: SQLite's integrity check of run.sqlite, and every
+        registered checkpoint (inside the run folder, its model.safetensors present, with the SHA-256
+        it was registered with). It prints one line per problem and exits 1 if there is any.
 
-    Options:
-      --run NAME   the run (default: default)
-      --json       one JSON object
-      --check      verify the database and every registered checkpoint
-    """
+        Options:
+          --run NAME   the run (default: default)
+          --json       one JSON object
+          --check      verify the database and every registered checkpoint
+        """
 
     static let ppoKeys = ["objective/scores", "objective/kl", "objective/kl_coef", "objective/entropy", "policy/clipfrac"]
     static let dpoKeys = ["eval_rewards/accuracies", "eval_rewards/margins", "eval_loss"]
@@ -40,7 +40,8 @@ enum StatusCommand: Command {
         // The registered (best) epoch of the latest reward training, else its latest epoch.
         var valAcc = try store.latestMetric(stage: "train-reward", name: "reward/val_accuracy")
         if let best = try store.latestMetric(stage: "train-reward", name: "reward/best_epoch"), best.value.isFinite,
-           let v = try store.metric(stage: "train-reward", name: "reward/val_accuracy", step: Int(best.value)) {
+            let v = try store.metric(stage: "train-reward", name: "reward/val_accuracy", step: Int(best.value))
+        {
             valAcc = (Int(best.value), v)
         }
         var ppo: [(String, Int, Double)] = []
@@ -50,35 +51,50 @@ enum StatusCommand: Command {
         let lastRuns = try store.stageRuns().prefix(5)
 
         if a.flag("--json") {
-            func obj(_ d: [String: Int]) -> String { "{" + d.sorted { $0.key < $1.key }.map { "\(JSONText.quote($0.key)):\($0.value)" }.joined(separator: ",") + "}" }
+            func obj(_ d: [String: Int]) -> String {
+                "{" + d.sorted { $0.key < $1.key }.map { "\(JSONText.quote($0.key)):\($0.value)" }.joined(separator: ",") + "}"
+            }
             var prompts = c.promptsBySplit
             for s in PromptSplit.allCases where prompts[s.rawValue] == nil { prompts[s.rawValue] = 0 }
             var rankings = c.rankingsByStatus
             rankings["total"] = c.rankings
-            print(jsonLine([
-                ("run", JSONText.quote(store.folder.path)),
-                ("schema_version", "\(store.schemaVersion)"),
-                ("prompts", obj(prompts)),
-                ("completions", "\(c.completions)"),
-                ("rankings", obj(rankings)),
-                ("comparisons", "\(c.comparisons)"),
-                ("models", obj(c.modelsByRole)),
-                ("stage_runs", obj(c.stageRunsByStatus)),
-                ("policy", policy.map { jsonLine([("id", "\($0.id)"), ("path", JSONText.quote($0.path)), ("sha256", JSONText.quote($0.sha256))]) } ?? "null"),
-                ("reward", valAcc.map { jsonLine([("val_accuracy", jsonNumber($0.value)), ("step", "\($0.step)")]) } ?? "null"),
-                ("ppo", ppo.isEmpty ? "null" : jsonLine([("iteration", "\(ppo.map(\.1).max()!)")] + ppo.map { ($0.0, jsonNumber($0.2)) })),
-                ("dpo", dpo.isEmpty ? "null" : jsonLine([("step", "\(dpo.map(\.1).max()!)")] + dpo.map { ($0.0, jsonNumber($0.2)) })),
-            ]))
+            print(
+                jsonLine([
+                    ("run", JSONText.quote(store.folder.path)),
+                    ("schema_version", "\(store.schemaVersion)"),
+                    ("prompts", obj(prompts)),
+                    ("completions", "\(c.completions)"),
+                    ("rankings", obj(rankings)),
+                    ("comparisons", "\(c.comparisons)"),
+                    ("models", obj(c.modelsByRole)),
+                    ("stage_runs", obj(c.stageRunsByStatus)),
+                    (
+                        "policy",
+                        policy.map { jsonLine([("id", "\($0.id)"), ("path", JSONText.quote($0.path)), ("sha256", JSONText.quote($0.sha256))]) }
+                            ?? "null"
+                    ),
+                    ("reward", valAcc.map { jsonLine([("val_accuracy", jsonNumber($0.value)), ("step", "\($0.step)")]) } ?? "null"),
+                    ("ppo", ppo.isEmpty ? "null" : jsonLine([("iteration", "\(ppo.map(\.1).max()!)")] + ppo.map { ($0.0, jsonNumber($0.2)) })),
+                    ("dpo", dpo.isEmpty ? "null" : jsonLine([("step", "\(dpo.map(\.1).max()!)")] + dpo.map { ($0.0, jsonNumber($0.2)) })),
+                ]))
             return
         }
         print("run \(store.folder.path) (schema \(store.schemaVersion))")
         print("  prompts      \(c.promptsBySplit["train"] ?? 0) train, \(c.promptsBySplit["eval"] ?? 0) eval")
         print("  completions  \(c.completions)")
-        print("  rankings     \(c.rankings)" + (c.rankings > 0 ? " (\(c.rankingsByStatus["ranked"] ?? 0) ranked, \(c.rankingsByStatus["skipped"] ?? 0) skipped, \(c.rankingsByStatus["flagged"] ?? 0) flagged)" : ""))
+        print(
+            "  rankings     \(c.rankings)"
+                + (c.rankings > 0
+                    ? " (\(c.rankingsByStatus["ranked"] ?? 0) ranked, \(c.rankingsByStatus["skipped"] ?? 0) skipped, \(c.rankingsByStatus["flagged"] ?? 0) flagged)"
+                    : ""))
         print("  comparisons  \(c.comparisons)")
-        print("  models       " + ModelRole.allCases.compactMap { r in c.modelsByRole[r.rawValue].map { "\($0) \(r.rawValue)" } }.joined(separator: ", "))
+        print(
+            "  models       "
+                + ModelRole.allCases.compactMap { r in c.modelsByRole[r.rawValue].map { "\($0) \(r.rawValue)" } }.joined(separator: ", "))
         if let policy { print("  policy       #\(policy.id) \(policy.path)" + (policy.step.map { " (step \($0))" } ?? "")) }
-        print("  stage runs   " + StageStatus.allCases.compactMap { s in c.stageRunsByStatus[s.rawValue].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+        print(
+            "  stage runs   "
+                + StageStatus.allCases.compactMap { s in c.stageRunsByStatus[s.rawValue].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
         if let v = valAcc { print(String(format: "  reward model validation accuracy %.3f (epoch %d)", v.value, v.step)) }
         if let r = try store.latestModel(role: .reward) { print("  reward model #\(r.id) \(r.path)" + (r.note.map { " — \($0)" } ?? "")) }
         if !ppo.isEmpty {
@@ -92,8 +108,9 @@ enum StatusCommand: Command {
             for r in lastRuns {
                 let when = Date(timeIntervalSince1970: r.startedAt)
                 let f = DateFormatter(); f.dateFormat = "yyyy-MM-dd HH:mm:ss"
-                print("    #\(r.id) \(r.stage.padding(toLength: 12, withPad: " ", startingAt: 0)) \(r.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(f.string(from: when))"
-                      + (r.error.map { " — " + TerminalSafe.escape($0, keepNewlines: false) } ?? ""))
+                print(
+                    "    #\(r.id) \(r.stage.padding(toLength: 12, withPad: " ", startingAt: 0)) \(r.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(f.string(from: when))"
+                        + (r.error.map { " — " + TerminalSafe.escape($0, keepNewlines: false) } ?? ""))
             }
         }
     }
@@ -111,9 +128,12 @@ enum StatusCommand: Command {
         }
         let running = try store.stageRuns().filter { $0.status == .running }
         if json {
-            print(jsonLine([("ok", problems.isEmpty ? "true" : "false"), ("integrity", JSONText.quote(integrity.first ?? "")),
-                            ("checkpoints", "\(models.count)"), ("running_stage_runs", "\(running.count)"),
-                            ("problems", "[" + problems.map(JSONText.quote).joined(separator: ",") + "]")]))
+            print(
+                jsonLine([
+                    ("ok", problems.isEmpty ? "true" : "false"), ("integrity", JSONText.quote(integrity.first ?? "")),
+                    ("checkpoints", "\(models.count)"), ("running_stage_runs", "\(running.count)"),
+                    ("problems", "[" + problems.map(JSONText.quote).joined(separator: ",") + "]"),
+                ]))
         } else {
             for p in problems { print("problem: " + TerminalSafe.escape(p, keepNewlines: false)) }
             let live = live(running.count)
@@ -121,6 +141,8 @@ enum StatusCommand: Command {
                 print("check ok: database integrity ok, \(models.count) registered checkpoint\(models.count == 1 ? "" : "s") verified\(live)")
             }
         }
-        if !problems.isEmpty { throw RuntimeError("the run failed its check: \(problems.count) problem\(problems.count == 1 ? "" : "s")\(live(running.count))") }
+        if !problems.isEmpty {
+            throw RuntimeError("the run failed its check: \(problems.count) problem\(problems.count == 1 ? "" : "s")\(live(running.count))")
+        }
     }
 }

@@ -6,23 +6,23 @@ enum TokenizeCommand: Command {
     static let name = "tokenize"
     static let summary = "Print the token ids of a text"
     static let help = """
-    Usage: rlhf tokenize --model DIR (--text T | --file F) [--chat] [--json]
+        Usage: rlhf tokenize --model DIR (--text T | --file F) [--chat] [--json]
 
-    Encodes the text with the byte-level BPE tokenizer of DIR (tokenizer.json, or vocab.json with
-    merges.txt; a model folder or a folder from 'rlhf tokenizer train'), exactly as GPT-2's
-    tokenizer does. Special tokens written in the text, such as <|endoftext|>, become their ids.
-    With --chat the text is one user turn of the folder's chat template (chat_template.jinja or
-    tokenizer_config.json), with the assistant's generation prompt after it: the ids of
-    transformers' apply_chat_template([{"role": "user", "content": T}], add_generation_prompt=True).
+        Encodes the text with the byte-level BPE tokenizer of DIR (tokenizer.json, or vocab.json with
+        merges.txt; a model folder or a folder from 'rlhf tokenizer train'), exactly as GPT-2's
+        tokenizer does. Special tokens written in the text, such as <|endoftext|>, become their ids.
+        With --chat the text is one user turn of the folder's chat template (chat_template.jinja or
+        tokenizer_config.json), with the assistant's generation prompt after it: the ids of
+        transformers' apply_chat_template([{"role": "user", "content": T}], add_generation_prompt=True).
 
-    Options:
-      --model DIR   folder holding the tokenizer
-      --text T      the text
-      --file F      read the text from a UTF-8 file instead
-      --chat        apply the folder's chat template to the text first
-      --json        print {"text": ..., "ids": [...], "tokens": [...]}: the text encoded (with
-                    --chat, the rendered template) and tokens in the vocabulary's spelling
-    """
+        Options:
+          --model DIR   folder holding the tokenizer
+          --text T      the text
+          --file F      read the text from a UTF-8 file instead
+          --chat        apply the folder's chat template to the text first
+          --json        print {"text": ..., "ids": [...], "tokens": [...]}: the text encoded (with
+                        --chat, the rendered template) and tokens in the vocabulary's spelling
+        """
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--model", "--text", "--file"], flags: ["--json", "--chat"])
@@ -41,9 +41,12 @@ enum TokenizeCommand: Command {
         let ids = a.flag("--chat") ? try notes.promptIds(text, tokenizer: tok, chat: true) : tok.encode(text)
         if a.flag("--json") {
             let encoded = a.flag("--chat") ? try notes.promptText(text, tokenizer: tok, chat: true) : text
-            print(jsonLine([("text", JSONText.quote(encoded)),
-                            ("ids", "[" + ids.map(String.init).joined(separator: ",") + "]"),
-                            ("tokens", "[" + ids.map { JSONText.quote(tok.token($0)) }.joined(separator: ",") + "]")]))
+            print(
+                jsonLine([
+                    ("text", JSONText.quote(encoded)),
+                    ("ids", "[" + ids.map(String.init).joined(separator: ",") + "]"),
+                    ("tokens", "[" + ids.map { JSONText.quote(tok.token($0)) }.joined(separator: ",") + "]"),
+                ]))
         } else {
             print(ids.map(String.init).joined(separator: " "))
         }

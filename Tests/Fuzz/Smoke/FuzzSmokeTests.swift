@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import FuzzTargets
+import XCTest
 
 /// A few seconds of what Tests/Fuzz/run-fuzzers does for minutes: every fuzz target runs over its
 /// seed corpus and over mutations of it (bit flips, cuts, splices, huge numbers). A crash fails

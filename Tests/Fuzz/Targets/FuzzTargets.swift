@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
-import RunStore
 import Labeling
+import RunStore
+import TransformerCore
 
 /// One fuzz target per parser that reads a file a user hands in. Each takes arbitrary bytes and
 /// must return normally: a value or a thrown error, never a crash, a hang or an allocation sized
@@ -66,10 +66,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 // ChatTemplate.load refuses text that is not UTF-8 before parsing.
                 guard let text = String(data: data, encoding: .utf8) else { return false }
                 let template = try ChatTemplate(text, name: "chat_template.jinja")
-                let messages = [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi {{ there }} <|im_end|>"),
-                                ChatMessage(role: "assistant", content: "Hello."), ChatMessage(role: "user", content: "Bye\n")]
-                _ = try template.render(messages: messages, addGenerationPrompt: true,
-                                        specialTokens: ["bos_token": "<s>", "eos_token": "</s>"], now: Date(timeIntervalSince1970: 1_764_000_000))
+                let messages = [
+                    ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi {{ there }} <|im_end|>"),
+                    ChatMessage(role: "assistant", content: "Hello."), ChatMessage(role: "user", content: "Bye\n"),
+                ]
+                _ = try template.render(
+                    messages: messages, addGenerationPrompt: true,
+                    specialTokens: ["bos_token": "<s>", "eos_token": "</s>"], now: Date(timeIntervalSince1970: 1_764_000_000))
             }
             return true
         } catch {

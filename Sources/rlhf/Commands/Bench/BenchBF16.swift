@@ -18,8 +18,9 @@ extension BenchCommand {
         }
         for (name, model) in models {
             for (what, value) in bf16LogitChange(model) {
-                out.emit(["what": "bf16", "model": name, "measure": what, "value": value],
-                         text: "bf16 \(name)  \(what)".column(64) + String(format: "%.6g", value))
+                out.emit(
+                    ["what": "bf16", "model": name, "measure": what, "value": value],
+                    text: "bf16 \(name)  \(what)".column(64) + String(format: "%.6g", value))
             }
         }
     }

@@ -10,80 +10,81 @@ enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-    Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,ppo-memory,dpo,bf16] [--config S,M,L]
-                      [--repeat N] [--numpy] [--torch] [--lora-rank R] [--frozen-dtype bf16] [--model DIR]
+        Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,ppo-memory,dpo,bf16] [--config S,M,L]
+                          [--repeat N] [--numpy] [--torch] [--lora-rank R] [--frozen-dtype bf16] [--model DIR]
 
-    Measures the compute core on this machine and prints one result per line.
+        Measures the compute core on this machine and prints one result per line.
 
-      matmul    GFLOPS of C = A·B (row-major, fp32) at the shapes 1024×768×2304, 1024×768×3072,
-                1024×3072×768, 2048×384×1536 and 8×768×50257 (M×K×N)
-      train     tokens/s of forward + backward + AdamW on random tokens
-                (S: batch 16×128, M: 8×256, L: 4×256)
-      generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
-                temperature 0.7, no early stop
-      ppo       one PPO iteration on each --config (S when none is given; random models): 64
-                prompts, 48 response tokens, 4 epochs × 4 minibatches, best of 3 iterations after
-                a warm-up (1 timed iteration for models larger than M); seconds in rollout
-                generation, reference, reward and value scoring, and the update's forward,
-                backward and optimizer (not part of the default set). With --lora-rank, PPO
-                with rank-R adapters: policy and reference share one set of weights, the value
-                model the reward model's
-      ppo-memory  one PPO iteration on one --config (L when none is given; 16 prompts, 32
-                response tokens, 1 epoch × 2 minibatches): the bytes of every kind of live
-                tensor (weights, adapters, gradients, AdamW moments, activations, KV cache),
-                their total, and the process's peak resident memory; with --lora-rank, as PPO
-                runs with LoRA (not part of the default set)
-      dpo       one DPO epoch on config S (random models) over comparisons shaped like the quick
-                demo's: 360 training rankings of 6 completions (15 pairs each), prompts of 8–24
-                tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
-                (once per run, over the 400 rankings), the epoch's 45 steps, and the validation
-                pass over 40 rankings (not part of the default set)
-      bf16      how much holding the block projections in bfloat16 (--frozen-dtype bf16)
-                changes the logits of each --config's random model, or of --model DIR, over
-                text it samples itself: max and mean |Δ logit|, mean KL, argmax agreement (not
-                part of the default set)
-      tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
-                punctuation, some non-ASCII) with a fresh 8192-token tokenizer trained on 1 MB
-                of other text from the same generator; the word cache starts empty. Three rows:
-                GPT-2's pre-tokenisation, Llama 3's, and Qwen2's with its NFC normaliser
+          matmul    GFLOPS of C = A·B (row-major, fp32) at the shapes 1024×768×2304, 1024×768×3072,
+                    1024×3072×768, 2048×384×1536 and 8×768×50257 (M×K×N)
+          train     tokens/s of forward + backward + AdamW on random tokens
+                    (S: batch 16×128, M: 8×256, L: 4×256)
+          generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
+                    temperature 0.7, no early stop
+          ppo       one PPO iteration on each --config (S when none is given; random models): 64
+                    prompts, 48 response tokens, 4 epochs × 4 minibatches, best of 3 iterations after
+                    a warm-up (1 timed iteration for models larger than M); seconds in rollout
+                    generation, reference, reward and value scoring, and the update's forward,
+                    backward and optimizer (not part of the default set). With --lora-rank, PPO
+                    with rank-R adapters: policy and reference share one set of weights, the value
+                    model the reward model's
+          ppo-memory  one PPO iteration on one --config (L when none is given; 16 prompts, 32
+                    response tokens, 1 epoch × 2 minibatches): the bytes of every kind of live
+                    tensor (weights, adapters, gradients, AdamW moments, activations, KV cache),
+                    their total, and the process's peak resident memory; with --lora-rank, as PPO
+                    runs with LoRA (not part of the default set)
+          dpo       one DPO epoch on config S (random models) over comparisons shaped like the quick
+                    demo's: 360 training rankings of 6 completions (15 pairs each), prompts of 8–24
+                    tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
+                    (once per run, over the 400 rankings), the epoch's 45 steps, and the validation
+                    pass over 40 rankings (not part of the default set)
+          bf16      how much holding the block projections in bfloat16 (--frozen-dtype bf16)
+                    changes the logits of each --config's random model, or of --model DIR, over
+                    text it samples itself: max and mean |Δ logit|, mean KL, argmax agreement (not
+                    part of the default set)
+          tokenize  MB/s of byte-level BPE encoding of 4 MB of generated text (words, numbers,
+                    punctuation, some non-ASCII) with a fresh 8192-token tokenizer trained on 1 MB
+                    of other text from the same generator; the word cache starts empty. Three rows:
+                    GPT-2's pre-tokenisation, Llama 3's, and Qwen2's with its NFC normaliser
 
-    Configurations: GPT-2 shapes S (4 layers, 128 wide, vocab 512), M (6 layers, 384 wide, vocab
-    8192), L (GPT-2 small: 12 layers, 768 wide, vocab 50257); Llama shapes llama-s, llama-m (the
-    Llama counterparts of S and M), smollm-135m (SmolLM2-135M: 30 layers, 576 wide, 9 heads, 3
-    key/value heads, vocab 49152; train 4×256) and qwen-0.5b (Qwen2.5-0.5B; train 4×256).
+        Configurations: GPT-2 shapes S (4 layers, 128 wide, vocab 512), M (6 layers, 384 wide, vocab
+        8192), L (GPT-2 small: 12 layers, 768 wide, vocab 50257); Llama shapes llama-s, llama-m (the
+        Llama counterparts of S and M), smollm-135m (SmolLM2-135M: 30 layers, 576 wide, 9 heads, 3
+        key/value heads, vocab 49152; train 4×256) and qwen-0.5b (Qwen2.5-0.5B; train 4×256).
 
-    Options:
-      --json          one JSON object per line
-      --only LIST     which measurements to run (default: matmul,train,generate,tokenize)
-      --config LIST   which model configurations (default: S,M,L)
-      --repeat N      timed repetitions per measurement (default: chosen per size)
-      --shapes LIST   matmul shapes instead of the defaults, as M×K×N (or MxKxN), comma-separated
-      --cold          matmul with B read from memory, not cache (rotating copies of B, 256 MiB)
-      --transposed    matmul with B stored [N, K], as Linear ([out, in]) weights are
-      --a-transposed  matmul with A stored [K, M], as in a weight gradient (dW = dYᵀ·X)
-      --numpy         also time numpy's matmul (OpenBLAS) on the same shapes, in this run;
-                      needs python3 with numpy
-      --torch         also time PyTorch on the same train and generate measurements, in this
-                      run: forward + backward + AdamW of GPT2LMHeadModel / LlamaForCausalLM /
-                      Qwen2ForCausalLM of the same config, and HF generate (do_sample, the same
-                      temperature, 64 new tokens forced); needs python3 with torch and
-                      transformers (RLHF_PYTHON names another interpreter). PyTorch gets the same
-                      thread count; ATEN_CPU_CAPABILITY and friends in the environment pass through
-      --threads N     worker threads (default: all cores; also RLHF_THREADS)
-      --lora-rank R   also time training with rank-R LoRA adapters on every projection over the
-                      frozen model (α = 2R; only the adapters step), beside full fine-tuning;
-                      ppo and ppo-memory run with LoRA instead
-      --frozen-dtype T  bf16: also time LoRA training, generation and (with --lora-rank) the PPO
-                      iteration with the frozen projections held in bfloat16, each beside its
-                      f32 figure; ppo-memory measures the bf16 iteration instead (default f32)
-      --model DIR     the model folder whose logits `bf16` compares (default: random models)
+        Options:
+          --json          one JSON object per line
+          --only LIST     which measurements to run (default: matmul,train,generate,tokenize)
+          --config LIST   which model configurations (default: S,M,L)
+          --repeat N      timed repetitions per measurement (default: chosen per size)
+          --shapes LIST   matmul shapes instead of the defaults, as M×K×N (or MxKxN), comma-separated
+          --cold          matmul with B read from memory, not cache (rotating copies of B, 256 MiB)
+          --transposed    matmul with B stored [N, K], as Linear ([out, in]) weights are
+          --a-transposed  matmul with A stored [K, M], as in a weight gradient (dW = dYᵀ·X)
+          --numpy         also time numpy's matmul (OpenBLAS) on the same shapes, in this run;
+                          needs python3 with numpy
+          --torch         also time PyTorch on the same train and generate measurements, in this
+                          run: forward + backward + AdamW of GPT2LMHeadModel / LlamaForCausalLM /
+                          Qwen2ForCausalLM of the same config, and HF generate (do_sample, the same
+                          temperature, 64 new tokens forced); needs python3 with torch and
+                          transformers (RLHF_PYTHON names another interpreter). PyTorch gets the same
+                          thread count; ATEN_CPU_CAPABILITY and friends in the environment pass through
+          --threads N     worker threads (default: all cores; also RLHF_THREADS)
+          --lora-rank R   also time training with rank-R LoRA adapters on every projection over the
+                          frozen model (α = 2R; only the adapters step), beside full fine-tuning;
+                          ppo and ppo-memory run with LoRA instead
+          --frozen-dtype T  bf16: also time LoRA training, generation and (with --lora-rank) the PPO
+                          iteration with the frozen projections held in bfloat16, each beside its
+                          f32 figure; ppo-memory measures the bf16 iteration instead (default f32)
+          --model DIR     the model folder whose logits `bf16` compares (default: random models)
 
-    The last line reports the peak resident memory of the process.
-    """
+        The last line reports the peak resident memory of the process.
+        """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank", "--frozen-dtype", "--model"],
-                              flags: ["--json", "--numpy", "--cold", "--torch", "--transposed", "--a-transposed"])
+        let a = try Arguments(
+            args, options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank", "--frozen-dtype", "--model"],
+            flags: ["--json", "--numpy", "--cold", "--torch", "--transposed", "--a-transposed"])
         let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
         let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo", "bf16"]
@@ -101,7 +102,8 @@ enum BenchCommand: Command {
             frozen = t
         }
         if frozen == .bf16 && loraRank == nil && !only.isDisjoint(with: ["ppo", "ppo-memory"]) {
-            throw UsageError("--frozen-dtype bf16 with ppo or ppo-memory needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
+            throw UsageError(
+                "--frozen-dtype bf16 with ppo or ppo-memory needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
         }
         let repeatCount = try a.int("--repeat", range: 1...1000)
         if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
@@ -111,8 +113,9 @@ enum BenchCommand: Command {
         let shapes = try a.list("--shapes").map(parseShapes) ?? matmulShapes
         let cold = a.flag("--cold"), transposedA = a.flag("--a-transposed"), transposedB = a.flag("--transposed")
         if only.contains("matmul") {
-            try reportMatmul(out, shapes: shapes, repeats: repeatCount, cold: cold, transposedA: transposedA, transposedB: transposedB,
-                             numpy: a.flag("--numpy"))
+            try reportMatmul(
+                out, shapes: shapes, repeats: repeatCount, cold: cold, transposedA: transposedA, transposedB: transposedB,
+                numpy: a.flag("--numpy"))
         }
         if only.contains("ppo-memory") {
             // First, before other measurements leave freed memory behind in the heap. One
@@ -146,8 +149,9 @@ enum BenchCommand: Command {
             }
         }
         let rss = peakResidentBytes()
-        out.emit(["what": "memory", "peak_rss_mb": round2(Double(rss) / 1_048_576)],
-                 text: "peak resident memory        \(fmt(Double(rss) / 1_048_576)) MiB")
+        out.emit(
+            ["what": "memory", "peak_rss_mb": round2(Double(rss) / 1_048_576)],
+            text: "peak resident memory        \(fmt(Double(rss) / 1_048_576)) MiB")
     }
 
     /// Parses `M×K×N` (or `MxKxN`) items of `--shapes`.
@@ -155,13 +159,13 @@ enum BenchCommand: Command {
         try items.map { item in
             let parts = item.split(whereSeparator: { $0 == "x" || $0 == "×" || $0 == "X" }).map { Int($0) }
             guard parts.count == 3, let m = parts[0], let k = parts[1], let n = parts[2], m > 0, k > 0, n > 0,
-                  m * k + k * n + m * n <= 1 << 28 else {
+                m * k + k * n + m * n <= 1 << 28
+            else {
                 throw UsageError("--shapes: '\(item)' is not M×K×N with positive sizes (at most 2^28 floats in all)")
             }
             return (m, k, n)
         }
     }
-
 
     /// How a configuration is shown: S, M and L in capitals, the Llama shapes by name.
     static func label(_ name: String) -> String { ["s", "m", "l"].contains(name.lowercased()) ? name.uppercased() : name.lowercased() }

@@ -1,16 +1,17 @@
-import Foundation
-import TransformerCore
-import RunStore
 import DPO
+import Foundation
+import RunStore
+import TransformerCore
 
 /// `rlhf bench --only dpo`: the time of a DPO epoch.
 extension BenchCommand {
     /// The dpo rows: the reference pass, the epoch and the validation pass.
     static func reportDPO(_ out: BenchOutput) {
         for (name, secs, count) in benchDPO() {
-            out.emit(["what": "dpo", "phase": name, "seconds": round3(secs), "rankings": count],
-                     text: "dpo      \(name)".column(28)
-                        + String(format: "%.3f s (%@ rankings/s)", secs, fmt(Double(count) / secs)))
+            out.emit(
+                ["what": "dpo", "phase": name, "seconds": round3(secs), "rankings": count],
+                text: "dpo      \(name)".column(28)
+                    + String(format: "%.3f s (%@ rankings/s)", secs, fmt(Double(count) / secs)))
         }
     }
 
@@ -28,8 +29,9 @@ extension BenchCommand {
         var pairs: [ComparisonGroup.Pair] = []
         for i in 0..<6 { for j in (i + 1)..<6 { pairs.append(.init(chosen: i, rejected: j)) } }
         let examples = (0..<400).map { i in
-            PreferenceExample(rankingId: Int64(i), promptId: Int64(i), completionIds: (0..<6).map { Int64(6 * i + $0) },
-                              prompt: tokens(8...24), responses: (0..<6).map { _ in tokens(8...48) }, pairs: pairs)
+            PreferenceExample(
+                rankingId: Int64(i), promptId: Int64(i), completionIds: (0..<6).map { Int64(6 * i + $0) },
+                prompt: tokens(8...24), responses: (0..<6).map { _ in tokens(8...48) }, pairs: pairs)
         }
         let train = Array(examples.prefix(360)), val = Array(examples.suffix(40))
         let trainer = DPOTrainer(policy: policy, objective: DPOObjective(), rows: 16, pad: 1)
@@ -48,7 +50,9 @@ extension BenchCommand {
         t = Date()
         _ = trainer.evaluate(val, reference: Array(ref.suffix(40)))
         let valSeconds = Date().timeIntervalSince(t)
-        return [("reference pass", refSeconds, examples.count), ("epoch (45 steps)", epochSeconds, train.count),
-                ("validation pass", valSeconds, val.count)]
+        return [
+            ("reference pass", refSeconds, examples.count), ("epoch (45 steps)", epochSeconds, train.count),
+            ("validation pass", valSeconds, val.count),
+        ]
     }
 }

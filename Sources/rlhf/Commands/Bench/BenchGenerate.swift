@@ -8,9 +8,12 @@ extension BenchCommand {
     static func reportGenerate(_ out: BenchOutput, _ cfg: ModelConfig, name: String, repeats repeatCount: Int?, frozen: FrozenDType) {
         for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
             let tps = benchGenerate(cfg, repeats: repeatCount, frozen: dtype)
-            out.emit(["what": "generate", "impl": "rlhf", "config": label(name), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps),
-                      "frozen_dtype": dtype.rawValue],
-                     text: "generate \(label(name))  8×(16+64)\(dtype == .bf16 ? " bf16" : "")".column(34) + "\(fmt(tps)) tokens/s")
+            out.emit(
+                [
+                    "what": "generate", "impl": "rlhf", "config": label(name), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps),
+                    "frozen_dtype": dtype.rawValue,
+                ],
+                text: "generate \(label(name))  8×(16+64)\(dtype == .bf16 ? " bf16" : "")".column(34) + "\(fmt(tps)) tokens/s")
         }
     }
 

@@ -8,20 +8,26 @@ extension BenchCommand {
 
     /// The matmul rows: GFLOPS at each shape (for products of at most 16 rows also the rate B
     /// is read at), then, with `--numpy`, numpy's on the same shapes.
-    static func reportMatmul(_ out: BenchOutput, shapes: [(Int, Int, Int)], repeats repeatCount: Int?, cold: Bool, transposedA: Bool,
-                             transposedB: Bool, numpy: Bool) throws {
+    static func reportMatmul(
+        _ out: BenchOutput, shapes: [(Int, Int, Int)], repeats repeatCount: Int?, cold: Bool, transposedA: Bool,
+        transposedB: Bool, numpy: Bool
+    ) throws {
         for (m, k, n) in shapes {
             let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold, transposed: transposedB, transposedA: transposedA)
-            let gbps = gflops / Double(2 * m) * 4     // bytes of B streamed per second, in GB/s
-            out.emit(["what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold,
-                      "b_transposed": transposedB, "a_transposed": transposedA, "b_gb_per_s": round2(gbps)],
-                     text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(transposedA ? " Aᵀ" : "")\(transposedB ? " Bᵀ" : "")".column(28)
-                        + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
+            let gbps = gflops / Double(2 * m) * 4 // bytes of B streamed per second, in GB/s
+            out.emit(
+                [
+                    "what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold,
+                    "b_transposed": transposedB, "a_transposed": transposedA, "b_gb_per_s": round2(gbps),
+                ],
+                text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(transposedA ? " Aᵀ" : "")\(transposedB ? " Bᵀ" : "")".column(28)
+                    + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
         }
         if numpy { try runNumpy(out, shapes: shapes) }
     }
 
-    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false, transposed: Bool = false, transposedA: Bool = false) -> Double {
+    static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false, transposed: Bool = false, transposedA: Bool = false) -> Double
+    {
         // Cold: rotate through copies of B that together exceed the last-level cache many times
         // over, so B comes from memory as a model's weights do when decoding.
         let copies = cold ? max(1, (256 << 20) / (k * n * 4)) : 1
@@ -34,8 +40,9 @@ extension BenchCommand {
         let run = {
             let b = bs[which]
             which = (which + 1) % copies
-            Gemm.multiply(m: m, n: n, k: k, a: transposedA ? .transposed(a.pointer, columns: m) : .rowMajor(a.pointer, columns: k),
-                          b: transposed ? .transposed(b.pointer, columns: k) : .rowMajor(b.pointer, columns: n), c: c.pointer, ldc: n)
+            Gemm.multiply(
+                m: m, n: n, k: k, a: transposedA ? .transposed(a.pointer, columns: m) : .rowMajor(a.pointer, columns: k),
+                b: transposed ? .transposed(b.pointer, columns: k) : .rowMajor(b.pointer, columns: n), c: c.pointer, ldc: n)
         }
         let seconds = timeBest(repeats: repeats, minimumTime: 0.3, run)
         return 2.0 * Double(m) * Double(n) * Double(k) / seconds / 1e9
