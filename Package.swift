@@ -20,15 +20,19 @@ let noMathErrno: SwiftSetting = .unsafeFlags(["-Xcc", "-fno-math-errno"])
 /// targets compile to nothing).
 func isaFlags(_ level: String) -> [SwiftSetting] {
     #if arch(x86_64)
-    return [.unsafeFlags(["-Xcc", "-march=\(level)"]), noMathErrno, unchecked]
+        return [.unsafeFlags(["-Xcc", "-march=\(level)"]), noMathErrno, unchecked]
     #else
-    return [noMathErrno, unchecked]
+        return [noMathErrno, unchecked]
     #endif
 }
 
+/// The stages built on the stage layer: each imports StageKit, TransformerCore and RunStore, and no
+/// other stage.
+let stages = ["Generation", "RewardTraining", "PPO", "DPO", "Compare"]
+
 let package = Package(
     name: "rlhf",
-    platforms: [.macOS(.v15)],   // Synchronization's Atomic
+    platforms: [.macOS(.v15)], // Synchronization's Atomic
     products: [
         .executable(name: "rlhf", targets: ["rlhf"]),
         .library(name: "TransformerCore", targets: ["TransformerCore"]),
@@ -65,28 +69,8 @@ let package = Package(
             dependencies: ["TransformerCore", "RunStore"]
         ),
         .target(
-            name: "Generation",
-            dependencies: ["StageKit", "TransformerCore", "RunStore"]
-        ),
-        .target(
             name: "Labeling",
             dependencies: ["TransformerCore", "RunStore"]
-        ),
-        .target(
-            name: "RewardTraining",
-            dependencies: ["StageKit", "TransformerCore", "RunStore"]
-        ),
-        .target(
-            name: "PPO",
-            dependencies: ["StageKit", "TransformerCore", "RunStore"]
-        ),
-        .target(
-            name: "DPO",
-            dependencies: ["StageKit", "TransformerCore", "RunStore"]
-        ),
-        .target(
-            name: "Compare",
-            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "Curves",
@@ -94,7 +78,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "rlhf",
-            dependencies: ["TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare", "Curves"]
+            dependencies: [
+                "TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare", "Curves",
+            ]
         ),
         // The parsers' fuzz targets; run by the fuzz harness and by FuzzSmokeTests.
         .target(
@@ -126,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "LabelingTests",
             dependencies: ["Labeling", "RunStore", "TransformerCore"],
-            exclude: ["Fixtures"]   // read in place through #filePath
+            exclude: ["Fixtures"] // read in place through #filePath
         ),
         .testTarget(
             name: "RewardTrainingTests",
@@ -160,9 +146,11 @@ let package = Package(
         // the tests that drive several stages in-process.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare"],
-            exclude: ["Fixtures"]   // read in place through #filePath
+            dependencies: [
+                "rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare",
+            ],
+            exclude: ["Fixtures"] // read in place through #filePath
         ),
-    ],
+    ] + stages.map { .target(name: $0, dependencies: ["StageKit", "TransformerCore", "RunStore"]) },
     swiftLanguageModes: [.v5]
 )

@@ -35,24 +35,26 @@ public struct DPOConfig: StageConfig, Equatable {
     }
 
     public static let options: [ConfigOption<DPOConfig>] = [
-        .double("--beta", \.objective.beta, "β"),
+        .number("--beta", \.objective.beta, "β"),
         .value("--loss", "KIND", \.objective.kind, "sigmoid, ipo or hinge", shown: { $0.rawValue }) {
             guard let kind = DPOLossKind(rawValue: $0) else { throw ConfigError("--loss must be sigmoid, ipo or hinge, got '\($0)'") }
             return kind
         },
-        .double("--label-smoothing", \.objective.labelSmoothing, "ε in [0, 0.5), sigmoid loss only"),
+        .number("--label-smoothing", \.objective.labelSmoothing, "ε in [0, 0.5), sigmoid loss only"),
         .int("--epochs", \.epochs, range: 1...10_000, "passes over the training rankings"),
         float("--lr", \.learningRate, "peak learning rate"),
         .int("--batch", \.batch, range: 1...100_000, "rankings per optimiser step"),
         .int("--micro-batch", \.microBatch, range: 1...4096, "sequences per forward pass"),
         float("--max-grad-norm", \.maxGradNorm, "gradient clipping"),
         float("--weight-decay", \.weightDecay, "AdamW weight decay"),
-        .double("--val-fraction", \.validationFraction, "share of prompts held out", placeholder: "F"),
+        .number("--val-fraction", \.validationFraction, "share of prompts held out", placeholder: "F"),
         .seed(\.seed, "seed of the split and the order"),
         .int("--save-every", \.saveEvery, range: 1...1_000_000, "steps between checkpoints"),
         // 'base' is resolved by the command, which knows the run.
-        .value("--policy", "ID|base", \.policyModel, "the model to train; base: the run's base model, to run DPO",
-               "beside PPO from the same start", shown: { _ in "the run's latest policy" }) {
+        .value(
+            "--policy", "ID|base", \.policyModel, "the model to train; base: the run's base model, to run DPO",
+            "beside PPO from the same start", shown: { _ in "the run's latest policy" }
+        ) {
             if $0 == "base" { return nil }
             guard let id = Int64($0) else { throw ConfigError("--policy expects a model id or 'base', got '\($0)'") }
             return id

@@ -47,32 +47,36 @@ public struct PPOConfig: StageConfig, Equatable {
         .int("--iterations", \.iterations, range: 1...1_000_000, "PPO iterations"),
         .int("--batch", \.batch, range: 1...100_000, "prompts per iteration"),
         .int("--response-length", \.responseLength, range: 1...100_000, "new tokens at most"),
-        .float("--temperature", \.temperature, "sampling temperature, also used for log-probabilities"),
-        .value("--missing-eos-penalty", "X", \.missingEOSPenalty, "score of a completion without EOS, or 'none'", shown: { $0.map(formatDefault) ?? "none" }) {
+        .number("--temperature", \.temperature, "sampling temperature, also used for log-probabilities"),
+        .value(
+            "--missing-eos-penalty", "X", \.missingEOSPenalty, "score of a completion without EOS, or 'none'",
+            shown: { $0.map(formatDefault) ?? "none" }
+        ) {
             if $0 == "none" { return nil }
             guard let x = Float($0), x.isFinite else { throw ConfigError("--missing-eos-penalty expects a number or 'none', got '\($0)'") }
             return x
         },
-        .float("--kl-coef", \.klCoef, "β, fixed or the start of the adaptive controller"),
+        .number("--kl-coef", \.klCoef, "β, fixed or the start of the adaptive controller"),
         .value("--target-kl", "X", \.targetKL, "adapt β towards this KL (default: β stays fixed)", shown: { _ in nil }) {
             guard let x = Double($0), x > 0 else { throw ConfigError("--target-kl expects a positive number") }
             return x
         },
-        .double("--kl-horizon", \.klHorizon, "horizon of the adaptive controller", valid: { $0 > 0 }, invalid: "--kl-horizon expects a positive number"),
-        .float("--gamma", \.gamma, "GAE discount γ"),
-        .float("--lambda", \.lambda, "GAE λ"),
+        .number(
+            "--kl-horizon", \.klHorizon, "horizon of the adaptive controller", valid: { $0 > 0 }, invalid: "--kl-horizon expects a positive number"),
+        .number("--gamma", \.gamma, "GAE discount γ"),
+        .number("--lambda", \.lambda, "GAE λ"),
         .int("--ppo-epochs", \.ppoEpochs, range: 1...1000, "passes over each batch"),
         .int("--minibatches", \.minibatches, range: 1...100_000, "minibatches per pass"),
-        .float("--clip-range", \.clipRange, "policy ratio clip ε"),
-        .float("--clip-range-value", \.clipRangeValue, "value clip ε_v"),
-        .float("--vf-coef", \.valueCoef, "c_v"),
-        .float("--ent-coef", \.entropyCoef, "c_ent"),
-        .float("--lr", \.learningRate, "policy learning rate"),
+        .number("--clip-range", \.clipRange, "policy ratio clip ε"),
+        .number("--clip-range-value", \.clipRangeValue, "value clip ε_v"),
+        .number("--vf-coef", \.valueCoef, "c_v"),
+        .number("--ent-coef", \.entropyCoef, "c_ent"),
+        .number("--lr", \.learningRate, "policy learning rate"),
         .value("--value-lr", "X", \.valueLearningRate, "value learning rate", shown: { _ in "same as --lr" }) {
-            Optional(try parseFloat("--value-lr", $0))
+            Optional(try parseNumber("--value-lr", $0) as Float)
         },
-        .float("--max-grad-norm", \.maxGradNorm, "gradient clipping"),
-        .float("--adam-eps", \.adamEps, "AdamW epsilon"),
+        .number("--max-grad-norm", \.maxGradNorm, "gradient clipping"),
+        .number("--adam-eps", \.adamEps, "AdamW epsilon"),
         .flag("--whiten-rewards", \.whitenRewards, "whiten the per-token rewards before GAE"),
         .int("--save-every", \.saveEvery, range: 1...1_000_000, "checkpoint interval in iterations"),
         .int("--samples", \.samplesPerIteration, range: 0...1000, "completions kept per iteration for inspection"),
@@ -100,7 +104,9 @@ public struct PPOConfig: StageConfig, Equatable {
         if !(learningRate > 0) { return "--lr must be positive" }
         if saveEvery < 1 { return "--save-every must be at least 1" }
         if let l = lora, l.dropout > 0 { return "--lora-dropout is not used by PPO, which trains without dropout (as TRL does); leave it out" }
-        if frozenDType == .bf16 && lora == nil { return "--frozen-dtype bf16 needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16" }
+        if frozenDType == .bf16 && lora == nil {
+            return "--frozen-dtype bf16 needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16"
+        }
         return nil
     }
 }

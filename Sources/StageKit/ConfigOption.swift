@@ -47,9 +47,11 @@ public struct ConfigOption<Config> {
     let apply: (inout Config, GivenOptions) throws -> Void
 
     /// An option of its own making: `apply` reads whatever of `given` it needs.
-    public init(rows: [(label: String, help: [String])], valued: [String], switches: [String] = [],
-                shownDefault: @escaping (Config) -> String? = { _ in nil },
-                apply: @escaping (inout Config, GivenOptions) throws -> Void) {
+    public init(
+        rows: [(label: String, help: [String])], valued: [String], switches: [String] = [],
+        shownDefault: @escaping (Config) -> String? = { _ in nil },
+        apply: @escaping (inout Config, GivenOptions) throws -> Void
+    ) {
         self.rows = rows
         self.valued = valued
         self.switches = switches
@@ -58,59 +60,50 @@ public struct ConfigOption<Config> {
     }
 
     /// `name VALUE` read by `parse`, which returns the new value or throws a `ConfigError`.
-    public static func value<T>(_ name: String, _ placeholder: String, _ key: WritableKeyPath<Config, T>, _ help: String...,
-                                shown: ((T) -> String?)? = nil, parse: @escaping (String) throws -> T) -> ConfigOption {
-        ConfigOption(rows: [("\(name) \(placeholder)", help)], valued: [name],
-                     shownDefault: { c in shown.map { $0(c[keyPath: key]) } ?? "\(c[keyPath: key])" },
-                     apply: { c, given in if let s = given.values[name] { c[keyPath: key] = try parse(s) } })
+    public static func value<T>(
+        _ name: String, _ placeholder: String, _ key: WritableKeyPath<Config, T>, _ help: String...,
+        shown: ((T) -> String?)? = nil, parse: @escaping (String) throws -> T
+    ) -> ConfigOption {
+        ConfigOption(
+            rows: [("\(name) \(placeholder)", help)], valued: [name],
+            shownDefault: { c in shown.map { $0(c[keyPath: key]) } ?? "\(c[keyPath: key])" },
+            apply: { c, given in if let s = given.values[name] { c[keyPath: key] = try parse(s) } })
     }
 
     /// An integer option within `range`.
-    public static func int(_ name: String, _ key: WritableKeyPath<Config, Int>, range: ClosedRange<Int>, _ help: String...,
-                           placeholder: String = "N") -> ConfigOption {
-        ConfigOption(rows: [("\(name) \(placeholder)", help)], valued: [name], shownDefault: { "\($0[keyPath: key])" },
-                     apply: { c, given in if let s = given.values[name] { c[keyPath: key] = try parseInt(name, s, range: range) } })
+    public static func int(
+        _ name: String, _ key: WritableKeyPath<Config, Int>, range: ClosedRange<Int>, _ help: String...,
+        placeholder: String = "N"
+    ) -> ConfigOption {
+        ConfigOption(
+            rows: [("\(name) \(placeholder)", help)], valued: [name], shownDefault: { "\($0[keyPath: key])" },
+            apply: { c, given in if let s = given.values[name] { c[keyPath: key] = try parseInt(name, s, range: range) } })
     }
 
     /// A seed: a non-negative integer.
     public static func seed(_ key: WritableKeyPath<Config, UInt64>, _ help: String..., name: String = "--seed") -> ConfigOption {
-        ConfigOption(rows: [("\(name) S", help)], valued: [name], shownDefault: { "\($0[keyPath: key])" },
-                     apply: { c, given in if let s = given.values[name] { c[keyPath: key] = UInt64(try parseInt(name, s, range: 0...Int.max)) } })
+        ConfigOption(
+            rows: [("\(name) S", help)], valued: [name], shownDefault: { "\($0[keyPath: key])" },
+            apply: { c, given in if let s = given.values[name] { c[keyPath: key] = UInt64(try parseInt(name, s, range: 0...Int.max)) } })
     }
 
-    /// A finite `Float`; `valid` may narrow it further, with `invalid` saying what was wanted.
-    public static func float(_ name: String, _ key: WritableKeyPath<Config, Float>, _ help: String..., placeholder: String = "X",
-                             valid: @escaping (Float) -> Bool = { _ in true }, invalid: String? = nil) -> ConfigOption {
-        ConfigOption(rows: [("\(name) \(placeholder)", help)], valued: [name], shownDefault: { formatDefault($0[keyPath: key]) },
-                     apply: { c, given in
-                         if let s = given.values[name] { c[keyPath: key] = try parseFloat(name, s, valid: valid, invalid: invalid) }
-                     })
-    }
-
-    /// A finite `Double`; `valid` may narrow it further, with `invalid` saying what was wanted.
-    public static func double(_ name: String, _ key: WritableKeyPath<Config, Double>, _ help: String..., placeholder: String = "X",
-                              valid: @escaping (Double) -> Bool = { _ in true }, invalid: String? = nil) -> ConfigOption {
-        ConfigOption(rows: [("\(name) \(placeholder)", help)], valued: [name], shownDefault: { formatDefault($0[keyPath: key]) },
-                     apply: { c, given in
-                         guard let s = given.values[name] else { return }
-                         guard let x = Double(s), x.isFinite, valid(x) else { throw ConfigError(invalid ?? "\(name) expects a number, got '\(s)'") }
-                         c[keyPath: key] = x
-                     })
+    /// A finite number (`Float` or `Double`); `valid` may narrow it further, with `invalid` saying
+    /// what was wanted.
+    public static func number<T: BinaryFloatingPoint & LosslessStringConvertible>(
+        _ name: String, _ key: WritableKeyPath<Config, T>, _ help: String..., placeholder: String = "X",
+        valid: @escaping (T) -> Bool = { _ in true }, invalid: String? = nil
+    ) -> ConfigOption {
+        ConfigOption(
+            rows: [("\(name) \(placeholder)", help)], valued: [name], shownDefault: { formatDefault($0[keyPath: key]) },
+            apply: { c, given in
+                if let s = given.values[name] { c[keyPath: key] = try parseNumber(name, s, valid: valid, invalid: invalid) }
+            })
     }
 
     /// A switch that turns `key` on.
     public static func flag(_ name: String, _ key: WritableKeyPath<Config, Bool>, _ help: String...) -> ConfigOption {
-        ConfigOption(rows: [(name, help)], valued: [], switches: [name], apply: { c, given in if given.flags.contains(name) { c[keyPath: key] = true } })
-    }
-
-    /// The same option with no default shown in the help.
-    public func hidingDefault() -> ConfigOption {
-        ConfigOption(rows: rows, valued: valued, switches: switches, shownDefault: { _ in nil }, apply: apply)
-    }
-
-    /// The same option with `text` shown as its default instead.
-    public func showingDefault(_ text: String) -> ConfigOption {
-        ConfigOption(rows: rows, valued: valued, switches: switches, shownDefault: { _ in text }, apply: apply)
+        ConfigOption(
+            rows: [(name, help)], valued: [], switches: [name], apply: { c, given in if given.flags.contains(name) { c[keyPath: key] = true } })
     }
 }
 
@@ -121,9 +114,11 @@ public func parseInt(_ name: String, _ s: String, range: ClosedRange<Int>) throw
     return v
 }
 
-/// A finite float option's value; `invalid` replaces the message when it is not valid.
-public func parseFloat(_ name: String, _ s: String, valid: (Float) -> Bool = { _ in true }, invalid: String? = nil) throws -> Float {
-    guard let x = Float(s), x.isFinite, valid(x) else { throw ConfigError(invalid ?? "\(name) expects a number, got '\(s)'") }
+/// A finite number option's value; `invalid` replaces the message when it is not valid.
+public func parseNumber<T: BinaryFloatingPoint & LosslessStringConvertible>(
+    _ name: String, _ s: String, valid: (T) -> Bool = { _ in true }, invalid: String? = nil
+) throws -> T {
+    guard let x = T(s), x.isFinite, valid(x) else { throw ConfigError(invalid ?? "\(name) expects a number, got '\(s)'") }
     return x
 }
 
@@ -170,14 +165,15 @@ extension StageConfig {
     /// The options' help rows with their defaults in brackets, descriptions from `column`.
     public static func help(column: Int) -> String {
         let defaults = Self()
-        return HelpRows.render(options.map { o in
-            var rows = o.rows
-            // The default belongs to the first row (a group's other rows say their own).
-            if let d = o.shownDefault(defaults), !rows.isEmpty, let line = rows[0].help.indices.last {
-                rows[0].help[line] += " [\(d)]"
-            }
-            return rows
-        }.flatMap { $0 }, column: column)
+        return HelpRows.render(
+            options.map { o in
+                var rows = o.rows
+                // The default belongs to the first row (a group's other rows say their own).
+                if let d = o.shownDefault(defaults), !rows.isEmpty, let line = rows[0].help.indices.last {
+                    rows[0].help[line] += " [\(d)]"
+                }
+                return rows
+            }.flatMap { $0 }, column: column)
     }
 }
 

@@ -1,10 +1,11 @@
-import XCTest
 import Foundation
-import TransformerCore
-@testable import RunStore
-@testable import RewardTraining
 import Generation
 import Labeling
+import TransformerCore
+import XCTest
+
+@testable import RewardTraining
+@testable import RunStore
 
 /// The reward model on the bundled prompts with completions from a base model pretrained on the
 /// bundled corpus (a shorter pretraining than the demo's), labeled by the lexicon labeler.
@@ -24,16 +25,20 @@ final class BundledPromptsTests: XCTestCase {
         try? FileManager.default.removeItem(at: dir)
         let store = try RunStore(folder: dir, create: true)
         let path = "checkpoints/base"
-        try ModelFolder.save(Self.base.model, tokenizer: Self.base.tokenizer, annotations: Self.base.annotations, to: dir.appendingPathComponent(path))
+        try ModelFolder.save(
+            Self.base.model, tokenizer: Self.base.tokenizer, annotations: Self.base.annotations, to: dir.appendingPathComponent(path))
         let sha = try SHA256.hex(of: dir.appendingPathComponent(path).appendingPathComponent("model.safetensors"))
-        let b = try store.registerModel(role: .base, path: path, sha256: sha, config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: nil, stageRunId: nil)
-        try store.registerModel(role: .policy, path: path, sha256: sha, config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: b.id, stageRunId: nil)
+        let b = try store.registerModel(
+            role: .base, path: path, sha256: sha, config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: nil, stageRunId: nil)
+        try store.registerModel(
+            role: .policy, path: path, sha256: sha, config: "{}", promptTemplate: "Q: {prompt}\nA:", parentId: b.id, stageRunId: nil)
         _ = try store.addPrompts(try PromptFile.read(Self.repo.appendingPathComponent("prompts/train.jsonl")), split: .train, source: "train.jsonl")
         var g = GenerateConfig()
         g.seed = 1
         _ = try GenerateStage.run(store: store, options: g)
         let lexicon = try Lexicon(folder: Self.repo.appendingPathComponent("labels/lexicon"))
-        _ = try SimulatedLabeler.run(store: store, rule: .lexicon(lexicon), noise: noise, seed: 3, annotator: "sim", order: .random, guidelinesVersion: nil)
+        _ = try SimulatedLabeler.run(
+            store: store, rule: .lexicon(lexicon), noise: noise, seed: 3, annotator: "sim", order: .random, guidelinesVersion: nil)
         return store
     }
 
@@ -46,11 +51,19 @@ final class BundledPromptsTests: XCTestCase {
         return o
     }
 
-    func testCleanLabelsGiveAtLeast90PercentAndNormalisationIsExact() throws {
-        let store = try run(noise: 0, name: "clean")
+    /// A reward model trained on the bundled prompts labeled with `noise`, and its best epoch.
+    func trained(noise: Double, name: String) throws -> (RunStore, RewardReport, EpochResult) {
+        let store = try run(noise: noise, name: name)
         let r = try RewardStage.run(store: store, options: options())
         let best = try XCTUnwrap(r.best)
-        print("reward model, lexicon labels with noise 0: validation accuracy \(best.validationAccuracy) (epoch \(best.epoch), \(r.validationPairs) pairs)")
+        print(
+            "reward model, lexicon labels with noise \(noise): validation accuracy \(best.validationAccuracy) (epoch \(best.epoch), \(r.validationPairs) pairs)"
+        )
+        return (store, r, best)
+    }
+
+    func testCleanLabelsGiveAtLeast90PercentAndNormalisationIsExact() throws {
+        let (store, r, best) = try trained(noise: 0, name: "clean")
         XCTAssertGreaterThanOrEqual(best.validationAccuracy, 0.9)
         XCTAssertTrue(r.trainPrompts.isDisjoint(with: r.validationPrompts))
         XCTAssertEqual(r.epochs.count, 3)
@@ -59,7 +72,8 @@ final class BundledPromptsTests: XCTestCase {
         XCTAssertEqual(record.role, .reward)
         XCTAssertEqual(record.step, r.bestEpoch)
         let rm = try ModelFolder.load(try store.verifiedFolder(record, sha256: SHA256.hex(of:)))
-        let samples = try RewardStage.normalizationSamples(store: store, tokenizer: rm.tokenizer, annotations: rm.annotations, nCtx: rm.model.config.nCtx, fallback: [])
+        let samples = try RewardStage.normalizationSamples(
+            store: store, tokenizer: rm.tokenizer, annotations: rm.annotations, nCtx: rm.model.config.nCtx, fallback: [])
         XCTAssertEqual(samples.count, r.normalizationSamples)
         XCTAssertEqual(samples.count, 1600, "the base policy's 4 completions of each of the 400 train prompts")
         let scores = ScalarHeadRunner(model: rm.model).scores(samples).map { Double(rm.annotations.rewardGain! * $0 + rm.annotations.rewardBias!) }
@@ -74,10 +88,7 @@ final class BundledPromptsTests: XCTestCase {
     }
 
     func testNoisyLabelsStayClearlyAboveChance() throws {
-        let store = try run(noise: 0.2, name: "noisy")
-        let r = try RewardStage.run(store: store, options: options())
-        let best = try XCTUnwrap(r.best)
-        print("reward model, lexicon labels with noise 0.2: validation accuracy \(best.validationAccuracy) (epoch \(best.epoch), \(r.validationPairs) pairs)")
+        let (_, _, best) = try trained(noise: 0.2, name: "noisy")
         XCTAssertGreaterThan(best.validationAccuracy, 0.65)
     }
 }

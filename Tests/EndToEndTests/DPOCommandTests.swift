@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 /// `rlhf dpo` and `rlhf compare` through the binary: a DPO run killed with SIGKILL and resumed,
@@ -19,7 +20,9 @@ final class DPOCommandTests: ScratchFolderTestCase {
     /// A run with a random base and 60 imported pairs over 20 prompts.
     func makeRun(_ name: String) throws {
         try rlhf(["init", "--run", path(name), "--base", "random:S"])
-        let pairs = (0..<60).map { "{\"prompt\":\"question \($0 % 20)\",\"chosen\":\"thanks, glad to help \($0)\",\"rejected\":\"ugh whatever \($0)\"}" }
+        let pairs = (0..<60).map {
+            "{\"prompt\":\"question \($0 % 20)\",\"chosen\":\"thanks, glad to help \($0)\",\"rejected\":\"ugh whatever \($0)\"}"
+        }
         let file = dir.appendingPathComponent("pairs.jsonl")
         try pairs.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
         try rlhf(["labels", "import", file.path, "--run", path(name)])
@@ -29,21 +32,15 @@ final class DPOCommandTests: ScratchFolderTestCase {
         try makeRun("a")
         try FileManager.default.copyItem(atPath: path("a"), toPath: path("b"))
         let args = ["--epochs", "3", "--batch", "4", "--save-every", "2", "--lr", "3e-4", "--seed", "3"]
-        let whole = try rlhf(["dpo", "--run", path("a")] + args)
+        let (whole, resumed) = try wholeAndResumed("dpo", args, a: path("a"), b: path("b"), metric: "loss", step: 9, label: "DPO")
         XCTAssertTrue(whole.stdout.contains("DPO finished: 42 steps"), whole.stdout)
-
-        let store = try RunStore(folder: URL(fileURLWithPath: path("b")))
-        XCTAssertEqual(try killWhenLogged(["dpo", "--run", path("b")] + args, store: store, metric: "loss", step: 9), .uncaughtSignal,
-                       "the run must be killed mid-way")
-        let resumed = try rlhf(["dpo", "--run", path("b"), "--resume"])
-        XCTAssertTrue(resumed.stdout.contains("resuming DPO run"), resumed.stdout)
         XCTAssertTrue(resumed.stdout.contains("DPO finished: 42 steps"), resumed.stdout)
 
         let a = try dpoMetrics("a"), b = try dpoMetrics("b")
         XCTAssertEqual(Set(a.keys), Set(b.keys))
         XCTAssertEqual(a.keys.filter { $0.hasPrefix("loss@") }.count, 42)
         for (k, v) in a { XCTAssertEqual(b[k] ?? .nan, v, accuracy: 1e-9 + 1e-6 * abs(v), k) }
-        let sa = try RunStore(folder: URL(fileURLWithPath: path("a")))
+        let sa = try RunStore(folder: URL(fileURLWithPath: path("a"))), store = try RunStore(folder: URL(fileURLWithPath: path("b")))
         XCTAssertEqual(try sa.latestModel(role: .policy)?.sha256, try store.latestModel(role: .policy)?.sha256)
         XCTAssertEqual(try store.stageRuns(stage: "dpo").count, 1, "the resume continued the same stage run")
         XCTAssertEqual(try store.stageRuns(stage: "dpo").first?.status, .succeeded)

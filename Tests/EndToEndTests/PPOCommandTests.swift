@@ -1,12 +1,11 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import RunStore
 
 /// `rlhf ppo` through the binary: a run, and a run killed with SIGKILL and resumed, whose metrics
 /// must equal the uninterrupted run's.
 final class PPOCommandTests: ScratchFolderTestCase {
-
-
 
     func path(_ run: String) -> String { dir.appendingPathComponent(run).path }
 
@@ -29,14 +28,8 @@ final class PPOCommandTests: ScratchFolderTestCase {
         try FileManager.default.copyItem(atPath: path("a"), toPath: path("b"))
 
         let args = ["--iterations", "10", "--batch", "16", "--response-length", "24", "--save-every", "2", "--lr", "1e-4", "--seed", "3"]
-        let whole = try rlhf(["ppo", "--run", path("a")] + args)
+        let (whole, resumed) = try wholeAndResumed("ppo", args, a: path("a"), b: path("b"), metric: "objective/kl", step: 5, label: "PPO")
         XCTAssertTrue(whole.stdout.contains("PPO finished: 10 iterations"), whole.stdout)
-
-        let store = try RunStore(folder: URL(fileURLWithPath: path("b")))
-        XCTAssertEqual(try killWhenLogged(["ppo", "--run", path("b")] + args, store: store, metric: "objective/kl", step: 5), .uncaughtSignal,
-                       "the run must be killed mid-way")
-        let resumed = try rlhf(["ppo", "--run", path("b"), "--resume"])
-        XCTAssertTrue(resumed.stdout.contains("resuming PPO run"), resumed.stdout)
         XCTAssertTrue(resumed.stdout.contains("PPO finished"), resumed.stdout)
 
         let a = try ppoMetrics("a"), b = try ppoMetrics("b")
@@ -44,7 +37,7 @@ final class PPOCommandTests: ScratchFolderTestCase {
         XCTAssertEqual(a.count, 10 * (a.keys.filter { $0.hasSuffix("@1") }.count))
         for (k, v) in a { XCTAssertEqual(b[k] ?? .nan, v, accuracy: 1e-9 + 1e-6 * abs(v), k) }
         // Both end with the same registered policy weights.
-        let sa = try RunStore(folder: URL(fileURLWithPath: path("a"))), sb = store
+        let sa = try RunStore(folder: URL(fileURLWithPath: path("a"))), sb = try RunStore(folder: URL(fileURLWithPath: path("b")))
         XCTAssertEqual(try sa.latestModel(role: .policy)?.sha256, try sb.latestModel(role: .policy)?.sha256)
         XCTAssertEqual(try sb.latestModel(role: .policy)?.step, 10)
         XCTAssertEqual(try sb.stageRuns(stage: "ppo").count, 1, "the resume continued the same stage run")

@@ -1,13 +1,14 @@
 import Foundation
+import RunStore
+import StageKit
+import TransformerCore
 import XCTest
+
 @testable import Compare
 @testable import DPO
 @testable import Generation
 @testable import PPO
 @testable import RewardTraining
-import RunStore
-import StageKit
-import TransformerCore
 
 /// Every stage's settings, as stored in a run database written by rlhf 0.1.0 (before each stage's
 /// settings became one `…Config` type), read back with today's types: what `--resume`, `rlhf
@@ -84,22 +85,29 @@ final class StoredSettingsTests: XCTestCase {
         XCTAssertEqual(try store.storedConfig(run(10, "compare"), as: CompareConfig.self), c)
     }
 
-    /// What today's stages store reads back as the same settings, and keeps the keys the stored
-    /// JSON has always had.
+    /// What today's stages store reads back as the same settings, under the keys the stored JSON
+    /// has always had.
     func testTodaysSettingsRoundTrip() throws {
+        func check<C: Codable & Equatable>(_ config: C, stored: some Encodable, keys: Set<String>) throws {
+            let json = try RunStore.json(stored)
+            XCTAssertEqual(try JSONDecoder().decode(C.self, from: Data(json.utf8)), config)
+            XCTAssertEqual(Set(try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]).keys), keys)
+        }
         var g = GenerateConfig()
         g.limit = 3; g.split = nil; g.sampling.topP = 0.9
-        let gJSON = try RunStore.json(GenerateStage.StoredRun(config: g, policyModelId: 7))
-        XCTAssertEqual(try JSONDecoder().decode(GenerateConfig.self, from: Data(gJSON.utf8)), g)
-        let keys = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(gJSON.utf8)) as? [String: Any]).keys
-        XCTAssertEqual(Set(keys), ["per_prompt", "max_new_tokens", "temperature", "top_k", "top_p", "greedy", "seed", "split", "limit",
-                                   "again", "batch_size", "policy_model_id"])
+        try check(
+            g, stored: GenerateStage.StoredRun(config: g, policyModelId: 7),
+            keys: [
+                "per_prompt", "max_new_tokens", "temperature", "top_k", "top_p", "greedy", "seed", "split", "limit", "again",
+                "batch_size", "policy_model_id",
+            ])
         var r = RewardConfig()
         r.initModel = "3"; r.frozenDType = .bf16; r.lora = LoRAConfig(rank: 2, alpha: 3, targets: ["c_attn"], dropout: 0.1)
-        let rJSON = try RunStore.json(r)
-        XCTAssertEqual(try JSONDecoder().decode(RewardConfig.self, from: Data(rJSON.utf8)), r)
-        let rKeys = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(rJSON.utf8)) as? [String: Any]).keys
-        XCTAssertEqual(Set(rKeys), ["epochs", "lr", "batch", "seed", "val_fraction", "margin", "init", "max_grad_norm", "weight_decay",
-                                    "micro_batch", "lora", "frozen_dtype"])
+        try check(
+            r, stored: r,
+            keys: [
+                "epochs", "lr", "batch", "seed", "val_fraction", "margin", "init", "max_grad_norm", "weight_decay",
+                "micro_batch", "lora", "frozen_dtype",
+            ])
     }
 }

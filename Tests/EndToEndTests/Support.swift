@@ -17,8 +17,10 @@ let rlhfBinary: URL = {
 
 /// Runs `rlhf args…` to completion, capturing its output; `stdin` is fed to it when given. With
 /// a `launcher` (a program and its arguments, such as an emulator), runs `launcher rlhf args…`.
-func runCLI(_ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdin: Data? = nil,
-            launcher: [String] = []) throws -> CLIResult {
+func runCLI(
+    _ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdin: Data? = nil,
+    launcher: [String] = []
+) throws -> CLIResult {
     let p = Process()
     p.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? rlhfBinary
     p.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [rlhfBinary.path] + args
@@ -36,7 +38,9 @@ func runCLI(_ args: [String], env: [String: String] = [:], cwd: URL? = nil, stdi
     let errBox = Box()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async {
+        errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
+    }
     let o = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     let errData = errBox.data
@@ -73,9 +77,27 @@ class ScratchFolderTestCase: XCTestCase {
 
     /// Runs the binary in the scratch folder and checks its exit status.
     @discardableResult
-    func rlhf(_ args: [String], env: [String: String] = [:], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult {
+    func rlhf(_ args: [String], env: [String: String] = [:], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws
+        -> CLIResult
+    {
         let r = try runCLI(args, env: env, cwd: dir)
         XCTAssertEqual(r.status, status, "rlhf \(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
         return r
+    }
+
+    /// `rlhf command --run a args…` to its end, and the same on `b` (a copy of `a`) killed with
+    /// SIGKILL once `metric` is logged at `step`, then continued with `--resume`, which must say
+    /// it is resuming the `label` run: the outputs of the whole run and of the resumed one.
+    func wholeAndResumed(_ command: String, _ args: [String], a: String, b: String, metric: String, step: Int, label: String) throws
+        -> (whole: CLIResult, resumed: CLIResult)
+    {
+        let whole = try rlhf([command, "--run", a] + args)
+        let store = try RunStore(folder: URL(fileURLWithPath: b))
+        XCTAssertEqual(
+            try killWhenLogged([command, "--run", b] + args, store: store, metric: metric, step: step), .uncaughtSignal,
+            "the run must be killed mid-way")
+        let resumed = try rlhf([command, "--run", b, "--resume"])
+        XCTAssertTrue(resumed.stdout.contains("resuming \(label) run"), resumed.stdout)
+        return (whole, resumed)
     }
 }

@@ -1,6 +1,7 @@
-import XCTest
 import Foundation
 import TransformerCore
+import XCTest
+
 @testable import PPO
 
 final class PPOTrainerTests: XCTestCase {
@@ -91,7 +92,8 @@ final class PPOTrainerTests: XCTestCase {
         let first = penalised.scores.prefix(2).reduce(0, +) / 2, last = penalised.scores.suffix(3).reduce(0, +) / 3
         XCTAssertGreaterThan(last, first + 1, "the score rises")
         XCTAssertLessThan(penalised.kls.max()!, 12, "the KL stays bounded")
-        XCTAssertLessThan(penalised.kls.suffix(3).reduce(0, +), free.kls.suffix(3).reduce(0, +), "the KL penalty holds the policy nearer the reference")
+        XCTAssertLessThan(
+            penalised.kls.suffix(3).reduce(0, +), free.kls.suffix(3).reduce(0, +), "the KL penalty holds the policy nearer the reference")
     }
 
     func testAdaptiveControllerMovesBeta() {
@@ -126,19 +128,20 @@ extension PPOTrainerTests {
 /// PPO with LoRA: the policy's adapters over frozen weights that the reference shares, the value
 /// model's adapters and head over a reward trunk it shares.
 extension PPOTrainerTests {
-    func loraTrainer(_ s: PPOConfig, rank: Int = 4, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) throws -> (PPOTrainer, rewardTrunk: TransformerModel) {
+    func loraTrainer(_ s: PPOConfig, rank: Int = 4, scorer: @escaping ([[Int32]], [[Int32]]) -> [Float]) throws -> (
+        PPOTrainer, rewardTrunk: TransformerModel
+    ) {
         let policy = TransformerModel(config: cfg), trunk = TransformerModel(config: cfg, scalarHead: true)
         policy.initialize(seed: 1)
         for slot in policy.layout.slots where slot.decays { let t = policy.tensor(slot.name); for i in 0..<t.count { t[i] *= 5 } }
         trunk.copyParameters(from: policy)
         let lc = LoRAConfig(rank: rank, alpha: Float(2 * rank), targets: LoRAConfig.allTargets(cfg.architecture))
-        policy.lora = try LoRAAdapters(config: lc, model: cfg)
-        policy.lora!.initialize(seed: 2)
+        policy.lora = try LoRAAdapters(config: lc, model: cfg, seed: 2)
         let value = TransformerModel(sharingWeightsOf: trunk)
-        value.lora = try LoRAAdapters(config: lc, model: cfg, scalarHead: true)
-        value.lora!.initialize(seed: 3)
-        let t = PPOTrainer(policy: policy, reference: TransformerModel(sharingWeightsOf: policy), value: value, eos: eos, pad: pad,
-                           settings: s, scorer: scorer)
+        value.lora = try LoRAAdapters(config: lc, model: cfg, scalarHead: true, seed: 3)
+        let t = PPOTrainer(
+            policy: policy, reference: TransformerModel(sharingWeightsOf: policy), value: value, eos: eos, pad: pad,
+            settings: s, scorer: scorer)
         return (t, trunk)
     }
 

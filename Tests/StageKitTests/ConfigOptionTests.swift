@@ -17,8 +17,8 @@ struct ToyConfig: StageConfig, Equatable {
 
     static let options: [ConfigOption<ToyConfig>] = [
         .int("--steps", \.steps, range: 1...10, "steps to take"),
-        .float("--rate", \.rate, "learning rate", valid: { $0 > 0 }),
-        .double("--share", \.share, "a share", placeholder: "F"),
+        .number("--rate", \.rate, "learning rate", valid: { $0 > 0 }),
+        .number("--share", \.share, "a share", placeholder: "F"),
         .value("--name", "NAME", \.name, "a name", shown: { _ in nil }) { $0 },
         .seed(\.seed, "the seed"),
         .flag("--verbose", \.verbose, "say more", "on two lines"),
@@ -47,8 +47,9 @@ final class ConfigOptionTests: XCTestCase {
     }
 
     func testEachOptionSetsItsSetting() throws {
-        let c = try parse(["--steps": "4", "--rate": "0.5", "--share": "0.5", "--name": "x", "--seed": "9", "--top-k": "3", "--temperature": "1.5"],
-                          ["--verbose"])
+        let c = try parse(
+            ["--steps": "4", "--rate": "0.5", "--share": "0.5", "--name": "x", "--seed": "9", "--top-k": "3", "--temperature": "1.5"],
+            ["--verbose"])
         XCTAssertEqual([c.steps, Int(c.seed)], [4, 9])
         XCTAssertEqual(c.rate, 0.5)
         XCTAssertEqual(c.share, 0.5)
@@ -66,8 +67,9 @@ final class ConfigOptionTests: XCTestCase {
         XCTAssertEqual(message(["--share": "2"]), "--share must be below 1")
         XCTAssertEqual(message(["--top-p": "0"]), "--top-p expects a number in (0, 1], got '0'")
         XCTAssertEqual(message(["--lora-alpha": "4"]), "--lora-alpha needs --lora-rank")
-        XCTAssertEqual(message(["--frozen-dtype": "bf16"]),
-                       "--frozen-dtype bf16 needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
+        XCTAssertEqual(
+            message(["--frozen-dtype": "bf16"]),
+            "--frozen-dtype bf16 needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
         XCTAssertEqual(message(["--lora-rank": "2", "--lora-targets": ","]), "--lora-targets needs at least one projection name")
     }
 
@@ -77,13 +79,18 @@ final class ConfigOptionTests: XCTestCase {
         XCTAssertEqual(c.frozen, .bf16)
         XCTAssertEqual(c.rate, ToyConfig().rate * 10, "LoRA without --rate trains at ten times the rate")
         XCTAssertEqual(try parse(["--lora-rank": "8", "--rate": "0.5"]).rate, 0.5, "--rate wins over the LoRA rule")
-        XCTAssertEqual(try parse(["--lora-rank": "2", "--lora-alpha": "5", "--lora-dropout": "0.1"]).lora,
-                       LoRAConfig(rank: 2, alpha: 5, targets: [], dropout: 0.1))
+        XCTAssertEqual(
+            try parse(["--lora-rank": "2", "--lora-alpha": "5", "--lora-dropout": "0.1"]).lora,
+            LoRAConfig(rank: 2, alpha: 5, targets: [], dropout: 0.1))
     }
 
     func testEveryNameIsAccepted() {
-        XCTAssertEqual(Set(ToyConfig.valuedOptions), ["--steps", "--rate", "--share", "--name", "--seed", "--lora-rank", "--lora-alpha",
-                                                      "--lora-targets", "--lora-dropout", "--frozen-dtype", "--temperature", "--top-k", "--top-p"])
+        XCTAssertEqual(
+            Set(ToyConfig.valuedOptions),
+            [
+                "--steps", "--rate", "--share", "--name", "--seed", "--lora-rank", "--lora-alpha",
+                "--lora-targets", "--lora-dropout", "--frozen-dtype", "--temperature", "--top-k", "--top-p",
+            ])
         XCTAssertEqual(ToyConfig.switchOptions, ["--verbose"])
     }
 

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import TransformerCore
 
 /// Central finite differences against the analytic backward pass, for every parameter tensor,
@@ -10,12 +11,20 @@ final class GradientCheckTests: EveryPathTestCase {
 
     static let configs: [(String, ModelConfig)] = [
         ("gpt2", ModelConfig(nLayer: 2, nHead: 3, nEmbd: 12, nCtx: 8, vocabSize: 11)),
-        ("llama", ModelConfig(llama: .llama, nLayer: 2, nHead: 4, nKVHead: 2, nEmbd: 12, headDim: 4, intermediateSize: 10,
-                              nCtx: 8, vocabSize: 11, ropeTheta: 50,
-                              ropeScaling: RopeScaling(factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 4),
-                              tieWordEmbeddings: false)),
-        ("qwen2", ModelConfig(llama: .qwen2, nLayer: 2, nHead: 3, nKVHead: 1, nEmbd: 12, intermediateSize: 10,
-                              nCtx: 8, vocabSize: 11, rmsNormEpsilon: 1e-6, ropeTheta: 100, tieWordEmbeddings: true)),
+        (
+            "llama",
+            ModelConfig(
+                llama: .llama, nLayer: 2, nHead: 4, nKVHead: 2, nEmbd: 12, headDim: 4, intermediateSize: 10,
+                nCtx: 8, vocabSize: 11, ropeTheta: 50,
+                ropeScaling: RopeScaling(factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 4),
+                tieWordEmbeddings: false)
+        ),
+        (
+            "qwen2",
+            ModelConfig(
+                llama: .qwen2, nLayer: 2, nHead: 3, nKVHead: 1, nEmbd: 12, intermediateSize: 10,
+                nCtx: 8, vocabSize: 11, rmsNormEpsilon: 1e-6, ropeTheta: 100, tieWordEmbeddings: true)
+        ),
     ]
 
     /// Runs `body` on every kernel path for each architecture's config.
@@ -39,8 +48,9 @@ final class GradientCheckTests: EveryPathTestCase {
             var picks = [grad.indices.max { abs(grad[$0]) < abs(grad[$1]) }!]
             for _ in 0..<3 { picks.append(rng.int(below: slot.count)) }
             for i in picks {
-                assertFiniteDifference(model.parameters.pointer + slot.offset + i, analytic: grad[i], "\(cfg.architecture) \(slot.name)[\(i)]",
-                                       objective: objective, line: line)
+                assertFiniteDifference(
+                    model.parameters.pointer + slot.offset + i, analytic: grad[i], "\(cfg.architecture) \(slot.name)[\(i)]",
+                    objective: objective, line: line)
                 checked += 1
             }
         }
@@ -52,15 +62,8 @@ final class GradientCheckTests: EveryPathTestCase {
             let model = randomModel(cfg, seed: 3, scale: 10)
             let (b, targets) = batch()
             let acts = Activations(config: cfg, batch: b.batch, length: b.length)
-            checkTensors(model, objective: {
-                model.forward(b, acts)
-                return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
-            }, analytic: {
-                model.forward(b, acts)
-                _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-                model.zeroGradients()
-                model.backward(b, acts, fromLogits: true)
-            })
+            let loss = LanguageModelLoss(model: model, batch: b, targets: targets, acts: acts, zeroGradients: model.zeroGradients)
+            checkTensors(model, objective: loss.value, analytic: loss.gradients)
         }
     }
 
@@ -70,11 +73,13 @@ final class GradientCheckTests: EveryPathTestCase {
             let (b, _) = batch()
             let acts = Activations(config: cfg, batch: b.batch, length: b.length)
             let objective = LastTokenObjective()
-            checkTensors(model, objective: { objective.value(model, b, acts) }, analytic: {
-                model.forward(b, acts, computeLogits: false)
-                model.zeroGradients()
-                model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
-            })
+            checkTensors(
+                model, objective: { objective.value(model, b, acts) },
+                analytic: {
+                    model.forward(b, acts, computeLogits: false)
+                    model.zeroGradients()
+                    model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
+                })
         }
     }
 
@@ -87,22 +92,25 @@ final class GradientCheckTests: EveryPathTestCase {
             let cl = targets.map { $0 >= 0 ? rng.normal() : 0 }
             let ce = b.mask.map { $0 == 1 ? rng.normal() : 0 }
             let tau: Float = 0.7
-            checkTensors(model, objective: {
-                model.forward(b, acts)
-                let lp = LogitHeads.targetLogProbs(acts, targets: targets, temperature: tau)
-                let h = LogitHeads.entropies(acts, temperature: tau)
-                var total = 0.0
-                for i in 0..<lp.count {
-                    let term: Float = cl[i] * lp[i] + ce[i] * h[i]
-                    total += Double(term)
-                }
-                return total
-            }, analytic: {
-                model.forward(b, acts)
-                LogitHeads.logitGradient(acts, targets: targets, temperature: tau, dLogProb: cl, dEntropy: ce)
-                model.zeroGradients()
-                model.backward(b, acts, fromLogits: true)
-            })
+            checkTensors(
+                model,
+                objective: {
+                    model.forward(b, acts)
+                    let lp = LogitHeads.targetLogProbs(acts, targets: targets, temperature: tau)
+                    let h = LogitHeads.entropies(acts, temperature: tau)
+                    var total = 0.0
+                    for i in 0..<lp.count {
+                        let term: Float = cl[i] * lp[i] + ce[i] * h[i]
+                        total += Double(term)
+                    }
+                    return total
+                },
+                analytic: {
+                    model.forward(b, acts)
+                    LogitHeads.logitGradient(acts, targets: targets, temperature: tau, dLogProb: cl, dEntropy: ce)
+                    model.zeroGradients()
+                    model.backward(b, acts, fromLogits: true)
+                })
         }
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import TransformerCore
 
 /// Low-rank adapters in the compute core, on every kernel path and architecture: gradients of A,
@@ -12,8 +13,9 @@ final class LoRATests: EveryPathTestCase {
     /// Adapters on every projection with A and B both random (B starts at zero in training,
     /// which would leave A's gradient zero and the check empty).
     func adapters(_ cfg: ModelConfig, rank: Int = 3, targets: [String]? = nil, seed: UInt64 = 1, scalarHead: Bool = false) throws -> LoRAAdapters {
-        let lora = try LoRAAdapters(config: LoRAConfig(rank: rank, alpha: 5, targets: targets ?? LoRAConfig.allTargets(cfg.architecture)), model: cfg,
-                                    scalarHead: scalarHead)
+        let lora = try LoRAAdapters(
+            config: LoRAConfig(rank: rank, alpha: 5, targets: targets ?? LoRAConfig.allTargets(cfg.architecture)), model: cfg,
+            scalarHead: scalarHead)
         var rng = SeededRandom(seed: seed)
         for i in 0..<lora.parameters.count { lora.parameters.pointer[i] = rng.normal() * 0.5 }
         return lora
@@ -27,7 +29,8 @@ final class LoRATests: EveryPathTestCase {
         let base = Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count))
         analytic()
         XCTAssertFalse(model.hasGradientBuffer, "a frozen base gets no gradient buffer", line: line)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count)), base, "the base is never written", line: line)
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count)), base, "the base is never written", line: line)
         var rng = SeededRandom(seed: 5)
         func probe(_ p: UnsafeMutablePointer<Float>, _ g: Float, _ what: String) {
             assertFiniteDifference(p, analytic: g, "\(model.config.architecture) \(what)", h: h, objective: objective, line: line)
@@ -50,17 +53,12 @@ final class LoRATests: EveryPathTestCase {
     }
 
     /// `check` with the language-model loss of `b` as the objective.
-    func checkLanguageModelLoss(_ model: TransformerModel, _ lora: LoRAAdapters, _ b: TokenBatch, _ targets: [Int32], _ acts: Activations,
-                                h: Float = 1e-2, line: UInt = #line) {
-        check(model, lora, h: h, objective: {
-            model.forward(b, acts)
-            return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
-        }, analytic: {
-            model.forward(b, acts)
-            _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-            lora.zeroGradients()
-            model.backward(b, acts, fromLogits: true)
-        }, line: line)
+    func checkLanguageModelLoss(
+        _ model: TransformerModel, _ lora: LoRAAdapters, _ b: TokenBatch, _ targets: [Int32], _ acts: Activations,
+        h: Float = 1e-2, line: UInt = #line
+    ) {
+        let loss = LanguageModelLoss(model: model, batch: b, targets: targets, acts: acts, zeroGradients: lora.zeroGradients)
+        check(model, lora, h: h, objective: loss.value, analytic: loss.gradients, line: line)
     }
 
     func testAdapterGradientsWithAFrozenBase() throws {
@@ -84,7 +82,8 @@ final class LoRATests: EveryPathTestCase {
             try forEachPath {
                 let model = randomModel(cfg, seed: 3, scale: 10)
                 let lora = try adapters(cfg)
-                let dropping = try LoRAAdapters(config: LoRAConfig(rank: 3, alpha: 5, targets: LoRAConfig.allTargets(cfg.architecture), dropout: 0.3), model: cfg)
+                let dropping = try LoRAAdapters(
+                    config: LoRAConfig(rank: 3, alpha: 5, targets: LoRAConfig.allTargets(cfg.architecture), dropout: 0.3), model: cfg)
                 dropping.parameters.pointer.update(from: lora.parameters.pointer, count: lora.parameters.count)
                 let (b, targets) = batch(cfg)
                 let acts = Activations(config: cfg, batch: b.batch, length: b.length)
@@ -120,7 +119,7 @@ final class LoRATests: EveryPathTestCase {
         ones.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in lora.forward(layer: 0, site: .qkv, o.baseAddress!, ldOut: cfg.qkvWidth, x.baseAddress!, n: n) }
         }
-        let kept = (0..<n).reduce(0.0) { $0 + Double(out[$1 * cfg.qkvWidth]) } * 0.7   // undo the 1/(1−p) scaling
+        let kept = (0..<n).reduce(0.0) { $0 + Double(out[$1 * cfg.qkvWidth]) } * 0.7 // undo the 1/(1−p) scaling
         XCTAssertEqual(kept / Double(n * cfg.nEmbd), 0.7, accuracy: 0.005)
     }
 
@@ -151,25 +150,25 @@ final class LoRATests: EveryPathTestCase {
                 let objective = LastTokenObjective()
                 // The adapters' own head (PEFT's modules_to_save): it replaces the model's while
                 // they are on, and trains with them.
+                /// The gradients of `adapters`, on the model, against finite differences.
+                func checkAdapters(_ adapters: LoRAAdapters) {
+                    model.lora = adapters
+                    check(
+                        model, adapters, objective: { objective.value(model, b, acts) },
+                        analytic: {
+                            model.forward(b, acts, computeLogits: false)
+                            adapters.zeroGradients()
+                            model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
+                        })
+                }
                 let lora = try adapters(cfg, rank: 2, targets: targets, scalarHead: true)
-                model.lora = lora
-                check(model, lora, objective: { objective.value(model, b, acts) }, analytic: {
-                    model.forward(b, acts, computeLogits: false)
-                    lora.zeroGradients()
-                    model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
-                })
+                checkAdapters(lora)
                 lora.enabled = false
                 let modelHead = objective.value(model, b, acts)
                 model.lora = nil
                 XCTAssertEqual(objective.value(model, b, acts), modelHead, "off, the model's own head and weights")
                 // Adapters without a head over a scalar-head model: the model's head, frozen.
-                let headless = try adapters(cfg, rank: 2, targets: targets, seed: 2)
-                model.lora = headless
-                check(model, headless, objective: { objective.value(model, b, acts) }, analytic: {
-                    model.forward(b, acts, computeLogits: false)
-                    headless.zeroGradients()
-                    model.backward(b, acts, fromLogits: false, dValues: objective.dValues(b))
-                })
+                checkAdapters(try adapters(cfg, rank: 2, targets: targets, seed: 2))
             }
         }
     }
@@ -179,7 +178,8 @@ final class LoRATests: EveryPathTestCase {
             try forEachPath {
                 let model = randomModel(cfg, seed: 7)
                 var rng = SeededRandom(seed: 2)
-                let b = TokenBatch(leftPadding: [randomTokens(9, vocab: cfg.vocabSize, rng: &rng), randomTokens(5, vocab: cfg.vocabSize, rng: &rng)], pad: 0)
+                let b = TokenBatch(
+                    leftPadding: [randomTokens(9, vocab: cfg.vocabSize, rng: &rng), randomTokens(5, vocab: cfg.vocabSize, rng: &rng)], pad: 0)
                 let acts = Activations(config: cfg, batch: b.batch, length: b.length)
                 model.forward(b, acts)
                 let base = acts.logits.array
@@ -187,11 +187,12 @@ final class LoRATests: EveryPathTestCase {
                 // Freshly initialised (B = 0), and switched off: the base, bit for bit.
                 let lora = try LoRAAdapters(config: LoRAConfig(rank: 4, alpha: 8, targets: LoRAConfig.allTargets(cfg.architecture)), model: cfg)
                 lora.initialize(seed: 9)
-                XCTAssertTrue(lora.tensors.filter { $0.name.hasSuffix("lora_A.weight") }.allSatisfy { t in
-                    let a = UnsafeBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1])
-                    let bound = 1 / Float(t.shape[1]).squareRoot()
-                    return a.allSatisfy { abs($0) <= bound } && a.contains { $0 != 0 }
-                }, "A is Kaiming-uniform in ±1/√in")
+                XCTAssertTrue(
+                    lora.tensors.filter { $0.name.hasSuffix("lora_A.weight") }.allSatisfy { t in
+                        let a = UnsafeBufferPointer(start: lora.parameters.pointer + t.offset, count: t.shape[0] * t.shape[1])
+                        let bound = 1 / Float(t.shape[1]).squareRoot()
+                        return a.allSatisfy { abs($0) <= bound } && a.contains { $0 != 0 }
+                    }, "A is Kaiming-uniform in ±1/√in")
                 model.lora = lora
                 model.forward(b, acts)
                 XCTAssertEqual(acts.logits.array, base, "B starts at zero")
@@ -237,18 +238,26 @@ final class LoRATests: EveryPathTestCase {
         let gpt2 = GradientCheckTests.configs[0].1, llama = GradientCheckTests.configs[1].1
         // GPT-2's c_proj is both attention and MLP output, as PEFT matches it.
         let g = try LoRAAdapters(config: LoRAConfig(rank: 2, alpha: 4, targets: ["c_proj"]), model: gpt2)
-        XCTAssertEqual(g.adapters.map(\.module), ["transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_proj", "transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj"])
+        XCTAssertEqual(
+            g.adapters.map(\.module),
+            ["transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_proj", "transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj"])
         let l = try LoRAAdapters(config: LoRAConfig(rank: 2, alpha: 4, targets: ["q_proj", "mlp.up_proj"]), model: llama)
-        XCTAssertEqual(l.tensors.prefix(4).map(\.name), ["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
-                                                         "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
-                                                         "base_model.model.model.layers.0.mlp.up_proj.lora_A.weight",
-                                                         "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"])
+        XCTAssertEqual(
+            l.tensors.prefix(4).map(\.name),
+            [
+                "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+                "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
+                "base_model.model.model.layers.0.mlp.up_proj.lora_A.weight",
+                "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight",
+            ])
         XCTAssertEqual(l.tensors[0].shape, [2, llama.nEmbd])
         XCTAssertEqual(l.tensors[1].shape, [llama.qDim, 2])
         XCTAssertEqual(l.tensors[3].shape, [llama.intermediateSize, 2])
         XCTAssertEqual(l.config.scale, 2)
-        for (targets, rank, needle) in [(["q_proj"], 2, "not a projection of a gpt2 block"), (["c_attn"], 0, "rank must be at least 1"),
-                                        (["proj"], 2, "not a projection")] {
+        for (targets, rank, needle) in [
+            (["q_proj"], 2, "not a projection of a gpt2 block"), (["c_attn"], 0, "rank must be at least 1"),
+            (["proj"], 2, "not a projection"),
+        ] {
             XCTAssertThrowsError(try LoRAAdapters(config: LoRAConfig(rank: rank, alpha: 4, targets: targets), model: gpt2)) {
                 XCTAssertTrue("\($0)".contains(needle), "\($0)")
             }

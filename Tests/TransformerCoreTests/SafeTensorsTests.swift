@@ -1,5 +1,6 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import TransformerCore
 
 final class SafeTensorsTests: XCTestCase {
@@ -10,12 +11,13 @@ final class SafeTensorsTests: XCTestCase {
         let b: [Float] = [1.5, -2.25, 65504, 1e-3]
         try a.withUnsafeBufferPointer { pa in
             try b.withUnsafeBufferPointer { pb in
-                try SafeTensorsWriter.write([
-                    SafeTensorsOutput(name: "a", shape: [2, 3, 4], data: pa),
-                    SafeTensorsOutput(name: "b16", shape: [4], data: pb, dtype: .F16),
-                    SafeTensorsOutput(name: "bb16", shape: [2, 2], data: pb, dtype: .BF16),
-                    SafeTensorsOutput(name: "empty", shape: [0, 3], data: UnsafeBufferPointer(start: pb.baseAddress, count: 0)),
-                ], metadata: ["format": "pt", "note": "ünï"], to: url)
+                try SafeTensorsWriter.write(
+                    [
+                        SafeTensorsOutput(name: "a", shape: [2, 3, 4], data: pa),
+                        SafeTensorsOutput(name: "b16", shape: [4], data: pb, dtype: .F16),
+                        SafeTensorsOutput(name: "bb16", shape: [2, 2], data: pb, dtype: .BF16),
+                        SafeTensorsOutput(name: "empty", shape: [0, 3], data: UnsafeBufferPointer(start: pb.baseAddress, count: 0)),
+                    ], metadata: ["format": "pt", "note": "ünï"], to: url)
             }
         }
         let f = try SafeTensorsFile(url: url)
@@ -55,6 +57,9 @@ final class SafeTensorsTests: XCTestCase {
         }
     }
 
+    /// `n` zero bytes.
+    func zeros(_ n: Int) -> [UInt8] { [UInt8](repeating: 0, count: n) }
+
     /// A file: 8-byte length, header, data.
     func file(header: String, data: [UInt8] = [], declaredLength: UInt64? = nil) -> [UInt8] {
         var out: [UInt8] = []
@@ -68,26 +73,58 @@ final class SafeTensorsTests: XCTestCase {
         let cases: [(String, [UInt8], [String])] = [
             ("empty", [], ["too short"]),
             ("short", [1, 2, 3], ["too short"]),
-            ("length-beyond-file", file(header: ok, data: [UInt8](repeating: 0, count: 8), declaredLength: 1000), ["beyond the end"]),
+            ("length-beyond-file", file(header: ok, data: zeros(8), declaredLength: 1000), ["beyond the end"]),
             ("length-absurd", file(header: ok, declaredLength: UInt64.max), ["beyond the end"]),
             ("not-json", file(header: "{\"w\": [", data: []), ["not valid JSON"]),
             ("not-utf8", [8, 0, 0, 0, 0, 0, 0, 0, 0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D], ["not valid UTF-8"]),
             ("not-object", file(header: "[1,2]   "), ["not a JSON object"]),
-            ("offsets-outside", file(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0, 0]), ["tensor w", "outside"]),
-            ("offsets-reversed", file(header: #"{"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}"#, data: [0, 0, 0, 0]), ["tensor w", "outside"]),
-            ("overlap", file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: [UInt8](repeating: 0, count: 12)), ["tensor b", "overlap"]),
-            ("gap", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor a", "gap"]),
-            ("trailing", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: [UInt8](repeating: 0, count: 8)), ["belong to no tensor"]),
-            ("size-mismatch", file(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor w", "needs 12 bytes"]),
-            ("absurd-shape", file(header: #"{"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor w", "more elements than the file holds"]),
-            ("huge-shape", file(header: #"{"w":{"dtype":"F32","shape":[100000000000],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor w", "more elements"]),
-            ("negative-dim", file(header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor w", "non-negative"]),
-            ("fraction-dim", file(header: #"{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor w"]),
-            ("unknown-dtype", file(header: #"{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor w", "unknown dtype Q4"]),
-            ("missing-offsets", file(header: #"{"w":{"dtype":"F32","shape":[2]}}"#, data: [UInt8](repeating: 0, count: 8)), ["tensor w", "data_offsets"]),
+            (
+                "offsets-outside", file(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0, 0]),
+                ["tensor w", "outside"]
+            ),
+            (
+                "offsets-reversed", file(header: #"{"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}"#, data: [0, 0, 0, 0]),
+                ["tensor w", "outside"]
+            ),
+            (
+                "overlap",
+                file(
+                    header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                    data: zeros(12)), ["tensor b", "overlap"]
+            ),
+            ("gap", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: zeros(8)), ["tensor a", "gap"]),
+            ("trailing", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: zeros(8)), ["belong to no tensor"]),
+            (
+                "size-mismatch", file(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: zeros(8)),
+                ["tensor w", "needs 12 bytes"]
+            ),
+            (
+                "absurd-shape",
+                file(
+                    header: #"{"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}"#, data: zeros(8)),
+                ["tensor w", "more elements than the file holds"]
+            ),
+            (
+                "huge-shape",
+                file(header: #"{"w":{"dtype":"F32","shape":[100000000000],"data_offsets":[0,8]}}"#, data: zeros(8)),
+                ["tensor w", "more elements"]
+            ),
+            (
+                "negative-dim", file(header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: zeros(8)),
+                ["tensor w", "non-negative"]
+            ),
+            ("fraction-dim", file(header: #"{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, data: zeros(8)), ["tensor w"]),
+            (
+                "unknown-dtype", file(header: #"{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, data: zeros(8)),
+                ["tensor w", "unknown dtype Q4"]
+            ),
+            ("missing-offsets", file(header: #"{"w":{"dtype":"F32","shape":[2]}}"#, data: zeros(8)), ["tensor w", "data_offsets"]),
             ("bad-metadata", file(header: #"{"__metadata__":{"a":1}}"#), ["__metadata__"]),
             ("entry-not-object", file(header: #"{"w":3}"#), ["tensor w"]),
-            ("too-many-dims", file(header: #"{"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]), ["tensor w", "dimensions"]),
+            (
+                "too-many-dims", file(header: #"{"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]),
+                ["tensor w", "dimensions"]
+            ),
         ]
         for (name, bytes, needles) in cases {
             let url = dir.appendingPathComponent("\(name).safetensors")
@@ -104,7 +141,7 @@ final class SafeTensorsTests: XCTestCase {
         }
         // A valid file, for contrast; reading a non-float tensor as floats is refused.
         let url = dir.appendingPathComponent("ints.safetensors")
-        try Data(file(header: #"{"i":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8))).write(to: url)
+        try Data(file(header: #"{"i":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, data: zeros(8))).write(to: url)
         let f = try SafeTensorsFile(url: url)
         XCTAssertThrowsError(try f.floats("i")) { e in XCTAssertTrue("\(e)".contains("tensor i is I64"), "\(e)") }
     }

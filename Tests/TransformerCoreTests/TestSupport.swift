@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import TransformerCore
 
 /// Largest |a[i] − b[i]|.
@@ -27,15 +28,18 @@ func randomModel(_ cfg: ModelConfig, seed: UInt64, scalarHead: Bool = false, sca
 
 /// The central difference of `objective` in the float at `p` (step h), against the analytic
 /// gradient `analytic`: within 2e-3 plus 2% of the larger of the two.
-func assertFiniteDifference(_ p: UnsafeMutablePointer<Float>, analytic: Float, _ what: @autoclosure () -> String, h: Float = 1e-2,
-                            objective: () -> Double, file: StaticString = #filePath, line: UInt = #line) {
+func assertFiniteDifference(
+    _ p: UnsafeMutablePointer<Float>, analytic: Float, _ what: @autoclosure () -> String, h: Float = 1e-2,
+    objective: () -> Double, file: StaticString = #filePath, line: UInt = #line
+) {
     let saved = p.pointee
     p.pointee = saved + h; let up = objective()
     p.pointee = saved - h; let down = objective()
     p.pointee = saved
     let numeric = (up - down) / (2 * Double(h)), a = Double(analytic)
-    XCTAssertLessThanOrEqual(abs(numeric - a), 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
-                             "\(what()): analytic \(a), numeric \(numeric)", file: file, line: line)
+    XCTAssertLessThanOrEqual(
+        abs(numeric - a), 2e-3 + 2e-2 * max(abs(numeric), abs(a)),
+        "\(what()): analytic \(a), numeric \(numeric)", file: file, line: line)
 }
 
 /// The gradient checks' batch: two left-padded sequences (lengths 6 and 4) with next-token targets.
@@ -122,13 +126,17 @@ class EveryPathTestCase: XCTestCase {
     /// Llama with grouped-query attention, an untied head and llama3 rotary scaling; Qwen2 with
     /// q/k/v biases, one key/value head, head_dim·heads ≠ hidden size and a tied head.
     static func architectureConfigs(layers: Int = 3, embd: Int = 64, ctx: Int = 40, vocab: Int = 97) -> [ModelConfig] {
-        [ModelConfig(nLayer: layers, nHead: 4, nEmbd: embd, nCtx: ctx, vocabSize: vocab),
-         ModelConfig(llama: .llama, nLayer: layers, nHead: 4, nKVHead: 2, nEmbd: embd, intermediateSize: embd * 3 / 2 + 1,
-                     nCtx: ctx, vocabSize: vocab, ropeTheta: 500,
-                     ropeScaling: RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8),
-                     tieWordEmbeddings: false),
-         ModelConfig(llama: .qwen2, nLayer: layers, nHead: 4, nKVHead: 1, nEmbd: embd, headDim: embd / 2, intermediateSize: embd * 2,
-                     nCtx: ctx, vocabSize: vocab, rmsNormEpsilon: 1e-6, ropeTheta: 10000, tieWordEmbeddings: true)]
+        [
+            ModelConfig(nLayer: layers, nHead: 4, nEmbd: embd, nCtx: ctx, vocabSize: vocab),
+            ModelConfig(
+                llama: .llama, nLayer: layers, nHead: 4, nKVHead: 2, nEmbd: embd, intermediateSize: embd * 3 / 2 + 1,
+                nCtx: ctx, vocabSize: vocab, ropeTheta: 500,
+                ropeScaling: RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8),
+                tieWordEmbeddings: false),
+            ModelConfig(
+                llama: .qwen2, nLayer: layers, nHead: 4, nKVHead: 1, nEmbd: embd, headDim: embd / 2, intermediateSize: embd * 2,
+                nCtx: ctx, vocabSize: vocab, rmsNormEpsilon: 1e-6, ropeTheta: 10000, tieWordEmbeddings: true),
+        ]
     }
 
     /// Runs `body` with each configuration on every kernel path.
@@ -147,5 +155,27 @@ class EveryPathTestCase: XCTestCase {
     override func recordFailure(withDescription description: String, inFile filePath: String, atLine lineNumber: Int, expected: Bool) {
         let tag = pathUnderTest.map { "[\($0.rawValue) kernels] " } ?? ""
         super.recordFailure(withDescription: tag + description, inFile: filePath, atLine: lineNumber, expected: expected)
+    }
+}
+
+/// The language-model loss of a batch, the objective of a gradient check: its value, and the
+/// backward pass that writes its gradients (after `zeroGradients` clears those being checked).
+struct LanguageModelLoss {
+    let model: TransformerModel
+    let batch: TokenBatch
+    let targets: [Int32]
+    let acts: Activations
+    let zeroGradients: () -> Void
+
+    func value() -> Double {
+        model.forward(batch, acts)
+        return Double(LogitHeads.crossEntropy(acts, targets: targets, writeGradient: false))
+    }
+
+    func gradients() {
+        model.forward(batch, acts)
+        _ = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
+        zeroGradients()
+        model.backward(batch, acts, fromLogits: true)
     }
 }

@@ -40,8 +40,9 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
 
     /// Every attention and MLP projection of a block, by PEFT's module names.
     public static func allTargets(_ architecture: Architecture) -> [String] {
-        architecture.isLlamaFamily ? ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-                                   : ["c_attn", "c_proj", "c_fc"]
+        architecture.isLlamaFamily
+            ? ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+            : ["c_attn", "c_proj", "c_fc"]
     }
 }
 
@@ -106,16 +107,22 @@ public final class LoRAAdapters {
         let c = model.nEmbd, qd = model.qDim, kv = model.kvDim, inter = model.intermediateSize
         var known: [(suffix: String, site: ProjectionSite, column: Int, width: Int, inputs: Int)]
         if model.architecture.isLlamaFamily {
-            known = [("self_attn.q_proj", .qkv, 0, qd, c), ("self_attn.k_proj", .qkv, qd, kv, c), ("self_attn.v_proj", .qkv, qd + kv, kv, c),
-                     ("self_attn.o_proj", .attentionOut, 0, c, qd), ("mlp.gate_proj", .mlpIn, 0, inter, c), ("mlp.up_proj", .mlpIn, inter, inter, c),
-                     ("mlp.down_proj", .mlpOut, 0, c, inter)]
+            known = [
+                ("self_attn.q_proj", .qkv, 0, qd, c), ("self_attn.k_proj", .qkv, qd, kv, c), ("self_attn.v_proj", .qkv, qd + kv, kv, c),
+                ("self_attn.o_proj", .attentionOut, 0, c, qd), ("mlp.gate_proj", .mlpIn, 0, inter, c), ("mlp.up_proj", .mlpIn, inter, inter, c),
+                ("mlp.down_proj", .mlpOut, 0, c, inter),
+            ]
         } else {
-            known = [("attn.c_attn", .qkv, 0, model.qkvWidth, c), ("attn.c_proj", .attentionOut, 0, c, c),
-                     ("mlp.c_fc", .mlpIn, 0, inter, c), ("mlp.c_proj", .mlpOut, 0, c, inter)]
+            known = [
+                ("attn.c_attn", .qkv, 0, model.qkvWidth, c), ("attn.c_proj", .attentionOut, 0, c, c),
+                ("mlp.c_fc", .mlpIn, 0, inter, c), ("mlp.c_proj", .mlpOut, 0, c, inter),
+            ]
         }
         // PEFT matches a target name against the end of a module's name, at a dot.
         for t in config.targets where !known.contains(where: { ("." + $0.suffix).hasSuffix("." + t) }) {
-            throw FormatError("LoRA target \(t) is not a projection of a \(model.architecture.rawValue) block; use some of \(LoRAConfig.allTargets(model.architecture).joined(separator: ", "))")
+            throw FormatError(
+                "LoRA target \(t) is not a projection of a \(model.architecture.rawValue) block; use some of \(LoRAConfig.allTargets(model.architecture).joined(separator: ", "))"
+            )
         }
         known = known.filter { k in config.targets.contains { ("." + k.suffix).hasSuffix("." + $0) } }
         guard !known.isEmpty else { throw FormatError("LoRA needs at least one target") }
@@ -126,8 +133,9 @@ public final class LoRAAdapters {
             for k in known {
                 let a = offset, b = a + config.rank * k.inputs
                 offset = b + k.width * config.rank
-                let ad = Adapter(module: "\(prefix)\(l).\(k.suffix)", layer: l, site: k.site, column: k.column, width: k.width, inputs: k.inputs, a: a, b: b,
-                                 index: list.count)
+                let ad = Adapter(
+                    module: "\(prefix)\(l).\(k.suffix)", layer: l, site: k.site, column: k.column, width: k.width, inputs: k.inputs, a: a, b: b,
+                    index: list.count)
                 list.append(ad)
                 sites[l][k.site.rawValue].append(ad)
             }
@@ -137,7 +145,9 @@ public final class LoRAAdapters {
         headOffset = scalarHead ? offset : nil
         if scalarHead { offset += c + 1 }
         guard offset <= maxFloats else {
-            throw FormatError("LoRA rank \(config.rank) on \(config.targets.joined(separator: ", ")) needs \(offset) floats, more than the \(maxFloats) its file holds")
+            throw FormatError(
+                "LoRA rank \(config.rank) on \(config.targets.joined(separator: ", ")) needs \(offset) floats, more than the \(maxFloats) its file holds"
+            )
         }
         parameters = FloatBuffer(count: offset)
         gradients = FloatBuffer(count: offset)
@@ -161,6 +171,13 @@ public final class LoRAAdapters {
         return r
     }
 
+    /// New adapters for `model` as `config` says (with a zero head of their own when
+    /// `scalarHead`), initialised as PEFT does from `seed`.
+    public convenience init(config: LoRAConfig, model: ModelConfig, scalarHead: Bool = false, seed: UInt64) throws {
+        try self.init(config: config, model: model, scalarHead: scalarHead)
+        initialize(seed: seed)
+    }
+
     /// PEFT's initialisation: A Kaiming-uniform with a = √5 (uniform in ±1/√in), B zero, so the
     /// adapted model starts equal to the base. The head, if any, is left as it is.
     public func initialize(seed: UInt64) {
@@ -177,8 +194,10 @@ public final class LoRAAdapters {
     /// (`base_model.model.MODULE.lora_A.weight`, `….lora_B.weight`), with their shapes and offsets.
     public var tensors: [(name: String, shape: [Int], offset: Int)] {
         adapters.flatMap { ad in
-            [("base_model.model.\(ad.module).lora_A.weight", [config.rank, ad.inputs], ad.a),
-             ("base_model.model.\(ad.module).lora_B.weight", [ad.width, config.rank], ad.b)]
+            [
+                ("base_model.model.\(ad.module).lora_A.weight", [config.rank, ad.inputs], ad.a),
+                ("base_model.model.\(ad.module).lora_B.weight", [ad.width, config.rank], ad.b),
+            ]
         }
     }
 
@@ -196,53 +215,65 @@ public final class LoRAAdapters {
     func forward(layer: Int, site: ProjectionSite, _ out: UnsafeMutablePointer<Float>, ldOut: Int, _ inp: UnsafePointer<Float>, n: Int) {
         guard enabled else { return }
         let r = config.rank, drops = dropsInput
-        for ad in bySite[layer][site.rawValue] { withScratch(n * r + (drops ? n * ad.inputs : 0)) { h in
-            // x = dropout(inp); h (n, r) = s · x · Aᵀ
-            let x = drops ? dropped(inp, ad, n, into: h + n * r) : inp
-            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs),
-                          b: .transposed(parameters.pointer + ad.a, columns: ad.inputs), c: h, ldc: r)
-            scale(h, config.scale, n * r)
-            // out[:, cols] += h · Bᵀ
-            Gemm.multiply(m: n, n: ad.width, k: r, a: .rowMajor(h, columns: r),
-                          b: .transposed(parameters.pointer + ad.b, columns: r), c: out + ad.column, ldc: ldOut, accumulate: true)
-        } }
+        for ad in bySite[layer][site.rawValue] {
+            withScratch(n * r + (drops ? n * ad.inputs : 0)) { h in
+                // x = dropout(inp); h (n, r) = s · x · Aᵀ
+                let x = drops ? dropped(inp, ad, n, into: h + n * r) : inp
+                Gemm.multiply(
+                    m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs),
+                    b: .transposed(parameters.pointer + ad.a, columns: ad.inputs), c: h, ldc: r)
+                scale(h, config.scale, n * r)
+                // out[:, cols] += h · Bᵀ
+                Gemm.multiply(
+                    m: n, n: ad.width, k: r, a: .rowMajor(h, columns: r),
+                    b: .transposed(parameters.pointer + ad.b, columns: r), c: out + ad.column, ldc: ldOut, accumulate: true)
+            }
+        }
     }
 
     /// Backward of `forward`: from dout (rows of `ldOut`), accumulates dA and dB and adds the
     /// adapters' share to dinp (n, inputs).
-    func backward(layer: Int, site: ProjectionSite, dinp: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>, ldOut: Int,
-                  _ inp: UnsafePointer<Float>, n: Int) {
+    func backward(
+        layer: Int, site: ProjectionSite, dinp: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>, ldOut: Int,
+        _ inp: UnsafePointer<Float>, n: Int
+    ) {
         guard enabled else { return }
         let r = config.rank, drops = dropsInput
-        for ad in bySite[layer][site.rawValue] { withScratch(2 * n * r + (drops ? 2 * n * ad.inputs : 0)) { h in
-            let dh = h + n * r
-            let a = parameters.pointer + ad.a, b = parameters.pointer + ad.b
-            // x = dropout(inp) with the forward pass's mask; h = s · x · Aᵀ (recomputed rather
-            // than kept from the forward pass)
-            let x = drops ? dropped(inp, ad, n, into: dh + n * r) : inp
-            Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r)
-            scale(h, config.scale, n * r)
-            // dB (width, r) += dout[:, cols]ᵀ · h
-            Gemm.multiply(m: ad.width, n: r, k: n, a: .transposed(dout + ad.column, columns: ldOut), b: .rowMajor(h, columns: r),
-                          c: gradients.pointer + ad.b, ldc: r, accumulate: true)
-            // dh (n, r) = s · dout[:, cols] · B
-            Gemm.multiply(m: n, n: r, k: ad.width, a: .rowMajor(dout + ad.column, columns: ldOut), b: .rowMajor(b, columns: r), c: dh, ldc: r)
-            scale(dh, config.scale, n * r)
-            // dA (r, inputs) += dhᵀ · x
-            Gemm.multiply(m: r, n: ad.inputs, k: n, a: .transposed(dh, columns: r), b: .rowMajor(x, columns: ad.inputs),
-                          c: gradients.pointer + ad.a, ldc: ad.inputs, accumulate: true)
-            // dinp += dropout'(dh · A)
-            if let dinp {
-                if drops {
-                    let t = dh + n * r + n * ad.inputs
-                    Gemm.multiply(m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs), c: t, ldc: ad.inputs)
-                    addDropped(t, ad, n, into: dinp)
-                } else {
-                    Gemm.multiply(m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs),
-                                  c: dinp, ldc: ad.inputs, accumulate: true)
+        for ad in bySite[layer][site.rawValue] {
+            withScratch(2 * n * r + (drops ? 2 * n * ad.inputs : 0)) { h in
+                let dh = h + n * r
+                let a = parameters.pointer + ad.a, b = parameters.pointer + ad.b
+                // x = dropout(inp) with the forward pass's mask; h = s · x · Aᵀ (recomputed rather
+                // than kept from the forward pass)
+                let x = drops ? dropped(inp, ad, n, into: dh + n * r) : inp
+                Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r)
+                scale(h, config.scale, n * r)
+                // dB (width, r) += dout[:, cols]ᵀ · h
+                Gemm.multiply(
+                    m: ad.width, n: r, k: n, a: .transposed(dout + ad.column, columns: ldOut), b: .rowMajor(h, columns: r),
+                    c: gradients.pointer + ad.b, ldc: r, accumulate: true)
+                // dh (n, r) = s · dout[:, cols] · B
+                Gemm.multiply(m: n, n: r, k: ad.width, a: .rowMajor(dout + ad.column, columns: ldOut), b: .rowMajor(b, columns: r), c: dh, ldc: r)
+                scale(dh, config.scale, n * r)
+                // dA (r, inputs) += dhᵀ · x
+                Gemm.multiply(
+                    m: r, n: ad.inputs, k: n, a: .transposed(dh, columns: r), b: .rowMajor(x, columns: ad.inputs),
+                    c: gradients.pointer + ad.a, ldc: ad.inputs, accumulate: true)
+                // dinp += dropout'(dh · A)
+                if let dinp {
+                    if drops {
+                        let t = dh + n * r + n * ad.inputs
+                        Gemm.multiply(
+                            m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs), c: t, ldc: ad.inputs)
+                        addDropped(t, ad, n, into: dinp)
+                    } else {
+                        Gemm.multiply(
+                            m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs),
+                            c: dinp, ldc: ad.inputs, accumulate: true)
+                    }
                 }
             }
-        } }
+        }
     }
 
     /// Adds each adapter's update, (α/r)·B·A, into `model`'s weights: the merged model computes
@@ -267,12 +298,14 @@ public final class LoRAAdapters {
                 let a = parameters.pointer + ad.a
                 if cfg.architecture.isLlamaFamily {
                     // [out, in]: rows column..<column+width += s·B·A
-                    Gemm.multiply(m: ad.width, n: ad.inputs, k: r, a: .rowMajor(sb, columns: r), b: .rowMajor(a, columns: ad.inputs),
-                                  c: weight + ad.column * ad.inputs, ldc: ad.inputs, accumulate: true)
+                    Gemm.multiply(
+                        m: ad.width, n: ad.inputs, k: r, a: .rowMajor(sb, columns: r), b: .rowMajor(a, columns: ad.inputs),
+                        c: weight + ad.column * ad.inputs, ldc: ad.inputs, accumulate: true)
                 } else {
                     // Conv1D [in, out]: columns column..<column+width += (s·B·A)ᵀ
-                    Gemm.multiply(m: ad.inputs, n: ad.width, k: r, a: .transposed(a, columns: ad.inputs), b: .transposed(sb, columns: r),
-                                  c: weight + ad.column, ldc: outputs, accumulate: true)
+                    Gemm.multiply(
+                        m: ad.inputs, n: ad.width, k: r, a: .transposed(a, columns: ad.inputs), b: .transposed(sb, columns: r),
+                        c: weight + ad.column, ldc: outputs, accumulate: true)
                 }
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
-import TransformerCore
-import RunStore
 import Labeling
+import RunStore
+import TransformerCore
 
 /// The folder named by `--run` (default `default`).
 func runFolder(_ a: Arguments) -> URL {
@@ -13,13 +13,26 @@ func openRun(_ a: Arguments) throws -> RunStore {
     try RunStore(folder: runFolder(a))
 }
 
-/// A progress bar fed (done, total) by a stage.
-func progressCallback(_ label: String, unit: String) -> (bar: () -> ProgressBar?, update: (Int, Int) -> Void) {
-    var bar: ProgressBar?
-    return ({ bar }, { done, total in
+/// A progress bar made at its first update, when the total is known; after `finish`, the next
+/// update starts a new one.
+final class LazyProgressBar {
+    let label: String, unit: String
+    private(set) var bar: ProgressBar?
+
+    init(_ label: String, unit: String) {
+        self.label = label
+        self.unit = unit
+    }
+
+    func update(_ done: Int, of total: Int, note: String = "") {
         if bar == nil { bar = ProgressBar(label, total: total, unit: unit) }
-        bar!.update(done)
-    })
+        bar!.update(done, note: note)
+    }
+
+    func finish() {
+        bar?.finish()
+        bar = nil
+    }
 }
 
 /// How the run lays out prompts, for the files other tools read: the tokenizer, chat template,

@@ -1,3 +1,4 @@
+import RunStore
 import StageKit
 
 /// The command line of a stage whose settings are a `StageConfig`: the config's own options plus
@@ -14,9 +15,28 @@ struct StageArguments<Config: StageConfig> {
         config = try Config.parse(GivenOptions(values: arguments.options, flags: arguments.flags))
     }
 
+    /// Opens the run `--run` names for the stage, with Ctrl-C asking the stage to stop at its next
+    /// safe point instead of killing it.
+    func startRun() throws -> RunStore {
+        let store = try openRun(arguments)
+        Interrupt.install()
+        return store
+    }
+
     /// With `--resume`, says that the settings given are ignored (the run keeps its own).
     func noteIgnoredSettings() {
-        guard arguments.flag("--resume"), Config.options.contains(where: { o in (o.valued + o.switches).contains { arguments.has($0) } }) else { return }
+        guard arguments.flag("--resume"), Config.options.contains(where: { o in (o.valued + o.switches).contains { arguments.has($0) } }) else {
+            return
+        }
         printError("note: --resume continues with the settings the run was started with; other options are ignored")
+    }
+}
+
+extension StageConfig {
+    /// The options section of a run-scoped stage command's help: `--run`, the config's options
+    /// with their defaults, then the command's own options `then`.
+    static func optionsHelp(column: Int, then own: [(label: String, help: [String])] = []) -> String {
+        "Options (defaults in brackets):\n" + HelpRows.render([("--run NAME", ["the run [default]"])], column: column) + "\n"
+            + help(column: column) + (own.isEmpty ? "" : "\n" + HelpRows.render(own, column: column))
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
-import TransformerCore
+import Labeling
 import RunStore
 import StageKit
-import Labeling
+import TransformerCore
 
 /// `rlhf label`: rank completions by keyboard, or with a simulated labeler.
 enum LabelCommand: Command {
@@ -43,8 +43,12 @@ enum LabelCommand: Command {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--annotator", "--guidelines", "--order", "--simulate", "--noise", "--seed",
-                                              "--lexicon", "--target-length"], flags: [])
+        let a = try Arguments(
+            args,
+            options: [
+                "--run", "--annotator", "--guidelines", "--order", "--simulate", "--noise", "--seed",
+                "--lexicon", "--target-length",
+            ], flags: [])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         let orderName = a.string("--order") ?? "random"
         guard let order = DisplayOrder(rawValue: orderName) else { throw UsageError("--order must be random or fixed, got '\(orderName)'") }
@@ -87,14 +91,19 @@ enum LabelCommand: Command {
         let annotator = a.string("--annotator") ?? "sim-\(rule.name)"
         let store = try openRun(a)
         let guidelines = try Guidelines(url: guidelinesURL, required: a.string("--guidelines") != nil)
-        let run = try store.beginStageRun(stage: "label", config: jsonLine([("simulate", JSONText.quote(rule.name)), ("noise", "\(noise)"),
-                                                                           ("seed", "\(seed)"), ("annotator", JSONText.quote(annotator)),
-                                                                           ("order", JSONText.quote(order.rawValue))]), seed: Int64(seed))
-        let progress = progressCallback("label", unit: "items")
+        let run = try store.beginStageRun(
+            stage: "label",
+            config: jsonLine([
+                ("simulate", JSONText.quote(rule.name)), ("noise", "\(noise)"),
+                ("seed", "\(seed)"), ("annotator", JSONText.quote(annotator)),
+                ("order", JSONText.quote(order.rawValue)),
+            ]), seed: Int64(seed))
+        let progress = LazyProgressBar("label", unit: "items")
         try store.failingStageRun(run) {
-            let n = try SimulatedLabeler.run(store: store, rule: rule, noise: noise, seed: seed, annotator: annotator, order: order,
-                                             guidelinesVersion: guidelines.version, progress: progress.update)
-            progress.bar()?.finish()
+            let n = try SimulatedLabeler.run(
+                store: store, rule: rule, noise: noise, seed: seed, annotator: annotator, order: order,
+                guidelinesVersion: guidelines.version, progress: { progress.update($0, of: $1) })
+            progress.finish()
             try store.finishStageRun(run, status: .succeeded)
             print("\(annotator) ranked \(n) item\(n == 1 ? "" : "s") by the \(rule.name) rule (noise \(noise))")
         }

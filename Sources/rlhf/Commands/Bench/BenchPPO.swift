@@ -1,6 +1,6 @@
 import Foundation
-import TransformerCore
 import PPO
+import TransformerCore
 
 /// `rlhf bench --only ppo` and `--only ppo-memory`: the time and the memory of a PPO iteration.
 extension BenchCommand {
@@ -9,8 +9,10 @@ extension BenchCommand {
     static func reportPPOMemory(_ out: BenchOutput, config: String, loraRank: Int?, frozen: FrozenDType) throws {
         let tag = "ppo \(config)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " bf16" : "")
         for (name, bytes) in try benchPPOMemory(ModelConfig.preset(config)!, loraRank: loraRank, frozen: frozen) {
-            var fields: [String: Any] = ["what": "ppo-memory", "config": label(config), "part": name, "mb": round2(Double(bytes) / 1_048_576),
-                                         "frozen_dtype": frozen.rawValue]
+            var fields: [String: Any] = [
+                "what": "ppo-memory", "config": label(config), "part": name, "mb": round2(Double(bytes) / 1_048_576),
+                "frozen_dtype": frozen.rawValue,
+            ]
             if let r = loraRank { fields["lora_rank"] = r }
             out.emit(fields, text: "\(tag)  \(name)".column(78) + "\(fmt(Double(bytes) / 1_048_576)) MiB")
         }
@@ -24,11 +26,19 @@ extension BenchCommand {
                 let (phases, total) = try benchPPO(ModelConfig.preset(name)!, loraRank: loraRank, frozen: dtype)
                 let tag = "ppo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " \(dtype.rawValue)" : "")
                 for (phase, secs) in phases {
-                    out.emit(["what": "ppo", "config": name, "phase": phase, "seconds": round3(secs), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue],
-                             text: "\(tag) \(phase)".column(38) + String(format: "%.3f s", secs))
+                    out.emit(
+                        [
+                            "what": "ppo", "config": name, "phase": phase, "seconds": round3(secs), "lora_rank": loraRank ?? 0,
+                            "frozen_dtype": dtype.rawValue,
+                        ],
+                        text: "\(tag) \(phase)".column(38) + String(format: "%.3f s", secs))
                 }
-                out.emit(["what": "ppo", "config": name, "phase": "total", "seconds": round3(total), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue],
-                         text: "\(tag) iteration total".column(38) + String(format: "%.3f s", total))
+                out.emit(
+                    [
+                        "what": "ppo", "config": name, "phase": "total", "seconds": round3(total), "lora_rank": loraRank ?? 0,
+                        "frozen_dtype": dtype.rawValue,
+                    ],
+                    text: "\(tag) iteration total".column(38) + String(format: "%.3f s", total))
             }
         }
     }
@@ -37,7 +47,9 @@ extension BenchCommand {
     /// of the policy, the value model of the reward model); with rank-r LoRA, two sets of
     /// weights, the policy's shared by the reference and the reward model's by the value model,
     /// with adapters (α = 2r, every projection) on the policy and the value model.
-    static func ppoModels(_ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType = .f32) throws -> (policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel) {
+    static func ppoModels(_ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType = .f32) throws -> (
+        policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel
+    ) {
         let policy = TransformerModel(config: cfg), reward = TransformerModel(config: cfg, scalarHead: true)
         policy.initialize(seed: 1)
         reward.copyParameters(from: policy)
@@ -48,11 +60,9 @@ extension BenchCommand {
             return (policy, reference, value, reward)
         }
         let lc = LoRAConfig(rank: r, alpha: Float(2 * r), targets: LoRAConfig.allTargets(cfg.architecture))
-        policy.lora = try LoRAAdapters(config: lc, model: cfg)
-        policy.lora!.initialize(seed: 2)
+        policy.lora = try LoRAAdapters(config: lc, model: cfg, seed: 2)
         let value = TransformerModel(sharingWeightsOf: reward)
-        value.lora = try LoRAAdapters(config: lc, model: cfg, scalarHead: true)
-        value.lora!.initialize(seed: 3)
+        value.lora = try LoRAAdapters(config: lc, model: cfg, scalarHead: true, seed: 3)
         if frozen == .bf16 { policy.holdProjectionsInBFloat16(); reward.holdProjectionsInBFloat16() }
         return (policy, TransformerModel(sharingWeightsOf: policy), value, reward)
     }
@@ -60,11 +70,9 @@ extension BenchCommand {
     /// One PPO iteration after a warm-up: (phase, seconds) and the total. The best of three for
     /// models up to M's size, one timed iteration for larger ones.
     static func benchPPO(_ cfg: ModelConfig, loraRank: Int? = nil, frozen: FrozenDType = .f32) throws -> ([(String, Double)], Double) {
-        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank, frozen: frozen)
-        var s = PPOConfig()
-        s.batch = 64; s.responseLength = 48; s.ppoEpochs = 4; s.minibatches = 4; s.iterations = 4
-        let (trainer, _, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
-                                             settings: s, rewardRows: 16, promptLengths: 8...24)
+        let (trainer, _, prompts, policy, _) = try ppoSetup(
+            cfg, loraRank: loraRank, frozen: frozen, batch: 64, responseLength: 48, epochs: 4, minibatches: 4, iterations: 4,
+            rewardRows: 16, promptLengths: 8...24)
         _ = trainer.step(prompts: prompts)
         // The best of three timed iterations, as the other measurements take the best run.
         var best: ([(String, Double)], Double) = ([], .infinity)
@@ -78,10 +86,20 @@ extension BenchCommand {
         return best
     }
 
-    /// A PPO trainer over the given models (EOS 0, PAD 1), rewarded by `reward` through a
-    /// runner, and `settings.batch` random prompts with lengths in `promptLengths`.
-    static func ppoSetup(policy: TransformerModel, reference: TransformerModel, value: TransformerModel, reward: TransformerModel, settings: PPOConfig,
-                         rewardRows: Int, promptLengths: ClosedRange<Int>) -> (PPOTrainer, ScalarHeadRunner, [[Int32]]) {
+    /// A PPO trainer over `ppoModels(cfg, …)` (EOS 0, PAD 1) with the given shape of iteration,
+    /// rewarded by the reward model through a runner, and `batch` random prompts with lengths in
+    /// `promptLengths`.
+    static func ppoSetup(
+        _ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType, batch: Int, responseLength: Int, epochs: Int, minibatches: Int,
+        iterations: Int, rewardRows: Int, promptLengths: ClosedRange<Int>
+    ) throws -> (PPOTrainer, ScalarHeadRunner, [[Int32]], policy: TransformerModel, reward: TransformerModel) {
+        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank, frozen: frozen)
+        var settings = PPOConfig()
+        settings.batch = batch
+        settings.responseLength = responseLength
+        settings.ppoEpochs = epochs
+        settings.minibatches = minibatches
+        settings.iterations = iterations
         let rm = ScalarHeadRunner(model: reward, rows: rewardRows)
         let trainer = PPOTrainer(policy: policy, reference: reference, value: value, eos: 0, pad: 1, settings: settings) { ps, rs in
             rm.scores(zip(ps, rs).map { $0 + $1 })
@@ -91,7 +109,7 @@ extension BenchCommand {
         let prompts = (0..<settings.batch).map { _ in
             (0..<(promptLengths.lowerBound + rng.int(below: promptLengths.count))).map { _ in Int32(2 + rng.int(below: vocab - 2)) }
         }
-        return (trainer, rm, prompts)
+        return (trainer, rm, prompts, policy, reward)
     }
 
     /// One PPO iteration on `cfg` (16 prompts, 32 response tokens, 1 epoch × 2 minibatches)
@@ -103,19 +121,19 @@ extension BenchCommand {
             throw RuntimeError("ppo-memory needs /proc/self/clear_refs to reset the peak resident memory")
         }
         let baseline = procStatusBytes("VmRSS")
-        let (policy, reference, value, reward) = try ppoModels(cfg, loraRank: loraRank, frozen: frozen)
-        var s = PPOConfig()
-        s.batch = 16; s.responseLength = 32; s.ppoEpochs = 1; s.minibatches = 2; s.iterations = 1
-        let (trainer, rm, prompts) = ppoSetup(policy: policy, reference: reference, value: value, reward: reward,
-                                              settings: s, rewardRows: 8, promptLengths: 16...24)
+        let (trainer, rm, prompts, _, reward) = try ppoSetup(
+            cfg, loraRank: loraRank, frozen: frozen, batch: 16, responseLength: 32, epochs: 1, minibatches: 2, iterations: 1,
+            rewardRows: 8, promptLengths: 16...24)
         _ = trainer.step(prompts: prompts)
         let peak = procStatusBytes("VmHWM")
         var parts = trainer.memoryBreakdown
         parts.insert(("reward model parameters", reward.weightBytes), at: 1)
         parts.append(("reward model activations", 4 * rm.activationFloatCount))
         let live = parts.reduce(0) { $0 + $1.1 }
-        return parts + [("live tensors, total", live), ("process before the models (code, runtime)", baseline),
-                        ("peak resident memory of the iteration", peak)]
+        return parts + [
+            ("live tensors, total", live), ("process before the models (code, runtime)", baseline),
+            ("peak resident memory of the iteration", peak),
+        ]
     }
 
     /// Resets the kernel's peak-RSS mark of this process (Linux: "5" to /proc/self/clear_refs).

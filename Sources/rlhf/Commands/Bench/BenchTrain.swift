@@ -5,40 +5,53 @@ import TransformerCore
 extension BenchCommand {
     /// The train rows of one configuration: full fine-tuning, then with `--lora-rank` LoRA (and
     /// with `--frozen-dtype bf16` LoRA over bfloat16 projections), each beside full fine-tuning.
-    static func reportTrain(_ out: BenchOutput, _ cfg: ModelConfig, name: String, repeats repeatCount: Int?, loraRank: Int?,
-                            frozen: FrozenDType) throws {
+    static func reportTrain(
+        _ out: BenchOutput, _ cfg: ModelConfig, name: String, repeats repeatCount: Int?, loraRank: Int?,
+        frozen: FrozenDType
+    ) throws {
         let (b, t) = trainShape(name)
         let (tps, loss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount)
-        out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
-                 text: "train    \(label(name))  B×T \(b)×\(t)".column(34) + "\(fmt(tps)) tokens/s")
+        out.emit(
+            ["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "tokens_per_s": round2(tps), "loss": round2(Double(loss))],
+            text: "train    \(label(name))  B×T \(b)×\(t)".column(34) + "\(fmt(tps)) tokens/s")
         if let r = loraRank {
             for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
                 let (ltps, lloss) = try benchTrain(cfg, batch: b, length: t, repeats: repeatCount, loraRank: r, frozen: dtype)
-                out.emit(["what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "lora_rank": r, "frozen_dtype": dtype.rawValue,
-                          "tokens_per_s": round2(ltps), "loss": round2(Double(lloss))],
-                         text: "train    \(label(name))  LoRA r\(r)\(dtype == .bf16 ? " bf16" : "")".column(34)
-                            + "\(fmt(ltps)) tokens/s (\(fmt(ltps / tps))× full fine-tuning)")
+                out.emit(
+                    [
+                        "what": "train", "impl": "rlhf", "config": label(name), "B": b, "T": t, "lora_rank": r, "frozen_dtype": dtype.rawValue,
+                        "tokens_per_s": round2(ltps), "loss": round2(Double(lloss)),
+                    ],
+                    text: "train    \(label(name))  LoRA r\(r)\(dtype == .bf16 ? " bf16" : "")".column(34)
+                        + "\(fmt(ltps)) tokens/s (\(fmt(ltps / tps))× full fine-tuning)")
             }
         }
     }
 
     /// Batch × length of the train measurement (and of PyTorch's) for a configuration.
     static func trainShape(_ name: String) -> (Int, Int) {
-        switch name.uppercased() { case "S", "LLAMA-S": return (16, 128); case "M", "LLAMA-M": return (8, 256); default: return (4, 256) }
+        switch name.uppercased() {
+        case "S", "LLAMA-S": return (16, 128);
+        case "M", "LLAMA-M": return (8, 256);
+        default: return (4, 256)
+        }
     }
 
     /// Training tokens/s; with `loraRank`, of rank-r adapters on every projection (α = 2r) over
     /// the frozen model, the optimiser stepping only the adapters.
-    static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?, loraRank: Int? = nil, frozen: FrozenDType = .f32) throws -> (Double, Float) {
+    static func benchTrain(_ cfg: ModelConfig, batch: Int, length: Int, repeats: Int?, loraRank: Int? = nil, frozen: FrozenDType = .f32) throws -> (
+        Double, Float
+    ) {
         let model = TransformerModel(config: cfg)
         model.initialize(seed: 1)
         if let r = loraRank {
-            let lora = try LoRAAdapters(config: LoRAConfig(rank: r, alpha: Float(2 * r), targets: LoRAConfig.allTargets(cfg.architecture)), model: cfg)
-            lora.initialize(seed: 2)
-            model.lora = lora
+            model.lora = try LoRAAdapters(
+                config: LoRAConfig(rank: r, alpha: Float(2 * r), targets: LoRAConfig.allTargets(cfg.architecture)), model: cfg, seed: 2)
             if frozen == .bf16 { model.holdProjectionsInBFloat16() }
         }
-        let opt = model.lora.map { AdamW(lora: $0, config: AdamWConfig(learningRate: 1e-4)) } ?? AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
+        let opt =
+            model.lora.map { AdamW(lora: $0, config: AdamWConfig(learningRate: 1e-4)) }
+            ?? AdamW(layout: model.layout, config: AdamWConfig(learningRate: 1e-4))
         let acts = Activations(config: cfg, batch: batch, length: length)
         var rng = SeededRandom(seed: 2)
         let tokens = (0..<batch * length).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
