@@ -20,9 +20,9 @@ let noMathErrno: SwiftSetting = .unsafeFlags(["-Xcc", "-fno-math-errno"])
 /// targets compile to nothing).
 func isaFlags(_ level: String) -> [SwiftSetting] {
     #if arch(x86_64)
-        return [.unsafeFlags(["-Xcc", "-march=\(level)"]), noMathErrno, unchecked]
+    return [.unsafeFlags(["-Xcc", "-march=\(level)"]), noMathErrno, unchecked]
     #else
-        return [noMathErrno, unchecked]
+    return [noMathErrno, unchecked]
     #endif
 }
 

@@ -13,13 +13,13 @@ public enum Portable: KernelISA {
     public typealias D = SIMD4<Double>
     public static var name: String { "portable" }
     #if arch(arm64)
-        public static var fused: Bool { true }
-        public static var gemmMR: Int { 12 }
-        public static var decodeVectors: Int { 6 }
+    public static var fused: Bool { true }
+    public static var gemmMR: Int { 12 }
+    public static var decodeVectors: Int { 6 }
     #else
-        public static var fused: Bool { false }
-        public static var gemmMR: Int { 6 }
-        public static var decodeVectors: Int { 2 }
+    public static var fused: Bool { false }
+    public static var gemmMR: Int { 6 }
+    public static var decodeVectors: Int { 2 }
     #endif
 
     @inline(__always) public static func vmax(_ a: V, _ b: V) -> V { a.replacing(with: b, where: a .< b) }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// The run database: `runs/NAME/run.sqlite` and the checkpoints it registers.

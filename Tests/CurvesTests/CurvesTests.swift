@@ -4,7 +4,7 @@ import XCTest
 @testable import Curves
 
 #if canImport(FoundationXML)
-    import FoundationXML
+import FoundationXML
 #endif
 
 /// Collects the `path` elements of an SVG with their attributes.

@@ -4,7 +4,7 @@ import XCTest
 @testable import RunStore
 
 #if canImport(FoundationXML)
-    import FoundationXML
+import FoundationXML
 #endif
 
 /// `rlhf curves` (terminal, SVG, --follow), `rlhf report` and `rlhf metrics export` through the binary.

@@ -100,9 +100,9 @@ final class LabelCommandTests: ScratchFolderTestCase {
         typealias Prlimit = @convention(c) (pid_t, Int32, UnsafePointer<rlimit>?, UnsafeMutablePointer<rlimit>?) -> Int32
         let prlimit = unsafeBitCast(try XCTUnwrap(dlsym(nil, "prlimit")), to: Prlimit.self)
         #if os(Linux)
-            let fileSizeResource = Int32(RLIMIT_FSIZE.rawValue)
+        let fileSizeResource = Int32(RLIMIT_FSIZE.rawValue)
         #else
-            let fileSizeResource = RLIMIT_FSIZE
+        let fileSizeResource = RLIMIT_FSIZE
         #endif
         func setFileSizeLimit(_ bytes: rlim_t) {
             var lim = rlimit(rlim_cur: bytes, rlim_max: rlim_t.max)

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Runs a program on a pseudo-terminal, as a person at a terminal would, so that full-screen
@@ -15,36 +15,36 @@ final class PTYProcess {
 
     init(_ executable: URL, _ args: [String], columns: UInt16 = 80, rows: UInt16 = 24) throws {
         #if os(Linux)
-            // Linux's pty multiplexer: unlock the pair (TIOCSPTLCK) and ask for its number (TIOCGPTN).
-            // (posix_openpt and friends are not visible to Swift's Glibc module.)
-            master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
-            var unlock: Int32 = 0, number: UInt32 = 0
-            guard master >= 0, ioctl(master, UInt(0x4004_5431), &unlock) == 0, ioctl(master, UInt(0x8004_5430), &number) == 0 else {
-                throw NSError(domain: "pty", code: 1, userInfo: [NSLocalizedDescriptionKey: "cannot open a pseudo-terminal"])
-            }
-            _ = fcntl(master, F_SETFD, FD_CLOEXEC)
-            var ws = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
-            _ = ioctl(master, UInt(TIOCSWINSZ), &ws)
-            let slave = "/dev/pts/\(number)"
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)
-            posix_spawn_file_actions_adddup2(&actions, 0, 1)
-            posix_spawn_file_actions_adddup2(&actions, 0, 2)
-            var attr = posix_spawnattr_t()
-            posix_spawnattr_init(&attr)
-            posix_spawnattr_setflags(&attr, 0x80) // POSIX_SPAWN_SETSID: a new session, so the pty becomes its terminal
-            let argv = ([executable.path] + args).map { strdup($0) } + [nil]
-            var env = ProcessInfo.processInfo.environment
-            env["TERM"] = "xterm-256color"
-            let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-            let rc = posix_spawn(&pid, executable.path, &actions, &attr, argv, envp)
-            argv.forEach { free($0) }; envp.forEach { free($0) }
-            posix_spawn_file_actions_destroy(&actions); posix_spawnattr_destroy(&attr)
-            guard rc == 0 else { throw NSError(domain: "pty", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "posix_spawn failed"]) }
+        // Linux's pty multiplexer: unlock the pair (TIOCSPTLCK) and ask for its number (TIOCGPTN).
+        // (posix_openpt and friends are not visible to Swift's Glibc module.)
+        master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
+        var unlock: Int32 = 0, number: UInt32 = 0
+        guard master >= 0, ioctl(master, UInt(0x4004_5431), &unlock) == 0, ioctl(master, UInt(0x8004_5430), &number) == 0 else {
+            throw NSError(domain: "pty", code: 1, userInfo: [NSLocalizedDescriptionKey: "cannot open a pseudo-terminal"])
+        }
+        _ = fcntl(master, F_SETFD, FD_CLOEXEC)
+        var ws = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
+        _ = ioctl(master, UInt(TIOCSWINSZ), &ws)
+        let slave = "/dev/pts/\(number)"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)
+        posix_spawn_file_actions_adddup2(&actions, 0, 1)
+        posix_spawn_file_actions_adddup2(&actions, 0, 2)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        posix_spawnattr_setflags(&attr, 0x80) // POSIX_SPAWN_SETSID: a new session, so the pty becomes its terminal
+        let argv = ([executable.path] + args).map { strdup($0) } + [nil]
+        var env = ProcessInfo.processInfo.environment
+        env["TERM"] = "xterm-256color"
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let rc = posix_spawn(&pid, executable.path, &actions, &attr, argv, envp)
+        argv.forEach { free($0) }; envp.forEach { free($0) }
+        posix_spawn_file_actions_destroy(&actions); posix_spawnattr_destroy(&attr)
+        guard rc == 0 else { throw NSError(domain: "pty", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "posix_spawn failed"]) }
         #else
-            // The pseudo-terminal is opened through Linux's /dev/ptmx ioctls; elsewhere these tests skip.
-            throw XCTSkip("the terminal tests drive a Linux pseudo-terminal (/dev/ptmx)")
+        // The pseudo-terminal is opened through Linux's /dev/ptmx ioctls; elsewhere these tests skip.
+        throw XCTSkip("the terminal tests drive a Linux pseudo-terminal (/dev/ptmx)")
         #endif
     }
 
@@ -99,9 +99,9 @@ final class PTYProcess {
 
     func kill(_ signal: Int32) {
         #if canImport(Glibc)
-            _ = Glibc.kill(pid, signal)
+        _ = Glibc.kill(pid, signal)
         #else
-            _ = Darwin.kill(pid, signal)
+        _ = Darwin.kill(pid, signal)
         #endif
     }
 

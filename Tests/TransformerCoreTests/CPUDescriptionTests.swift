@@ -50,23 +50,23 @@ final class CPUDescriptionTests: XCTestCase {
     /// CPUID by its own code: vendor, brand, and the displayed family and model.
     func testThisCPUMatchesWhatTheLinuxKernelReports() throws {
         #if os(Linux) && arch(x86_64)
-            let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-            func field(_ name: String) -> String? {
-                for line in info.split(separator: "\n") {
-                    let parts = line.split(separator: ":", maxSplits: 1)
-                    if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
-                        return parts[1].trimmingCharacters(in: .whitespaces)
-                    }
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        func field(_ name: String) -> String? {
+            for line in info.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
+                    return parts[1].trimmingCharacters(in: .whitespaces)
                 }
-                return nil
             }
-            let vendor = try XCTUnwrap(field("vendor_id"))
-            let family = try XCTUnwrap(field("cpu family").flatMap { Int($0) })
-            let model = try XCTUnwrap(field("model").flatMap { Int($0) })
-            let brand = field("model name") ?? ""
-            XCTAssertEqual(CPUDescription.current, CPUDescription.x86(vendor: vendor, brand: brand, family: family, model: model))
+            return nil
+        }
+        let vendor = try XCTUnwrap(field("vendor_id"))
+        let family = try XCTUnwrap(field("cpu family").flatMap { Int($0) })
+        let model = try XCTUnwrap(field("model").flatMap { Int($0) })
+        let brand = field("model name") ?? ""
+        XCTAssertEqual(CPUDescription.current, CPUDescription.x86(vendor: vendor, brand: brand, family: family, model: model))
         #else
-            XCTAssertFalse(CPUDescription.current.isEmpty)
+        XCTAssertFalse(CPUDescription.current.isEmpty)
         #endif
     }
 }

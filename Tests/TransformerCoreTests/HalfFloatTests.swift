@@ -41,41 +41,41 @@ final class HalfFloatTests: XCTestCase {
     }
 
     #if !(os(macOS) && arch(x86_64))
-        /// Every one of the 65,536 bit patterns widens as `Float16` widens it.
-        func testEveryHalfWidensAsFloat16Does() {
-            for b in 0...UInt16.max {
-                let mine = HalfFloat.float(fromBits: b), reference = Float(Float16(bitPattern: b))
-                if reference.isNaN {
-                    XCTAssertTrue(mine.isNaN, "\(b)")
-                } else {
-                    XCTAssertEqual(mine.bitPattern, reference.bitPattern, "\(b)")
-                }
+    /// Every one of the 65,536 bit patterns widens as `Float16` widens it.
+    func testEveryHalfWidensAsFloat16Does() {
+        for b in 0...UInt16.max {
+            let mine = HalfFloat.float(fromBits: b), reference = Float(Float16(bitPattern: b))
+            if reference.isNaN {
+                XCTAssertTrue(mine.isNaN, "\(b)")
+            } else {
+                XCTAssertEqual(mine.bitPattern, reference.bitPattern, "\(b)")
             }
         }
+    }
 
-        /// Narrowing rounds as `Float16(_:)` does: at every binary16 value, at every midpoint between
-        /// neighbours and a float step either side of it, and at a million random floats spread over
-        /// all exponents.
-        func testNarrowingRoundsAsFloat16Does() {
-            func check(_ x: Float) {
-                let mine = HalfFloat.bits(from: x), reference = Float16(x)
-                if reference.isNaN {
-                    XCTAssertTrue(HalfFloat.float(fromBits: mine).isNaN, "\(x)")
-                } else {
-                    XCTAssertEqual(mine, reference.bitPattern, "\(x) (\(x.bitPattern))")
-                }
-            }
-            for b in 0...UInt16.max {
-                let x = Float(Float16(bitPattern: b))
-                guard x.isFinite else { continue }
-                let next = Float(Float16(bitPattern: b).nextUp)
-                let mid = x / 2 + next / 2 // exact: both are binary16 values
-                for y in [x, x.nextUp, x.nextDown, mid, mid.nextUp, mid.nextDown] { check(y) }
-            }
-            var rng = SeededRandom(seed: 16)
-            for _ in 0..<1_000_000 {
-                check(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())))
+    /// Narrowing rounds as `Float16(_:)` does: at every binary16 value, at every midpoint between
+    /// neighbours and a float step either side of it, and at a million random floats spread over
+    /// all exponents.
+    func testNarrowingRoundsAsFloat16Does() {
+        func check(_ x: Float) {
+            let mine = HalfFloat.bits(from: x), reference = Float16(x)
+            if reference.isNaN {
+                XCTAssertTrue(HalfFloat.float(fromBits: mine).isNaN, "\(x)")
+            } else {
+                XCTAssertEqual(mine, reference.bitPattern, "\(x) (\(x.bitPattern))")
             }
         }
+        for b in 0...UInt16.max {
+            let x = Float(Float16(bitPattern: b))
+            guard x.isFinite else { continue }
+            let next = Float(Float16(bitPattern: b).nextUp)
+            let mid = x / 2 + next / 2 // exact: both are binary16 values
+            for y in [x, x.nextUp, x.nextDown, mid, mid.nextUp, mid.nextDown] { check(y) }
+        }
+        var rng = SeededRandom(seed: 16)
+        for _ in 0..<1_000_000 {
+            check(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())))
+        }
+    }
     #endif
 }

@@ -9,21 +9,21 @@ final class KernelPathTests: XCTestCase {
         XCTAssertEqual(available.last, .portable, "the portable path runs everywhere")
         XCTAssertEqual(available, KernelPath.allCases.filter(Kernels.supports), "fastest first, in the order of the cases")
         #if arch(x86_64)
-            XCTAssertGreaterThanOrEqual(Kernels.x86Level, 1)
-            XCTAssertEqual(Kernels.supports(.avx512), Kernels.x86Level >= 4)
-            XCTAssertEqual(Kernels.supports(.avx2), Kernels.x86Level >= 3)
-            // The kernel level agrees with the flags the kernel reports for this CPU.
-            if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-                let flagLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-            {
-                let flags = Set(flagLine.split(separator: " ").map(String.init))
-                if Kernels.supports(.avx2) { XCTAssertTrue(flags.isSuperset(of: ["avx2", "fma", "bmi2", "f16c", "movbe"])) }
-                if Kernels.supports(.avx512) { XCTAssertTrue(flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"])) }
-                if !flags.contains("avx2") { XCTAssertFalse(Kernels.supports(.avx2)) }
-                if !flags.contains("avx512f") { XCTAssertFalse(Kernels.supports(.avx512)) }
-            }
+        XCTAssertGreaterThanOrEqual(Kernels.x86Level, 1)
+        XCTAssertEqual(Kernels.supports(.avx512), Kernels.x86Level >= 4)
+        XCTAssertEqual(Kernels.supports(.avx2), Kernels.x86Level >= 3)
+        // The kernel level agrees with the flags the kernel reports for this CPU.
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let flagLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        {
+            let flags = Set(flagLine.split(separator: " ").map(String.init))
+            if Kernels.supports(.avx2) { XCTAssertTrue(flags.isSuperset(of: ["avx2", "fma", "bmi2", "f16c", "movbe"])) }
+            if Kernels.supports(.avx512) { XCTAssertTrue(flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"])) }
+            if !flags.contains("avx2") { XCTAssertFalse(Kernels.supports(.avx2)) }
+            if !flags.contains("avx512f") { XCTAssertFalse(Kernels.supports(.avx512)) }
+        }
         #else
-            XCTAssertEqual(available, [.portable])
+        XCTAssertEqual(available, [.portable])
         #endif
     }
 
@@ -37,9 +37,9 @@ final class KernelPathTests: XCTestCase {
                 } else {
                     XCTAssertThrowsError(try Kernels.requestedPath(["RLHF_ISA": spelling])) { error in
                         #if arch(x86_64)
-                            XCTAssertTrue("\(error)".contains("this CPU lacks"), "\(error)")
+                        XCTAssertTrue("\(error)".contains("this CPU lacks"), "\(error)")
                         #else
-                            XCTAssertTrue("\(error)".contains("kernels are for x86-64 CPUs"), "\(error)")
+                        XCTAssertTrue("\(error)".contains("kernels are for x86-64 CPUs"), "\(error)")
                         #endif
                     }
                 }
@@ -76,9 +76,9 @@ final class KernelPathTests: XCTestCase {
                 XCTAssertEqual([t.lanes, t.gemmMR, t.gemmNR, t.decodeNR], [8, 6, 16, 24]) // 12 of 16 ymm
             case .portable:
                 #if arch(arm64)
-                    XCTAssertEqual([t.lanes, t.gemmMR, t.gemmNR, t.decodeNR], [4, 12, 8, 24]) // 24 of 32 q
+                XCTAssertEqual([t.lanes, t.gemmMR, t.gemmNR, t.decodeNR], [4, 12, 8, 24]) // 24 of 32 q
                 #else
-                    XCTAssertEqual([t.lanes, t.gemmMR, t.gemmNR, t.decodeNR], [4, 6, 8, 8]) // 12 of 16 xmm
+                XCTAssertEqual([t.lanes, t.gemmMR, t.gemmNR, t.decodeNR], [4, 6, 8, 8]) // 12 of 16 xmm
                 #endif
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Writes files so that a reader (or a crash) sees either the old file or the complete new one:

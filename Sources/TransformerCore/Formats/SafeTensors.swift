@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Element types a safetensors file may declare. Only F32, F16 and BF16 can be loaded as floats;

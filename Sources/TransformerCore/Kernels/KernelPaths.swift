@@ -4,8 +4,8 @@ import KernelBodies
 import KernelsPortable
 
 #if arch(x86_64)
-    import KernelsAVX512
-    import KernelsAVX2
+import KernelsAVX512
+import KernelsAVX2
 #endif
 
 /// An instruction-set path of the kernels.
@@ -45,13 +45,13 @@ public enum Kernels {
     /// Whether this CPU can run `path`.
     public static func supports(_ path: KernelPath) -> Bool {
         #if arch(x86_64)
-            switch path {
-            case .avx512: return x86Level >= 4
-            case .avx2: return x86Level >= 3
-            case .portable: return true
-            }
+        switch path {
+        case .avx512: return x86Level >= 4
+        case .avx2: return x86Level >= 3
+        case .portable: return true
+        }
         #else
-            return path == .portable
+        return path == .portable
         #endif
     }
 
@@ -62,13 +62,13 @@ public enum Kernels {
     public static func table(_ path: KernelPath) -> KernelTable {
         precondition(supports(path), "the \(path.rawValue) kernels need \(path.requirement), which this CPU lacks")
         #if arch(x86_64)
-            switch path {
-            case .avx512: return avx512Kernels
-            case .avx2: return avx2Kernels
-            case .portable: return portableKernels
-            }
+        switch path {
+        case .avx512: return avx512Kernels
+        case .avx2: return avx2Kernels
+        case .portable: return portableKernels
+        }
         #else
-            return portableKernels
+        return portableKernels
         #endif
     }
 
@@ -81,9 +81,9 @@ public enum Kernels {
         }
         guard supports(path) else {
             #if arch(x86_64)
-                let onX86 = true
+            let onX86 = true
             #else
-                let onX86 = false
+            let onX86 = false
             #endif
             throw KernelPathError(description: refusal(raw, path, onX86: onX86, available: available))
         }
@@ -104,11 +104,11 @@ public enum Kernels {
     /// The architecture this program was built for, in words.
     static var machineArchitecture: String {
         #if arch(arm64)
-            return "an arm64 machine"
+        return "an arm64 machine"
         #elseif arch(x86_64)
-            return "an x86-64 machine"
+        return "an x86-64 machine"
         #else
-            return "a machine of another architecture"
+        return "a machine of another architecture"
         #endif
     }
 

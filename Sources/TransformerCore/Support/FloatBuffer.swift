@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// A fixed-size, 64-byte aligned array of `Float` that owns its memory.
@@ -28,14 +28,14 @@ public final class FloatBuffer {
         let huge = 2 << 20
         var raw: UnsafeMutableRawPointer?
         #if os(Linux)
-            if hugePages && bytes >= huge {
-                let rounded = (bytes + huge - 1) / huge * huge
-                if posix_memalign(&raw, huge, rounded) == 0, let r = raw {
-                    _ = madvise(r, rounded, MADV_HUGEPAGE) // advice only: 4 KiB pages still work
-                } else {
-                    raw = nil
-                }
+        if hugePages && bytes >= huge {
+            let rounded = (bytes + huge - 1) / huge * huge
+            if posix_memalign(&raw, huge, rounded) == 0, let r = raw {
+                _ = madvise(r, rounded, MADV_HUGEPAGE) // advice only: 4 KiB pages still work
+            } else {
+                raw = nil
             }
+        }
         #endif
         alignedByHand = raw != nil
         let storage = raw ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
@@ -75,9 +75,9 @@ public final class FloatBuffer {
         (pointer + range.lowerBound).update(repeating: .nan, count: headCount)
         (pointer + tailStart).update(repeating: .nan, count: range.upperBound - tailStart)
         #if os(Linux)
-            let advice = MADV_DONTNEED
+        let advice = MADV_DONTNEED
         #else
-            let advice = MADV_FREE
+        let advice = MADV_FREE
         #endif
         guard madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), advice) == 0 else {
             // Not given back: make every element unreadable all the same.

@@ -39,11 +39,11 @@ func fmt(_ x: Double) -> String { String(format: x >= 100 ? "%.0f" : "%.2f", x) 
 func peakResidentBytes() -> Int {
     var usage = rusage()
     #if os(Linux)
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_maxrss * 1024 // kilobytes on Linux
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024 // kilobytes on Linux
     #else
-        getrusage(RUSAGE_SELF, &usage)
-        return usage.ru_maxrss // bytes on macOS
+    getrusage(RUSAGE_SELF, &usage)
+    return usage.ru_maxrss // bytes on macOS
     #endif
 }
 
