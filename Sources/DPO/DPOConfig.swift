@@ -26,12 +26,7 @@ public struct DPOConfig: StageConfig, Equatable {
 
     /// A number read as a `Double` and then rounded to a `Float`, as this command always has.
     static func float(_ name: String, _ key: WritableKeyPath<DPOConfig, Float>, _ help: String) -> ConfigOption<DPOConfig> {
-        .value(name, "X", key, help, shown: { formatDefault($0) }) { Float(try double(name, $0)) }
-    }
-
-    static func double(_ name: String, _ s: String) throws -> Double {
-        guard let x = Double(s), x.isFinite else { throw ConfigError("\(name) expects a number, got '\(s)'") }
-        return x
+        .value(name, "X", key, help, shown: { formatDefault($0) }) { Float(try parseNumber(name, $0) as Double) }
     }
 
     public static let options: [ConfigOption<DPOConfig>] = [

@@ -31,8 +31,7 @@ public struct RewardConfig: StageConfig, Equatable {
 
     /// A number in (0, 1) or any finite one, with this command's message.
     static func float(_ name: String, _ s: String, unit: Bool) throws -> Float {
-        guard let x = Float(s), unit ? x > 0 && x < 1 : x.isFinite else { throw ConfigError("\(name): invalid value '\(s)'") }
-        return x
+        try parseNumber(name, s, valid: { !unit || ($0 > 0 && $0 < 1) }, invalid: "\(name): invalid value '\(s)'")
     }
 
     public static let options: [ConfigOption<RewardConfig>] = [
