@@ -51,11 +51,15 @@ let package = Package(
         .target(name: "KernelsAVX512", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v4")),
         .target(name: "KernelsAVX2", dependencies: ["KernelBodies"], swiftSettings: isaFlags("x86-64-v3")),
         .target(name: "KernelsPortable", dependencies: ["KernelBodies"], swiftSettings: [noMathErrno, unchecked]),
+        // `vdpbf16ps` has no Swift spelling: the bfloat16 micro-kernel and the peak loops are C, each
+        // function compiled for its instruction set by a target attribute, reached only through the
+        // run-time choice of path.
+        .target(name: "KernelsBF16"),
         // The chat-template interpreter; `unchecked` as when it was part of TransformerCore, so it compiles the same.
         .target(name: "Jinja", swiftSettings: [unchecked]),
         .target(
             name: "TransformerCore",
-            dependencies: ["CPUFeatures", "KernelBodies", "KernelsAVX512", "KernelsAVX2", "KernelsPortable", "Jinja"],
+            dependencies: ["CPUFeatures", "KernelBodies", "KernelsAVX512", "KernelsAVX2", "KernelsPortable", "KernelsBF16", "Jinja"],
             swiftSettings: [unchecked]
         ),
         .target(

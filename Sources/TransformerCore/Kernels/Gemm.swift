@@ -93,12 +93,17 @@ public enum Gemm {
 
     /// C(m×n) = A(m×k)·B(k×n) [+ bias(n) broadcast over rows] [+ C if `accumulate`].
     /// `ldc` is the row stride of C.
+    ///
+    /// In `--precision bf16` (`Kernels.precision`) the operands are rounded to bfloat16 and the
+    /// products summed in single precision (see `bf16Product`). Pass `weight: true` when B is a
+    /// weight that stays as it is until the optimizer reports a change (`weightsChanged`): it is
+    /// then packed once and reused.
     public static func multiply(
         m: Int, n: Int, k: Int, a: MatrixOperand, b: MatrixOperand,
         c: UnsafeMutablePointer<Float>, ldc: Int,
-        accumulate: Bool = false, bias: UnsafePointer<Float>? = nil
+        accumulate: Bool = false, bias: UnsafePointer<Float>? = nil, weight: Bool = false
     ) {
-        product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias)
+        product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, weight: weight)
     }
 
     /// The product with B in bfloat16 (frozen weights held at half size): the decode-sized
@@ -108,14 +113,14 @@ public enum Gemm {
     public static func multiply(
         m: Int, n: Int, k: Int, a: MatrixOperand, b: BF16MatrixOperand,
         c: UnsafeMutablePointer<Float>, ldc: Int,
-        accumulate: Bool = false, bias: UnsafePointer<Float>? = nil
+        accumulate: Bool = false, bias: UnsafePointer<Float>? = nil, weight: Bool = false
     ) {
-        product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias)
+        product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, weight: weight)
     }
 
     static func product<W: GemmElement>(
         m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
-        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, bias: UnsafePointer<Float>?
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, bias: UnsafePointer<Float>?, weight: Bool
     ) {
         if m == 0 || n == 0 { return }
         if k == 0 {
@@ -127,6 +132,10 @@ public enum Gemm {
         // Inside an isolated part the product runs on its thread alone; splitting it into tasks
         // would only pack A once per task for nothing.
         let threads = !Parallel.insideIsolatedPart && m * n * k >= parallelThreshold ? Parallel.threadCount : 1
+        if Kernels.precision == .bf16 {
+            bf16Product(m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, bias: bias, weight: weight, threads: threads)
+            return
+        }
         let kern = Kernels.active
         let gemmMR = kern.gemmMR
         if m <= 8 && b.colStride == 1 && n >= kern.decodeNR {

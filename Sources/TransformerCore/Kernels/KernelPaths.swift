@@ -1,6 +1,7 @@
 import CPUFeatures
 import Foundation
 import KernelBodies
+import KernelsBF16
 import KernelsPortable
 
 #if arch(x86_64)
@@ -10,6 +11,10 @@ import KernelsAVX2
 
 /// An instruction-set path of the kernels.
 public enum KernelPath: String, CaseIterable, Sendable {
+    /// The AVX-512 kernels, with bfloat16 products (`--precision bf16`) on the hardware
+    /// instruction `vdpbf16ps` (AVX512-BF16) instead of emulated. In single precision it is the
+    /// AVX-512 path.
+    case avx512bf16
     /// AVX-512 (x86-64-v4: AVX-512 F, BW, CD, DQ and VL).
     case avx512
     /// AVX2 with FMA (x86-64-v3).
@@ -21,6 +26,7 @@ public enum KernelPath: String, CaseIterable, Sendable {
     /// What a CPU needs for this path, in the words of an error message.
     public var requirement: String {
         switch self {
+        case .avx512bf16: return "AVX-512 (x86-64-v4) and AVX512-BF16"
         case .avx512: return "AVX-512 (x86-64-v4: AVX-512 F, BW, CD, DQ and VL)"
         case .avx2: return "AVX2 and FMA (x86-64-v3)"
         case .portable: return "nothing beyond the CPU family's baseline"
@@ -41,11 +47,14 @@ public struct KernelPathError: Error, CustomStringConvertible {
 public enum Kernels {
     /// The x86-64 level the CPU and operating system support (0 on other architectures).
     public static let x86Level = Int(rlhf_x86_level())
+    /// Whether the CPU runs AVX512-BF16's `vdpbf16ps` (besides x86-64-v4).
+    public static let hasAVX512BF16 = rlhf_has_avx512bf16() == 1
 
     /// Whether this CPU can run `path`.
     public static func supports(_ path: KernelPath) -> Bool {
         #if arch(x86_64)
         switch path {
+        case .avx512bf16: return x86Level >= 4 && hasAVX512BF16
         case .avx512: return x86Level >= 4
         case .avx2: return x86Level >= 3
         case .portable: return true
@@ -63,7 +72,7 @@ public enum Kernels {
         precondition(supports(path), "the \(path.rawValue) kernels need \(path.requirement), which this CPU lacks")
         #if arch(x86_64)
         switch path {
-        case .avx512: return avx512Kernels
+        case .avx512bf16, .avx512: return avx512Kernels
         case .avx2: return avx2Kernels
         case .portable: return portableKernels
         }
@@ -77,7 +86,9 @@ public enum Kernels {
         guard let raw = environment["RLHF_ISA"]?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
         guard let path = KernelPath(rawValue: raw) else {
             throw KernelPathError(
-                description: "RLHF_ISA=\(raw) is not a kernel path; use avx512, avx2 or portable (or leave it unset for the best this CPU supports)")
+                description:
+                    "RLHF_ISA=\(raw) is not a kernel path; use avx512bf16, avx512, avx2 or portable (or leave it unset for the best this CPU supports)"
+            )
         }
         guard supports(path) else {
             #if arch(x86_64)
@@ -125,17 +136,33 @@ public enum Kernels {
     }()
 
     /// The kernels every call goes through.
-    nonisolated(unsafe) public static var active: KernelTable = table(startPath)
+    nonisolated(unsafe) public static private(set) var active: KernelTable = table(startPath)
 
-    /// The path of `active`.
-    public static var activePath: KernelPath { KernelPath(rawValue: active.name) ?? .portable }
+    /// The path in use (`active` is its table).
+    nonisolated(unsafe) public static private(set) var activePath: KernelPath = startPath
+
+    /// The bfloat16 product tile of the active path: the hardware instruction's on
+    /// `avx512bf16`, otherwise the path's emulation of it.
+    nonisolated(unsafe) public static private(set) var bf16Tile: BF16Tile = bf16Tile(startPath)
+
+    static func bf16Tile(_ path: KernelPath) -> BF16Tile {
+        if path == .avx512bf16 {
+            return { rows, kp, a, lda, b, c, ldc, mode, bias in
+                let m: Int32 = mode == .overwrite ? 0 : (mode == .accumulate ? 1 : 2)
+                rlhf_bf16_tile(Int32(rows), kp, a, lda, b, c, ldc, m, bias)
+            }
+        }
+        return table(path).bf16Tile
+    }
 
     /// Runs `body` with `path`'s kernels, then restores the previous ones. For tests and
     /// benchmarks; not for use while other threads run kernels.
     public static func using<T>(_ path: KernelPath, _ body: () throws -> T) rethrows -> T {
-        let saved = active
+        let saved = (active, activePath, bf16Tile)
         active = table(path)
-        defer { active = saved }
+        activePath = path
+        bf16Tile = bf16Tile(path)
+        defer { (active, activePath, bf16Tile) = saved }
         return try body()
     }
 }

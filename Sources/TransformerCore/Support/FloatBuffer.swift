@@ -110,4 +110,9 @@ public final class Scratch {
         if buffer.count < count { buffer = FloatBuffer(count: count) }
         return buffer.pointer
     }
+
+    /// Storage for at least `count` 32-bit words (the same memory as `floats`).
+    public func words(_ count: Int) -> UnsafeMutablePointer<UInt32> {
+        UnsafeMutableRawPointer(floats(count)).assumingMemoryBound(to: UInt32.self)
+    }
 }
