@@ -11,6 +11,7 @@ final class KernelPathTests: XCTestCase {
         #if arch(x86_64)
         XCTAssertGreaterThanOrEqual(Kernels.x86Level, 1)
         XCTAssertEqual(Kernels.supports(.avx512), Kernels.x86Level >= 4)
+        XCTAssertEqual(Kernels.supports(.avx512bf16), Kernels.x86Level >= 4 && Kernels.hasAVX512BF16)
         XCTAssertEqual(Kernels.supports(.avx2), Kernels.x86Level >= 3)
         // The kernel level agrees with the flags the kernel reports for this CPU.
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
@@ -21,6 +22,8 @@ final class KernelPathTests: XCTestCase {
             if Kernels.supports(.avx512) { XCTAssertTrue(flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"])) }
             if !flags.contains("avx2") { XCTAssertFalse(Kernels.supports(.avx2)) }
             if !flags.contains("avx512f") { XCTAssertFalse(Kernels.supports(.avx512)) }
+            // CPUID's AVX512_BF16 bit is what Linux reports as avx512_bf16.
+            XCTAssertEqual(Kernels.supports(.avx512bf16), Kernels.supports(.avx512) && flags.contains("avx512_bf16"))
         }
         #else
         XCTAssertEqual(available, [.portable])
@@ -67,10 +70,11 @@ final class KernelPathTests: XCTestCase {
     func testTileShapesFitEachRegisterFile() {
         for path in Kernels.available {
             let t = Kernels.table(path)
-            XCTAssertEqual(t.name, path.rawValue)
+            // avx512bf16 is the AVX-512 table with the hardware bfloat16 tile.
+            XCTAssertEqual(t.name, path == .avx512bf16 ? "avx512" : path.rawValue)
             XCTAssertEqual(t.gemmNR, 2 * t.lanes)
             switch path {
-            case .avx512:
+            case .avx512, .avx512bf16:
                 XCTAssertEqual([t.lanes, t.gemmMR, t.gemmNR, t.decodeNR], [16, 12, 32, 96]) // 24 of 32 zmm
             case .avx2:
                 XCTAssertEqual([t.lanes, t.gemmMR, t.gemmNR, t.decodeNR], [8, 6, 16, 24]) // 12 of 16 ymm

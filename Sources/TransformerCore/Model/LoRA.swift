@@ -181,6 +181,7 @@ public final class LoRAAdapters {
     /// PEFT's initialisation: A Kaiming-uniform with a = √5 (uniform in ±1/√in), B zero, so the
     /// adapted model starts equal to the base. The head, if any, is left as it is.
     public func initialize(seed: UInt64) {
+        defer { Gemm.weightsChanged(parameters.pointer, count: parameters.count) }
         var rng = SeededRandom(seed: seed)
         for t in tensors { (parameters.pointer + t.offset).update(repeating: 0, count: t.shape[0] * t.shape[1]) }
         for ad in adapters {
@@ -221,12 +222,12 @@ public final class LoRAAdapters {
                 let x = drops ? dropped(inp, ad, n, into: h + n * r) : inp
                 Gemm.multiply(
                     m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs),
-                    b: .transposed(parameters.pointer + ad.a, columns: ad.inputs), c: h, ldc: r)
+                    b: .transposed(parameters.pointer + ad.a, columns: ad.inputs), c: h, ldc: r, weight: true)
                 scale(h, config.scale, n * r)
                 // out[:, cols] += h · Bᵀ
                 Gemm.multiply(
                     m: n, n: ad.width, k: r, a: .rowMajor(h, columns: r),
-                    b: .transposed(parameters.pointer + ad.b, columns: r), c: out + ad.column, ldc: ldOut, accumulate: true)
+                    b: .transposed(parameters.pointer + ad.b, columns: r), c: out + ad.column, ldc: ldOut, accumulate: true, weight: true)
             }
         }
     }
@@ -246,14 +247,16 @@ public final class LoRAAdapters {
                 // x = dropout(inp) with the forward pass's mask; h = s · x · Aᵀ (recomputed rather
                 // than kept from the forward pass)
                 let x = drops ? dropped(inp, ad, n, into: dh + n * r) : inp
-                Gemm.multiply(m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r)
+                Gemm.multiply(
+                    m: n, n: r, k: ad.inputs, a: .rowMajor(x, columns: ad.inputs), b: .transposed(a, columns: ad.inputs), c: h, ldc: r, weight: true)
                 scale(h, config.scale, n * r)
                 // dB (width, r) += dout[:, cols]ᵀ · h
                 Gemm.multiply(
                     m: ad.width, n: r, k: n, a: .transposed(dout + ad.column, columns: ldOut), b: .rowMajor(h, columns: r),
                     c: gradients.pointer + ad.b, ldc: r, accumulate: true)
                 // dh (n, r) = s · dout[:, cols] · B
-                Gemm.multiply(m: n, n: r, k: ad.width, a: .rowMajor(dout + ad.column, columns: ldOut), b: .rowMajor(b, columns: r), c: dh, ldc: r)
+                Gemm.multiply(
+                    m: n, n: r, k: ad.width, a: .rowMajor(dout + ad.column, columns: ldOut), b: .rowMajor(b, columns: r), c: dh, ldc: r, weight: true)
                 scale(dh, config.scale, n * r)
                 // dA (r, inputs) += dhᵀ · x
                 Gemm.multiply(
@@ -264,12 +267,13 @@ public final class LoRAAdapters {
                     if drops {
                         let t = dh + n * r + n * ad.inputs
                         Gemm.multiply(
-                            m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs), c: t, ldc: ad.inputs)
+                            m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs), c: t, ldc: ad.inputs,
+                            weight: true)
                         addDropped(t, ad, n, into: dinp)
                     } else {
                         Gemm.multiply(
                             m: n, n: ad.inputs, k: r, a: .rowMajor(dh, columns: r), b: .rowMajor(a, columns: ad.inputs),
-                            c: dinp, ldc: ad.inputs, accumulate: true)
+                            c: dinp, ldc: ad.inputs, accumulate: true, weight: true)
                     }
                 }
             }
@@ -282,6 +286,13 @@ public final class LoRAAdapters {
         precondition(model.config == modelConfig, "LoRA adapters made for another configuration")
         precondition(model.frozenDType == .f32, "LoRA merge: the model holds its projections in bfloat16")
         let cfg = modelConfig, r = config.rank
+        // Weight arithmetic, not a pass of the model: single precision whatever `--precision` says.
+        let precision = Kernels.precision
+        Kernels.precision = .f32
+        defer {
+            Kernels.precision = precision
+            model.weightsChanged()
+        }
         for ad in adapters {
             let w = model.p.blocks[ad.layer]
             let (weight, outputs): (UnsafeMutablePointer<Float>, Int)

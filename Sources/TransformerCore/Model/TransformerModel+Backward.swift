@@ -22,7 +22,7 @@ extension TransformerModel {
             // logits = lnf·headᵀ: dlnf = dlogits·head, dhead += dlogitsᵀ·lnf
             Gemm.multiply(
                 m: n, n: c, k: v, a: .rowMajor(acts.dlogits.pointer, columns: v), b: .rowMajor(p.head, columns: c),
-                c: dlnf, ldc: c)
+                c: dlnf, ldc: c, weight: true)
             if let g {
                 Gemm.multiply(
                     m: v, n: c, k: n, a: .transposed(acts.dlogits.pointer, columns: v),

@@ -56,7 +56,7 @@ extension TransformerModel {
                         // logits = lnf · headᵀ (the token embedding when tied)
                         Gemm.multiply(
                             m: n, n: config.vocabSize, k: c, a: .rowMajor(acts.lnf.pointer, columns: c),
-                            b: .transposed(p.head, columns: c), c: acts.logits.pointer, ldc: config.vocabSize)
+                            b: .transposed(p.head, columns: c), c: acts.logits.pointer, ldc: config.vocabSize, weight: true)
                     }
                     if let (sw, sb) = scalarHead {
                         for i in 0..<n { acts.values[i] = dot(acts.lnf.pointer + i * c, sw, c) + sb[0] }
@@ -107,11 +107,11 @@ extension TransformerModel {
     ) {
         if let h = halfWeights(layer, site) {
             let b: BF16MatrixOperand = config.architecture.isLlamaFamily ? .transposed(h, columns: c) : .rowMajor(h, columns: oc)
-            Gemm.multiply(m: n, n: oc, k: c, a: .rowMajor(inp, columns: c), b: b, c: out, ldc: oc, bias: bias)
+            Gemm.multiply(m: n, n: oc, k: c, a: .rowMajor(inp, columns: c), b: b, c: out, ldc: oc, bias: bias, weight: true)
         } else if config.architecture.isLlamaFamily {
             Gemm.multiply(
                 m: n, n: oc, k: c, a: .rowMajor(inp, columns: c), b: .transposed(w, columns: c),
-                c: out, ldc: oc, bias: bias)
+                c: out, ldc: oc, bias: bias, weight: true)
         } else {
             linear(out, inp, w, bias, n, c, oc)
         }
@@ -132,12 +132,12 @@ extension TransformerModel {
             if let dinp {
                 Gemm.multiply(
                     m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: llama ? .rowMajor(h, columns: c) : .transposed(h, columns: oc),
-                    c: dinp, ldc: c)
+                    c: dinp, ldc: c, weight: true)
             }
         } else if let dw {
             if llama {
                 if let dinp {
-                    Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: .rowMajor(w, columns: c), c: dinp, ldc: c)
+                    Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: .rowMajor(w, columns: c), c: dinp, ldc: c, weight: true)
                 }
                 // dW (OC, C) += doutᵀ · inp
                 Gemm.multiply(
@@ -151,7 +151,7 @@ extension TransformerModel {
             // Frozen base: only the gradient that flows on, dout·Wᵀ.
             Gemm.multiply(
                 m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: llama ? .rowMajor(w, columns: c) : .transposed(w, columns: oc),
-                c: dinp, ldc: c)
+                c: dinp, ldc: c, weight: true)
         }
         lora?.backward(layer: layer, site: site, dinp: dinp, dout, ldOut: oc, inp, n: n)
     }
@@ -165,7 +165,7 @@ func linear(
 ) {
     Gemm.multiply(
         m: n, n: oc, k: c, a: .rowMajor(inp, columns: c), b: .rowMajor(w, columns: oc),
-        c: out, ldc: oc, bias: bias)
+        c: out, ldc: oc, bias: bias, weight: true)
 }
 
 /// Backward of `linear`: dinp (N,C) = dout·wᵀ; dw (C,OC) += inpᵀ·dout; dbias (OC) += Σ dout.
@@ -176,7 +176,7 @@ func linearBackward(
     _ n: Int, _ c: Int, _ oc: Int
 ) {
     if let dinp {
-        Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: .transposed(w, columns: oc), c: dinp, ldc: c)
+        Gemm.multiply(m: n, n: c, k: oc, a: .rowMajor(dout, columns: oc), b: .transposed(w, columns: oc), c: dinp, ldc: c, weight: true)
     }
     Gemm.multiply(
         m: c, n: oc, k: n, a: .transposed(inp, columns: c), b: .rowMajor(dout, columns: oc),

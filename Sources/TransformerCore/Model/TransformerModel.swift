@@ -63,6 +63,7 @@ public final class TransformerModel {
     /// into the residual stream (c_proj, o_proj, down_proj) N(0, 0.02/√(2·n_layer)), norm gains 1,
     /// biases 0; a scalar head N(0, 1/√(n_embd+1)) with zero bias.
     public func initialize(seed: UInt64) {
+        defer { weightsChanged() }
         var rng = SeededRandom(seed: seed)
         let residualStd = 0.02 / Float(2 * config.nLayer).squareRoot()
         for slot in layout.slots {
@@ -128,12 +129,19 @@ public final class TransformerModel {
         return (w, b)
     }
 
+    /// Tells the bfloat16 products that this model's weights changed (their packed copies are
+    /// made again when next used). Whatever writes `parameters` in place calls it.
+    public func weightsChanged() {
+        Gemm.weightsChanged(parameters.pointer, count: parameters.count)
+    }
+
     /// Copies parameters from another model of the same configuration. When this model has a
     /// scalar head and `other` does not, the head is left as it is.
     public func copyParameters(from other: TransformerModel) {
         precondition(other.config == config, "copyParameters: configurations differ")
         precondition(!sharesWeights && frozenDType == .f32, "copyParameters: this model shares its weights or holds them in bfloat16")
         precondition(other.frozenDType == .f32, "copyParameters: the source holds its projections in bfloat16")
+        defer { weightsChanged() }
         for slot in layout.slots {
             guard let src = other.layout[slot.name] else { continue }
             (parameters.pointer + slot.offset).update(from: other.parameters.pointer + src.offset, count: slot.count)

@@ -231,7 +231,7 @@ public final class Generator {
         Gemm.multiply(
             m: rows.count, n: cfg.vocabSize, k: cfg.nEmbd, a: .rowMajor(hidden, columns: cfg.nEmbd),
             b: .transposed(model.p.head, columns: cfg.nEmbd), c: st.logits.pointer + rows.lowerBound * cfg.vocabSize,
-            ldc: cfg.vocabSize)
+            ldc: cfg.vocabSize, weight: true)
     }
 
     private func decodeState(_ b: Int) -> DecodeState {

@@ -85,6 +85,7 @@ public final class AdamW {
     /// Applies one update to `params` from `grads` with learning rate `lr` (a schedule's value).
     public func update(params: FloatBuffer, grads: FloatBuffer, lr: Float) {
         step += 1
+        defer { Gemm.weightsChanged(params.pointer, count: params.count) }
         let b1 = config.beta1, b2 = config.beta2, eps = config.eps
         let bc1 = 1 - powf(b1, Float(step)), bc2 = 1 - powf(b2, Float(step))
         let pp = params.pointer, gp = grads.pointer, mp = m.pointer, vp = v.pointer
