@@ -25,6 +25,7 @@ int rlhf_has_avx512bf16(void) {
 static inline __attribute__((always_inline)) BF16_TARGET void tile(
     const int rows, long kp, const uint32_t *a, long lda, const uint32_t *b, float *c, long ldc, int mode, const float *bias) {
     __m512 acc0[12], acc1[12];
+#pragma clang loop unroll(full)
     for (int r = 0; r < 12; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
     if (mode == 1) {
         // C is read when the sums are done; ask for its lines now so they arrive meanwhile.
@@ -34,12 +35,15 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile(
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(b + p * 32));
         __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(b + p * 32 + 16));
         const uint32_t *ap = a + p * lda;
+        // Unrolled whole, so the 24 sums stay in registers.
+#pragma clang loop unroll(full)
         for (int r = 0; r < rows; r++) {
             __m512bh ar = (__m512bh)_mm512_set1_epi32((int)ap[r]);
             acc0[r] = _mm512_dpbf16_ps(acc0[r], ar, b0);
             acc1[r] = _mm512_dpbf16_ps(acc1[r], ar, b1);
         }
     }
+#pragma clang loop unroll(full)
     for (int r = 0; r < rows; r++) {
         float *row = c + r * ldc;
         __m512 x0 = acc0[r], x1 = acc1[r];
@@ -77,7 +81,7 @@ BF16_TARGET void rlhf_bf16_peak_chains(long iterations, float *sink) {
     _mm512_storeu_ps(sink, t);
 }
 
-AVX512_TARGET static void peak16(long iterations, float *sink) {
+AVX512_TARGET static void rlhf_fp32_peak16(long iterations, float *sink) {
     __m512 s[12];
     for (int i = 0; i < 12; i++) s[i] = _mm512_set1_ps((float)i);
     __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
@@ -90,7 +94,7 @@ AVX512_TARGET static void peak16(long iterations, float *sink) {
     _mm512_storeu_ps(sink, t);
 }
 
-AVX2_TARGET static void peak8(long iterations, float *sink) {
+AVX2_TARGET static void rlhf_fp32_peak8(long iterations, float *sink) {
     __m256 s[12];
     for (int i = 0; i < 12; i++) s[i] = _mm256_set1_ps((float)i);
     __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
@@ -104,7 +108,7 @@ AVX2_TARGET static void peak8(long iterations, float *sink) {
     memset(sink + 8, 0, 8 * sizeof(float));
 }
 
-static void peak4(long iterations, float *sink) {
+static void rlhf_fp32_peak4(long iterations, float *sink) {
     __m128 s[12];
     for (int i = 0; i < 12; i++) s[i] = _mm_set1_ps((float)i);
     __m128 x = _mm_set1_ps(0.999999f), y = _mm_set1_ps(1e-7f);
@@ -119,9 +123,9 @@ static void peak4(long iterations, float *sink) {
 }
 
 void rlhf_fp32_peak_chains(int width, long iterations, float *sink) {
-    if (width == 16) peak16(iterations, sink);
-    else if (width == 8) peak8(iterations, sink);
-    else peak4(iterations, sink);
+    if (width == 16) rlhf_fp32_peak16(iterations, sink);
+    else if (width == 8) rlhf_fp32_peak8(iterations, sink);
+    else rlhf_fp32_peak4(iterations, sink);
 }
 
 #else

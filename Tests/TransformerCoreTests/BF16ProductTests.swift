@@ -121,6 +121,35 @@ final class BF16ProductTests: EveryPathTestCase {
         }
     }
 
+    /// Frozen weights held in bfloat16 (`--frozen-dtype bf16`) give, in bf16, the bits of the same
+    /// weights held as floats: rounding a bfloat16 value again changes nothing.
+    func testWeightsHeldInBFloat16GiveTheSameBits() {
+        let m = 9, n = 70, k = 41
+        var rng = SeededRandom(seed: 11)
+        let a = FloatBuffer((0..<m * k).map { _ in rng.uniformFloat() - 0.5 })
+        let w = FloatBuffer((0..<k * n).map { _ in rng.uniformFloat() - 0.5 })
+        let half = (0..<k * n).map { BFloat16(w[$0]) }
+        let c = FloatBuffer(count: m * n)
+        Kernels.using(precision: .bf16) {
+            forEachPath {
+                for transposed in [false, true] {
+                    Gemm.multiply(
+                        m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k),
+                        b: transposed ? .transposed(w.pointer, columns: k) : .rowMajor(w.pointer, columns: n), c: c.pointer, ldc: n)
+                    let floats = (0..<m * n).map { c[$0].bitPattern }
+                    half.withUnsafeBufferPointer { h in
+                        Gemm.multiply(
+                            m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k),
+                            b: transposed ? .transposed(h.baseAddress!, columns: k) : .rowMajor(h.baseAddress!, columns: n), c: c.pointer, ldc: n,
+                            weight: true)
+                        Gemm.weightsChanged(UnsafeMutableRawPointer(mutating: h.baseAddress!).assumingMemoryBound(to: Float.self), count: k * n / 2)
+                    }
+                    XCTAssertEqual((0..<m * n).map { c[$0].bitPattern }, floats, "transposed \(transposed)")
+                }
+            }
+        }
+    }
+
     /// A weight is packed once and reused; a reported change (an optimizer step) or a rewrite
     /// its samples catch is seen by the next product.
     func testPackedWeightsAreReusedUntilTheWeightsChange() {

@@ -22,6 +22,7 @@ func randomModel(_ cfg: ModelConfig, seed: UInt64, scalarHead: Bool = false, sca
                 t[i] = slot.decays ? t[i] * scale : t[i] + 0.1 * rng.normal()
             }
         }
+        model.weightsChanged()
     }
     return model
 }

@@ -25,7 +25,8 @@ extension Gemm {
         let kpTotal = (k + 1) / 2
         let panels = (n + bf16NR - 1) / bf16NR
         let packed = weight ? PackedWeights.shared.packed(b, k: k, n: n, threads: threads) : nil
-        let kBlocks = (kpTotal + bf16KPairs - 1) / bf16KPairs
+        // A few rows (sampling): all of k at once; A is tiny, and B streams through once.
+        let kBlocks = m <= 16 ? 1 : (kpTotal + bf16KPairs - 1) / bf16KPairs
         let mBlocks = (m + bf16MC - 1) / bf16MC
         let nParts = mBlocks >= 2 * threads ? 1 : min(panels, threads)
         for kb in 0..<kBlocks {
