@@ -267,6 +267,7 @@ final class PackedWeights: @unchecked Sendable {
     func changed(_ start: UnsafeRawPointer, bytes: Int) {
         let lo = UInt(bitPattern: start), hi = lo + UInt(bytes)
         entries.withLock { all in
+            if all.isEmpty { return }
             for key in all.keys where key.address >= lo && key.address < hi { all[key] = nil }
         }
     }
