@@ -1,4 +1,5 @@
 import StageKit
+import TransformerCore
 
 /// Every setting of `rlhf compare` that the stage run stores: its defaults, its command-line
 /// options and their help.
@@ -13,6 +14,8 @@ public struct CompareConfig: StageConfig, Equatable {
     public var seed: UInt64 = 2024
     /// The prompts sampled: the run's eval split.
     public var split = "eval"
+    /// The arithmetic of the matrix products (`--precision`); f32 in settings stored before it.
+    public var precision = Precision.f32
 
     public init() {}
 
@@ -37,6 +40,7 @@ public struct CompareConfig: StageConfig, Equatable {
             return x
         },
         .seed(\.seed, "seed of both models' sampling"),
+        PrecisionOption.option(\.precision),
     ]
 
     /// Both models must be named.

@@ -19,6 +19,10 @@ public enum CompareStage {
         store: RunStore, options o: CompareConfig, judge: Judge,
         progress: ((String, Int, Int) -> Void)? = nil
     ) throws -> CompareReport {
+        // Both models sample, and the judge scores, in the settings' precision.
+        let outerPrecision = Kernels.precision
+        Kernels.precision = o.precision
+        defer { Kernels.precision = outerPrecision }
         guard o.a != o.b else { throw StoreError("--a and --b are the same model (#\(o.a)); compare two different models") }
         let split = PromptSplit(rawValue: o.split) ?? .eval
         let prompts = try store.prompts(split: split)

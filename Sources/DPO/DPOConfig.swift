@@ -1,4 +1,5 @@
 import StageKit
+import TransformerCore
 
 /// Every setting of `rlhf dpo`: its defaults, its command-line options and their help, and its
 /// validation. Stored with the stage run and reused on `--resume`.
@@ -21,6 +22,8 @@ public struct DPOConfig: StageConfig, Equatable {
     public var policyModel: Int64?
     /// The frozen reference (nil: the run's reference, else its base).
     public var referenceModel: Int64?
+    /// The arithmetic of the matrix products (`--precision`); f32 in settings stored before it.
+    public var precision = Precision.f32
 
     public init() {}
 
@@ -58,6 +61,7 @@ public struct DPOConfig: StageConfig, Equatable {
             guard let id = Int64($0) else { throw ConfigError("--reference expects a model id, got '\($0)'") }
             return id
         },
+        PrecisionOption.option(\.precision),
     ]
 
     /// Why these options cannot train, or nil.

@@ -81,6 +81,10 @@ public enum DPOStage {
             config = StoredRun(options: options, policyModelId: policyId, referenceModelId: refId)
         }
         let o = config.options
+        // The products in the run's precision (the stored one when resuming) until it ends.
+        let outerPrecision = Kernels.precision
+        Kernels.precision = o.precision
+        defer { Kernels.precision = outerPrecision }
 
         func load(_ id: Int64) throws -> (ModelRecord, PretrainedModel) {
             let rec = try store.requireModel(id: id)

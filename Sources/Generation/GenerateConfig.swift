@@ -22,6 +22,8 @@ public struct GenerateConfig: StageConfig, Equatable {
     public var again = false
     /// Sequences per forward pass.
     public var batchSize = 32
+    /// The arithmetic of the matrix products (`--precision`); f32 in settings stored before it.
+    public var precision = Precision.f32
 
     public init() {}
 
@@ -38,11 +40,12 @@ public struct GenerateConfig: StageConfig, Equatable {
         .value("--limit", "N", \.limit, "at most N prompts in this run", shown: { _ in nil }) { try parseInt("--limit", $0, range: 1...Int.max) },
         .flag("--again", \.again, "K more completions even for prompts that have K already"),
         .int("--batch", \.batchSize, range: 1...4096, "sequences per forward pass", placeholder: "B"),
+        PrecisionOption.option(\.precision),
     ]
 
     enum CodingKeys: String, CodingKey {
         case perPrompt = "per_prompt", maxNewTokens = "max_new_tokens", temperature, topK = "top_k", topP = "top_p", greedy, seed, split
-        case limit, again, batchSize = "batch_size"
+        case limit, again, batchSize = "batch_size", precision
     }
 
     public init(from decoder: Decoder) throws {
@@ -57,6 +60,7 @@ public struct GenerateConfig: StageConfig, Equatable {
         limit = try c.decodeIfPresent(Int.self, forKey: .limit)
         again = try c.decode(Bool.self, forKey: .again)
         batchSize = try c.decode(Int.self, forKey: .batchSize)
+        precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .f32
     }
 
     /// Every key, the sampling settings flat and null where a setting is absent, as the stored
@@ -74,5 +78,6 @@ public struct GenerateConfig: StageConfig, Equatable {
         try c.encode(limit, forKey: .limit)
         try c.encode(again, forKey: .again)
         try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(precision, forKey: .precision)
     }
 }

@@ -28,6 +28,10 @@ public enum GenerateStage {
         store: RunStore, options o: GenerateConfig,
         progress: ((Int, Int) -> Void)? = nil, shouldStop: () -> Bool = { false }
     ) throws -> GenerateReport {
+        // The products in the settings' precision until the stage ends.
+        let outerPrecision = Kernels.precision
+        Kernels.precision = o.precision
+        defer { Kernels.precision = outerPrecision }
         guard let policyRecord = try store.latestModel(role: .policy) else {
             throw StoreError("the run has no policy model; create the run with 'rlhf init --base SOURCE'")
         }

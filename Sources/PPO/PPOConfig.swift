@@ -40,6 +40,8 @@ public struct PPOConfig: StageConfig, Equatable {
     /// With LoRA, the float type the frozen weights (the shared policy/reference base, the reward
     /// model's trunk) are held in; nil is f32.
     public var frozenDType: FrozenDType?
+    /// The arithmetic of the matrix products (`--precision`); f32 in settings stored before it.
+    public var precision = Precision.f32
 
     public init() {}
 
@@ -82,6 +84,7 @@ public struct PPOConfig: StageConfig, Equatable {
         .int("--samples", \.samplesPerIteration, range: 0...1000, "completions kept per iteration for inspection"),
         .seed(\.seed, "seed"),
         LoRAOptions.group(\.lora, dropout: false) { c, t in c.frozenDType = t == .f32 ? nil : t },
+        PrecisionOption.option(\.precision),
     ]
 
     /// LoRA trains at `LoRAOptions.learningRateFactor` times the full learning rate unless --lr

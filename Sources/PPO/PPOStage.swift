@@ -57,6 +57,10 @@ public enum PPOStage {
             runId = 0
         }
         let s = config.settings
+        // The products in the run's precision (the stored one when resuming) until it ends.
+        let outerPrecision = Kernels.precision
+        Kernels.precision = s.precision
+        defer { Kernels.precision = outerPrecision }
 
         // Models.
         let record = store.requireModel(id:), load = store.loadModel

@@ -22,6 +22,8 @@ public struct RewardConfig: StageConfig, Equatable {
     public var lora: LoRAConfig?
     /// With LoRA, the float type the frozen projections are held in.
     public var frozenDType: FrozenDType = .f32
+    /// The arithmetic of the matrix products (`--precision`); f32 in settings stored before it.
+    public var precision = Precision.f32
 
     /// The learning rate with LoRA when --lr is not given: adapters and a fresh head want a larger
     /// one than full fine-tuning (20 times the default).
@@ -46,6 +48,7 @@ public struct RewardConfig: StageConfig, Equatable {
         .value("--margin", "M", \.margin, "subtracted inside the sigmoid", shown: { formatDefault($0) }) { try float("--margin", $0, unit: false) },
         .value("--init", "ID|DIR", \.initModel, "start from this model instead of the base", shown: { _ in nil }) { $0 },
         LoRAOptions.group(\.lora) { c, t in c.frozenDType = t },
+        PrecisionOption.option(\.precision),
     ]
 
     public mutating func finish(given: GivenOptions) throws {
@@ -60,5 +63,6 @@ public struct RewardConfig: StageConfig, Equatable {
     enum CodingKeys: String, CodingKey {
         case epochs, learningRate = "lr", batch, seed, validationFraction = "val_fraction", margin, initModel = "init"
         case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay", microBatch = "micro_batch", lora, frozenDType = "frozen_dtype"
+        case precision
     }
 }

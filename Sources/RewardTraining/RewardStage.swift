@@ -40,6 +40,10 @@ public enum RewardStage {
         epochDone: ((EpochResult) -> Void)? = nil, shouldStop: () -> Bool = { false }
     ) throws -> RewardReport {
         if let problem = o.validationError { throw StoreError(problem) }
+        // The products in the settings' precision until the stage ends.
+        let outerPrecision = Kernels.precision
+        Kernels.precision = o.precision
+        defer { Kernels.precision = outerPrecision }
         let (initRecord, initChain) = try resolveInit(store: store, spec: o.initModel)
         if o.lora != nil && initRecord == nil {
             throw StoreError(

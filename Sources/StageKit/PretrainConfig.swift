@@ -17,6 +17,8 @@ public struct PretrainConfig: StageConfig, Equatable {
     public var template: String? = "Q: {prompt}\nA:"
     /// Steps, batch, learning rate and seed of the trainer.
     public var training = PretrainSettings()
+    /// The arithmetic of the matrix products (`--precision`).
+    public var precision = Precision.f32
 
     public init() {}
 
@@ -37,6 +39,7 @@ public struct PretrainConfig: StageConfig, Equatable {
             "--template", "T", \.template, "prompt template stored with the model; \"none\" stores none",
             shown: { $0.map { "\"\($0.replacingOccurrences(of: "\n", with: "\\n"))\"" } ?? "none" }
         ) { $0 == "none" ? nil : $0 },
+        PrecisionOption.option(\.precision),
     ]
 
     /// The model's configuration: the preset that --config and --arch name.

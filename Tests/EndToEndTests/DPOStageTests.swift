@@ -126,4 +126,37 @@ final class DPOStageTests: XCTestCase {
         let stored = try XCTUnwrap(store.stageState(r.stageRunId, "reference_logprobs"))
         XCTAssertEqual(try JSONDecoder().decode([String: Double].self, from: Data(stored.utf8)).count, 72)
     }
+
+    /// The stage runs in its settings' precision, the stored one when it resumes (whatever the
+    /// options given then), and leaves the products' precision as it found it.
+    func testRunsAndResumesInTheStoredPrecision() throws {
+        let store = try makeRun()
+        var o = options()
+        o.precision = .bf16
+        var first: [Precision] = [], steps = 0
+        let stopped = try DPOStage.run(
+            store: store, options: o, resume: false,
+            events: { if case .step = $0 { steps += 1; first.append(Kernels.precision) } }, shouldStop: { steps >= 2 })
+        XCTAssertTrue(stopped.interrupted)
+        XCTAssertEqual(Kernels.precision, .f32, "the stage put the precision back")
+        var resumed: [Precision] = []
+        let rest = try DPOStage.run(
+            store: store, options: DPOConfig(), resume: true, events: { if case .step = $0 { resumed.append(Kernels.precision) } })
+        XCTAssertFalse(rest.interrupted)
+        XCTAssertEqual(first, [.bf16, .bf16])
+        XCTAssertFalse(resumed.isEmpty)
+        XCTAssertEqual(Set(resumed), [.bf16], "resumed with the stored precision, not the f32 of the options given")
+        XCTAssertEqual(Kernels.precision, .f32)
+        let stored = try store.storedConfig(try XCTUnwrap(try store.stageRuns(stage: "dpo").first), as: DPOStage.StoredRun.self)
+        XCTAssertEqual(stored.options.precision, .bf16)
+
+        // An f32 run is f32 whatever precision its caller was in.
+        var inner: Set<Precision> = []
+        try Kernels.using(precision: .bf16) {
+            _ = try DPOStage.run(
+                store: try makeRun(), options: options(), resume: false, events: { if case .step = $0 { inner.insert(Kernels.precision) } })
+            XCTAssertEqual(Kernels.precision, .bf16)
+        }
+        XCTAssertEqual(inner, [.f32])
+    }
 }

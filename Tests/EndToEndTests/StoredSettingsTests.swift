@@ -94,20 +94,70 @@ final class StoredSettingsTests: XCTestCase {
             XCTAssertEqual(Set(try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]).keys), keys)
         }
         var g = GenerateConfig()
-        g.limit = 3; g.split = nil; g.sampling.topP = 0.9
+        g.limit = 3; g.split = nil; g.sampling.topP = 0.9; g.precision = .bf16
         try check(
             g, stored: GenerateStage.StoredRun(config: g, policyModelId: 7),
             keys: [
                 "per_prompt", "max_new_tokens", "temperature", "top_k", "top_p", "greedy", "seed", "split", "limit", "again",
-                "batch_size", "policy_model_id",
+                "batch_size", "precision", "policy_model_id",
             ])
         var r = RewardConfig()
         r.initModel = "3"; r.frozenDType = .bf16; r.lora = LoRAConfig(rank: 2, alpha: 3, targets: ["c_attn"], dropout: 0.1)
+        r.precision = .bf16
         try check(
             r, stored: r,
             keys: [
                 "epochs", "lr", "batch", "seed", "val_fraction", "margin", "init", "max_grad_norm", "weight_decay",
-                "micro_batch", "lora", "frozen_dtype",
+                "micro_batch", "lora", "frozen_dtype", "precision",
             ])
+    }
+
+    /// Every stage stored before `--precision` existed reads back as f32.
+    func testSettingsFromBeforePrecisionReadAsF32() throws {
+        XCTAssertEqual(try store.storedConfig(run(2, "generate"), as: GenerateConfig.self).precision, .f32)
+        XCTAssertEqual(try store.storedConfig(run(3, "train-reward"), as: RewardConfig.self).precision, .f32)
+        XCTAssertEqual(try store.storedConfig(run(4, "ppo"), as: PPOStage.StoredRun.self).settings.precision, .f32)
+        XCTAssertEqual(try store.storedConfig(run(5, "dpo"), as: DPOStage.StoredRun.self).options.precision, .f32)
+        XCTAssertEqual(try store.storedConfig(run(10, "compare"), as: CompareConfig.self).precision, .f32)
+        for id in 2...10 {
+            XCTAssertFalse(try XCTUnwrap(try store.stageRuns().first { $0.id == id }).config.contains("precision"), "the fixture predates it")
+        }
+    }
+
+    /// `--precision bf16` on each stage's command line is stored with the stage run, under
+    /// "precision" in its settings, and read back (as `--resume` reads it).
+    func testPrecisionIsStoredWithEveryStage() throws {
+        let given = GivenOptions(values: ["--precision": "bf16", "--a": "1", "--b": "2"])
+        func stored(_ value: some Encodable) throws -> [String: Any] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try RunStore.json(value).utf8)) as? [String: Any])
+        }
+        let g = try GenerateConfig.parse(given)
+        XCTAssertEqual(try stored(GenerateStage.StoredRun(config: g, policyModelId: 1))["precision"] as? String, "bf16")
+        let r = try RewardConfig.parse(given)
+        XCTAssertEqual(try stored(r)["precision"] as? String, "bf16")
+        let p = PPOStage.StoredRun(settings: try PPOConfig.parse(given), policyModelId: 1, referenceModelId: 1, rewardModelId: 2)
+        XCTAssertEqual((try stored(p)["settings"] as? [String: Any])?["precision"] as? String, "bf16")
+        let d = DPOStage.StoredRun(options: try DPOConfig.parse(given), policyModelId: 1, referenceModelId: 1)
+        XCTAssertEqual((try stored(d)["options"] as? [String: Any])?["precision"] as? String, "bf16")
+        let c = try CompareConfig.parse(given)
+        XCTAssertEqual(try stored(c)["precision"] as? String, "bf16")
+
+        // Read back from a run database, as the stage reads its settings on --resume.
+        let ids = try [
+            ("generate", store.beginStageRun(stage: "generate", config: GenerateStage.StoredRun(config: g, policyModelId: 1), seed: 0)),
+            ("train-reward", store.beginStageRun(stage: "train-reward", config: r, seed: 0)),
+            ("ppo", store.beginStageRun(stage: "ppo", config: p, seed: 0)),
+            ("dpo", store.beginStageRun(stage: "dpo", config: d, seed: 0)),
+            ("compare", store.beginStageRun(stage: "compare", config: c, seed: 0)),
+        ]
+        XCTAssertEqual(try store.storedConfig(run(ids[0].1, ids[0].0), as: GenerateConfig.self).precision, .bf16)
+        XCTAssertEqual(try store.storedConfig(run(ids[1].1, ids[1].0), as: RewardConfig.self).precision, .bf16)
+        XCTAssertEqual(try store.storedConfig(run(ids[2].1, ids[2].0), as: PPOStage.StoredRun.self).settings.precision, .bf16)
+        XCTAssertEqual(try store.storedConfig(run(ids[3].1, ids[3].0), as: DPOStage.StoredRun.self).options.precision, .bf16)
+        XCTAssertEqual(try store.storedConfig(run(ids[4].1, ids[4].0), as: CompareConfig.self).precision, .bf16)
+        for (_, id) in ids { try store.finishStageRun(id, status: .interrupted) }
+        let resumed = try store.resumableStageRun(
+            "ppo", label: "PPO", command: "rlhf ppo", config: PPOStage.StoredRun.self, state: PPOStage.SavedState.self)
+        XCTAssertEqual(resumed.config.settings.precision, .bf16)
     }
 }

@@ -2,7 +2,9 @@ import Foundation
 import TransformerCore
 
 /// The built-in base model: pretrained from the bundled corpus on first use and cached under
-/// runs/.base-cache/, keyed by the corpus, the configuration and the training settings.
+/// runs/.base-cache/, keyed by the corpus, the configuration and the training settings. It is
+/// always pretrained in single precision, whatever `--precision` a command runs in, so that one
+/// cached model serves every command.
 enum DefaultBase {
     static let corpusPath = "prompts/corpus.txt"
 
@@ -45,9 +47,11 @@ enum DefaultBase {
             return (folder, false)
         }
         log("building the base model from \(corpusPath) (config S, \(recipe.settings.steps) steps; cached afterwards)")
-        let (model, report) = try PretrainCommand.build(
-            corpus: String(decoding: data, as: UTF8.self), config: recipe.config,
-            vocabSize: recipe.vocabSize, settings: recipe.settings, template: recipe.template)
+        let (model, report) = try Kernels.using(precision: .f32) {
+            try PretrainCommand.build(
+                corpus: String(decoding: data, as: UTF8.self), config: recipe.config,
+                vocabSize: recipe.vocabSize, settings: recipe.settings, template: recipe.template)
+        }
         try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: model.annotations, to: folder)
         log(
             String(

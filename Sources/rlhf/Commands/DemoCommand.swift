@@ -15,7 +15,8 @@ enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Run the whole RLHF loop on the built-in base model and prompts"
     static let help = """
-        Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--lora-rank R [--frozen-dtype bf16]] [--json] [--force]
+        Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--lora-rank R [--frozen-dtype bf16]] [--precision f32|bf16]
+                         [--json] [--force]
 
         Runs every stage with a simulated labeler in place of a person, and measures the result:
           1. base model: pretrained from prompts/corpus.txt on first use, then cached
@@ -47,6 +48,9 @@ enum DemoCommand: Command {
                        rates (10 times the full ones)
           --frozen-dtype T  with --lora-rank: f32 or bf16, the float type of the frozen weights
                        (default f32)
+          --precision P  f32 or bf16: the matrix products of every stage and of the closing
+                       measurement in single precision, or with bfloat16 operands (default f32;
+                       the cached base model is always pretrained in f32)
           --json       print the closing figures as one JSON object (progress still goes to stderr)
           --force      replace a run of that name even if a demo did not create it
         """
@@ -76,13 +80,19 @@ enum DemoCommand: Command {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--lora-rank", "--frozen-dtype"], flags: ["--quick", "--json", "--force", "--dpo"])
+        let a = try Arguments(
+            args, options: ["--run", "--lora-rank", "--frozen-dtype", PrecisionOption.name], flags: ["--quick", "--json", "--force", "--dpo"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         let quick = a.flag("--quick"), json = a.flag("--json"), withDPO = a.flag("--dpo")
         let runName = a.string("--run") ?? "demo"
         var plan = Plan.make(quick: quick)
         let lora = try a.int("--lora-rank", range: 1...4096).map { LoRAConfig(rank: $0, alpha: Float(2 * $0), targets: []) }
-        let frozen = try LoRAOptions.frozenDType(GivenOptions(values: a.options, flags: a.flags))
+        let given = GivenOptions(values: a.options, flags: a.flags)
+        let frozen = try LoRAOptions.frozenDType(given)
+        // Every stage runs in it (each config carries it), and so does the closing measurement.
+        let precision = try PrecisionOption.parse(given)
+        plan.ppo.precision = precision
+        plan.dpo.precision = precision
         if let lora {
             plan.ppo.lora = lora
             plan.ppo.learningRate *= LoRAOptions.learningRateFactor
@@ -101,6 +111,8 @@ enum DemoCommand: Command {
         }
         _ = try DefaultBase.corpus()
         Interrupt.install()
+        say("rlhf demo (run \(runName), precision \(precision.rawValue), kernels \(Kernels.activePath.rawValue)\(quick ? ", quick" : ""))")
+        Kernels.precision = precision
 
         header("Base model")
         let (baseFolder, _) = try DefaultBase.ensure(plan.base) { say("   " + $0) }
@@ -132,6 +144,7 @@ enum DemoCommand: Command {
         var g = GenerateConfig()
         g.seed = 1
         g.perPrompt = plan.perPrompt
+        g.precision = precision
         let gr = try GenerateStage.run(store: store, options: g, progress: { gen.update($0, of: $1) }, shouldStop: { Interrupt.requested })
         gen.finish()
         try stopIfInterrupted()
@@ -148,7 +161,7 @@ enum DemoCommand: Command {
 
         header("Train the reward model" + (lora.map { " (LoRA rank \($0.rank))" } ?? ""))
         var ro = RewardConfig()
-        ro.epochs = plan.rewardEpochs; ro.learningRate = 1e-4; ro.seed = 1
+        ro.epochs = plan.rewardEpochs; ro.learningRate = 1e-4; ro.seed = 1; ro.precision = precision
         if let lora { ro.lora = lora; ro.learningRate *= LoRAOptions.learningRateFactor; ro.frozenDType = frozen }
         let rbar = LazyProgressBar("   train-reward", unit: "steps")
         let rr = try RewardStage.run(
@@ -222,7 +235,8 @@ enum DemoCommand: Command {
         let target = plan.ppo.targetKL ?? 0
         if json {
             var fields: [(String, String)] = [
-                ("run", JSONText.quote(store.folder.path)), ("quick", quick ? "true" : "false"), ("seconds", jsonNumber(seconds.rounded())),
+                ("run", JSONText.quote(store.folder.path)), ("quick", quick ? "true" : "false"), ("precision", JSONText.quote(precision.rawValue)),
+                ("seconds", jsonNumber(seconds.rounded())),
                 ("eval_prompts", "\(ev.prompts)"), ("samples_per_prompt", "\(ev.perPrompt)"),
                 ("lexicon_base", jsonNumber(ev.baseScore)), ("lexicon_final", jsonNumber(e.score)),
                 ("preferred_final", jsonNumber(e.vsBase.preferred)), ("wins", "\(e.vsBase.wins)"), ("losses", "\(e.vsBase.losses)"),

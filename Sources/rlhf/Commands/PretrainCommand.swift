@@ -8,7 +8,7 @@ enum PretrainCommand: Command {
     static let summary = "Train a tokenizer and a small GPT-2 or Llama base model on a corpus"
     static let help = """
         Usage: rlhf pretrain --corpus FILE -o DIR [--config S|M] [--arch gpt2|llama] [--vocab-size N]
-                             [--steps N] [--seed S] [--batch B] [--lr X] [--template T]
+                             [--steps N] [--seed S] [--batch B] [--lr X] [--template T] [--precision f32|bf16]
 
         1. trains a byte-level BPE tokenizer of N tokens on the corpus;
         2. trains a model of configuration S (4 layers, 128 wide, context 128) or M (6 layers, 384
@@ -30,6 +30,7 @@ enum PretrainCommand: Command {
         let c = try StageArguments<PretrainConfig>(args, options: []).config
         let corpusPath = c.corpus!, out = c.output!
         let corpus = try readUTF8File(corpusPath)
+        Kernels.precision = c.precision
         Interrupt.install()
         let (model, report) = try build(corpus: corpus, config: c.modelConfig!, vocabSize: c.vocabSize, settings: c.training, template: c.template)
         try ModelFolder.save(model.model, tokenizer: model.tokenizer, annotations: model.annotations, to: URL(fileURLWithPath: out))

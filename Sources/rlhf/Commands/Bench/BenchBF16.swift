@@ -20,7 +20,7 @@ extension BenchCommand {
             for (what, value) in bf16LogitChange(model) {
                 out.emit(
                     ["what": "bf16", "model": name, "measure": what, "value": value],
-                    text: "bf16 \(name)  \(what)".column(64) + String(format: "%.6g", value))
+                    text: "bf16 \(name)  \(what)\(precisionTag)".column(64) + String(format: "%.6g", value))
             }
         }
     }

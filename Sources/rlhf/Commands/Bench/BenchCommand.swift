@@ -1,24 +1,37 @@
 import Foundation
+import StageKit
 import TransformerCore
 
 /// `rlhf bench`: measures the compute core on fixed shapes and configurations. This file reads
 /// the command line and runs the measurements in a fixed order; each family of measurement is in
-/// a file of its own beside it (BenchMatmul, BenchTrain, BenchGenerate, BenchTokenize, BenchPPO,
-/// BenchDPO, BenchBF16), the PyTorch and numpy runners in BenchReferences and the printing in
-/// BenchOutput.
+/// a file of its own beside it (BenchPeak, BenchMatmul, BenchTrain, BenchGenerate, BenchTokenize,
+/// BenchPPO, BenchDPO, BenchBF16, BenchPrecision), the PyTorch and numpy runners in
+/// BenchReferences and the printing in BenchOutput.
 enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-        Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,ppo,ppo-memory,dpo,bf16] [--config S,M,L]
-                          [--repeat N] [--numpy] [--torch] [--lora-rank R] [--frozen-dtype bf16] [--model DIR]
+        Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,peak,precision,ppo,ppo-memory,dpo,bf16]
+                          [--config S,M,L] [--repeat N] [--precision f32,bf16] [--numpy] [--torch] [--lora-rank R]
+                          [--frozen-dtype bf16] [--model DIR]
 
         Measures the compute core on this machine and prints one result per line.
 
           matmul    GFLOPS of C = A·B (row-major, fp32) at the shapes 1024×768×2304, 1024×768×3072,
-                    1024×3072×768, 2048×384×1536 and 8×768×50257 (M×K×N)
+                    1024×3072×768, 2048×384×1536 and 8×768×50257 (M×K×N), and their share of the
+                    peak of the precision in use
           train     tokens/s of forward + backward + AdamW on random tokens
-                    (S: batch 16×128, M: 8×256, L: 4×256)
+                    (S: batch 16×128, M: 8×256, L: 4×256), their GFLOPS (6 × parameters +
+                    attention per token; 4 × each frozen parameter with LoRA) and share of the peak
+          peak      this CPU's fp32 FMA peak on every thread at once, on the widest vectors of the
+                    kernel path (16 floats on AVX-512, 8 on AVX2, 4 portable), and where the CPU
+                    has AVX512-BF16 its bfloat16 dot-product peak (vdpbf16ps): independent chains
+                    for about 80 ms (not part of the default set; measured anyway, once, when a
+                    matmul or train row needs it)
+          precision the built-in base model's recipe (config S, the bundled corpus) pretrained for
+                    \(precisionSteps) steps from the same seed in f32 and in bf16: both final losses, their
+                    validation losses and the differences (not part of the default set; run it from
+                    the project's folder)
           generate  new tokens/s of KV-cache sampling: batch 8, 16 prompt tokens, 64 new tokens,
                     temperature 0.7, no early stop
           ppo       one PPO iteration on each --config (S when none is given; random models): 64
@@ -70,6 +83,10 @@ enum BenchCommand: Command {
                           transformers (RLHF_PYTHON names another interpreter). PyTorch gets the same
                           thread count; ATEN_CPU_CAPABILITY and friends in the environment pass through
           --threads N     worker threads (default: all cores; also RLHF_THREADS)
+          --precision L   f32, bf16 or f32,bf16: the precision of the products, each measurement
+                          repeated in each (default f32); bf16 rounds the operands of every product
+                          to bfloat16 and sums in single precision, on vdpbf16ps where the kernel
+                          path is avx512bf16. peak, precision and tokenize run once
           --lora-rank R   also time training with rank-R LoRA adapters on every projection over the
                           frozen model (α = 2R; only the adapters step), beside full fine-tuning;
                           ppo and ppo-memory run with LoRA instead
@@ -83,11 +100,12 @@ enum BenchCommand: Command {
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(
-            args, options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank", "--frozen-dtype", "--model"],
+            args,
+            options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank", "--frozen-dtype", "--model", PrecisionOption.name],
             flags: ["--json", "--numpy", "--cold", "--torch", "--transposed", "--a-transposed"])
         let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let kinds = ["matmul", "train", "generate", "tokenize", "ppo", "ppo-memory", "dpo", "bf16"]
+        let kinds = ["matmul", "train", "generate", "tokenize", "peak", "precision", "ppo", "ppo-memory", "dpo", "bf16"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
         for w in only where !kinds.contains(w) {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
@@ -105,44 +123,62 @@ enum BenchCommand: Command {
             throw UsageError(
                 "--frozen-dtype bf16 with ppo or ppo-memory needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
         }
+        let precisions = try a.string(PrecisionOption.name).map(PrecisionOption.parseList) ?? [.f32]
+        if precisions.count > 1 && only.contains("ppo-memory") {
+            throw UsageError("ppo-memory measures one --precision per run (its peak is the process's)")
+        }
         let repeatCount = try a.int("--repeat", range: 1...1000)
         if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
         let out = BenchOutput(json: a.flag("--json"))
-        out.header("kernels \(Kernels.activePath.rawValue), threads \(Parallel.threadCount)")
+        out.header(
+            "kernels \(Kernels.activePath.rawValue), threads \(Parallel.threadCount), precision \(precisions.map(\.rawValue).joined(separator: ","))")
+        /// Runs `body` once in each precision asked for.
+        func eachPrecision(_ body: () throws -> Void) rethrows {
+            for p in precisions { try Kernels.using(precision: p, body) }
+        }
+        // Measured once, on first use: by the peak rows, or by the first matmul or train row.
+        let peak = PeakReference()
 
+        if only.contains("peak") {
+            reportPeak(out, peak)
+        }
         let shapes = try a.list("--shapes").map(parseShapes) ?? matmulShapes
         let cold = a.flag("--cold"), transposedA = a.flag("--a-transposed"), transposedB = a.flag("--transposed")
         if only.contains("matmul") {
-            try reportMatmul(
-                out, shapes: shapes, repeats: repeatCount, cold: cold, transposedA: transposedA, transposedB: transposedB,
-                numpy: a.flag("--numpy"))
+            eachPrecision {
+                reportMatmul(out, peak, shapes: shapes, repeats: repeatCount, cold: cold, transposedA: transposedA, transposedB: transposedB)
+            }
+            if a.flag("--numpy") { try runNumpy(out, shapes: shapes) }
         }
         if only.contains("ppo-memory") {
             // First, before other measurements leave freed memory behind in the heap. One
             // configuration per process: the peak resident mark covers everything before it.
             let names = a.list("--config") ?? ["L"]
             guard names.count == 1 else { throw UsageError("ppo-memory measures one --config per run (its peak is the process's)") }
-            try reportPPOMemory(out, config: names[0], loraRank: loraRank, frozen: frozen)
+            try eachPrecision { try reportPPOMemory(out, config: names[0], loraRank: loraRank, frozen: frozen) }
         }
         if only.contains("ppo") {
-            try reportPPO(out, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen)
+            try eachPrecision { try reportPPO(out, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen) }
         }
         if only.contains("bf16") {
-            try reportBF16(out, folder: a.string("--model"), configs: a.list("--config") ?? ["S"])
+            try eachPrecision { try reportBF16(out, folder: a.string("--model"), configs: a.list("--config") ?? ["S"]) }
         }
         if only.contains("dpo") {
-            reportDPO(out)
+            eachPrecision { reportDPO(out) }
         }
         if only.contains("tokenize") {
             try reportTokenize(out, repeats: repeatCount)
         }
+        if only.contains("precision") {
+            try reportPrecision(out)
+        }
         for name in configs {
             let cfg = ModelConfig.preset(name)!
             if only.contains("train") {
-                try reportTrain(out, cfg, name: name, repeats: repeatCount, loraRank: loraRank, frozen: frozen)
+                try eachPrecision { try reportTrain(out, peak, cfg, name: name, repeats: repeatCount, loraRank: loraRank, frozen: frozen) }
             }
             if only.contains("generate") {
-                reportGenerate(out, cfg, name: name, repeats: repeatCount, frozen: frozen)
+                eachPrecision { reportGenerate(out, cfg, name: name, repeats: repeatCount, frozen: frozen) }
             }
             if a.flag("--torch") && (only.contains("train") || only.contains("generate")) {
                 try runTorch(out, name: name, train: only.contains("train"), generate: only.contains("generate"))

@@ -10,7 +10,7 @@ extension BenchCommand {
         for (name, secs, count) in benchDPO() {
             out.emit(
                 ["what": "dpo", "phase": name, "seconds": round3(secs), "rankings": count],
-                text: "dpo      \(name)".column(28)
+                text: "dpo      \(name)\(precisionTag)".column(28)
                     + String(format: "%.3f s (%@ rankings/s)", secs, fmt(Double(count) / secs)))
         }
     }

@@ -13,7 +13,7 @@ extension BenchCommand {
                     "what": "generate", "impl": "rlhf", "config": label(name), "batch": 8, "prompt": 16, "new": 64, "tokens_per_s": round2(tps),
                     "frozen_dtype": dtype.rawValue,
                 ],
-                text: "generate \(label(name))  8×(16+64)\(dtype == .bf16 ? " bf16" : "")".column(34) + "\(fmt(tps)) tokens/s")
+                text: "generate \(label(name))  8×(16+64)\(dtype == .bf16 ? " bf16" : "")\(precisionTag)".column(34) + "\(fmt(tps)) tokens/s")
         }
     }
 

@@ -6,24 +6,24 @@ extension BenchCommand {
     /// The default `--shapes`, M×K×N.
     static let matmulShapes = [(1024, 768, 2304), (1024, 768, 3072), (1024, 3072, 768), (2048, 384, 1536), (8, 768, 50257)]
 
-    /// The matmul rows: GFLOPS at each shape (for products of at most 16 rows also the rate B
-    /// is read at), then, with `--numpy`, numpy's on the same shapes.
+    /// The matmul rows in the precision in use: GFLOPS at each shape and their share of that
+    /// precision's peak (for products of at most 16 rows also the rate B is read at).
     static func reportMatmul(
-        _ out: BenchOutput, shapes: [(Int, Int, Int)], repeats repeatCount: Int?, cold: Bool, transposedA: Bool,
-        transposedB: Bool, numpy: Bool
-    ) throws {
+        _ out: BenchOutput, _ peak: PeakReference, shapes: [(Int, Int, Int)], repeats repeatCount: Int?, cold: Bool, transposedA: Bool,
+        transposedB: Bool
+    ) {
         for (m, k, n) in shapes {
             let gflops = benchMatmul(m: m, k: k, n: n, repeats: repeatCount, cold: cold, transposed: transposedB, transposedA: transposedA)
             let gbps = gflops / Double(2 * m) * 4 // bytes of B streamed per second, in GB/s
+            let share = peakShare(gflops, peak)
             out.emit(
                 [
                     "what": "matmul", "impl": "rlhf", "m": m, "k": k, "n": n, "gflops": round2(gflops), "cold": cold,
                     "b_transposed": transposedB, "a_transposed": transposedA, "b_gb_per_s": round2(gbps),
-                ],
-                text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(transposedA ? " Aᵀ" : "")\(transposedB ? " Bᵀ" : "")".column(28)
-                    + "\(fmt(gflops)) GFLOPS" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
+                ].merging(share.fields) { $1 },
+                text: "matmul  \(m)×\(k)×\(n)\(cold ? " cold" : "")\(transposedA ? " Aᵀ" : "")\(transposedB ? " Bᵀ" : "")\(precisionTag)".column(28)
+                    + "\(fmt(gflops)) GFLOPS, \(share.text)" + (m <= 16 ? " (B read at \(fmt(gbps)) GB/s)" : ""))
         }
-        if numpy { try runNumpy(out, shapes: shapes) }
     }
 
     static func benchMatmul(m: Int, k: Int, n: Int, repeats: Int?, cold: Bool = false, transposed: Bool = false, transposedA: Bool = false) -> Double

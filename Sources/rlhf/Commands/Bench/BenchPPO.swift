@@ -7,7 +7,7 @@ extension BenchCommand {
     /// The ppo-memory rows of configuration `config`: the bytes of each kind of live tensor,
     /// their total and the process's resident memory.
     static func reportPPOMemory(_ out: BenchOutput, config: String, loraRank: Int?, frozen: FrozenDType) throws {
-        let tag = "ppo \(config)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " bf16" : "")
+        let tag = "ppo \(config)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " bf16" : "") + precisionTag
         for (name, bytes) in try benchPPOMemory(ModelConfig.preset(config)!, loraRank: loraRank, frozen: frozen) {
             var fields: [String: Any] = [
                 "what": "ppo-memory", "config": label(config), "part": name, "mb": round2(Double(bytes) / 1_048_576),
@@ -24,7 +24,7 @@ extension BenchCommand {
         for name in configs {
             for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
                 let (phases, total) = try benchPPO(ModelConfig.preset(name)!, loraRank: loraRank, frozen: dtype)
-                let tag = "ppo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " \(dtype.rawValue)" : "")
+                let tag = "ppo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " \(dtype.rawValue)" : "") + precisionTag
                 for (phase, secs) in phases {
                     out.emit(
                         [

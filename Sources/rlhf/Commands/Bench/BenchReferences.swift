@@ -68,7 +68,8 @@ extension BenchCommand {
             else { continue }
             let versions = "torch \(obj["torch"] as? String ?? "?"), \(obj["cpu_capability"] as? String ?? "?")"
             var fields: [String: Any] = [
-                "what": what, "impl": "torch", "config": label(name), "tokens_per_s": tps,
+                // (PyTorch runs in fp32 whatever --precision this run measures.)
+                "what": what, "impl": "torch", "precision": Precision.f32.rawValue, "config": label(name), "tokens_per_s": tps,
                 "torch": obj["torch"] as? String ?? "", "torch_cpu_capability": obj["cpu_capability"] as? String ?? "",
             ]
             if what == "train" {
@@ -123,7 +124,7 @@ extension BenchCommand {
                 let g = obj["gflops"] as? Double
             else { continue }
             out.emit(
-                ["what": "matmul", "impl": "numpy", "m": m, "k": k, "n": n, "gflops": g],
+                ["what": "matmul", "impl": "numpy", "precision": Precision.f32.rawValue, "m": m, "k": k, "n": n, "gflops": g],
                 text: "numpy   \(m)×\(k)×\(n)".column(28) + "\(fmt(g)) GFLOPS")
         }
     }
