@@ -181,7 +181,10 @@ enum BenchCommand: Command {
                 eachPrecision { reportGenerate(out, cfg, name: name, repeats: repeatCount, frozen: frozen) }
             }
             if a.flag("--torch") && (only.contains("train") || only.contains("generate")) {
-                try runTorch(out, name: name, train: only.contains("train"), generate: only.contains("generate"))
+                // PyTorch in the same precisions: fp32, and bf16 autocast for bf16.
+                for p in precisions {
+                    try runTorch(out, name: name, train: only.contains("train"), generate: only.contains("generate"), precision: p)
+                }
             }
         }
         let rss = peakResidentBytes()

@@ -5,8 +5,9 @@ import TransformerCore
 /// through embedded Python scripts.
 extension BenchCommand {
     /// PyTorch on the same train and generate measurements as `benchTrain`/`benchGenerate`, in
-    /// this run: the model class transformers has for the configuration, fp32, the same shapes.
-    static func runTorch(_ out: BenchOutput, name: String, train: Bool, generate: Bool) throws {
+    /// this run: the model class transformers has for the configuration, fp32, the same shapes;
+    /// in `bf16`, under `torch.autocast("cpu", dtype=torch.bfloat16)`, PyTorch's mixed precision.
+    static func runTorch(_ out: BenchOutput, name: String, train: Bool, generate: Bool, precision: Precision = .f32) throws {
         let cfg = ModelConfig.preset(name)!
         let (b, t) = trainShape(name)
         let json = String(decoding: try JSONEncoder().encode(cfg), as: UTF8.self)
@@ -28,6 +29,9 @@ extension BenchCommand {
                 model = LlamaForCausalLM(LlamaConfig(**kw)) if c["model_type"] == "llama" else Qwen2ForCausalLM(Qwen2Config(use_sliding_window=False, **kw))
             model = model.float()
             V = c["vocab_size"]
+            import contextlib
+            def autocast():
+                return torch.autocast("cpu", dtype=torch.bfloat16) if \(precision == .bf16 ? "True" : "False") else contextlib.nullcontext()
             def best_of(fn, minimum):
                 fn()
                 best, total, n = 1e9, 0.0, 0
@@ -42,7 +46,8 @@ extension BenchCommand {
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 ids = torch.randint(0, V, (B, T))
                 def step():
-                    loss = model(input_ids=ids, labels=ids).loss
+                    with autocast():
+                        loss = model(input_ids=ids, labels=ids).loss
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                     opt.step(); opt.zero_grad(set_to_none=True)
@@ -54,7 +59,7 @@ extension BenchCommand {
                 prompts = torch.randint(0, V, (8, 16))
                 mask = torch.ones_like(prompts)
                 def gen():
-                    with torch.inference_mode():
+                    with torch.inference_mode(), autocast():
                         model.generate(prompts, attention_mask=mask, do_sample=True, temperature=0.7, top_k=0, top_p=1.0,
                                        max_new_tokens=64, min_new_tokens=64, pad_token_id=0)
                 s = best_of(gen, 1.0)
@@ -68,16 +73,17 @@ extension BenchCommand {
             else { continue }
             let versions = "torch \(obj["torch"] as? String ?? "?"), \(obj["cpu_capability"] as? String ?? "?")"
             var fields: [String: Any] = [
-                // (PyTorch runs in fp32 whatever --precision this run measures.)
-                "what": what, "impl": "torch", "precision": Precision.f32.rawValue, "config": label(name), "tokens_per_s": tps,
+                "what": what, "impl": "torch", "config": label(name), "tokens_per_s": tps,
                 "torch": obj["torch"] as? String ?? "", "torch_cpu_capability": obj["cpu_capability"] as? String ?? "",
+                "precision": precision.rawValue,
             ]
+            let mode = precision == .bf16 ? ", bf16 autocast" : ""
             if what == "train" {
                 fields["B"] = b; fields["T"] = t
-                out.emit(fields, text: "torch    \(label(name))  B×T \(b)×\(t)".column(34) + "\(fmt(tps)) tokens/s (\(versions))")
+                out.emit(fields, text: "torch    \(label(name))  B×T \(b)×\(t)".column(34) + "\(fmt(tps)) tokens/s (\(versions)\(mode))")
             } else {
                 fields["batch"] = 8; fields["prompt"] = 16; fields["new"] = 64
-                out.emit(fields, text: "HF gen   \(label(name))  8×(16+64)".column(34) + "\(fmt(tps)) tokens/s (\(versions))")
+                out.emit(fields, text: "HF gen   \(label(name))  8×(16+64)".column(34) + "\(fmt(tps)) tokens/s (\(versions)\(mode))")
             }
         }
     }
