@@ -124,6 +124,16 @@ final class StoredSettingsTests: XCTestCase {
         }
     }
 
+    /// `--precision` combines with LoRA and bfloat16 frozen weights on the stages that train.
+    func testPrecisionCombinesWithLoRAAndBF16FrozenWeights() throws {
+        let given = GivenOptions(values: ["--precision": "bf16", "--lora-rank": "4", "--frozen-dtype": "bf16"])
+        let p = try PPOConfig.parse(given)
+        XCTAssertEqual([p.precision.rawValue, p.frozenDType?.rawValue, p.lora.map { "\($0.rank)" }], ["bf16", "bf16", "4"])
+        let r = try RewardConfig.parse(given)
+        XCTAssertEqual([r.precision.rawValue, r.frozenDType.rawValue, r.lora.map { "\($0.rank)" }], ["bf16", "bf16", "4"])
+        XCTAssertEqual(try PPOConfig.parse(GivenOptions(values: ["--lora-rank": "4"])).precision, .f32)
+    }
+
     /// `--precision bf16` on each stage's command line is stored with the stage run, under
     /// "precision" in its settings, and read back (as `--resume` reads it).
     func testPrecisionIsStoredWithEveryStage() throws {
