@@ -3,10 +3,19 @@
 // each 32-bit word, the even k in the low half), as the hardware kernel reads them.
 
 /// C[0..<rows, 0..<32] (=|+=) A·B over `kp` pairs of k; the layout of `rlhf_bf16_tile` (see
-/// KernelsBF16.h): `a` has `lda` words per pair (rows r < rows used), `b` 32 words per pair.
+/// KernelsBF16.h): row r's pair p of A at `a[r·ars + p·aps]`, `b` 32 words per pair.
 public typealias BF16Tile = (
-    _ rows: Int, _ kp: Int, _ a: UnsafePointer<UInt32>, _ lda: Int, _ b: UnsafePointer<UInt32>,
+    _ rows: Int, _ kp: Int, _ a: UnsafePointer<UInt32>, _ ars: Int, _ aps: Int, _ b: UnsafePointer<UInt32>,
     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?
+) -> Void
+
+/// dst[i] = the bfloat16 pair of src[2i] (low half) and src[2i+1] (high half), i < count: a row
+/// of floats rounded to bfloat16 in place order.
+public typealias BF16Rows = (_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutablePointer<UInt32>) -> Void
+
+/// dst[i] = the bfloat16 pair of lo[i] (low half) and hi[i] (high half), i < count.
+public typealias BF16Interleave = (
+    _ lo: UnsafePointer<Float>, _ hi: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutablePointer<UInt32>
 ) -> Void
 
 extension Body {
@@ -18,7 +27,7 @@ extension Body {
     /// time, each with its own sums, so every path keeps its sums in registers.
     @inlinable @inline(__always)
     public static func bf16Tile(
-        rows: Int, _ kp: Int, _ a: UnsafePointer<UInt32>, _ lda: Int, _ b: UnsafePointer<UInt32>,
+        rows: Int, _ kp: Int, _ a: UnsafePointer<UInt32>, _ ars: Int, _ aps: Int, _ b: UnsafePointer<UInt32>,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: TileMode, _ bias: UnsafePointer<Float>?
     ) {
         let high = I.U(repeating: 0xFFFF_0000)
@@ -34,11 +43,11 @@ extension Body {
                     s = madd(s, splat(Float(bitPattern: w & 0xFFFF_0000)), odd)
                     s = madd(s, splat(Float(bitPattern: w &<< 16)), even)
                 }
-                step(&s0, ap[0]); step(&s1, ap[1]); step(&s2, ap[2]); step(&s3, ap[3])
-                if rows > 4 { step(&s4, ap[4]); step(&s5, ap[5]); step(&s6, ap[6]); step(&s7, ap[7]) }
-                if rows > 8 { step(&s8, ap[8]); step(&s9, ap[9]); step(&s10, ap[10]); step(&s11, ap[11]) }
+                step(&s0, ap[0]); step(&s1, ap[ars]); step(&s2, ap[2 * ars]); step(&s3, ap[3 * ars])
+                if rows > 4 { step(&s4, ap[4 * ars]); step(&s5, ap[5 * ars]); step(&s6, ap[6 * ars]); step(&s7, ap[7 * ars]) }
+                if rows > 8 { step(&s8, ap[8 * ars]); step(&s9, ap[9 * ars]); step(&s10, ap[10 * ars]); step(&s11, ap[11 * ars]) }
                 bp += 128
-                ap += lda
+                ap += aps
             }
             @inline(__always) func finish(_ s: V, _ r: Int) {
                 let p = c + r * ldc + col
@@ -54,6 +63,57 @@ extension Body {
             if rows > 4 { finish(s4, 4); finish(s5, 5); finish(s6, 6); finish(s7, 7) }
             if rows > 8 { finish(s8, 8); finish(s9, 9); finish(s10, 10); finish(s11, 11) }
             col += lanes
+        }
+    }
+}
+
+extension Body {
+    /// Each lane rounded to bfloat16 (to nearest, ties to even; a NaN becomes the quiet NaN of its
+    /// sign, as `BFloat16.init` does), in the low 16 bits of the lane.
+    @_transparent public static func bf16Bits(_ x: V) -> I.U {
+        let b = unsafeBitCast(x, to: I.U.self)
+        let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
+        let nan = (b & 0x7FFF_FFFF) .> 0x7F80_0000
+        return rounded.replacing(with: 0x7FC0 | ((b &>> 16) & 0x8000), where: nan)
+    }
+
+    /// See `BF16Rows`.
+    @inlinable @inline(__always)
+    public static func bf16Rows(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutablePointer<UInt32>) {
+        // 2·lanes floats make `lanes` words: the even lanes of each vector low, the odd high.
+        var i = 0
+        let raw = UnsafeMutableRawPointer(dst)
+        while i + lanes <= count {
+            let x0 = bf16Bits(load(src + 2 * i)), x1 = bf16Bits(load(src + 2 * i + lanes))
+            // Pairs of 16-bit halves, lane by lane: word j = x[2j] | x[2j+1] << 16.
+            var w = I.U()
+            for j in 0..<(lanes / 2) {
+                w[j] = x0[2 * j] | (x0[2 * j + 1] &<< 16)
+                w[lanes / 2 + j] = x1[2 * j] | (x1[2 * j + 1] &<< 16)
+            }
+            raw.storeBytes(of: w, toByteOffset: 4 * i, as: I.U.self)
+            i += lanes
+        }
+        while i < count {
+            let lo = bf16Bits(V(repeating: src[2 * i]))[0], hi = bf16Bits(V(repeating: src[2 * i + 1]))[0]
+            dst[i] = lo | (hi &<< 16)
+            i += 1
+        }
+    }
+
+    /// See `BF16Interleave`.
+    @inlinable @inline(__always)
+    public static func bf16Interleave(_ lo: UnsafePointer<Float>, _ hi: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutablePointer<UInt32>) {
+        var i = 0
+        let raw = UnsafeMutableRawPointer(dst)
+        while i + lanes <= count {
+            let w = bf16Bits(load(lo + i)) | (bf16Bits(load(hi + i)) &<< 16)
+            raw.storeBytes(of: w, toByteOffset: 4 * i, as: I.U.self)
+            i += lanes
+        }
+        while i < count {
+            dst[i] = bf16Bits(V(repeating: lo[i]))[0] | (bf16Bits(V(repeating: hi[i]))[0] &<< 16)
+            i += 1
         }
     }
 }

@@ -42,6 +42,9 @@ public final class KernelTable: @unchecked Sendable {
     /// The bfloat16 product tile, emulated in this path's fp32 vectors (`--precision bf16` on a
     /// CPU without AVX512-BF16, or with that path not chosen).
     public let bf16Tile: BF16Tile
+    /// Rounding floats to bfloat16 pairs, as the bfloat16 products pack their operands.
+    public let bf16Rows: BF16Rows
+    public let bf16Interleave: BF16Interleave
     public let dot: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float
     public let axpy: (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     public let addInPlace: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
@@ -121,6 +124,8 @@ public final class KernelTable: @unchecked Sendable {
             @escaping (_ a: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Float>, _ ldw: Int, _ out: UnsafeMutablePointer<Float>) -> Void,
         bf16: BF16Kernels,
         bf16Tile: @escaping BF16Tile,
+        bf16Rows: @escaping BF16Rows,
+        bf16Interleave: @escaping BF16Interleave,
         dot: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float,
         axpy: @escaping (Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
         addInPlace: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
@@ -179,6 +184,8 @@ public final class KernelTable: @unchecked Sendable {
         self.dotRows4x4 = dotRows4x4
         self.bf16 = bf16
         self.bf16Tile = bf16Tile
+        self.bf16Rows = bf16Rows
+        self.bf16Interleave = bf16Interleave
         self.dot = dot
         self.axpy = axpy
         self.addInPlace = addInPlace
@@ -226,13 +233,15 @@ public final class KernelTable: @unchecked Sendable {
                 decodeTile: { kc, a, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: I.decodeVectors, kc, a, b, ldb, c, ldc, mode, bias) },
                 dotRows8x2: { B.dotRows8x2($0, $1, $2, $3, $4) },
                 dotRows4x4: { B.dotRows4x4($0, $1, $2, $3, $4) }),
-            bf16Tile: { rows, kp, a, lda, b, c, ldc, mode, bias in
+            bf16Tile: { rows, kp, a, ars, aps, b, c, ldc, mode, bias in
                 switch rows {
-                case 12: B.bf16Tile(rows: 12, kp, a, lda, b, c, ldc, mode, bias)
-                case 8: B.bf16Tile(rows: 8, kp, a, lda, b, c, ldc, mode, bias)
-                default: B.bf16Tile(rows: 4, kp, a, lda, b, c, ldc, mode, bias)
+                case 12: B.bf16Tile(rows: 12, kp, a, ars, aps, b, c, ldc, mode, bias)
+                case 8: B.bf16Tile(rows: 8, kp, a, ars, aps, b, c, ldc, mode, bias)
+                default: B.bf16Tile(rows: 4, kp, a, ars, aps, b, c, ldc, mode, bias)
                 }
             },
+            bf16Rows: { B.bf16Rows($0, $1, $2) },
+            bf16Interleave: { B.bf16Interleave($0, $1, $2, $3) },
             dot: { B.dot($0, $1, $2) },
             axpy: { B.axpy($0, $1, $2, $3) },
             addInPlace: { B.addInPlace($0, $1, $2) },

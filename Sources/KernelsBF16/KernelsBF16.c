@@ -23,7 +23,7 @@ int rlhf_has_avx512bf16(void) {
 }
 
 static inline __attribute__((always_inline)) BF16_TARGET void tile(
-    const int rows, long kp, const uint32_t *a, long lda, const uint32_t *b, float *c, long ldc, int mode, const float *bias) {
+    const int rows, long kp, const uint32_t *a, long ars, long aps, const uint32_t *b, float *c, long ldc, int mode, const float *bias) {
     __m512 acc0[12], acc1[12];
 #pragma clang loop unroll(full)
     for (int r = 0; r < 12; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
@@ -34,11 +34,11 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile(
     for (long p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(b + p * 32));
         __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(b + p * 32 + 16));
-        const uint32_t *ap = a + p * lda;
+        const uint32_t *ap = a + p * aps;
         // Unrolled whole, so the 24 sums stay in registers.
 #pragma clang loop unroll(full)
         for (int r = 0; r < rows; r++) {
-            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)ap[r]);
+            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)ap[r * ars]);
             acc0[r] = _mm512_dpbf16_ps(acc0[r], ar, b0);
             acc1[r] = _mm512_dpbf16_ps(acc1[r], ar, b1);
         }
@@ -59,11 +59,11 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile(
     }
 }
 
-BF16_TARGET void rlhf_bf16_tile(int rows, long kp, const uint32_t *a, long lda, const uint32_t *b, float *c, long ldc, int mode, const float *bias) {
+BF16_TARGET void rlhf_bf16_tile(int rows, long kp, const uint32_t *a, long ars, long aps, const uint32_t *b, float *c, long ldc, int mode, const float *bias) {
     switch (rows) {
-    case 12: tile(12, kp, a, lda, b, c, ldc, mode, bias); break;
-    case 8: tile(8, kp, a, lda, b, c, ldc, mode, bias); break;
-    default: tile(4, kp, a, lda, b, c, ldc, mode, bias); break;
+    case 12: tile(12, kp, a, ars, aps, b, c, ldc, mode, bias); break;
+    case 8: tile(8, kp, a, ars, aps, b, c, ldc, mode, bias); break;
+    default: tile(4, kp, a, ars, aps, b, c, ldc, mode, bias); break;
     }
 }
 
@@ -132,8 +132,8 @@ void rlhf_fp32_peak_chains(int width, long iterations, float *sink) {
 
 int rlhf_has_avx512bf16(void) { return 0; }
 
-void rlhf_bf16_tile(int rows, long kp, const uint32_t *a, long lda, const uint32_t *b, float *c, long ldc, int mode, const float *bias) {
-    (void)rows; (void)kp; (void)a; (void)lda; (void)b; (void)c; (void)ldc; (void)mode; (void)bias;
+void rlhf_bf16_tile(int rows, long kp, const uint32_t *a, long ars, long aps, const uint32_t *b, float *c, long ldc, int mode, const float *bias) {
+    (void)rows; (void)kp; (void)a; (void)ars; (void)aps; (void)b; (void)c; (void)ldc; (void)mode; (void)bias;
     __builtin_trap();  // never chosen: rlhf_has_avx512bf16() is 0
 }
 

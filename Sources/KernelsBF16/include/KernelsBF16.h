@@ -10,13 +10,13 @@ int rlhf_has_avx512bf16(void);
 /// The bfloat16 product micro-kernel with the hardware instruction: C[0..<rows, 0..<32]
 /// (=|+=) A·B over `kp` pairs of k, for rows 4, 8 or 12.
 ///
-/// `a` holds, for each pair p, `lda` 32-bit words of which the first `rows` are row r's
-/// bfloat16 values of k = 2p (low half) and 2p+1 (high half). `b` holds, for each pair, 32
-/// such words, one per column. The tile's sums start at zero; each pair adds the odd k's
+/// A's 32-bit word for row r and pair p, at `a[r·ars + p·aps]`, holds row r's bfloat16 values
+/// of k = 2p (low half) and 2p+1 (high half). `b` holds, for each pair, 32 such words, one per
+/// column. The tile's sums start at zero; each pair adds the odd k's
 /// product, then the even k's, rounding each time (what `vdpbf16ps` does); the finished sums are
 /// then stored (`mode` 0), added to C (1), or added to `bias[0..<32]` (2). `ldc` is C's row
 /// stride in floats. Call it only where `rlhf_has_avx512bf16()` is 1.
-void rlhf_bf16_tile(int rows, long kp, const uint32_t *a, long lda, const uint32_t *b, float *c, long ldc, int mode, const float *bias);
+void rlhf_bf16_tile(int rows, long kp, const uint32_t *a, long ars, long aps, const uint32_t *b, float *c, long ldc, int mode, const float *bias);
 
 /// `iterations` rounds of 12 independent `vdpbf16ps` chains on 16-lane vectors (768 flops a
 /// round, counting each bfloat16 multiply and add); the sums go to `sink[0..<16]` so nothing is

@@ -48,7 +48,7 @@ extension Gemm {
                 let i0 = mb * bf16MC, mcur = min(bf16MC, m - i0)
                 let tiles = (mcur + bf16MR - 1) / bf16MR
                 let ap = packedA(worker).words(tiles * bf16MR * kcp)
-                packPairsA(a, i0: i0, rows: mcur, k: k, kp0: kp0, kcp: kcp, into: ap)
+                let layout = packPairsA(a, i0: i0, rows: mcur, k: k, kp0: kp0, kcp: kcp, into: ap)
                 let edge = edgeTiles(worker).floats(bf16MR * bf16NR)
                 for q in panels * part / nParts..<panels * (part + 1) / nParts {
                     let j = q * bf16NR, nValid = min(bf16NR, n - j)
@@ -58,11 +58,11 @@ extension Gemm {
                         let valid = min(bf16MR, mcur - t * bf16MR)
                         let rows = valid > 8 ? 12 : (valid > 4 ? 8 : 4)
                         let cTile = c + (i0 + t * bf16MR) * ldc + j
-                        let aTile = UnsafePointer(ap + t * bf16MR * kcp)
+                        let aTile = UnsafePointer(ap + t * bf16MR * layout.ars)
                         if valid == rows && nValid == bf16NR {
-                            tile(rows, kcp, aTile, bf16MR, bPanel, cTile, ldc, mode, biasAt)
+                            tile(rows, kcp, aTile, layout.ars, layout.aps, bPanel, cTile, ldc, mode, biasAt)
                         } else {
-                            tile(rows, kcp, aTile, bf16MR, bPanel, edge, bf16NR, .overwrite, nil)
+                            tile(rows, kcp, aTile, layout.ars, layout.aps, bPanel, edge, bf16NR, .overwrite, nil)
                             storeEdge(edge, valid, nValid, cTile, ldc, mode, biasAt, tileStride: bf16NR)
                         }
                     }
@@ -71,64 +71,49 @@ extension Gemm {
         }
     }
 
-    /// Packs rows i0..<i0+rows of A, pairs kp0..<kp0+kcp of k, as bfloat16 pairs in tiles of 12
-    /// rows: tile t at t·12·kcp, pair p of row r at p·12 + r; rows past `rows` and k past `k` zero.
+    /// Where the packed A block puts row r's pair p: word `r·ars + p·aps` (tile t of 12 rows starts
+    /// at row 12·t).
+    struct PackedALayout { let ars: Int, aps: Int }
+
+    /// Packs rows i0..<i0+rows of A, pairs kp0..<kp0+kcp of k (zero past k), as bfloat16 pairs.
+    /// Row-major A keeps its rows (row r at r·kcp): each is one contiguous conversion. Transposed A
+    /// (each k a contiguous run of rows) keeps that order (pair p at p·rowsPadded), where two
+    /// runs of k interleave lane by lane. Rows past `rows` in the last tile hold anything: the
+    /// kernel's results for them are not stored.
     static func packPairsA(
         _ a: MatrixOperand, i0: Int, rows: Int, k: Int, kp0: Int, kcp: Int, into ap: UnsafeMutablePointer<UInt32>
-    ) {
-        let rs = a.rowStride, cs = a.colStride, mr = bf16MR
-        let tiles = (rows + mr - 1) / mr
+    ) -> PackedALayout {
+        let rs = a.rowStride, cs = a.colStride
+        let kern = Kernels.active
+        let padded = (rows + bf16MR - 1) / bf16MR * bf16MR
+        let fullPairs = max(0, min(kcp, k / 2 - kp0)) // pairs with both values of k inside
         if rs == 1 && cs != 1 {
-            // Transposed A: each k is a contiguous run of the block's rows; two of them make a pair.
             for p in 0..<kcp {
+                let k0 = 2 * (kp0 + p), dst = ap + p * padded
+                let lo = a.base + k0 * cs + i0
+                if p < fullPairs {
+                    kern.bf16Interleave(lo, lo + cs, rows, dst)
+                } else {
+                    for i in 0..<rows { dst[i] = k0 < k ? pair(lo[i], 0) : 0 }
+                }
+            }
+            return PackedALayout(ars: 1, aps: padded)
+        }
+        for i in 0..<rows {
+            let dst = ap + i * kcp
+            let row = a.base + (i0 + i) * rs
+            var p = 0
+            if cs == 1 {
+                kern.bf16Rows(row + 2 * kp0, fullPairs, dst)
+                p = fullPairs
+            }
+            while p < kcp {
                 let k0 = 2 * (kp0 + p)
-                let src0 = a.base + k0 * cs + i0
-                let src1 = k0 + 1 < k ? a.base + (k0 + 1) * cs + i0 : nil
-                for t in 0..<tiles {
-                    let dst = ap + t * mr * kcp + p * mr
-                    let r0 = t * mr, valid = min(mr, rows - r0)
-                    if valid == mr, let src1 {
-                        pairs8(src0 + r0, src1 + r0, dst)
-                        dst[8] = pair(src0[r0 + 8], src1[r0 + 8]); dst[9] = pair(src0[r0 + 9], src1[r0 + 9])
-                        dst[10] = pair(src0[r0 + 10], src1[r0 + 10]); dst[11] = pair(src0[r0 + 11], src1[r0 + 11])
-                    } else {
-                        for r in 0..<mr { dst[r] = r < valid ? pair(src0[r0 + r], src1?[r0 + r] ?? 0) : 0 }
-                    }
-                }
-            }
-            return
-        }
-        for t in 0..<tiles {
-            let tileBase = ap + t * mr * kcp
-            for r in 0..<mr {
-                let i = t * mr + r
-                guard i < rows else {
-                    for p in 0..<kcp { tileBase[p * mr + r] = 0 }
-                    continue
-                }
-                let row = a.base + (i0 + i) * rs
-                var p = 0
-                if cs == 1 {
-                    // Row-major A: a pair is two neighbouring floats.
-                    let full = min(kcp, k / 2 - kp0)
-                    let src = UnsafeRawPointer(row + 2 * kp0)
-                    while p + 4 <= full {
-                        let x = src.loadUnaligned(fromByteOffset: 8 * p, as: SIMD8<Float>.self)
-                        let w = roundedBF16(x)
-                        let words = w.evenHalf | (w.oddHalf &<< 16)
-                        tileBase[p * mr + r] = words[0]; tileBase[(p + 1) * mr + r] = words[1]
-                        tileBase[(p + 2) * mr + r] = words[2]; tileBase[(p + 3) * mr + r] = words[3]
-                        p += 4
-                    }
-                }
-                while p < kcp {
-                    let k0 = 2 * (kp0 + p)
-                    let x0 = k0 < k ? row[k0 * cs] : 0, x1 = k0 + 1 < k ? row[(k0 + 1) * cs] : 0
-                    tileBase[p * mr + r] = pair(x0, x1)
-                    p += 1
-                }
+                dst[p] = pair(k0 < k ? row[k0 * cs] : 0, k0 + 1 < k ? row[(k0 + 1) * cs] : 0)
+                p += 1
             }
         }
+        return PackedALayout(ars: kcp, aps: 1)
     }
 
     /// Packs B's columns j0..<j0+32 (zero past n), pairs kp0..<kp0+kcp of k (zero past k), as
@@ -139,37 +124,39 @@ extension Gemm {
         let rs = b.rowStride, cs = b.colStride, nr = bf16NR
         let nValid = min(nr, n - j0)
         let raw = UnsafeRawPointer(b.base)
-        if cs == 1 && W.self == Float.self && nValid == nr {
-            // Row-major B of floats: rows 2p and 2p+1 side by side, lane by lane.
-            let f = b.base as! UnsafePointer<Float>
+        let kern = Kernels.active
+        let fullPairs = max(0, min(kcp, k / 2 - kp0))
+        if cs == 1, let f = b.base as? UnsafePointer<Float> {
+            // Row-major B of floats: rows 2p and 2p+1 interleaved, lane by lane.
             for p in 0..<kcp {
-                let k0 = 2 * (kp0 + p)
-                let dst = bp + p * nr
+                let k0 = 2 * (kp0 + p), dst = bp + p * nr
                 let r0 = f + k0 * rs + j0
-                if k0 + 1 < k {
-                    let r1 = r0 + rs
-                    for q in stride(from: 0, to: nr, by: 8) { pairs8(r0 + q, r1 + q, dst + q) }
-                } else if k0 < k {
-                    for j in 0..<nr { dst[j] = pair(r0[j], 0) }
+                if p < fullPairs {
+                    kern.bf16Interleave(r0, r0 + rs, nValid, dst)
                 } else {
-                    for j in 0..<nr { dst[j] = 0 }
+                    for j in 0..<nValid { dst[j] = k0 < k ? pair(r0[j], 0) : 0 }
                 }
+                for j in nValid..<nr { dst[j] = 0 }
             }
             return
         }
-        if rs == 1 {
-            // Transposed B: column j is contiguous along k, a pair two neighbouring elements.
-            for j in 0..<nr {
-                guard j < nValid else {
-                    for p in 0..<kcp { bp[p * nr + j] = 0 }
-                    continue
-                }
-                let col = (j0 + j) * cs
-                for p in 0..<kcp {
-                    let k0 = 2 * (kp0 + p)
-                    let x0: Float = k0 < k ? W.scalar(raw, col + k0) : 0
-                    let x1: Float = k0 + 1 < k ? W.scalar(raw, col + k0 + 1) : 0
-                    bp[p * nr + j] = pair(x0, x1)
+        if rs == 1, let f = b.base as? UnsafePointer<Float> {
+            // Transposed B of floats: column j is contiguous along k; convert it whole, then deal
+            // its pairs out to the panel.
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(1, kcp)) { tmp in
+                let t = tmp.baseAddress!
+                for j in 0..<nr {
+                    if j < nValid {
+                        let col = f + (j0 + j) * cs
+                        kern.bf16Rows(col + 2 * kp0, fullPairs, t)
+                        for p in fullPairs..<kcp {
+                            let k0 = 2 * (kp0 + p)
+                            t[p] = k0 < k ? pair(col[k0], 0) : 0
+                        }
+                        for p in 0..<kcp { bp[p * nr + j] = t[p] }
+                    } else {
+                        for p in 0..<kcp { bp[p * nr + j] = 0 }
+                    }
                 }
             }
             return
@@ -190,23 +177,6 @@ extension Gemm {
         UInt32(BFloat16(x0).bits) | UInt32(BFloat16(x1).bits) << 16
     }
 
-    /// dst[i] = pair(lo[i], hi[i]) for i < 8.
-    @inline(__always)
-    static func pairs8(_ lo: UnsafePointer<Float>, _ hi: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt32>) {
-        let l = roundedBF16(UnsafeRawPointer(lo).loadUnaligned(as: SIMD8<Float>.self))
-        let h = roundedBF16(UnsafeRawPointer(hi).loadUnaligned(as: SIMD8<Float>.self))
-        UnsafeMutableRawPointer(dst).storeBytes(of: l | (h &<< 16), as: SIMD8<UInt32>.self)
-    }
-
-    /// Each lane rounded to bfloat16 (to nearest, ties to even; a NaN stays a quiet NaN of its
-    /// sign), in the low 16 bits: `BFloat16.init`, lane by lane.
-    @inline(__always)
-    static func roundedBF16(_ x: SIMD8<Float>) -> SIMD8<UInt32> {
-        let b = unsafeBitCast(x, to: SIMD8<UInt32>.self)
-        let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
-        let nan = (b & 0x7FFF_FFFF) .> 0x7F80_0000
-        return rounded.replacing(with: 0x7FC0 | ((b &>> 16) & 0x8000), where: nan)
-    }
 }
 
 /// Weight operands packed for the bfloat16 products, kept until the weights change: a weight is

@@ -147,9 +147,9 @@ public enum Kernels {
 
     static func bf16Tile(_ path: KernelPath) -> BF16Tile {
         if path == .avx512bf16 {
-            return { rows, kp, a, lda, b, c, ldc, mode, bias in
+            return { rows, kp, a, ars, aps, b, c, ldc, mode, bias in
                 let m: Int32 = mode == .overwrite ? 0 : (mode == .accumulate ? 1 : 2)
-                rlhf_bf16_tile(Int32(rows), kp, a, lda, b, c, ldc, m, bias)
+                rlhf_bf16_tile(Int32(rows), kp, a, ars, aps, b, c, ldc, m, bias)
             }
         }
         return table(path).bf16Tile
