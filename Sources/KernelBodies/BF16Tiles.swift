@@ -77,6 +77,12 @@ extension Body {
         return rounded.replacing(with: 0x7FC0 | ((b &>> 16) & 0x8000), where: nan)
     }
 
+    /// One float rounded to bfloat16 as `bf16Bits` rounds each lane.
+    @_transparent public static func bf16Bits(_ x: Float) -> UInt32 {
+        let b = x.bitPattern
+        return (b & 0x7FFF_FFFF) > 0x7F80_0000 ? 0x7FC0 | ((b >> 16) & 0x8000) : (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16
+    }
+
     /// See `BF16Rows`.
     @inlinable @inline(__always)
     public static func bf16Rows(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutablePointer<UInt32>) {
@@ -84,19 +90,12 @@ extension Body {
         var i = 0
         let raw = UnsafeMutableRawPointer(dst)
         while i + lanes <= count {
-            let x0 = bf16Bits(load(src + 2 * i)), x1 = bf16Bits(load(src + 2 * i + lanes))
-            // Pairs of 16-bit halves, lane by lane: word j = x[2j] | x[2j+1] << 16.
-            var w = I.U()
-            for j in 0..<(lanes / 2) {
-                w[j] = x0[2 * j] | (x0[2 * j + 1] &<< 16)
-                w[lanes / 2 + j] = x1[2 * j] | (x1[2 * j + 1] &<< 16)
-            }
+            let w = I.pairWords(bf16Bits(load(src + 2 * i)), bf16Bits(load(src + 2 * i + lanes)))
             raw.storeBytes(of: w, toByteOffset: 4 * i, as: I.U.self)
             i += lanes
         }
         while i < count {
-            let lo = bf16Bits(V(repeating: src[2 * i]))[0], hi = bf16Bits(V(repeating: src[2 * i + 1]))[0]
-            dst[i] = lo | (hi &<< 16)
+            dst[i] = bf16Bits(src[2 * i]) | (bf16Bits(src[2 * i + 1]) &<< 16)
             i += 1
         }
     }
@@ -112,7 +111,7 @@ extension Body {
             i += lanes
         }
         while i < count {
-            dst[i] = bf16Bits(V(repeating: lo[i]))[0] | (bf16Bits(V(repeating: hi[i]))[0] &<< 16)
+            dst[i] = bf16Bits(lo[i]) | (bf16Bits(hi[i]) &<< 16)
             i += 1
         }
     }

@@ -42,6 +42,9 @@ public protocol KernelISA {
     static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V
     /// Each lane zero-extended to 32 bits.
     static func widen(_ h: H) -> U
+    /// Adjacent lanes' low 16 bits paired into one word (lane 2j low, 2j+1 high): the pairs of
+    /// `lo` in the first half of the result, those of `hi` in the second.
+    static func pairWords(_ lo: U, _ hi: U) -> U
 }
 
 /// How a micro-kernel combines its product with C.

@@ -20,6 +20,9 @@ public enum AVX512: KernelISA {
     @inline(__always) public static func zeroWhereLess(_ x: V, _ probe: V, _ bound: V) -> V {
         x.replacing(with: 0, where: probe .< bound)
     }
+    @inline(__always) public static func pairWords(_ lo: U, _ hi: U) -> U {
+        U(lowHalf: lo.evenHalf | (lo.oddHalf &<< 16), highHalf: hi.evenHalf | (hi.oddHalf &<< 16))
+    }
     @inline(__always) public static func widen(_ h: H) -> U {
         // lane by lane (the standard conversion is not inlined); the optimiser makes it one zero-extension
         var u = U()

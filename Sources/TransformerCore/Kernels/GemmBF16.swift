@@ -43,27 +43,34 @@ extension Gemm {
                 bBase = UnsafePointer(bp); bStride = kcp * bf16NR
             }
             let mode: TileMode = (kb > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
-            Parallel.forEachTask(mBlocks * nParts, threads: threads) { task, worker in
-                let mb = task / nParts, part = task % nParts
-                let i0 = mb * bf16MC, mcur = min(bf16MC, m - i0)
-                let tiles = (mcur + bf16MR - 1) / bf16MR
-                let ap = packedA(worker).words(tiles * bf16MR * kcp)
-                let layout = packPairsA(a, i0: i0, rows: mcur, k: k, kp0: kp0, kcp: kcp, into: ap)
-                let edge = edgeTiles(worker).floats(bf16MR * bf16NR)
-                for q in panels * part / nParts..<panels * (part + 1) / nParts {
-                    let j = q * bf16NR, nValid = min(bf16NR, n - j)
-                    let bPanel = bBase + q * bStride
-                    let biasAt = bias.map { $0 + j }
-                    for t in 0..<tiles {
-                        let valid = min(bf16MR, mcur - t * bf16MR)
-                        let rows = valid > 8 ? 12 : (valid > 4 ? 8 : 4)
-                        let cTile = c + (i0 + t * bf16MR) * ldc + j
-                        let aTile = UnsafePointer(ap + t * bf16MR * layout.ars)
-                        if valid == rows && nValid == bf16NR {
-                            tile(rows, kcp, aTile, layout.ars, layout.aps, bPanel, cTile, ldc, mode, biasAt)
-                        } else {
-                            tile(rows, kcp, aTile, layout.ars, layout.aps, bPanel, edge, bf16NR, .overwrite, nil)
-                            storeEdge(edge, valid, nValid, cTile, ldc, mode, biasAt, tileStride: bf16NR)
+            // The workers claim tasks as they come free: on a busy machine a static split left one
+            // waiting on the other.
+            let claimed = ChunkCounter()
+            Parallel.forEachTask(min(threads, mBlocks * nParts), threads: threads) { _, worker in
+                while true {
+                    let task = claimed.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    guard task < mBlocks * nParts else { return }
+                    let mb = task / nParts, part = task % nParts
+                    let i0 = mb * bf16MC, mcur = min(bf16MC, m - i0)
+                    let tiles = (mcur + bf16MR - 1) / bf16MR
+                    let ap = packedA(worker).words(tiles * bf16MR * kcp)
+                    let layout = packPairsA(a, i0: i0, rows: mcur, k: k, kp0: kp0, kcp: kcp, into: ap)
+                    let edge = edgeTiles(worker).floats(bf16MR * bf16NR)
+                    for q in panels * part / nParts..<panels * (part + 1) / nParts {
+                        let j = q * bf16NR, nValid = min(bf16NR, n - j)
+                        let bPanel = bBase + q * bStride
+                        let biasAt = bias.map { $0 + j }
+                        for t in 0..<tiles {
+                            let valid = min(bf16MR, mcur - t * bf16MR)
+                            let rows = valid > 8 ? 12 : (valid > 4 ? 8 : 4)
+                            let cTile = c + (i0 + t * bf16MR) * ldc + j
+                            let aTile = UnsafePointer(ap + t * bf16MR * layout.ars)
+                            if valid == rows && nValid == bf16NR {
+                                tile(rows, kcp, aTile, layout.ars, layout.aps, bPanel, cTile, ldc, mode, biasAt)
+                            } else {
+                                tile(rows, kcp, aTile, layout.ars, layout.aps, bPanel, edge, bf16NR, .overwrite, nil)
+                                storeEdge(edge, valid, nValid, cTile, ldc, mode, biasAt, tileStride: bf16NR)
+                            }
                         }
                     }
                 }
