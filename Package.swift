@@ -74,7 +74,7 @@ let package = Package(
         ),
         .target(
             name: "Labeling",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "Curves",
@@ -115,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabelingTests",
-            dependencies: ["Labeling", "RunStore", "TransformerCore"],
+            dependencies: ["Labeling", "RunStore", "StageKit", "TransformerCore"],
             exclude: ["Fixtures"] // read in place through #filePath
         ),
         .testTarget(
