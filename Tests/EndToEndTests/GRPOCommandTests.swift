@@ -64,6 +64,20 @@ final class GRPOCommandTests: ScratchFolderTestCase {
         XCTAssertEqual(try sb.samples(stageRunId: sb.stageRuns(stage: "grpo")[0].id).count, 32, "4 samples per iteration, none duplicated")
         let policy = try sb.latestModel(role: .policy)!
         XCTAssertTrue(policy.note?.contains("GRPO (bnpo) iteration 8") ?? false, policy.note ?? "")
+        // status, curves and the report show the run.
+        let st = try JSONSerialization.jsonObject(with: Data(try rlhf(["status", "--run", path("b"), "--json"]).stdout.utf8)) as! [String: Any]
+        let g = try XCTUnwrap(st["grpo"] as? [String: Any])
+        XCTAssertEqual(g["iteration"] as? Int, 8)
+        XCTAssertEqual(try XCTUnwrap(g["reward"] as? Double), try XCTUnwrap(m["reward@8"]), accuracy: 1e-12)
+        XCTAssertTrue(try rlhf(["status", "--run", path("b")]).stdout.contains("GRPO iteration 8: reward"))
+        let panels = try rlhf(["curves", "--run", path("b"), "--width", "80"]).stdout.split(separator: "\n").filter { $0.contains("  last ") }
+        XCTAssertEqual(
+            panels.map { String($0.prefix { $0 != " " }) },
+            ["reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "entropy", "kl"])
+        let html = try String(
+            contentsOfFile: try rlhf(["report", "--run", path("b")]).stdout.replacingOccurrences(of: "wrote ", with: "")
+                .trimmingCharacters(in: .whitespacesAndNewlines), encoding: .utf8)
+        XCTAssertTrue(html.contains("<section id=\"grpo\">") && html.contains("Sample completions per GRPO iteration"))
         // Nothing is left to resume.
         let again = try rlhf(["grpo", "--run", path("b"), "--resume"], expect: 1)
         XCTAssertTrue(again.stderr.contains("finished"), again.stderr)
@@ -93,6 +107,12 @@ final class GRPOCommandTests: ScratchFolderTestCase {
         XCTAssertNotNil(m["rewards/lexicon/mean@6"])
         XCTAssertNotNil(m["rewards/length/mean@6"])
         XCTAssertNil(m["kl@6"], "β = 0: no KL")
+        let panels = try rlhf(["curves", "--run", path("la"), "--stage", "grpo", "--width", "80"]).stdout.split(separator: "\n")
+            .filter { $0.contains("  last ") }
+        XCTAssertEqual(
+            panels.map { String($0.prefix { $0 != " " }) },
+            ["reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "entropy", "rewards/length/mean", "rewards/lexicon/mean"],
+            "no kl panel without β; a panel per reward source")
     }
 
     /// A reward program that fails at the third iteration ends the stage with one line and keeps

@@ -98,7 +98,13 @@ final class GRPOTrainerTests: XCTestCase {
     /// iterations, for GRPO and for RLOO, fully fine-tuned and with LoRA.
     func testProgrammaticRewardRises() throws {
         for (label, s, lora) in [
-            ("grpo", settings(), nil), ("rloo", settings { $0.advantage = .rloo; $0.scaleRewards = .none }, nil),
+            ("grpo", settings(), nil),
+            (
+                "rloo",
+                settings {
+                    $0.advantage = .rloo; $0.scaleRewards = .none
+                }, nil
+            ),
             (
                 "dr_grpo",
                 settings {
