@@ -125,6 +125,8 @@ public struct GRPOConfig: StageConfig, Equatable {
     public var lora: LoRAConfig?
     /// With LoRA, the float type the frozen weights are held in; nil is f32.
     public var frozenDType: FrozenDType?
+    /// The model to train (nil: the run's latest policy).
+    public var policyModel: Int64?
 
     public init() {}
 
@@ -203,6 +205,15 @@ public struct GRPOConfig: StageConfig, Equatable {
         .int("--save-every", \.saveEvery, range: 1...1_000_000, "checkpoint interval in iterations"),
         .int("--samples", \.samplesPerIteration, range: 0...100_000, "completions kept per iteration for inspection"),
         .seed(\.seed, "seed"),
+        // 'base' is resolved by the command, which knows the run.
+        .value(
+            "--policy", "ID|base", \.policyModel, "the model to train; base: the run's base model, to run GRPO",
+            "beside PPO or DPO from the same start", shown: { _ in "the run's latest policy" }
+        ) {
+            if $0 == "base" { return nil }
+            guard let id = Int64($0) else { throw ConfigError("--policy expects a model id or 'base', got '\($0)'") }
+            return id
+        },
         LoRAOptions.group(\.lora, dropout: false) { c, t in c.frozenDType = t == .f32 ? nil : t },
     ]
 

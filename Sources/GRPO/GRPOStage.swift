@@ -59,7 +59,14 @@ public enum GRPOStage {
             (runId, config, saved) = try store.resumableStageRun(
                 "grpo", label: "GRPO", command: "rlhf grpo", config: StoredRun.self, state: SavedState.self)
         } else {
-            guard let p = try store.latestModel(role: .policy) else { throw StoreError("the run has no policy; create it with 'rlhf init'") }
+            let p: ModelRecord
+            if let id = settings.policyModel {
+                guard let m = try store.model(id: id) else { throw StoreError("--policy \(id): the run has no model #\(id)") }
+                p = m
+            } else {
+                guard let m = try store.latestModel(role: .policy) else { throw StoreError("the run has no policy; create it with 'rlhf init'") }
+                p = m
+            }
             var refId: Int64?, rmId: Int64?
             if settings.beta != 0 {
                 guard let ref = try store.latestModel(role: .reference) ?? store.latestModel(role: .base) else {

@@ -217,6 +217,28 @@ final class GRPOConfigTests: XCTestCase {
         XCTAssertTrue(message(["--frozen-dtype": "bf16"]).contains("--lora-rank"))
     }
 
+    /// The settings are stored with the stage run under their property names (what --resume
+    /// reads back): a stored run's JSON, as this version writes it, reads back equal.
+    func testStoredSettingsReadBack() throws {
+        let stored = """
+            {"iterations":5,"batch":2,"group":4,"responseLength":12,"temperature":0.7,"advantage":"rloo","scaleRewards":"none",
+            "epsilon":0.2,"epsilonHigh":0.28,"numIterations":2,"loss":"dr_grpo","beta":0.04,"maskTruncated":true,"learningRate":0.0001,
+            "maxGradNorm":1,"adamEps":1e-08,"seed":3,"saveEvery":2,"samplesPerIteration":4,
+            "rewards":[{"source":"rm","weight":1},{"source":"cmd","weight":0.5}],"rewardCommand":"python3 r.py","rewardTimeout":60,
+            "lexicon":"/x/labels/lexicon","targetLength":30}
+            """
+        let c = try JSONDecoder().decode(GRPOConfig.self, from: Data(stored.utf8))
+        var expected = GRPOConfig()
+        expected.iterations = 5; expected.batch = 2; expected.group = 4; expected.responseLength = 12; expected.advantage = .rloo
+        expected.scaleRewards = .none; expected.epsilonHigh = 0.28; expected.numIterations = 2; expected.loss = .drGRPO; expected.beta = 0.04
+        expected.maskTruncated = true; expected.learningRate = 1e-4; expected.seed = 3; expected.saveEvery = 2
+        expected.rewards = [RewardTerm("rm", 1), RewardTerm("cmd", 0.5)]; expected.rewardCommand = "python3 r.py"
+        expected.lexicon = "/x/labels/lexicon"
+        XCTAssertEqual(c, expected)
+        let keys = try XCTUnwrap(try JSONSerialization.jsonObject(with: JSONEncoder().encode(expected)) as? [String: Any]).keys
+        XCTAssertEqual(Set(keys), Set((try JSONSerialization.jsonObject(with: Data(stored.utf8)) as! [String: Any]).keys))
+    }
+
     /// Every option is in the help, with its default.
     func testHelpListsTheOptions() {
         let help = GRPOConfig.help(column: 27)

@@ -56,9 +56,14 @@ enum GRPOCommand: Command {
         """
 
     static func run(_ args: [String]) throws {
-        let parsed = try StageArguments<GRPOConfig>(args, flags: ["--resume"]), a = parsed.arguments, s = parsed.config
+        let parsed = try StageArguments<GRPOConfig>(args, flags: ["--resume"]), a = parsed.arguments
+        var s = parsed.config
         parsed.noteIgnoredSettings()
         let store = try parsed.startRun()
+        if a.string("--policy") == "base" {
+            guard let b = try store.latestModel(role: .base) else { throw RuntimeError("the run has no base model") }
+            s.policyModel = b.id
+        }
         let header = "  iter  reward  r_std  zero_std  length  clipped  entropy      kl  clip_low clip_high   loss    gen  update"
         let r = try GRPOStage.run(
             store: store, settings: s, resume: a.flag("--resume"),
