@@ -28,7 +28,7 @@ func isaFlags(_ level: String) -> [SwiftSetting] {
 
 /// The stages built on the stage layer: each imports StageKit, TransformerCore and RunStore, and no
 /// other stage.
-let stages = ["Generation", "RewardTraining", "PPO", "DPO", "Compare"]
+let stages = ["Generation", "RewardTraining", "PPO", "DPO", "GRPO", "Compare"]
 
 let package = Package(
     name: "rlhf",
@@ -74,7 +74,7 @@ let package = Package(
         ),
         .target(
             name: "Labeling",
-            dependencies: ["TransformerCore", "RunStore"]
+            dependencies: ["StageKit", "TransformerCore", "RunStore"]
         ),
         .target(
             name: "Curves",
@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "rlhf",
             dependencies: [
-                "TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare", "Curves",
+                "TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "GRPO", "Compare", "Curves",
             ]
         ),
         // The parsers' fuzz targets; run by the fuzz harness and by FuzzSmokeTests.
@@ -115,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabelingTests",
-            dependencies: ["Labeling", "RunStore", "TransformerCore"],
+            dependencies: ["Labeling", "RunStore", "StageKit", "TransformerCore"],
             exclude: ["Fixtures"] // read in place through #filePath
         ),
         .testTarget(
@@ -130,6 +130,11 @@ let package = Package(
         .testTarget(
             name: "DPOTests",
             dependencies: ["DPO", "RunStore", "TransformerCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "GRPOTests",
+            dependencies: ["GRPO", "StageKit", "TransformerCore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -151,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "Compare",
+                "rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "GRPO", "Compare",
             ],
             exclude: ["Fixtures"] // read in place through #filePath
         ),

@@ -35,6 +35,9 @@ public struct ReportData: Sendable {
     /// Validation figures of the latest DPO run, one row per epoch, and its curves.
     public var dpoEpochs: [[String]] = []
     public var dpoCharts: String = ""
+    /// The curves of the latest GRPO run and the completions it kept, per iteration.
+    public var grpoCharts: String = ""
+    public var grpoSamples: [Sample] = []
     public var samples: [Sample]
 
     public init(
@@ -50,7 +53,8 @@ public struct ReportData: Sendable {
 
 /// One self-contained HTML page (inline CSS and SVG, no scripts, no external assets).
 public enum HTMLReport {
-    /// The sections every report has, by id, in page order (a run with DPO also gets "dpo", after "ppo").
+    /// The sections every report has, by id, in page order (a run with DPO also gets "dpo", after
+    /// "ppo", and one with GRPO "grpo", after that).
     public static let sections = ["summary", "models", "stages", "labels", "reward", "ppo", "samples"]
 
     public static func render(_ d: ReportData) -> String {
@@ -61,6 +65,16 @@ public enum HTMLReport {
             let head: String = header.map { "<th>\(e($0))</th>" }.joined()
             let body: [String] = rows.map { row in "<tr>" + row.map { "<td>\(e($0))</td>" }.joined() + "</tr>" }
             return "<table><thead><tr>\(head)</tr></thead><tbody>\n\(body.joined(separator: "\n"))\n</tbody></table>"
+        }
+        /// Completions under a heading (of `level`) per iteration.
+        func samples(_ list: [ReportData.Sample], level: Int) -> String {
+            var out = "", lastIteration = -1
+            for s in list {
+                if s.iteration != lastIteration { out += "<h\(level)>Iteration \(s.iteration)</h\(level)>\n"; lastIteration = s.iteration }
+                out += "<div class=\"sample\"><div><b>Prompt:</b> \(e(s.prompt))</div><pre>\(e(s.completion))</pre>"
+                out += "<div class=\"score\">score \(s.score.map { String(format: "%.3f", $0) } ?? "—")</div></div>\n"
+            }
+            return out
         }
         let df = DateFormatter()
         df.dateFormat = "yyyy-MM-dd HH:mm:ss"
@@ -121,14 +135,15 @@ public enum HTMLReport {
                 + table(["epoch", "step", "eval loss", "eval accuracy", "eval margin", "eval chosen", "eval rejected"], d.dpoEpochs)
                 + (d.dpoCharts.isEmpty ? "" : "<div class=\"chart\">\n\(d.dpoCharts)</div>") + "</section>\n"
         }
-        h += "<section id=\"samples\"><h2>Sample completions per PPO iteration</h2>\n"
-        if d.samples.isEmpty { h += "<p class=\"none\">none yet</p>" }
-        var lastIteration = -1
-        for s in d.samples {
-            if s.iteration != lastIteration { h += "<h3>Iteration \(s.iteration)</h3>\n"; lastIteration = s.iteration }
-            h += "<div class=\"sample\"><div><b>Prompt:</b> \(e(s.prompt))</div><pre>\(e(s.completion))</pre>"
-            h += "<div class=\"score\">score \(s.score.map { String(format: "%.3f", $0) } ?? "—")</div></div>\n"
+        if !d.grpoCharts.isEmpty {
+            h += "<section id=\"grpo\"><h2>GRPO</h2>\n<div class=\"chart\">\n\(d.grpoCharts)</div>\n"
+            if !d.grpoSamples.isEmpty {
+                h += "<h3>Sample completions per GRPO iteration, with their rewards</h3>\n" + samples(d.grpoSamples, level: 4)
+            }
+            h += "</section>\n"
         }
+        h += "<section id=\"samples\"><h2>Sample completions per PPO iteration</h2>\n"
+        h += d.samples.isEmpty ? "<p class=\"none\">none yet</p>" : samples(d.samples, level: 3)
         h += "</section>\n</body></html>\n"
         return h
     }

@@ -40,12 +40,15 @@ public enum CurveDefaults {
     public static let ppo = ["objective/scores", "objective/kl", "objective/entropy", "loss/value", "policy/clipfrac", "objective/kl_coef"]
     public static let reward = ["reward/loss", "reward/val_accuracy", "reward/margin"]
     public static let dpo = ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_rewards/accuracies"]
+    /// GRPO's, under TRL's names (`kl` is logged only when β ≠ 0).
+    public static let grpo = ["reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "entropy", "kl"]
 
-    /// The default metrics of a stage (ppo, reward or dpo).
+    /// The default metrics of a stage (ppo, reward, dpo or grpo).
     public static func metrics(stage: String) -> [String] {
         switch stage {
         case "ppo": return ppo
         case "dpo": return dpo
+        case "grpo": return grpo
         default: return reward
         }
     }
@@ -64,5 +67,21 @@ extension RunStore {
         let pts = try self.metrics(stageRunId: run.id, names: names)
         let grouped = Dictionary(grouping: pts, by: \.name)
         return (run.id, names.map { m in Series(run: runName, metric: m, points: (grouped[m] ?? []).map { (Double($0.step), $0.value) }) })
+    }
+}
+
+extension CurveDefaults {
+    /// GRPO's default metrics for these runs: `grpo`, without `kl` unless one of them logged it
+    /// (β ≠ 0), then each reward source's `rewards/NAME/mean` when a run sums several.
+    public static func grpoMetrics(_ stores: [RunStore]) throws -> [String] {
+        var logged: Set<String> = []
+        for store in stores {
+            let runs = try store.stageRuns(stage: "grpo")
+            if let run = try runs.first(where: { try store.hasMetrics(stageRunId: $0.id) }) {
+                logged.formUnion(try store.metrics(stageRunId: run.id).map(\.name))
+            }
+        }
+        let sources = logged.filter { $0.hasPrefix("rewards/") && $0.hasSuffix("/mean") }.sorted()
+        return grpo.filter { $0 != "kl" || logged.contains("kl") } + (sources.count > 1 ? sources : [])
     }
 }

@@ -64,13 +64,8 @@ public enum PPOStage {
 
         // Models.
         let record = store.requireModel(id:), load = store.loadModel
-        /// The saved adapters of a resumed LoRA run, checked to adapt `base`.
         func savedAdapters(_ id: Int64, over base: Int64, config: ModelConfig) throws -> LoRAAdapters {
-            let rec = try record(id)
-            guard rec.baseId == base else {
-                throw StoreError("model #\(id), saved by this PPO run, is not LoRA adapters over model #\(base); the run database is inconsistent")
-            }
-            return try PEFTAdapter.load(store.verifiedFolder(rec), config: config)
+            try store.savedAdapters(id, over: base, config: config, stage: "PPO")
         }
         let lora = s.lora
         let startPolicyRec = try record(lora == nil ? saved?.policyModelId ?? config.policyModelId : config.policyModelId)
@@ -101,7 +96,7 @@ public enum PPOStage {
                 adapters.initialize(seed: s.seed ^ 0x1042)
                 policy.lora = adapters
             }
-            if try sameWeights(store, referenceRec, startPolicyRec) {
+            if try store.sameWeights(referenceRec, startPolicyRec) {
                 reference = TransformerModel(sharingWeightsOf: policy)
             } else {
                 reference = try load(referenceRec).model
@@ -156,16 +151,8 @@ public enum PPOStage {
         }
 
         // The reward: the normalised reward model.
-        let rmRunner = ScalarHeadRunner(model: rewardModel.model, rows: 16)
-        let gain = rewardModel.annotations.rewardGain ?? 1, bias = rewardModel.annotations.rewardBias ?? 0
-        let nCtx = rewardModel.model.config.nCtx
-        let scorer: ([[Int32]], [[Int32]]) -> [Float] = { ps, rs in
-            rmRunner.scores(
-                zip(ps, rs).map { p, r in
-                    let q = p + r; return q.count > nCtx ? Array(q.suffix(nCtx)) : q
-                }
-            ).map { gain * $0 + bias }
-        }
+        let rm = RewardModelScorer(rewardModel)
+        let scorer: ([[Int32]], [[Int32]]) -> [Float] = { rm.scores(prompts: $0, responses: $1) }
         let trainer = PPOTrainer(
             policy: policy, reference: reference, value: value, eos: eos, stopTokens: stops, pad: tok.padId ?? eos,
             settings: s, scorer: scorer)
@@ -276,17 +263,6 @@ public enum PPOStage {
             policyOptimizerSHA: policyOptimizer.sha256, valueOptimizerSHA: valueOptimizer.sha256)
         try store.setResumeState(state, stageRunId: runId)
         return p
-    }
-
-    /// Whether two registered models hold the same weights: the same checkpoints all the way
-    /// down their chains (`rlhf init` registers one folder as base, policy and reference).
-    static func sameWeights(_ store: RunStore, _ a: ModelRecord, _ b: ModelRecord) throws -> Bool {
-        func fingerprints(_ m: ModelRecord) throws -> [String] {
-            var out = [m.sha256], cur = m
-            while let id = cur.baseId, out.count <= 16, let base = try store.model(id: id) { out.append(base.sha256); cur = base }
-            return out
-        }
-        return try a.id == b.id || fingerprints(a) == fingerprints(b)
     }
 
     /// What `--resume` needs, stored in the stage run's state after each save.

@@ -20,3 +20,27 @@ extension RunStore {
         return rec
     }
 }
+
+/// What the stages that train a policy over a reference share about those models.
+extension RunStore {
+    /// Whether two registered models hold the same weights: the same checkpoints all the way
+    /// down their chains (`rlhf init` registers one folder as base, policy and reference).
+    public func sameWeights(_ a: ModelRecord, _ b: ModelRecord) throws -> Bool {
+        func fingerprints(_ m: ModelRecord) throws -> [String] {
+            var out = [m.sha256], cur = m
+            while let id = cur.baseId, out.count <= 16, let base = try model(id: id) { out.append(base.sha256); cur = base }
+            return out
+        }
+        return try a.id == b.id || fingerprints(a) == fingerprints(b)
+    }
+
+    /// The LoRA adapters model `id` holds, saved by a `stage` run (named in the error) that is
+    /// being resumed, checked to adapt model `base`.
+    public func savedAdapters(_ id: Int64, over base: Int64, config: ModelConfig, stage: String) throws -> LoRAAdapters {
+        let rec = try requireModel(id: id)
+        guard rec.baseId == base else {
+            throw StoreError("model #\(id), saved by this \(stage) run, is not LoRA adapters over model #\(base); the run database is inconsistent")
+        }
+        return try PEFTAdapter.load(verifiedFolder(rec), config: config)
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Generation
 import Labeling
+import StageKit
 import TransformerCore
 import XCTest
 

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `rlhf demo --quick --dpo` from the project's folder, with thresholds suited to the short
+/// `rlhf demo --quick --dpo --grpo` from the project's folder, with thresholds suited to the short
 /// version (the full demo's figures are in the README), and `rlhf export` of the aligned policy.
 final class DemoCommandTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -9,11 +9,11 @@ final class DemoCommandTests: XCTestCase {
     func testQuickDemoShowsAlignment() throws {
         let run = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-e2e-demo-\(getpid())")
         defer { try? FileManager.default.removeItem(at: run) }
-        let r = try runCLI(["demo", "--quick", "--dpo", "--json", "--run", run.path], cwd: Self.repo)
+        let r = try runCLI(["demo", "--quick", "--dpo", "--grpo", "--json", "--run", run.path], cwd: Self.repo)
         XCTAssertEqual(r.status, 0, r.stderr)
         for stage in [
             "1. Base model", "2. Init", "3. Bundled prompts", "4. Generate", "5. Simulated labeling", "6. Train the reward model", "7. PPO", "8. DPO",
-            "9. Curves", "10. Report",
+            "9. GRPO", "10. Curves", "11. Report",
         ] {
             XCTAssertTrue(r.stderr.contains("== \(stage)"), stage)
         }
@@ -30,7 +30,17 @@ final class DemoCommandTests: XCTestCase {
         XCTAssertGreaterThan(d("dpo_lexicon_final"), d("lexicon_base"), "DPO raises the mean lexicon score")
         XCTAssertGreaterThanOrEqual(d("dpo_val_accuracy"), 0.8, "rewards/accuracies on the validation prompts")
         XCTAssertEqual((j["dpo_vs_ppo_wins"] as? Int ?? 0) + (j["dpo_vs_ppo_losses"] as? Int ?? 0) + (j["dpo_vs_ppo_ties"] as? Int ?? 0), 480)
-        XCTAssertTrue(try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8).contains("<section id=\"dpo\">"))
+        // GRPO against the same reward model, set up as PPO is: better than the base, no further
+        // from the reference than PPO's target allows, and head to head with PPO and DPO.
+        XCTAssertGreaterThan(d("grpo_lexicon_final"), d("lexicon_base") + 1, "GRPO raises the mean lexicon score")
+        XCTAssertGreaterThanOrEqual(d("grpo_preferred_final"), 0.7, "the labeler prefers the GRPO policy to the base")
+        XCTAssertLessThan(d("grpo_kl"), d("target_kl"), "GRPO stays near the reference")
+        for other in ["ppo", "dpo"] {
+            let n = ["wins", "losses", "ties"].reduce(0) { $0 + (j["grpo_vs_\(other)_\($1)"] as? Int ?? 0) }
+            XCTAssertEqual(n, 480, other)
+        }
+        let report = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(report.contains("<section id=\"dpo\">") && report.contains("<section id=\"grpo\">"))
 
         let out = run.appendingPathComponent("exported")
         let e = try runCLI(["export", "--run", run.path, "-o", out.path], cwd: Self.repo)

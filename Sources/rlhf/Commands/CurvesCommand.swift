@@ -8,7 +8,7 @@ enum CurvesCommand: Command {
     static let name = "curves"
     static let summary = "Plot a run's curves in the terminal (or --svg FILE)"
     static let help = """
-        Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|reward|dpo] [--metrics LIST] [--smooth ALPHA]
+        Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|grpo|dpo|reward] [--metrics LIST] [--smooth ALPHA]
                            [--follow] [--svg FILE] [--width N] [--height N]
 
         One panel per metric, with braille line charts (ASCII when the locale is not UTF-8), axis
@@ -16,15 +16,17 @@ enum CurvesCommand: Command {
         colour, with a legend; colour is off with NO_COLOR or when stdout is not a terminal. NaN and
         infinite values are skipped (and counted); a metric with no data says so.
 
-        Defaults: --stage ppo when the run has a PPO run, else dpo when it has a DPO run, else
-        reward. PPO metrics: objective/scores, objective/kl, objective/entropy, loss/value,
-        policy/clipfrac, objective/kl_coef. Reward metrics: reward/loss, reward/val_accuracy,
-        reward/margin. DPO metrics: loss, rewards/accuracies, rewards/margins, rewards/chosen,
-        rewards/rejected, eval_rewards/accuracies (validation, at each epoch's end).
+        Defaults: --stage ppo when the run has a PPO run, else grpo when it has a GRPO run, else dpo
+        when it has a DPO run, else reward. PPO metrics: objective/scores, objective/kl,
+        objective/entropy, loss/value, policy/clipfrac, objective/kl_coef. GRPO metrics: reward,
+        reward_std, frac_reward_zero_std, completions/mean_length, entropy, and kl when the run
+        logged it (β ≠ 0); per source, rewards/NAME/mean. Reward metrics: reward/loss,
+        reward/val_accuracy, reward/margin. DPO metrics: loss, rewards/accuracies, rewards/margins,
+        rewards/chosen, rewards/rejected, eval_rewards/accuracies (validation, at each epoch's end).
 
         Options:
           --run LIST       run names or paths, comma-separated (default: default)
-          --stage S        ppo, reward or dpo
+          --stage S        ppo, grpo, dpo or reward
           --metrics LIST   comma-separated metric names
           --smooth ALPHA   draw an exponential moving average (0 ≤ α < 1) over the raw series
           --follow         redraw as new points land while another process writes the run
@@ -41,12 +43,16 @@ enum CurvesCommand: Command {
         guard !names.isEmpty else { throw UsageError("--run needs at least one name") }
         let runs = try names.map { (name: $0, store: try RunStore(folder: RunStore.folder(forRun: $0))) }
         var stage = a.string("--stage")
-        if let s = stage, !["ppo", "reward", "dpo"].contains(s) { throw UsageError("--stage must be ppo, reward or dpo, got '\(s)'") }
+        if let s = stage, !["ppo", "grpo", "reward", "dpo"].contains(s) { throw UsageError("--stage must be ppo, grpo, dpo or reward, got '\(s)'") }
         if stage == nil {
             func has(_ s: String) throws -> Bool { try runs.contains { try !$0.store.stageRuns(stage: s).isEmpty } }
-            stage = try has("ppo") ? "ppo" : try has("dpo") ? "dpo" : "reward"
+            stage = try has("ppo") ? "ppo" : try has("grpo") ? "grpo" : try has("dpo") ? "dpo" : "reward"
         }
-        let metrics = a.list("--metrics") ?? CurveDefaults.metrics(stage: stage!)
+        var metrics = a.list("--metrics") ?? CurveDefaults.metrics(stage: stage!)
+        if stage == "grpo" && !a.has("--metrics") {
+            // GRPO logs kl only with β ≠ 0; its rewards/NAME/mean are the run's own sources.
+            metrics = try CurveDefaults.grpoMetrics(runs.map(\.store))
+        }
         var smooth: Double?
         if let s = a.string("--smooth") {
             guard let x = Double(s), x >= 0, x < 1 else { throw UsageError("--smooth expects a number in [0, 1), got '\(s)'") }

@@ -2,6 +2,7 @@ import Compare
 import Curves
 import DPO
 import Foundation
+import GRPO
 import Generation
 import Labeling
 import PPO
@@ -15,7 +16,7 @@ enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Run the whole RLHF loop on the built-in base model and prompts"
     static let help = """
-        Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--lora-rank R [--frozen-dtype bf16]] [--precision f32|bf16]
+        Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--grpo] [--lora-rank R [--frozen-dtype bf16]] [--precision f32|bf16]
                          [--json] [--force]
 
         Runs every stage with a simulated labeler in place of a person, and measures the result:
@@ -27,13 +28,18 @@ enum DemoCommand: Command {
           6. train-reward
           7. PPO
           8. with --dpo: DPO from the base policy on the same labels (3 epochs, the PPO learning rate)
-          9. the curves, in the terminal
-         10. an HTML report
+          9. with --grpo: GRPO from the base policy against the same reward model, set up as PPO is
+             (its iterations, learning rate, seed, response length and temperature, and as many
+             completions per iteration: 8 prompts × a group of 8), with GRPO's own defaults (TRL's)
+             for the rest
+         10. the curves, in the terminal
+         11. an HTML report
         Then, on the eval prompts, it compares samples of the base policy with samples of the final
         policy: the mean lexicon score, how often the lexicon labeler (noise 0) prefers the final
         policy's completion, the mean KL to the reference, and the reward model's accuracy. With
-        --dpo it does the same for the DPO policy and puts both rows side by side, with PPO and DPO
-        head to head under the lexicon labeler.
+        --dpo and --grpo it does the same for the DPO and GRPO policies and puts the rows side by
+        side (with each method's time), then compares each with PPO (and GRPO with DPO) head to
+        head under the lexicon labeler, as 'rlhf compare --judge lexicon' does.
 
         Run it from the project's folder. --quick uses a smaller base model and fewer iterations
         (about a minute); without it, a few minutes on 2 cores. An earlier demo run of the same name
@@ -43,7 +49,8 @@ enum DemoCommand: Command {
           --run NAME   the run (default: demo)
           --quick      the short version
           --dpo        also run DPO beside PPO, and compare them
-          --lora-rank R  train the reward model and PPO with rank-R LoRA adapters (alpha 2R, every
+          --grpo       also run GRPO beside PPO, and compare them
+          --lora-rank R  train the reward model, PPO and GRPO with rank-R LoRA adapters (alpha 2R, every
                        projection) over frozen weights instead of every weight, at LoRA's learning
                        rates (10 times the full ones)
           --frozen-dtype T  with --lora-rank: f32 or bf16, the float type of the frozen weights
@@ -61,6 +68,7 @@ enum DemoCommand: Command {
         var perPrompt: Int
         var ppo: PPOConfig
         var dpo: DPOConfig
+        var grpo: GRPOConfig
         static func make(quick: Bool) -> Plan {
             var p = PPOConfig()
             p.iterations = quick ? 8 : 24
@@ -75,15 +83,22 @@ enum DemoCommand: Command {
             // same prompts are held out), PPO's learning rate, and DPO's usual β.
             var d = DPOConfig()
             d.epochs = 3; d.learningRate = p.learningRate; d.seed = 1
-            return Plan(base: quick ? .quick() : .full(), rewardEpochs: 3, perPrompt: 6, ppo: p, dpo: d)
+            // GRPO as PPO is set: its iterations, completions per iteration (8 prompts × 8),
+            // learning rate, seed, length and temperature; TRL's defaults for the rest (β = 0,
+            // dapo, ε = 0.2, μ = 1), not tuned to win.
+            var g = GRPOConfig()
+            g.iterations = p.iterations; g.group = 8; g.batch = p.batch / g.group; g.learningRate = p.learningRate; g.seed = 1
+            g.responseLength = p.responseLength; g.temperature = p.temperature; g.saveEvery = p.saveEvery
+            return Plan(base: quick ? .quick() : .full(), rewardEpochs: 3, perPrompt: 6, ppo: p, dpo: d, grpo: g)
         }
     }
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(
-            args, options: ["--run", "--lora-rank", "--frozen-dtype", PrecisionOption.name], flags: ["--quick", "--json", "--force", "--dpo"])
+            args, options: ["--run", "--lora-rank", "--frozen-dtype", PrecisionOption.name],
+            flags: ["--quick", "--json", "--force", "--dpo", "--grpo"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        let quick = a.flag("--quick"), json = a.flag("--json"), withDPO = a.flag("--dpo")
+        let quick = a.flag("--quick"), json = a.flag("--json"), withDPO = a.flag("--dpo"), withGRPO = a.flag("--grpo")
         let runName = a.string("--run") ?? "demo"
         var plan = Plan.make(quick: quick)
         let lora = try a.int("--lora-rank", range: 1...4096).map { LoRAConfig(rank: $0, alpha: Float(2 * $0), targets: []) }
@@ -93,10 +108,13 @@ enum DemoCommand: Command {
         let precision = try PrecisionOption.parse(given)
         plan.ppo.precision = precision
         plan.dpo.precision = precision
+        plan.grpo.precision = precision
         if let lora {
             plan.ppo.lora = lora
             plan.ppo.learningRate *= LoRAOptions.learningRateFactor
-            if frozen == .bf16 { plan.ppo.frozenDType = .bf16 }
+            plan.grpo.lora = lora
+            plan.grpo.learningRate *= LoRAOptions.learningRateFactor
+            if frozen == .bf16 { plan.ppo.frozenDType = .bf16; plan.grpo.frozenDType = .bf16 }
         }
         let say: (String) -> Void = json ? { printError($0) } : { print($0) }
         let start = Date()
@@ -217,6 +235,30 @@ enum DemoCommand: Command {
             dpoRun = (r, Date().timeIntervalSince(stageStart))
         }
 
+        var grpoRun: (report: GRPOReport, seconds: Double)?
+        if withGRPO {
+            let g = plan.grpo
+            header(
+                "GRPO from the base policy (\(g.iterations) iterations of \(g.batch) prompts × \(g.group), \(g.loss.rawValue), β \(formatDefault(g.beta))"
+                    + (lora.map { ", LoRA rank \($0.rank)" } ?? "") + ")")
+            var settings = g
+            settings.policyModel = try store.models().first { $0.role == .policy }?.id
+            let r = try GRPOStage.run(
+                store: store, settings: settings, resume: false,
+                events: { e in
+                    if case .iteration(let it, let res) = e {
+                        func m(_ k: String) -> Double { res.metric(k) ?? .nan }
+                        say(
+                            String(
+                                format: "   iteration %2d/%d  reward %6.3f  std %5.3f  entropy %6.2f  length %4.1f  %.1fs", it, g.iterations,
+                                m("reward"), m("reward_std"), m("entropy"), m("completions/mean_length"),
+                                m("time/generation_s") + m("time/scoring_s") + m("time/update_s")))
+                    }
+                }, shouldStop: { Interrupt.requested })
+            try stopIfInterrupted()
+            grpoRun = (r, Date().timeIntervalSince(stageStart))
+        }
+
         header("Curves")
         let panels = try CurvesView.load(runs: [(runName, store)], stage: "ppo", metrics: ["objective/scores", "objective/kl", "objective/entropy"])
         let style = TerminalChart.Style.detect(isTTY: isatty(json ? 2 : 1) == 1)
@@ -228,9 +270,18 @@ enum DemoCommand: Command {
         say("   \(reportURL.path)")
 
         say(String(format: "   (%.1fs)", Date().timeIntervalSince(stageStart)))
-        let dpoPolicy = dpoRun?.report.lastPolicy
-        let ev = try evaluate(store: store, lexicon: lexicon, settings: plan.ppo, policies: [ppoPolicy.id] + (dpoPolicy.map { [$0.id] } ?? []))
+        let dpoPolicy = dpoRun?.report.lastPolicy, grpoPolicy = grpoRun?.report.lastPolicy
+        let ev = try evaluate(
+            store: store, lexicon: lexicon, settings: plan.ppo, policies: [ppoPolicy.id] + [dpoPolicy, grpoPolicy].compactMap { $0?.id })
         let e = ev.results[0]
+        // The methods beside PPO, in the order of ev.results.
+        var others: [Method] = []
+        if let (r, secs) = dpoRun, r.lastPolicy != nil {
+            others.append(Method(name: "DPO", key: "dpo", result: ev.results[1], seconds: secs, accuracy: r.epochs.last?.stats.accuracy ?? .nan))
+        }
+        if let (r, secs) = grpoRun, r.lastPolicy != nil {
+            others.append(Method(name: "GRPO", key: "grpo", result: ev.results[others.count + 1], seconds: secs, accuracy: nil))
+        }
         let seconds = Date().timeIntervalSince(start)
         let target = plan.ppo.targetKL ?? 0
         if json {
@@ -244,41 +295,50 @@ enum DemoCommand: Command {
                 ("kl", jsonNumber(e.kl)), ("target_kl", jsonNumber(target)), ("reward_val_accuracy", jsonNumber(valAcc)),
                 ("report", JSONText.quote(reportURL.path)),
             ]
-            if let (r, secs) = dpoRun, ev.results.count > 1 {
-                let dr = ev.results[1], h2h = HeadToHead.tally(dr.lexicon, e.lexicon), ci = h2h.interval
+            if !others.isEmpty { fields.append(("ppo_seconds", jsonNumber(ppoSeconds.rounded()))) }
+            for m in others {
+                let k = m.key
                 fields += [
-                    ("ppo_seconds", jsonNumber(ppoSeconds.rounded())), ("dpo_seconds", jsonNumber(secs.rounded())),
-                    ("dpo_lexicon_final", jsonNumber(dr.score)), ("dpo_preferred_final", jsonNumber(dr.vsBase.preferred)),
-                    ("dpo_kl", jsonNumber(dr.kl)), ("dpo_val_accuracy", jsonNumber(r.epochs.last?.stats.accuracy ?? .nan)),
-                    ("dpo_vs_ppo_wins", "\(h2h.wins)"), ("dpo_vs_ppo_losses", "\(h2h.losses)"), ("dpo_vs_ppo_ties", "\(h2h.ties)"),
-                    ("dpo_vs_ppo_preferred", jsonNumber(h2h.preferred)), ("dpo_vs_ppo_ci_low", jsonNumber(ci.low)),
-                    ("dpo_vs_ppo_ci_high", jsonNumber(ci.high)),
+                    ("\(k)_seconds", jsonNumber(m.seconds.rounded())), ("\(k)_lexicon_final", jsonNumber(m.result.score)),
+                    ("\(k)_preferred_final", jsonNumber(m.result.vsBase.preferred)), ("\(k)_kl", jsonNumber(m.result.kl)),
+                ]
+                if let acc = m.accuracy { fields.append(("\(k)_val_accuracy", jsonNumber(acc))) }
+            }
+            for (a, b) in headToHead(ppo: e, others) {
+                let h2h = HeadToHead.tally(a.result.lexicon, b.result.lexicon), ci = h2h.interval, k = "\(a.key)_vs_\(b.key)"
+                fields += [
+                    ("\(k)_wins", "\(h2h.wins)"), ("\(k)_losses", "\(h2h.losses)"), ("\(k)_ties", "\(h2h.ties)"),
+                    ("\(k)_preferred", jsonNumber(h2h.preferred)), ("\(k)_ci_low", jsonNumber(ci.low)), ("\(k)_ci_high", jsonNumber(ci.high)),
                 ]
             }
             print(jsonLine(fields))
         } else {
-            if let (r, secs) = dpoRun, ev.results.count > 1 {
-                let dr = ev.results[1], h2h = HeadToHead.tally(dr.lexicon, e.lexicon), ci = h2h.interval
-                func row(_ label: String, _ a: String, _ b: String, _ note: String = "") {
+            if !others.isEmpty {
+                let columns = ["PPO"] + others.map(\.name)
+                func row(_ label: String, _ cells: [String], _ note: String = "") {
                     print(
-                        "   " + label.padding(toLength: 30, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 8 - a.count)) + a
-                            + String(repeating: " ", count: max(0, 10 - b.count)) + b + (note.isEmpty ? "" : "   " + note))
+                        "   " + label.padding(toLength: 30, withPad: " ", startingAt: 0)
+                            + cells.map { String(repeating: " ", count: max(0, 9 - $0.count)) + $0 }.joined() + (note.isEmpty ? "" : "   " + note))
                 }
                 func pct(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+                let all = [e] + others.map(\.result)
                 print("\n== Result, on the \(ev.prompts) eval prompts (\(ev.perPrompt) samples each from the base and each final policy)")
-                row("", "PPO", "DPO")
-                row(String(format: "mean lexicon score (base %.2f)", ev.baseScore), String(format: "%.2f", e.score), String(format: "%.2f", dr.score))
-                row("preferred to the base", pct(e.vsBase.preferred), pct(dr.vsBase.preferred), "lexicon labeler, pairs it decides")
+                row("", columns)
+                row(String(format: "mean lexicon score (base %.2f)", ev.baseScore), all.map { String(format: "%.2f", $0.score) })
+                row("preferred to the base", all.map { pct($0.vsBase.preferred) }, "lexicon labeler, pairs it decides")
+                row("mean KL to the reference", all.map { String(format: "%.2f", $0.kl) }, String(format: "PPO's target %.1f", target))
                 row(
-                    "mean KL to the reference", String(format: "%.2f", e.kl), String(format: "%.2f", dr.kl),
-                    String(format: "PPO's target %.1f", target))
-                row("validation accuracy", pct(valAcc), pct(r.epochs.last?.stats.accuracy ?? .nan), "reward model; DPO's implicit reward")
-                row("time", String(format: "%.1fs", ppoSeconds), String(format: "%.1fs", secs))
-                print(
-                    String(
-                        format:
-                            "   head to head: the lexicon labeler prefers DPO's completion in %.0f%% of decided pairs (95%% interval %.0f–%.0f%%; %d wins, %d losses, %d ties)",
-                        h2h.preferred * 100, ci.low * 100, ci.high * 100, h2h.wins, h2h.losses, h2h.ties))
+                    "validation accuracy", [pct(valAcc)] + others.map { $0.accuracy.map(pct) ?? "—" },
+                    "reward model" + (others.contains { $0.key == "dpo" } ? "; DPO's implicit reward" : ""))
+                row("time", ([ppoSeconds] + others.map(\.seconds)).map { String(format: "%.1fs", $0) })
+                for (a, b) in headToHead(ppo: e, others) {
+                    let h2h = HeadToHead.tally(a.result.lexicon, b.result.lexicon), ci = h2h.interval
+                    print(
+                        String(
+                            format:
+                                "   head to head: the lexicon labeler prefers %@'s completion to %@'s in %.0f%% of decided pairs (95%% interval %.0f–%.0f%%; %d wins, %d losses, %d ties)",
+                            a.name, b.name, h2h.preferred * 100, ci.low * 100, ci.high * 100, h2h.wins, h2h.losses, h2h.ties))
+                }
             } else {
                 print("\n== Result, on the \(ev.prompts) eval prompts (\(ev.perPrompt) samples each from the base and the final policy)")
                 print(String(format: "   mean lexicon score        base %.2f → final %.2f", ev.baseScore, e.score))
@@ -298,6 +358,7 @@ enum DemoCommand: Command {
                 ("rlhf train-reward --run mine", ""),
                 ("rlhf ppo --run mine --lr 1e-4 --target-kl 6", ""),
                 ("rlhf dpo --run mine --policy base --lr 1e-4", "or DPO on the same labels"),
+                ("rlhf grpo --run mine --policy base --lr 1e-4", "or GRPO against the same reward model"),
                 ("rlhf compare --run mine --a ID --b ID --judge reward", "two policies head to head (ids: rlhf status)"),
                 ("rlhf curves --run mine,\(runName)", "yours beside the demo's"),
                 ("rlhf report --run \(runName)", "this run, as a web page"),
@@ -308,6 +369,21 @@ enum DemoCommand: Command {
                 print("  " + (note.isEmpty ? command : command.padding(toLength: width, withPad: " ", startingAt: 0) + "# " + note))
             }
         }
+    }
+
+    /// A method run beside PPO, for the closing table.
+    struct Method {
+        var name: String, key: String
+        var result: PolicyResult
+        var seconds: Double
+        /// Its validation accuracy, where it has one (DPO's implicit reward).
+        var accuracy: Double?
+    }
+
+    /// The pairs compared head to head: each method against PPO, and GRPO against DPO.
+    static func headToHead(ppo result: PolicyResult, _ others: [Method]) -> [(Method, Method)] {
+        let ppo = Method(name: "PPO", key: "ppo", result: result, seconds: 0)
+        return others.map { ($0, ppo) } + (others.count == 2 ? [(others[1], others[0])] : [])
     }
 
     /// How often the simulated labeler swaps adjacent places: a little, as a careful person would.

@@ -14,7 +14,8 @@ enum ReportCommand: Command {
         One HTML page with no external assets: the run summary (counts), the models and their
         lineage, the stage runs with their configs, label counts and agreement, the reward model's
         accuracy per epoch with its curves, the PPO curves, the DPO validation figures per epoch
-        with its curves, and a few sample completions with their scores for each PPO iteration.
+        with its curves, the GRPO curves with the completions it kept and their rewards, and a few
+        sample completions with their scores for each PPO iteration.
         Default output: runs/NAME/report.html.
         """
 
@@ -94,15 +95,25 @@ enum ReportCommand: Command {
             let panels = try CurvesView.load(runs: [(runName, store)], stage: "dpo", metrics: CurveDefaults.dpo)
             d.dpoCharts = SVGChart.document(title: "DPO", panels: panels)
         }
+        if let gid = try store.series(stage: "grpo", metrics: ["reward"], runName: runName).stageRunId {
+            let panels = try CurvesView.load(runs: [(runName, store)], stage: "grpo", metrics: CurveDefaults.grpoMetrics([store]))
+            d.grpoCharts = SVGChart.document(title: "GRPO", panels: panels)
+            d.grpoSamples = try samples(store, stageRunId: gid)
+        }
         if let pid = try store.series(stage: "ppo", metrics: ["objective/scores"], runName: runName).stageRunId {
             let panels = try CurvesView.load(runs: [(runName, store)], stage: "ppo", metrics: CurveDefaults.ppo)
             d.ppoCharts = SVGChart.document(title: "PPO", panels: panels)
-            var prompts: [Int64: String] = [:]
-            for smp in try store.samples(stageRunId: pid) {
-                if prompts[smp.promptId] == nil { prompts[smp.promptId] = try store.prompt(id: smp.promptId)?.text ?? "" }
-                d.samples.append(.init(iteration: smp.iteration ?? 0, prompt: prompts[smp.promptId]!, completion: smp.text, score: smp.score))
-            }
+            d.samples = try samples(store, stageRunId: pid)
         }
         return d
+    }
+
+    /// The completions a stage run kept, with their prompts and scores.
+    static func samples(_ store: RunStore, stageRunId: Int64) throws -> [ReportData.Sample] {
+        var prompts: [Int64: String] = [:]
+        return try store.samples(stageRunId: stageRunId).map { smp in
+            if prompts[smp.promptId] == nil { prompts[smp.promptId] = try store.prompt(id: smp.promptId)?.text ?? "" }
+            return .init(iteration: smp.iteration ?? 0, prompt: prompts[smp.promptId]!, completion: smp.text, score: smp.score)
+        }
     }
 }

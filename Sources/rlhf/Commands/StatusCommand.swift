@@ -12,9 +12,9 @@ enum StatusCommand: Command {
 
         Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
         comparisons, models by role, and stage runs by status; the current policy; the latest
-        reward-model validation accuracy, the latest PPO iteration's key metrics and the latest DPO
-        validation figures once those stages have run. Stage runs whose process died are shown as
-        interrupted.
+        reward-model validation accuracy, the latest PPO and GRPO iterations' key metrics and the
+        latest DPO validation figures once those stages have run. Stage runs whose process died are
+        shown as interrupted.
 
         --check verifies the run instead: SQLite's integrity check of run.sqlite, and every
         registered checkpoint (inside the run folder, its model.safetensors present, with the SHA-256
@@ -28,6 +28,7 @@ enum StatusCommand: Command {
 
     static let ppoKeys = ["objective/scores", "objective/kl", "objective/kl_coef", "objective/entropy", "policy/clipfrac"]
     static let dpoKeys = ["eval_rewards/accuracies", "eval_rewards/margins", "eval_loss"]
+    static let grpoKeys = ["reward", "reward_std", "kl", "entropy", "completions/mean_length", "clip_ratio/region_mean"]
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--run"], flags: ["--json", "--check"])
@@ -48,6 +49,13 @@ enum StatusCommand: Command {
         for k in ppoKeys { if let m = try store.latestMetric(stage: "ppo", name: k) { ppo.append((k, m.step, m.value)) } }
         var dpo: [(String, Int, Double)] = []
         for k in dpoKeys { if let m = try store.latestMetric(stage: "dpo", name: k) { dpo.append((k, m.step, m.value)) } }
+        // The latest GRPO run's last iteration (kl only where that run logged it).
+        var grpo: [(String, Int, Double)] = []
+        if let g = try store.stageRuns(stage: "grpo").first(where: { try store.hasMetrics(stageRunId: $0.id) }) {
+            let points = try store.metrics(stageRunId: g.id, names: grpoKeys)
+            let last = points.map(\.step).max()!
+            for k in grpoKeys { if let p = points.first(where: { $0.name == k && $0.step == last }) { grpo.append((k, last, p.value)) } }
+        }
         let lastRuns = try store.stageRuns().prefix(5)
 
         if a.flag("--json") {
@@ -76,6 +84,7 @@ enum StatusCommand: Command {
                     ("reward", valAcc.map { jsonLine([("val_accuracy", jsonNumber($0.value)), ("step", "\($0.step)")]) } ?? "null"),
                     ("ppo", ppo.isEmpty ? "null" : jsonLine([("iteration", "\(ppo.map(\.1).max()!)")] + ppo.map { ($0.0, jsonNumber($0.2)) })),
                     ("dpo", dpo.isEmpty ? "null" : jsonLine([("step", "\(dpo.map(\.1).max()!)")] + dpo.map { ($0.0, jsonNumber($0.2)) })),
+                    ("grpo", grpo.isEmpty ? "null" : jsonLine([("iteration", "\(grpo.map(\.1).max()!)")] + grpo.map { ($0.0, jsonNumber($0.2)) })),
                 ]))
             return
         }
@@ -99,6 +108,9 @@ enum StatusCommand: Command {
         if let r = try store.latestModel(role: .reward) { print("  reward model #\(r.id) \(r.path)" + (r.note.map { " — \($0)" } ?? "")) }
         if !ppo.isEmpty {
             print("  PPO iteration \(ppo.map(\.1).max()!): " + ppo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))
+        }
+        if !grpo.isEmpty {
+            print("  GRPO iteration \(grpo.map(\.1).max()!): " + grpo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))
         }
         if !dpo.isEmpty {
             print("  DPO validation at step \(dpo.map(\.1).max()!): " + dpo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))

@@ -11,7 +11,7 @@ enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-        Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,peak,precision,ppo,ppo-memory,dpo,bf16]
+        Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,peak,precision,ppo,ppo-memory,grpo,dpo,bf16]
                           [--config S,M,L] [--repeat N] [--precision f32,bf16] [--numpy] [--torch] [--lora-rank R]
                           [--frozen-dtype bf16] [--model DIR]
 
@@ -46,6 +46,13 @@ enum BenchCommand: Command {
                     tensor (weights, adapters, gradients, AdamW moments, activations, KV cache),
                     their total, and the process's peak resident memory; with --lora-rank, as PPO
                     runs with LoRA (not part of the default set)
+          grpo      one GRPO iteration on each --config (S when none is given; random models) in the
+                    setting of TRL's GRPOTrainer figure: 16 prompts × a group of 4 × 48 new tokens,
+                    μ = 1, β = 0 (no reference pass), full fine-tuning, a reward model of the same
+                    shape; best of 3 iterations after a warm-up (1 for models larger than M); seconds
+                    in generation, scoring, reference and the update, and the total (iteration_s in
+                    --json). With --lora-rank, rank-R adapters on every projection (not part of the
+                    default set)
           dpo       one DPO epoch on config S (random models) over comparisons shaped like the quick
                     demo's: 360 training rankings of 6 completions (15 pairs each), prompts of 8–24
                     tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
@@ -89,7 +96,7 @@ enum BenchCommand: Command {
                           path is avx512bf16. peak, precision and tokenize run once
           --lora-rank R   also time training with rank-R LoRA adapters on every projection over the
                           frozen model (α = 2R; only the adapters step), beside full fine-tuning;
-                          ppo and ppo-memory run with LoRA instead
+                          ppo, ppo-memory and grpo run with LoRA instead
           --frozen-dtype T  bf16: also time LoRA training, generation and (with --lora-rank) the PPO
                           iteration with the frozen projections held in bfloat16, each beside its
                           f32 figure; ppo-memory measures the bf16 iteration instead (default f32)
@@ -105,7 +112,7 @@ enum BenchCommand: Command {
             flags: ["--json", "--numpy", "--cold", "--torch", "--transposed", "--a-transposed"])
         let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let kinds = ["matmul", "train", "generate", "tokenize", "peak", "precision", "ppo", "ppo-memory", "dpo", "bf16"]
+        let kinds = ["matmul", "train", "generate", "tokenize", "peak", "precision", "ppo", "ppo-memory", "grpo", "dpo", "bf16"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
         for w in only where !kinds.contains(w) {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
@@ -119,9 +126,9 @@ enum BenchCommand: Command {
             guard let t = FrozenDType(rawValue: f) else { throw UsageError("--frozen-dtype must be f32 or bf16, got '\(f)'") }
             frozen = t
         }
-        if frozen == .bf16 && loraRank == nil && !only.isDisjoint(with: ["ppo", "ppo-memory"]) {
+        if frozen == .bf16 && loraRank == nil && !only.isDisjoint(with: ["ppo", "ppo-memory", "grpo"]) {
             throw UsageError(
-                "--frozen-dtype bf16 with ppo or ppo-memory needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
+                "--frozen-dtype bf16 with ppo, ppo-memory or grpo needs --lora-rank: only weights that LoRA leaves frozen can be held in bfloat16")
         }
         let precisions = try a.string(PrecisionOption.name).map(PrecisionOption.parseList) ?? [.f32]
         if precisions.count > 1 && only.contains("ppo-memory") {
@@ -159,6 +166,9 @@ enum BenchCommand: Command {
         }
         if only.contains("ppo") {
             try eachPrecision { try reportPPO(out, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen) }
+        }
+        if only.contains("grpo") {
+            try eachPrecision { try reportGRPO(out, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen) }
         }
         if only.contains("bf16") {
             try eachPrecision { try reportBF16(out, folder: a.string("--model"), configs: a.list("--config") ?? ["S"]) }
