@@ -94,25 +94,7 @@ final class TrainingTests: EveryPathTestCase {
 
     func testTrainingReducesLossOnAFixedBatch() {
         forEachPath {
-            let cfg = ModelConfig(nLayer: 2, nHead: 2, nEmbd: 32, nCtx: 16, vocabSize: 29)
-            let model = randomModel(cfg, seed: 2)
-            var rng = SeededRandom(seed: 3)
-            let tokens = randomTokens(4 * 16, vocab: cfg.vocabSize, rng: &rng)
-            let b = TokenBatch(tokens: tokens, batch: 4, length: 16)
-            let targets = (0..<tokens.count).map { $0 % 16 == 15 ? Int32(-1) : tokens[$0 + 1] }
-            let acts = Activations(config: cfg, batch: 4, length: 16)
-            let opt = AdamW(layout: model.layout, config: AdamWConfig(learningRate: 3e-3))
-            var first: Float = 0, last: Float = 0
-            for step in 0..<60 {
-                model.forward(b, acts)
-                let loss = LogitHeads.crossEntropy(acts, targets: targets, writeGradient: true)
-                if step == 0 { first = loss }
-                last = loss
-                model.zeroGradients()
-                model.backward(b, acts, fromLogits: true)
-                clipGradientNorm(model.gradients, maxNorm: 1)
-                opt.update(params: model.parameters, grads: model.gradients, lr: 3e-3)
-            }
+            let (first, last, _) = memoriseOneBatch()
             XCTAssertEqual(Double(first), log(29.0), accuracy: 0.2) // near uniform at init
             XCTAssertLessThan(last, first * 0.5, "memorising one batch should halve the loss")
         }
