@@ -235,8 +235,10 @@ final class GRPOConfigTests: XCTestCase {
         expected.rewards = [RewardTerm("rm", 1), RewardTerm("cmd", 0.5)]; expected.rewardCommand = "python3 r.py"
         expected.lexicon = "/x/labels/lexicon"
         XCTAssertEqual(c, expected)
+        XCTAssertEqual(c.precision, .f32, "settings stored before --precision existed read as f32")
+        // Every stored key is read back, and what is written now adds only the precision.
         let keys = try XCTUnwrap(try JSONSerialization.jsonObject(with: JSONEncoder().encode(expected)) as? [String: Any]).keys
-        XCTAssertEqual(Set(keys), Set((try JSONSerialization.jsonObject(with: Data(stored.utf8)) as! [String: Any]).keys))
+        XCTAssertEqual(Set(keys), Set((try JSONSerialization.jsonObject(with: Data(stored.utf8)) as! [String: Any]).keys).union(["precision"]))
     }
 
     /// Every option is in the help, with its default.
