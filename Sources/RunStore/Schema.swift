@@ -13,10 +13,76 @@ public struct Migration: Sendable {
 /// JSON text; token ids are little-endian Int32 blobs.
 public enum Schema {
     /// Every migration, oldest first; the last one's version is what this program writes.
-    public static let migrations: [Migration] = [version1, version2]
+    public static let migrations: [Migration] = [version1, version2, version3, version4, version5]
 
     /// The newest schema this program knows.
     public static var currentVersion: Int { migrations.last!.version }
+
+    /// Written demonstrations (`rlhf label --write`, imports, rejection sampling) and the drafts
+    /// the writing screen saves as the labeler types, one per (prompt, annotator).
+    static let version3 = Migration(
+        version: 3,
+        sql: """
+            -- One submitted demonstration: the answer a person (or a selection rule) holds up as ideal.
+            -- An edit keeps the old row, marked replaced.
+            CREATE TABLE demonstrations (
+                id                 INTEGER PRIMARY KEY,
+                prompt_id          INTEGER NOT NULL REFERENCES prompts(id),
+                text               TEXT NOT NULL,       -- the completion, without the prompt template
+                annotator          TEXT NOT NULL,
+                source             TEXT NOT NULL DEFAULT 'human',   -- human, import, rankings, best-of:N
+                from_completion_id INTEGER REFERENCES completions(id), -- the completion it started from
+                messages           TEXT,                -- imported conversations: the whole messages list, JSON
+                guideline_version  TEXT,
+                started_at         REAL NOT NULL,
+                submitted_at       REAL NOT NULL,
+                replaced_by        INTEGER REFERENCES demonstrations(id)
+            );
+            CREATE INDEX demonstrations_prompt ON demonstrations(prompt_id, annotator);
+
+            -- What the writing screen has typed but not submitted; survives a crash of the screen.
+            CREATE TABLE demonstration_drafts (
+                prompt_id          INTEGER NOT NULL REFERENCES prompts(id),
+                annotator          TEXT NOT NULL,
+                text               TEXT NOT NULL,
+                from_completion_id INTEGER REFERENCES completions(id),
+                started_at         REAL NOT NULL,
+                saved_at           REAL NOT NULL,
+                PRIMARY KEY (prompt_id, annotator)
+            ) WITHOUT ROWID;
+            """)
+
+    /// Blind pairwise judgments of two policies (`rlhf compare --judge human`).
+    static let version4 = Migration(
+        version: 4,
+        sql: """
+            -- One verdict by one annotator on one eval prompt. `first_side` is the side (A or B) the
+            -- first model's completion was shown on; an undone or changed verdict is marked replaced.
+            CREATE TABLE judgments (
+                id                  INTEGER PRIMARY KEY,
+                stage_run_id        INTEGER NOT NULL REFERENCES stage_runs(id),
+                prompt_id           INTEGER NOT NULL REFERENCES prompts(id),
+                model_id            INTEGER NOT NULL REFERENCES models(id),
+                other_model_id      INTEGER NOT NULL REFERENCES models(id),
+                completion_id       INTEGER NOT NULL REFERENCES completions(id),
+                other_completion_id INTEGER NOT NULL REFERENCES completions(id),
+                first_side          TEXT NOT NULL CHECK (first_side IN ('A', 'B')),
+                verdict             TEXT NOT NULL CHECK (verdict IN ('A', 'B', 'tie', 'skip')),
+                annotator           TEXT NOT NULL,
+                shown_at            REAL NOT NULL,
+                judged_at           REAL NOT NULL,
+                replaced_by         INTEGER REFERENCES judgments(id)
+            );
+            CREATE INDEX judgments_models ON judgments(model_id, other_model_id, annotator);
+            """)
+
+    /// Where a registered model came from when it came from the Hugging Face Hub: JSON with the
+    /// repository, the revision asked for and the exact commit.
+    static let version5 = Migration(
+        version: 5,
+        sql: """
+            ALTER TABLE models ADD COLUMN origin TEXT;
+            """)
 
     /// LoRA checkpoints: a folder holding adapters (`adapter_model.safetensors`, fingerprinted in
     /// `sha256`) over the registered model `base_id`, whose weights they are added to.
