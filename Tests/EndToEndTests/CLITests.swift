@@ -28,6 +28,12 @@ final class CLITests: XCTestCase {
         let badValue = try run(["bench", "--repeat", "many"])
         XCTAssertEqual(badValue.status, 2)
         XCTAssertTrue(badValue.stderr.contains("--repeat expects an integer"))
+        // TRL's timing only stands beside the grpo rows, fully fine-tuned.
+        for args in [["bench", "--trl"], ["bench", "--only", "grpo", "--trl", "--lora-rank", "4"]] {
+            let trl = try run(args)
+            XCTAssertEqual(trl.status, 2, args.joined(separator: " "))
+            XCTAssertTrue(trl.stderr.contains("--only grpo"), trl.stderr)
+        }
     }
 
     func testBenchJSONLines() throws {

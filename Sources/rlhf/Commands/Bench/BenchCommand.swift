@@ -6,14 +6,14 @@ import TransformerCore
 /// the command line and runs the measurements in a fixed order; each family of measurement is in
 /// a file of its own beside it (BenchPeak, BenchMatmul, BenchTrain, BenchGenerate, BenchTokenize,
 /// BenchPPO, BenchDPO, BenchBF16, BenchPrecision), the PyTorch and numpy runners in
-/// BenchReferences and the printing in BenchOutput.
+/// BenchReferences, TRL's in BenchTRL, and the printing in BenchOutput.
 enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
         Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,peak,precision,ppo,ppo-memory,grpo,dpo,bf16]
                           [--config S,M,L] [--repeat N] [--precision f32,bf16] [--numpy] [--torch] [--lora-rank R]
-                          [--frozen-dtype bf16] [--model DIR]
+                          [--frozen-dtype bf16] [--model DIR] [--trl]
 
         Measures the compute core on this machine and prints one result per line.
 
@@ -89,6 +89,11 @@ enum BenchCommand: Command {
                           temperature, 64 new tokens forced); needs python3 with torch and
                           transformers (RLHF_PYTHON names another interpreter). PyTorch gets the same
                           thread count; ATEN_CPU_CAPABILITY and friends in the environment pass through
+          --trl           with grpo, also time TRL's GRPOTrainer in the same setting, in this run, on
+                          a random model of each --config's shape (fp32; bf16 with --precision bf16,
+                          as TRL's bf16=True): the median of two steps after a warm-up, split into
+                          generation, reward scoring, other preparation and the update; needs python3
+                          with torch, transformers, datasets and trl (RLHF_PYTHON names another)
           --threads N     worker threads (default: all cores; also RLHF_THREADS)
           --precision L   f32, bf16 or f32,bf16: the precision of the products, each measurement
                           repeated in each (default f32); bf16 rounds the operands of every product
@@ -109,7 +114,7 @@ enum BenchCommand: Command {
         let a = try Arguments(
             args,
             options: ["--only", "--config", "--repeat", "--threads", "--shapes", "--lora-rank", "--frozen-dtype", "--model", PrecisionOption.name],
-            flags: ["--json", "--numpy", "--cold", "--torch", "--transposed", "--a-transposed"])
+            flags: ["--json", "--numpy", "--cold", "--torch", "--trl", "--transposed", "--a-transposed"])
         let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
         let kinds = ["matmul", "train", "generate", "tokenize", "peak", "precision", "ppo", "ppo-memory", "grpo", "dpo", "bf16"]
@@ -133,6 +138,9 @@ enum BenchCommand: Command {
         let precisions = try a.string(PrecisionOption.name).map(PrecisionOption.parseList) ?? [.f32]
         if precisions.count > 1 && only.contains("ppo-memory") {
             throw UsageError("ppo-memory measures one --precision per run (its peak is the process's)")
+        }
+        if a.flag("--trl") && (!only.contains("grpo") || loraRank != nil) {
+            throw UsageError("--trl times TRL's GRPOTrainer beside the grpo rows: use it with --only grpo and full fine-tuning (no --lora-rank)")
         }
         let repeatCount = try a.int("--repeat", range: 1...1000)
         if let t = try a.int("--threads", range: 1...256) { Parallel.threadCount = t }
@@ -169,6 +177,11 @@ enum BenchCommand: Command {
         }
         if only.contains("grpo") {
             try eachPrecision { try reportGRPO(out, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen) }
+            if a.flag("--trl") {
+                for name in a.list("--config") ?? ["S"] {
+                    for p in precisions { try runTRLGRPO(out, name: name, precision: p) }
+                }
+            }
         }
         if only.contains("bf16") {
             try eachPrecision { try reportBF16(out, folder: a.string("--model"), configs: a.list("--config") ?? ["S"]) }
