@@ -36,6 +36,23 @@ final class CLITests: XCTestCase {
         }
     }
 
+    func testBenchGRPORowsCarryTheIterationAndTheDecodeShareOfPeak() throws {
+        let r = try run(["bench", "--json", "--only", "grpo", "--config", "S"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = r.stdout.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]).flatMap { $0["what"] as? String == "grpo" ? $0 : nil }
+        }
+        XCTAssertEqual(rows.map { $0["phase"] as? String }, ["generation", "scoring", "reference", "update", "total"])
+        let seconds = rows.map { $0["seconds"] as? Double ?? -1 }
+        XCTAssertEqual(seconds[4], rows[4]["iteration_s"] as? Double)
+        XCTAssertEqual(seconds[0..<4].reduce(0, +), seconds[4], accuracy: 0.01 + 0.05 * seconds[4])
+        // 16 prompts × 4 × at most 48 tokens; the share is of a measured peak, so below 1.
+        let tokens = rows[0]["generated_tokens"] as? Int ?? 0, share = rows[0]["peak_share"] as? Double ?? -1
+        XCTAssertTrue((64...64 * 48).contains(tokens), "\(tokens)")
+        XCTAssertTrue(share > 0 && share < 1, "\(share)")
+        XCTAssertNil(rows[1]["gflops"])
+    }
+
     func testBenchJSONLines() throws {
         let r = try run(["bench", "--json", "--only", "train,generate", "--config", "S", "--repeat", "1"])
         XCTAssertEqual(r.status, 0, r.stderr)

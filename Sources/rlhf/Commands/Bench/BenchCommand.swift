@@ -50,8 +50,8 @@ enum BenchCommand: Command {
                     setting of TRL's GRPOTrainer figure: 16 prompts × a group of 4 × 48 new tokens,
                     μ = 1, β = 0 (no reference pass), full fine-tuning, a reward model of the same
                     shape; best of 3 iterations after a warm-up (1 for models larger than M); seconds
-                    in generation, scoring, reference and the update, and the total (iteration_s in
-                    --json). With --lora-rank, rank-R adapters on every projection (not part of the
+                    in generation (with the decode's GFLOPS and share of the peak), scoring,
+                    reference and the update, and the total (iteration_s in --json). With --lora-rank, rank-R adapters on every projection (not part of the
                     default set)
           dpo       one DPO epoch on config S (random models) over comparisons shaped like the quick
                     demo's: 360 training rankings of 6 completions (15 pairs each), prompts of 8–24
@@ -176,7 +176,7 @@ enum BenchCommand: Command {
             try eachPrecision { try reportPPO(out, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen) }
         }
         if only.contains("grpo") {
-            try eachPrecision { try reportGRPO(out, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen) }
+            try eachPrecision { try reportGRPO(out, peak, configs: a.list("--config") ?? ["S"], loraRank: loraRank, frozen: frozen) }
             if a.flag("--trl") {
                 for name in a.list("--config") ?? ["S"] {
                     for p in precisions { try runTRLGRPO(out, name: name, precision: p) }

@@ -6,20 +6,31 @@ import TransformerCore
 extension BenchCommand {
     /// The grpo rows: the seconds of each phase of one iteration and its total (`iteration_s`),
     /// per configuration; with bf16 frozen weights, the f32 iteration first, for the two side by
-    /// side.
-    static func reportGRPO(_ out: BenchOutput, configs: [String], loraRank: Int?, frozen: FrozenDType) throws {
+    /// side. The generation row also gives the decode's GFLOPS and their share of the peak:
+    /// 2 flops per weight of the products per generated token (every parameter but the position
+    /// embeddings: a tied embedding counts once, as the logit head), over the generation's time,
+    /// prefill and sampling included.
+    static func reportGRPO(_ out: BenchOutput, _ peak: PeakReference, configs: [String], loraRank: Int?, frozen: FrozenDType) throws {
         for name in configs {
             for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
-                let (phases, total) = try benchGRPO(ModelConfig.preset(name)!, loraRank: loraRank, frozen: dtype)
+                let cfg = ModelConfig.preset(name)!
+                let (phases, total, tokens) = try benchGRPO(cfg, loraRank: loraRank, frozen: dtype)
                 let tag = "grpo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " \(dtype.rawValue)" : "")
                 let common: [String: Any] = [
                     "what": "grpo", "config": label(name), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue, "prompts": 16, "group": 4,
                     "new": 48, "num_iterations": 1, "beta": 0,
                 ]
                 for (phase, secs) in phases {
-                    out.emit(
-                        common.merging(["phase": phase, "seconds": round3(secs)]) { $1 },
-                        text: "\(tag) \(phase)".column(38) + String(format: "%.3f s", secs))
+                    var fields = common.merging(["phase": phase, "seconds": round3(secs)]) { $1 }
+                    var text = "\(tag) \(phase)".column(38) + String(format: "%.3f s", secs)
+                    if phase == "generation" && secs > 0 {
+                        let weights = Double(
+                            ParameterLayout(config: cfg, scalarHead: false).count - (cfg.architecture.isLlamaFamily ? 0 : cfg.nCtx * cfg.nEmbd))
+                        let gflops = 2 * weights * tokens / secs / 1e9, share = peakShare(gflops, peak)
+                        fields.merge(share.fields.merging(["gflops": round2(gflops), "generated_tokens": Int(tokens)]) { $1 }) { $1 }
+                        text += ", \(Int(tokens)) tokens, \(fmt(gflops)) GFLOPS, \(share.text)"
+                    }
+                    out.emit(fields, text: text)
                 }
                 out.emit(
                     common.merging(["phase": "total", "seconds": round3(total), "iteration_s": round3(total)]) { $1 },
@@ -33,7 +44,8 @@ extension BenchCommand {
     /// reference pass), rewarded by a reward model of the policy's shape; fully fine-tuned, or
     /// with rank-r LoRA on every projection (α = 2r). (phase, seconds) and the total: the best of
     /// three timed iterations for models up to M's size, one for larger ones.
-    static func benchGRPO(_ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType) throws -> ([(String, Double)], Double) {
+    /// The third value is the number of tokens generated in the reported iteration.
+    static func benchGRPO(_ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType) throws -> ([(String, Double)], Double, Double) {
         let policy = TransformerModel(config: cfg), reward = TransformerModel(config: cfg, scalarHead: true)
         policy.initialize(seed: 1)
         reward.copyParameters(from: policy)
@@ -51,12 +63,13 @@ extension BenchCommand {
             RewardBreakdown(terms: [("rm", 1, rm.scores(zip(rows, responses).map { prompts[$0] + $1 }).map(Double.init))])
         }
         _ = try trainer.step(prompts: prompts)
-        var best: ([(String, Double)], Double) = ([], .infinity)
+        var best: ([(String, Double)], Double, Double) = ([], .infinity, 0)
         for _ in 0..<(policy.layout.count <= 40_000_000 ? 3 : 1) {
             let t = Date()
-            _ = try trainer.step(prompts: prompts)
+            let result = try trainer.step(prompts: prompts)
             let total = Date().timeIntervalSince(t)
-            if total < best.1 { best = (trainer.profile, total) }
+            let tokens = (result.metric("completions/mean_length") ?? 0) * Double(s.batch * s.group)
+            if total < best.1 { best = (trainer.profile, total, tokens) }
         }
         return best
     }
