@@ -1,3 +1,4 @@
+import StageKit
 import TransformerCore
 
 /// Everything `rlhf label` shows for one item.
