@@ -201,6 +201,40 @@ final class JudgeCommandTests: ScratchFolderTestCase {
         XCTAssertEqual(try store.stageRuns(stage: "compare").count, 1, "the same settings reuse the stored items")
     }
 
+    /// A verdict whose write fails (the process's file-size limit lowered to one byte after
+    /// start-up) stays on screen with the error; once writes succeed again, the same key saves it
+    /// once.
+    func testFailedSaveKeepsTheItemAndTheKeyRetries() throws {
+        let (store, _) = try makeRun([("first question", "p1", "b1"), ("second question", "p2", "b2")])
+        let p = try judge("ana")
+        XCTAssertTrue(p.waitFor("first question"), p.text)
+        typealias Prlimit = @convention(c) (pid_t, Int32, UnsafePointer<rlimit>?, UnsafeMutablePointer<rlimit>?) -> Int32
+        let prlimit = unsafeBitCast(try XCTUnwrap(dlsym(nil, "prlimit")), to: Prlimit.self)
+        #if os(Linux)
+        let fileSizeResource = Int32(RLIMIT_FSIZE.rawValue)
+        #else
+        let fileSizeResource = RLIMIT_FSIZE
+        #endif
+        func setFileSizeLimit(_ bytes: rlim_t) {
+            var lim = rlimit(rlim_cur: bytes, rlim_max: rlim_t.max)
+            XCTAssertEqual(prlimit(p.pid, fileSizeResource, &lim, nil), 0, String(cString: strerror(errno)))
+        }
+        setFileSizeLimit(1)
+        p.markOutput()
+        p.send("t")
+        XCTAssertTrue(p.waitFor("NOT SAVED"), p.text)
+        XCTAssertFalse(p.waitFor("second question", timeout: 1), "the item stays on screen")
+        XCTAssertEqual(try store.judgments().count, 0)
+        setFileSizeLimit(rlim_t.max)
+        p.markOutput()
+        p.send("t")
+        XCTAssertTrue(p.waitFor("second question"), p.text)
+        XCTAssertEqual(try store.judgments().map(\.judgment.verdict), [.tie], "saved once")
+        p.send("q")
+        XCTAssertEqual(p.wait(), 0)
+        try rlhf(["status", "--run", runPath, "--check"])
+    }
+
     func testUsageAndErrors() throws {
         try rlhf(["init", "--run", runPath, "--base", "random:S"])
         let noTerminal = try rlhf(["compare", "--run", runPath, "--a", "2", "--b", "1", "--judge", "human"], expect: 1)

@@ -33,9 +33,12 @@ enum JudgmentSummary {
     }
 
     /// What the figures mean, printed under them.
-    static let legend =
-        "  (wins, losses and ties of the first model; win rate = (wins + ties/2) / (wins + losses + ties), skips left out; "
-        + "agreement and kappa over items both annotators judged without skipping, with first better, second better and tie as three verdicts)"
+    static let legend = """
+          (the first model's wins, losses and ties; win rate = (wins + ties/2) / (wins + losses + ties),
+           a tie counting half and skips left out, with its 95% Wilson score interval; agreement and
+           Cohen's kappa over the items both annotators judged without skipping, on three verdicts:
+           first better, second better, tie)
+        """
 
     static func tallyJSON(_ t: JudgeTally) -> [(String, String)] {
         let ci = t.interval
