@@ -15,14 +15,9 @@ public struct CompareReport: Sendable {
 /// scores each completion, and the i-th sample of A meets the i-th of B on the same prompt.
 /// Recorded as a stage run with its figures as metrics (compare/wins, …).
 public enum CompareStage {
-    public static func run(
-        store: RunStore, options o: CompareConfig, judge: Judge,
-        progress: ((String, Int, Int) -> Void)? = nil
-    ) throws -> CompareReport {
-        // Both models sample, and the judge scores, in the settings' precision.
-        let outerPrecision = Kernels.precision
-        Kernels.precision = o.precision
-        defer { Kernels.precision = outerPrecision }
+    /// The prompts of the settings' split and the two policies, checked: two different models,
+    /// both policies, and at least one prompt.
+    static func inputs(store: RunStore, options o: CompareConfig) throws -> ([PromptRecord], PretrainedModel, PretrainedModel) {
         guard o.a != o.b else { throw StoreError("--a and --b are the same model (#\(o.a)); compare two different models") }
         let split = PromptSplit(rawValue: o.split) ?? .eval
         let prompts = try store.prompts(split: split)
@@ -35,7 +30,19 @@ public enum CompareStage {
             guard !m.model.hasScalarHead else { throw StoreError("model #\(id) is a \(rec.role.rawValue) model, not a policy") }
             return m
         }
-        let ma = try load(o.a), mb = try load(o.b)
+        return (prompts, try load(o.a), try load(o.b))
+    }
+
+    public static func run(
+        store: RunStore, options o: CompareConfig, judge: Judge,
+        progress: ((String, Int, Int) -> Void)? = nil
+    ) throws -> CompareReport {
+        // Both models sample, and the judge scores, in the settings' precision.
+        let outerPrecision = Kernels.precision
+        Kernels.precision = o.precision
+        defer { Kernels.precision = outerPrecision }
+        let split = PromptSplit(rawValue: o.split) ?? .eval
+        let (prompts, ma, mb) = try inputs(store: store, options: o)
         let runId = try store.beginStageRun(stage: "compare", config: o, seed: o.seed)
         return try store.failingStageRun(runId) {
             let settings = SamplingSettings(temperature: o.temperature)

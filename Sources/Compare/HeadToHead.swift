@@ -80,8 +80,14 @@ public enum HeadToHead {
 
     /// The Wilson score interval for a binomial proportion (z = 1.96: 95%); (NaN, NaN) for no trials.
     public static func wilson(successes: Int, trials: Int, z: Double = 1.959964) -> (low: Double, high: Double) {
+        wilson(successes: Double(successes), trials: trials, z: z)
+    }
+
+    /// The Wilson score interval around the proportion `successes / trials`, where a success may
+    /// count a half (a tie, in a win rate that counts ties half).
+    public static func wilson(successes: Double, trials: Int, z: Double = 1.959964) -> (low: Double, high: Double) {
         guard trials > 0 else { return (.nan, .nan) }
-        let n = Double(trials), p = Double(successes) / n, z2 = z * z
+        let n = Double(trials), p = successes / n, z2 = z * z
         let centre = (p + z2 / (2 * n)) / (1 + z2 / n)
         let half = z / (1 + z2 / n) * (p * (1 - p) / n + z2 / (4 * n * n)).squareRoot()
         return (max(0, centre - half), min(1, centre + half))

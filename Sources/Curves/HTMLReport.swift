@@ -21,6 +21,19 @@ public struct ReportData: Sendable {
             self.iteration = iteration; self.prompt = prompt; self.completion = completion; self.score = score
         }
     }
+    /// The results of one human comparison (`rlhf compare --judge human`), as text.
+    public struct Judging: Sendable {
+        /// What was compared ("model #3 against #2, 5 of 6 items judged").
+        public var title: String
+        /// One row per annotator, then the overall row: who, judged, wins, losses, ties, skips,
+        /// win rate, 95% interval.
+        public var tallies: [[String]]
+        /// One row per pair of annotators: the pair, items both judged, percent agreement, kappa.
+        public var agreement: [[String]]
+        public init(title: String, tallies: [[String]], agreement: [[String]]) {
+            self.title = title; self.tallies = tallies; self.agreement = agreement
+        }
+    }
     public var runName: String
     public var generatedAt: Date
     public var counts: [(String, String)]
@@ -38,6 +51,8 @@ public struct ReportData: Sendable {
     /// The curves of the latest GRPO run and the completions it kept, per iteration.
     public var grpoCharts: String = ""
     public var grpoSamples: [Sample] = []
+    /// Human judging of two policies, newest comparison first.
+    public var judgments: [Judging] = []
     public var samples: [Sample]
 
     public init(
@@ -54,7 +69,8 @@ public struct ReportData: Sendable {
 /// One self-contained HTML page (inline CSS and SVG, no scripts, no external assets).
 public enum HTMLReport {
     /// The sections every report has, by id, in page order (a run with DPO also gets "dpo", after
-    /// "ppo", and one with GRPO "grpo", after that).
+    /// "ppo", one with GRPO "grpo", after that, and one with human judgments "judgments", last but
+    /// one).
     public static let sections = ["summary", "models", "stages", "labels", "reward", "ppo", "samples"]
 
     public static func render(_ d: ReportData) -> String {
@@ -139,6 +155,19 @@ public enum HTMLReport {
             h += "<section id=\"grpo\"><h2>GRPO</h2>\n<div class=\"chart\">\n\(d.grpoCharts)</div>\n"
             if !d.grpoSamples.isEmpty {
                 h += "<h3>Sample completions per GRPO iteration, with their rewards</h3>\n" + samples(d.grpoSamples, level: 4)
+            }
+            h += "</section>\n"
+        }
+        if !d.judgments.isEmpty {
+            h += "<section id=\"judgments\"><h2>Human judgments</h2>\n"
+            h +=
+                "<p>For the first model of each comparison: win rate = (wins + ties/2) / (wins + losses + ties), ties counting half and skips left out, "
+                + "with its 95% Wilson score interval. Agreement and Cohen's kappa are over the items both annotators judged without skipping, "
+                + "with first better, second better and tie as three verdicts.</p>\n"
+            for j in d.judgments {
+                h += "<h3>\(e(j.title))</h3>\n"
+                h += table(["annotator", "judged", "wins", "losses", "ties", "skips", "win rate", "95% interval"], j.tallies)
+                if !j.agreement.isEmpty { h += table(["annotators", "items both judged", "agreement", "Cohen's kappa"], j.agreement) }
             }
             h += "</section>\n"
         }

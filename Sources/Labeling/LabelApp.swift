@@ -1,5 +1,6 @@
 import Foundation
 import RunStore
+import StageKit
 import TransformerCore
 
 /// The interactive `rlhf label` loop: shows one item at a time, turns keys into rankings, and

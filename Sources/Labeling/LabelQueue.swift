@@ -1,5 +1,6 @@
 import Foundation
 import RunStore
+import StageKit
 import TransformerCore
 
 /// How completions are ordered on screen.
@@ -54,16 +55,7 @@ public struct LabelQueue {
     /// The bytes to show for each completion: decoded from its token ids with its model's
     /// tokenizer (so invalid UTF-8 the model produced is shown as such), else its stored text.
     public func displayBytes(_ records: [CompletionRecord], tokenizers: inout [Int64: Tokenizer?]) -> [[UInt8]] {
-        records.map { c in
-            guard let m = c.modelId, !c.tokenIds.isEmpty else { return Array(c.text.utf8) }
-            if tokenizers[m] == nil {
-                let tok: Tokenizer? = (try? store.model(id: m)).flatMap { $0 }.flatMap { try? Tokenizer.load(folder: try store.checkpointFolder($0)) }
-                tokenizers[m] = .some(tok)
-            }
-            guard let tok = tokenizers[m] ?? nil else { return Array(c.text.utf8) }
-            let ids = c.finishReason == "eos" ? Array(c.tokenIds.dropLast()) : c.tokenIds
-            return tok.decodeBytes(ids)
-        }
+        CompletionText.displayBytes(records, store: store, tokenizers: &tokenizers)
     }
 }
 

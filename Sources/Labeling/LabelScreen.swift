@@ -1,3 +1,4 @@
+import StageKit
 import TransformerCore
 
 /// Everything `rlhf label` shows for one item.
@@ -138,20 +139,5 @@ public enum LabelScreen {
 
     /// Cuts a line to `columns` display columns, passing this screen's style sequences through
     /// without counting them.
-    static func fit(_ line: String, _ columns: Int) -> String {
-        var out = "", w = 0
-        var it = line.makeIterator()
-        var cut = false
-        while let c = it.next() {
-            if c == "\u{1B}" {
-                out.append(c)
-                while let d = it.next() { out.append(d); if d.isLetter { break } }
-                continue
-            }
-            let cw = TextLayout.width(c)
-            if w + cw > columns { cut = true; break }
-            out.append(c); w += cw
-        }
-        return cut ? out + reset : out
-    }
+    static func fit(_ line: String, _ columns: Int) -> String { TextLayout.fit(line, columns) }
 }

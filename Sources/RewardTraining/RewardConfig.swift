@@ -24,6 +24,9 @@ public struct RewardConfig: StageConfig, Equatable {
     public var frozenDType: FrozenDType = .f32
     /// The arithmetic of the matrix products (`--precision`); f32 in settings stored before it.
     public var precision = Precision.f32
+    /// Whether human judgments of two policies (`rlhf compare --judge human`) join the rankings
+    /// as pairs (`--with-judgments`); nil (absent from the stored settings) means no.
+    public var withJudgments: Bool?
 
     /// The learning rate with LoRA when --lr is not given: adapters and a fresh head want a larger
     /// one than full fine-tuning (20 times the default).
@@ -49,6 +52,11 @@ public struct RewardConfig: StageConfig, Equatable {
         .value("--init", "ID|DIR", \.initModel, "start from this model instead of the base", shown: { _ in nil }) { $0 },
         LoRAOptions.group(\.lora) { c, t in c.frozenDType = t },
         PrecisionOption.option(\.precision),
+        ConfigOption(
+            rows: [
+                ("--with-judgments", ["also learn from human judgments of two policies (rlhf compare", "--judge human): each decided one is a pair"])
+            ],
+            valued: [], switches: ["--with-judgments"], apply: { c, given in if given.flags.contains("--with-judgments") { c.withJudgments = true } }),
     ]
 
     public mutating func finish(given: GivenOptions) throws {
@@ -63,6 +71,6 @@ public struct RewardConfig: StageConfig, Equatable {
     enum CodingKeys: String, CodingKey {
         case epochs, learningRate = "lr", batch, seed, validationFraction = "val_fraction", margin, initModel = "init"
         case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay", microBatch = "micro_batch", lora, frozenDType = "frozen_dtype"
-        case precision
+        case precision, withJudgments = "with_judgments"
     }
 }

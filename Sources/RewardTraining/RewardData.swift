@@ -6,7 +6,10 @@ import TransformerCore
 /// One ranking as training data: the token sequences (template(prompt) + completion, ending in
 /// EOS when the completion did) of the completions it compared, and its pairs.
 public struct RankingExample: Equatable, Sendable {
+    /// The ranking; 0 for a human judgment, which `judgmentId` names.
     public let rankingId: Int64
+    /// The judgment (`rlhf compare --judge human`) this example comes from, when it does.
+    public let judgmentId: Int64?
     public let promptId: Int64
     public let completionIds: [Int64]
     public let sequences: [[Int32]]
@@ -16,8 +19,8 @@ public struct RankingExample: Equatable, Sendable {
     /// One chosen/rejected pair, as indices.
     public typealias Pair = ComparisonGroup.Pair
 
-    public init(rankingId: Int64, promptId: Int64, completionIds: [Int64], sequences: [[Int32]], pairs: [Pair]) {
-        self.rankingId = rankingId; self.promptId = promptId; self.completionIds = completionIds
+    public init(rankingId: Int64, promptId: Int64, completionIds: [Int64], sequences: [[Int32]], pairs: [Pair], judgmentId: Int64? = nil) {
+        self.rankingId = rankingId; self.judgmentId = judgmentId; self.promptId = promptId; self.completionIds = completionIds
         self.sequences = sequences; self.pairs = pairs
     }
 }
@@ -35,16 +38,18 @@ public enum RewardData {
         return fit(try annotations.promptIds(prompt, tokenizer: tokenizer) + body, nCtx: nCtx)
     }
 
-    /// One example per current ranking that has at least one pair (ties give none), read as
-    /// `PreferenceData` reads them.
+    /// One example per current ranking that has at least one pair (ties give none), and, with
+    /// `withJudgments`, one per decided human judgment, read as `PreferenceData` reads them.
     public static func examples(
         store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations, nCtx: Int,
-        useStoredTokens: Bool
+        useStoredTokens: Bool, withJudgments: Bool = false
     ) throws -> [RankingExample] {
-        try PreferenceData.rankings(store: store, tokenizer: tokenizer, annotations: annotations, useStoredTokens: useStoredTokens).map { r in
+        try PreferenceData.rankings(
+            store: store, tokenizer: tokenizer, annotations: annotations, useStoredTokens: useStoredTokens, withJudgments: withJudgments
+        ).map { r in
             RankingExample(
                 rankingId: r.rankingId, promptId: r.promptId, completionIds: r.completionIds,
-                sequences: r.responses.map { fit(r.prompt + $0, nCtx: nCtx) }, pairs: r.pairs)
+                sequences: r.responses.map { fit(r.prompt + $0, nCtx: nCtx) }, pairs: r.pairs, judgmentId: r.judgmentId)
         }
     }
 

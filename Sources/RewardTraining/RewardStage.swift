@@ -16,6 +16,8 @@ public struct EpochResult: Equatable, Sendable {
 public struct RewardReport: Sendable {
     public var stageRunId: Int64
     public var trainRankings = 0, validationRankings = 0, trainPairs = 0, validationPairs = 0
+    /// Of the rankings, how many are human judgments of two policies (`--with-judgments`).
+    public var judgments = 0
     public var trainPrompts: Set<Int64> = [], validationPrompts: Set<Int64> = []
     public var epochs: [EpochResult] = []
     public var bestEpoch = 0
@@ -57,12 +59,14 @@ public enum RewardStage {
         annotations.rewardGain = nil; annotations.rewardBias = nil
         let cfg = base.model.config
 
-        let comps = try store.comparisons()
-        guard !comps.isEmpty else { throw PreferenceData.noComparisons }
+        let withJudgments = o.withJudgments ?? false
+        guard try !store.comparisons().isEmpty || (withJudgments && !store.judgmentComparisons().isEmpty) else {
+            throw PreferenceData.noComparisons
+        }
         // Stored token ids are valid only for the tokenizer that produced them: the run's own models.
         let examples = try RewardData.examples(
             store: store, tokenizer: base.tokenizer, annotations: annotations, nCtx: cfg.nCtx,
-            useStoredTokens: o.initModel == nil || initRecord != nil)
+            useStoredTokens: o.initModel == nil || initRecord != nil, withJudgments: withJudgments)
         try PreferenceData.checkSplittable(Set(examples.map(\.promptId)))
         let (train, val) = RewardData.split(examples, fraction: o.validationFraction, seed: o.seed)
 
@@ -91,6 +95,7 @@ public enum RewardStage {
         let runId = try store.beginStageRun(stage: "train-reward", config: o, seed: o.seed)
         var report = RewardReport(stageRunId: runId)
         report.trainRankings = train.count; report.validationRankings = val.count
+        report.judgments = examples.filter { $0.judgmentId != nil }.count
         report.trainPairs = train.reduce(0) { $0 + $1.pairs.count }; report.validationPairs = val.reduce(0) { $0 + $1.pairs.count }
         report.trainPrompts = Set(train.map(\.promptId)); report.validationPrompts = Set(val.map(\.promptId))
         try store.failingStageRun(runId) {

@@ -403,6 +403,13 @@ public final class RunStore {
         return out
     }
 
+    /// The completions a stage run wrote (not samples kept per iteration), in id order.
+    public func completions(stageRunId: Int64) throws -> [CompletionRecord] {
+        try db.query(
+            "SELECT \(Self.completionColumns) FROM completions WHERE stage_run_id = ? AND iteration IS NULL ORDER BY id", [.int(stageRunId)],
+            completionRecord)
+    }
+
     /// The samples a stage run kept per iteration (PPO), in iteration and id order.
     public func samples(stageRunId: Int64) throws -> [CompletionRecord] {
         try db.query(

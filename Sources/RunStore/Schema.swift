@@ -56,8 +56,10 @@ public enum Schema {
     static let version4 = Migration(
         version: 4,
         sql: """
-            -- One verdict by one annotator on one eval prompt. `first_side` is the side (A or B) the
-            -- first model's completion was shown on; an undone or changed verdict is marked replaced.
+            -- One verdict by one annotator on one item: an eval prompt with a completion of each model,
+            -- both sampled by the compare stage run `stage_run_id`. `first_side` is the side (A or B)
+            -- the first model's completion was shown on; `verdict` is the side the annotator preferred,
+            -- as shown. An undone or changed verdict is kept, marked replaced.
             CREATE TABLE judgments (
                 id                  INTEGER PRIMARY KEY,
                 stage_run_id        INTEGER NOT NULL REFERENCES stage_runs(id),
@@ -71,9 +73,13 @@ public enum Schema {
                 annotator           TEXT NOT NULL,
                 shown_at            REAL NOT NULL,
                 judged_at           REAL NOT NULL,
-                replaced_by         INTEGER REFERENCES judgments(id)
+                replaced_by         INTEGER REFERENCES judgments(id),
+                CHECK (model_id <> other_model_id AND completion_id <> other_completion_id)
             );
             CREATE INDEX judgments_models ON judgments(model_id, other_model_id, annotator);
+            -- An annotator has at most one current verdict per item.
+            CREATE UNIQUE INDEX judgments_current ON judgments(stage_run_id, annotator, completion_id, other_completion_id)
+                WHERE replaced_by IS NULL;
             """)
 
     /// Where a registered model came from when it came from the Hugging Face Hub: JSON with the

@@ -6,8 +6,10 @@ import TransformerCore
 /// tokens, each compared completion's tokens (ending in EOS when the completion did), and the
 /// pairs the ranking implies.
 public struct RankedCompletions: Equatable, Sendable {
-    /// The ranking.
+    /// The ranking; 0 for a human judgment of two policies, which `judgmentId` names.
     public let rankingId: Int64
+    /// The judgment (`rlhf compare --judge human`) this pair comes from, when it does.
+    public let judgmentId: Int64?
     /// Its prompt.
     public let promptId: Int64
     /// The completions it compared, in the order of `responses`.
@@ -20,8 +22,11 @@ public struct RankedCompletions: Equatable, Sendable {
     public let pairs: [ComparisonGroup.Pair]
 
     /// A ranking of `completionIds` of `promptId`, their tokens, and its pairs.
-    public init(rankingId: Int64, promptId: Int64, completionIds: [Int64], prompt: [Int32], responses: [[Int32]], pairs: [ComparisonGroup.Pair]) {
-        self.rankingId = rankingId; self.promptId = promptId; self.completionIds = completionIds
+    public init(
+        rankingId: Int64, promptId: Int64, completionIds: [Int64], prompt: [Int32], responses: [[Int32]], pairs: [ComparisonGroup.Pair],
+        judgmentId: Int64? = nil
+    ) {
+        self.rankingId = rankingId; self.judgmentId = judgmentId; self.promptId = promptId; self.completionIds = completionIds
         self.prompt = prompt; self.responses = responses; self.pairs = pairs
     }
 }
@@ -30,17 +35,28 @@ public struct RankedCompletions: Equatable, Sendable {
 /// the same rankings the same way.
 public enum PreferenceData {
     /// One entry per current ranking that has at least one pair (ties give none), in ranking
+    /// order, then, `withJudgments`, one per current decided human judgment of two policies (a
+    /// tie or a skip gives none), the completion the annotator preferred chosen, in judgment
     /// order. Completions are read as generation wrote them (their stored tokens, checked against
     /// the tokenizer) when `useStoredTokens`, else, as for imported text, encoded with EOS
     /// appended when they ended with one.
     public static func rankings(
         store: RunStore, tokenizer: Tokenizer, annotations: ModelAnnotations,
-        useStoredTokens: Bool = true
+        useStoredTokens: Bool = true, withJudgments: Bool = false
     ) throws -> [RankedCompletions] {
-        let groups = try store.comparisonGroups()
+        var groups = try store.comparisonGroups()
+        var judgmentIds: [Int64?] = groups.map { _ in nil }
+        if withJudgments {
+            for j in try store.judgmentComparisons() {
+                groups.append(
+                    ComparisonGroup(
+                        rankingId: 0, promptId: j.promptId, completionIds: [j.chosenId, j.rejectedId], pairs: [.init(chosen: 0, rejected: 1)]))
+                judgmentIds.append(j.judgmentId)
+            }
+        }
         let completions = try store.completions(ids: Array(Set(groups.flatMap(\.completionIds))))
         var prompts: [Int64: [Int32]] = [:]
-        return try groups.map { g in
+        return try zip(groups, judgmentIds).map { g, judgmentId in
             if prompts[g.promptId] == nil {
                 prompts[g.promptId] = try annotations.promptIds(try store.prompt(id: g.promptId)?.text ?? "", tokenizer: tokenizer)
             }
@@ -49,7 +65,7 @@ public enum PreferenceData {
             }
             return RankedCompletions(
                 rankingId: g.rankingId, promptId: g.promptId, completionIds: g.completionIds,
-                prompt: prompts[g.promptId]!, responses: responses, pairs: g.pairs)
+                prompt: prompts[g.promptId]!, responses: responses, pairs: g.pairs, judgmentId: judgmentId)
         }
     }
 

@@ -14,8 +14,9 @@ enum ReportCommand: Command {
         One HTML page with no external assets: the run summary (counts), the models and their
         lineage, the stage runs with their configs, label counts and agreement, the reward model's
         accuracy per epoch with its curves, the PPO curves, the DPO validation figures per epoch
-        with its curves, the GRPO curves with the completions it kept and their rewards, and a few
-        sample completions with their scores for each PPO iteration.
+        with its curves, the GRPO curves with the completions it kept and their rewards, the results
+        of human judging (rlhf compare --judge human), and a few sample completions with their
+        scores for each PPO iteration.
         Default output: runs/NAME/report.html.
         """
 
@@ -100,6 +101,7 @@ enum ReportCommand: Command {
             d.grpoCharts = SVGChart.document(title: "GRPO", panels: panels)
             d.grpoSamples = try samples(store, stageRunId: gid)
         }
+        d.judgments = try JudgmentSummary.all(store).map(JudgmentSummary.report)
         if let pid = try store.series(stage: "ppo", metrics: ["objective/scores"], runName: runName).stageRunId {
             let panels = try CurvesView.load(runs: [(runName, store)], stage: "ppo", metrics: CurveDefaults.ppo)
             d.ppoCharts = SVGChart.document(title: "PPO", panels: panels)

@@ -13,7 +13,9 @@ enum StatusCommand: Command {
         Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
         comparisons, models by role, and stage runs by status; the current policy; the latest
         reward-model validation accuracy, the latest PPO and GRPO iterations' key metrics and the
-        latest DPO validation figures once those stages have run. Stage runs whose process died are
+        latest DPO validation figures once those stages have run; the results of human judging
+        (rlhf compare --judge human: the first model's wins, losses, ties, skips and win rate with its
+        95% Wilson interval, and the annotators' agreement). Stage runs whose process died are
         shown as interrupted.
 
         --check verifies the run instead: SQLite's integrity check of run.sqlite, and every
@@ -57,6 +59,7 @@ enum StatusCommand: Command {
             for k in grpoKeys { if let p = points.first(where: { $0.name == k && $0.step == last }) { grpo.append((k, last, p.value)) } }
         }
         let lastRuns = try store.stageRuns().prefix(5)
+        let judged = try JudgmentSummary.all(store)
 
         if a.flag("--json") {
             func obj(_ d: [String: Int]) -> String {
@@ -85,6 +88,7 @@ enum StatusCommand: Command {
                     ("ppo", ppo.isEmpty ? "null" : jsonLine([("iteration", "\(ppo.map(\.1).max()!)")] + ppo.map { ($0.0, jsonNumber($0.2)) })),
                     ("dpo", dpo.isEmpty ? "null" : jsonLine([("step", "\(dpo.map(\.1).max()!)")] + dpo.map { ($0.0, jsonNumber($0.2)) })),
                     ("grpo", grpo.isEmpty ? "null" : jsonLine([("iteration", "\(grpo.map(\.1).max()!)")] + grpo.map { ($0.0, jsonNumber($0.2)) })),
+                    ("judgments", "[" + judged.map(JudgmentSummary.json).joined(separator: ",") + "]"),
                 ]))
             return
         }
@@ -115,6 +119,7 @@ enum StatusCommand: Command {
         if !dpo.isEmpty {
             print("  DPO validation at step \(dpo.map(\.1).max()!): " + dpo.map { "\($0.0) \(String(format: "%.4g", $0.2))" }.joined(separator: ", "))
         }
+        for r in judged { JudgmentSummary.lines(r, indent: "  ").forEach { print($0) } }
         if !lastRuns.isEmpty {
             print("  recent stage runs:")
             for r in lastRuns {

@@ -11,6 +11,7 @@ enum TrainRewardCommand: Command {
     static let help = """
         Usage: rlhf train-reward [--run NAME] [--epochs N] [--lr X] [--batch N] [--seed S] [--val-fraction F]
                                  [--margin M] [--init ID|DIR] [--lora-rank R [--lora-alpha A] [--lora-targets L]]
+                                 [--with-judgments]
 
         Trains a reward model as InstructGPT and lm-human-preferences do: the run's base model (or
         --init: a model id of the run or a model folder) with a scalar head, drawn from
@@ -33,6 +34,12 @@ enum TrainRewardCommand: Command {
         and is registered over the model it adapts. LoRA usually wants a larger learning rate than
         full fine-tuning: without --lr it is \(Int(RewardConfig.loraLearningRate / RewardConfig().learningRate)) times the default.
 
+        With --with-judgments, human judgments of two policies (rlhf compare --judge human) are
+        comparisons too: each current judgment that prefers one side (not a tie, not a skip) adds a
+        ranking of two, the completion the annotator preferred chosen, whichever side it was shown on.
+        Judgments are made on eval prompts; those prompts then take part in training (or in the
+        reward model's validation split) like any other.
+
         \(RewardConfig.optionsHelp(column: 22))
         """
 
@@ -54,6 +61,7 @@ enum TrainRewardCommand: Command {
         bar.finish()
         print(
             "trained on \(r.trainRankings) rankings (\(r.trainPairs) pairs), validated on \(r.validationRankings) (\(r.validationPairs) pairs, \(r.validationPrompts.count) prompts)"
+                + (o.withJudgments == true ? "; \(r.judgments) of these rankings are human judgments" : "")
         )
         if r.interrupted { throw RuntimeError("interrupted; no reward model was registered, and a rerun starts afresh") }
         if let best = r.best, let m = r.model {

@@ -77,4 +77,24 @@ public enum TextLayout {
         }
         return lines
     }
+
+    /// Cuts a screen line to `columns` display columns, passing the escape sequences of the
+    /// screen's own styling through without counting them (and resetting the style when cut).
+    /// The line's text must already be escaped (`TerminalSafe`).
+    public static func fit(_ line: String, _ columns: Int) -> String {
+        var out = "", w = 0
+        var it = line.makeIterator()
+        var cut = false
+        while let c = it.next() {
+            if c == "\u{1B}" {
+                out.append(c)
+                while let d = it.next() { out.append(d); if d.isLetter { break } }
+                continue
+            }
+            let cw = width(c)
+            if w + cw > columns { cut = true; break }
+            out.append(c); w += cw
+        }
+        return cut ? out + "\u{1B}[0m" : out
+    }
 }
