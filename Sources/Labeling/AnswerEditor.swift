@@ -6,6 +6,8 @@ public struct AnswerEditor: Equatable, Sendable {
     public private(set) var lines: [[Character]]
     /// The cursor: a line, and a position in it (0 … its length).
     public private(set) var row = 0, column = 0
+    /// Counts the changes to the text (not the cursor's moves).
+    public private(set) var revision = 0
 
     /// An editor holding `text`, the cursor at its end.
     public init(text: String = "") {
@@ -21,6 +23,7 @@ public struct AnswerEditor: Equatable, Sendable {
     /// it does on screen.
     public mutating func insert(_ c: Character) {
         if c == "\n" { newline(); return }
+        revision += 1
         if column > 0, String([lines[row][column - 1], c]).count == 1 {
             lines[row][column - 1] = Character(String([lines[row][column - 1], c]))
             return
@@ -31,6 +34,7 @@ public struct AnswerEditor: Equatable, Sendable {
 
     /// Splits the line at the cursor.
     public mutating func newline() {
+        revision += 1
         let tail = Array(lines[row][column...])
         lines[row].removeSubrange(column...)
         lines.insert(tail, at: row + 1)
@@ -39,6 +43,7 @@ public struct AnswerEditor: Equatable, Sendable {
 
     /// Removes the character before the cursor (at a line's start: joins it to the line above).
     public mutating func backspace() {
+        if column > 0 || row > 0 { revision += 1 }
         if column > 0 {
             lines[row].remove(at: column - 1)
             column -= 1
@@ -52,6 +57,7 @@ public struct AnswerEditor: Equatable, Sendable {
 
     /// Removes the character under the cursor (at a line's end: joins the next line).
     public mutating func delete() {
+        if column < lines[row].count || row + 1 < lines.count { revision += 1 }
         if column < lines[row].count {
             lines[row].remove(at: column)
         } else if row + 1 < lines.count {

@@ -25,8 +25,14 @@ extension LabelApp {
     /// A pause this long (milliseconds) in the typing saves the draft.
     static let draftPauseMs: Int32 = 300
 
+    /// The annotator's current answer to a prompt, written in this screen: a new submit
+    /// replaces it (one answer per prompt and annotator, as one ranking per item).
+    func submittedAnswer(promptId: Int64) throws -> DemonstrationRecord? {
+        try store.demonstrations(annotator: queue.annotator).last { $0.demonstration.promptId == promptId && $0.demonstration.source == "human" }
+    }
+
     /// Where `w` (or `c N` with `from`) starts: the completion to correct, else the draft kept
-    /// for this prompt, else an empty answer.
+    /// for this prompt, else the answer already submitted for it, else an empty answer.
     func writeStart(promptId: Int64, from: CompletionRecord?, label: String?) throws -> WriteStart {
         let now = Date().timeIntervalSince1970
         if let c = from {
@@ -38,13 +44,19 @@ extension LabelApp {
                 promptId: promptId, text: d.text, fromCompletionId: d.fromCompletionId, startedAt: d.startedAt,
                 origin: d.fromCompletionId == nil ? "your draft" : "your draft, from a completion")
         }
+        if let d = try submittedAnswer(promptId: promptId)?.demonstration {
+            return WriteStart(
+                promptId: promptId, text: d.text, fromCompletionId: d.fromCompletionId, startedAt: now,
+                origin: "your submitted answer: Ctrl-S saves the change")
+        }
         return WriteStart(promptId: promptId, text: "", fromCompletionId: nil, startedAt: now, origin: "from scratch")
     }
 
     /// The writing screen, until the answer is submitted or left. The draft is saved (each save
     /// its own transaction) after a short pause in the typing, every few keystrokes, before the
     /// external editor opens and on leaving, so a crash or `kill -9` loses at most the last few
-    /// keys. Submitting stores the demonstration and drops the draft in one transaction.
+    /// keys. Submitting stores the demonstration and drops the draft in one transaction; it
+    /// replaces the annotator's earlier answer to the prompt, which stays in the history.
     func write(_ start: WriteStart, prompt: String, progress: String, terminal: inout Terminal, editorFirst: Bool = false) throws
         -> WriteOutcome
     {
@@ -87,7 +99,10 @@ extension LabelApp {
             let (w, h) = terminal.size
             let page: Int
             if w < 40 || h < 10 {
-                terminal.draw(["Terminal too small (\(w)×\(h)); writing needs at least 40×10.", "Ctrl-C quits (the draft is kept)."])
+                terminal.draw(
+                    ["Terminal too small (\(w)×\(h)); writing needs at least 40×10.", "Ctrl-C quits (the draft is kept)."].map {
+                        TextLayout.truncate($0, w)
+                    })
                 page = 1
             } else {
                 let view = WriteView(title: title, progress: progress, prompt: prompt, origin: start.origin, saved: saved, session: session)
@@ -101,7 +116,6 @@ extension LabelApp {
             if keys.isEmpty { saveDraft(); continue }
             for key in keys {
                 let action = session.handle(key, width: WriteScreen.answerWidth(w), page: page)
-                if session.unsavedEdits >= Self.draftEveryEdits { saveDraft() }
                 switch action {
                 case .none: continue
                 case .submit(let text):
@@ -110,7 +124,7 @@ extension LabelApp {
                             NewDemonstration(
                                 promptId: start.promptId, text: text, annotator: annotator, source: "human",
                                 fromCompletionId: start.fromCompletionId, guidelineVersion: guidelines.version, startedAt: start.startedAt,
-                                submittedAt: Date().timeIntervalSince1970))
+                                submittedAt: Date().timeIntervalSince1970), replacing: try submittedAnswer(promptId: start.promptId)?.id)
                     } catch {
                         session.message = "NOT SAVED (your answer is kept; Ctrl-S tries again): \(error)"
                         continue
@@ -130,6 +144,8 @@ extension LabelApp {
                     return .quit
                 }
             }
+            // Once per read, so that a paste is one save, not one per character.
+            if session.unsavedEdits >= Self.draftEveryEdits { saveDraft() }
         }
     }
 

@@ -117,7 +117,7 @@ public enum LabelScreen {
                 : (w >= 120
                     ? "1-9 rank  = tie  Bksp undo  Enter submit  s skip  f flag  u reopen last  w/c/e write  j/k  g guide  ? help  q quit"
                     : w >= 100
-                        ? "1-9 rank  = tie  Bksp undo pick  Enter submit  s skip  f flag  u reopen last  j/k scroll  g guidelines  ? help  q quit"
+                        ? "1-9 rank  = tie  Bksp undo  Enter submit  s skip  f flag  u reopen last  w/c/e write  ? help  q quit"
                         : "1-9 rank =tie Bksp undo Enter submit s skip f flag u back w write ?help q quit")
             bottom.append(dim + TextLayout.truncate(help, w) + reset)
         }

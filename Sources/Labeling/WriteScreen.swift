@@ -72,7 +72,7 @@ public enum WriteScreen {
         }
         let help =
             w >= 100
-            ? "Ctrl-S submit  Esc leave  Ctrl-X $EDITOR  Enter new line  arrows move  Backspace/Del delete  Ctrl-C quit"
+            ? "Ctrl-S submit  Esc leave  Ctrl-X $EDITOR  Enter new line  arrows move  Ctrl-C quit (draft kept)"
             : "^S submit Esc leave ^X $EDITOR arrows move ^C quit"
         bottom.append(dim + TextLayout.truncate(help, w) + reset)
 

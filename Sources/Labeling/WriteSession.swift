@@ -59,7 +59,7 @@ public struct WriteSession: Equatable, Sendable {
             }
         }
         message = nil
-        let before = editor.text
+        let before = editor.revision
         switch key {
         case .key(.char(let c)): editor.insert(c)
         case .tab: editor.insert("\t")
@@ -85,7 +85,7 @@ public struct WriteSession: Equatable, Sendable {
         case .key(.interrupt): return .quit
         default: break
         }
-        if editor.text != before { unsavedEdits += 1; changed = true }
+        if editor.revision != before { unsavedEdits += 1; changed = true }
         return .none
     }
 

@@ -125,13 +125,22 @@ extension LabelCommandTests {
         XCTAssertTrue(p.waitFor("back from the editor"), p.text)
         p.send("\u{13}")
         XCTAssertTrue(p.waitFor("now rank the completions"), p.text)
+        // w again opens the submitted answer; a submit replaces it.
+        p.markOutput()
+        p.send("w")
+        XCTAssertTrue(p.waitFor("your submitted answer"), p.text)
+        p.send("!\u{13}")
+        XCTAssertTrue(p.waitFor("now rank the completions"), p.text)
         p.send("q")
         XCTAssertEqual(p.wait(), 0)
-        XCTAssertTrue(p.text.contains("labeled 1 item and wrote 2 answers this session"), p.text)
+        XCTAssertTrue(p.text.contains("labeled 1 item and wrote 3 answers this session"), p.text)
 
         let s = try store()
         XCTAssertEqual(s.schemaVersion, Schema.currentVersion)
-        XCTAssertEqual(try s.demonstrations().map(\.demonstration.text), ["Draft and from the editor", " and from the editor"])
+        XCTAssertEqual(try s.demonstrations().map(\.demonstration.text), ["Draft and from the editor", " and from the editor!"])
+        let history = try s.demonstrations(includeReplaced: true)
+        XCTAssertEqual(history.map(\.demonstration.text), ["Draft and from the editor", " and from the editor", " and from the editor!"])
+        XCTAssertEqual(history[1].replacedBy, history[2].id, "the earlier answer is kept, marked replaced")
         XCTAssertEqual(try s.rankings(annotator: "tester").map { $0.ranking.ranks ?? [] }, [[2, 1, 3]])
     }
 

@@ -28,10 +28,10 @@ enum LabelCommand: Command {
           Ctrl-S, Ctrl-Q and Ctrl-Z are bound to nothing.
 
         Writing demonstrations: w, c N or e on any item opens its prompt's answer for writing,
-        empty, from your unsubmitted draft, or from completion N to correct it. The answer is a
-        demonstration for 'rlhf sft': submitted in one transaction with the prompt, the text, the
-        annotator, the completion it started from, the start and submit times and the guideline
-        version. While you write, the draft is saved after each short pause and every few keys; after
+        empty, from your unsubmitted draft or submitted answer, or from completion N to correct it.
+        The answer is a demonstration for 'rlhf sft': submitted in one transaction with the prompt,
+        the text, the annotator, the completion it started from, the start and submit times and the
+        guideline version; it replaces your earlier answer to the prompt (kept in the history). While you write, the draft is saved after each short pause and every few keys; after
         a crash or kill -9 the next start offers it back (r resume, d discard, l later). --write shows
         the prompts (train first, then eval) that have no demonstration yet, human or imported, with
         their samples when there are some. In the writing screen:
