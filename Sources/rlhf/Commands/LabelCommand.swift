@@ -31,10 +31,12 @@ enum LabelCommand: Command {
         empty, from your unsubmitted draft or submitted answer, or from completion N to correct it.
         The answer is a demonstration for 'rlhf sft': submitted in one transaction with the prompt,
         the text, the annotator, the completion it started from, the start and submit times and the
-        guideline version; it replaces your earlier answer to the prompt (kept in the history). While you write, the draft is saved after each short pause and every few keys; after
-        a crash or kill -9 the next start offers it back (r resume, d discard, l later). --write shows
-        the prompts (train first, then eval) that have no demonstration yet, human or imported, with
-        their samples when there are some. In the writing screen:
+        guideline version; it replaces your earlier answer to the prompt (kept in the history).
+        While you write, the draft is saved after each short pause and every few keys; after a
+        crash or kill -9 the next start offers it back (r resume, d discard, l later). --write
+        shows the prompts (train first, then eval) that have no demonstration yet, human or
+        imported, with their samples when there are some (Enter writes, s passes over a prompt).
+        In the writing screen:
         \(WriteScreen.keyHelp.map { "  " + $0.0.padding(toLength: 15, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n"))
 
         Options:

@@ -24,6 +24,11 @@ enum LabelsCommand: Command {
                  out as this run did, or when the run's prompts went through the model's own template.
                  rankings: one line per ranking (with the run's name and the ranked model's id),
                  its completions, ranks and metadata.
+                 Each TRL line also carries an "rlhf" object, which TRL ignores: the format, the stop
+                 text, and the origin (run, raw prompt, prompt, ranking, completion, model and stage
+                 run ids, finish reasons, annotator). Only current rankings (an edited ranking's
+                 earlier version is left out). The file goes to labels/RUN-FORMAT.jsonl unless -o
+                 names one; '-o -' writes to stdout.
                  sft: one {"prompt","completion"} line per demonstration, TRL's prompt-completion form
                  for SFTTrainer: the prompt laid out as the run's model reads it (as for trl), the
                  completion the written answer followed by the stop token's text. A conversation of
@@ -32,12 +37,10 @@ enum LabelsCommand: Command {
                  conversational form: the raw prompt as a user turn (or an imported conversation as it
                  came) and the answer as the last assistant turn.
                  Every current demonstration is written: written in 'rlhf label', imported, or picked
-                 by 'rlhf sft --from'; an edited one's earlier version is left out.
-                 Each TRL line also carries an "rlhf" object, which TRL ignores: the format, the stop
-                 text, and the origin (run, raw prompt, prompt, ranking, completion, model and stage
-                 run ids, finish reasons, annotator). Only current rankings (an edited ranking's
-                 earlier version is left out). The file goes to labels/RUN-FORMAT.jsonl unless -o
-                 names one; '-o -' writes to stdout.
+                 by 'rlhf sft --from'; an edited one's earlier version is left out. Their "rlhf" object
+                 holds the format, the stop text and the origin (run, raw prompt, prompt and
+                 demonstration ids, annotator, source, the completion it started from, guideline
+                 version, times).
         import   reads a TRL file in either form; each pair becomes a ranking of two (the chosen
                  text first) by --annotator (default: the file's annotator, else import). A file that
                  rlhf exported gives back the raw prompts, the completions without the stop text,
