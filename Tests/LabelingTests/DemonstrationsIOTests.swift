@@ -137,6 +137,51 @@ final class DemonstrationsIOTests: XCTestCase {
         }
     }
 
+    /// The demonstration files of each case, as rlhf writes them: the fixtures
+    /// make_sft_reference.py read (RLHF_UPDATE_FIXTURES=1 rewrites them; then rerun the script).
+    func testSFTFilesMatchTheFilesTheReferenceScriptRead() throws {
+        let update = ProcessInfo.processInfo.environment["RLHF_UPDATE_FIXTURES"] == "1"
+        for c in try TRLExportTests.cases() {
+            let (store, ctx) = try runWithDemonstrations(c)
+            for format in [LabelsIO.Format.sft, .sftConversational] {
+                let text = try LabelsIO.export(store: store, format: format, context: ctx).text
+                let url = TRLExportTests.fixtures.appendingPathComponent(c.name).appendingPathComponent("demonstrations-\(format.rawValue).jsonl")
+                if update { try text.write(to: url, atomically: true, encoding: .utf8); continue }
+                XCTAssertEqual(try String(contentsOf: url, encoding: .utf8), text, "\(c.name)/\(url.lastPathComponent)")
+            }
+        }
+    }
+
+    /// What TRL 1.16's SFTTrainer tokenizes from the exported files: the prompt-completion file
+    /// gives the prompt's ids as rlhf lays the prompt out, then the answer's ids and the stop
+    /// token, with the loss on the answer and the stop token only; the conversational file,
+    /// through the exported chat template, gives the same ids (a model's own template may add
+    /// text after the stop token: ChatML's newline).
+    func testTRLSeesThePromptAnswerAndStopIds() throws {
+        let data = try Data(contentsOf: TRLExportTests.fixtures.appendingPathComponent("sft_reference.json"))
+        let ref = try JSONSerialization.jsonObject(with: data) as! [String: [String: [[Int]]]]
+        for c in try TRLExportTests.cases() {
+            let (store, ctx) = try runWithDemonstrations(c)
+            let t = ctx.tokenizer, a = ctx.annotations
+            guard let r = ref[c.name] else { XCTFail("no reference for \(c.name)"); continue }
+            let demos = try store.demonstrations()
+            XCTAssertEqual(r["sft_input_ids"]?.count, demos.count, c.name)
+            for (i, d) in demos.enumerated() {
+                let prompt = try a.promptIds(store.prompt(id: d.demonstration.promptId)!.text, tokenizer: t)
+                let answer = t.encode(d.demonstration.text, allowSpecial: false) + [a.stopTokens(t).first!]
+                let ids = (r["sft_input_ids"]![i]).map(Int32.init)
+                XCTAssertEqual(ids, prompt + answer, "\(c.name) demonstration \(i)")
+                XCTAssertEqual(r["sft_completion_mask"]![i], Array(repeating: 0, count: prompt.count) + Array(repeating: 1, count: answer.count))
+                let conv = (r["sft_conversational_input_ids"]![i]).map(Int32.init)
+                if a.usesChatTemplate() {
+                    XCTAssertTrue(conv.starts(with: prompt + answer), "\(c.name) demonstration \(i): \(conv) vs \(prompt + answer)")
+                } else {
+                    XCTAssertEqual(conv, prompt + answer, "\(c.name) demonstration \(i)")
+                }
+            }
+        }
+    }
+
     func testMalformedLinesAreRefusedWithTheirLineNumber() {
         let good = #"{"prompt":"p","completion":"c"}"#
         let bad: [(String, String)] = [
