@@ -1,5 +1,6 @@
 import Foundation
 import RunStore
+import StageKit
 import TransformerCore
 
 /// Where an answer being written starts.

@@ -1,4 +1,5 @@
 import Foundation
+import StageKit
 import TransformerCore
 
 /// Everything the writing screen shows.

@@ -1,3 +1,4 @@
+import StageKit
 import TransformerCore
 
 /// What the application must do after a key in the writing screen.

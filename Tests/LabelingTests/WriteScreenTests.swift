@@ -1,3 +1,4 @@
+import StageKit
 import XCTest
 
 @testable import Labeling
