@@ -120,17 +120,19 @@ extension LabelApp {
                 switch action {
                 case .none: continue
                 case .submit(let text):
+                    let replacing: Int64?
                     do {
+                        replacing = try submittedAnswer(promptId: start.promptId)?.id
                         try store.submitDemonstration(
                             NewDemonstration(
                                 promptId: start.promptId, text: text, annotator: annotator, source: "human",
                                 fromCompletionId: start.fromCompletionId, guidelineVersion: guidelines.version, startedAt: start.startedAt,
-                                submittedAt: Date().timeIntervalSince1970), replacing: try submittedAnswer(promptId: start.promptId)?.id)
+                                submittedAt: Date().timeIntervalSince1970), replacing: replacing)
                     } catch {
                         session.message = "NOT SAVED (your answer is kept; Ctrl-S tries again): \(error)"
                         continue
                     }
-                    written += 1
+                    if replacing == nil { written += 1 }
                     return .submitted
                 case .leave(let keep):
                     if keep {

@@ -22,7 +22,7 @@ public final class LabelApp {
 
     /// Items submitted (not counting edits) in this session.
     public private(set) var submitted = 0
-    /// Demonstrations submitted in this session.
+    /// Demonstrations submitted in this session (not counting changes to earlier ones).
     public internal(set) var written = 0
 
     public init(store: RunStore, annotator: String, order: DisplayOrder, guidelines: Guidelines, runName: String, writeOnly: Bool = false) throws {
