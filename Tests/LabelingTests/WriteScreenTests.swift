@@ -171,5 +171,21 @@ final class WriteScreenTests: XCTestCase {
         ).lines.map(plain)
         XCTAssertTrue(lines.contains { $0.contains("no samples for this prompt") })
         XCTAssertTrue(lines.contains { $0.contains("a draft is waiting: w resumes it") })
+        // Every new state fits small and wide terminals.
+        var picking = LabelSession(count: 3)
+        _ = picking.handle(.char("c"))
+        for session in [writeOnly, picking] {
+            for (w, h) in [(40, 10), (80, 24), (100, 30), (132, 50)] {
+                let screen = LabelScreen.render(
+                    LabelView(title: "t", progress: "p", prompt: "p", completions: [[65], [66], [67]], session: session, draftWaiting: true),
+                    width: w, height: h
+                ).lines
+                XCTAssertEqual(screen.count, h)
+                for l in screen { XCTAssertLessThanOrEqual(TextLayout.width(plain(l)), w, "too wide: \(plain(l))") }
+            }
+        }
+        XCTAssertTrue(
+            LabelScreen.render(LabelView(title: "t", progress: "p", prompt: "p", completions: [[65]], session: picking), width: 80, height: 24)
+                .lines.map(plain).contains { $0.contains("Correct which completion?") })
     }
 }
