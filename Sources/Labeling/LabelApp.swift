@@ -4,25 +4,34 @@ import StageKit
 import TransformerCore
 
 /// The interactive `rlhf label` loop: shows one item at a time, turns keys into rankings, and
-/// stores each submit, skip or flag in its own transaction the moment it happens.
+/// stores each submit, skip or flag in its own transaction the moment it happens. On any item
+/// the labeler may also write the ideal answer (a demonstration); with `writeOnly` (`rlhf label
+/// --write`) the items are the prompts that have no demonstration yet.
 public final class LabelApp {
     let store: RunStore
     let queue: LabelQueue
     let guidelines: Guidelines
     let title: String
+    /// `rlhf label --write`.
+    let writeOnly: Bool
     private var tokenizers: [Int64: Tokenizer?] = [:]
     private let sessionStart = Date()
-    /// Whether the run has nothing to label at all.
-    public var queueIsEmpty: Bool { queue.items.isEmpty }
+    /// Prompts passed over with `s` in the --write screen during this session.
+    private var passed: Set<Int64> = []
+    /// Whether the run has nothing to label at all (with `writeOnly`: no prompt at all).
+    public var queueIsEmpty: Bool { writeOnly ? ((try? store.prompts().isEmpty) ?? true) : queue.items.isEmpty }
 
     /// Items submitted (not counting edits) in this session.
     public private(set) var submitted = 0
+    /// Demonstrations submitted in this session (not counting changes to earlier ones).
+    public internal(set) var written = 0
 
-    public init(store: RunStore, annotator: String, order: DisplayOrder, guidelines: Guidelines, runName: String) throws {
+    public init(store: RunStore, annotator: String, order: DisplayOrder, guidelines: Guidelines, runName: String, writeOnly: Bool = false) throws {
         self.store = store
         queue = try LabelQueue(store: store, annotator: annotator, order: order)
         self.guidelines = guidelines
-        title = "rlhf label · \(runName) · \(annotator)"
+        self.writeOnly = writeOnly
+        title = "rlhf label\(writeOnly ? " --write" : "") · \(runName) · \(annotator)"
     }
 
     /// What is on screen.
@@ -42,15 +51,29 @@ public final class LabelApp {
         let prompt = try store.prompt(id: item.promptId)?.text ?? "(missing prompt)"
         return Current(
             item: item, shown: shown, prompt: prompt, bytes: queue.displayBytes(ordered, tokenizers: &tokenizers),
-            session: LabelSession(count: shown.count, ranks: ranks), editing: editing, startedAt: Date().timeIntervalSince1970)
+            session: LabelSession(count: shown.count, ranks: ranks, writeOnly: writeOnly), editing: editing,
+            startedAt: Date().timeIntervalSince1970)
     }
 
-    private func progressText(pending: Int) -> String {
-        let total = queue.items.count
-        var s = "\(total - pending)/\(total) done"
+    /// The --write screen's next item: the first prompt without a demonstration (and not passed
+    /// over), with its samples (the generated completions of the model that wrote the most recent
+    /// ones, at most 9); none when every prompt has one.
+    func nextWrite() throws -> [LabelItem] {
+        guard let p = try store.promptsWithoutDemonstration().first(where: { !passed.contains($0.id) }) else { return [] }
+        let comps = try store.completions(promptId: p.id)
+        let model = comps.last?.modelId
+        let ids = comps.filter { $0.modelId == model }.prefix(9).map(\.id)
+        return [LabelItem(promptId: p.id, modelId: model, completionIds: Array(ids))]
+    }
+
+    func progressText(pending: Int) -> String {
+        let total = writeOnly ? ((try? store.prompts().count) ?? 0) : queue.items.count
+        let done = writeOnly ? total - ((try? store.promptsWithoutDemonstration().count) ?? 0) : total - pending
+        var s = "\(done)/\(total) \(writeOnly ? "written" : "done")"
         let minutes = Date().timeIntervalSince(sessionStart) / 60
-        if submitted > 0 && minutes > 0 {
-            let rate = Double(submitted) / minutes
+        let count = writeOnly ? written : submitted
+        if count > 0 && minutes > 0 {
+            let rate = Double(count) / minutes
             s += String(format: " · %.1f/min", rate)
             if pending > 0 { s += " · ETA " + ProgressBar.duration(Double(pending) / rate * 60) }
         }
@@ -64,14 +87,19 @@ public final class LabelApp {
         return idx > 0 ? mine[idx - 1] : nil
     }
 
-    /// Runs until the user quits; returns the number of items submitted.
+    /// Runs until the user quits; returns the number of items submitted (with `writeOnly`:
+    /// demonstrations written). First offers back any answer the annotator left unsubmitted.
     public func run(terminal: Terminal) throws -> Int {
+        var terminal = terminal
+        if try offerDrafts(terminal: &terminal) { return writeOnly ? written : submitted }
         var reopen: RankingRecord?
         var carriedMessage: String?
         while true {
-            let pending = try queue.pending()
+            let pending = try writeOnly ? nextWrite() : queue.pending()
             var current: Current
-            if let r = reopen {
+            if writeOnly, let next = pending.first {
+                current = try load(next, shown: next.completionIds, ranks: nil, editing: nil)
+            } else if let r = reopen {
                 let item = LabelItem(promptId: r.ranking.promptId, modelId: r.ranking.modelId, completionIds: r.ranking.shownOrder.sorted())
                 current = try load(item, shown: r.ranking.shownOrder, ranks: r.ranking.status == .ranked ? r.ranking.ranks : nil, editing: r.id)
                 current.session.message =
@@ -79,7 +107,8 @@ public final class LabelApp {
             } else if let next = pending.first {
                 current = try load(next, shown: queue.shownOrder(next), ranks: nil, editing: nil)
             } else {
-                if try waitWhenDone(terminal: terminal, pending: pending.count, reopen: &reopen) { return submitted }
+                if try waitWhenDone(terminal: terminal, pending: pending.count, reopen: &reopen) { return writeOnly ? written : submitted }
+                passed = []
                 continue
             }
             if let m = carriedMessage { current.session.message = m; carriedMessage = nil }
@@ -88,10 +117,11 @@ public final class LabelApp {
             // One item.
             itemLoop: while true {
                 let (w, h) = terminal.size
+                let draftWaiting = (try? store.drafts(annotator: queue.annotator).contains { $0.promptId == current.item.promptId }) ?? false
                 let view = LabelView(
                     title: title, progress: progressText(pending: pending.count), prompt: current.prompt,
                     completions: current.bytes, session: current.session, editing: current.editing != nil,
-                    guidelines: guidelines.text, guidelinesSource: guidelines.source)
+                    guidelines: guidelines.text, guidelinesSource: guidelines.source, draftWaiting: draftWaiting)
                 if w < 40 || h < 10 {
                     terminal.draw(["Terminal too small (\(w)×\(h)); rlhf label needs at least 40×10.", "q quits."])
                 } else {
@@ -135,7 +165,30 @@ public final class LabelApp {
                     }
                     switch action {
                     case .none: continue
+                    case .write, .writeInEditor:
+                        var from: Int? = nil
+                        if case .write(let f) = action { from = f }
+                        let records = try store.completions(ids: current.shown)
+                        let start = try writeStart(
+                            promptId: current.item.promptId, from: from.flatMap { i in records[current.shown[i]] },
+                            label: from.map { "completion [\($0 + 1)]" })
+                        let outcome = try write(
+                            start, prompt: current.prompt, progress: progressText(pending: pending.count), terminal: &terminal,
+                            editorFirst: action == .writeInEditor)
+                        switch outcome {
+                        case .quit: return writeOnly ? written : submitted
+                        case .submitted where writeOnly:
+                            carriedMessage = "saved: your answer"
+                            break itemLoop
+                        case .submitted: current.session.message = "saved: your answer; now rank the completions"
+                        case .left(let kept): current.session.message = kept ? "draft kept: w resumes it" : "draft dropped"
+                        }
+                        terminal.clear()
+                        break
                     case .submit(let ranks): if save(.ranked, ranks: ranks, reason: nil) { break itemLoop }
+                    case .skip where writeOnly:
+                        passed.insert(current.item.promptId)
+                        break itemLoop
                     case .skip: if save(.skipped, ranks: nil, reason: nil) { break itemLoop }
                     case .flag(let reason): if save(.flagged, ranks: nil, reason: reason) { break itemLoop }
                     case .quit: return submitted
@@ -156,14 +209,15 @@ public final class LabelApp {
         let (w, h) = terminal.size
         var lines = [
             "\u{1B}[7m" + TextLayout.pad(title + " · " + progressText(pending: pending), max(20, w)) + "\u{1B}[0m", "",
-            "  Every item is labeled. Thank you!", "",
-            "  u  reopen your last item    q  quit",
+            writeOnly ? "  Every prompt has an answer, or you passed over it. Thank you!" : "  Every item is labeled. Thank you!", "",
+            writeOnly ? "  s  show the prompts you passed over    q  quit" : "  u  reopen your last item    q  quit",
         ]
         while lines.count < h { lines.append("") }
         terminal.draw(Array(lines.prefix(h)))
         while true {
             for key in terminal.readKeys(timeoutMs: 250) {
-                if key == .char("u"), let last = try previousRanking(before: nil) { reopen = last; return false }
+                if writeOnly && key == .char("s") && !passed.isEmpty { return false }
+                if !writeOnly, key == .char("u"), let last = try previousRanking(before: nil) { reopen = last; return false }
                 if key != .other { return true }
             }
             _ = terminal.takeResize()

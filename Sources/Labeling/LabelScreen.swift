@@ -15,13 +15,16 @@ public struct LabelView: Sendable {
     /// The guidelines text and where it came from.
     public var guidelines: String
     public var guidelinesSource: String
+    /// Whether the annotator has an unsubmitted answer for this prompt (`w` resumes it).
+    public var draftWaiting: Bool
 
     public init(
         title: String, progress: String, prompt: String, completions: [[UInt8]], session: LabelSession,
-        editing: Bool = false, guidelines: String = "", guidelinesSource: String = ""
+        editing: Bool = false, guidelines: String = "", guidelinesSource: String = "", draftWaiting: Bool = false
     ) {
         self.title = title; self.progress = progress; self.prompt = prompt; self.completions = completions
         self.session = session; self.editing = editing; self.guidelines = guidelines; self.guidelinesSource = guidelinesSource
+        self.draftWaiting = draftWaiting
     }
 }
 
@@ -42,6 +45,9 @@ public enum LabelScreen {
         ("s", "skip this item"),
         ("f", "flag this item, with a typed reason"),
         ("u", "reopen the previously submitted item (again: one further back)"),
+        ("w", "write the ideal answer for this prompt (a demonstration), or resume its draft"),
+        ("c, then 1-9", "write it starting from that completion, to correct it"),
+        ("e", "write it in $VISUAL or $EDITOR, as git commit does"),
         ("j/k, arrows", "scroll; PgUp/PgDn and space scroll a page"),
         ("g", "show the guidelines"),
         ("?", "this help"),
@@ -51,6 +57,9 @@ public enum LabelScreen {
     /// Lines of the scrolling area for the completions.
     static func completionLines(_ v: LabelView, width: Int) -> [String] {
         var lines: [String] = []
+        if v.completions.isEmpty {
+            return ["\(dim)(no samples for this prompt: w writes an answer from scratch)\(reset)"]
+        }
         let b = v.session.builder
         let rankOf: [Int: Int] = Dictionary(uniqueKeysWithValues: b.groups.enumerated().flatMap { g, m in m.map { ($0, g + 1) } })
         for (i, bytes) in v.completions.enumerated() {
@@ -84,22 +93,33 @@ public enum LabelScreen {
         var bottom: [String] = [dim + String(repeating: "─", count: w) + reset]
         let b = v.session.builder
         switch v.session.mode {
+        case .pickToCorrect:
+            bottom.append("\(bold)Correct which completion?\(reset) press its number (any other key cancels)")
+        case _ where v.session.writeOnly:
+            let draft = v.draftWaiting ? "   \(bold)a draft is waiting: w resumes it\(reset)" : ""
+            bottom.append("\(bold)Write\(reset) the ideal answer" + draft)
         case .flagReason(let reason):
             bottom.append(
                 TextLayout.truncate(
                     "\(bold)Flag reason:\(reset) " + TerminalSafe.escape(reason, keepNewlines: false) + "▏  (Enter flags, Esc cancels)", w + 8))
         default:
             let ranking = b.groups.isEmpty && !b.tiePending ? "\(dim)press the number of the best completion\(reset)" : b.summary
-            let done = b.isComplete ? "   \(bold)Enter submits\(reset)" : ""
+            let done = b.isComplete ? "   \(bold)Enter submits\(reset)" : (v.draftWaiting ? "   \(dim)(answer draft waiting: w)\(reset)" : "")
             bottom.append("\(bold)Ranking\(reset) " + ranking + done)
         }
         if let m = v.session.message {
             bottom.append(bold + TextLayout.truncate(TerminalSafe.escape(m, keepNewlines: false), w) + reset)
         } else {
             let help =
-                w >= 100
-                ? "1-9 rank  = tie  Bksp undo pick  Enter submit  s skip  f flag  u reopen last  j/k scroll  g guidelines  ? help  q quit"
-                : "1-9 rank =tie Bksp undo Enter submit s skip f flag u back j/k g ?help q quit"
+                v.session.writeOnly
+                ? (w >= 100
+                    ? "w write  c+1-9 start from that sample  e $EDITOR  s next prompt  j/k scroll  g guidelines  ? help  q quit"
+                    : "w write c+N from sample e $EDITOR s next j/k g ?help q quit")
+                : (w >= 120
+                    ? "1-9 rank  = tie  Bksp undo  Enter submit  s skip  f flag  u reopen last  w/c/e write  j/k  g guide  ? help  q quit"
+                    : w >= 100
+                        ? "1-9 rank  = tie  Bksp undo  Enter submit  s skip  f flag  u reopen last  w/c/e write  ? help  q quit"
+                        : "1-9 rank =tie Bksp undo Enter submit s skip f flag u back w write ?help q quit")
             bottom.append(dim + TextLayout.truncate(help, w) + reset)
         }
 

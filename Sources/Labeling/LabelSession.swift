@@ -10,6 +10,11 @@ public enum SessionAction: Equatable, Sendable {
     case flag(String)
     /// Reopen the previously submitted item.
     case reopenPrevious
+    /// Write the ideal answer for this prompt: from scratch (or the draft kept for it), or
+    /// starting from the completion at this display index.
+    case write(from: Int?)
+    /// Write the answer in `$VISUAL` or `$EDITOR`.
+    case writeInEditor
     case quit
 }
 
@@ -22,6 +27,8 @@ public struct LabelSession: Equatable, Sendable {
         case flagReason(String)
         case help
         case guidelines
+        /// After `c`: waiting for the number of the completion to start an answer from.
+        case pickToCorrect
     }
 
     public private(set) var builder: RankingBuilder
@@ -31,10 +38,14 @@ public struct LabelSession: Equatable, Sendable {
     public private(set) var guidelinesScroll = 0
     /// A one-line note for the user (an error or a confirmation).
     public var message: String?
+    /// The `rlhf label --write` screen: the completions are samples to start an answer from, not
+    /// an item to rank, so the ranking keys do nothing.
+    public let writeOnly: Bool
 
     /// A session over an item of `count` completions, optionally pre-filled from stored ranks.
-    public init(count: Int, ranks: [Int]? = nil) {
+    public init(count: Int, ranks: [Int]? = nil, writeOnly: Bool = false) {
         builder = ranks.map { RankingBuilder(count: count, ranks: $0) } ?? RankingBuilder(count: count)
+        self.writeOnly = writeOnly
     }
 
     /// Handles one key. `page` is the height of the scrolling area.
@@ -45,6 +56,20 @@ public struct LabelSession: Equatable, Sendable {
         case .help:
             if key == .interrupt { return .quit }
             mode = .ranking
+            return .none
+        case .pickToCorrect:
+            mode = .ranking
+            switch key {
+            case .char(let c) where c.isASCII && c.isNumber && c != "0":
+                let n = Int(String(c))!
+                guard n <= builder.count else {
+                    message = builder.count == 0 ? "this prompt has no samples; w writes from scratch" : "there is no completion \(n)"
+                    return .none
+                }
+                return .write(from: n - 1)
+            case .interrupt: return .quit
+            default: message = "cancelled"
+            }
             return .none
         case .guidelines:
             switch key {
@@ -62,6 +87,15 @@ public struct LabelSession: Equatable, Sendable {
     private mutating func rankingKey(_ key: Key, page: Int) -> SessionAction {
         message = nil
         switch key {
+        case .char("w"): return .write(from: nil)
+        case .char("e"): return .writeInEditor
+        case .char("c"):
+            guard builder.count > 0 else { message = "this prompt has no samples to start from; w writes from scratch"; break }
+            mode = .pickToCorrect
+        case .enter where writeOnly: return .write(from: nil)
+        case .char(let c) where writeOnly && (c.isNumber || c == "=" || c == "f" || c == "u"):
+            message = "this screen writes answers: w writes, c then a number starts from that sample"
+        case .backspace where writeOnly: break
         case .char(let c) where c.isASCII && c.isNumber && c != "0":
             let n = Int(String(c))!
             switch builder.pick(n - 1) {

@@ -14,6 +14,16 @@ public enum LabelsIO {
         case trlConversational = "trl-conversational"
         /// One line per ranking with its completions, ranks and metadata.
         case rankings
+        /// One `{"prompt", "completion"}` line per demonstration, the prompt laid out as the model
+        /// reads it and the completion ending with the stop token's text (TRL's prompt-completion
+        /// form for `SFTTrainer`).
+        case sft
+        /// One `{"messages": [...]}` line per demonstration (TRL's conversational form): the
+        /// conversation, the answer as the last assistant turn.
+        case sftConversational = "sft-conversational"
+
+        /// Whether the lines are demonstrations (else preference pairs or rankings).
+        public var isDemonstrations: Bool { self == .sft || self == .sftConversational }
     }
 
     /// How the run lays out prompts: its name, and the tokenizer and annotations of its policy.
@@ -73,6 +83,7 @@ public enum LabelsIO {
     /// The export as JSON lines. Only current rankings (not ones replaced by an edit). The TRL
     /// formats lay prompts out through `context` (raw prompts without one).
     public static func export(store: RunStore, format: Format, context: PromptContext? = nil) throws -> Export {
+        if format.isDemonstrations { return try exportDemonstrations(store: store, format: format, context: context) }
         var out = "", n = 0, retokenized = 0, cutAtLength = 0
         var prompts: [Int64: PromptRecord] = [:]
         func prompt(_ id: Int64) throws -> PromptRecord {
@@ -136,6 +147,7 @@ public enum LabelsIO {
                 out += "{" + (fields + [("rlhf", meta)]).map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
                 n += 1
             }
+        case .sft, .sftConversational: break
         case .rankings:
             let rankings = try store.rankings()
             let texts = try store.completions(ids: Array(Set(rankings.flatMap(\.ranking.shownOrder))))
@@ -200,19 +212,7 @@ public enum LabelsIO {
     /// how each ended, the annotator and the pair's origin.
     public static func parseTRL(_ data: Data, name: String) throws -> [ImportedPair] {
         var pairs: [ImportedPair] = []
-        let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        for (i, raw) in lines.enumerated() {
-            let lineNo = i + 1
-            var bytes = Array(raw)
-            if bytes.last == 13 { bytes.removeLast() }
-            if lineNo == 1 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
-            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
-            let at = "\(name):\(lineNo)"
-            guard let line = String(validating: bytes, as: UTF8.self) else { throw StoreError("\(at): not valid UTF-8") }
-            guard !StrictJSON.hasTrailingComma(line),
-                let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8))
-            else { throw StoreError("\(at): invalid JSON") }
-            guard let d = obj as? [String: Any] else { throw StoreError("\(at): expected a JSON object with prompt, chosen and rejected") }
+        for (at, d) in try objectLines(data, name: name, expected: "prompt, chosen and rejected") {
             var values: [String] = []
             var conversational: Bool?
             for key in ["prompt", "chosen", "rejected"] {
@@ -259,6 +259,29 @@ public enum LabelsIO {
         }
         if pairs.isEmpty { throw StoreError("\(name): no pairs (the file is empty)") }
         return pairs
+    }
+
+    /// The JSON objects of a JSON-lines file, each with "NAME:LINE" for errors: blank lines are
+    /// skipped, a byte-order mark and CR line ends are allowed; anything else that is not one JSON
+    /// object per line (with the keys `expected` names) throws with its line number.
+    static func objectLines(_ data: Data, name: String, expected: String) throws -> [(at: String, object: [String: Any])] {
+        var out: [(String, [String: Any])] = []
+        let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        for (i, raw) in lines.enumerated() {
+            let lineNo = i + 1
+            var bytes = Array(raw)
+            if bytes.last == 13 { bytes.removeLast() }
+            if lineNo == 1 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
+            let at = "\(name):\(lineNo)"
+            guard let line = String(validating: bytes, as: UTF8.self) else { throw StoreError("\(at): not valid UTF-8") }
+            guard !StrictJSON.hasTrailingComma(line),
+                let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8))
+            else { throw StoreError("\(at): invalid JSON") }
+            guard let d = obj as? [String: Any] else { throw StoreError("\(at): expected a JSON object with \(expected)") }
+            out.append((at, d))
+        }
+        return out
     }
 
     /// The text of a conversational field: one message of `role` with string content.

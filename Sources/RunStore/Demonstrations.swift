@@ -16,14 +16,18 @@ public struct NewDemonstration: Equatable, Sendable {
     public var guidelineVersion: String?
     public var startedAt: Double
     public var submittedAt: Double
+    /// For a demonstration imported from a file `rlhf labels export` wrote: where it came from
+    /// (the `origin` of the line's `rlhf` object), as JSON, so that a later export writes it
+    /// back unchanged.
+    public var origin: String?
 
     public init(
         promptId: Int64, text: String, annotator: String, source: String = "human", fromCompletionId: Int64? = nil,
-        messages: String? = nil, guidelineVersion: String? = nil, startedAt: Double, submittedAt: Double
+        messages: String? = nil, guidelineVersion: String? = nil, startedAt: Double, submittedAt: Double, origin: String? = nil
     ) {
         self.promptId = promptId; self.text = text; self.annotator = annotator; self.source = source
         self.fromCompletionId = fromCompletionId; self.messages = messages; self.guidelineVersion = guidelineVersion
-        self.startedAt = startedAt; self.submittedAt = submittedAt
+        self.startedAt = startedAt; self.submittedAt = submittedAt; self.origin = origin
     }
 }
 
@@ -60,17 +64,7 @@ extension RunStore {
             throw StoreError("a demonstration needs some text")
         }
         return try db.transaction {
-            try db.run(
-                """
-                INSERT INTO demonstrations (prompt_id, text, annotator, source, from_completion_id, messages, guideline_version, started_at, submitted_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    .int(d.promptId), .text(d.text), .text(d.annotator), .text(d.source), d.fromCompletionId.map { .int($0) } ?? .null,
-                    d.messages.map { .text($0) } ?? .null, d.guidelineVersion.map { .text($0) } ?? .null, .double(d.startedAt),
-                    .double(d.submittedAt),
-                ])
-            let id = db.lastInsertId
+            let id = try insertDemonstration(d)
             if let old = replacing {
                 let n = try db.run(
                     "UPDATE demonstrations SET replaced_by = ? WHERE id = ? AND replaced_by IS NULL", [.int(id), .int(old)])
@@ -81,15 +75,31 @@ extension RunStore {
         }
     }
 
+    /// Inserts one row (inside the caller's transaction) and returns its id.
+    private func insertDemonstration(_ d: NewDemonstration) throws -> Int64 {
+        try db.run(
+            """
+            INSERT INTO demonstrations (prompt_id, text, annotator, source, from_completion_id, messages, guideline_version, started_at, submitted_at, origin)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .int(d.promptId), .text(d.text), .text(d.annotator), .text(d.source), d.fromCompletionId.map { .int($0) } ?? .null,
+                d.messages.map { .text($0) } ?? .null, d.guidelineVersion.map { .text($0) } ?? .null, .double(d.startedAt),
+                .double(d.submittedAt), d.origin.map { .text($0) } ?? .null,
+            ])
+        return db.lastInsertId
+    }
+
     private static let demonstrationColumns =
-        "id, prompt_id, text, annotator, source, from_completion_id, messages, guideline_version, started_at, submitted_at, replaced_by"
+        "id, prompt_id, text, annotator, source, from_completion_id, messages, guideline_version, started_at, submitted_at, replaced_by, origin"
 
     private func demonstrationRecord(_ s: Statement) -> DemonstrationRecord {
         DemonstrationRecord(
             id: s.int(0),
             demonstration: NewDemonstration(
                 promptId: s.int(1), text: s.text(2), annotator: s.text(3), source: s.text(4), fromCompletionId: s.optionalInt(5),
-                messages: s.optionalText(6), guidelineVersion: s.optionalText(7), startedAt: s.double(8), submittedAt: s.double(9)),
+                messages: s.optionalText(6), guidelineVersion: s.optionalText(7), startedAt: s.double(8), submittedAt: s.double(9),
+                origin: s.optionalText(11)),
             replacedBy: s.optionalInt(10))
     }
 
@@ -133,5 +143,68 @@ extension RunStore {
     /// Drops the annotator's draft for a prompt (the writer discarded it).
     public func discardDraft(promptId: Int64, annotator: String) throws {
         try db.run("DELETE FROM demonstration_drafts WHERE prompt_id = ? AND annotator = ?", [.int(promptId), .text(annotator)])
+    }
+}
+
+/// A demonstration read from a file (`rlhf labels import`): the raw prompt and the answer.
+public struct ImportedDemonstration: Equatable, Sendable {
+    /// The prompt as a person wrote it, before any template (for a conversation: its last user
+    /// turn).
+    public var prompt: String
+    /// The answer, without the prompt and without a stop token's text.
+    public var text: String
+    /// For a conversation: the whole `messages` list, JSON.
+    public var messages: String?
+    /// Who wrote it, when the file says; else the importer's annotator.
+    public var annotator: String?
+    public var guidelineVersion: String?
+    /// The provenance of a line `rlhf labels export` wrote, JSON.
+    public var origin: String?
+
+    public init(prompt: String, text: String, messages: String? = nil) { self.prompt = prompt; self.text = text; self.messages = messages }
+}
+
+extension RunStore {
+    /// Prompts that have no current demonstration a person wrote or imported (rejection-sampled
+    /// ones, sources `rankings` and `best-of:N`, do not count): what `rlhf label --write` shows.
+    /// Train prompts first, then eval prompts, each in id order.
+    public func promptsWithoutDemonstration(split: PromptSplit? = nil) throws -> [PromptRecord] {
+        var sql = """
+            SELECT id, text, source, split, metadata FROM prompts p
+            WHERE NOT EXISTS (
+                SELECT 1 FROM demonstrations d
+                WHERE d.prompt_id = p.id AND d.replaced_by IS NULL AND d.source IN ('human', 'import'))
+            """
+        if split != nil { sql += " AND split = ?" }
+        return try db.query(sql + " ORDER BY split = 'eval', id", split.map { [.text($0.rawValue)] } ?? []) {
+            PromptRecord(
+                id: $0.int(0), text: $0.text(1), source: $0.optionalText(2), split: PromptSplit(rawValue: $0.text(3)) ?? .train,
+                metadata: $0.optionalText(4))
+        }
+    }
+
+    /// Stores imported demonstrations, all in one transaction (source `import`): a prompt the
+    /// run lacks joins the train split. Returns how many were stored and how many prompts were new.
+    public func importDemonstrations(_ items: [ImportedDemonstration], annotator: String, source: String) throws -> (
+        demonstrations: Int, newPrompts: Int
+    ) {
+        for (i, d) in items.enumerated() where d.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw StoreError("demonstration \(i + 1) has no text")
+        }
+        return try db.transaction {
+            var newPrompts = 0
+            let t = Date().timeIntervalSince1970
+            for d in items {
+                newPrompts += try db.run(
+                    "INSERT OR IGNORE INTO prompts (text, source, split, created_at) VALUES (?, ?, 'train', ?)",
+                    [.text(d.prompt), .text(source), .double(t)])
+                let promptId = try db.scalarInt("SELECT id FROM prompts WHERE text = ?", [.text(d.prompt)])!
+                _ = try insertDemonstration(
+                    NewDemonstration(
+                        promptId: promptId, text: d.text, annotator: d.annotator ?? annotator, source: "import", messages: d.messages,
+                        guidelineVersion: d.guidelineVersion, startedAt: t, submittedAt: t, origin: d.origin))
+            }
+            return (items.count, newPrompts)
+        }
     }
 }

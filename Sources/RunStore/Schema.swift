@@ -36,7 +36,8 @@ public enum Schema {
                 guideline_version  TEXT,
                 started_at         REAL NOT NULL,
                 submitted_at       REAL NOT NULL,
-                replaced_by        INTEGER REFERENCES demonstrations(id)
+                replaced_by        INTEGER REFERENCES demonstrations(id),
+                origin             TEXT                 -- imported from an rlhf export: the line's provenance, JSON
             );
             CREATE INDEX demonstrations_prompt ON demonstrations(prompt_id, annotator);
 

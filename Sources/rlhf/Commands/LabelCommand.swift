@@ -7,10 +7,11 @@ import TransformerCore
 /// `rlhf label`: rank completions by keyboard, or with a simulated labeler.
 enum LabelCommand: Command {
     static let name = "label"
-    static let summary = "Rank completions in the terminal (or simulate a labeler)"
+    static let summary = "Rank completions and write ideal answers in the terminal (or simulate a labeler)"
     static var help: String {
         """
         Usage: rlhf label [--run NAME] [--annotator NAME] [--guidelines FILE] [--order random|fixed]
+               rlhf label --write [--run NAME] [--annotator NAME] [--guidelines FILE]
                rlhf label --simulate lexicon|length [--noise P] [--seed S] [--annotator NAME]
                           [--lexicon DIR] [--target-length N] [--run NAME]
 
@@ -26,12 +27,25 @@ enum LabelCommand: Command {
         \(LabelScreen.keyHelp.map { "  " + $0.0.padding(toLength: 13, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n"))
           Ctrl-S, Ctrl-Q and Ctrl-Z are bound to nothing.
 
+        Writing demonstrations: w, c N or e on any item opens its prompt's answer for writing,
+        empty, from your unsubmitted draft or submitted answer, or from completion N to correct it.
+        The answer is a demonstration for 'rlhf sft': submitted in one transaction with the prompt,
+        the text, the annotator, the completion it started from, the start and submit times and the
+        guideline version; it replaces your earlier answer to the prompt (kept in the history).
+        While you write, the draft is saved after each short pause and every few keys; after a
+        crash or kill -9 the next start offers it back (r resume, d discard, l later). --write
+        shows the prompts (train first, then eval) that have no demonstration yet, human or
+        imported, with their samples when there are some (Enter writes, s passes over a prompt).
+        In the writing screen:
+        \(WriteScreen.keyHelp.map { "  " + $0.0.padding(toLength: 15, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n"))
+
         Options:
           --run NAME          the run (default: default)
           --annotator NAME    who is labeling (default: $USER; with --simulate: sim-RULE)
           --guidelines FILE   shown by g, and its hash stored with each label
                               (default: labels/guidelines.md)
           --order O           random (default) or fixed order of completions on screen
+          --write             show the prompts without a demonstration, to write answers
 
         Simulated labelers rank every item the annotator has not labeled, through the same storage:
           --simulate lexicon  more positive and fewer negative words (labels/lexicon/) is better
@@ -48,12 +62,13 @@ enum LabelCommand: Command {
             options: [
                 "--run", "--annotator", "--guidelines", "--order", "--simulate", "--noise", "--seed",
                 "--lexicon", "--target-length",
-            ], flags: [])
+            ], flags: ["--write"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         let orderName = a.string("--order") ?? "random"
         guard let order = DisplayOrder(rawValue: orderName) else { throw UsageError("--order must be random or fixed, got '\(orderName)'") }
         let guidelinesURL = URL(fileURLWithPath: a.string("--guidelines") ?? "labels/guidelines.md")
         if let rule = a.string("--simulate") {
+            if a.flag("--write") { throw UsageError("--write and --simulate do not go together: simulated labelers rank, people write") }
             try simulate(a, ruleName: rule, order: order, guidelinesURL: guidelinesURL)
             return
         }
@@ -64,15 +79,25 @@ enum LabelCommand: Command {
         guard !annotator.isEmpty else { throw UsageError("--annotator is empty") }
         let guidelines = try Guidelines(url: guidelinesURL, required: a.string("--guidelines") != nil)
         let store = try openRun(a)
-        let app = try LabelApp(store: store, annotator: annotator, order: order, guidelines: guidelines, runName: a.string("--run") ?? "default")
+        let write = a.flag("--write")
+        let app = try LabelApp(
+            store: store, annotator: annotator, order: order, guidelines: guidelines, runName: a.string("--run") ?? "default", writeOnly: write)
         guard !app.queueIsEmpty else {
-            throw RuntimeError("nothing to label: the run has no train prompt with two or more completions; run 'rlhf generate' first")
+            if write { throw RuntimeError("nothing to write for: the run has no prompts; add some with 'rlhf prompts add FILE'") }
+            throw RuntimeError(
+                "nothing to label: the run has no train prompt with two or more completions; run 'rlhf generate' first, or 'rlhf label --write' to write answers"
+            )
         }
         let terminal = try Terminal()
         let n: Int
         do { n = try app.run(terminal: terminal) } catch { terminal.restore(); throw error }
         terminal.restore()
-        print("labeled \(n) item\(n == 1 ? "" : "s") this session; everything submitted is saved in \(store.folder.path)")
+        if write {
+            print("wrote \(n) answer\(n == 1 ? "" : "s") this session; everything submitted is saved in \(store.folder.path)")
+        } else {
+            let w = app.written > 0 ? " and wrote \(app.written) answer\(app.written == 1 ? "" : "s")" : ""
+            print("labeled \(n) item\(n == 1 ? "" : "s")\(w) this session; everything submitted is saved in \(store.folder.path)")
+        }
     }
 
     static func simulate(_ a: Arguments, ruleName: String, order: DisplayOrder, guidelinesURL: URL) throws {

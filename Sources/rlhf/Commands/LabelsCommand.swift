@@ -9,7 +9,7 @@ enum LabelsCommand: Command {
     static let name = "labels"
     static let summary = "Export, import and summarise labels (labels export|import|stats)"
     static let help = """
-        Usage: rlhf labels export [--run NAME] --format trl|trl-conversational|rankings [-o FILE]
+        Usage: rlhf labels export [--run NAME] --format trl|trl-conversational|rankings|sft|sft-conversational [-o FILE]
                rlhf labels import FILE [--run NAME] [--annotator NAME]
                rlhf labels stats [--run NAME] [--json]
 
@@ -29,12 +29,31 @@ enum LabelsCommand: Command {
                  run ids, finish reasons, annotator). Only current rankings (an edited ranking's
                  earlier version is left out). The file goes to labels/RUN-FORMAT.jsonl unless -o
                  names one; '-o -' writes to stdout.
+                 sft: one {"prompt","completion"} line per demonstration, TRL's prompt-completion form
+                 for SFTTrainer: the prompt laid out as the run's model reads it (as for trl), the
+                 completion the written answer followed by the stop token's text. A conversation of
+                 several turns (imported) has its turns before the answer laid out by the chat template.
+                 sft-conversational: one {"messages": [...]} line per demonstration, TRL's
+                 conversational form: the raw prompt as a user turn (or an imported conversation as it
+                 came) and the answer as the last assistant turn.
+                 Every current demonstration is written: written in 'rlhf label', imported, or picked
+                 by 'rlhf sft --from'; an edited one's earlier version is left out. Their "rlhf" object
+                 holds the format, the stop text and the origin (run, raw prompt, prompt and
+                 demonstration ids, annotator, source, the completion it started from, guideline
+                 version, times).
         import   reads a TRL file in either form; each pair becomes a ranking of two (the chosen
                  text first) by --annotator (default: the file's annotator, else import). A file that
                  rlhf exported gives back the raw prompts, the completions without the stop text,
                  how each ended, and its origin, which a later export writes out unchanged. All or
                  nothing: a malformed line stops the import with its line number and imports nothing.
                  Missing prompts join the train split.
+                 A file whose lines have "completion" or "messages" holds demonstrations: TRL's
+                 prompt-completion form (strings, or lists of messages) or its conversational form
+                 (the last assistant turn is the answer, the turns before it the prompt; the whole
+                 list is kept, and the prompt the run stores is the last user turn). Each becomes a
+                 demonstration with source import, by --annotator (default: the file's annotator,
+                 else import); a file rlhf exported gives back the raw prompts, the answers without
+                 the stop text, and the origin. All or nothing, as for pairs.
         stats    per annotator: labels, skip and flag rates, median seconds per item; agreement on
                  items ranked by two or more annotators (pairwise agreement and Kendall's tau-b);
                  position bias: how often the completion shown first was ranked best, against chance.
@@ -65,10 +84,11 @@ enum LabelsCommand: Command {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try AtomicFile.write(Data(export.text.utf8), to: url)
         let n = export.lines
-        print("wrote \(n) \(format == .rankings ? "ranking" : "pair")\(n == 1 ? "" : "s") to \(out)")
+        let noun = format == .rankings ? "ranking" : format.isDemonstrations ? "demonstration" : "pair"
+        print("wrote \(n) \(noun)\(n == 1 ? "" : "s") to \(out)")
         if export.retokenized > 0 {
             print(
-                "  \(export.retokenized) of \(n) pairs tokenize differently as text than the ids rlhf generated and scored (a model may write a text in tokens other than the tokenizer's own split, or a token may merge across the end of the prompt); a trainer reading the text sees the tokenizer's split"
+                "  \(export.retokenized) of \(n) \(noun)s tokenize differently as text than the ids rlhf generated and scored (a model may write a text in tokens other than the tokenizer's own split, or a token may merge across the end of the prompt); a trainer reading the text sees the tokenizer's split"
             )
         }
         if export.cutAtLength > 0 {
@@ -83,6 +103,10 @@ enum LabelsCommand: Command {
         guard a.positional.count == 1 else { throw UsageError(a.positional.isEmpty ? "missing FILE" : "give one FILE") }
         let path = a.positional[0]
         let data = try JSONText.readFile(URL(fileURLWithPath: path), limit: 1 << 30)
+        if LabelsIO.holdsDemonstrations(data) {
+            try importDemonstrations(data, path: path, a)
+            return
+        }
         let pairs = try LabelsIO.parseTRL(data, name: path)
         let store = try openRun(a)
         let run = try store.beginStageRun(stage: "label", config: jsonLine([("import", JSONText.quote(path))]), seed: nil)
@@ -95,6 +119,21 @@ enum LabelsCommand: Command {
             try store.finishStageRun(run, status: .succeeded)
             print(
                 "imported \(r.rankings) pair\(r.rankings == 1 ? "" : "s") as rankings of two (\(r.newPrompts) new prompt\(r.newPrompts == 1 ? "" : "s"))"
+            )
+        }
+    }
+
+    /// `labels import` of a demonstrations file: one transaction, inside a label stage run.
+    static func importDemonstrations(_ data: Data, path: String, _ a: Arguments) throws {
+        var items = try LabelsIO.parseDemonstrations(data, name: path)
+        if let name = a.string("--annotator") { for i in items.indices { items[i].annotator = name } }
+        let store = try openRun(a)
+        let run = try store.beginStageRun(stage: "label", config: jsonLine([("import", JSONText.quote(path))]), seed: nil)
+        try store.failingStageRun(run) {
+            let r = try store.importDemonstrations(items, annotator: "import", source: URL(fileURLWithPath: path).lastPathComponent)
+            try store.finishStageRun(run, status: .succeeded)
+            print(
+                "imported \(r.demonstrations) demonstration\(r.demonstrations == 1 ? "" : "s") (\(r.newPrompts) new prompt\(r.newPrompts == 1 ? "" : "s"))"
             )
         }
     }
