@@ -346,7 +346,8 @@ public final class HubClient {
                     continue
                 }
                 return r
-            } catch let e as HubError where attempt < attempts {
+            } catch let e as HubError {
+                guard attempt < attempts else { throw HubError("\(what): \(e)") }
                 note("  \(what): \(e); retrying in \(Int(delay))s")
                 Thread.sleep(forTimeInterval: delay); delay *= 2
             }

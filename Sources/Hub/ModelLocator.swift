@@ -29,8 +29,12 @@ public enum ModelLocator {
             log(
                 "\(repo) is not in the Hugging Face cache; pulling it from \(env.endpoint.absoluteString) (a local folder of that name would be written ./\(argument))"
             )
-            let pulled = try client.pull(repo)
-            return (pulled.folder, pulled)
+            do {
+                let pulled = try client.pull(repo)
+                return (pulled.folder, pulled)
+            } catch let e as HubError where e.description.hasPrefix("no model ") {
+                throw HubError("\(e.description); nor is there a local folder \(argument)")
+            }
         }
     }
 }

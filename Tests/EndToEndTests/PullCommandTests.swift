@@ -127,6 +127,8 @@ final class PullCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(corrupt.stderr.contains("the downloaded bytes have SHA-256"), corrupt.stderr)
         let missing = try rlhf(["pull", "tiny/nope"], env: env, expect: 1)
         XCTAssertTrue(missing.stderr.hasPrefix("rlhf pull: error: no model tiny/nope on the Hub"), missing.stderr)
+        let typo = try rlhf(["sample", "--model", "tiny/nope", "--prompt", "a"], env: env, expect: 1)
+        XCTAssertTrue(typo.stderr.hasSuffix("; nor is there a local folder tiny/nope\n"), typo.stderr)
         let usage = try rlhf(["pull", "gpt2"], env: env, expect: 2)
         XCTAssertTrue(usage.stderr.contains("is not a Hub model name"), usage.stderr)
         try rlhf(["pull"], env: env, expect: 2)

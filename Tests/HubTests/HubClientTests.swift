@@ -219,6 +219,9 @@ final class HubClientTests: XCTestCase {
         XCTAssertEqual(folder, pulled.folder)
         XCTAssertEqual(hubModel?.commit, pulled.commit)
         XCTAssertTrue(notes.first?.contains("from the Hugging Face cache") ?? false, "\(notes)")
+        // A revision that is the commit itself needs no ref to be found.
+        XCTAssertEqual(try client(offline: true).pull(repo, revision: pulled.commit).folder, pulled.folder)
+        XCTAssertThrowsError(try client(offline: true).pull(repo, revision: "v2"))
     }
 
     func testConcurrentPullsOfOneModelMakeOneCorrectCache() throws {

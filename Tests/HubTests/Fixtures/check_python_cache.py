@@ -15,7 +15,9 @@ It starts local_hub.py, then:
   3. stops the local Hub, and with HF_HUB_OFFLINE=1: huggingface_hub finds the model in cache R
      (snapshot_download and hf_hub_download with local_files_only=True, identical bytes), and
      rlhf finds it in cache P (`rlhf pull` and `rlhf tokenize --model tiny/llama`);
-  4. where transformers is importable, AutoConfig and AutoTokenizer load it from cache R offline.
+  4. huggingface_hub's lock (filelock on .locks/models--tiny--llama/ETAG.lock) held by Python
+     makes an rlhf pull of that blob wait until it is released;
+  5. where transformers is importable, AutoConfig and AutoTokenizer load it from cache R offline.
 Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
 """
 import argparse
@@ -24,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -90,6 +93,21 @@ def main():
         check("huggingface_hub snapshot_download into cache P", os.path.isdir(snap_p), snap_p)
         requests = json.loads(subprocess.run(["curl", "-s", "http://127.0.0.1:%d/_log" % port], capture_output=True, text=True).stdout or "[]")
         check("neither client asked for pickles", not any(x["path"].endswith((".bin", ".pth")) for x in requests))
+        # The Python client's lock on a blob holds rlhf back until it is released.
+        cache_l = os.path.join(tmp, "lock-cache")
+        shard = [b for b in os.listdir(os.path.join(cache_r, "models--tiny--llama", "blobs")) if len(b) == 64][0]
+        lock_path = os.path.join(cache_l, ".locks", "models--tiny--llama", shard + ".lock")
+        holder = subprocess.Popen([sys.executable, "-c",
+                                   "import sys, time; from huggingface_hub.utils import WeakFileLock\n"
+                                   "with WeakFileLock(sys.argv[1]):\n    print('held', flush=True); time.sleep(3)", lock_path],
+                                  stdout=subprocess.PIPE, text=True, env=base)
+        holder.stdout.readline()
+        started = time.time()
+        r = subprocess.run([args.rlhf, "pull", REPO], env=dict(base, HF_HUB_CACHE=cache_l), capture_output=True, text=True)
+        waited = time.time() - started
+        holder.wait()
+        check("rlhf waits on huggingface_hub's lock of a blob (%.1f s)" % waited,
+              r.returncode == 0 and "waiting for it" in r.stderr and waited > 1.5, r.stderr)
     finally:
         server.terminate()
         server.wait()
