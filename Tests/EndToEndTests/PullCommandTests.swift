@@ -96,6 +96,27 @@ final class PullCommandTests: ScratchFolderTestCase {
         XCTAssertTrue(
             card.hasPrefix("---\nbase_model: tiny/llama\nlibrary_name: transformers\ntags:\n- rlhf\npipeline_tag: text-generation\n---\n"), card)
         XCTAssertTrue(card.contains("[tiny/llama](https://huggingface.co/tiny/llama) at commit `\(snapshot)`"), card)
+        // A policy a stage made: its tags, its method line and its stage's last metrics, with
+        // user-given names escaped. (Registered by hand over the base checkpoint: the card is
+        // what is tested here, not the stage.)
+        let ppo = try store.beginStageRun(stage: "ppo", config: "{}", seed: 0)
+        try store.logMetrics(stageRunId: ppo, step: 1, [("objective/kl", 0.5), ("objective/scores", 1.0)])
+        try store.logMetrics(stageRunId: ppo, step: 2, [("objective/kl", 0.25), ("<b>odd|name`", 3)])
+        try store.finishStageRun(ppo, status: .succeeded)
+        let policy = try XCTUnwrap(try store.latestModel(role: .policy))
+        try store.registerModel(
+            role: .policy, path: policy.path, sha256: policy.sha256, config: policy.config, promptTemplate: nil, parentId: policy.id,
+            stageRunId: ppo, step: 2)
+        try rlhf(["export", "--run", "r", "-o", "aligned"])
+        let aligned = try String(contentsOf: dir.appendingPathComponent("aligned/README.md"), encoding: .utf8)
+        XCTAssertTrue(
+            aligned.hasPrefix("---\nbase_model: tiny/llama\nlibrary_name: transformers\ntags:\n- rlhf\n- ppo\npipeline_tag: text-generation\n---\n"),
+            aligned)
+        XCTAssertTrue(aligned.contains("- `ppo` (stage run #\(ppo), step 2): PPO against the reward model"), aligned)
+        XCTAssertTrue(aligned.contains("| `objective/kl` | 2 | 0.25 |"), aligned)
+        XCTAssertTrue(aligned.contains("| `objective/scores` | 1 | 1 |"), aligned)
+        XCTAssertTrue(aligned.contains("| `&lt;b&gt;odd name ` | 2 | 3 |"), aligned)
+        XCTAssertFalse(aligned.contains("<b>"))
         try rlhf(["export", "--run", "r", "-o", "bare", "--no-model-card"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("bare/README.md").path))
 

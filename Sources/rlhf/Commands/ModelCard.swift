@@ -45,7 +45,7 @@ enum ModelCard {
             origin.map { "[\($0.repo)](https://huggingface.co/\($0.repo)) at commit `\($0.commit)`" }
             ?? base.map { "a local base model (\(markdown($0.note ?? $0.path)))" } ?? "a local base model"
         lines.append(
-            "The \(record.role.rawValue) model #\(record.id) of the rlhf run `\(markdown(store.folder.lastPathComponent))`, trained from \(from)"
+            "The \(record.role.rawValue) model #\(record.id) of the rlhf run `\(markdown(store.folder.lastPathComponent))`, whose base model is \(from)"
                 + (adapter ? ", written as LoRA adapters (PEFT)." : "."))
         lines.append("")
         lines.append("## Method")
