@@ -117,18 +117,26 @@ public final class HubClient {
         return PulledModel(folder: folder, repo: repo, revision: revision, commit: commit, bytesFetched: fetched)
     }
 
-    /// The API's listing of the repository at a revision.
+    /// The API's listing of the repository at a revision, following the Hub's redirects within
+    /// its own host (a renamed repository).
     func listFiles(_ repo: RepoName, revision: String) throws -> RepoListing {
         let rev = revision.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_."))) ?? revision
-        let url = URL(string: "\(environment.endpoint.absoluteString)/api/models/\(repo.owner)/\(repo.name)/revision/\(rev)?blobs=true")!
-        var body = Data()
-        let r = try withRetries("the file list of \(repo)") {
-            body = Data()
-            return try http.send("GET", url, headers: authHeaders(for: url)) { _, chunk in body.append(chunk) }
+        var url = URL(string: "\(environment.endpoint.absoluteString)/api/models/\(repo.owner)/\(repo.name)/revision/\(rev)?blobs=true")!
+        for _ in 0..<10 {
+            var body = Data()
+            let r = try withRetries("the file list of \(repo)") {
+                body = Data()
+                return try http.send("GET", url, headers: authHeaders(for: url)) { _, chunk in body.append(chunk) }
+            }
+            if r.isRedirect, let loc = URL(string: r.header("location")!, relativeTo: url)?.absoluteURL, sameHost(loc, environment.endpoint) {
+                url = loc
+                continue
+            }
+            try check(r, repo: repo, what: "the file list of \(repo) at \(revision)", revision: revision)
+            guard r.status == 200 else { throw HubError("\(url.absoluteString): the Hub answered \(r.status) to the file list") }
+            return try RepoListing.parse(body, what: "\(repo) at \(revision)")
         }
-        try check(r, repo: repo, what: "the file list of \(repo) at \(revision)", revision: revision)
-        guard r.status == 200 else { throw HubError("\(url.absoluteString): the Hub answered \(r.status) to the file list") }
-        return try RepoListing.parse(body, what: "\(repo) at \(revision)")
+        throw HubError("\(url.absoluteString): too many redirects")
     }
 
     /// Fetches one file into the cache and links it into the snapshot. Returns the bytes fetched.

@@ -252,6 +252,20 @@ final class HubClientTests: XCTestCase {
         XCTAssertTrue(notes.withLock { $0.contains { $0.contains("another download of it is under way; waiting for it") } }, "the pulls overlapped")
     }
 
+    func testARenamedRepositorysRedirectsAreFollowedOnTheHubsHost() throws {
+        let pulled = try client(token: LocalHub.token).pull(RepoName("tiny/old-name")!)
+        let requests = try hub.requests() // before the test's own (token-less) listing below
+        // Cached under the name asked for, as the Python client does, with the new name's files.
+        XCTAssertEqual(pulled.folder.deletingLastPathComponent().deletingLastPathComponent().lastPathComponent, "models--tiny--old-name")
+        XCTAssertEqual(pulled.commit, try hub.listing("tiny/llama").commit)
+        XCTAssertEqual(
+            try Data(contentsOf: pulled.folder.appendingPathComponent("model-00001-of-00003.safetensors")),
+            try Data(contentsOf: LocalHub.source.appendingPathComponent("model-00001-of-00003.safetensors")))
+        XCTAssertTrue(requests.contains { $0.path.hasPrefix("/api/models/tiny/old-name/") })
+        XCTAssertTrue(requests.filter { !$0.path.hasPrefix("/storage/") }.allSatisfy(\.authorization))
+        XCTAssertTrue(requests.filter { $0.path.hasPrefix("/storage/") }.allSatisfy { !$0.authorization })
+    }
+
     func testAPlainFolderIsWrittenWithTheFilesThemselves() throws {
         let out = try temporaryFolder(self).appendingPathComponent("smol")
         let pulled = try client().pull(repo, output: out)

@@ -15,6 +15,8 @@ for (pytorch_model.bin, original/consolidated.00.pth). *.safetensors, *.bin and 
   tiny/corrupt  model-00002-of-00003.safetensors is served with one byte changed
   tiny/slow     the storage sends half of each .safetensors file, then nothing for 30 s
   tiny/missing  the listing names model-00003-of-00003.safetensors, but resolve answers 404
+  tiny/old-name a renamed repository: every API and resolve request is redirected (307, same
+                host) to tiny/llama's
   tiny/throttled  the storage pauses 0.5 s halfway through each .safetensors file (so that
                 concurrent pulls overlap)
   anything else 404 (RepoNotFound)
@@ -131,6 +133,9 @@ class Handler(BaseHTTPRequestHandler):
             with self.hub.lock:
                 body = json.dumps(self.hub.log).encode()
             return self.send(200, body, {"Content-Type": "application/json"}, head)
+        if "tiny/old-name" in url.path:
+            location = self.path.replace("tiny/old-name", "tiny/llama")
+            return self.send(307, b"", {"Location": location}, head)
         if len(parts) >= 5 and parts[0] == "api" and parts[1] == "models":
             return self.api(parts[2] + "/" + parts[3], parts[4:], head)
         if len(parts) >= 4 and parts[0] == "storage":
