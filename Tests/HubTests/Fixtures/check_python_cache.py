@@ -23,6 +23,7 @@ Prints one line per check and "N passed, N failed" at the end; exits 1 on any fa
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -151,6 +152,7 @@ def main():
             "from transformers import AutoConfig, AutoTokenizer; c = AutoConfig.from_pretrained(%r); t = AutoTokenizer.from_pretrained(%r);"
             " print(c.model_type, t('Hello world').input_ids)" % (REPO, REPO), dict(offline, HF_HUB_CACHE=cache_r))
         check("transformers (offline) loads rlhf's cache: %s" % out, out.startswith("llama"))
+    shutil.rmtree(tmp, ignore_errors=True)
     failed = results.count(False)
     print("%d passed, %d failed" % (len(results) - failed, failed))
     sys.exit(1 if failed else 0)
