@@ -215,7 +215,7 @@ public final class HubClient {
         for attempt in 1...max(1, attempts) {
             if let n = expectedSize, have == n { break }
             do {
-                try get(url, fd: fd, have: &have, name: name, doneBefore: doneBefore, progressNote: progressNote)
+                try get(url, fd: fd, have: &have, name: name, doneBefore: doneBefore, progressNote: progressNote, size: expectedSize)
                 lastError = nil
                 break
             } catch let e as Retryable {
@@ -256,7 +256,7 @@ public final class HubClient {
     /// One GET of `url` from byte `have` on, appending to `fd`; follows redirects, dropping the
     /// token on the way to another host. A server that ignores the range and sends the whole
     /// file (200) has it written from the start.
-    private func get(_ url: URL, fd: Int32, have: inout Int, name: String, doneBefore: Int, progressNote: String) throws {
+    private func get(_ url: URL, fd: Int32, have: inout Int, name: String, doneBefore: Int, progressNote: String, size: Int?) throws {
         var current = url
         for _ in 0..<10 {
             var headers = authHeaders(for: current)
@@ -291,7 +291,8 @@ public final class HubClient {
                         }
                     }
                     position += chunk.count
-                    self.bar?.update(doneBefore + position, note: progressNote)
+                    self.bar?.update(
+                        doneBefore + position, note: progressNote + (size.map { $0 > 0 ? " \(min(100, 100 * position / $0))%" : "" } ?? ""))
                 }
             } catch let e as HubError {
                 have = position
