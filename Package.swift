@@ -80,10 +80,17 @@ let package = Package(
             name: "Curves",
             dependencies: ["RunStore"]
         ),
+        // The Hugging Face Hub client (`rlhf pull`, Hub names for --model and --base): the only
+        // target that imports FoundationNetworking (URLSession, shipped with the toolchain).
+        .target(
+            name: "Hub",
+            dependencies: ["TransformerCore"]
+        ),
         .executableTarget(
             name: "rlhf",
             dependencies: [
                 "TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "GRPO", "Compare", "Curves",
+                "Hub",
             ]
         ),
         // The parsers' fuzz targets; run by the fuzz harness and by FuzzSmokeTests.
@@ -141,6 +148,11 @@ let package = Package(
             name: "CompareTests",
             dependencies: ["Compare", "RunStore", "StageKit", "TransformerCore"],
             exclude: ["Reference"] // the script that computed the Wilson reference values, and its output
+        ),
+        .testTarget(
+            name: "HubTests",
+            dependencies: ["Hub", "TransformerCore"],
+            exclude: ["Fixtures"] // the local Hub script and its repositories, read in place through #filePath
         ),
         .testTarget(
             name: "CurvesTests",

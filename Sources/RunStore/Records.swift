@@ -150,3 +150,30 @@ enum TokenBlob {
         }
     }
 }
+
+/// Where a model came from on the Hugging Face Hub, stored as JSON in `models.origin`:
+/// `{"repo": "ORG/NAME", "revision": "main", "commit": "<40 hex digits>"}`.
+public struct ModelOrigin: Codable, Equatable, Sendable {
+    /// The repository, `ORG/NAME`.
+    public var repo: String
+    /// The branch, tag or commit that was asked for.
+    public var revision: String
+    /// The exact commit the files came from.
+    public var commit: String
+
+    /// An origin.
+    public init(repo: String, revision: String, commit: String) { self.repo = repo; self.revision = revision; self.commit = commit }
+
+    /// Reads the stored JSON; nil when it is not an object with the three strings.
+    public init?(json: String) {
+        guard let o = try? JSONDecoder().decode(ModelOrigin.self, from: Data(json.utf8)) else { return nil }
+        self = o
+    }
+
+    /// The JSON stored (keys sorted).
+    public var json: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! e.encode(self), as: UTF8.self)
+    }
+}

@@ -183,23 +183,25 @@ public final class RunStore {
 
     /// Registers a checkpoint folder (relative to the run folder) under `role`.
     /// LoRA adapters name the registered model they adapt as `baseId`; `sha256` is then that of
-    /// their adapter_model.safetensors.
+    /// their adapter_model.safetensors. A model that came from the Hugging Face Hub records its
+    /// `origin` (the repository, the revision asked for and the commit).
     @discardableResult
     public func registerModel(
         role: ModelRole, path: String, sha256: String, config: String, promptTemplate: String?,
-        parentId: Int64?, stageRunId: Int64?, step: Int? = nil, note: String? = nil, baseId: Int64? = nil
+        parentId: Int64?, stageRunId: Int64?, step: Int? = nil, note: String? = nil, baseId: Int64? = nil, origin: ModelOrigin? = nil
     ) throws -> ModelRecord {
         try db.transaction {
             if let b = baseId, try model(id: b) == nil { throw StoreError("cannot register adapters over model #\(b): the run has no such model") }
             try db.run(
                 """
-                INSERT INTO models (role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at, base_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO models (role, path, sha256, config, prompt_template, parent_id, stage_run_id, step, note, created_at, base_id, origin)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     .text(role.rawValue), .text(path), .text(sha256), .text(config), promptTemplate.map { .text($0) } ?? .null,
                     parentId.map { .int($0) } ?? .null, stageRunId.map { .int($0) } ?? .null, step.map { .int(Int64($0)) } ?? .null,
                     note.map { .text($0) } ?? .null, .double(Date().timeIntervalSince1970), baseId.map { .int($0) } ?? .null,
+                    origin.map { .text($0.json) } ?? .null,
                 ])
             return try model(id: db.lastInsertId)!
         }
@@ -216,6 +218,14 @@ public final class RunStore {
     /// The model with this id.
     public func model(id: Int64) throws -> ModelRecord? {
         try db.query("SELECT \(Self.modelColumns) FROM models WHERE id = ?", [.int(id)], modelRecord).first
+    }
+
+    /// Where a registered model came from on the Hugging Face Hub; nil for a model from a local
+    /// folder or trained in the run. Fails on a stored origin that is not valid JSON of that shape.
+    public func modelOrigin(id: Int64) throws -> ModelOrigin? {
+        guard let text = try db.query("SELECT origin FROM models WHERE id = ?", [.int(id)], { $0.optionalText(0) }).first ?? nil else { return nil }
+        guard let origin = ModelOrigin(json: text) else { throw StoreError("model #\(id): its recorded origin is not valid (\(text))") }
+        return origin
     }
 
     /// The most recently registered model of a role (the current policy, for example).

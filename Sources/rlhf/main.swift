@@ -7,7 +7,7 @@ let commands: [any Command.Type] = [
     RewardCommand.self, PPOCommand.self, DPOCommand.self, GRPOCommand.self, CompareCommand.self, ExportCommand.self, CurvesCommand.self,
     ReportCommand.self,
     MetricsCommand.self, StatusCommand.self,
-    TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, PretrainCommand.self, BenchCommand.self,
+    PullCommand.self, TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, PretrainCommand.self, BenchCommand.self,
 ]
 
 let topHelp = """

@@ -1,13 +1,32 @@
 import Foundation
+import Hub
+import RunStore
 import TransformerCore
 
-/// Loads `--model DIR` for the verification commands.
+/// The rule for model arguments, said the same way in every command's help.
+let modelArgumentRule = """
+    A model is a local folder or a Hugging Face Hub name. An argument that names an existing
+    path, or starts with /, ./, ../ or ~, is a folder; otherwise ORG/NAME (one slash, letters,
+    digits, - _ .) is a Hub model, taken from the shared Hugging Face cache (HF_HUB_CACHE,
+    HF_HOME/hub, ~/.cache/huggingface/hub) and pulled into it when missing, unless
+    HF_HUB_OFFLINE=1. Write a local folder of that shape as ./ORG/NAME.
+    """
+
+/// The folder a model argument names (see `modelArgumentRule`), and the Hub origin for a Hub model.
+func locateModel(_ argument: String) throws -> (folder: URL, origin: ModelOrigin?) {
+    let (folder, hub) = try ModelLocator.locate(argument)
+    return (folder, hub.map { ModelOrigin(repo: $0.repo.description, revision: $0.revision, commit: $0.commit) })
+}
+
+/// Loads `--model DIR|ORG/NAME` for the verification commands.
 func loadModelFolder(_ path: String?) throws -> PretrainedModel {
-    guard let path else { throw UsageError("--model DIR is required") }
-    let url = URL(fileURLWithPath: path)
+    guard let path else { throw UsageError("--model DIR is required (a model folder or a Hub name ORG/NAME)") }
+    let url = try locateModel(path).folder
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-        throw RuntimeError("\(path): no such folder; --model expects a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files)")
+        throw RuntimeError(
+            "\(path): no such folder; --model expects a Hugging Face model folder (config.json, model.safetensors, tokenizer files) or a Hub name ORG/NAME"
+        )
     }
     return try ModelFolder.load(url)
 }

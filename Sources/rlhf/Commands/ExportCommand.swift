@@ -9,7 +9,7 @@ enum ExportCommand: Command {
     static let summary = "Write a model of a run as a Hugging Face model folder"
     static let help = """
         Usage: rlhf export [--run NAME] [--model policy|reward|value|base|ID] [--dtype auto|f32|bf16|f16]
-                           [--max-shard-size SIZE] -o DIR
+                           [--max-shard-size SIZE] [--no-model-card] -o DIR
 
         Writes the run's latest policy (the default), reward model, value model, base model, or the
         model with that id, as a Hugging Face model folder: config.json, model.safetensors and the
@@ -35,11 +35,20 @@ enum ExportCommand: Command {
         split into model-0000i-of-0000n.safetensors shards with a model.safetensors.index.json.
         SIZE is bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).
 
+        README.md is a model card as the Hugging Face Hub reads it, so the folder is ready to upload:
+        YAML front matter with base_model (the Hub repository the run's base model was pulled from,
+        when it was), library_name (transformers, or peft with --adapter), tags (rlhf and the stages
+        that made the model: sft, ppo, dpo, grpo, reward-model) and pipeline_tag (text-generation,
+        or text-classification for a reward or value model); then the method (each stage from the
+        base model to this one), the run's data (prompts, completions, rankings, preference pairs)
+        and the last value of each metric the model's stage logged. --no-model-card leaves it out.
+
         With --adapter, a policy trained with --lora-rank is written as its LoRA adapters, a PEFT
         folder (adapter_config.json and adapter_model.safetensors with PEFT's tensor names) that
         PeftModel.from_pretrained(base, DIR) loads over the checkpoint they adapt, normally the run's
         base model (checkpoints/base, itself a Hugging Face folder). adapter_config.json names that
-        folder as base_model_name_or_path, or --base-name NAME (a hub name, say).
+        folder as base_model_name_or_path (its Hub name when the run pulled it from the Hub), or
+        --base-name NAME.
 
         Options:
           --run NAME           the run (default: default)
@@ -47,7 +56,9 @@ enum ExportCommand: Command {
           --dtype T            auto, f32, bf16 or f16 (default: auto)
           --max-shard-size S   largest weight file (default 5GB)
           --adapter            write LoRA adapters as a PEFT folder instead of merged weights
-          --base-name NAME     base_model_name_or_path for --adapter (default: the base folder's path)
+          --base-name NAME     base_model_name_or_path for --adapter (default: the base's Hub name when it
+                               came from the Hub, else the base folder's path)
+          --no-model-card      write no README.md
           -o DIR               the folder to write (replaced)
         """
 
@@ -64,7 +75,8 @@ enum ExportCommand: Command {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--run", "--model", "-o", "--max-shard-size", "--dtype", "--base-name"], flags: ["--adapter"])
+        let a = try Arguments(
+            args, options: ["--run", "--model", "-o", "--max-shard-size", "--dtype", "--base-name"], flags: ["--adapter", "--no-model-card"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let out = a.string("-o") else { throw UsageError("-o DIR is required") }
         let maxShard = try parseSize(a.string("--max-shard-size") ?? "5GB")
@@ -84,7 +96,11 @@ enum ExportCommand: Command {
             guard let m = try store.latestModel(role: role) else { throw RuntimeError("the run has no \(role.rawValue) model") }
             record = m
         }
-        if a.flag("--adapter") { return try exportAdapter(record, store: store, to: URL(fileURLWithPath: out), baseName: a.string("--base-name")) }
+        if a.flag("--adapter") {
+            try exportAdapter(record, store: store, to: URL(fileURLWithPath: out), baseName: a.string("--base-name"))
+            if !a.flag("--no-model-card") { try writeModelCard(record, store: store, to: URL(fileURLWithPath: out), adapter: true) }
+            return
+        }
         if a.string("--base-name") != nil { throw UsageError("--base-name goes with --adapter") }
         let model = try store.loadModel(record)
         var dtype = dtypes[dtypeName] ?? .F32
@@ -120,10 +136,18 @@ enum ExportCommand: Command {
         print(
             "wrote the \(record.role.rawValue) model #\(record.id) (\(record.path)) to \(out) as \(dtype.rawValue)"
                 + (shards > 1 ? " in \(shards) shards" : ""))
+        if !a.flag("--no-model-card") { try writeModelCard(record, store: store, to: URL(fileURLWithPath: out), adapter: false) }
         print(
             "  chat_template.jinja lays prompts out with \(laidOut), as this run did"
                 + (notes.additionalChatTemplates["original"] != nil
                     ? "; the model's own template is kept as additional_chat_templates/original.jinja" : ""))
+    }
+
+    /// Writes README.md, the model card, into the exported folder.
+    static func writeModelCard(_ record: ModelRecord, store: RunStore, to out: URL, adapter: Bool) throws {
+        try AtomicFile.write(
+            Data(ModelCard.text(for: record, store: store, folder: out, adapter: adapter).utf8), to: out.appendingPathComponent("README.md"))
+        print("  README.md is a model card for the Hugging Face Hub (base model, method, the run's figures)")
     }
 
     /// `--adapter`: a policy's LoRA adapters as a PEFT folder over the run's checkpoint they adapt.
@@ -144,7 +168,10 @@ enum ExportCommand: Command {
                 "model #\(record.id) is a \(record.role.rawValue) model: its adapters carry a scalar head with a bias and a normalisation that transformers' sequence classifiers lack; export it merged, without --adapter"
             )
         }
-        let name = baseName ?? chain[0].standardizedFileURL.path
+        // The Hub name when the adapted weights are the run's base model as pulled from the Hub.
+        let runBase = try store.latestModel(role: .base)
+        let origin = try runBase.flatMap { $0.path == base.path && $0.sha256 == base.sha256 ? try store.modelOrigin(id: $0.id) : nil }
+        let name = baseName ?? origin?.repo ?? chain[0].standardizedFileURL.path
         try PEFTAdapter.save(lora, to: out, baseModel: name)
         print(
             "wrote the LoRA adapters of the \(record.role.rawValue) model #\(record.id) (r=\(lora.config.rank), alpha \(lora.config.alpha), \(lora.config.targets.joined(separator: ","))) to \(out.path)"

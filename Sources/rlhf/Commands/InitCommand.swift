@@ -18,12 +18,18 @@ enum InitCommand: Command {
           DIR          a Hugging Face model folder: GPT-2, Llama (SmolLM2, Llama 3.x) or Qwen2
                        (Qwen2.5); config.json, model.safetensors or sharded weights, tokenizer.json;
                        or a checkpoint folder of this project
+          ORG/NAME     a model on the Hugging Face Hub, such as HuggingFaceTB/SmolLM2-135M-Instruct:
+                       taken from the shared Hugging Face cache, pulled into it when missing (see
+                       'rlhf pull --help'); the run records the repository and the exact commit,
+                       which 'rlhf status' shows
           default      the built-in base model: pretrained from prompts/corpus.txt on first use
                        (about a minute) and cached under runs/.base-cache/
           random:S     a randomly initialised model of a bench configuration, with a byte-level BPE
                        tokenizer trained on generated text; for tests and trials. GPT-2 shapes S, M,
                        L (GPT-2 small); Llama shapes llama-s (small), smollm-135m (SmolLM2-135M) and
                        qwen-0.5b (Qwen2.5-0.5B), which get a ChatML chat template
+
+        \(modelArgumentRule)
 
         With --adapter DIR, a PEFT LoRA adapter of that base (adapter_config.json and
         adapter_model.safetensors, as PeftModel.save_pretrained writes them; a causal-LM adapter,
@@ -42,7 +48,9 @@ enum InitCommand: Command {
     static func run(_ args: [String]) throws {
         let a = try Arguments(args, options: ["--run", "--base", "--seed", "--adapter"], flags: ["--force"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
-        guard let source = a.string("--base") else { throw UsageError("--base SOURCE is required (a model folder, default, or random:CONFIG)") }
+        guard let source = a.string("--base") else {
+            throw UsageError("--base SOURCE is required (a model folder, a Hub name ORG/NAME, default, or random:CONFIG)")
+        }
         let seed = try a.int("--seed", default: 0, range: 0...Int.max)!
         let folder = runFolder(a)
         let fm = FileManager.default
@@ -57,7 +65,7 @@ enum InitCommand: Command {
         {
             throw RuntimeError("\(folder.path) exists and is not empty but holds no run; choose another --run NAME or pass --force")
         }
-        let base = try loadSource(source, seed: UInt64(seed))
+        let (base, origin) = try loadSource(source, seed: UInt64(seed))
         var merged: LoRAAdapters?
         if let dir = a.string("--adapter") {
             let folder = URL(fileURLWithPath: dir)
@@ -83,7 +91,7 @@ enum InitCommand: Command {
             try ModelFolder.save(
                 base.model, tokenizer: base.tokenizer, annotations: base.annotations,
                 to: tmp.appendingPathComponent("checkpoints/base"))
-            try register(base, source: described, seed: seed, in: tmp)
+            try register(base, source: described, origin: origin, seed: seed, in: tmp)
             if fm.fileExists(atPath: folder.path) {
                 let old = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(getpid())")
                 try fm.moveItem(at: folder, to: old)
@@ -100,6 +108,7 @@ enum InitCommand: Command {
         let c = base.model.config
         print("created run \(folder.path)")
         let heads = c.nKVHead == c.nHead ? "\(c.nHead) heads" : "\(c.nHead) heads (\(c.nKVHead) key/value)"
+        if let o = origin { print("  from the Hugging Face Hub: \(o.repo) at commit \(o.commit) (revision \(o.revision))") }
         print(
             "  base model: \(source) — \(c.architecture.rawValue), \(c.nLayer) layers, \(c.nEmbd) wide, \(heads), context \(c.nCtx), vocabulary \(base.tokenizer.count)/\(c.vocabSize)"
         )
@@ -117,7 +126,7 @@ enum InitCommand: Command {
         print("next: rlhf prompts add FILE --run \(a.string("--run") ?? "default")")
     }
 
-    static func register(_ base: PretrainedModel, source: String, seed: Int, in folder: URL) throws {
+    static func register(_ base: PretrainedModel, source: String, origin: ModelOrigin?, seed: Int, in folder: URL) throws {
         let store = try RunStore(folder: folder, create: true)
         let run = try store.beginStageRun(
             stage: "init", config: jsonLine([("base", JSONText.quote(source)), ("seed", "\(seed)")]), seed: Int64(seed))
@@ -127,7 +136,7 @@ enum InitCommand: Command {
         let template = base.annotations.promptTemplate
         let b = try store.registerModel(
             role: .base, path: path, sha256: sha, config: config, promptTemplate: template,
-            parentId: nil, stageRunId: run, note: source)
+            parentId: nil, stageRunId: run, note: source, origin: origin)
         try store.registerModel(role: .policy, path: path, sha256: sha, config: config, promptTemplate: template, parentId: b.id, stageRunId: run)
         try store.registerModel(role: .reference, path: path, sha256: sha, config: config, promptTemplate: template, parentId: b.id, stageRunId: run)
         try store.finishStageRun(run, status: .succeeded)
@@ -145,11 +154,11 @@ enum InitCommand: Command {
 
         """
 
-    /// A model folder, default, or random:CONFIG.
-    static func loadSource(_ source: String, seed: UInt64) throws -> PretrainedModel {
+    /// A model folder, a Hub model, default, or random:CONFIG; with the Hub origin of a Hub model.
+    static func loadSource(_ source: String, seed: UInt64) throws -> (PretrainedModel, ModelOrigin?) {
         if source == "default" {
             let (folder, _) = try DefaultBase.ensure(.full()) { printError($0) }
-            return try ModelFolder.load(folder)
+            return (try ModelFolder.load(folder), nil)
         }
         if source.hasPrefix("random:") {
             let name = String(source.dropFirst("random:".count))
@@ -160,19 +169,20 @@ enum InitCommand: Command {
             model.initialize(seed: seed)
             guard cfg.architecture.isLlamaFamily else {
                 let tok = try BPETrainer.train(corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096))
-                return PretrainedModel(model: model, tokenizer: tok)
+                return (PretrainedModel(model: model, tokenizer: tok), nil)
             }
             let tok = try BPETrainer.train(
                 corpus: SyntheticText.generate(bytes: 1 << 19, seed: 1), vocabSize: min(cfg.vocabSize, 4096),
                 specialTokens: ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"])
             let notes = ModelAnnotations(chatTemplate: chatML, stopTokenIds: [tok.specialTokens["<|im_end|>"]!, tok.eosId!])
-            return PretrainedModel(model: model, tokenizer: tok, annotations: notes)
+            return (PretrainedModel(model: model, tokenizer: tok, annotations: notes), nil)
         }
-        let url = URL(fileURLWithPath: source)
+        let (url, origin) = try locateModel(source)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-            throw RuntimeError("--base \(source): no such folder (expected a Hugging Face model folder, default, or random:CONFIG)")
+            throw RuntimeError(
+                "--base \(source): no such folder (expected a Hugging Face model folder, a Hub name ORG/NAME, default, or random:CONFIG)")
         }
-        return try ModelFolder.load(url)
+        return (try ModelFolder.load(url), origin)
     }
 }

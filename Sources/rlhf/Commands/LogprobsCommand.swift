@@ -6,26 +6,35 @@ enum LogprobsCommand: Command {
     static let name = "logprobs"
     static let summary = "Print each token's log-probability under a model"
     static let help = """
-        Usage: rlhf logprobs --model DIR --text T [--chat] [--json]
+        Usage: rlhf logprobs --model DIR|ORG/NAME --text T [--chat] [--no-special-tokens] [--json]
 
-        Runs the model of DIR (a Hugging Face GPT-2 folder) once over the tokens of T and prints, for
+        Runs the model of DIR (a Hugging Face model folder) once over the tokens of T and prints, for
         each token, log p(token | tokens before it). The first token has none. The text is used as
-        it is: no prompt template is applied. With --chat the text is one user turn of the model's
+        it is: no prompt template is applied. The tokens are those of transformers' tokenizer(T):
+        with the tokens the tokenizer's post-processor adds, Llama 3's <|begin_of_text|> first, so
+        the text's first token is scored given it; --no-special-tokens scores the bare text, as
+        tokenizer(T, add_special_tokens=False). With --chat the text is one user turn of the model's
         chat template, followed by the assistant's generation prompt, and those tokens are scored.
 
+        \(modelArgumentRule)
+
         Options:
-          --model DIR   model folder
-          --text T      the text (at most n_positions tokens)
-          --chat        apply the model's chat template to the text first
-          --json        print {"tokens": [{"id", "token", "text", "logprob"}], "sum": S}
+          --model DIR|ORG/NAME  model folder, or a Hub model
+          --text T              the text (at most n_positions tokens)
+          --chat                apply the model's chat template to the text first
+          --no-special-tokens   leave out the tokens the post-processor adds (BOS); no effect with --chat
+          --json                print {"tokens": [{"id", "token", "text", "logprob"}], "sum": S}
         """
 
     static func run(_ args: [String]) throws {
-        let a = try Arguments(args, options: ["--model", "--text"], flags: ["--json", "--chat"])
+        let a = try Arguments(args, options: ["--model", "--text"], flags: ["--json", "--chat", "--no-special-tokens"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         guard let text = a.string("--text") else { throw UsageError("--text T is required") }
         let m = try loadModelFolder(a.string("--model"))
-        let ids = a.flag("--chat") ? try m.annotations.promptIds(text, tokenizer: m.tokenizer, chat: true) : m.tokenizer.encode(text)
+        let ids =
+            a.flag("--chat")
+            ? try m.annotations.promptIds(text, tokenizer: m.tokenizer, chat: true)
+            : a.flag("--no-special-tokens") ? m.tokenizer.encode(text) : m.tokenizer.encodeWithSpecialTokens(text)
         guard !ids.isEmpty else { throw UsageError("--text is empty: there are no tokens to score") }
         guard ids.count <= m.model.config.nCtx else {
             throw RuntimeError("the text is \(ids.count) tokens; the model takes at most \(m.model.config.nCtx)")

@@ -7,7 +7,7 @@ enum SampleCommand: Command {
     static let name = "sample"
     static let summary = "Sample a completion of a prompt from a model"
     static let help = """
-        Usage: rlhf sample --model DIR --prompt T [--max-new-tokens N] [--temperature X] [--top-k K]
+        Usage: rlhf sample --model DIR|ORG/NAME --prompt T [--max-new-tokens N] [--temperature X] [--top-k K]
                            [--top-p P] [--seed S] [--greedy] [--raw | --chat] [--json]
 
         Samples with the KV cache until the end-of-text token or N new tokens. When the model carries
@@ -18,8 +18,10 @@ enum SampleCommand: Command {
         tokens (eos_token_id of generation_config.json or config.json, which may be a list). Generated
         text is printed with control characters and escape sequences made visible.
 
+        \(modelArgumentRule)
+
         Options:
-          --model DIR           model folder
+          --model DIR|ORG/NAME  model folder, or a Hub model
           --prompt T            the prompt
           --max-new-tokens N    at most N new tokens (default 64; limited by n_positions)
           --temperature X       softmax temperature (default 0.7)

@@ -11,7 +11,8 @@ enum StatusCommand: Command {
         Usage: rlhf status [--run NAME] [--json] [--check]
 
         Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
-        comparisons, models by role, and stage runs by status; the current policy; the latest
+        comparisons, models by role, and stage runs by status; the base model's Hugging Face Hub
+        repository and exact commit when it came from the Hub; the current policy; the latest
         reward-model validation accuracy, the latest PPO and GRPO iterations' key metrics and the
         latest DPO validation figures once those stages have run; the results of human judging
         (rlhf compare --judge human: the first model's wins, losses, ties, skips and win rate with its
@@ -78,6 +79,7 @@ enum StatusCommand: Command {
                     ("rankings", obj(rankings)),
                     ("comparisons", "\(c.comparisons)"),
                     ("models", obj(c.modelsByRole)),
+                    ("base_origin", try originJSON(store)),
                     ("stage_runs", obj(c.stageRunsByStatus)),
                     (
                         "policy",
@@ -104,6 +106,7 @@ enum StatusCommand: Command {
         print(
             "  models       "
                 + ModelRole.allCases.compactMap { r in c.modelsByRole[r.rawValue].map { "\($0) \(r.rawValue)" } }.joined(separator: ", "))
+        if let line = try originLine(store) { print(line) }
         if let policy { print("  policy       #\(policy.id) \(policy.path)" + (policy.step.map { " (step \($0))" } ?? "")) }
         print(
             "  stage runs   "

@@ -8,7 +8,7 @@ extension BenchCommand {
     static func reportBF16(_ out: BenchOutput, folder: String?, configs: [String]) throws {
         var models: [(String, TransformerModel)] = []
         if let dir = folder {
-            models.append((dir, try ModelFolder.load(URL(fileURLWithPath: dir)).model))
+            models.append((dir, try ModelFolder.load(locateModel(dir).folder).model))
         } else {
             for name in configs {
                 let m = TransformerModel(config: ModelConfig.preset(name)!)

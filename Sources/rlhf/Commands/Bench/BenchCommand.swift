@@ -13,7 +13,7 @@ enum BenchCommand: Command {
     static let help = """
         Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,peak,precision,ppo,ppo-memory,grpo,dpo,bf16]
                           [--config S,M,L] [--repeat N] [--precision f32,bf16] [--numpy] [--torch] [--lora-rank R]
-                          [--frozen-dtype bf16] [--model DIR] [--trl]
+                          [--frozen-dtype bf16] [--model DIR|ORG/NAME] [--trl]
 
         Measures the compute core on this machine and prints one result per line.
 
@@ -105,7 +105,8 @@ enum BenchCommand: Command {
           --frozen-dtype T  bf16: also time LoRA training, generation and (with --lora-rank) the PPO
                           iteration with the frozen projections held in bfloat16, each beside its
                           f32 figure; ppo-memory measures the bf16 iteration instead (default f32)
-          --model DIR     the model folder whose logits `bf16` compares (default: random models)
+          --model DIR     the model folder (or Hub name ORG/NAME) whose logits `bf16` compares
+                          (default: random models)
 
         The last line reports the peak resident memory of the process.
         """
