@@ -116,7 +116,7 @@ public struct SFTConfig: StageConfig, Equatable {
     public static let options: [ConfigOption<SFTConfig>] = [
         .value(
             "--from", "SOURCE", \.from, "demonstrations: the run's own; rankings: each ranking's top completion",
-            "first; best-of N: the best of N samples per train prompt first", shown: { $0.name }
+            "first; best-of N: the best of N samples of each train prompt", "first", shown: { $0.name }
         ) { try DemonstrationSource.parse($0) },
         .value("--scorer", "S", \.scorer, "rm, lexicon or length: what picks the best of N", shown: { $0.rawValue }) {
             guard let s = BestOfScorer(rawValue: $0) else { throw ConfigError("--scorer must be rm, lexicon or length, got '\($0)'") }

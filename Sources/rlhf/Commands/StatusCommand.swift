@@ -13,10 +13,9 @@ enum StatusCommand: Command {
         Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
         comparisons, models by role, and stage runs by status; the current policy and reference
         (the model PPO, DPO and GRPO measure their KL to; after 'rlhf sft', the SFT policy), each
-        with where it came from; the latest
-        reward-model validation accuracy, the latest PPO and GRPO iterations' key metrics and the
-        latest DPO validation figures once those stages have run. Stage runs whose process died are
-        shown as interrupted.
+        with where it came from; the latest reward-model validation accuracy, the latest PPO and
+        GRPO iterations' key metrics and the latest DPO validation figures once those stages have
+        run. Stage runs whose process died are shown as interrupted.
 
         --check verifies the run instead: SQLite's integrity check of run.sqlite, and every
         registered checkpoint (inside the run folder, its model.safetensors present, with the SHA-256
