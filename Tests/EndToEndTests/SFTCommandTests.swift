@@ -70,6 +70,30 @@ final class SFTCommandTests: ScratchFolderTestCase {
         XCTAssertNotEqual(try store("a").latestModel(role: .policy)?.sha256, base.sha256)
     }
 
+    /// LoRA SFT, then LoRA GRPO with a KL term: GRPO's adapters go over the SFT policy (adapters
+    /// over the base), and its reference is the SFT policy, shared rather than loaded twice.
+    func testLoRASFTThenLoRAGRPO() throws {
+        try prepare("a")
+        let r = try rlhf(["sft", "--run", path("a"), "--from", "rankings", "--epochs", "1", "--lora-rank", "2", "--frozen-dtype", "bf16", "--json"])
+        let out = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        let s = try store("a")
+        let sft = try XCTUnwrap(s.latestModel(role: .policy)), ref = try XCTUnwrap(s.latestModel(role: .reference))
+        XCTAssertEqual(out["policy"] as? Int, Int(sft.id))
+        XCTAssertEqual(out["reference"] as? Int, Int(ref.id))
+        XCTAssertNotNil(sft.baseId, "LoRA SFT checkpoints are adapters")
+        XCTAssertEqual(ref.baseId, sft.baseId)
+        try rlhf([
+            "grpo", "--run", path("a"), "--reward", "length", "--iterations", "2", "--batch", "2", "--group", "2", "--response-length", "8",
+            "--beta", "0.04", "--lora-rank", "2",
+        ])
+        let g = try JSONSerialization.jsonObject(with: Data(s.stageRuns(stage: "grpo")[0].config.utf8)) as! [String: Any]
+        XCTAssertEqual(g["policyModelId"] as? Int, Int(sft.id), "GRPO starts from the SFT policy")
+        XCTAssertEqual(g["referenceModelId"] as? Int, Int(ref.id), "and its KL is to the SFT policy")
+        XCTAssertEqual(try s.latestModel(role: .policy)?.baseId, sft.id, "GRPO's adapters are over the SFT policy")
+        try rlhf(["generate", "--run", path("a"), "--limit", "2", "--per-prompt", "1"])
+        XCTAssertTrue(try rlhf(["status", "--run", path("a"), "--check"]).stdout.contains("check ok"))
+    }
+
     func testBestOfAndErrors() throws {
         try prepare("a")
         try rlhf(["sft", "--run", path("a"), "--from", "rankings", "--epochs", "1"])
