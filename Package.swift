@@ -28,7 +28,7 @@ func isaFlags(_ level: String) -> [SwiftSetting] {
 
 /// The stages built on the stage layer: each imports StageKit, TransformerCore and RunStore, and no
 /// other stage.
-let stages = ["Generation", "RewardTraining", "PPO", "DPO", "GRPO", "Compare"]
+let stages = ["Generation", "RewardTraining", "PPO", "DPO", "GRPO", "SFT", "Compare"]
 
 let package = Package(
     name: "rlhf",
@@ -89,8 +89,8 @@ let package = Package(
         .executableTarget(
             name: "rlhf",
             dependencies: [
-                "TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "GRPO", "Compare", "Curves",
-                "Hub",
+                "TransformerCore", "RunStore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "GRPO", "SFT", "Compare",
+                "Curves", "Hub",
             ]
         ),
         // The parsers' fuzz targets; run by the fuzz harness and by FuzzSmokeTests.
@@ -145,6 +145,11 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "SFTTests",
+            dependencies: ["SFT", "RunStore", "StageKit", "TransformerCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "CompareTests",
             dependencies: ["Compare", "RunStore", "StageKit", "TransformerCore"],
             exclude: ["Reference"] // the script that computed the Wilson reference values, and its output
@@ -169,7 +174,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "GRPO", "Compare",
+                "rlhf", "RunStore", "TransformerCore", "StageKit", "Generation", "Labeling", "RewardTraining", "PPO", "DPO", "GRPO", "SFT",
+                "Compare",
             ],
             exclude: ["Fixtures"] // read in place through #filePath
         ),

@@ -42,13 +42,16 @@ public enum CurveDefaults {
     public static let dpo = ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_rewards/accuracies"]
     /// GRPO's, under TRL's names (`kl` is logged only when β ≠ 0).
     public static let grpo = ["reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "entropy", "kl"]
+    /// SFT's, under TRL's names.
+    public static let sft = ["loss", "mean_token_accuracy", "entropy", "eval_loss", "eval_mean_token_accuracy", "grad_norm"]
 
-    /// The default metrics of a stage (ppo, reward, dpo or grpo).
+    /// The default metrics of a stage (ppo, reward, dpo, grpo or sft).
     public static func metrics(stage: String) -> [String] {
         switch stage {
         case "ppo": return ppo
         case "dpo": return dpo
         case "grpo": return grpo
+        case "sft": return sft
         default: return reward
         }
     }

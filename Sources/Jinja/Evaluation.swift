@@ -5,6 +5,8 @@ struct Context {
     let now: Date
     var line = 0
     var steps = 0
+    /// The UTF-8 byte ranges of the output that `{% generation %}` blocks wrote, in order.
+    var generationRanges: [Range<Int>] = []
 
     /// Counts one step of rendering; refuses a template that takes more than `Limits.steps`.
     mutating func step() throws {
@@ -69,6 +71,12 @@ struct Context {
             case .output(let e, let l):
                 line = l
                 try append(try eval(e).text(), to: &out)
+            case .generation(let body):
+                let start = out.utf8.count
+                let signal = try run(body, &out)
+                let end = out.utf8.count
+                if end > start { generationRanges.append(start..<end) }
+                if signal != .normal { return signal }
             case .ifs(let branches, let elseBody):
                 var taken = false
                 var signal = LoopSignal.normal

@@ -8,6 +8,9 @@ indirect enum Node {
     case set(String, String?, Expr, line: Int)
     /// `{% break %}` / `{% continue %}` (transformers enables Jinja's loopcontrols extension).
     case loopControl(LoopSignal)
+    /// `{% generation %}…{% endgeneration %}`: rendered as its body, whose place in the output is
+    /// recorded (transformers' AssistantTracker, behind `return_assistant_tokens_mask`).
+    case generation([Node])
 }
 
 /// How a block of nodes ended: normally, or at a `break` or `continue` of the innermost loop.
@@ -100,13 +103,13 @@ struct Parser {
                     nodes.append(.set(name, attr, e, line: line))
                 case "generation":
                     // transformers' AssistantTracker: marks assistant text for return_assistant_tokens_mask;
-                    // rendered as its body.
+                    // rendered as its body, its place recorded.
                     guard rest.trimmingCharacters(in: .whitespaces).isEmpty else {
                         throw TemplateError("line \(line): unexpected text after {% generation %}")
                     }
                     let (body, end) = try parseBlock(until: ["endgeneration"])
                     guard end != nil else { throw TemplateError("line \(line): {% generation %} is never closed with {% endgeneration %}") }
-                    nodes.append(.ifs([(.literal(.bool(true)), body)], nil))
+                    nodes.append(.generation(body))
                 case "break", "continue":
                     guard rest.trimmingCharacters(in: .whitespaces).isEmpty else {
                         throw TemplateError("line \(line): unexpected text after {% \(word) %}")

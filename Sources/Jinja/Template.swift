@@ -33,6 +33,27 @@ public struct Template: @unchecked Sendable { // immutable once parsed; its lite
     /// `now`), `raise_exception`, `namespace`, `range` and `dict`; a global of the same name
     /// hides a function. Throws a `TemplateError`.
     public func render(_ globals: [String: Variable], now: Date) throws -> String {
+        try renderMarkingGeneration(globals, now: now).text
+    }
+
+    /// Whether the template has `{% generation %}` blocks (transformers' marker of the assistant's
+    /// text, which `return_assistant_tokens_mask` and TRL's `assistant_only_loss` read).
+    public var marksGeneration: Bool { Self.hasGeneration(nodes) }
+
+    static func hasGeneration(_ nodes: [Node]) -> Bool {
+        nodes.contains { n in
+            switch n {
+            case .generation: return true
+            case .ifs(let branches, let elseBody): return branches.contains { hasGeneration($0.1) } || hasGeneration(elseBody ?? [])
+            case .forLoop(_, _, let body, let elseBody, _): return hasGeneration(body) || hasGeneration(elseBody ?? [])
+            default: return false
+            }
+        }
+    }
+
+    /// `render`, and the UTF-8 byte ranges of the text that `{% generation %}` blocks wrote, in
+    /// order (empty blocks leave none).
+    public func renderMarkingGeneration(_ globals: [String: Variable], now: Date) throws -> (text: String, generation: [Range<Int>]) {
         var scope: [String: Value] = [
             "strftime_now": .function("strftime_now"), "raise_exception": .function("raise_exception"),
             "namespace": .function("namespace"), "range": .function("range"), "dict": .function("dict"),
@@ -41,7 +62,7 @@ public struct Template: @unchecked Sendable { // immutable once parsed; its lite
         var ctx = Context(scopes: [scope], now: now)
         var out = ""
         _ = try ctx.run(nodes, &out)
-        return out
+        return (out, ctx.generationRanges)
     }
 }
 

@@ -4,14 +4,15 @@ import TransformerCore
 
 let commands: [any Command.Type] = [
     DemoCommand.self, InitCommand.self, PromptsCommand.self, GenerateCommand.self, LabelCommand.self, LabelsCommand.self, TrainRewardCommand.self,
-    RewardCommand.self, PPOCommand.self, DPOCommand.self, GRPOCommand.self, CompareCommand.self, ExportCommand.self, CurvesCommand.self,
+    RewardCommand.self, SFTCommand.self, PPOCommand.self, DPOCommand.self, GRPOCommand.self, CompareCommand.self, ExportCommand.self,
+    CurvesCommand.self,
     ReportCommand.self,
     MetricsCommand.self, StatusCommand.self,
     PullCommand.self, TokenizeCommand.self, LogprobsCommand.self, SampleCommand.self, TokenizerCommand.self, PretrainCommand.self, BenchCommand.self,
 ]
 
 let topHelp = """
-    rlhf — an RLHF pipeline in Swift: generate, label, train a reward model, PPO, DPO or GRPO, compare, curves.
+    rlhf — an RLHF pipeline in Swift: generate, label, SFT, train a reward model, PPO, DPO or GRPO, compare, curves.
 
     Usage: rlhf <command> [options]
            rlhf <command> --help

@@ -19,6 +19,27 @@ final class TemplateTests: XCTestCase {
         XCTAssertEqual(try render("{{ x | tojson }}", ["x": .string("a\"b\n")]), "\"a\\\"b\\n\"")
     }
 
+    /// `{% generation %}` renders as its body and records where that body landed in the output,
+    /// in UTF-8 bytes, as transformers' AssistantTracker does for `return_assistant_tokens_mask`.
+    func testGenerationBlocksAreRecorded() throws {
+        let source = """
+            {%- for m in messages -%}
+            {%- if m.role == 'assistant' -%}{% generation %}{{ m.content }}<end>{% endgeneration %}{%- else -%}é{{ m.content }}: {% endif -%}
+            {%- endfor -%}
+            """
+        let t = try Template(source)
+        XCTAssertTrue(t.marksGeneration)
+        XCTAssertFalse(try Template("{% if x %}{{ x }}{% endif %}").marksGeneration)
+        let turn = { (r: String, c: String) -> Variable in .dict([("role", .string(r)), ("content", .string(c))]) }
+        let messages: Variable = .list([turn("user", "hi"), turn("assistant", "hello"), turn("user", "more"), turn("assistant", "")])
+        let (text, ranges) = try t.renderMarkingGeneration(["messages": messages], now: Date(timeIntervalSince1970: 0))
+        XCTAssertEqual(text, "éhi: hello<end>émore: <end>")
+        XCTAssertEqual(text, try t.render(["messages": messages], now: Date(timeIntervalSince1970: 0)))
+        let bytes = Array(text.utf8)
+        XCTAssertEqual(ranges.map { String(decoding: bytes[$0], as: UTF8.self) }, ["hello<end>", "<end>"])
+        XCTAssertEqual(ranges.first, 6..<16, "byte offsets (é is two bytes)")
+    }
+
     func testErrorsNameTheProblem() {
         XCTAssertThrowsError(try render("{{ x | nosuchfilter }}")) { XCTAssertTrue("\($0)".contains("nosuchfilter"), "\($0)") }
         XCTAssertThrowsError(try render("{% if x %}")) { XCTAssertTrue($0 is TemplateError, "\($0)") }

@@ -85,4 +85,24 @@ public final class ChatTemplate: @unchecked Sendable {
             throw FormatError("chat template: \(e.description)")
         }
     }
+
+    /// Whether the template marks the assistant's text with `{% generation %}` blocks.
+    public var marksGeneration: Bool { template.marksGeneration }
+
+    /// `render` without the generation prompt, and the UTF-8 byte ranges of the rendered text
+    /// that the template's `{% generation %}` blocks wrote (empty when it has none).
+    public func renderMarkingGeneration(messages: [ChatMessage], specialTokens: [String: String] = [:], now: Date = Date()) throws -> (
+        text: String, generation: [Range<Int>]
+    ) {
+        var globals: [String: Variable] = [
+            "messages": .list(messages.map { .dict([("role", .string($0.role)), ("content", .string($0.content))]) }),
+            "add_generation_prompt": .bool(false), "tools": .none, "documents": .none,
+        ]
+        for (k, v) in specialTokens { globals[k] = .string(v) }
+        do {
+            return try template.renderMarkingGeneration(globals, now: now)
+        } catch let e as TemplateError {
+            throw FormatError("chat template: \(e.description)")
+        }
+    }
 }

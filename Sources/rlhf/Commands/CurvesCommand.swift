@@ -8,7 +8,7 @@ enum CurvesCommand: Command {
     static let name = "curves"
     static let summary = "Plot a run's curves in the terminal (or --svg FILE)"
     static let help = """
-        Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|grpo|dpo|reward] [--metrics LIST] [--smooth ALPHA]
+        Usage: rlhf curves [--run NAME[,NAME…]] [--stage ppo|grpo|dpo|sft|reward] [--metrics LIST] [--smooth ALPHA]
                            [--follow] [--svg FILE] [--width N] [--height N]
 
         One panel per metric, with braille line charts (ASCII when the locale is not UTF-8), axis
@@ -23,10 +23,12 @@ enum CurvesCommand: Command {
         logged it (β ≠ 0); per source, rewards/NAME/mean. Reward metrics: reward/loss,
         reward/val_accuracy, reward/margin. DPO metrics: loss, rewards/accuracies, rewards/margins,
         rewards/chosen, rewards/rejected, eval_rewards/accuracies (validation, at each epoch's end).
+        SFT metrics (--stage sft): loss, mean_token_accuracy, entropy, eval_loss,
+        eval_mean_token_accuracy, grad_norm.
 
         Options:
           --run LIST       run names or paths, comma-separated (default: default)
-          --stage S        ppo, grpo, dpo or reward
+          --stage S        ppo, grpo, dpo, sft or reward
           --metrics LIST   comma-separated metric names
           --smooth ALPHA   draw an exponential moving average (0 ≤ α < 1) over the raw series
           --follow         redraw as new points land while another process writes the run
@@ -43,7 +45,9 @@ enum CurvesCommand: Command {
         guard !names.isEmpty else { throw UsageError("--run needs at least one name") }
         let runs = try names.map { (name: $0, store: try RunStore(folder: RunStore.folder(forRun: $0))) }
         var stage = a.string("--stage")
-        if let s = stage, !["ppo", "grpo", "reward", "dpo"].contains(s) { throw UsageError("--stage must be ppo, grpo, dpo or reward, got '\(s)'") }
+        if let s = stage, !["ppo", "grpo", "reward", "dpo", "sft"].contains(s) {
+            throw UsageError("--stage must be ppo, grpo, dpo, sft or reward, got '\(s)'")
+        }
         if stage == nil {
             func has(_ s: String) throws -> Bool { try runs.contains { try !$0.store.stageRuns(stage: s).isEmpty } }
             stage = try has("ppo") ? "ppo" : try has("grpo") ? "grpo" : try has("dpo") ? "dpo" : "reward"

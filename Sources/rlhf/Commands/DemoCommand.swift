@@ -8,6 +8,7 @@ import Labeling
 import PPO
 import RewardTraining
 import RunStore
+import SFT
 import StageKit
 import TransformerCore
 
@@ -16,13 +17,19 @@ enum DemoCommand: Command {
     static let name = "demo"
     static let summary = "Run the whole RLHF loop on the built-in base model and prompts"
     static let help = """
-        Usage: rlhf demo [--run NAME] [--quick] [--dpo] [--grpo] [--lora-rank R [--frozen-dtype bf16]] [--precision f32|bf16]
+        Usage: rlhf demo [--run NAME] [--quick] [--sft] [--dpo] [--grpo] [--lora-rank R [--frozen-dtype bf16]] [--precision f32|bf16]
                          [--json] [--force]
 
         Runs every stage with a simulated labeler in place of a person, and measures the result:
           1. base model: pretrained from prompts/corpus.txt on first use, then cached
           2. init the run (default name: demo)
           3. the bundled prompts (400 train, 120 eval)
+             with --sft: rejection-sampling SFT first, InstructGPT's first step with the simulated
+             labeler in place of the writer: 6 samples per train prompt from the base policy, the
+             one the lexicon labeler scores highest kept as a demonstration ('rlhf sft --from
+             best-of 6 --scorer lexicon'), then SFT on them with PPO's learning rate and TRL's
+             defaults for the rest (3 epochs, batch 8), not tuned to win; the SFT policy is then
+             the policy and the reference of every stage below
           4. generate 6 completions per train prompt
           5. simulated labeling: the lexicon labeler (labels/lexicon) with a little noise (0.05)
           6. train-reward
@@ -35,7 +42,8 @@ enum DemoCommand: Command {
          10. the curves, in the terminal
          11. an HTML report
         Then, on the eval prompts, it compares samples of the base policy with samples of the final
-        policy: the mean lexicon score, how often the lexicon labeler (noise 0) prefers the final
+        policy (with --sft, of the SFT policy and of SFT+PPO, each KL to its own reference: the base
+        for SFT, the SFT policy for the stages after it): the mean lexicon score, how often the lexicon labeler (noise 0) prefers the final
         policy's completion, the mean KL to the reference, and the reward model's accuracy. With
         --dpo and --grpo it does the same for the DPO and GRPO policies and puts the rows side by
         side (with each method's time), then compares each with PPO (and GRPO with DPO) head to
@@ -48,6 +56,8 @@ enum DemoCommand: Command {
         Options:
           --run NAME   the run (default: demo)
           --quick      the short version
+          --sft        rejection-sampling SFT before the reward model and PPO, and base, SFT and
+                       SFT+PPO side by side
           --dpo        also run DPO beside PPO, and compare them
           --grpo       also run GRPO beside PPO, and compare them
           --lora-rank R  train the reward model, PPO and GRPO with rank-R LoRA adapters (alpha 2R, every
@@ -69,6 +79,7 @@ enum DemoCommand: Command {
         var ppo: PPOConfig
         var dpo: DPOConfig
         var grpo: GRPOConfig
+        var sft: SFTConfig
         static func make(quick: Bool) -> Plan {
             var p = PPOConfig()
             p.iterations = quick ? 8 : 24
@@ -89,16 +100,22 @@ enum DemoCommand: Command {
             var g = GRPOConfig()
             g.iterations = p.iterations; g.group = 8; g.batch = p.batch / g.group; g.learningRate = p.learningRate; g.seed = 1
             g.responseLength = p.responseLength; g.temperature = p.temperature; g.saveEvery = p.saveEvery
-            return Plan(base: quick ? .quick() : .full(), rewardEpochs: 3, perPrompt: 6, ppo: p, dpo: d, grpo: g)
+            // SFT as PPO is set: its learning rate, seed, length and temperature, as many samples per
+            // prompt as generate takes; TRL's defaults for the rest (3 epochs, batch 8).
+            var f = SFTConfig()
+            f.from = .bestOf(6); f.scorer = .lexicon; f.learningRate = p.learningRate; f.seed = 1
+            f.responseLength = p.responseLength; f.sampling = SamplingSettings(temperature: p.temperature)
+            return Plan(base: quick ? .quick() : .full(), rewardEpochs: 3, perPrompt: 6, ppo: p, dpo: d, grpo: g, sft: f)
         }
     }
 
     static func run(_ args: [String]) throws {
         let a = try Arguments(
             args, options: ["--run", "--lora-rank", "--frozen-dtype", PrecisionOption.name],
-            flags: ["--quick", "--json", "--force", "--dpo", "--grpo"])
+            flags: ["--quick", "--json", "--force", "--dpo", "--grpo", "--sft"])
         if let p = a.positional.first { throw UsageError("unexpected argument '\(p)'") }
         let quick = a.flag("--quick"), json = a.flag("--json"), withDPO = a.flag("--dpo"), withGRPO = a.flag("--grpo")
+        let withSFT = a.flag("--sft")
         let runName = a.string("--run") ?? "demo"
         var plan = Plan.make(quick: quick)
         let lora = try a.int("--lora-rank", range: 1...4096).map { LoRAConfig(rank: $0, alpha: Float(2 * $0), targets: []) }
@@ -109,6 +126,8 @@ enum DemoCommand: Command {
         plan.ppo.precision = precision
         plan.dpo.precision = precision
         plan.grpo.precision = precision
+        plan.sft.precision = precision
+        plan.sft.lexicon = URL(fileURLWithPath: plan.sft.lexicon).standardizedFileURL.path
         if let lora {
             plan.ppo.lora = lora
             plan.ppo.learningRate *= LoRAOptions.learningRateFactor
@@ -157,6 +176,37 @@ enum DemoCommand: Command {
             say("   \(r.imported) \(split.rawValue) prompts from \(file)")
         }
 
+        // The policy every later stage starts from: the base, or with --sft the SFT policy.
+        var sftRun: (report: SFTReport, seconds: Double)?
+        if withSFT {
+            header("Rejection-sampling SFT (best of \(plan.sft.from.name.dropFirst(8)) under the lexicon labeler, \(plan.sft.epochs) epochs)")
+            let sampleBar = LazyProgressBar("   best-of", unit: "prompts"), bar = LazyProgressBar("   sft", unit: "steps")
+            var total = 0
+            let r = try SFTStage.run(
+                store: store, settings: plan.sft, resume: false,
+                events: { e in
+                    switch e {
+                    case .sampling(let done, let n): sampleBar.update(done, of: n)
+                    case .made(let made, let passed, _):
+                        sampleBar.finish()
+                        say("   \(made) demonstrations, the lexicon labeler's favourite of each prompt's samples (\(passed) prompts gave none)")
+                    case .started(_, _, let steps, let train, let val, _, _):
+                        total = steps
+                        say("   \(train) training demonstrations, \(val) held out")
+                    case .step(let step, let st, _, _): bar.update(step, of: total, note: String(format: "loss %.4f", st.loss))
+                    case .epoch(let n, let v):
+                        bar.finish()
+                        say(String(format: "   epoch %d: validation loss %.4f, token accuracy %.1f%%", n, v.loss, v.meanTokenAccuracy * 100))
+                    default: break
+                    }
+                }, shouldStop: { Interrupt.requested })
+            try stopIfInterrupted()
+            guard r.reference != nil else { throw RuntimeError("SFT registered no reference") }
+            sftRun = (r, Date().timeIntervalSince(stageStart))
+            say("   the SFT policy is now the run's policy and reference")
+        }
+        let startPolicy = try sftRun?.report.lastPolicy?.id ?? store.models().first { $0.role == .policy }?.id
+
         header("Generate")
         let gen = LazyProgressBar("   generate", unit: "completions")
         var g = GenerateConfig()
@@ -192,7 +242,9 @@ enum DemoCommand: Command {
         let valAcc = rr.best?.validationAccuracy ?? .nan
         say(String(format: "   validation accuracy %.1f%% (best of %d epochs)", valAcc * 100, rr.epochs.count))
 
-        header("PPO (\(plan.ppo.iterations) iterations of \(plan.ppo.batch) prompts\(lora.map { ", LoRA rank \($0.rank)" } ?? ""))")
+        header(
+            "PPO \(withSFT ? "from the SFT policy " : "")(\(plan.ppo.iterations) iterations of \(plan.ppo.batch) prompts\(lora.map { ", LoRA rank \($0.rank)" } ?? ""))"
+        )
         let pr = try PPOStage.run(
             store: store, settings: plan.ppo, resume: false,
             events: { e in
@@ -211,9 +263,11 @@ enum DemoCommand: Command {
 
         var dpoRun: (report: DPOReport, seconds: Double)?
         if withDPO {
-            header("DPO from the base policy (\(plan.dpo.epochs) epochs, β \(plan.dpo.objective.beta), learning rate \(plan.dpo.learningRate))")
+            header(
+                "DPO from the \(withSFT ? "SFT" : "base") policy (\(plan.dpo.epochs) epochs, β \(plan.dpo.objective.beta), learning rate \(plan.dpo.learningRate))"
+            )
             var d = plan.dpo
-            d.policyModel = try store.models().first { $0.role == .policy }?.id
+            d.policyModel = startPolicy
             let bar = LazyProgressBar("   dpo", unit: "steps")
             var total = 0
             let r = try DPOStage.run(
@@ -239,10 +293,10 @@ enum DemoCommand: Command {
         if withGRPO {
             let g = plan.grpo
             header(
-                "GRPO from the base policy (\(g.iterations) iterations of \(g.batch) prompts × \(g.group), \(g.loss.rawValue), β \(formatDefault(g.beta))"
+                "GRPO from the \(withSFT ? "SFT" : "base") policy (\(g.iterations) iterations of \(g.batch) prompts × \(g.group), \(g.loss.rawValue), β \(formatDefault(g.beta))"
                     + (lora.map { ", LoRA rank \($0.rank)" } ?? "") + ")")
             var settings = g
-            settings.policyModel = try store.models().first { $0.role == .policy }?.id
+            settings.policyModel = startPolicy
             let r = try GRPOStage.run(
                 store: store, settings: settings, resume: false,
                 events: { e in
@@ -270,18 +324,30 @@ enum DemoCommand: Command {
         say("   \(reportURL.path)")
 
         say(String(format: "   (%.1fs)", Date().timeIntervalSince(stageStart)))
-        let dpoPolicy = dpoRun?.report.lastPolicy, grpoPolicy = grpoRun?.report.lastPolicy
+        let dpoPolicy = dpoRun?.report.lastPolicy, grpoPolicy = grpoRun?.report.lastPolicy, sftPolicy = sftRun?.report.lastPolicy
+        // Each policy's KL is to its own reference: the run's (the SFT policy with --sft) for the
+        // stages after SFT, the base's for SFT itself.
+        guard let reference = try store.latestModel(role: .reference), let baseReference = try store.models().first(where: { $0.role == .reference })
+        else { throw RuntimeError("the demo run lost its reference") }
         let ev = try evaluate(
-            store: store, lexicon: lexicon, settings: plan.ppo, policies: [ppoPolicy.id] + [dpoPolicy, grpoPolicy].compactMap { $0?.id })
+            store: store, lexicon: lexicon, settings: plan.ppo,
+            policies: ([ppoPolicy.id] + [dpoPolicy, grpoPolicy].compactMap { $0?.id }).map { ($0, reference.id) }
+                + (sftPolicy.map { [($0.id, baseReference.id)] } ?? []))
         let e = ev.results[0]
         // The methods beside PPO, in the order of ev.results.
         var others: [Method] = []
+        let after = withSFT ? "SFT+" : ""
         if let (r, secs) = dpoRun, r.lastPolicy != nil {
-            others.append(Method(name: "DPO", key: "dpo", result: ev.results[1], seconds: secs, accuracy: r.epochs.last?.stats.accuracy ?? .nan))
+            others.append(
+                Method(name: after + "DPO", key: "dpo", result: ev.results[1], seconds: secs, accuracy: r.epochs.last?.stats.accuracy ?? .nan))
         }
         if let (r, secs) = grpoRun, r.lastPolicy != nil {
-            others.append(Method(name: "GRPO", key: "grpo", result: ev.results[others.count + 1], seconds: secs, accuracy: nil))
+            others.append(Method(name: after + "GRPO", key: "grpo", result: ev.results[others.count + 1], seconds: secs, accuracy: nil))
         }
+        if let (r, secs) = sftRun, r.lastPolicy != nil {
+            others.append(Method(name: "SFT", key: "sft", result: ev.results[others.count + 1], seconds: secs, accuracy: nil))
+        }
+        let ppoName = after + "PPO"
         let seconds = Date().timeIntervalSince(start)
         let target = plan.ppo.targetKL ?? 0
         if json {
@@ -304,7 +370,8 @@ enum DemoCommand: Command {
                 ]
                 if let acc = m.accuracy { fields.append(("\(k)_val_accuracy", jsonNumber(acc))) }
             }
-            for (a, b) in headToHead(ppo: e, others) {
+            if let r = sftRun?.report { fields += [("sft_demonstrations", "\(r.made)"), ("sft_steps", "\(r.firstStep + r.stepsDone)")] }
+            for (a, b) in headToHead(ppo: e, name: ppoName, others) {
                 let h2h = HeadToHead.tally(a.result.lexicon, b.result.lexicon), ci = h2h.interval, k = "\(a.key)_vs_\(b.key)"
                 fields += [
                     ("\(k)_wins", "\(h2h.wins)"), ("\(k)_losses", "\(h2h.losses)"), ("\(k)_ties", "\(h2h.ties)"),
@@ -314,24 +381,34 @@ enum DemoCommand: Command {
             print(jsonLine(fields))
         } else {
             if !others.isEmpty {
-                let columns = ["PPO"] + others.map(\.name)
+                // Base (with --sft), SFT, PPO, then the other methods.
+                let sft = others.first { $0.key == "sft" }
+                let shown =
+                    (sft.map { [$0] } ?? []) + [Method(name: ppoName, key: "ppo", result: e, seconds: ppoSeconds, accuracy: valAcc)]
+                    + others.filter { $0.key != "sft" }
+                let columns = (withSFT ? ["base"] : []) + shown.map(\.name)
+                let dash = withSFT ? ["—"] : []
                 func row(_ label: String, _ cells: [String], _ note: String = "") {
                     print(
                         "   " + label.padding(toLength: 30, withPad: " ", startingAt: 0)
                             + cells.map { String(repeating: " ", count: max(0, 9 - $0.count)) + $0 }.joined() + (note.isEmpty ? "" : "   " + note))
                 }
                 func pct(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
-                let all = [e] + others.map(\.result)
+                let all = shown.map(\.result)
                 print("\n== Result, on the \(ev.prompts) eval prompts (\(ev.perPrompt) samples each from the base and each final policy)")
                 row("", columns)
-                row(String(format: "mean lexicon score (base %.2f)", ev.baseScore), all.map { String(format: "%.2f", $0.score) })
-                row("preferred to the base", all.map { pct($0.vsBase.preferred) }, "lexicon labeler, pairs it decides")
-                row("mean KL to the reference", all.map { String(format: "%.2f", $0.kl) }, String(format: "PPO's target %.1f", target))
                 row(
-                    "validation accuracy", [pct(valAcc)] + others.map { $0.accuracy.map(pct) ?? "—" },
+                    String(format: withSFT ? "mean lexicon score" : "mean lexicon score (base %.2f)", ev.baseScore),
+                    (withSFT ? [String(format: "%.2f", ev.baseScore)] : []) + all.map { String(format: "%.2f", $0.score) })
+                row("preferred to the base", dash + all.map { pct($0.vsBase.preferred) }, "lexicon labeler, pairs it decides")
+                row(
+                    withSFT ? "mean KL to its reference" : "mean KL to the reference", dash + all.map { String(format: "%.2f", $0.kl) },
+                    (withSFT ? "SFT's: the base; the others': SFT; " : "") + String(format: "PPO's target %.1f", target))
+                row(
+                    "validation accuracy", dash + shown.map { $0.accuracy.map(pct) ?? "—" },
                     "reward model" + (others.contains { $0.key == "dpo" } ? "; DPO's implicit reward" : ""))
-                row("time", ([ppoSeconds] + others.map(\.seconds)).map { String(format: "%.1fs", $0) })
-                for (a, b) in headToHead(ppo: e, others) {
+                row("time", dash + shown.map { String(format: "%.1fs", $0.seconds) })
+                for (a, b) in headToHead(ppo: e, name: ppoName, others) {
                     let h2h = HeadToHead.tally(a.result.lexicon, b.result.lexicon), ci = h2h.interval
                     print(
                         String(
@@ -353,6 +430,7 @@ enum DemoCommand: Command {
             let steps: [(String, String)] = [
                 ("rlhf init --run mine --base default", ""),
                 ("rlhf prompts add prompts/train.jsonl --run mine", ""),
+                ("rlhf label --run mine --write", "write answers; then rlhf sft --run mine (the SFT step)"),
                 ("rlhf generate --run mine", ""),
                 ("rlhf label --run mine", "rank by keyboard; ? shows the keys"),
                 ("rlhf train-reward --run mine", ""),
@@ -380,10 +458,14 @@ enum DemoCommand: Command {
         var accuracy: Double?
     }
 
-    /// The pairs compared head to head: each method against PPO, and GRPO against DPO.
-    static func headToHead(ppo result: PolicyResult, _ others: [Method]) -> [(Method, Method)] {
-        let ppo = Method(name: "PPO", key: "ppo", result: result, seconds: 0)
-        return others.map { ($0, ppo) } + (others.count == 2 ? [(others[1], others[0])] : [])
+    /// The pairs compared head to head: each method against PPO, PPO against SFT (the policy it
+    /// started from), and GRPO against DPO.
+    static func headToHead(ppo result: PolicyResult, name: String, _ others: [Method]) -> [(Method, Method)] {
+        let ppo = Method(name: name, key: "ppo", result: result, seconds: 0)
+        var out: [(Method, Method)] = []
+        for m in others { out.append(m.key == "sft" ? (ppo, m) : (m, ppo)) }
+        if let d = others.first(where: { $0.key == "dpo" }), let g = others.first(where: { $0.key == "grpo" }) { out.append((g, d)) }
+        return out
     }
 
     /// How often the simulated labeler swaps adjacent places: a little, as a careful person would.
@@ -415,14 +497,13 @@ enum DemoCommand: Command {
 
     /// The base policy against each of `policies` on the eval prompts: every model samples the
     /// same prompts with the same seed, so the i-th samples pair up.
-    static func evaluate(store: RunStore, lexicon: Lexicon, settings: PPOConfig, policies: [Int64])
+    static func evaluate(store: RunStore, lexicon: Lexicon, settings: PPOConfig, policies: [(policy: Int64, reference: Int64)])
         throws -> (prompts: Int, perPrompt: Int, baseScore: Double, results: [PolicyResult])
     {
-        guard let baseRec = try store.models().first(where: { $0.role == .policy }), let refRec = try store.latestModel(role: .reference) else {
-            throw RuntimeError("the demo run lost its models")
-        }
+        guard let baseRec = try store.models().first(where: { $0.role == .policy }) else { throw RuntimeError("the demo run lost its models") }
         let load = store.loadModel
-        let ref = try load(refRec)
+        var references: [Int64: PretrainedModel] = [:]
+        for id in Set(policies.map(\.reference)) { references[id] = try load(store.requireModel(id: id)) }
         let perPrompt = 4
         let prompts = try store.prompts(split: .eval)
         func sample(_ m: PretrainedModel) throws -> [Sample] {
@@ -432,7 +513,7 @@ enum DemoCommand: Command {
         }
         func mean(_ x: [Double]) -> Double { x.reduce(0, +) / Double(max(1, x.count)) }
         let base = try sample(try load(baseRec)).map { Double(lexicon.score($0.text)) }
-        let results = try policies.map { id -> PolicyResult in
+        let results = try policies.map { id, refId -> PolicyResult in
             guard let rec = try store.model(id: id) else { throw RuntimeError("the demo run lost model #\(id)") }
             let samples = try sample(try load(rec))
             var r = PolicyResult()
@@ -440,7 +521,7 @@ enum DemoCommand: Command {
             r.score = mean(r.lexicon)
             r.vsBase = HeadToHead.tally(r.lexicon, base)
             // KL: Σ_t (log p_final − log p_ref) over each final sample, at the sampling temperature.
-            r.kl = HeadToHead.meanKL(samples, reference: ref.model, temperature: settings.temperature)
+            r.kl = HeadToHead.meanKL(samples, reference: references[refId]!.model, temperature: settings.temperature)
             return r
         }
         return (prompts.count, perPrompt, mean(base), results)

@@ -12,12 +12,13 @@ enum StatusCommand: Command {
 
         Prints the counts of a run: prompts by split, completions, rankings (and skips and flags),
         comparisons, models by role, and stage runs by status; the base model's Hugging Face Hub
-        repository and exact commit when it came from the Hub; the current policy; the latest
-        reward-model validation accuracy, the latest PPO and GRPO iterations' key metrics and the
-        latest DPO validation figures once those stages have run; the results of human judging
-        (rlhf compare --judge human: the first model's wins, losses, ties, skips and win rate with its
-        95% Wilson interval, and the annotators' agreement). Stage runs whose process died are
-        shown as interrupted.
+        repository and exact commit when it came from the Hub; the current policy and reference
+        (the model PPO, DPO and GRPO measure their KL to; after 'rlhf sft', the SFT policy), each
+        with where it came from; the latest reward-model validation accuracy, the latest PPO and
+        GRPO iterations' key metrics and the latest DPO validation figures once those stages have
+        run; the results of human judging (rlhf compare --judge human: the first model's wins,
+        losses, ties, skips and win rate with its 95% Wilson interval, and the annotators'
+        agreement). Stage runs whose process died are shown as interrupted.
 
         --check verifies the run instead: SQLite's integrity check of run.sqlite, and every
         registered checkpoint (inside the run folder, its model.safetensors present, with the SHA-256
@@ -86,6 +87,7 @@ enum StatusCommand: Command {
                         policy.map { jsonLine([("id", "\($0.id)"), ("path", JSONText.quote($0.path)), ("sha256", JSONText.quote($0.sha256))]) }
                             ?? "null"
                     ),
+                    ("reference", try referenceJSON(store: store)),
                     ("reward", valAcc.map { jsonLine([("val_accuracy", jsonNumber($0.value)), ("step", "\($0.step)")]) } ?? "null"),
                     ("ppo", ppo.isEmpty ? "null" : jsonLine([("iteration", "\(ppo.map(\.1).max()!)")] + ppo.map { ($0.0, jsonNumber($0.2)) })),
                     ("dpo", dpo.isEmpty ? "null" : jsonLine([("step", "\(dpo.map(\.1).max()!)")] + dpo.map { ($0.0, jsonNumber($0.2)) })),
@@ -107,7 +109,7 @@ enum StatusCommand: Command {
             "  models       "
                 + ModelRole.allCases.compactMap { r in c.modelsByRole[r.rawValue].map { "\($0) \(r.rawValue)" } }.joined(separator: ", "))
         if let line = try originLine(store) { print(line) }
-        if let policy { print("  policy       #\(policy.id) \(policy.path)" + (policy.step.map { " (step \($0))" } ?? "")) }
+        for line in try modelLines(store: store) { print(line) }
         print(
             "  stage runs   "
                 + StageStatus.allCases.compactMap { s in c.stageRunsByStatus[s.rawValue].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))

@@ -11,7 +11,7 @@ enum BenchCommand: Command {
     static let name = "bench"
     static let summary = "Measure matmul, training and sampling speed of the compute core"
     static let help = """
-        Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,peak,precision,ppo,ppo-memory,grpo,dpo,bf16]
+        Usage: rlhf bench [--json] [--only matmul,train,generate,tokenize,peak,precision,ppo,ppo-memory,grpo,dpo,sft,bf16]
                           [--config S,M,L] [--repeat N] [--precision f32,bf16] [--numpy] [--torch] [--lora-rank R]
                           [--frozen-dtype bf16] [--model DIR|ORG/NAME] [--trl]
 
@@ -58,6 +58,11 @@ enum BenchCommand: Command {
                     tokens, completions of 8–48, 8 rankings per step; seconds of the reference pass
                     (once per run, over the 400 rankings), the epoch's 45 steps, and the validation
                     pass over 40 rankings (not part of the default set)
+          sft       an SFT step (rlhf sft, full fine-tuning) beside the pretraining step of the same
+                    shape (the train row's, per --config, default S), prompts a quarter of each
+                    sequence: both tokens/s, best of repeated steps in three alternating rounds, and
+                    their ratio (not part of the
+                    default set)
           bf16      how much holding the block projections in bfloat16 (--frozen-dtype bf16)
                     changes the logits of each --config's random model, or of --model DIR, over
                     text it samples itself: max and mean |Δ logit|, mean KL, argmax agreement (not
@@ -118,7 +123,7 @@ enum BenchCommand: Command {
             flags: ["--json", "--numpy", "--cold", "--torch", "--trl", "--transposed", "--a-transposed"])
         let loraRank = try a.int("--lora-rank", default: nil, range: 1...4096)
         if !a.positional.isEmpty { throw UsageError("unexpected argument '\(a.positional[0])'") }
-        let kinds = ["matmul", "train", "generate", "tokenize", "peak", "precision", "ppo", "ppo-memory", "grpo", "dpo", "bf16"]
+        let kinds = ["matmul", "train", "generate", "tokenize", "peak", "precision", "ppo", "ppo-memory", "grpo", "dpo", "sft", "bf16"]
         let only = Set(a.list("--only") ?? ["matmul", "train", "generate", "tokenize"])
         for w in only where !kinds.contains(w) {
             throw UsageError("unknown measurement '\(w)' (choose from \(kinds.joined(separator: ", ")))")
@@ -189,6 +194,9 @@ enum BenchCommand: Command {
         }
         if only.contains("dpo") {
             eachPrecision { reportDPO(out) }
+        }
+        if only.contains("sft") {
+            try eachPrecision { try reportSFT(out, configs: a.list("--config") ?? ["S"], repeats: repeatCount) }
         }
         if only.contains("tokenize") {
             try reportTokenize(out, repeats: repeatCount)
