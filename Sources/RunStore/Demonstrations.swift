@@ -76,7 +76,7 @@ extension RunStore {
     }
 
     /// Inserts one row (inside the caller's transaction) and returns its id.
-    private func insertDemonstration(_ d: NewDemonstration) throws -> Int64 {
+    func insertDemonstration(_ d: NewDemonstration) throws -> Int64 {
         try db.run(
             """
             INSERT INTO demonstrations (prompt_id, text, annotator, source, from_completion_id, messages, guideline_version, started_at, submitted_at, origin)

@@ -12,19 +12,7 @@ extension RunStore {
             throw StoreError("demonstration \(empty + 1) of \(demonstrations.count) has no text")
         }
         return try db.transaction {
-            try demonstrations.map { d in
-                try db.run(
-                    """
-                    INSERT INTO demonstrations (prompt_id, text, annotator, source, from_completion_id, messages, guideline_version, started_at, submitted_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [
-                        .int(d.promptId), .text(d.text), .text(d.annotator), .text(d.source), d.fromCompletionId.map { .int($0) } ?? .null,
-                        d.messages.map { .text($0) } ?? .null, d.guidelineVersion.map { .text($0) } ?? .null, .double(d.startedAt),
-                        .double(d.submittedAt),
-                    ])
-                return db.lastInsertId
-            }
+            try demonstrations.map { try insertDemonstration($0) }
         }
     }
 
