@@ -32,7 +32,7 @@ public struct LabelView: Sendable {
 /// (bold, reverse, dim, reset) are ever emitted; all model and user text goes through
 /// `TerminalSafe` first.
 public enum LabelScreen {
-    static let bold = "\u{1B}[1m", reverse = "\u{1B}[7m", dim = "\u{1B}[2m", reset = "\u{1B}[0m"
+    static let bold = ScreenHeader.bold, reverse = ScreenHeader.reverse, dim = ScreenHeader.dim, reset = ScreenHeader.reset
     /// The styling sequences the screen may contain.
     public static let styles = [bold, reverse, dim, reset]
 
@@ -77,18 +77,7 @@ public enum LabelScreen {
     public static func render(_ v: LabelView, width: Int, height: Int) -> (lines: [String], page: Int, contentLines: Int) {
         let w = max(20, width), h = max(8, height)
         var top: [String] = []
-        let progress = TerminalSafe.escape(v.progress, keepNewlines: false)
-        let titleText = TerminalSafe.escape(v.title, keepNewlines: false) + (v.editing ? " · editing a submitted item" : "")
-        let room = max(0, w - TextLayout.width(progress) - 1)
-        top.append(reverse + TextLayout.pad(TextLayout.truncate(titleText, room), room) + " " + progress + reset)
-        let promptLines = TextLayout.wrap(TerminalSafe.escape(v.prompt, keepNewlines: true), w - 8)
-        let shown = promptLines.prefix(4)
-        for (i, l) in shown.enumerated() {
-            var line = (i == 0 ? "\(bold)Prompt\(reset)  " : "        ") + l
-            if i == shown.count - 1 && promptLines.count > shown.count { line += " …" }
-            top.append(line)
-        }
-        top.append(dim + String(repeating: "─", count: w) + reset)
+        top += ScreenHeader.lines(title: v.title + (v.editing ? " · editing a submitted item" : ""), progress: v.progress, prompt: v.prompt, width: w)
 
         var bottom: [String] = [dim + String(repeating: "─", count: w) + reset]
         let b = v.session.builder
