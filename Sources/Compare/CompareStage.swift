@@ -33,6 +33,27 @@ public enum CompareStage {
         return (prompts, try load(o.a), try load(o.b))
     }
 
+    /// Both models' samples of the prompts (as `HeadToHead.sample` draws them), keeping only the
+    /// prompts both fit: a prompt one model cannot fit is left out for both. Also the ids of
+    /// those prompts. Fails when no prompt fits both.
+    static func sampleBoth(
+        _ ma: PretrainedModel, _ mb: PretrainedModel, prompts: [PromptRecord], options o: CompareConfig,
+        progress: ((String, Int, Int) -> Void)?
+    ) throws -> (a: [Sample], b: [Sample], common: Set<Int64>) {
+        let settings = SamplingSettings(temperature: o.temperature)
+        let sa = try HeadToHead.sample(ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+            progress?("sample A", $0, $1)
+        }
+        let sb = try HeadToHead.sample(mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed) {
+            progress?("sample B", $0, $1)
+        }
+        let common = Set(sa.map(\.promptId)).intersection(sb.map(\.promptId))
+        guard !common.isEmpty else {
+            throw StoreError("no \(o.split) prompt fits both models' context with --max-new-tokens \(o.maxNewTokens)")
+        }
+        return (sa.filter { common.contains($0.promptId) }, sb.filter { common.contains($0.promptId) }, common)
+    }
+
     public static func run(
         store: RunStore, options o: CompareConfig, judge: Judge,
         progress: ((String, Int, Int) -> Void)? = nil
@@ -41,27 +62,10 @@ public enum CompareStage {
         let outerPrecision = Kernels.precision
         Kernels.precision = o.precision
         defer { Kernels.precision = outerPrecision }
-        let split = PromptSplit(rawValue: o.split) ?? .eval
         let (prompts, ma, mb) = try inputs(store: store, options: o)
         let runId = try store.beginStageRun(stage: "compare", config: o, seed: o.seed)
         return try store.failingStageRun(runId) {
-            let settings = SamplingSettings(temperature: o.temperature)
-            let sa = try HeadToHead.sample(
-                ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed
-            ) {
-                progress?("sample A", $0, $1)
-            }
-            let sb = try HeadToHead.sample(
-                mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed
-            ) {
-                progress?("sample B", $0, $1)
-            }
-            // A prompt one model cannot fit is skipped by both.
-            let common = Set(sa.map(\.promptId)).intersection(sb.map(\.promptId))
-            let pa = sa.filter { common.contains($0.promptId) }, pb = sb.filter { common.contains($0.promptId) }
-            guard !pa.isEmpty else {
-                throw StoreError("no \(split.rawValue) prompt fits both models' context with --max-new-tokens \(o.maxNewTokens)")
-            }
+            let (pa, pb, common) = try sampleBoth(ma, mb, prompts: prompts, options: o, progress: progress)
             let xa = try judge.scores(pa), xb = try judge.scores(pb)
             var r = CompareReport(stageRunId: runId, prompts: common.count, tally: HeadToHead.tally(xa, xb))
             r.meanA = xa.reduce(0, +) / Double(xa.count); r.meanB = xb.reduce(0, +) / Double(xb.count)

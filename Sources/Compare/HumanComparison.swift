@@ -62,25 +62,10 @@ public struct HumanComparison: Sendable {
         let (prompts, ma, mb) = try CompareStage.inputs(store: store, options: o)
         let runId = try store.beginStageRun(stage: "compare", config: o, seed: o.seed)
         try store.failingStageRun(runId) {
-            let settings = SamplingSettings(temperature: o.temperature)
-            let sa = try HeadToHead.sample(
-                ma, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed
-            ) {
-                progress?("sample A", $0, $1)
-            }
-            let sb = try HeadToHead.sample(
-                mb, prompts: prompts, perPrompt: o.perPrompt, maxNewTokens: o.maxNewTokens, settings: settings, seed: o.seed
-            ) {
-                progress?("sample B", $0, $1)
-            }
-            // A prompt one model cannot fit is left out for both.
-            let common = Set(sa.map(\.promptId)).intersection(sb.map(\.promptId))
-            guard !common.isEmpty else {
-                throw StoreError("no \(o.split) prompt fits both models' context with --max-new-tokens \(o.maxNewTokens)")
-            }
+            let (sa, sb, _) = try CompareStage.sampleBoth(ma, mb, prompts: prompts, options: o, progress: progress)
             let sampling = jsonSampling(o)
             func rows(_ samples: [Sample], _ model: Int64) -> [NewCompletion] {
-                samples.filter { common.contains($0.promptId) }.map {
+                samples.map {
                     NewCompletion(
                         promptId: $0.promptId, modelId: model, stageRunId: runId, text: $0.text, tokenIds: $0.tokens,
                         finishReason: $0.finished ? "eos" : "length", logprobSum: Double($0.logProbs.reduce(0, +)), sampling: sampling)
