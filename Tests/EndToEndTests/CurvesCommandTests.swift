@@ -67,7 +67,7 @@ final class CurvesCommandTests: ScratchFolderTestCase {
         for line in try String(contentsOf: dir.appendingPathComponent("m.jsonl"), encoding: .utf8).split(separator: "\n") {
             XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         }
-        try rlhf(["curves", "--run", run, "--stage", "sft"], expect: 2)
+        try rlhf(["curves", "--run", run, "--stage", "pretraining"], expect: 2)
         try rlhf(["curves", "--run", run, "--smooth", "1.5"], expect: 2)
     }
 }
