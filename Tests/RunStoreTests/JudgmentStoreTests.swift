@@ -20,7 +20,7 @@ final class JudgmentStoreTests: XCTestCase {
             try store.addCompletions(
                 [first.id, second.id].map {
                     NewCompletion(
-                        promptId: p.id, modelId: $0, stageRunId: run, text: "by \($0)", tokenIds: [1, 2], finishReason: "eos", logprobSum: 0,
+                        promptId: p.id, modelId: $0, stageRunId: run, text: "by \($0 ?? 0)", tokenIds: [1, 2], finishReason: "eos", logprobSum: 0,
                         sampling: "{}")
                 })
             let ids = try store.completions(promptId: p.id).map(\.id)
