@@ -96,13 +96,8 @@ public enum GRPOStage {
         guard !start.model.hasScalarHead else { throw StoreError("model #\(startRec.id) has a scalar head; it is not a policy") }
         let policy = start.model
         if let lc = s.lora {
-            if let id = saved?.policyModelId {
-                policy.lora = try store.savedAdapters(id, over: startRec.id, config: policy.config, stage: "GRPO")
-            } else {
-                let adapters = try LoRAAdapters(config: lc.resolved(for: policy.config.architecture), model: policy.config)
-                adapters.initialize(seed: s.seed ^ 0x1042)
-                policy.lora = adapters
-            }
+            policy.lora = try store.stageAdapters(
+                saved: saved?.policyModelId, over: startRec.id, lora: lc, config: policy.config, seed: s.seed ^ 0x1042, stage: "GRPO")
         }
         var reference: TransformerModel?
         if let refId = config.referenceModelId {

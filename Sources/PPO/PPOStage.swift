@@ -88,14 +88,8 @@ public enum PPOStage {
         if let lc = lora {
             // The policy: adapters over its starting weights, frozen; the reference: those
             // weights without the adapters, shared when they are the reference's.
-            let cfg = policy.config
-            if let id = saved?.policyModelId {
-                policy.lora = try savedAdapters(id, over: startPolicyRec.id, config: cfg)
-            } else {
-                let adapters = try LoRAAdapters(config: lc.resolved(for: cfg.architecture), model: cfg)
-                adapters.initialize(seed: s.seed ^ 0x1042)
-                policy.lora = adapters
-            }
+            policy.lora = try store.stageAdapters(
+                saved: saved?.policyModelId, over: startPolicyRec.id, lora: lc, config: policy.config, seed: s.seed ^ 0x1042, stage: "PPO")
             if try store.sameWeights(referenceRec, startPolicyRec) {
                 reference = TransformerModel(sharingWeightsOf: policy)
             } else {

@@ -103,13 +103,8 @@ public enum SFTStage {
         guard !start.model.hasScalarHead else { throw StoreError("model #\(startRec.id) has a scalar head; it is not a language model") }
         let model = start.model
         if let lc = s.lora {
-            if let id = saved?.policyModelId {
-                model.lora = try store.savedAdapters(id, over: startRec.id, config: model.config, stage: "SFT")
-            } else {
-                let adapters = try LoRAAdapters(config: lc.resolved(for: model.config.architecture), model: model.config)
-                adapters.initialize(seed: s.seed ^ 0x5F7)
-                model.lora = adapters
-            }
+            model.lora = try store.stageAdapters(
+                saved: saved?.policyModelId, over: startRec.id, lora: lc, config: model.config, seed: s.seed ^ 0x5F7, stage: "SFT")
         }
         if s.frozenDType == .bf16 { model.holdProjectionsInBFloat16() }
         let tok = start.tokenizer, notes = start.annotations

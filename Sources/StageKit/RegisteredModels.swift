@@ -43,4 +43,16 @@ extension RunStore {
         }
         return try PEFTAdapter.load(verifiedFolder(rec), config: config)
     }
+
+    /// The LoRA adapters a stage trains over model `base`: those a resumed run saved as model
+    /// `savedId` (checked as `savedAdapters` checks them), or, when the run starts, fresh ones
+    /// of `lora` for `config`, initialised from `seed`.
+    public func stageAdapters(
+        saved savedId: Int64?, over base: Int64, lora: LoRAConfig, config: ModelConfig, seed: UInt64, stage: String
+    ) throws -> LoRAAdapters {
+        if let id = savedId { return try savedAdapters(id, over: base, config: config, stage: stage) }
+        let adapters = try LoRAAdapters(config: lora.resolved(for: config.architecture), model: config)
+        adapters.initialize(seed: seed)
+        return adapters
+    }
 }
