@@ -98,11 +98,7 @@ public enum JudgeScreen {
         } else {
             let all = completionLines(v, width: w)
             contentLines = all.count
-            let start = min(v.session.scroll, max(0, all.count - page))
-            body = Array(all.dropFirst(start))
-            if all.count - start > page && page > 1 {
-                body = Array(body.prefix(page - 1)) + ["\(dim)  ↓ more below (j or PgDn)\(reset)"]
-            }
+            body = ScreenHeader.page(all, scroll: v.session.scroll, page: page)
         }
         body = Array(body.prefix(page))
         while body.count < page { body.append("") }

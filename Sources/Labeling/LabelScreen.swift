@@ -135,11 +135,7 @@ public enum LabelScreen {
         default:
             let all = completionLines(v, width: w)
             contentLines = all.count
-            let start = min(v.session.scroll, max(0, all.count - page))
-            body = Array(all.dropFirst(start))
-            if all.count - start > page && page > 1 {
-                body = Array(body.prefix(page - 1)) + ["\(dim)  ↓ more below (j or PgDn)\(reset)"]
-            }
+            body = ScreenHeader.page(all, scroll: v.session.scroll, page: page)
         }
         body = Array(body.prefix(page))
         while body.count < page { body.append("") }

@@ -23,4 +23,18 @@ public enum ScreenHeader {
         top.append(dim + String(repeating: "─", count: w) + reset)
         return top
     }
+
+    /// The lines of a scrolling area `page` lines high showing `all` from line `scroll` (held
+    /// so the last page stays full), with a "more below" hint in its last line when more follow,
+    /// padded to exactly `page` lines.
+    public static func page(_ all: [String], scroll: Int, page: Int) -> [String] {
+        let start = min(scroll, max(0, all.count - page))
+        var body = Array(all.dropFirst(start))
+        if all.count - start > page && page > 1 {
+            body = Array(body.prefix(page - 1)) + ["\(dim)  ↓ more below (j or PgDn)\(reset)"]
+        }
+        body = Array(body.prefix(page))
+        while body.count < page { body.append("") }
+        return body
+    }
 }
