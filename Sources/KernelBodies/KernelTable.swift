@@ -22,6 +22,9 @@ public final class KernelTable: @unchecked Sendable {
     public let gemmTile: Tile
     /// C[0..<4, 0..<gemmNR] (=|+=) A·B; A holds 4 floats per k.
     public let gemmTile4: Tile
+    /// C[0..<8, 0..<gemmNR] (=|+=) A·B, A holds 8 floats per k, on paths whose gemmMR is over 8
+    /// (elsewhere the 4-row tile).
+    public let gemmTile8: Tile
     /// C[0..<4, 0..<decodeNR] (=|+=) A·B; A holds 4 floats per k.
     public let decodeTile: Tile
     /// out[i] = a_i·w0, out[8+i] = a_i·w1 for the 8 rows a_i of `a` (8 × k).
@@ -115,6 +118,7 @@ public final class KernelTable: @unchecked Sendable {
         decodeNR: Int,
         gemmTile: @escaping Tile,
         gemmTile4: @escaping Tile,
+        gemmTile8: @escaping Tile,
         decodeTile: @escaping Tile,
         dotRows8x2:
             @escaping (
@@ -179,6 +183,7 @@ public final class KernelTable: @unchecked Sendable {
         self.decodeNR = decodeNR
         self.gemmTile = gemmTile
         self.gemmTile4 = gemmTile4
+        self.gemmTile8 = gemmTile8
         self.decodeTile = decodeTile
         self.dotRows8x2 = dotRows8x2
         self.dotRows4x4 = dotRows4x4
@@ -225,6 +230,7 @@ public final class KernelTable: @unchecked Sendable {
             gemmMR: I.gemmMR, gemmNR: 2 * I.V.scalarCount, decodeNR: I.decodeVectors * I.V.scalarCount,
             gemmTile: { kc, a, b, ldb, c, ldc, mode, bias in B.tile2(rows: I.gemmMR, kc, a, b, ldb, c, ldc, mode, bias) },
             gemmTile4: { kc, a, b, ldb, c, ldc, mode, bias in B.tile2(rows: 4, kc, a, b, ldb, c, ldc, mode, bias) },
+            gemmTile8: { kc, a, b, ldb, c, ldc, mode, bias in B.tile2(rows: I.gemmMR > 8 ? 8 : 4, kc, a, b, ldb, c, ldc, mode, bias) },
             decodeTile: { kc, a, b, ldb, c, ldc, mode, bias in B.decodeTile(vectors: I.decodeVectors, kc, a, b, ldb, c, ldc, mode, bias) },
             dotRows8x2: { B.dotRows8x2($0, $1, $2, $3, $4) },
             dotRows4x4: { B.dotRows4x4($0, $1, $2, $3, $4) },

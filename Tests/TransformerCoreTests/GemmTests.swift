@@ -64,6 +64,9 @@ final class GemmTests: EveryPathTestCase {
         (4, 160, 40), (7, 140, 700), (8, 130, 20),
         (6, 16, 16), (7, 17, 9), (4, 24, 5), (8, 50, 30), (12, 16, 8), (13, 8, 3), (2, 9, 12),
         (8, 128, 40), (5, 56, 9), (3, 200, 33),
+        // a last panel of 4 or 8 rows after whole 12-row panels (the narrow tiles), and sampling's
+        // 64 rows, which split the columns between the workers
+        (64, 200, 300), (20, 96, 40), (44, 70, 33), (30, 130, 270),
     ]
 
     /// B in bfloat16 (frozen weights held at half size) on every path: the decode tiles and
@@ -156,6 +159,49 @@ final class GemmTests: EveryPathTestCase {
                 let ref = naive(m: m, n: n, k: k, a: aOp, b: .rowMajor(b.pointer, columns: n))
                 let worst = zip(ref, one).map { abs($0 - Double($1)) }.max() ?? 0
                 XCTAssertLessThan(worst, 1e-4 * Double(k).squareRoot(), "m \(m) n \(n) k \(k)")
+            }
+        }
+    }
+
+    /// Inside `keepingPackedWeights` a weight operand of a product with few row blocks is packed
+    /// once and kept: the same bits as packing it per product, a reported change (or a rewrite
+    /// the samples catch) is seen, and the copies are freed when the last scope closes.
+    func testKeptWeightsGiveTheSameBitsAndAreFreedWithTheScope() {
+        forEachPath {
+            for (m, n, k, transB) in [(64, 300, 600, true), (30, 130, 70, false), (200, 96, 300, true), (9, 4200, 40, true)] {
+                var rng = SeededRandom(seed: UInt64(m * 7 + n))
+                let a = FloatBuffer((0..<m * k).map { _ in rng.uniformFloat() - 0.5 })
+                let w = FloatBuffer((0..<k * n).map { _ in rng.uniformFloat() - 0.5 })
+                let bias = FloatBuffer((0..<n).map { _ in rng.uniformFloat() })
+                let bOp: MatrixOperand = transB ? .transposed(w.pointer, columns: k) : .rowMajor(w.pointer, columns: n)
+                func product() -> [Float] {
+                    let c = FloatBuffer(count: m * n)
+                    Gemm.multiply(
+                        m: m, n: n, k: k, a: .rowMajor(a.pointer, columns: k), b: bOp, c: c.pointer, ldc: n, bias: UnsafePointer(bias.pointer),
+                        weight: true)
+                    return c.array
+                }
+                let fresh = product()
+                XCTAssertEqual(Gemm.keptPackedFloatCount, 0, "nothing is kept outside a scope")
+                Gemm.keepingPackedWeights {
+                    XCTAssertEqual(product().map(\.bitPattern), fresh.map(\.bitPattern), "m \(m) n \(n) k \(k)")
+                    XCTAssertGreaterThanOrEqual(Gemm.keptPackedFloatCount, k * n, "the weight is kept, whole")
+                    Gemm.keepingPackedWeights { XCTAssertEqual(product(), fresh) }
+                    XCTAssertGreaterThan(Gemm.keptPackedFloatCount, 0, "an inner scope leaves the copies to the outer one")
+                    // One element changed and reported, as AdamW does: the next product sees it.
+                    w[3 * n + 5] += 0.25
+                    Gemm.weightsChanged(w.pointer, count: w.count)
+                    let changed = product()
+                    XCTAssertNotEqual(changed, fresh)
+                    // Every element rewritten without a report: the samples catch it.
+                    for i in 0..<w.count { w[i] *= -1 }
+                    let rewritten = product()
+                    let worst = (0..<m * n).map { abs((rewritten[$0] - bias[$0 % n]) + (changed[$0] - bias[$0 % n])) }.max()!
+                    XCTAssertLessThan(worst, 1e-3, "A·(−W) = −(A·W)")
+                }
+                XCTAssertEqual(Gemm.keptPackedFloatCount, 0, "the copies go with the last scope")
+                let after = product()
+                Gemm.keepingPackedWeights { XCTAssertEqual(product(), after) }
             }
         }
     }

@@ -42,6 +42,52 @@ final class SamplingTests: EveryPathTestCase {
         }
     }
 
+    /// A batch of a few dozen rows, as GRPO samples: the decode products take the blocked path
+    /// with kept weights, split between the workers by columns, their last panel on a narrow
+    /// tile. Greedy tokens must still be the argmax of a full forward, on every architecture.
+    func testGreedyInABatchOfDozensIsArgmaxOfFullForward() {
+        forEachArchitecture(Self.architectureConfigs(layers: 2, embd: 32, ctx: 40, vocab: 131)) { cfg in
+            let model = randomModel(cfg, seed: 45, scale: 8)
+            var rng = SeededRandom(seed: 46)
+            let ps = (0..<30).map { i in randomTokens(1 + i % 7, vocab: cfg.vocabSize, rng: &rng) }
+            var r = SeededRandom(seed: 1)
+            let out = Generator(model: model).generate(
+                prompts: ps, maxNewTokens: 4, settings: SamplingSettings(greedy: true), eos: nil, pad: 0, rng: &r)
+            XCTAssertEqual(Gemm.keptPackedFloatCount, 0, "the packed weights go when sampling ends")
+            for (p, g) in zip(ps, out) {
+                let seq = p + g.tokens.dropLast()
+                let acts = Activations(config: cfg, batch: 1, length: seq.count)
+                model.forward(TokenBatch(tokens: seq, batch: 1, length: seq.count), acts)
+                for (i, tok) in g.tokens.enumerated() {
+                    let at = p.count - 1 + i
+                    let row = Array(UnsafeBufferPointer(start: acts.logits.pointer + at * cfg.vocabSize, count: cfg.vocabSize))
+                    XCTAssertEqual(Int(tok), row.indices.max { row[$0] < row[$1] }!, "prompt \(p.count), step \(i)")
+                }
+            }
+        }
+    }
+
+    /// A prompt given several times (GRPO's group) runs through the model once, its cache copied
+    /// to each row: the tokens and log-probabilities are the same bits as with every row run.
+    func testRepeatedPromptsSharePrefillWithTheSameBits() {
+        forEachArchitecture(Self.architectureConfigs(layers: 2, embd: 32, ctx: 40, vocab: 131)) { cfg in
+            let model = randomModel(cfg, seed: 47, scale: 3)
+            var rng = SeededRandom(seed: 48)
+            let distinct = (0..<5).map { i in randomTokens(2 + 3 * i, vocab: cfg.vocabSize, rng: &rng) }
+            let ps = (0..<20).map { distinct[$0 / 4] } + [distinct[1]]
+            func run(sharing: Bool) -> [Generation] {
+                let gen = Generator(model: model)
+                gen.sharesRepeatedPrompts = sharing
+                var r = SeededRandom(seed: 9)
+                return gen.generate(prompts: ps, maxNewTokens: 12, settings: SamplingSettings(temperature: 0.8), eos: nil, pad: 0, rng: &r)
+            }
+            let shared = run(sharing: true), separate = run(sharing: false)
+            XCTAssertEqual(shared.map(\.tokens), separate.map(\.tokens))
+            XCTAssertEqual(shared.map { $0.logProbs.map(\.bitPattern) }, separate.map { $0.logProbs.map(\.bitPattern) })
+            XCTAssertNotEqual(shared[0].tokens, shared[1].tokens, "rows of one prompt sample on their own")
+        }
+    }
+
     func testSameSeedSameTokensAndEosStops() {
         forEachPath {
             let model = randomModel(cfg, seed: 43, scale: 3)

@@ -158,7 +158,47 @@ public enum Gemm {
         }
         blocked(
             m: m, n: n, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate,
-            bias: bias, threads: threads)
+            bias: bias, threads: threads, weight: weight)
+    }
+
+    /// Open `keepingPackedWeights` scopes.
+    static let keepingScopes = Atomic<Int>(0)
+
+    /// Runs `body` with the weight operands of the single-precision products (`weight: true`)
+    /// packed once, whole, and kept until they change or the last such scope closes, instead of
+    /// packed again by every product. For sampling: each decode step multiplies a few dozen rows
+    /// by every weight, and packing a weight costs more than such a product. The copies take as
+    /// much memory as the weights they pack (up to 4 GiB; past that they are dropped and made
+    /// again) and are freed when the last scope closes.
+    public static func keepingPackedWeights<T>(_ body: () throws -> T) rethrows -> T {
+        keepingScopes.add(1, ordering: .relaxed)
+        defer {
+            if keepingScopes.subtract(1, ordering: .relaxed).newValue == 0 { PackedWeights.sampling.removeAll() }
+        }
+        return try body()
+    }
+
+    /// Floats held in packed copies of weights by `keepingPackedWeights` scopes (for memory
+    /// reports and tests).
+    public static var keptPackedFloatCount: Int { PackedWeights.sampling.bytes / 4 }
+
+    /// Packs B's rows pc..<pc+kc, columns jc..<jc+n into panels of `width` columns (panel q at
+    /// `bp + q·width·kc`, the last zero-padded), on `threads` workers.
+    static func packBBlock<W: GemmElement>(
+        _ b: StridedMatrix<W>, pc: Int, kc: Int, jc: Int, n: Int, width: Int, into bp: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        if b.colStride == 1 {
+            // Row-major B: each worker packs whole rows of the block into every panel, so
+            // memory is read in order (one panel per task read a few lines of each row).
+            Parallel.forEachTask(threads, threads: threads) { part, _ in
+                packBRows(b, p0: pc, rows: kc * part / threads..<kc * (part + 1) / threads, kc: kc, j0: jc, n: n, width: width, into: bp)
+            }
+        } else {
+            let panels = (n + width - 1) / width
+            Parallel.forEachTask(panels, threads: threads) { panel, _ in
+                packB(b, p0: pc, kc: kc, j0: jc + panel * width, nValid: min(width, n - panel * width), width: width, into: bp + panel * width * kc)
+            }
+        }
     }
 
     // MARK: - The blocked path
@@ -166,7 +206,7 @@ public enum Gemm {
     static func blocked<W: GemmElement>(
         m: Int, n: Int, k: Int, a: MatrixOperand, b: StridedMatrix<W>,
         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-        bias: UnsafePointer<Float>?, threads: Int
+        bias: UnsafePointer<Float>?, threads: Int, weight: Bool = false
     ) {
         let kern = Kernels.active
         let gemmMR = kern.gemmMR, gemmNR = kern.gemmNR
@@ -176,32 +216,32 @@ public enum Gemm {
         // rows instead of 10 of 96 and one of 64). With rows enough, the workers claim them below.
         let mPanels = (m + gemmMR - 1) / gemmMR
         var mBlocks = (mPanels + mc / gemmMR - 1) / (mc / gemmMR)
-        if threads > 1 { mBlocks = min(mPanels, (mBlocks + threads - 1) / threads * threads) }
+        // All rows in one block, with columns enough for every worker to take a share (sampling's
+        // few dozen rows): the workers split the columns only, so each streams its share of B once
+        // and packs every row of A, rather than reading each B panel once per block of rows.
+        let splitColumns = threads > 1 && m <= mc && (min(n, nc) + gemmNR - 1) / gemmNR >= 4 * threads
+        if threads > 1 && !splitColumns { mBlocks = min(mPanels, (mBlocks + threads - 1) / threads * threads) }
         let chunks = ChunkCounter()
+        // Inside a `keepingPackedWeights` scope a weight is packed once, whole, and kept (for
+        // products of a few blocks of rows: with many, packing costs little beside the product).
+        let kept =
+            weight && m <= 4 * mc && keepingScopes.load(ordering: .relaxed) > 0
+            ? PackedWeights.sampling.panels(b, k: k, n: n, width: gemmNR, threads: threads) : nil
         var jc = 0
         while jc < n {
             let ncur = min(nc, n - jc)
             let panels = (ncur + gemmNR - 1) / gemmNR
             // Split columns too when there are too few row blocks to keep every worker busy.
-            let nParts = mBlocks >= 2 * threads ? 1 : min(panels, threads)
+            let nParts = splitColumns ? min(panels, threads) : (mBlocks >= 2 * threads ? 1 : min(panels, threads))
             var pc = 0
             while pc < k {
                 let kcur = min(kc, k - pc)
-                let bp = packedB(0).floats(panels * gemmNR * kcur)
-                if b.colStride == 1 {
-                    // Row-major B: each worker packs whole rows of the block into every panel, so
-                    // memory is read in order (one panel per task read a few lines of each row).
-                    Parallel.forEachTask(threads, threads: threads) { part, _ in
-                        packBRows(
-                            b, p0: pc, rows: kcur * part / threads..<kcur * (part + 1) / threads, kc: kcur,
-                            j0: jc, n: ncur, width: gemmNR, into: bp)
-                    }
+                let bp: UnsafeMutablePointer<Float>
+                if let kept {
+                    bp = kept.floats + jc * k + pc * panels * gemmNR
                 } else {
-                    Parallel.forEachTask(panels, threads: threads) { panel, _ in
-                        packB(
-                            b, p0: pc, kc: kcur, j0: jc + panel * gemmNR, nValid: min(gemmNR, ncur - panel * gemmNR),
-                            width: gemmNR, into: bp + panel * gemmNR * kcur)
-                    }
+                    bp = packedB(0).floats(panels * gemmNR * kcur)
+                    packBBlock(b, pc: pc, kc: kcur, jc: jc, n: ncur, width: gemmNR, into: bp, threads: threads)
                 }
                 let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
                 let biasBase = bias.map { $0 + jc }
@@ -217,15 +257,16 @@ public enum Gemm {
                         let nValid = min(gemmNR, ncur - j)
                         var ir = 0
                         while ir < mcur {
-                            let mValid = min(gemmMR, mcur - ir)
+                            let mValid = min(gemmMR, mcur - ir), width = kern.panelWidth(mValid)
                             let cTile = c + (i0 + ir) * ldc + jc + j
                             let aPanel = UnsafePointer(ap + ir * kcur)
-                            if mValid == gemmMR && nValid == gemmNR {
-                                kern.gemmTile(
+                            let kernel = kern.tile(width: width)
+                            if mValid == width && nValid == gemmNR {
+                                kernel(
                                     kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
                                     cTile, ldc, mode, biasBase.map { $0 + j })
                             } else {
-                                kern.gemmTile(
+                                kernel(
                                     kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
                                     tile, gemmNR, .overwrite, nil)
                                 storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j }, tileStride: gemmNR)
@@ -286,10 +327,12 @@ public enum Gemm {
     }
 
     /// Packs rows i0..<i0+mc, columns p0..<p0+kc of A into panels of `width` rows (`width` floats
-    /// per k), zero-padding the last panel.
+    /// per k), panel q at `ap + q·width·kc`; a last, partial panel at the narrower width of its
+    /// tile (`KernelTable.panelWidth`), zero-padded.
     @inline(__always)
     static func packA(_ a: MatrixOperand, i0: Int, mc: Int, p0: Int, kc: Int, width gemmMR: Int, into ap: UnsafeMutablePointer<Float>) {
         let rs = a.rowStride, cs = a.colStride
+        let kern = Kernels.active
         if rs == 1 && cs != 1 {
             // Transposed A: each k holds the block's rows contiguously. Walk k outermost, so each
             // k's rows are read once, in order, and dealt out to the panels (panel by panel, every
@@ -306,8 +349,8 @@ public enum Gemm {
                     ir += gemmMR
                 }
                 if full < mc {
-                    let dst = ap + full * kc + p * gemmMR
-                    for ii in 0..<gemmMR { dst[ii] = full + ii < mc ? src[full + ii] : 0 }
+                    let w = kern.panelWidth(mc - full), dst = ap + full * kc + p * w
+                    for ii in 0..<w { dst[ii] = full + ii < mc ? src[full + ii] : 0 }
                 }
             }
             return
@@ -315,7 +358,7 @@ public enum Gemm {
         var ir = 0
         while ir < mc {
             let panel = ap + ir * kc
-            let rows = min(gemmMR, mc - ir)
+            let rows = min(gemmMR, mc - ir), w = kern.panelWidth(rows)
             if cs == 1 {
                 // Row-major A: walk the panel's rows side by side, writing a panel's floats per k
                 // contiguously. (Row by row, the compiler turns the strided writes into slow scatters.)
@@ -324,15 +367,15 @@ public enum Gemm {
                     let next = UnsafeRawPointer(a.base + (i0 + ir + gemmMR) * rs + p0)
                     for r in 0..<min(gemmMR, mc - ir - gemmMR) { prefetchLines(next + r * rs * 4, bytes: kc * 4) }
                 }
-                gatherRows(a.base + (i0 + ir) * rs + p0, rs, rows: rows, width: gemmMR, kc: kc, panel)
+                gatherRows(a.base + (i0 + ir) * rs + p0, rs, rows: rows, width: w, kc: kc, panel)
             } else {
                 for p in 0..<kc {
                     let src = a.base + (p0 + p) * cs + (i0 + ir) * rs
-                    for ii in 0..<rows { panel[p * gemmMR + ii] = src[ii * rs] }
+                    for ii in 0..<rows { panel[p * w + ii] = src[ii * rs] }
                 }
             }
-            if rows < gemmMR {
-                for p in 0..<kc { for ii in rows..<gemmMR { panel[p * gemmMR + ii] = 0 } }
+            if rows < w {
+                for p in 0..<kc { for ii in rows..<w { panel[p * w + ii] = 0 } }
             }
             ir += gemmMR
         }
@@ -487,11 +530,11 @@ public enum Gemm {
                 let j = panel * gemmNR
                 for mp in 0..<mPanels {
                     let i = mp * gemmMR
-                    let mValid = min(gemmMR, m - i)
-                    if mValid == gemmMR {
-                        kern.gemmTile(k, ap + i * k, b.base + j, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
+                    let mValid = min(gemmMR, m - i), width = kern.panelWidth(mValid), kernel = kern.tile(width: width)
+                    if mValid == width {
+                        kernel(k, ap + i * k, b.base + j, b.rowStride, c + i * ldc + j, ldc, mode, bias.map { $0 + j })
                     } else {
-                        kern.gemmTile(k, ap + i * k, b.base + j, b.rowStride, tile, gemmNR, .overwrite, nil)
+                        kernel(k, ap + i * k, b.base + j, b.rowStride, tile, gemmNR, .overwrite, nil)
                         storeEdge(tile, mValid, gemmNR, c + i * ldc + j, ldc, mode, bias.map { $0 + j }, tileStride: gemmNR)
                     }
                 }
@@ -638,4 +681,21 @@ public enum Gemm {
 /// The next unclaimed row panel of a product's dynamically shared rows.
 final class ChunkCounter: Sendable {
     let next = Atomic<Int>(0)
+}
+
+extension KernelTable {
+    /// The rows a panel of `rows` rows of A is packed and multiplied at: gemmMR for whole panels;
+    /// a last, partial one takes the narrowest tile that holds it (4 or 8 rows), so fewer of its
+    /// multiply-adds go to padding (64 rows on AVX-512: five 12-row panels and one of 4, not 6).
+    /// Each element of C is summed in the same order whatever the tile's rows.
+    @inline(__always)
+    func panelWidth(_ rows: Int) -> Int {
+        if rows >= gemmMR { return gemmMR }
+        if rows <= 4 { return 4 }
+        return rows <= 8 && gemmMR > 8 ? 8 : gemmMR
+    }
+
+    /// The micro-kernel for panels packed `width` rows wide (`panelWidth`).
+    @inline(__always)
+    func tile(width: Int) -> Tile { width == gemmMR ? gemmTile : (width == 4 ? gemmTile4 : gemmTile8) }
 }

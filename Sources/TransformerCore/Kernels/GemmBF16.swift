@@ -186,58 +186,108 @@ extension Gemm {
 
 }
 
-/// Weight operands packed for the bfloat16 products, kept until the weights change: a weight is
-/// converted and packed once per optimizer step (`AdamW.update` reports the change), or once
-/// for frozen weights, never once per product.
+/// Weight operands packed once and kept until the weights change, never packed once per product.
 ///
-/// Keyed by the operand's address, strides and shape. An entry also remembers 16 of the source's
-/// elements and is packed again if any differs, so weights rewritten without a report (loaded
-/// into the same buffer, say) are not read stale. Entries are dropped when their memory is
+/// Two stores: `shared` holds the bfloat16 products' pairs (`--precision bf16`), packed once per
+/// optimizer step (`AdamW.update` reports the change) or once for frozen weights; `sampling`
+/// holds single-precision panels while a `Gemm.keepingPackedWeights` scope is open (sampling,
+/// where every decode step multiplies a few dozen rows by every weight), and is emptied when the
+/// last scope closes.
+///
+/// Keyed by the operand's address, strides, shape and layout. An entry also remembers 16 of the
+/// source's elements and is packed again if any differs, so weights rewritten without a report
+/// (loaded into the same buffer, say) are not read stale. Entries are dropped when their memory is
 /// reported changed and all at once past `maxBytes`.
 final class PackedWeights: @unchecked Sendable {
-    static let shared = PackedWeights()
-    static let maxBytes = 8 << 30
+    static let shared = PackedWeights(maxBytes: 8 << 30)
+    static let sampling = PackedWeights(maxBytes: 4 << 30)
+    let maxBytes: Int
 
+    init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+    /// One packed operand: 4-byte elements, bfloat16 pairs (`words`) or floats (`floats`), as the
+    /// store that made it packs them.
     final class Entry: @unchecked Sendable {
-        let words: UnsafeMutablePointer<UInt32>
+        private let raw: UnsafeMutableRawPointer
         let count: Int
         let samples: [UInt32]
-        init(count: Int, samples: [UInt32]) {
-            words = .allocate(capacity: count); self.count = count; self.samples = samples
+        /// `count` elements of `Element` (4 bytes), uninitialised.
+        init<Element>(count: Int, samples: [UInt32], as _: Element.Type) {
+            precondition(MemoryLayout<Element>.stride == 4)
+            raw = .allocate(byteCount: max(1, count) * 4, alignment: 64); self.count = count; self.samples = samples
+            raw.bindMemory(to: Element.self, capacity: max(1, count))
         }
-        deinit { words.deallocate() }
+        deinit { raw.deallocate() }
+        var words: UnsafeMutablePointer<UInt32> { raw.assumingMemoryBound(to: UInt32.self) }
+        var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
     }
 
     struct Key: Hashable {
-        let address: UInt, rowStride: Int, colStride: Int, k: Int, n: Int, bytes: Int
+        let address: UInt, rowStride: Int, colStride: Int, k: Int, n: Int, bytes: Int, layout: Int
     }
 
     private let entries = Mutex<[Key: Entry]>([:])
 
     /// Entries held (for tests).
     var count: Int { entries.withLock { $0.count } }
+    /// Bytes held.
+    var bytes: Int { entries.withLock { $0.values.reduce(0) { $0 + $1.count * 4 } } }
 
-    /// B(k×n) packed whole: panel q (32 columns) at q·32·⌈k/2⌉ words, pair p of column j at p·32 + j.
-    func packed<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, threads: Int) -> Entry {
+    /// The entry for B(k×n) in `layout`, made by `pack` (which fills its `count` elements of
+    /// `Element`) unless a current one is held.
+    private func entry<W: GemmElement, Element>(
+        _ b: StridedMatrix<W>, k: Int, n: Int, layout: Int, count: Int, as _: Element.Type,
+        pack: (Entry) -> Void
+    ) -> Entry {
         let key = Key(
-            address: UInt(bitPattern: b.base), rowStride: b.rowStride, colStride: b.colStride, k: k, n: n, bytes: MemoryLayout<W>.stride)
+            address: UInt(bitPattern: b.base), rowStride: b.rowStride, colStride: b.colStride, k: k, n: n,
+            bytes: MemoryLayout<W>.stride, layout: layout)
         let raw = UnsafeRawPointer(b.base)
         let samples = (0..<16).map { s -> UInt32 in
             let i = (k - 1) * s / 15, j = (n - 1) * ((s * 7) % 16) / 15
             return W.scalar(raw, i * b.rowStride + j * b.colStride).bitPattern
         }
         if let e = entries.withLock({ $0[key] }), e.samples == samples { return e }
-        let kp = (k + 1) / 2, panels = (n + Gemm.bf16NR - 1) / Gemm.bf16NR
-        let e = Entry(count: panels * kp * Gemm.bf16NR, samples: samples)
-        Parallel.forEachTask(panels, threads: threads) { q, _ in
-            Gemm.packPairsB(b, k: k, kp0: 0, kcp: kp, j0: q * Gemm.bf16NR, n: n, into: e.words + q * kp * Gemm.bf16NR)
-        }
+        let e = Entry(count: count, samples: samples, as: Element.self)
+        pack(e)
         entries.withLock { all in
             let held = all.values.reduce(0) { $0 + $1.count * 4 }
-            if held + e.count * 4 > Self.maxBytes { all.removeAll() }
+            if held + e.count * 4 > maxBytes { all.removeAll() }
             all[key] = e
         }
         return e
+    }
+
+    /// B(k×n) as bfloat16 pairs, whole: panel q (32 columns) at q·32·⌈k/2⌉ words, pair p of
+    /// column j at p·32 + j.
+    func packed<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, threads: Int) -> Entry {
+        let kp = (k + 1) / 2, panels = (n + Gemm.bf16NR - 1) / Gemm.bf16NR
+        return entry(b, k: k, n: n, layout: 0, count: panels * kp * Gemm.bf16NR, as: UInt32.self) { e in
+            Parallel.forEachTask(panels, threads: threads) { q, _ in
+                Gemm.packPairsB(b, k: k, kp0: 0, kcp: kp, j0: q * Gemm.bf16NR, n: n, into: e.words + q * kp * Gemm.bf16NR)
+            }
+        }
+    }
+
+    /// B(k×n) as the single-precision blocked product packs it, every block at once: the block of
+    /// columns jc..<jc+nc and k rows pc..<pc+kc at `jc·k + pc·w`, w its columns rounded up to
+    /// whole panels of `width` (the blocks before it are whole: nc is a multiple of every width).
+    func panels<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, width: Int, threads: Int) -> Entry {
+        let last = n - (n - 1) / Gemm.nc * Gemm.nc
+        let count = (n - last) * k + (last + width - 1) / width * width * k
+        return entry(b, k: k, n: n, layout: width, count: count, as: Float.self) { e in
+            var jc = 0
+            while jc < n {
+                let ncur = min(Gemm.nc, n - jc), padded = (ncur + width - 1) / width * width
+                var pc = 0
+                while pc < k {
+                    let kcur = min(Gemm.kc, k - pc)
+                    Gemm.packBBlock(b, pc: pc, kc: kcur, jc: jc, n: ncur, width: width, into: e.floats + jc * k + pc * padded, threads: threads)
+                    pc += kcur
+                }
+                jc += ncur
+            }
+        }
     }
 
     /// Drops every entry whose operand starts in `bytes` bytes from `start`.
@@ -251,13 +301,19 @@ final class PackedWeights: @unchecked Sendable {
 
     /// Drops every entry.
     func removeAll() { entries.withLock { $0.removeAll() } }
+
+    /// `changed` in every store.
+    static func changedEverywhere(_ start: UnsafeRawPointer, bytes: Int) {
+        shared.changed(start, bytes: bytes)
+        sampling.changed(start, bytes: bytes)
+    }
 }
 
 extension Gemm {
-    /// Tells the bfloat16 products that the `count` floats from `start` (weights) changed, so
+    /// Tells the products that keep packed weights that the `count` floats from `start` (weights) changed, so
     /// their packed copies are made again when next used. `AdamW.update` and the model's own
     /// writers call it; other code that writes weights in place should too.
     public static func weightsChanged(_ start: UnsafePointer<Float>, count: Int) {
-        PackedWeights.shared.changed(UnsafeRawPointer(start), bytes: count * 4)
+        PackedWeights.changedEverywhere(UnsafeRawPointer(start), bytes: count * 4)
     }
 }

@@ -49,10 +49,20 @@ public final class Generator {
     ) -> [Generation] {
         let stops = Set(stopTokens)
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
+        let v = model.config.vocabSize
+        if maxNewTokens <= 0 { return prompts.map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) } }
+        // The weights stay as they are until this returns: pack them once, not once per step.
+        return Gemm.keepingPackedWeights {
+            sample(
+                prompts: prompts, maxNewTokens: maxNewTokens, sampler: Sampler(settings: settings, vocabSize: v), stops: stops, pad: pad, rng: &rng)
+        }
+    }
+
+    private func sample(
+        prompts: [[Int32]], maxNewTokens: Int, sampler: Sampler, stops: Set<Int32>, pad: Int32, rng: inout SeededRandom
+    ) -> [Generation] {
         let b = prompts.count, v = model.config.vocabSize
         var results = (0..<b).map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) }
-        if maxNewTokens <= 0 { return results }
-        let sampler = Sampler(settings: settings, vocabSize: v)
         let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens, reuse: true)
         var positions = prompts.map { Int32($0.count) }
         var done = [Bool](repeating: false, count: b)
@@ -80,12 +90,26 @@ public final class Generator {
         prefill(prompts: prompts, pad: pad, extra: extra, reuse: false)
     }
 
+    /// Whether a prompt given more than once (a group of completions per prompt, as GRPO samples)
+    /// runs through the model once, its keys and values copied to each of its rows. Every row's
+    /// arithmetic is its own, so the cache and logits are the same bits either way (off in tests).
+    var sharesRepeatedPrompts = true
+
     /// `prefill`; with `reuse`, into the generator's own cache (and activations) when they are
     /// big enough, which the next `reuse` call overwrites.
     func prefill(prompts: [[Int32]], pad: Int32, extra: Int, reuse: Bool) -> KVCache {
         let cfg = model.config
-        let batch = TokenBatch(leftPadding: prompts, pad: pad)
-        let tp = batch.length, b = batch.batch, c = cfg.nEmbd, nkv = cfg.nKVHead, hs = cfg.headSize
+        // source[i]: the row of the model's batch that holds prompt i.
+        var source = Array(prompts.indices), distinct = prompts
+        if sharesRepeatedPrompts {
+            var first: [[Int32]: Int] = [:]
+            distinct = []
+            for (i, p) in prompts.enumerated() {
+                if let u = first[p] { source[i] = u } else { first[p] = distinct.count; source[i] = distinct.count; distinct.append(p) }
+            }
+        }
+        let batch = TokenBatch(leftPadding: distinct, pad: pad)
+        let tp = batch.length, b = prompts.count, u = batch.batch, c = cfg.nEmbd, nkv = cfg.nKVHead, hs = cfg.headSize
         let shape = AttentionHeads(cfg)
         precondition(tp + extra <= cfg.nCtx, "prompt (\(tp)) + new tokens (\(extra)) exceed the context of \(cfg.nCtx)")
         let cache: KVCache
@@ -99,11 +123,11 @@ public final class Generator {
         cache.length = 0
         let st = decodeState(b)
         let acts: Activations
-        if reuse, let a = prefillActs, a.batch == b, a.length == tp {
+        if reuse, let a = prefillActs, a.batch == u, a.length == tp {
             acts = a
         } else {
             prefillActs = nil
-            acts = Activations(config: cfg, batch: b, length: tp, inferenceOnly: true)
+            acts = Activations(config: cfg, batch: u, length: tp, inferenceOnly: true)
             if reuse { prefillActs = acts }
         }
         let cap = cache.capacity
@@ -111,7 +135,7 @@ public final class Generator {
             let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
             for bi in 0..<b {
                 for t in 0..<tp {
-                    let row = qkv + (bi * tp + t) * shape.ldqkv
+                    let row = qkv + (source[bi] * tp + t) * shape.ldqkv
                     for j in 0..<nkv {
                         let k = row + shape.k(j), vv = row + shape.v(j)
                         let kBase = kc + (bi * nkv + j) * hs * cap + t
@@ -122,8 +146,9 @@ public final class Generator {
             }
         }
         for bi in 0..<b {
-            for t in 0..<tp { cache.mask[bi * cap + t] = batch.mask[bi * tp + t] }
-            (st.x.pointer + bi * c).update(from: acts.lnf.pointer + (bi * tp + tp - 1) * c, count: c)
+            let ui = source[bi]
+            for t in 0..<tp { cache.mask[bi * cap + t] = batch.mask[ui * tp + t] }
+            (st.x.pointer + bi * c).update(from: acts.lnf.pointer + (ui * tp + tp - 1) * c, count: c)
         }
         cache.length = tp
         lmHead(st.x.pointer, 0..<b)

@@ -53,7 +53,7 @@ public final class FloatBuffer {
 
     deinit {
         // Packed bfloat16 copies of weights held here go with them (the address may come back).
-        if count > 0 { PackedWeights.shared.changed(UnsafeRawPointer(pointer), bytes: count * 4) }
+        if count > 0 { PackedWeights.changedEverywhere(UnsafeRawPointer(pointer), bytes: count * 4) }
         if alignedByHand { free(pointer) } else { pointer.deallocate() }
     }
 
