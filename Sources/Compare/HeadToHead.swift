@@ -101,6 +101,7 @@ public enum HeadToHead {
         for s in samples where !s.tokens.isEmpty {
             let layout = PromptResponseBatch(prompts: [s.promptTokens], responses: [s.tokens], width: s.tokens.count, pad: 0)
             let acts = Activations(config: reference.config, batch: 1, length: layout.t, inferenceOnly: true)
+            acts.logitWindow = layout.logitWindow
             reference.forward(layout.batch([0]), acts)
             let lp = LogitHeads.targetLogProbs(acts, targets: layout.targets([0]), temperature: temperature)
             for j in 0..<s.tokens.count { sum += Double(s.logProbs[j] - lp[layout.p + j - 1]) }

@@ -86,6 +86,7 @@ public final class DPOTrainer {
             let layout = layout(group, nCtx: model.config.nCtx)
             let all = Array(0..<layout.rows)
             let a = acts(model, rows: layout.rows, t: layout.t, inferenceOnly: true)
+            a.logitWindow = layout.logitWindow
             model.forward(layout.batch(all), a)
             var sums = Self.rowSums(LogitHeads.targetLogProbs(a, targets: layout.targets(all)), layout)[...]
             for ex in group {
@@ -114,6 +115,8 @@ public final class DPOTrainer {
             let targets = layout.targets(all)
             let tb = layout.batch(all)
             let a = acts(policy, rows: layout.rows, t: layout.t, inferenceOnly: false)
+            // Logits only where they predict completion tokens.
+            a.logitWindow = layout.logitWindow
             policy.forward(tb, a)
             let sums = Self.rowSums(LogitHeads.targetLogProbs(a, targets: targets), layout)
             // d loss / d (summed log-probability) of each row, spread over its response tokens.

@@ -129,6 +129,7 @@ public final class GRPOTrainer {
                 var out = [Float](repeating: 0, count: n * width)
                 for pass in passes {
                     let a = acts(reference, rows: pass.count, t: layout.t)
+                    a.logitWindow = layout.logitWindow
                     reference.forward(layout.batch(pass), a)
                     layout.gather(LogitHeads.targetLogProbs(a, targets: layout.targets(pass), temperature: s.temperature), pass, into: &out)
                 }
@@ -147,6 +148,8 @@ public final class GRPOTrainer {
                 var stats = GRPOMath.LossStats()
                 for pass in passes {
                     let a = acts(policy, rows: pass.count, t: layout.t), batch = layout.batch(pass), targets = layout.targets(pass)
+                    // Logits only where they predict completion tokens, as TRL's logits_to_keep.
+                    a.logitWindow = layout.logitWindow
                     policy.forward(batch, a)
                     let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(a, targets: targets, temperature: s.temperature)
                     // (rows, width) response order: position P + j − 1 predicts response token j.

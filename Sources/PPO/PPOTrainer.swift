@@ -135,6 +135,8 @@ public final class PPOTrainer {
             model === reference
             ? acts(&referenceActs, model, rows: rows.count, t: layout.t, inferenceOnly: true)
             : acts(&policyActs, model, rows: rows.count, t: layout.t)
+        // Logits only where they predict response tokens.
+        a.logitWindow = layout.logitWindow
         model.forward(b, a)
         return (a, b)
     }

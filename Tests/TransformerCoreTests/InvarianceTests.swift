@@ -26,6 +26,58 @@ final class InvarianceTests: EveryPathTestCase {
         }
     }
 
+    /// A logit window (the positions that predict a completion) gives those positions the
+    /// log-probabilities, entropies and parameter gradients of the full logits, from the head's
+    /// products over the window's rows only; asking for a target outside it is refused.
+    func testLogitWindowMatchesTheFullLogits() {
+        forEachArchitecture(configs) { cfg in
+            let model = randomModel(cfg, seed: 35, scale: 2)
+            var rng = SeededRandom(seed: 36)
+            let layout = PromptResponseBatch(
+                prompts: [5, 2, 8].map { randomTokens($0, vocab: cfg.vocabSize, rng: &rng) },
+                responses: [6, 3, 0].map { randomTokens($0, vocab: cfg.vocabSize, rng: &rng) }, width: 6, pad: 1)
+            let rows = [0, 1, 2], batch = layout.batch(rows), targets = layout.targets(rows)
+            let dLogProb = targets.map { $0 >= 0 ? rng.uniformFloat() - 0.5 : 0 }
+            func run(window: Bool) -> (lp: [Float], ent: [Float], grads: [Float]) {
+                let acts = Activations(config: cfg, batch: 3, length: layout.t)
+                if window { acts.logitWindow = layout.logitWindow }
+                model.forward(batch, acts)
+                let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(acts, targets: targets, temperature: 0.7)
+                LogitHeads.logitGradient(acts, targets: targets, temperature: 0.7, dLogProb: dLogProb, dEntropy: nil)
+                model.zeroGradients()
+                model.backward(batch, acts, fromLogits: true)
+                return (lp, ent, model.trainableGradients.array)
+            }
+            let full = run(window: false), windowed = run(window: true)
+            XCTAssertEqual(full.lp.filter { $0 != 0 }.count, targets.filter { $0 >= 0 }.count)
+            for i in 0..<targets.count where layout.logitWindow.contains(i % layout.t) {
+                XCTAssertEqual(full.lp[i], windowed.lp[i], accuracy: 1e-5, "position \(i)")
+                XCTAssertEqual(full.ent[i], windowed.ent[i], accuracy: 1e-5, "position \(i)")
+            }
+            let scale = full.grads.map(abs).max()!
+            XCTAssertGreaterThan(scale, 0)
+            let worst = zip(full.grads, windowed.grads).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-5 * scale, "parameter gradients")
+        }
+    }
+
+    /// Scoring sorts the sequences by length into micro-batches padded to their own longest: the
+    /// values come back in the order given, each as when its sequence is scored alone.
+    func testScoresComeBackInOrderWhateverTheMicroBatches() {
+        forEachArchitecture(configs) { cfg in
+            let model = TransformerModel(config: cfg, scalarHead: true)
+            model.initialize(seed: 33)
+            var rng = SeededRandom(seed: 34)
+            let seqs = [3, 17, 9, 17, 1, 30, 12, 5].map { randomTokens($0, vocab: cfg.vocabSize, rng: &rng) }
+            let runner = ScalarHeadRunner(model: model, rows: 3)
+            let alone = seqs.map { ScalarHeadRunner(model: model, rows: 1).scores([$0])[0] }
+            let together = runner.scores(seqs)
+            XCTAssertEqual(together.count, seqs.count)
+            for (i, (x, y)) in zip(together, alone).enumerated() { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y)), "sequence \(i)") }
+            XCTAssertEqual(runner.scores(Array(seqs.reversed())), together.reversed(), "the same values, whatever the order")
+        }
+    }
+
     /// A generator reuses its cache and prefill buffers between calls: calls with other prompts
     /// in between (longer ones, whose bigger cache the next call reuses with stale contents, and
     /// another batch size) leave no trace in the next call's samples.

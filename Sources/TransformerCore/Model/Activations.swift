@@ -64,10 +64,40 @@ public final class Activations {
         dhidden = FloatBuffer(count: config.architecture.isLlamaFamily ? backward * config.intermediateSize : 0)
     }
 
-    /// Logits (B, T, V), allocated on first use (scalar-head models never need them).
+    /// The positions of each sequence whose logits the forward pass computes (nil: all). A loss
+    /// that reads only some positions (a completion after its prompt) sets it before the forward
+    /// pass: the logit head's products and the passes over the vocabulary then skip the rest, and
+    /// `logits` and `dlogits` hold (B, window, V).
+    public var logitWindow: Range<Int>? {
+        didSet {
+            precondition(
+                logitWindow.map { $0.lowerBound >= 0 && $0.upperBound <= length && !$0.isEmpty } ?? true, "logit window outside the sequence")
+            // The buffers stay when they are big enough (each pass of DPO has a window of its own).
+            if let l = logitsStorage, l.count < logitRowCount * config.vocabSize { logitsStorage = nil }
+            if let l = dlogitsStorage, l.count < logitRowCount * config.vocabSize { dlogitsStorage = nil }
+            if let h = windowHidden, h.count < logitRowCount * config.nEmbd { windowHidden = nil }
+        }
+    }
+
+    /// Rows of `logits`: B × the window's length (or T).
+    public var logitRowCount: Int { batch * (logitWindow?.count ?? length) }
+
+    /// The position (b·T + t) whose logits are row `row` of `logits`.
+    @inline(__always)
+    public func position(ofLogitRow row: Int) -> Int {
+        guard let w = logitWindow else { return row }
+        return row / w.count * length + w.lowerBound + row % w.count
+    }
+
+    /// The final hidden states of the window's positions, gathered (B·window, C), and their
+    /// gradient in the backward pass.
+    var windowHidden: FloatBuffer?
+
+    /// Logits (B, T, V), or (B, window, V) with a `logitWindow` (the buffer may be longer);
+    /// allocated on first use (scalar-head models never need them).
     public var logits: FloatBuffer {
         if let l = logitsStorage { return l }
-        let l = FloatBuffer(count: n * config.vocabSize); logitsStorage = l; return l
+        let l = FloatBuffer(count: logitRowCount * config.vocabSize); logitsStorage = l; return l
     }
 
     /// Whether `dlogits` is the logits' own buffer: a loss that reads each logit only before
@@ -80,7 +110,7 @@ public final class Activations {
     public var dlogits: FloatBuffer {
         if gradientOverwritesLogits { return logits }
         if let l = dlogitsStorage { return l }
-        let l = FloatBuffer(count: n * config.vocabSize); dlogitsStorage = l; return l
+        let l = FloatBuffer(count: logitRowCount * config.vocabSize); dlogitsStorage = l; return l
     }
 
     /// Floats held by this activation set (for memory reports).
@@ -92,7 +122,7 @@ public final class Activations {
             let stats = [b.ln1Mean, b.ln1Rstd, b.ln2Mean, b.ln2Rstd].reduce(0) { $0 + $1.count }
             total += nc + stats + b.qkv.count + b.att.count + b.fch.count + b.fchGelu.count
         }
-        total += (logitsStorage?.count ?? 0) + (dlogitsStorage?.count ?? 0)
+        total += (logitsStorage?.count ?? 0) + (dlogitsStorage?.count ?? 0) + (windowHidden?.count ?? 0)
         return total
     }
 }

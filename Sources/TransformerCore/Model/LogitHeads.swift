@@ -33,32 +33,42 @@ public enum LogitHeads {
         let logits = acts.logits.pointer
         out.withUnsafeMutableBufferPointer { o in
             let o = o.baseAddress!
-            forRows(n, v) { i, probs in
-                let y = Int(targets[i])
+            forRows(acts.logitRowCount, v) { r, probs in
+                let i = acts.position(ofLogitRow: r), y = Int(targets[i])
                 guard y >= 0 else { return }
-                let (lse, _) = softmaxRow(logits + i * v, v, 1 / temperature, probs)
-                o[i] = logits[i * v + y] / temperature - lse
+                let (lse, _) = softmaxRow(logits + r * v, v, 1 / temperature, probs)
+                o[i] = logits[r * v + y] / temperature - lse
             }
         }
+        checkWindow(acts, targets)
         return out
     }
 
-    /// Entropy of softmax(logits/τ) at every position.
+    /// Every target lies inside the logit window (a loss asked for one it did not compute).
+    static func checkWindow(_ acts: Activations, _ targets: [Int32]) {
+        guard let w = acts.logitWindow else { return }
+        for (i, y) in targets.enumerated() where y >= 0 {
+            precondition(w.contains(i % acts.length), "a target at position \(i % acts.length), outside the logit window \(w)")
+        }
+    }
+
+    /// Entropy of softmax(logits/τ) at every position (0 outside the logit window).
     public static func entropies(_ acts: Activations, temperature: Float = 1) -> [Float] {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         var out = [Float](repeating: 0, count: n)
         let logits = acts.logits.pointer
         out.withUnsafeMutableBufferPointer { o in
             let o = o.baseAddress!
-            forRows(n, v) { i, probs in
-                let (lse, pz) = softmaxRow(logits + i * v, v, 1 / temperature, probs)
-                o[i] = lse - pz
+            forRows(acts.logitRowCount, v) { r, probs in
+                let (lse, pz) = softmaxRow(logits + r * v, v, 1 / temperature, probs)
+                o[acts.position(ofLogitRow: r)] = lse - pz
             }
         }
         return out
     }
 
-    /// `targetLogProbs` and `entropies` from one softmax pass over each row.
+    /// `targetLogProbs` and `entropies` from one softmax pass over each row (0 outside the logit
+    /// window).
     public static func targetLogProbsAndEntropies(_ acts: Activations, targets: [Int32], temperature: Float = 1) -> (
         logProbs: [Float], entropies: [Float]
     ) {
@@ -69,14 +79,16 @@ public enum LogitHeads {
         lp.withUnsafeMutableBufferPointer { l in
             ent.withUnsafeMutableBufferPointer { e in
                 let l = l.baseAddress!, e = e.baseAddress!
-                forRows(n, v) { i, probs in
-                    let (lse, pz) = softmaxRow(logits + i * v, v, 1 / temperature, probs)
+                forRows(acts.logitRowCount, v) { r, probs in
+                    let i = acts.position(ofLogitRow: r)
+                    let (lse, pz) = softmaxRow(logits + r * v, v, 1 / temperature, probs)
                     e[i] = lse - pz
                     let y = Int(targets[i])
-                    if y >= 0 { l[i] = logits[i * v + y] / temperature - lse }
+                    if y >= 0 { l[i] = logits[r * v + y] / temperature - lse }
                 }
             }
         }
+        checkWindow(acts, targets)
         return (lp, ent)
     }
 
@@ -112,8 +124,9 @@ public enum LogitHeads {
         var out = [Float](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { o in
             let o = o.baseAddress!
-            forRows(n, v) { i, probs in
-                let row = logits + i * v, drow = dlogits + i * v
+            forRows(acts.logitRowCount, v) { r, probs in
+                let i = acts.position(ofLogitRow: r)
+                let row = logits + r * v, drow = dlogits + r * v
                 let (lse, pz) = softmaxRow(row, v, invT, probs)
                 let y = Int(targets[i])
                 let gl: Float = y >= 0 ? (dLogProb?[i] ?? 0) : 0
@@ -123,6 +136,12 @@ public enum LogitHeads {
                 let h = lse - pz
                 Kernels.active.logitGradientRow(row, probs, drow, v, invT, lse, h, gl, ge)
                 if y >= 0 { drow[y] += gl * invT }
+            }
+        }
+        checkWindow(acts, targets)
+        if let w = acts.logitWindow, let dEntropy {
+            for (i, g) in dEntropy.enumerated() where g != 0 {
+                precondition(w.contains(i % acts.length), "an entropy gradient at position \(i % acts.length), outside the logit window \(w)")
             }
         }
         return out

@@ -50,6 +50,10 @@ public struct PromptResponseBatch: Sendable {
         return out
     }
 
+    /// The positions whose logits predict response tokens (P−1 ..< P+R−1): an activation set's
+    /// `logitWindow` for losses over the responses only.
+    public var logitWindow: Range<Int> { (p - 1)..<(p - 1 + r) }
+
     /// Gathers per-position values (k·t + P + j − 1) into (rows, R) response order.
     public func gather(_ x: [Float], _ which: [Int], into out: inout [Float]) {
         for (k, row) in which.enumerated() {

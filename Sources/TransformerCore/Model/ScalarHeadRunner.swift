@@ -1,8 +1,10 @@
 /// Runs a scalar-head model (reward or value model) over lists of token sequences of different
 /// lengths, a micro-batch at a time, reading the head at each sequence's last token.
 ///
-/// Sequences are right-padded into a fixed number of rows and a length rounded up to a multiple
-/// of 32, so only a few activation shapes are ever allocated; unused rows are pure padding.
+/// For training, sequences are right-padded into a fixed number of rows and a length rounded up
+/// to a multiple of 32, so only a few activation shapes are ever allocated; unused rows are pure
+/// padding. Scoring sorts the sequences by length first and pads each micro-batch only to its
+/// own longest, rounded up to a multiple of 8, so little of the work goes to padding.
 public final class ScalarHeadRunner {
     /// The model (it must have a scalar head).
     public let model: TransformerModel
@@ -26,7 +28,10 @@ public final class ScalarHeadRunner {
         precondition(!seqs.isEmpty && seqs.count <= rows, "1...\(rows) sequences per micro-batch")
         precondition(seqs.allSatisfy { !$0.isEmpty && $0.count <= model.config.nCtx }, "sequences must be non-empty and fit n_ctx")
         let longest = seqs.map(\.count).max()!
-        let t = min(model.config.nCtx, (longest + 31) / 32 * 32)
+        let step = inferenceOnly ? 8 : 32
+        let t = min(model.config.nCtx, (longest + step - 1) / step * step)
+        // Scoring runs only the rows it has; training keeps one row count (fewer shapes to hold).
+        let rows = inferenceOnly ? seqs.count : self.rows
         var padded = seqs
         while padded.count < rows { padded.append([]) }
         var batch = TokenBatch(rightPadding: padded, pad: 0)
@@ -43,25 +48,29 @@ public final class ScalarHeadRunner {
             batch.mask = mask; batch.positions = pos
         }
         if inferenceOnly {
-            if inferenceActivations[t] == nil {
-                inferenceActivations[t] = Activations(config: model.config, batch: rows, length: t, inferenceOnly: true)
-            }
-            return (batch, inferenceActivations[t]!)
+            let key = rows << 32 | t
+            if let a = inferenceActivations[key] { return (batch, a) }
+            // Hold a few shapes (each is one layer's buffers), not every length ever scored.
+            if inferenceActivations.count >= 8 { inferenceActivations.removeAll() }
+            let a = Activations(config: model.config, batch: rows, length: t, inferenceOnly: true)
+            inferenceActivations[key] = a
+            return (batch, a)
         }
         if activations[t] == nil { activations[t] = Activations(config: model.config, batch: rows, length: t) }
         return (batch, activations[t]!)
     }
 
-    /// Head values at the last token of each sequence.
+    /// Head values at the last token of each sequence, in the order given.
     public func scores(_ seqs: [[Int32]]) -> [Float] {
-        var out: [Float] = []
-        out.reserveCapacity(seqs.count)
+        var out = [Float](repeating: 0, count: seqs.count)
+        // Longest first, so each micro-batch holds sequences of about one length.
+        let order = seqs.indices.sorted { seqs[$0].count > seqs[$1].count || (seqs[$0].count == seqs[$1].count && $0 < $1) }
         var i = 0
-        while i < seqs.count {
-            let chunk = Array(seqs[i..<min(i + rows, seqs.count)])
-            let (batch, acts) = prepare(chunk, inferenceOnly: true)
+        while i < order.count {
+            let chunk = Array(order[i..<min(i + rows, order.count)])
+            let (batch, acts) = prepare(chunk.map { seqs[$0] }, inferenceOnly: true)
             model.forward(batch, acts, computeLogits: false)
-            out += model.lastTokenValues(batch, acts).prefix(chunk.count)
+            for (value, at) in zip(model.lastTokenValues(batch, acts), chunk) { out[at] = value }
             i += rows
         }
         return out

@@ -39,6 +39,7 @@ extension LogitHeads {
     public static func crossEntropyStatistics(_ acts: Activations, targets: [Int32], lossWeight: Float?) -> TokenStatistics {
         let n = acts.batch * acts.length, v = acts.config.vocabSize
         precondition(targets.count == n)
+        precondition(acts.logitWindow == nil, "token statistics read the logits of every position")
         let logits = acts.logits.pointer, dlogits = acts.dlogits.pointer
         var lp = [Float](repeating: 0, count: n), ent = [Float](repeating: 0, count: n), top = [UInt8](repeating: 0, count: n)
         lp.withUnsafeMutableBufferPointer { lpb in

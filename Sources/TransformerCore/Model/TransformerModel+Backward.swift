@@ -19,14 +19,22 @@ extension TransformerModel {
         let dlnf = acts.dtmp.pointer
         dlnf.update(repeating: 0, count: n * c)
         if fromLogits {
-            // logits = lnf·headᵀ: dlnf = dlogits·head, dhead += dlogitsᵀ·lnf
+            // logits = lnf·headᵀ: dlnf = dlogits·head, dhead += dlogitsᵀ·lnf (with a logit window,
+            // over its gathered rows, the gradient scattered back to their positions)
+            let rows = acts.logitRowCount
+            let windowed = acts.logitWindow != nil ? acts.windowHidden : nil
+            precondition(acts.logitWindow == nil || windowed != nil, "backward with a logit window needs its forward pass")
+            let dhidden = windowed == nil ? dlnf : acts.dres.pointer
             Gemm.multiply(
-                m: n, n: c, k: v, a: .rowMajor(acts.dlogits.pointer, columns: v), b: .rowMajor(p.head, columns: c),
-                c: dlnf, ldc: c, weight: true)
+                m: rows, n: c, k: v, a: .rowMajor(acts.dlogits.pointer, columns: v), b: .rowMajor(p.head, columns: c),
+                c: dhidden, ldc: c, weight: true)
             if let g {
                 Gemm.multiply(
-                    m: v, n: c, k: n, a: .transposed(acts.dlogits.pointer, columns: v),
-                    b: .rowMajor(acts.lnf.pointer, columns: c), c: g.head, ldc: c, accumulate: true)
+                    m: v, n: c, k: rows, a: .transposed(acts.dlogits.pointer, columns: v),
+                    b: .rowMajor(windowed?.pointer ?? acts.lnf.pointer, columns: c), c: g.head, ldc: c, accumulate: true)
+            }
+            if windowed != nil {
+                for r in 0..<rows { copyFloats(dlnf + acts.position(ofLogitRow: r) * c, dhidden + r * c, c) }
             }
         }
         if let dValues {

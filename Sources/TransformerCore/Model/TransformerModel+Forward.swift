@@ -53,9 +53,18 @@ extension TransformerModel {
                     // final norm, then the heads
                     norm(acts.lnf.pointer, acts.lnfMean.pointer, acts.lnfRstd.pointer, residual, p.lnfw, p.lnfb, n)
                     if computeLogits {
-                        // logits = lnf · headᵀ (the token embedding when tied)
+                        // logits = lnf · headᵀ (the token embedding when tied), at every position or
+                        // at the window's, gathered
+                        let rows = acts.logitRowCount
+                        var hidden = UnsafePointer(acts.lnf.pointer)
+                        if acts.logitWindow != nil {
+                            let g = acts.windowHidden ?? FloatBuffer(count: rows * c) // (see logitWindow's didSet)
+                            acts.windowHidden = g
+                            for r in 0..<rows { copyFloats(g.pointer + r * c, acts.lnf.pointer + acts.position(ofLogitRow: r) * c, c) }
+                            hidden = UnsafePointer(g.pointer)
+                        }
                         Gemm.multiply(
-                            m: n, n: config.vocabSize, k: c, a: .rowMajor(acts.lnf.pointer, columns: c),
+                            m: rows, n: config.vocabSize, k: c, a: .rowMajor(hidden, columns: c),
                             b: .transposed(p.head, columns: c), c: acts.logits.pointer, ldc: config.vocabSize, weight: true)
                     }
                     if let (sw, sb) = scalarHead {
