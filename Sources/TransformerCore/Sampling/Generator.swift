@@ -49,36 +49,30 @@ public final class Generator {
     ) -> [Generation] {
         let stops = Set(stopTokens)
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
-        let v = model.config.vocabSize
-        if maxNewTokens <= 0 { return prompts.map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) } }
-        // The weights stay as they are until this returns: pack them once, not once per step.
-        return Gemm.keepingPackedWeights {
-            sample(
-                prompts: prompts, maxNewTokens: maxNewTokens, sampler: Sampler(settings: settings, vocabSize: v), stops: stops, pad: pad, rng: &rng)
-        }
-    }
-
-    private func sample(
-        prompts: [[Int32]], maxNewTokens: Int, sampler: Sampler, stops: Set<Int32>, pad: Int32, rng: inout SeededRandom
-    ) -> [Generation] {
         let b = prompts.count, v = model.config.vocabSize
         var results = (0..<b).map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) }
+        if maxNewTokens <= 0 { return results }
+        let sampler = Sampler(settings: settings, vocabSize: v)
         let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens, reuse: true)
         var positions = prompts.map { Int32($0.count) }
         var done = [Bool](repeating: false, count: b)
         var next = [Int32](repeating: pad, count: b)
         let st = state!
-        for step in 0..<maxNewTokens {
-            for i in 0..<b where !done[i] {
-                let (tok, lp) = sampler.pick(st.logits.pointer + i * v, v, rng: &rng)
-                results[i].tokens.append(tok)
-                results[i].logProbs.append(lp)
-                next[i] = tok
-                if stops.contains(tok) { done[i] = true; results[i].finishReason = .eos }
+        // The weights stay as they are until the last step: the decode products pack them once,
+        // not once per step.
+        Gemm.keepingPackedWeights {
+            for step in 0..<maxNewTokens {
+                for i in 0..<b where !done[i] {
+                    let (tok, lp) = sampler.pick(st.logits.pointer + i * v, v, rng: &rng)
+                    results[i].tokens.append(tok)
+                    results[i].logProbs.append(lp)
+                    next[i] = tok
+                    if stops.contains(tok) { done[i] = true; results[i].finishReason = .eos }
+                }
+                if step == maxNewTokens - 1 || !done.contains(false) { break }
+                decode(cache, tokens: next, positions: positions)
+                for i in 0..<b { positions[i] += 1 }
             }
-            if step == maxNewTokens - 1 || !done.contains(false) { break }
-            decode(cache, tokens: next, positions: positions)
-            for i in 0..<b { positions[i] += 1 }
         }
         return results
     }
@@ -227,15 +221,18 @@ public final class Generator {
             cache.mask.withUnsafeBufferPointer { maskBuf in
                 let mask = maskBuf.baseAddress!
                 let threads = nb * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
-                Parallel.forEachTask(nb * nh, threads: threads) { task, worker in
-                    let i = task / nh, h = task % nh, bi = r0 + i, j = h / shape.group
-                    let q = qkv + i * ldqkv + shape.q(h)
+                // One task per sequence and key/value head, its query heads in turn: the cached
+                // keys and values are read from memory by one core, then from its L1.
+                Parallel.forEachTask(nb * nkv, threads: threads) { task, worker in
+                    let i = task / nkv, j = task % nkv, bi = r0 + i
                     let kBase = kc + (bi * nkv + j) * hs * cap, vBase = vc + (bi * nkv + j) * cap * hs
-                    // scores over cached positions, masked softmax, weighted sum of values
                     let scores = attentionScratch(worker).floats(cap)
-                    kern.decodeScores(q, scale, kBase, cap, hs, cur + 1, scores)
-                    maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
-                    kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * qd + h * hs)
+                    for h in j * shape.group..<(j + 1) * shape.group {
+                        // scores over cached positions, masked softmax, weighted sum of values
+                        kern.decodeScores(qkv + i * ldqkv + shape.q(h), scale, kBase, cap, hs, cur + 1, scores)
+                        maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
+                        kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * qd + h * hs)
+                    }
                 }
             }
             m.project(tmp, atty, w.projw, w.projb, nb, qd, c, l, .attentionOut)
