@@ -206,6 +206,20 @@ final class GemmTests: EveryPathTestCase {
         }
     }
 
+    /// A store that is full keeps what it holds and packs nothing more (the product then packs
+    /// per block), rather than dropping the weights the next step needs again.
+    func testAFullStoreOfKeptWeightsKeepsWhatItHolds() {
+        let k = 40, n = 96, width = Kernels.active.gemmNR
+        let w1 = FloatBuffer(count: k * n), w2 = FloatBuffer(count: k * n)
+        for i in 0..<k * n { w1[i] = Float(i % 7); w2[i] = Float(i % 5) }
+        let store = PackedWeights(maxBytes: k * n * 4 + 1024)
+        let first = store.panels(MatrixOperand.rowMajor(w1.pointer, columns: n), k: k, n: n, width: width, threads: 1)
+        XCTAssertNotNil(first)
+        XCTAssertNil(store.panels(MatrixOperand.rowMajor(w2.pointer, columns: n), k: k, n: n, width: width, threads: 1), "it would not fit")
+        XCTAssertTrue(store.panels(MatrixOperand.rowMajor(w1.pointer, columns: n), k: k, n: n, width: width, threads: 1) === first)
+        XCTAssertEqual(store.count, 1)
+    }
+
     func testLargeParallelProduct() {
         forEachPath {
             // Big enough to go parallel and to span several K and N blocks.

@@ -168,8 +168,8 @@ public enum Gemm {
     /// packed once, whole, and kept until they change or the last such scope closes, instead of
     /// packed again by every product. For sampling: each decode step multiplies a few dozen rows
     /// by every weight, and packing a weight costs more than such a product. The copies take as
-    /// much memory as the weights they pack (up to 4 GiB; past that they are dropped and made
-    /// again) and are freed when the last scope closes.
+    /// much memory as the weights they pack, up to 4 GiB (weights past that are packed by each
+    /// product, as outside a scope), and are freed when the last scope closes.
     public static func keepingPackedWeights<T>(_ body: () throws -> T) rethrows -> T {
         keepingScopes.add(1, ordering: .relaxed)
         defer {

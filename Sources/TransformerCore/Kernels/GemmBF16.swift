@@ -272,9 +272,13 @@ final class PackedWeights: @unchecked Sendable {
     /// B(k×n) as the single-precision blocked product packs it, every block at once: the block of
     /// columns jc..<jc+nc and k rows pc..<pc+kc at `jc·k + pc·w`, w its columns rounded up to
     /// whole panels of `width` (the blocks before it are whole: nc is a multiple of every width).
-    func panels<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, width: Int, threads: Int) -> Entry {
+    /// Nil when it is not held and would not fit in `maxBytes` beside what is: the product then
+    /// packs it block by block, as outside a scope (dropping the held weights to make room would
+    /// only pack them again at the next step).
+    func panels<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, width: Int, threads: Int) -> Entry? {
         let last = n - (n - 1) / Gemm.nc * Gemm.nc
         let count = (n - last) * k + (last + width - 1) / width * width * k
+        if bytes + count * 4 > maxBytes && !holds(b, k: k, n: n, layout: width) { return nil }
         return entry(b, k: k, n: n, layout: width, count: count, as: Float.self) { e in
             var jc = 0
             while jc < n {
@@ -288,6 +292,14 @@ final class PackedWeights: @unchecked Sendable {
                 jc += ncur
             }
         }
+    }
+
+    /// Whether an entry for B(k×n) in `layout` is held (current or not).
+    private func holds<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, layout: Int) -> Bool {
+        let key = Key(
+            address: UInt(bitPattern: b.base), rowStride: b.rowStride, colStride: b.colStride, k: k, n: n,
+            bytes: MemoryLayout<W>.stride, layout: layout)
+        return entries.withLock { $0[key] != nil }
     }
 
     /// Drops every entry whose operand starts in `bytes` bytes from `start`.
