@@ -224,6 +224,12 @@ final class PackedWeights: @unchecked Sendable {
 
     struct Key: Hashable {
         let address: UInt, rowStride: Int, colStride: Int, k: Int, n: Int, bytes: Int, layout: Int
+
+        /// The key of B(k×n) packed in `layout`.
+        init<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, layout: Int) {
+            address = UInt(bitPattern: b.base); rowStride = b.rowStride; colStride = b.colStride
+            self.k = k; self.n = n; bytes = MemoryLayout<W>.stride; self.layout = layout
+        }
     }
 
     private let entries = Mutex<[Key: Entry]>([:])
@@ -239,9 +245,7 @@ final class PackedWeights: @unchecked Sendable {
         _ b: StridedMatrix<W>, k: Int, n: Int, layout: Int, count: Int, as _: Element.Type,
         pack: (Entry) -> Void
     ) -> Entry {
-        let key = Key(
-            address: UInt(bitPattern: b.base), rowStride: b.rowStride, colStride: b.colStride, k: k, n: n,
-            bytes: MemoryLayout<W>.stride, layout: layout)
+        let key = Key(b, k: k, n: n, layout: layout)
         let raw = UnsafeRawPointer(b.base)
         let samples = (0..<16).map { s -> UInt32 in
             let i = (k - 1) * s / 15, j = (n - 1) * ((s * 7) % 16) / 15
@@ -296,9 +300,7 @@ final class PackedWeights: @unchecked Sendable {
 
     /// Whether an entry for B(k×n) in `layout` is held (current or not).
     private func holds<W: GemmElement>(_ b: StridedMatrix<W>, k: Int, n: Int, layout: Int) -> Bool {
-        let key = Key(
-            address: UInt(bitPattern: b.base), rowStride: b.rowStride, colStride: b.colStride, k: k, n: n,
-            bytes: MemoryLayout<W>.stride, layout: layout)
+        let key = Key(b, k: k, n: n, layout: layout)
         return entries.withLock { $0[key] != nil }
     }
 
