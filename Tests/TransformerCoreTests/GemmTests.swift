@@ -168,7 +168,7 @@ final class GemmTests: EveryPathTestCase {
     /// the samples catch) is seen, and the copies are freed when the last scope closes.
     func testKeptWeightsGiveTheSameBitsAndAreFreedWithTheScope() {
         forEachPath {
-            for (m, n, k, transB) in [(64, 300, 600, true), (30, 130, 70, false), (200, 96, 300, true), (9, 4200, 40, true)] {
+            for (m, n, k, transB) in [(64, 300, 600, true), (30, 130, 70, false), (200, 96, 300, true), (9, 4200, 40, true), (20, 4200, 300, true)] {
                 var rng = SeededRandom(seed: UInt64(m * 7 + n))
                 let a = FloatBuffer((0..<m * k).map { _ in rng.uniformFloat() - 0.5 })
                 let w = FloatBuffer((0..<k * n).map { _ in rng.uniformFloat() - 0.5 })

@@ -227,6 +227,75 @@ public enum Gemm {
         let kept =
             weight && m <= 4 * mc && keepingScopes.load(ordering: .relaxed) > 0
             ? PackedWeights.sampling.panels(b, k: k, n: n, width: gemmNR, threads: threads) : nil
+        // Rows i0 ..< i0 + mcur (i0 a multiple of gemmMR) of columns jc ..< jc + ncur against
+        // their B panels pLo ..< pHi over k rows pc ..< pc + kcur (packed at bp), on `worker`'s
+        // scratch. Each tile's arithmetic depends only on where it lies, not on how the rows were
+        // grouped, so any split gives the same bits.
+        func block(
+            jc: Int, ncur: Int, pc: Int, kcur: Int, bp: UnsafeMutablePointer<Float>,
+            i0: Int, mcur: Int, worker: Int, pLo: Int, pHi: Int
+        ) {
+            let panels = (ncur + gemmNR - 1) / gemmNR
+            let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
+            let biasBase = bias.map { $0 + jc }
+            let ap = packedA(worker).floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
+            packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, width: gemmMR, into: ap)
+            let tile = edgeTiles(worker).floats(gemmMR * gemmNR)
+            let rowPanels = (mcur + gemmMR - 1) / gemmMR
+            // After the last panel, a kept weight's next block of k rows for the same panels.
+            let kNext = min(kc, k - pc - kcur)
+            let nextBlock = kept.flatMap { kNext > 0 ? $0.floats + jc * k + (pc + kcur) * panels * gemmNR + pLo * gemmNR * kNext : nil }
+            for panel in pLo..<pHi {
+                let j = panel * gemmNR
+                let nValid = min(gemmNR, ncur - j)
+                // The next B panel, a share per row panel, into L2 while this one runs: a kept
+                // weight comes from memory, and the hardware prefetcher stops at every 4 KiB page.
+                let last = panel + 1 == pHi
+                let next = last ? nextBlock.map { UnsafeRawPointer($0) } : UnsafeRawPointer(bp + (panel + 1) * gemmNR * kcur)
+                let panelBytes = gemmNR * (last ? kNext : kcur) * 4
+                var ir = 0, share = 0
+                while ir < mcur {
+                    if let next {
+                        let lo = panelBytes * share / rowPanels, hi = panelBytes * (share + 1) / rowPanels
+                        if hi > lo { prefetchLines(next + lo, bytes: hi - lo) }
+                        share += 1
+                    }
+                    let mValid = min(gemmMR, mcur - ir), width = kern.panelWidth(mValid)
+                    let cTile = c + (i0 + ir) * ldc + jc + j
+                    let aPanel = UnsafePointer(ap + ir * kcur)
+                    let kernel = kern.tile(width: width)
+                    if mValid == width && nValid == gemmNR {
+                        kernel(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR, cTile, ldc, mode, biasBase.map { $0 + j })
+                    } else {
+                        kernel(kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR, tile, gemmNR, .overwrite, nil)
+                        storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j }, tileStride: gemmNR)
+                    }
+                    ir += gemmMR
+                }
+            }
+        }
+        if splitColumns, let kept {
+            // A kept weight needs no packing between blocks of k, and each worker owns its
+            // columns of C: every worker runs its share of the columns through all of k in one
+            // task, rather than the workers meeting after every block.
+            Parallel.forEachTask(threads, threads: threads) { part, worker in
+                var jc = 0
+                while jc < n {
+                    let ncur = min(nc, n - jc)
+                    let panels = (ncur + gemmNR - 1) / gemmNR, nParts = min(panels, threads)
+                    var pc = 0
+                    while pc < k && part < nParts {
+                        let kcur = min(kc, k - pc)
+                        block(
+                            jc: jc, ncur: ncur, pc: pc, kcur: kcur, bp: kept.floats + jc * k + pc * panels * gemmNR, i0: 0, mcur: m,
+                            worker: worker, pLo: panels * part / nParts, pHi: panels * (part + 1) / nParts)
+                        pc += kcur
+                    }
+                    jc += ncur
+                }
+            }
+            return
+        }
         var jc = 0
         while jc < n {
             let ncur = min(nc, n - jc)
@@ -242,38 +311,6 @@ public enum Gemm {
                 } else {
                     bp = packedB(0).floats(panels * gemmNR * kcur)
                     packBBlock(b, pc: pc, kc: kcur, jc: jc, n: ncur, width: gemmNR, into: bp, threads: threads)
-                }
-                let mode: TileMode = (pc > 0 || accumulate) ? .accumulate : (bias != nil ? .bias : .overwrite)
-                let biasBase = bias.map { $0 + jc }
-                // Rows i0 ..< i0 + mcur (i0 a multiple of gemmMR) against B panels pLo ..< pHi, on
-                // `worker`'s scratch. Each tile's arithmetic depends only on where it lies, not on
-                // how the rows were grouped, so any split gives the same bits.
-                func block(i0: Int, mcur: Int, worker: Int, pLo: Int, pHi: Int) {
-                    let ap = packedA(worker).floats(((mcur + gemmMR - 1) / gemmMR) * gemmMR * kcur)
-                    packA(a, i0: i0, mc: mcur, p0: pc, kc: kcur, width: gemmMR, into: ap)
-                    let tile = edgeTiles(worker).floats(gemmMR * gemmNR)
-                    for panel in pLo..<pHi {
-                        let j = panel * gemmNR
-                        let nValid = min(gemmNR, ncur - j)
-                        var ir = 0
-                        while ir < mcur {
-                            let mValid = min(gemmMR, mcur - ir), width = kern.panelWidth(mValid)
-                            let cTile = c + (i0 + ir) * ldc + jc + j
-                            let aPanel = UnsafePointer(ap + ir * kcur)
-                            let kernel = kern.tile(width: width)
-                            if mValid == width && nValid == gemmNR {
-                                kernel(
-                                    kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
-                                    cTile, ldc, mode, biasBase.map { $0 + j })
-                            } else {
-                                kernel(
-                                    kcur, aPanel, bp + panel * gemmNR * kcur, gemmNR,
-                                    tile, gemmNR, .overwrite, nil)
-                                storeEdge(tile, mValid, nValid, cTile, ldc, mode, biasBase.map { $0 + j }, tileStride: gemmNR)
-                            }
-                            ir += gemmMR
-                        }
-                    }
                 }
                 if nParts == 1 && threads > 1 {
                     // The workers take runs of row panels as they come free: up to a block of mc
@@ -292,7 +329,9 @@ public enum Gemm {
                                 start = seen
                             }
                             let i0 = start * gemmMR
-                            block(i0: i0, mcur: min((start + size) * gemmMR, m) - i0, worker: worker, pLo: 0, pHi: panels)
+                            block(
+                                jc: jc, ncur: ncur, pc: pc, kcur: kcur, bp: bp, i0: i0, mcur: min((start + size) * gemmMR, m) - i0,
+                                worker: worker, pLo: 0, pHi: panels)
                         }
                     }
                 } else {
@@ -300,7 +339,9 @@ public enum Gemm {
                         let mb = task / nParts, part = task % nParts
                         let i0 = mPanels * mb / mBlocks * gemmMR
                         let mcur = min(mPanels * (mb + 1) / mBlocks * gemmMR, m) - i0
-                        block(i0: i0, mcur: mcur, worker: worker, pLo: panels * part / nParts, pHi: panels * (part + 1) / nParts)
+                        block(
+                            jc: jc, ncur: ncur, pc: pc, kcur: kcur, bp: bp, i0: i0, mcur: mcur, worker: worker,
+                            pLo: panels * part / nParts, pHi: panels * (part + 1) / nParts)
                     }
                 }
                 pc += kcur
