@@ -107,8 +107,11 @@ extension Body {
     }
 
     /// scores[s] = Σ_d (q[d]·scale)·keys[d·ld + s] for s < n, keys stored transposed (one row of
-    /// `ld` positions per head dimension). Each vector of scores stays in a register across the
-    /// head dimensions.
+    /// `ld` positions per head dimension), summed over d in order. Up to four vectors of positions
+    /// at a time, each in a register across the head dimensions: independent chains of FMAs. A
+    /// last, partial vector is summed with separate multiplies and adds, as a scalar loop would,
+    /// so the caller must give keys and scores room for n rounded up to a whole vector (floats
+    /// past n are read, and written in scores).
     @inlinable @inline(__always)
     public static func decodeScores(
         _ q: UnsafePointer<Float>, _ scale: Float, _ keys: UnsafePointer<Float>, _ ld: Int, _ hs: Int,
@@ -116,22 +119,48 @@ extension Body {
     ) {
         let l = lanes
         var s = 0
-        while s + l <= n {
-            var acc = V()
-            for d in 0..<hs { acc = madd(acc, splat(q[d] * scale), load(keys + d * ld + s)) }
-            store(acc, scores + s)
-            s += l
-        }
         while s < n {
-            var x: Float = 0
-            for d in 0..<hs { x += q[d] * scale * keys[d * ld + s] }
-            scores[s] = x
-            s += 1
+            let full = Swift.min(4, (n - s) / l), partial = full < 4 && s + full * l < n
+            switch (full, partial) {
+            case (4, _): decodeScoreVectors(full: 4, partial: false, q, scale, keys + s, ld, hs, scores + s)
+            case (3, true): decodeScoreVectors(full: 3, partial: true, q, scale, keys + s, ld, hs, scores + s)
+            case (3, false): decodeScoreVectors(full: 3, partial: false, q, scale, keys + s, ld, hs, scores + s)
+            case (2, true): decodeScoreVectors(full: 2, partial: true, q, scale, keys + s, ld, hs, scores + s)
+            case (2, false): decodeScoreVectors(full: 2, partial: false, q, scale, keys + s, ld, hs, scores + s)
+            case (1, true): decodeScoreVectors(full: 1, partial: true, q, scale, keys + s, ld, hs, scores + s)
+            case (1, false): decodeScoreVectors(full: 1, partial: false, q, scale, keys + s, ld, hs, scores + s)
+            default: decodeScoreVectors(full: 0, partial: true, q, scale, keys + s, ld, hs, scores + s)
+            }
+            s += 4 * l
         }
     }
 
+    /// `full` (0…4, a constant at each call) whole vectors of scores by FMA, and with `partial`
+    /// one more by multiply and add.
+    @inlinable @inline(__always)
+    static func decodeScoreVectors(
+        full: Int, partial: Bool, _ q: UnsafePointer<Float>, _ scale: Float, _ keys: UnsafePointer<Float>,
+        _ ld: Int, _ hs: Int, _ scores: UnsafeMutablePointer<Float>
+    ) {
+        let l = lanes
+        var a0 = V(), a1 = V(), a2 = V(), a3 = V(), tail = V()
+        for d in 0..<hs {
+            let x = splat(q[d] * scale), k = keys + d * ld
+            if full > 0 { a0 = madd(a0, x, load(k)) }
+            if full > 1 { a1 = madd(a1, x, load(k + l)) }
+            if full > 2 { a2 = madd(a2, x, load(k + 2 * l)) }
+            if full > 3 { a3 = madd(a3, x, load(k + 3 * l)) }
+            if partial { tail = tail + x * load(k + full * l) }
+        }
+        if full > 0 { store(a0, scores) }
+        if full > 1 { store(a1, scores + l) }
+        if full > 2 { store(a2, scores + 2 * l) }
+        if full > 3 { store(a3, scores + 3 * l) }
+        if partial { store(tail, scores + full * l) }
+    }
+
     /// out[j] = Σ_s p[s]·values[s·hs + j] for j < hs over the positions with p[s] ≠ 0, in order
-    /// of s, a vector of output columns at a time held in a register.
+    /// of s, up to four vectors of output columns at a time held in registers.
     @inlinable @inline(__always)
     public static func decodeWeightedValues(
         _ p: UnsafePointer<Float>, _ n: Int, _ values: UnsafePointer<Float>, _ hs: Int,
@@ -139,6 +168,16 @@ extension Body {
     ) {
         let l = lanes
         var j = 0
+        while j + 4 * l <= hs {
+            var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+            for s in 0..<n where p[s] != 0 {
+                let w = splat(p[s]), v = values + s * hs + j
+                a0 = madd(a0, w, load(v)); a1 = madd(a1, w, load(v + l))
+                a2 = madd(a2, w, load(v + 2 * l)); a3 = madd(a3, w, load(v + 3 * l))
+            }
+            store(a0, out + j); store(a1, out + j + l); store(a2, out + j + 2 * l); store(a3, out + j + 3 * l)
+            j += 4 * l
+        }
         while j + l <= hs {
             var acc = V()
             for s in 0..<n where p[s] != 0 { acc = madd(acc, splat(p[s]), load(values + s * hs + j)) }

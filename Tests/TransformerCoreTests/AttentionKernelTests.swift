@@ -91,20 +91,23 @@ final class AttentionKernelTests: EveryPathTestCase {
 
     /// The decoding step's register-blocked scores and weighted values give the very bits of the
     /// `axpy` loops they replaced (so sampled tokens did not change), at lengths and head sizes
-    /// with scalar tails and with zero probabilities skipped.
+    /// with scalar tails, with one to four whole vectors of positions and more, and with zero
+    /// probabilities skipped. The scores kernel reads and writes whole vectors, so the keys'
+    /// rows and the scores have room to n rounded up to 16 (as the cache's capacity is); the
+    /// floats past n are NaN, and must not reach the first n scores.
     func testDecodeAttentionMatchesAxpyLoopsBitForBit() {
         forEachPath {
             var rng = SeededRandom(seed: 5)
-            for (n, hs, ld) in [(1, 16, 8), (23, 40, 40), (48, 64, 70), (37, 7, 50)] {
+            for (n, hs, ld) in [(1, 16, 16), (23, 40, 40), (48, 64, 70), (37, 7, 50), (100, 64, 112), (67, 16, 80)] {
                 let q = (0..<hs).map { _ in rng.uniformFloat() * 2 - 1 }
-                let keys = (0..<hs * ld).map { _ in rng.uniformFloat() * 4 - 2 }
+                let keys = (0..<hs * ld + 16).map { i in i % ld < n ? rng.uniformFloat() * 4 - 2 : .nan }
                 let values = (0..<n * hs).map { _ in rng.uniformFloat() * 4 - 2 }
                 let p = (0..<n).map { i in i % 5 == 2 ? 0 : rng.uniformFloat() }
                 let scale = 1 / Float(hs).squareRoot()
-                var want = [Float](repeating: 0, count: n), got = [Float](repeating: 0, count: n)
+                var want = [Float](repeating: 0, count: n), got = [Float](repeating: 0, count: (n + 15) / 16 * 16)
                 for d in 0..<hs { axpy(q[d] * scale, keys.withUnsafeBufferPointer { $0.baseAddress! } + d * ld, &want, n) }
                 Kernels.active.decodeScores(q, scale, keys, ld, hs, n, &got)
-                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "scores, n \(n), hs \(hs)")
+                XCTAssertEqual(got[..<n].map(\.bitPattern), want.map(\.bitPattern), "scores, n \(n), hs \(hs)")
                 var wantO = [Float](repeating: 0, count: hs), gotO = [Float](repeating: 0, count: hs)
                 for s in 0..<n where p[s] != 0 { axpy(p[s], values.withUnsafeBufferPointer { $0.baseAddress! } + s * hs, &wantO, hs) }
                 Kernels.active.decodeWeightedValues(p, n, values, hs, &gotO)

@@ -205,33 +205,46 @@ public final class Generator {
         for (l, w) in p.blocks.enumerated() {
             m.norm(ln, mean, rstd, x, w.ln1w, w.ln1b, nb)
             m.project(qkv, ln, w.qkvw, w.qkvb, nb, c, ldqkv, l, .qkv)
-            if let rot = m.rotary {
-                for i in 0..<nb { rot.rotate(qkv + i * ldqkv, heads: nh + nkv, pos: Int(positions[r0 + i]), inverse: false) }
-            }
             let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
-            // append this token's keys and values
-            for i in 0..<nb {
-                let row = qkv + i * ldqkv, bi = r0 + i
-                for j in 0..<nkv {
-                    let kBase = kc + (bi * nkv + j) * hs * cap, k = row + shape.k(j)
-                    for d in 0..<hs { kBase[d * cap + cur] = k[d] }
-                    copyFloats(vc + ((bi * nkv + j) * cap + cur) * hs, row + shape.v(j), hs)
-                }
-            }
             cache.mask.withUnsafeBufferPointer { maskBuf in
                 let mask = maskBuf.baseAddress!
                 let threads = nb * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
-                // One task per sequence and key/value head, its query heads in turn: the cached
-                // keys and values are read from memory by one core, then from its L1.
-                Parallel.forEachTask(nb * nkv, threads: threads) { task, worker in
-                    let i = task / nkv, j = task % nkv, bi = r0 + i
-                    let kBase = kc + (bi * nkv + j) * hs * cap, vBase = vc + (bi * nkv + j) * cap * hs
+                let tasks = nb * nkv, parts = min(threads, tasks)
+                @inline(__always) func blocks(_ task: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+                    let block = (r0 + task / nkv) * nkv + task % nkv
+                    return (kc + block * hs * cap, vc + block * cap * hs)
+                }
+                // One task per sequence and key/value head: it rotates the head's queries and
+                // key, appends this token's key and value to the cache, then runs the query
+                // heads in turn. Each worker takes a run of tasks and asks for the next one's
+                // cached keys and values while it works (they come from memory: the weights
+                // streamed since this layer's last step have pushed them out of cache).
+                Parallel.forEachTask(parts, threads: parts) { part, worker in
                     let scores = attentionScratch(worker).floats(cap)
-                    for h in j * shape.group..<(j + 1) * shape.group {
-                        // scores over cached positions, masked softmax, weighted sum of values
-                        kern.decodeScores(qkv + i * ldqkv + shape.q(h), scale, kBase, cap, hs, cur + 1, scores)
-                        maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
-                        kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * qd + h * hs)
+                    let end = tasks * (part + 1) / parts
+                    for task in tasks * part / parts..<end {
+                        if task + 1 < end {
+                            let (kn, vn) = blocks(task + 1)
+                            for d in 0..<hs { Gemm.prefetchLines(kn + d * cap, bytes: (cur + 1) * 4) }
+                            Gemm.prefetchLines(vn, bytes: (cur + 1) * hs * 4)
+                        }
+                        let i = task / nkv, j = task % nkv, bi = r0 + i
+                        let row = qkv + i * ldqkv
+                        if let rot = m.rotary {
+                            let pos = Int(positions[bi])
+                            rot.rotate(row + shape.q(j * shape.group), heads: shape.group, pos: pos, inverse: false)
+                            rot.rotate(row + shape.k(j), heads: 1, pos: pos, inverse: false)
+                        }
+                        let (kBase, vBase) = blocks(task)
+                        let k = row + shape.k(j)
+                        for d in 0..<hs { kBase[d * cap + cur] = k[d] }
+                        copyFloats(vBase + cur * hs, row + shape.v(j), hs)
+                        for h in j * shape.group..<(j + 1) * shape.group {
+                            // scores over cached positions, masked softmax, weighted sum of values
+                            kern.decodeScores(row + shape.q(h), scale, kBase, cap, hs, cur + 1, scores)
+                            maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
+                            kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * qd + h * hs)
+                        }
                     }
                 }
             }

@@ -12,8 +12,10 @@ public final class KVCache {
     /// Positions filled so far.
     public internal(set) var length = 0
 
-    /// A cache for `batch` sequences of up to `capacity` positions.
+    /// A cache for `batch` sequences of at least `capacity` positions: the capacity is rounded
+    /// up to whole blocks of 16, so that attention reads whole vectors of positions.
     public init(config: ModelConfig, batch: Int, capacity: Int) {
+        let capacity = (capacity + 15) & ~15
         self.batch = batch; self.capacity = capacity
         let size = batch * config.kvDim * capacity
         keys = (0..<config.nLayer).map { _ in FloatBuffer(count: size) }
