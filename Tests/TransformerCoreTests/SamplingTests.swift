@@ -88,6 +88,48 @@ final class SamplingTests: EveryPathTestCase {
         }
     }
 
+    /// Each step's rows are picked in parallel, with their uniforms drawn first in row order: the
+    /// tokens and log-probabilities are those of one sampler picking the rows in turn, as this
+    /// reference loop over the public prefill and decode steps does, with rows that stop at
+    /// different steps (and so leave gaps among the rows still picked).
+    func testParallelPicksAreThoseOfPickingRowsInTurn() {
+        let model = randomModel(cfg, seed: 61, scale: 3)
+        let v = model.config.vocabSize, steps = 10
+        var rng = SeededRandom(seed: 62)
+        let ps = (0..<9).map { i in randomTokens(3 + i, vocab: v, rng: &rng) }
+        for settings in [SamplingSettings(temperature: 0.9), SamplingSettings(temperature: 1.1, topK: 12, topP: 0.9)] {
+            func generated(stop: [Int32]) -> [Generation] {
+                var r = SeededRandom(seed: 5)
+                return Generator(model: model).generate(prompts: ps, maxNewTokens: steps, settings: settings, stopTokens: stop, pad: 0, rng: &r)
+            }
+            // Row 0's first token: its first uniform is the first drawn, stop or not.
+            let stop = generated(stop: [])[0].tokens[0]
+            let got = generated(stop: [stop])
+            let gen = Generator(model: model)
+            let cache = gen.prefill(prompts: ps, pad: 0, extra: steps)
+            XCTAssertTrue(cache.capacity >= ps.map(\.count).max()! + steps && cache.capacity % 16 == 0, "whole vectors of positions")
+            let sampler = Sampler(settings: settings, vocabSize: v)
+            var r = SeededRandom(seed: 5)
+            var tokens = ps.map { _ in [Int32]() }, logProbs = ps.map { _ in [Float]() }
+            var done = ps.map { _ in false }, next = ps.map { _ in Int32(0) }, positions = ps.map { Int32($0.count) }
+            for step in 0..<steps {
+                for i in ps.indices where !done[i] {
+                    let (tok, lp) = sampler.pick(gen.logits + i * v, v, rng: &r)
+                    tokens[i].append(tok); logProbs[i].append(lp); next[i] = tok
+                    done[i] = tok == stop
+                }
+                if step == steps - 1 || !done.contains(false) { break }
+                gen.decode(cache, tokens: next, positions: positions)
+                for i in ps.indices { positions[i] += 1 }
+            }
+            XCTAssertEqual(got.map(\.tokens), tokens)
+            XCTAssertEqual(got.map { $0.logProbs.map(\.bitPattern) }, logProbs.map { $0.map(\.bitPattern) })
+            XCTAssertEqual(got[0].finishReason, .eos)
+            XCTAssertEqual(got[0].tokens.count, 1)
+            XCTAssertTrue(got.contains { $0.finishReason == .length }, "some rows run to the limit")
+        }
+    }
+
     func testSameSeedSameTokensAndEosStops() {
         forEachPath {
             let model = randomModel(cfg, seed: 43, scale: 3)

@@ -52,7 +52,11 @@ public final class Generator {
         let b = prompts.count, v = model.config.vocabSize
         var results = (0..<b).map { _ in Generation(tokens: [], logProbs: [], finishReason: .length) }
         if maxNewTokens <= 0 { return results }
-        let sampler = Sampler(settings: settings, vocabSize: v)
+        // One sampler (scratch) per worker: each step's rows are picked in parallel, with their
+        // uniforms drawn first in row order, so the tokens are those of picking them in turn.
+        let samplers = (0..<min(b, Parallel.threadCount)).map { _ in Sampler(settings: settings, vocabSize: v) }
+        var picks = [(token: Int32, logProb: Float)](repeating: (0, 0), count: b)
+        var uniforms = [Float](repeating: 0, count: b)
         let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens, reuse: true)
         var positions = prompts.map { Int32($0.count) }
         var done = [Bool](repeating: false, count: b)
@@ -62,8 +66,16 @@ public final class Generator {
         // not once per step.
         Gemm.keepingPackedWeights {
             for step in 0..<maxNewTokens {
-                for i in 0..<b where !done[i] {
-                    let (tok, lp) = sampler.pick(st.logits.pointer + i * v, v, rng: &rng)
+                let active = (0..<b).filter { !done[$0] }
+                for i in active where !settings.greedy { uniforms[i] = rng.uniformFloat() }
+                picks.withUnsafeMutableBufferPointer { out in
+                    Parallel.forEachTask(active.count, threads: samplers.count) { task, worker in
+                        let i = active[task]
+                        out[i] = samplers[worker].pick(st.logits.pointer + i * v, v, uniform: uniforms[i])
+                    }
+                }
+                for i in active {
+                    let (tok, lp) = picks[i]
                     results[i].tokens.append(tok)
                     results[i].logProbs.append(lp)
                     next[i] = tok

@@ -44,6 +44,12 @@ public final class Sampler {
     /// Chooses a token from `logits` (length V) and returns it with its log-probability under
     /// softmax(logits/temperature), before any top-k/top-p filtering (the quantity PPO recomputes).
     public func pick(_ logits: UnsafePointer<Float>, _ v: Int, rng: inout SeededRandom) -> (token: Int32, logProb: Float) {
+        pick(logits, v, uniform: settings.greedy ? 0 : rng.uniformFloat())
+    }
+
+    /// `pick` with its one uniform draw in [0, 1) made by the caller (unused when greedy), so that
+    /// rows drawn in order can be picked on several threads, each with a sampler of its own.
+    func pick(_ logits: UnsafePointer<Float>, _ v: Int, uniform: Float) -> (token: Int32, logProb: Float) {
         let invT = 1 / settings.temperature
         let (lse, _) = LogitHeads.softmaxRow(logits, v, invT, probs.pointer)
         let p = probs.pointer
@@ -52,15 +58,15 @@ public final class Sampler {
             var best = logits[0]
             for j in 1..<v where logits[j] > best { best = logits[j]; chosen = j }
         } else if settings.topK == nil && settings.topP >= 1 {
-            chosen = sampleCategorical(p, v, total: 1, rng: &rng)
+            chosen = sampleCategorical(p, v, total: 1, uniform: uniform)
         } else {
-            chosen = sampleFiltered(p, v, rng: &rng)
+            chosen = sampleFiltered(p, v, uniform: uniform)
         }
         return (Int32(chosen), logits[chosen] * invT - lse)
     }
 
-    private func sampleCategorical(_ p: UnsafePointer<Float>, _ v: Int, total: Float, rng: inout SeededRandom) -> Int {
-        let u = rng.uniformFloat() * total
+    private func sampleCategorical(_ p: UnsafePointer<Float>, _ v: Int, total: Float, uniform: Float) -> Int {
+        let u = uniform * total
         var cum: Float = 0
         var last = 0
         for j in 0..<v where p[j] > 0 {
@@ -71,7 +77,7 @@ public final class Sampler {
         return last
     }
 
-    private func sampleFiltered(_ p: UnsafeMutablePointer<Float>, _ v: Int, rng: inout SeededRandom) -> Int {
+    private func sampleFiltered(_ p: UnsafeMutablePointer<Float>, _ v: Int, uniform: Float) -> Int {
         // Candidates in descending probability (ties broken by token id, so it is deterministic).
         order = (0..<Int32(v)).map { $0 }
         order.sort { p[Int($0)] > p[Int($1)] || (p[Int($0)] == p[Int($1)] && $0 < $1) }
@@ -84,7 +90,7 @@ public final class Sampler {
         }
         var total: Float = 0
         for i in 0..<keep { total += p[Int(order[i])] }
-        let u = rng.uniformFloat() * total
+        let u = uniform * total
         var cum: Float = 0
         for i in 0..<keep {
             cum += p[Int(order[i])]
