@@ -57,14 +57,14 @@ public final class Generator {
         let samplers = (0..<min(b, Parallel.threadCount)).map { _ in Sampler(settings: settings, vocabSize: v) }
         var picks = [(token: Int32, logProb: Float)](repeating: (0, 0), count: b)
         var uniforms = [Float](repeating: 0, count: b)
-        let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens, reuse: true)
         var positions = prompts.map { Int32($0.count) }
         var done = [Bool](repeating: false, count: b)
         var next = [Int32](repeating: pad, count: b)
-        let st = state!
-        // The weights stay as they are until the last step: the decode products pack them once,
-        // not once per step.
+        // The weights stay as they are until the last step: the products pack them once, for the
+        // prefill and every decode step, not once per product.
         Gemm.keepingPackedWeights {
+            let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens, reuse: true)
+            let st = state!
             for step in 0..<maxNewTokens {
                 let active = (0..<b).filter { !done[$0] }
                 for i in active where !settings.greedy { uniforms[i] = rng.uniformFloat() }
