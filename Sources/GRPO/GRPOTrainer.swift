@@ -79,13 +79,21 @@ public final class GRPOTrainer {
         generator = Generator(model: policy)
     }
 
-    private func acts(_ model: TransformerModel, rows: Int, t: Int) -> Activations {
-        let key = rows << 20 | t, training = model === policy
-        if let a = (training ? policyActs : referenceActs)[key] { return a }
-        let a = Activations(config: model.config, batch: rows, length: t, inferenceOnly: !training)
-        // The logit gradient overwrites the logits it reads.
-        a.gradientOverwritesLogits = true
-        if training { policyActs[key] = a } else { referenceActs[key] = a }
+    /// Activations for a pass of `rows` × `t` tokens: one set per row count, reshaped for each
+    /// pass, and allocated anew (for `room` tokens per row) only when a pass is longer than it.
+    private func acts(_ model: TransformerModel, rows: Int, t: Int, room: Int) -> Activations {
+        let training = model === policy
+        let a: Activations
+        if let held = (training ? policyActs : referenceActs)[rows], held.canHold(batch: rows, length: t) {
+            a = held
+        } else {
+            if training { policyActs[rows] = nil } else { referenceActs[rows] = nil } // free before allocating
+            a = Activations(config: model.config, batch: rows, length: max(t, room), inferenceOnly: !training)
+            // The logit gradient overwrites the logits it reads.
+            a.gradientOverwritesLogits = true
+            if training { policyActs[rows] = a } else { referenceActs[rows] = a }
+        }
+        a.reshape(batch: rows, length: t)
         return a
     }
 
@@ -121,24 +129,48 @@ public final class GRPOTrainer {
         let adv = GRPOMath.advantages(total, group: k, kind: s.advantage, scale: s.scaleRewards)
 
         // 3. The reference's log-probabilities (only for the KL penalty).
-        let layout = PromptResponseBatch(prompts: rows.map { prompts[$0] }, responses: responses, width: width, pad: pad)
-        let passes = stride(from: 0, to: n, by: micro).map { Array($0..<min($0 + micro, n)) }
+        // The passes run the completions in order of length, each padded only to its own longest
+        // prompt and completion. Which completions share a pass changes only the order in which
+        // the gradients add up: the loss weights below follow the micro-batches of `rows`' order.
+        let order = (0..<n).sorted {
+            (prompts[rows[$0]].count, responses[$0].count, $0) < (prompts[rows[$1]].count, responses[$1].count, $1)
+        }
+        let passes = stride(from: 0, to: n, by: micro).map { Array(order[$0..<min($0 + micro, n)]) }
+        let layouts = passes.map { pass in
+            PromptResponseBatch(
+                prompts: pass.map { prompts[rows[$0]] }, responses: pass.map { responses[$0] },
+                width: max(1, pass.map { responses[$0].count }.max()!), pad: pad)
+        }
+        let room = layouts.map(\.t).max()!
+        /// (pass rows, width) response order from per-position values: position P + j − 1
+        /// predicts response token j.
+        func responseOrder(_ x: [Float], _ layout: PromptResponseBatch) -> [Float] {
+            var out = [Float](repeating: 0, count: layout.rows * width)
+            for r in 0..<layout.rows {
+                for j in 0..<layout.lengths[r] { out[r * width + j] = x[r * layout.t + layout.p + j - 1] }
+            }
+            return out
+        }
+        /// A pass's rows of an (n, width) array.
+        func rowsOf(_ x: [Float], _ pass: [Int]) -> [Float] { pass.flatMap { x[$0 * width..<($0 + 1) * width] } }
         var refLogprobs: [Float]?
         if let reference, s.beta != 0 {
             refLogprobs = timed("reference") {
                 var out = [Float](repeating: 0, count: n * width)
-                for pass in passes {
-                    let a = acts(reference, rows: pass.count, t: layout.t)
+                for (pass, layout) in zip(passes, layouts) {
+                    let local = Array(0..<pass.count)
+                    let a = acts(reference, rows: pass.count, t: layout.t, room: room)
                     a.logitWindow = layout.logitWindow
-                    reference.forward(layout.batch(pass), a)
-                    layout.gather(LogitHeads.targetLogProbs(a, targets: layout.targets(pass), temperature: s.temperature), pass, into: &out)
+                    reference.forward(layout.batch(local), a)
+                    let lp = responseOrder(LogitHeads.targetLogProbs(a, targets: layout.targets(local), temperature: s.temperature), layout)
+                    for (r, i) in pass.enumerated() { out.replaceSubrange(i * width..<(i + 1) * width, with: lp[r * width..<(r + 1) * width]) }
                 }
                 return out
             }
         }
 
         // 4. μ optimiser steps over the whole batch, micro-batch by micro-batch.
-        let counts = zip(layout.lengths, finished).map { length, done in s.maskTruncated && !done ? 0 : length }
+        let counts = zip(responses, finished).map { response, done in s.maskTruncated && !done ? 0 : response.count }
         let weights = GRPOMath.tokenWeights(counts: counts, loss: s.loss, microBatch: micro, maxLength: width)
         var old = [Float](repeating: 0, count: n * width)
         var stepStats: [GRPOMath.LossStats] = [], gradNorm = 0.0, lastLR: Float = 0
@@ -146,31 +178,29 @@ public final class GRPOTrainer {
             for step in 0..<s.numIterations {
                 policy.zeroGradients()
                 var stats = GRPOMath.LossStats()
-                for pass in passes {
-                    let a = acts(policy, rows: pass.count, t: layout.t), batch = layout.batch(pass), targets = layout.targets(pass)
+                for (pass, layout) in zip(passes, layouts) {
+                    let local = Array(0..<pass.count)
+                    let a = acts(policy, rows: pass.count, t: layout.t, room: room), batch = layout.batch(local)
+                    let targets = layout.targets(local)
                     // Logits only where they predict completion tokens, as TRL's logits_to_keep.
                     a.logitWindow = layout.logitWindow
                     policy.forward(batch, a)
                     let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(a, targets: targets, temperature: s.temperature)
-                    // (rows, width) response order: position P + j − 1 predicts response token j.
-                    var logprobs = [Float](repeating: 0, count: pass.count * width), entropy = logprobs
-                    for (r, i) in pass.enumerated() {
-                        for j in 0..<layout.lengths[i] {
-                            logprobs[r * width + j] = lp[r * layout.t + layout.p + j - 1]
-                            entropy[r * width + j] = ent[r * layout.t + layout.p + j - 1]
+                    let logprobs = responseOrder(lp, layout), entropy = responseOrder(ent, layout)
+                    // The first step's weights sampled the completions: they are the old policy.
+                    if step == 0 {
+                        for (r, i) in pass.enumerated() {
+                            old.replaceSubrange(i * width..<(i + 1) * width, with: logprobs[r * width..<(r + 1) * width])
                         }
                     }
-                    let range = pass.first! * width..<(pass.last! + 1) * width
-                    // The first step's weights sampled the completions: they are the old policy.
-                    if step == 0 { old.replaceSubrange(range, with: logprobs) }
                     let (grad, st) = GRPOMath.surrogate(
-                        logprobs: logprobs, old: Array(old[range]), ref: refLogprobs.map { Array($0[range]) }, entropy: entropy,
+                        logprobs: logprobs, old: rowsOf(old, pass), ref: refLogprobs.map { rowsOf($0, pass) }, entropy: entropy,
                         advantages: pass.map { adv.values[$0] }, counts: pass.map { counts[$0] }, weights: pass.map { weights[$0] },
                         width: width, epsilonLow: s.epsilon, epsilonHigh: s.epsilonHighOrLow, beta: s.beta)
                     stats.merge(st)
                     var dLogProb = [Float](repeating: 0, count: pass.count * layout.t)
-                    for (r, i) in pass.enumerated() {
-                        for j in 0..<layout.lengths[i] { dLogProb[r * layout.t + layout.p + j - 1] = grad[r * width + j] }
+                    for r in 0..<pass.count {
+                        for j in 0..<layout.lengths[r] { dLogProb[r * layout.t + layout.p + j - 1] = grad[r * width + j] }
                     }
                     LogitHeads.logitGradient(a, targets: targets, temperature: s.temperature, dLogProb: dLogProb, dEntropy: nil)
                     policy.backward(batch, a, fromLogits: true)
@@ -187,7 +217,7 @@ public final class GRPOTrainer {
         let mu = Double(s.numIterations)
         lastSteps = stepStats
         var result = GRPOIteration()
-        let lengths = layout.lengths.map(Double.init), terminated = zip(lengths, finished).filter { $0.1 }.map(\.0)
+        let lengths = responses.map { Double($0.count) }, terminated = zip(lengths, finished).filter { $0.1 }.map(\.0)
         let (rewardMean, rewardStd) = GRPOMath.meanStd(total[...])
         result.metrics = [
             ("reward", rewardMean), ("reward_std", rewardStd), ("frac_reward_zero_std", adv.fractionZeroStd),

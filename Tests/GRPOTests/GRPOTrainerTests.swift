@@ -125,6 +125,43 @@ final class GRPOTrainerTests: XCTestCase {
         }
     }
 
+    /// The passes run the completions sorted by length, each padded only to its own longest
+    /// prompt and completion: one pass of the whole batch and passes of two give the same
+    /// gradients, metrics and updates (the sums' order aside), for a loss whose weights do not
+    /// depend on the micro-batch, with μ = 2 so that the old log-probabilities go back to the
+    /// right completions.
+    func testPassesOfAnyLengthGiveTheSameUpdate() throws {
+        for loss in [GRPOLossType.dapo, .grpo] {
+            func run(micro: Int) throws -> (GRPOTrainer, GRPOIteration) {
+                // AdamW's ε of 1 makes its step about lr·g: sums in another order cannot flip the
+                // sign of a near-zero gradient's step.
+                let t = try trainer(
+                    settings {
+                        $0.loss = loss; $0.microBatch = micro; $0.numIterations = 2; $0.adamEps = 1; $0.learningRate = 0.5
+                    }
+                ) { _, rs, _ in RewardBreakdown(terms: [("length", 1, rs.map { Double($0.count) })]) }
+                var rng = SeededRandom(seed: 21)
+                return (t, try t.step(prompts: prompts(4, rng: &rng)))
+            }
+            let (whole, w) = try run(micro: 16), (pairs, p) = try run(micro: 2)
+            XCTAssertEqual(w.completions.map(\.response), p.completions.map(\.response), "the same samples")
+            let lengths = Set(w.completions.map { $0.response.count })
+            XCTAssertGreaterThan(lengths.count, 1, "completions of several lengths, so the passes differ in length")
+            for name in ["policy_loss", "entropy", "grad_norm", "clip_ratio/region_mean"] {
+                XCTAssertEqual(w.metric(name)!, p.metric(name)!, accuracy: 1e-5 * max(1, abs(w.metric(name)!)), "\(loss): \(name)")
+            }
+            XCTAssertNotEqual(w.metric("clip_ratio/region_mean"), 0, "\(loss): the second step moved the ratios")
+            let before = try models().policy.parameters.array
+            let moved = zip(whole.policy.parameters.array, before).map { abs($0 - $1) }.max()!
+            XCTAssertGreaterThan(moved, 1e-3)
+            let worst = zip(whole.policy.parameters.array, pairs.policy.parameters.array).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-4 * moved, "\(loss): the same update")
+            let g = whole.policy.trainableGradients.array, h = pairs.policy.trainableGradients.array
+            let scale = g.map(abs).max()!
+            XCTAssertLessThan(zip(g, h).map { abs($0 - $1) }.max()!, 1e-4 * scale, "\(loss): the second step's gradients")
+        }
+    }
+
     /// --mask-truncated: completions that reach the limit are out of the loss; with every
     /// completion truncated, the gradient is zero.
     func testMaskTruncated() throws {

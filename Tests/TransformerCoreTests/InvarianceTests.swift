@@ -61,6 +61,36 @@ final class InvarianceTests: EveryPathTestCase {
         }
     }
 
+    /// A set reshaped to a smaller batch, and back, gives the logits, values and gradients of a
+    /// set allocated for that shape, bit for bit; a larger shape does not fit.
+    func testReshapedActivationsMatchASetOfThatShape() {
+        forEachArchitecture(configs) { cfg in
+            let model = randomModel(cfg, seed: 37, scale: 2)
+            var rng = SeededRandom(seed: 38)
+            func batch(_ lengths: [Int]) -> TokenBatch {
+                TokenBatch(leftPadding: lengths.map { randomTokens($0, vocab: cfg.vocabSize, rng: &rng) }, pad: 2)
+            }
+            let small = batch([4, 9]), large = batch([12, 3, 7])
+            func run(_ b: TokenBatch, _ acts: Activations) -> [[Float]] {
+                model.forward(b, acts)
+                let targets = b.tokens.map { $0 == 2 ? Int32(-1) : $0 }
+                LogitHeads.logitGradient(acts, targets: targets, temperature: 1, dLogProb: targets.map { $0 >= 0 ? 1 : 0 }, dEntropy: nil)
+                model.zeroGradients()
+                model.backward(b, acts, fromLogits: true)
+                return [acts.lnf.array.prefix(b.batch * b.length * cfg.nEmbd).map { $0 }, model.trainableGradients.array]
+            }
+            let shared = Activations(config: cfg, batch: 3, length: large.length)
+            XCTAssertTrue(shared.canHold(batch: small.batch, length: small.length))
+            XCTAssertFalse(shared.canHold(batch: 4, length: 2))
+            XCTAssertFalse(shared.canHold(batch: 1, length: large.length + 1))
+            let firstLarge = run(large, shared)
+            shared.reshape(batch: small.batch, length: small.length)
+            XCTAssertEqual(run(small, shared), run(small, Activations(config: cfg, batch: small.batch, length: small.length)))
+            shared.reshape(batch: 3, length: large.length)
+            XCTAssertEqual(run(large, shared), firstLarge)
+        }
+    }
+
     /// Scoring sorts the sequences by length into micro-batches padded to their own longest: the
     /// values come back in the order given, each as when its sequence is scored alone.
     func testScoresComeBackInOrderWhateverTheMicroBatches() {

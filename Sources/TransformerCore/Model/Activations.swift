@@ -3,10 +3,13 @@
 /// Everything the backward pass needs from the forward pass is kept here; `TransformerModel.forward`
 /// overwrites it on each call. Allocate one per shape (and per model that runs concurrently).
 public final class Activations {
-    /// Batch size and sequence length this set was allocated for.
-    public let batch: Int, length: Int
+    /// Batch size and sequence length of the shape in use: the allocated one, or a smaller one
+    /// set by `reshape(batch:length:)`.
+    public private(set) var batch: Int, length: Int
+    /// The shape the buffers were allocated for.
+    public let allocatedBatch: Int, allocatedLength: Int
     let config: ModelConfig
-    let n: Int
+    private(set) var n: Int
 
     final class Block {
         let ln1, ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3: FloatBuffer
@@ -45,6 +48,7 @@ public final class Activations {
     /// from about 1/n_layer of the memory, but `TransformerModel.backward` cannot use the set.
     public init(config: ModelConfig, batch: Int, length: Int, inferenceOnly: Bool = false) {
         self.config = config; self.batch = batch; self.length = length; self.inferenceOnly = inferenceOnly
+        allocatedBatch = batch; allocatedLength = length
         let n = batch * length
         self.n = n
         let c = config.nEmbd
@@ -62,6 +66,23 @@ public final class Activations {
         dres = FloatBuffer(count: backward * c)
         dqkv = FloatBuffer(count: backward * config.qkvWidth); dfch = FloatBuffer(count: backward * config.mlpInWidth)
         dhidden = FloatBuffer(count: config.architecture.isLlamaFamily ? backward * config.intermediateSize : 0)
+    }
+
+    /// Whether the buffers can run batches of `batch` × `length` tokens.
+    public func canHold(batch: Int, length: Int) -> Bool {
+        batch >= 1 && length >= 1 && batch <= allocatedBatch && length <= allocatedLength
+    }
+
+    /// Runs later passes on batches of `batch` × `length` tokens, in a prefix of each buffer, so
+    /// that passes of different lengths (micro-batches padded only to their own longest row)
+    /// share one set instead of allocating one per shape. Clears `logitWindow`, which a loss
+    /// then sets for the new shape.
+    public func reshape(batch: Int, length: Int) {
+        precondition(
+            canHold(batch: batch, length: length),
+            "a \(batch) × \(length) batch does not fit activations allocated for \(allocatedBatch) × \(allocatedLength)")
+        logitWindow = nil
+        self.batch = batch; self.length = length; n = batch * length
     }
 
     /// The positions of each sequence whose logits the forward pass computes (nil: all). A loss
