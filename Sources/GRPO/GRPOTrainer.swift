@@ -55,8 +55,8 @@ public final class GRPOTrainer {
     public let optimizer: AdamW
     public let scorer: GRPOScorer
     private let generator: Generator
-    private var policyActs: [Int: Activations] = [:]
-    private var referenceActs: [Int: Activations] = [:]
+    private let policyActs: ActivationSets
+    private let referenceActs: ActivationSets
     /// What each of the last iteration's μ steps added up (its first step's ratios are exactly 1).
     public private(set) var lastSteps: [GRPOMath.LossStats] = []
     /// Seconds of each phase of the last iteration: generation, scoring, reference, update.
@@ -77,24 +77,8 @@ public final class GRPOTrainer {
         rng = SeededRandom(seed: settings.seed)
         optimizer = AdamW(training: policy, config: AdamWConfig(learningRate: settings.learningRate, eps: settings.adamEps, weightDecay: 0))
         generator = Generator(model: policy)
-    }
-
-    /// Activations for a pass of `rows` × `t` tokens: one set per row count, reshaped for each
-    /// pass, and allocated anew (for `room` tokens per row) only when a pass is longer than it.
-    private func acts(_ model: TransformerModel, rows: Int, t: Int, room: Int) -> Activations {
-        let training = model === policy
-        let a: Activations
-        if let held = (training ? policyActs : referenceActs)[rows], held.canHold(batch: rows, length: t) {
-            a = held
-        } else {
-            if training { policyActs[rows] = nil } else { referenceActs[rows] = nil } // free before allocating
-            a = Activations(config: model.config, batch: rows, length: max(t, room), inferenceOnly: !training)
-            // The logit gradient overwrites the logits it reads.
-            a.gradientOverwritesLogits = true
-            if training { policyActs[rows] = a } else { referenceActs[rows] = a }
-        }
-        a.reshape(batch: rows, length: t)
-        return a
+        policyActs = ActivationSets(config: policy.config)
+        referenceActs = ActivationSets(config: policy.config, inferenceOnly: true)
     }
 
     /// The learning rate of optimiser step `step` (0-based): linear decay to 0.
@@ -159,7 +143,7 @@ public final class GRPOTrainer {
                 var out = [Float](repeating: 0, count: n * width)
                 for (pass, layout) in zip(passes, layouts) {
                     let local = Array(0..<pass.count)
-                    let a = acts(reference, rows: pass.count, t: layout.t, room: room)
+                    let a = referenceActs.shaped(rows: pass.count, length: layout.t, room: room)
                     a.logitWindow = layout.logitWindow
                     reference.forward(layout.batch(local), a)
                     let lp = responseOrder(LogitHeads.targetLogProbs(a, targets: layout.targets(local), temperature: s.temperature), layout)
@@ -180,7 +164,7 @@ public final class GRPOTrainer {
                 var stats = GRPOMath.LossStats()
                 for (pass, layout) in zip(passes, layouts) {
                     let local = Array(0..<pass.count)
-                    let a = acts(policy, rows: pass.count, t: layout.t, room: room), batch = layout.batch(local)
+                    let a = policyActs.shaped(rows: pass.count, length: layout.t, room: room), batch = layout.batch(local)
                     let targets = layout.targets(local)
                     // Logits only where they predict completion tokens, as TRL's logits_to_keep.
                     a.logitWindow = layout.logitWindow

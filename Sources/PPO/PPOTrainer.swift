@@ -29,9 +29,9 @@ public final class PPOTrainer {
     public let policyOptimizer: AdamW, valueOptimizer: AdamW
     /// Scores (prompt, response) pairs; responses end with EOS when finished.
     public let scorer: ([[Int32]], [[Int32]]) -> [Float]
-    private var policyActs: [Int: Activations] = [:]
-    private var referenceActs: [Int: Activations] = [:]
-    private var valueActs: [Int: Activations] = [:]
+    private let policyActs: ActivationSets
+    private let referenceActs: ActivationSets
+    private let valueActs: ActivationSets
     private let generator: Generator
     /// Seconds per phase of the last iteration (rollout and update), for `rlhf bench --only ppo`.
     public private(set) var profile: [(String, Double)] = []
@@ -64,9 +64,7 @@ public final class PPOTrainer {
     /// AdamW moments, LoRA adapters, and activations (the forward/backward sets of each model
     /// and the generator's cache and buffers). For `rlhf bench --only ppo-memory`.
     public var memoryBreakdown: [(String, Int)] {
-        let acts = [policyActs, referenceActs, valueActs].reduce(0) { sum, cache in
-            sum + cache.values.reduce(0) { $0 + $1.floatCount }
-        }
+        let acts = [policyActs, referenceActs, valueActs].reduce(0) { $0 + $1.floatCount }
         let weightBytes =
             policy.weightBytes + (reference.sharesWeights || policy.sharesWeights ? 0 : reference.weightBytes)
             + (value.sharesWeights ? 0 : value.weightBytes)
@@ -110,31 +108,21 @@ public final class PPOTrainer {
                 learningRate: settings.valueLearningRate ?? settings.learningRate,
                 eps: settings.adamEps, weightDecay: 0))
         generator = Generator(model: policy)
+        policyActs = ActivationSets(config: policy.config)
+        referenceActs = ActivationSets(config: reference.config, inferenceOnly: true)
+        valueActs = ActivationSets(config: value.config)
     }
 
     /// Rows of token sequences: left-padded prompts of width P followed by responses of width R.
     typealias Layout = PromptResponseBatch
-
-    private func acts(
-        _ cache: inout [Int: Activations], _ model: TransformerModel, rows: Int, t: Int,
-        inferenceOnly: Bool = false
-    ) -> Activations {
-        let key = rows << 20 | t
-        if let a = cache[key] { return a }
-        let a = Activations(config: model.config, batch: rows, length: t, inferenceOnly: inferenceOnly)
-        // The policy's logit gradient (LogitHeads.logitGradient) overwrites the logits it reads.
-        a.gradientOverwritesLogits = true
-        cache[key] = a
-        return a
-    }
 
     private func policyForward(_ model: TransformerModel, _ layout: Layout, _ rows: [Int]) -> (Activations, TokenBatch) {
         let b = layout.batch(rows)
         // the reference only ever runs forward
         let a =
             model === reference
-            ? acts(&referenceActs, model, rows: rows.count, t: layout.t, inferenceOnly: true)
-            : acts(&policyActs, model, rows: rows.count, t: layout.t)
+            ? referenceActs.shaped(rows: rows.count, length: layout.t)
+            : policyActs.shaped(rows: rows.count, length: layout.t)
         // Logits only where they predict response tokens.
         a.logitWindow = layout.logitWindow
         model.forward(b, a)
@@ -143,7 +131,7 @@ public final class PPOTrainer {
 
     private func valueForward(_ layout: Layout, _ rows: [Int]) -> (Activations, TokenBatch) {
         let b = layout.batch(rows)
-        let a = acts(&valueActs, value, rows: rows.count, t: layout.t)
+        let a = valueActs.shaped(rows: rows.count, length: layout.t)
         value.forward(b, a, computeLogits: false)
         return (a, b)
     }

@@ -91,6 +91,27 @@ final class InvarianceTests: EveryPathTestCase {
         }
     }
 
+    /// Activation sets for passes of changing lengths: a shorter pass reuses the set, a longer
+    /// one replaces it, and only one set per row count is held, whatever the lengths met.
+    func testActivationSetsHoldOneSetPerRowCount() {
+        let cfg = configs[0]
+        let sets = ActivationSets(config: cfg)
+        let first = sets.shaped(rows: 4, length: 10, room: 12)
+        XCTAssertEqual([first.batch, first.length, first.allocatedLength], [4, 10, 12])
+        let one = sets.floatCount
+        XCTAssertTrue(sets.shaped(rows: 4, length: 6) === first)
+        XCTAssertEqual(first.length, 6)
+        XCTAssertTrue(sets.shaped(rows: 4, length: 12) === first)
+        let longer = sets.shaped(rows: 4, length: 20)
+        XCTAssertFalse(longer === first)
+        XCTAssertEqual(longer.allocatedLength, 20)
+        for t in [3, 17, 9, 20, 1] { XCTAssertTrue(sets.shaped(rows: 4, length: t) === longer) }
+        XCTAssertEqual(sets.floatCount, Activations(config: cfg, batch: 4, length: 20).floatCount)
+        XCTAssertGreaterThan(sets.floatCount, one)
+        _ = sets.shaped(rows: 2, length: 5)
+        XCTAssertEqual(sets.floatCount, longer.floatCount + Activations(config: cfg, batch: 2, length: 5).floatCount)
+    }
+
     /// Scoring sorts the sequences by length into micro-batches padded to their own longest: the
     /// values come back in the order given, each as when its sequence is scored alone.
     func testScoresComeBackInOrderWhateverTheMicroBatches() {

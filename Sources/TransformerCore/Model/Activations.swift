@@ -147,3 +147,39 @@ public final class Activations {
         return total
     }
 }
+
+/// One model's activation sets for passes whose lengths change from pass to pass and from
+/// iteration to iteration (prompts and completions of different lengths): one set per row
+/// count, reshaped for each pass and allocated again only when a pass is longer than it holds.
+/// Keeping a set per shape instead would hold a new one for every length a run ever meets.
+public final class ActivationSets {
+    private let config: ModelConfig
+    private let inferenceOnly: Bool
+    private var sets: [Int: Activations] = [:]
+
+    /// Sets for `config`'s model; with `inferenceOnly`, forward-only ones. Their logit gradient
+    /// overwrites the logits it reads (`Activations.gradientOverwritesLogits`).
+    public init(config: ModelConfig, inferenceOnly: Bool = false) {
+        self.config = config; self.inferenceOnly = inferenceOnly
+    }
+
+    /// The set for a pass of `rows` × `length` tokens, shaped for it. A new set is allocated
+    /// with room for `room` tokens per row (at least `length`): pass the longest length of the
+    /// passes to come, so that they all fit the first.
+    public func shaped(rows: Int, length: Int, room: Int = 0) -> Activations {
+        let a: Activations
+        if let held = sets[rows], held.canHold(batch: rows, length: length) {
+            a = held
+        } else {
+            sets[rows] = nil // free the shorter set before allocating
+            a = Activations(config: config, batch: rows, length: max(length, room), inferenceOnly: inferenceOnly)
+            a.gradientOverwritesLogits = true
+            sets[rows] = a
+        }
+        a.reshape(batch: rows, length: length)
+        return a
+    }
+
+    /// Floats held by the sets.
+    public var floatCount: Int { sets.values.reduce(0) { $0 + $1.floatCount } }
+}
