@@ -62,6 +62,9 @@ public final class GRPOTrainer {
     /// Seconds of each phase of the last iteration: generation, scoring, reference, update.
     public private(set) var profile: [(String, Double)] = []
 
+    /// Where the last iteration's generation spent its time (prefill and decode steps).
+    public var generationTiming: GenerationTiming { generator.lastTiming }
+
     /// Optimiser steps of the whole run (for the linear learning-rate decay).
     public var totalSteps: Int { settings.iterations * settings.numIterations }
 

@@ -51,6 +51,15 @@ final class CLITests: XCTestCase {
         XCTAssertTrue((64...64 * 48).contains(tokens), "\(tokens)")
         XCTAssertTrue(share > 0 && share < 1, "\(share)")
         XCTAssertNil(rows[1]["gflops"])
+        // The generation's time split into the prefill and the decode steps (47 steps × 64 rows
+        // at most: the first token comes from the prefill).
+        let prefill = rows[0]["prefill_s"] as? Double ?? -1, decode = rows[0]["decode_s"] as? Double ?? -1
+        XCTAssertTrue(prefill > 0 && decode > 0, "\(prefill) \(decode)")
+        XCTAssertEqual(prefill + decode, seconds[0], accuracy: 0.01 + 0.05 * seconds[0])
+        let decoded = rows[0]["decoded_rows"] as? Int ?? -1
+        XCTAssertTrue((1...64 * 47).contains(decoded), "\(decoded)")
+        let decodeShare = rows[0]["decode_peak_share"] as? Double ?? -1
+        XCTAssertTrue(decodeShare > 0 && decodeShare < 1, "\(decodeShare)")
     }
 
     func testBenchJSONLines() throws {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why a sequence stopped.
 public enum FinishReason: String, Codable, Sendable {
     /// It produced the end-of-sequence token.
@@ -16,6 +18,19 @@ public struct Generation: Equatable, Sendable {
     public var finishReason: FinishReason
 }
 
+/// Where the last `Generator.generate` call's time went.
+public struct GenerationTiming: Equatable, Sendable {
+    /// Seconds of the prefill: the prompts through the model, the weights packed for the steps
+    /// after it, and the first tokens' logits.
+    public var prefillSeconds = 0.0
+    /// Seconds of the decode steps and of sampling every token.
+    public var decodeSeconds = 0.0
+    /// Rows run through the model by the decode steps, summed over the steps (each step runs
+    /// one token of every sequence in the batch).
+    public var decodedRows = 0
+    public init() {}
+}
+
 /// Batched incremental decoding with a KV cache: prompts of different lengths are left-padded,
 /// run through the model once (prefill), and then extended one token per step, each step costing
 /// one row per sequence instead of a full forward pass.
@@ -30,6 +45,9 @@ public final class Generator {
 
     /// A generator for `model`.
     public init(model: TransformerModel) { self.model = model }
+
+    /// Where the last `generate` call's time went.
+    public private(set) var lastTiming = GenerationTiming()
 
     /// Samples up to `maxNewTokens` tokens after each prompt. A sequence stops at `eos` (when
     /// given) or at the limit. `pad` fills the left padding (it is masked out, so any valid id
@@ -62,9 +80,14 @@ public final class Generator {
         var next = [Int32](repeating: pad, count: b)
         // The weights stay as they are until the last step: the products pack them once, for the
         // prefill and every decode step, not once per product.
+        var timing = GenerationTiming()
+        let start = Date()
+        defer { lastTiming = timing }
         Gemm.keepingPackedWeights {
             let cache = prefill(prompts: prompts, pad: pad, extra: maxNewTokens, reuse: true)
             let st = state!
+            timing.prefillSeconds = Date().timeIntervalSince(start)
+            defer { timing.decodeSeconds = Date().timeIntervalSince(start) - timing.prefillSeconds }
             for step in 0..<maxNewTokens {
                 let active = (0..<b).filter { !done[$0] }
                 for i in active where !settings.greedy { uniforms[i] = rng.uniformFloat() }
@@ -83,6 +106,7 @@ public final class Generator {
                 }
                 if step == maxNewTokens - 1 || !done.contains(false) { break }
                 decode(cache, tokens: next, positions: positions)
+                timing.decodedRows += b
                 for i in 0..<b { positions[i] += 1 }
             }
         }

@@ -9,12 +9,14 @@ extension BenchCommand {
     /// side. The generation row also gives the decode's GFLOPS and their share of the peak:
     /// 2 flops per weight of the products per generated token (every parameter but the position
     /// embeddings: a tied embedding counts once, as the logit head), over the generation's time,
-    /// prefill and sampling included.
+    /// prefill and sampling included. It then splits that time: the prefill (with the packing of
+    /// the weights for the steps), and the decode steps with their sampling, whose GFLOPS count
+    /// the same 2 flops per weight for each row each step runs.
     static func reportGRPO(_ out: BenchOutput, _ peak: PeakReference, configs: [String], loraRank: Int?, frozen: FrozenDType) throws {
         for name in configs {
             for dtype in frozen == .bf16 ? [FrozenDType.f32, .bf16] : [.f32] {
                 let cfg = ModelConfig.preset(name)!
-                let (phases, total, tokens) = try benchGRPO(cfg, loraRank: loraRank, frozen: dtype)
+                let (phases, total, tokens, timing) = try benchGRPO(cfg, loraRank: loraRank, frozen: dtype)
                 let tag = "grpo \(name)" + (loraRank.map { " LoRA r\($0)" } ?? "") + (frozen == .bf16 ? " \(dtype.rawValue)" : "")
                 let common: [String: Any] = [
                     "what": "grpo", "config": label(name), "lora_rank": loraRank ?? 0, "frozen_dtype": dtype.rawValue, "prompts": 16, "group": 4,
@@ -29,6 +31,17 @@ extension BenchCommand {
                         let gflops = 2 * weights * tokens / secs / 1e9, share = peakShare(gflops, peak)
                         fields.merge(share.fields.merging(["gflops": round2(gflops), "generated_tokens": Int(tokens)]) { $1 }) { $1 }
                         text += ", \(Int(tokens)) tokens, \(fmt(gflops)) GFLOPS, \(share.text)"
+                        let steps = timing.decodeSeconds
+                        let stepGFLOPS = steps > 0 ? 2 * weights * Double(timing.decodedRows) / steps / 1e9 : 0
+                        let stepShare = peakShare(stepGFLOPS, peak)
+                        fields.merge([
+                            "prefill_s": round3(timing.prefillSeconds), "decode_s": round3(steps), "decoded_rows": timing.decodedRows,
+                            "decode_gflops": round2(stepGFLOPS), "decode_peak_share": stepShare.fields["peak_share"] ?? 0,
+                        ]) { $1 }
+                        text +=
+                            "\n" + "  prefill".column(38) + String(format: "%.3f s (packing the weights included)", timing.prefillSeconds) + "\n"
+                            + "  decode steps".column(38)
+                            + String(format: "%.3f s, %d rows, ", steps, timing.decodedRows) + "\(fmt(stepGFLOPS)) GFLOPS, \(stepShare.text)"
                     }
                     out.emit(fields, text: text)
                 }
@@ -44,8 +57,11 @@ extension BenchCommand {
     /// reference pass), rewarded by a reward model of the policy's shape; fully fine-tuned, or
     /// with rank-r LoRA on every projection (α = 2r). (phase, seconds) and the total: the best of
     /// three timed iterations for models up to M's size, one for larger ones.
-    /// The third value is the number of tokens generated in the reported iteration.
-    static func benchGRPO(_ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType) throws -> ([(String, Double)], Double, Double) {
+    /// The third value is the number of tokens generated in the reported iteration, the fourth
+    /// where its generation's time went.
+    static func benchGRPO(
+        _ cfg: ModelConfig, loraRank: Int?, frozen: FrozenDType
+    ) throws -> ([(String, Double)], Double, Double, GenerationTiming) {
         let policy = TransformerModel(config: cfg), reward = TransformerModel(config: cfg, scalarHead: true)
         policy.initialize(seed: 1)
         reward.copyParameters(from: policy)
@@ -63,13 +79,13 @@ extension BenchCommand {
             RewardBreakdown(terms: [("rm", 1, rm.scores(zip(rows, responses).map { prompts[$0] + $1 }).map(Double.init))])
         }
         _ = try trainer.step(prompts: prompts)
-        var best: ([(String, Double)], Double, Double) = ([], .infinity, 0)
+        var best: ([(String, Double)], Double, Double, GenerationTiming) = ([], .infinity, 0, GenerationTiming())
         for _ in 0..<(policy.layout.count <= 40_000_000 ? 3 : 1) {
             let t = Date()
             let result = try trainer.step(prompts: prompts)
             let total = Date().timeIntervalSince(t)
             let tokens = (result.metric("completions/mean_length") ?? 0) * Double(s.batch * s.group)
-            if total < best.1 { best = (trainer.profile, total, tokens) }
+            if total < best.1 { best = (trainer.profile, total, tokens, trainer.generationTiming) }
         }
         return best
     }
