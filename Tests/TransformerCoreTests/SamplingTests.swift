@@ -130,6 +130,58 @@ final class SamplingTests: EveryPathTestCase {
         }
     }
 
+    /// A row that stops leaves the batch: the steps after it run only the rows still sampling.
+    /// Their tokens are those of every row running every step (this reference loop), and their
+    /// log-probabilities too up to rounding: fewer rows take other product kernels, whose sums
+    /// may round differently in the last bits. For a small model (each core decodes its rows)
+    /// and one past `batchSplitBytes` (the cores split each product), on every architecture and
+    /// path, while the rows left fall from the blocked products to the few-row kernels.
+    func testStoppedRowsLeaveTheBatchWithTheSameBits() {
+        for (embd, vocab) in [(32, 131), (640, 256)] {
+            forEachArchitecture(Self.architectureConfigs(layers: 2, embd: embd, ctx: 40, vocab: vocab)) { cfg in
+                let model = randomModel(cfg, seed: 63, scale: 3)
+                XCTAssertEqual(model.layout.count * 4 > Generator.batchSplitBytes, embd > 32, "the two decode splits")
+                let v = cfg.vocabSize, steps = 12
+                var rng = SeededRandom(seed: 64)
+                let ps = (0..<30).map { i in randomTokens(1 + i % 9, vocab: v, rng: &rng) }
+                // About one token in five stops a row.
+                let stops = (0..<v / 5).map { _ in Int32(rng.int(below: v)) }, stopSet = Set(stops)
+                let settings = SamplingSettings(temperature: 1)
+                var r = SeededRandom(seed: 6)
+                let gen = Generator(model: model)
+                let got = gen.generate(prompts: ps, maxNewTokens: steps, settings: settings, stopTokens: stops, pad: 0, rng: &r)
+                let decoded = gen.lastTiming.decodedRows
+
+                let ref = Generator(model: model)
+                let cache = ref.prefill(prompts: ps, pad: 0, extra: steps)
+                let sampler = Sampler(settings: settings, vocabSize: v)
+                r = SeededRandom(seed: 6)
+                var tokens = ps.map { _ in [Int32]() }, logProbs = ps.map { _ in [Float]() }, liveRows = 0
+                var done = ps.map { _ in false }, next = ps.map { _ in Int32(0) }, positions = ps.map { Int32($0.count) }
+                for step in 0..<steps {
+                    for i in ps.indices where !done[i] {
+                        let (tok, lp) = sampler.pick(ref.logits + i * v, v, rng: &r)
+                        tokens[i].append(tok); logProbs[i].append(lp); next[i] = tok
+                        done[i] = stopSet.contains(tok)
+                    }
+                    if step == steps - 1 || !done.contains(false) { break }
+                    ref.decode(cache, tokens: next, positions: positions)
+                    liveRows += done.filter { !$0 }.count
+                    for i in ps.indices { positions[i] += 1 }
+                }
+                XCTAssertEqual(got.map(\.tokens), tokens)
+                for (g, want) in zip(got, logProbs) where g.logProbs.count == want.count {
+                    for (x, y) in zip(g.logProbs, want) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y))) }
+                }
+                let lengths = got.map(\.tokens.count)
+                XCTAssertTrue(lengths.contains { $0 <= 2 } && lengths.contains(steps), "rows stop early and late: \(lengths)")
+                XCTAssertTrue(lengths.filter { $0 < steps }.count >= 24, "most rows stop, so few are left: \(lengths)")
+                XCTAssertEqual(decoded, liveRows, "the steps ran only the rows still sampling")
+                XCTAssertLessThan(decoded, ps.count * (steps - 1))
+            }
+        }
+    }
+
     func testSameSeedSameTokensAndEosStops() {
         forEachPath {
             let model = randomModel(cfg, seed: 43, scale: 3)

@@ -88,16 +88,18 @@ public final class Generator {
             let st = state!
             timing.prefillSeconds = Date().timeIntervalSince(start)
             defer { timing.decodeSeconds = Date().timeIntervalSince(start) - timing.prefillSeconds }
+            // The rows still sampling, in order; row k of the logits is live[k]'s. A row that
+            // stops leaves the batch: the steps after it run only the others.
+            var live = Array(0..<b)
             for step in 0..<maxNewTokens {
-                let active = (0..<b).filter { !done[$0] }
-                for i in active where !settings.greedy { uniforms[i] = rng.uniformFloat() }
+                for i in live where !settings.greedy { uniforms[i] = rng.uniformFloat() }
                 picks.withUnsafeMutableBufferPointer { out in
-                    Parallel.forEachTask(active.count, threads: samplers.count) { task, worker in
-                        let i = active[task]
-                        out[i] = samplers[worker].pick(st.logits.pointer + i * v, v, uniform: uniforms[i])
+                    Parallel.forEachTask(live.count, threads: samplers.count) { task, worker in
+                        let i = live[task]
+                        out[i] = samplers[worker].pick(st.logits.pointer + task * v, v, uniform: uniforms[i])
                     }
                 }
-                for i in active {
+                for i in live {
                     let (tok, lp) = picks[i]
                     results[i].tokens.append(tok)
                     results[i].logProbs.append(lp)
@@ -105,9 +107,10 @@ public final class Generator {
                     if stops.contains(tok) { done[i] = true; results[i].finishReason = .eos }
                 }
                 if step == maxNewTokens - 1 || !done.contains(false) { break }
-                decode(cache, tokens: next, positions: positions)
-                timing.decodedRows += b
-                for i in 0..<b { positions[i] += 1 }
+                live.removeAll { done[$0] }
+                decode(cache, rows: live, tokens: live.map { next[$0] }, positions: live.map { positions[$0] })
+                timing.decodedRows += live.count
+                for i in live { positions[i] += 1 }
             }
         }
         return results
@@ -202,12 +205,25 @@ public final class Generator {
     /// Feeds one token per sequence at the given positions, appends their keys and values to the
     /// cache, and leaves the next-token logits in `logits`.
     public func decode(_ cache: KVCache, tokens: [Int32], positions: [Int32]) {
-        let b = cache.batch, cap = cache.capacity
-        precondition(tokens.count == b && positions.count == b && cache.length < cap, "decode: cache full or wrong batch")
+        precondition(tokens.count == cache.batch, "decode: wrong batch")
+        decode(cache, rows: Array(0..<cache.batch), tokens: tokens, positions: positions)
+    }
+
+    /// `decode` for some of the cache's sequences (`rows`, ascending), one token each: row k of
+    /// `logits` is then `rows[k]`'s. The others' cache positions at this step are masked out; a
+    /// sequence left out once (it has stopped) must stay out. A sequence's logits are those of
+    /// decoding every row, up to rounding: with fewer rows the products may take other kernels,
+    /// whose sums can differ in the last bits.
+    public func decode(_ cache: KVCache, rows: [Int], tokens: [Int32], positions: [Int32]) {
+        let b = rows.count, cap = cache.capacity
+        precondition(b > 0 && tokens.count == b && positions.count == b && cache.length < cap, "decode: cache full or wrong batch")
+        precondition(
+            zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 } && rows[0] >= 0 && rows[b - 1] < cache.batch, "decode: rows outside the batch")
         precondition(positions.allSatisfy { $0 >= 0 && Int($0) < model.config.nCtx }, "decode: position outside n_ctx")
-        let st = decodeState(b)
+        let st = decodeState(cache.batch)
         let cur = cache.length
-        for bi in 0..<b { cache.mask[bi * cap + cur] = 1 }
+        for bi in 0..<cache.batch { cache.mask[bi * cap + cur] = 0 }
+        for bi in rows { cache.mask[bi * cap + cur] = 1 }
         tokens.withUnsafeBufferPointer { tok in
             positions.withUnsafeBufferPointer { pos in
                 model.embed(st.x.pointer, tok.baseAddress!, pos.baseAddress!, b)
@@ -215,16 +231,17 @@ public final class Generator {
         }
         let parts = min(b, Parallel.threadCount)
         if parts > 1 && model.layout.count * 4 <= Self.batchSplitBytes {
-            Parallel.isolated(parts) { w in decodeRows(cache, st, (b * w / parts)..<(b * (w + 1) / parts), positions) }
+            Parallel.isolated(parts) { w in decodeRows(cache, st, (b * w / parts)..<(b * (w + 1) / parts), positions, rows) }
         } else {
-            decodeRows(cache, st, 0..<b, positions)
+            decodeRows(cache, st, 0..<b, positions, rows)
         }
         cache.length = cur + 1
     }
 
-    /// One decoding step for rows `rows` of the batch, from their embeddings in `st.x` to their
-    /// logits. (In an isolated part, the kernels run on this thread alone.)
-    private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>, _ positions: [Int32]) {
+    /// One decoding step for rows `rows` of the step's batch, from their embeddings in `st.x` to
+    /// their logits; row i is the cache's sequence `cacheRows[i]`. (In an isolated part, the
+    /// kernels run on this thread alone.)
+    private func decodeRows(_ cache: KVCache, _ st: DecodeState, _ rows: Range<Int>, _ positions: [Int32], _ cacheRows: [Int]) {
         let cfg = model.config, p = model.p, m = model
         let c = cfg.nEmbd, nh = cfg.nHead, nkv = cfg.nKVHead, hs = cfg.headSize, cap = cache.capacity
         let shape = AttentionHeads(cfg), ldqkv = shape.ldqkv, qd = cfg.qDim, inter = cfg.intermediateSize
@@ -247,7 +264,7 @@ public final class Generator {
                 let threads = nb * nh * (cur + 1) * hs >= (1 << 16) ? Parallel.threadCount : 1
                 let tasks = nb * nkv, parts = min(threads, tasks)
                 @inline(__always) func blocks(_ task: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
-                    let block = (r0 + task / nkv) * nkv + task % nkv
+                    let block = cacheRows[r0 + task / nkv] * nkv + task % nkv
                     return (kc + block * hs * cap, vc + block * cap * hs)
                 }
                 // One task per sequence and key/value head: it rotates the head's queries and
@@ -278,7 +295,7 @@ public final class Generator {
                         for h in j * shape.group..<(j + 1) * shape.group {
                             // scores over cached positions, masked softmax, weighted sum of values
                             kern.decodeScores(row + shape.q(h), scale, kBase, cap, hs, cur + 1, scores)
-                            maskedSoftmaxRow(scores, mask + bi * cap, cur, cur + 1)
+                            maskedSoftmaxRow(scores, mask + cacheRows[bi] * cap, cur, cur + 1)
                             kern.decodeWeightedValues(scores, cur + 1, vBase, hs, atty + i * qd + h * hs)
                         }
                     }
