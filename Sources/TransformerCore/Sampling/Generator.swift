@@ -26,7 +26,7 @@ public struct GenerationTiming: Equatable, Sendable {
     /// Seconds of the decode steps and of sampling every token.
     public var decodeSeconds = 0.0
     /// Rows run through the model by the decode steps, summed over the steps (each step runs
-    /// one token of every sequence in the batch).
+    /// one token of every sequence that has not stopped).
     public var decodedRows = 0
     public init() {}
 }
