@@ -138,8 +138,11 @@ public final class GRPOTrainer {
             }
             return out
         }
-        /// A pass's rows of an (n, width) array.
+        /// A pass's rows of an (n, width) array, and back.
         func rowsOf(_ x: [Float], _ pass: [Int]) -> [Float] { pass.flatMap { x[$0 * width..<($0 + 1) * width] } }
+        func setRows(_ x: inout [Float], _ pass: [Int], _ rows: [Float]) {
+            for (r, i) in pass.enumerated() { x.replaceSubrange(i * width..<(i + 1) * width, with: rows[r * width..<(r + 1) * width]) }
+        }
         var refLogprobs: [Float]?
         if let reference, s.beta != 0 {
             refLogprobs = timed("reference") {
@@ -149,8 +152,8 @@ public final class GRPOTrainer {
                     let a = referenceActs.shaped(rows: pass.count, length: layout.t, room: room)
                     a.logitWindow = layout.logitWindow
                     reference.forward(layout.batch(local), a)
-                    let lp = responseOrder(LogitHeads.targetLogProbs(a, targets: layout.targets(local), temperature: s.temperature), layout)
-                    for (r, i) in pass.enumerated() { out.replaceSubrange(i * width..<(i + 1) * width, with: lp[r * width..<(r + 1) * width]) }
+                    let lp = LogitHeads.targetLogProbs(a, targets: layout.targets(local), temperature: s.temperature)
+                    setRows(&out, pass, responseOrder(lp, layout))
                 }
                 return out
             }
@@ -175,11 +178,7 @@ public final class GRPOTrainer {
                     let (lp, ent) = LogitHeads.targetLogProbsAndEntropies(a, targets: targets, temperature: s.temperature)
                     let logprobs = responseOrder(lp, layout), entropy = responseOrder(ent, layout)
                     // The first step's weights sampled the completions: they are the old policy.
-                    if step == 0 {
-                        for (r, i) in pass.enumerated() {
-                            old.replaceSubrange(i * width..<(i + 1) * width, with: logprobs[r * width..<(r + 1) * width])
-                        }
-                    }
+                    if step == 0 { setRows(&old, pass, logprobs) }
                     let (grad, st) = GRPOMath.surrogate(
                         logprobs: logprobs, old: rowsOf(old, pass), ref: refLogprobs.map { rowsOf($0, pass) }, entropy: entropy,
                         advantages: pass.map { adv.values[$0] }, counts: pass.map { counts[$0] }, weights: pass.map { weights[$0] },

@@ -1,7 +1,8 @@
 /// Activations and backward-pass buffers for one (B, T) shape, allocated once and reused.
 ///
 /// Everything the backward pass needs from the forward pass is kept here; `TransformerModel.forward`
-/// overwrites it on each call. Allocate one per shape (and per model that runs concurrently).
+/// overwrites it on each call. Allocate one per shape (and per model that runs concurrently), or
+/// one for the longest of several passes and `reshape` it for each (`ActivationSets`).
 public final class Activations {
     /// Batch size and sequence length of the shape in use: the allocated one, or a smaller one
     /// set by `reshape(batch:length:)`.
